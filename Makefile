@@ -1,0 +1,81 @@
+# Outpost: `make run` for the demo on embedded defaults, `make test` for the whole suite.
+# Every tool a step needs is installed here: a fresh Debian machine with Python 3.11 is enough.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+AGENT_VENV := .venv-agent
+STAMP := $(VENV)/.installed
+APT_STAMP := .outpost/.apt-installed
+# Debian packages of the real peers the tests start (SNMP, InfluxDB-protocol servers, NATS, browser).
+APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server
+
+.PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || PYTHON=python3; \
+	  test -d $(VENV) || $${PYTHON:-$(PYTHON)} -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+apt: $(APT_STAMP)
+
+$(APT_STAMP):
+	@mkdir -p .outpost
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
+	touch $(APT_STAMP)
+
+# Regenerates the committed protobuf code; imports are rewritten so the code lives under shared.pb.
+proto: $(STAMP)
+	rm -rf shared/pb/outpost
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=shared/pb --pyi_out=shared/pb \
+	  --grpc_python_out=shared/pb proto/outpost/v1/*.proto
+	find shared/pb/outpost -name '*.py*' -exec sed -i -E 's/^from outpost\.v1 import/from shared.pb.outpost.v1 import/' {} +
+	touch shared/pb/outpost/__init__.py shared/pb/outpost/v1/__init__.py
+
+# Fails when the committed generated code does not match the .proto files.
+proto-check: proto
+	git diff --exit-code -- shared/pb || { echo "shared/pb is stale: run 'make proto' and commit"; exit 1; }
+	test -z "$$(git status --porcelain -- shared/pb)" || { echo "untracked generated files in shared/pb"; exit 1; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check agent hub shared tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# buf's npm package carries its binary, so lint works offline once installed.
+buflint:
+	npx --yes @bufbuild/buf@1 lint
+
+# An agent-only venv proves `pip install outpost[agent]` pulls no hub dependency.
+agent-venv: $(AGENT_VENV)/.installed
+
+$(AGENT_VENV)/.installed: pyproject.toml
+	test -d $(AGENT_VENV) || python3 -m venv $(AGENT_VENV)
+	$(AGENT_VENV)/bin/pip install -q '.[agent]'
+	touch $@
+
+pytest: $(STAMP) $(APT_STAMP) agent-venv
+	$(VENV)/bin/pytest -q -m 'not slow'
+
+test: $(STAMP) $(APT_STAMP) proto-check lint typecheck buflint pytest
+
+run: $(STAMP)
+	$(PY) -m packaging.demo
+
+bench: $(STAMP)
+	$(PY) bench/codec.py
+
+soak: $(STAMP) $(APT_STAMP)
+	$(VENV)/bin/pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) $(AGENT_VENV) .outpost .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,176 @@
+"""Value types that flow from collectors through batches to the hub's store.
+
+A series is identified by its metric name plus labels. Points travel column-wise (numpy arrays) so that
+no per-point Python object exists between the batcher and the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+import numpy.typing as npt
+
+I64Array = npt.NDArray[np.int64]
+F64Array = npt.NDArray[np.float64]
+F32Array = npt.NDArray[np.float32]
+
+
+class MetricKind(Enum):
+    """How a series' values are to be read (mirrors outpost.v1.MetricKind)."""
+
+    GAUGE = 1
+    RATE = 2
+    COUNTER = 3
+
+
+class Severity(Enum):
+    """Severity of an event (mirrors outpost.v1.Severity)."""
+
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+
+class BatchClass(Enum):
+    """What a batch carries; the spool sheds METRICS before anything else under pressure."""
+
+    METRICS = 1
+    EVENTS = 2
+    ANOMALY = 3
+    HEARTBEAT = 4
+    ROLLUP = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """Metric name plus sorted labels; hashable so it can index detector and store state."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, metric: str, labels: Mapping[str, str] | None = None) -> SeriesKey:
+        """Builds a key with labels sorted by name, the canonical order everywhere."""
+        return cls(metric, tuple(sorted((labels or {}).items())))
+
+    def label(self, name: str, default: str = "") -> str:
+        """Returns one label's value."""
+        for k, v in self.labels:
+            if k == name:
+                return v
+        return default
+
+    def __str__(self) -> str:
+        inner = ",".join(f'{k}="{v}"' for k, v in self.labels)
+        return f"{self.metric}{{{inner}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading from a collector. Collectors emit these; the batcher turns them into columns."""
+
+    key: SeriesKey
+    ts_ms: int
+    value: float
+    kind: MetricKind = MetricKind.GAUGE
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SeriesPoints:
+    """All points of one series in a batch, column-wise; timestamps strictly increasing (ms)."""
+
+    key: SeriesKey
+    timestamps_ms: I64Array
+    values: F64Array
+    kind: MetricKind = MetricKind.GAUGE
+    unit: str = ""
+    scores: F32Array | None = None
+
+    def __len__(self) -> int:
+        return int(self.timestamps_ms.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened (trap, SEL entry, anomaly onset) rather than a sample."""
+
+    ts_ms: int
+    kind: str
+    severity: Severity
+    source: str
+    message: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        ts_ms: int,
+        kind: str,
+        severity: Severity,
+        source: str,
+        message: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> Event:
+        """Builds an event with attributes sorted by name."""
+        return cls(ts_ms, kind, severity, source, message, tuple(sorted((attributes or {}).items())))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Batch:
+    """The unit of delivery; (agent identity, boot_epoch, seq) identifies it for deduplication."""
+
+    boot_epoch: int
+    seq: int
+    series: tuple[SeriesPoints, ...] = ()
+    events: tuple[Event, ...] = ()
+    batch_class: BatchClass = BatchClass.METRICS
+
+    @property
+    def batch_id(self) -> str:
+        """Stable id used for NATS Nats-Msg-Id and log lines."""
+        return f"{self.boot_epoch}-{self.seq}"
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(s) for s in self.series)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectResult:
+    """A poll's outcome: a partial poll is a value (samples plus the errors met), not an exception."""
+
+    samples: list[Sample] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def series_from_samples(samples: Iterable[Sample]) -> list[SeriesPoints]:
+    """Groups samples by series key into column-wise series, sorted by time, duplicates dropped.
+
+    Why: collectors produce one sample per series per poll; the wire and the store want columns.
+    Keeps the last value when two samples of a series share a timestamp (timestamps must be strictly
+    increasing on the wire).
+    """
+    grouped: dict[SeriesKey, tuple[list[int], list[float], MetricKind, str]] = {}
+    for s in samples:
+        entry = grouped.get(s.key)
+        if entry is None:
+            entry = ([], [], s.kind, s.unit)
+            grouped[s.key] = entry
+        entry[0].append(s.ts_ms)
+        entry[1].append(s.value)
+    out: list[SeriesPoints] = []
+    for key, (ts, vals, kind, unit) in grouped.items():
+        t = np.asarray(ts, dtype=np.int64)
+        v = np.asarray(vals, dtype=np.float64)
+        if t.shape[0] > 1 and not bool(np.all(t[1:] > t[:-1])):
+            order = np.argsort(t, kind="stable")
+            t, v = t[order], v[order]
+            keep = np.append(t[1:] != t[:-1], True)
+            t, v = t[keep], v[keep]
+        out.append(SeriesPoints(key, t, v, kind, unit))
+    return out

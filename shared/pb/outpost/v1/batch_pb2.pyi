@@ -1,0 +1,132 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MetricKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METRIC_KIND_UNSPECIFIED: _ClassVar[MetricKind]
+    METRIC_KIND_GAUGE: _ClassVar[MetricKind]
+    METRIC_KIND_RATE: _ClassVar[MetricKind]
+    METRIC_KIND_COUNTER: _ClassVar[MetricKind]
+
+class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEVERITY_UNSPECIFIED: _ClassVar[Severity]
+    SEVERITY_INFO: _ClassVar[Severity]
+    SEVERITY_WARNING: _ClassVar[Severity]
+    SEVERITY_CRITICAL: _ClassVar[Severity]
+
+class BatchClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_CLASS_UNSPECIFIED: _ClassVar[BatchClass]
+    BATCH_CLASS_METRICS: _ClassVar[BatchClass]
+    BATCH_CLASS_EVENTS: _ClassVar[BatchClass]
+    BATCH_CLASS_ANOMALY: _ClassVar[BatchClass]
+    BATCH_CLASS_HEARTBEAT: _ClassVar[BatchClass]
+    BATCH_CLASS_ROLLUP: _ClassVar[BatchClass]
+
+class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENCODING_UNSPECIFIED: _ClassVar[Encoding]
+    ENCODING_NONE: _ClassVar[Encoding]
+    ENCODING_ZSTD: _ClassVar[Encoding]
+METRIC_KIND_UNSPECIFIED: MetricKind
+METRIC_KIND_GAUGE: MetricKind
+METRIC_KIND_RATE: MetricKind
+METRIC_KIND_COUNTER: MetricKind
+SEVERITY_UNSPECIFIED: Severity
+SEVERITY_INFO: Severity
+SEVERITY_WARNING: Severity
+SEVERITY_CRITICAL: Severity
+BATCH_CLASS_UNSPECIFIED: BatchClass
+BATCH_CLASS_METRICS: BatchClass
+BATCH_CLASS_EVENTS: BatchClass
+BATCH_CLASS_ANOMALY: BatchClass
+BATCH_CLASS_HEARTBEAT: BatchClass
+BATCH_CLASS_ROLLUP: BatchClass
+ENCODING_UNSPECIFIED: Encoding
+ENCODING_NONE: Encoding
+ENCODING_ZSTD: Encoding
+
+class Label(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class Series(_message.Message):
+    __slots__ = ("metric", "labels", "kind", "unit", "time_deltas_ms", "values", "anomaly_scores")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    TIME_DELTAS_MS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_SCORES_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    labels: _containers.RepeatedCompositeFieldContainer[Label]
+    kind: MetricKind
+    unit: str
+    time_deltas_ms: _containers.RepeatedScalarFieldContainer[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    anomaly_scores: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, metric: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., kind: _Optional[_Union[MetricKind, str]] = ..., unit: _Optional[str] = ..., time_deltas_ms: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("time_unix_ms", "kind", "severity", "source", "message", "attributes")
+    TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    time_unix_ms: int
+    kind: str
+    severity: Severity
+    source: str
+    message: str
+    attributes: _containers.RepeatedCompositeFieldContainer[Label]
+    def __init__(self, time_unix_ms: _Optional[int] = ..., kind: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., source: _Optional[str] = ..., message: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Label, _Mapping]]] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ("boot_epoch", "seq", "base_time_unix_ms", "batch_class", "series", "events")
+    BOOT_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    BASE_TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    boot_epoch: int
+    seq: int
+    base_time_unix_ms: int
+    batch_class: BatchClass
+    series: _containers.RepeatedCompositeFieldContainer[Series]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., base_time_unix_ms: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class Envelope(_message.Message):
+    __slots__ = ("schema_version", "encoding", "payload", "boot_epoch", "seq", "batch_class", "uncompressed_size", "point_count")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    BOOT_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    BATCH_CLASS_FIELD_NUMBER: _ClassVar[int]
+    UNCOMPRESSED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    POINT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    schema_version: int
+    encoding: Encoding
+    payload: bytes
+    boot_epoch: int
+    seq: int
+    batch_class: BatchClass
+    uncompressed_size: int
+    point_count: int
+    def __init__(self, schema_version: _Optional[int] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., payload: _Optional[bytes] = ..., boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., uncompressed_size: _Optional[int] = ..., point_count: _Optional[int] = ...) -> None: ...
