@@ -140,12 +140,27 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """Device-reported thresholds for a series (SNMP sensor limits, Redfish UpperThresholdCritical...).
+
+    The edge detectors use them as guardrails that fire even while a baseline is still learning.
+    """
+
+    warn_high: float | None = None
+    crit_high: float | None = None
+    warn_low: float | None = None
+    crit_low: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CollectResult:
     """A poll's outcome: a partial poll is a value (samples plus the errors met), not an exception."""
 
+    target: str
     samples: list[Sample] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    limits: dict[SeriesKey, Limits] = field(default_factory=dict)
 
 
 def series_from_samples(samples: Iterable[Sample]) -> list[SeriesPoints]:
