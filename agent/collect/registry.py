@@ -1,0 +1,22 @@
+"""The explicit registry of collector kinds; a device config's `kind:` picks one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from agent.collect.base import Collector
+from agent.collect.host import HostCollector, HostConfig
+from shared.clock import Clock
+
+COLLECTORS: dict[str, tuple[type[BaseModel], Callable[..., Collector]]] = {
+    "host": (HostConfig, HostCollector),
+}
+
+
+def build_collector(config: BaseModel, clock: Clock) -> Collector:
+    """Instantiates the collector registered for `config.kind`."""
+    kind = str(config.kind)
+    _, factory = COLLECTORS[kind]
+    return factory(config, clock=clock)
