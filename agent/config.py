@@ -1,0 +1,67 @@
+"""The agent's YAML config, validated once at start-up into frozen pydantic models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.collect.host import HostConfig
+from shared.config_errors import load_yaml_model
+
+# Every device kind the agent can poll; `kind:` selects the model (and the collector in collect/registry.py).
+DeviceConfig = Annotated[HostConfig, Field(discriminator="kind")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TlsConfig(_Frozen):
+    """Client certificate (the agent's identity), its key, and the CA that signed the hub's certificate."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+class HubConfig(_Frozen):
+    """Where and how batches are delivered."""
+
+    transport: Literal["grpc"] = "grpc"
+    address: str = Field(default="127.0.0.1:4317", pattern=r"^[^:\s]+:\d{1,5}$")
+    tls: TlsConfig
+    # Server name the hub's certificate must carry (defaults to the host part of `address`).
+    server_name: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class BatchConfig(_Frozen):
+    """A batch is flushed when it holds `max_points` or its oldest point is `max_age_s` old."""
+
+    max_points: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_age_s: float = Field(default=5.0, gt=0)
+
+
+class TelemetryConfig(_Frozen):
+    """The agent's own health and metrics endpoint (Prometheus text on /metrics, JSON on /healthz)."""
+
+    listen: str | None = Field(default="127.0.0.1:9465", pattern=r"^[^:\s]+:\d{1,5}$")
+
+
+class AgentConfig(_Frozen):
+    """Top level of agent.yaml."""
+
+    data_dir: Path = Path("/var/lib/outpost-agent")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    hub: HubConfig
+    devices: list[DeviceConfig] = Field(default_factory=lambda: [HostConfig()])
+    batch: BatchConfig = BatchConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    max_concurrency: int = Field(default=64, ge=1, le=4096)
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Reads agent.yaml. Raises ConfigError with field paths on any problem."""
+    return load_yaml_model(path, AgentConfig)
