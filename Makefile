@@ -36,7 +36,7 @@ $(APT_STAMP):
 proto: $(STAMP)
 	rm -rf shared/pb/outpost
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=shared/pb --pyi_out=shared/pb \
-	  --grpc_python_out=shared/pb proto/outpost/v1/*.proto
+	  proto/outpost/v1/*.proto
 	find shared/pb/outpost -name '*.py*' -exec sed -i -E 's/^from outpost\.v1 import/from shared.pb.outpost.v1 import/' {} +
 	touch shared/pb/outpost/__init__.py shared/pb/outpost/v1/__init__.py
 

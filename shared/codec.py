@@ -14,6 +14,7 @@ import zstandard
 from shared.errors import CodecError
 from shared.model import Batch, BatchClass, Event, MetricKind, SeriesKey, SeriesPoints, Severity
 from shared.pb.outpost.v1 import batch_pb2 as pb
+from shared.pb.outpost.v1 import ingest_pb2 as ingest_pb
 
 SCHEMA_VERSION = 1
 # A decompressed batch larger than this is refused before it is inflated (decompression bombs).
@@ -191,3 +192,78 @@ def _event_from_pb(pe: pb.Event) -> Event:
         raise CodecError("unknown_severity", str(pe.severity)) from None
     attrs = tuple((a.name, a.value) for a in pe.attributes)
     return Event(pe.time_unix_ms, pe.kind, severity, pe.source, pe.message, attrs)
+
+
+# --- The gRPC Push call, in bytes: transports pass envelopes through without re-parsing them. ---
+
+PUSH_METHOD = "/outpost.v1.IngestService/Push"
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """The hub's answer to one Push (mirrors outpost.v1.PushResponse)."""
+
+    accepted_points: int = 0
+    rejected_points: int = 0
+    duplicate: bool = False
+    retry_after_ms: int = 0
+    error_message: str = ""
+
+
+def push_request(envelope: bytes) -> bytes:
+    """Serializes PushRequest{envelope} around already-encoded envelope bytes (field 1, length-delimited)."""
+    return b"\x0a" + _varint(len(envelope)) + envelope
+
+
+def envelope_of_push_request(data: bytes) -> bytes:
+    """Extracts the envelope bytes from a serialized PushRequest.
+
+    Raises:
+        CodecError: when the bytes are not a PushRequest.
+    """
+    req = ingest_pb.PushRequest()
+    try:
+        req.ParseFromString(data)
+    except Exception as exc:
+        raise CodecError("malformed_request", type(exc).__name__) from exc
+    return req.envelope.SerializeToString()
+
+
+def push_response(result: PushResult) -> bytes:
+    msg = ingest_pb.PushResponse(
+        accepted_points=result.accepted_points,
+        rejected_points=result.rejected_points,
+        duplicate=result.duplicate,
+        retry_after_ms=result.retry_after_ms,
+    )
+    if result.error_message or result.rejected_points:
+        msg.partial_success.rejected_points = result.rejected_points
+        msg.partial_success.error_message = result.error_message
+    return msg.SerializeToString()
+
+
+def parse_push_response(data: bytes) -> PushResult:
+    msg = ingest_pb.PushResponse()
+    try:
+        msg.ParseFromString(data)
+    except Exception as exc:
+        raise CodecError("malformed_response", type(exc).__name__) from exc
+    return PushResult(
+        msg.accepted_points,
+        msg.rejected_points,
+        msg.duplicate,
+        msg.retry_after_ms,
+        msg.partial_success.error_message,
+    )
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)

@@ -1,0 +1,63 @@
+"""`outpost-agent`: check a config, or run the agent until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from agent.config import AgentConfig, load_config
+from agent.runtime import Agent
+from shared import logging as outpost_logging
+from shared.errors import ConfigError
+
+log = logging.getLogger("outpost.agent")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="outpost-agent", description="The Outpost edge agent.")
+    sub = p.add_subparsers(dest="command", required=True)
+    chk = sub.add_parser("check-config", help="validate an agent.yaml and exit (2 on error)")
+    chk.add_argument("file", type=Path)
+    run = sub.add_parser("run", help="run the agent")
+    run.add_argument("--config", type=Path, required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    path: Path = args.file if args.command == "check-config" else args.config
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"outpost-agent: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{path}: ok ({len(config.devices)} devices)")
+        return 0
+    outpost_logging.setup(config.log_level)
+    return asyncio.run(_run(config))
+
+
+async def _run(config: AgentConfig) -> int:
+    try:
+        agent = Agent(config)
+    except OSError as exc:
+        log.error("cannot start: %s: %s", getattr(exc, "filename", ""), exc.strerror)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await agent.start()
+    await stop.wait()
+    log.info("shutting down: flushing and draining")
+    await agent.aclose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Moves envelopes from the outbox to the hub: retries with backoff + jitter, honours retry_after.
+
+An envelope leaves the outbox only when the hub acknowledged it (stored, or already stored). A
+permanent rejection drops it and counts it; it never blocks the envelopes behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+from agent.outbox import Outbox, OutboxItem
+from agent.transport.base import DeliveryRejected, Transport
+from shared.clock import Clock
+from shared.codec import PushResult
+from shared.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS's variant), so reconnecting agents do not stampede."""
+
+    def __init__(self, base_s: float = 0.2, cap_s: float = 30.0, rng: random.Random | None = None) -> None:
+        self._base, self._cap = base_s, cap_s
+        self._attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self, retry_after_s: float = 0.0) -> float:
+        """The wait before the next try; a server hint sets the floor, with up to 50 % jitter on top."""
+        self._attempt += 1
+        if retry_after_s > 0:
+            return retry_after_s * self._rng.uniform(1.0, 1.5)
+        return self._rng.uniform(0, min(self._cap, self._base * 2**self._attempt))
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class Deliverer:
+    """`workers` concurrent senders draining one outbox."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        transport: Transport,
+        clock: Clock,
+        *,
+        workers: int = 2,
+        on_result: Callable[[OutboxItem, PushResult | None, str], None] | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._transport = transport
+        self._clock = clock
+        self._workers = workers
+        self._on_result = on_result or (lambda _i, _r, _o: None)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = True
+        self.inflight = 0
+
+    @property
+    def connected(self) -> bool:
+        """False from the first failed send until the next successful one."""
+        return self._connected
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"deliver-{i}") for i in range(self._workers)]
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        while True:
+            item = await self._outbox.get()
+            self.inflight += 1
+            try:
+                result = await self._transport.send(item.envelope)
+            except TransientError as exc:
+                self._outbox.nack(item)
+                self._set_connected(False, str(exc))
+                self._on_result(item, None, "retry")
+                await self._clock.sleep(backoff.next_delay(exc.retry_after_s))
+                continue
+            except DeliveryRejected as exc:
+                self._outbox.ack(item)
+                self._on_result(item, None, "rejected")
+                log.error("hub rejected batch %s for good, dropped: %s", item.batch_id, exc)
+                continue
+            finally:
+                self.inflight -= 1
+            backoff.reset()
+            self._outbox.ack(item)
+            self._set_connected(True, "")
+            self._on_result(item, result, "duplicate" if result.duplicate else "sent")
+
+    def _set_connected(self, up: bool, reason: str) -> None:
+        if up != self._connected:
+            self._connected = up
+            if up:
+                log.info("hub reachable again")
+            else:
+                log.warning("hub unreachable, keeping batches for retry: %s", reason[:200])
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Waits until the outbox is empty and nothing is in flight; True when it got there in time."""
+        deadline = self._clock.monotonic() + timeout_s
+        while self._outbox.pending() or self.inflight:
+            if self._clock.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def aclose(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()

@@ -1,0 +1,133 @@
+"""The only module that wires the agent's stages: collect → batch → outbox → transport.
+
+Collection never waits on delivery: results go into the batcher synchronously, full batches are
+encoded into the outbox, and the deliverer drains it at the hub's pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from agent.batch import Batcher, Sequencer
+from agent.collect.registry import build_collector
+from agent.collect.scheduler import Scheduler
+from agent.config import AgentConfig
+from agent.deliver import Deliverer
+from agent.outbox import MemoryOutbox, OutboxItem
+from agent.telemetry import AgentMetrics, TelemetryServer
+from agent.transport.grpc import GrpcTransport
+from shared import codec
+from shared.clock import Clock, SystemClock
+from shared.codec import PushResult
+from shared.model import Batch, CollectResult
+
+log = logging.getLogger(__name__)
+
+FLUSH_TICK_S = 0.25
+SHUTDOWN_DRAIN_S = 10.0
+
+
+class Agent:
+    """A running agent; `start` then `aclose` (which flushes and drains before returning)."""
+
+    def __init__(self, config: AgentConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = AgentMetrics()
+        self.sequencer = Sequencer(boot_epoch=self.clock.now_ms())
+        self.batcher = Batcher(self.sequencer, self.clock, config.batch.max_points, config.batch.max_age_s)
+        self.outbox = MemoryOutbox()
+        tls = config.hub.tls
+        self.transport = GrpcTransport(
+            config.hub.address,
+            ca_pem=tls.ca_file.read_bytes(),
+            cert_pem=tls.cert_file.read_bytes(),
+            key_pem=tls.key_file.read_bytes(),
+            server_name=config.hub.server_name,
+            timeout_s=config.hub.timeout_s,
+        )
+        self.deliverer = Deliverer(self.outbox, self.transport, self.clock, on_result=self._on_delivery)
+        collectors = [build_collector(d, self.clock) for d in config.devices]
+        self.scheduler = Scheduler(collectors, self._on_collect, self.clock, config.max_concurrency)
+        self.telemetry = (
+            TelemetryServer(config.telemetry.listen, self.metrics, self.health)
+            if config.telemetry.listen
+            else None
+        )
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.transport.start()
+        self.deliverer.start()
+        if self.telemetry is not None:
+            await self.telemetry.start()
+        await self.scheduler.start()
+        self._flusher = asyncio.create_task(self._flush_loop(), name="flush")
+        log.info(
+            "agent started: %d targets, delivering to %s over %s",
+            len(self.config.devices),
+            self.config.hub.address,
+            self.config.hub.transport,
+        )
+
+    def _on_collect(self, result: CollectResult) -> None:
+        self.metrics.samples.labels(result.target).inc(len(result.samples))
+        if result.errors:
+            self.metrics.collect_errors.labels(result.target).inc()
+        self.batcher.add(result.samples, None, result.events)
+        if self.batcher.due():
+            self._flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self.clock.sleep(FLUSH_TICK_S)
+            if self.batcher.due():
+                self._flush()
+
+    def _flush(self) -> None:
+        batch = self.batcher.flush()
+        if batch is not None:
+            self._enqueue(batch)
+
+    def _enqueue(self, batch: Batch) -> None:
+        self.outbox.put(OutboxItem(codec.encode(batch), batch.batch_class, batch.batch_id))
+        self.metrics.outbox_pending.set(self.outbox.pending())
+
+    def _on_delivery(self, item: OutboxItem, result: PushResult | None, outcome: str) -> None:
+        self.metrics.batches.labels(outcome).inc()
+        if result is not None:
+            self.metrics.points_sent.inc(result.accepted_points)
+        if outcome == "rejected":
+            self.metrics.dropped.labels(item.batch_class.name.lower(), "rejected").inc()
+        self.metrics.hub_connected.set(1 if self.deliverer.connected else 0)
+        self.metrics.outbox_pending.set(self.outbox.pending())
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz reports: hub reachability, pending envelopes, targets down."""
+        down = sorted(t for t, s in self.scheduler.stats.items() if not s.up)
+        return {
+            "status": "ok" if self.deliverer.connected and not down else "degraded",
+            "hub_connected": self.deliverer.connected,
+            "outbox_pending": self.outbox.pending(),
+            "targets": len(self.scheduler.stats),
+            "targets_down": down,
+            "boot_epoch": self.sequencer.boot_epoch,
+            "next_seq": self.sequencer.next_seq,
+        }
+
+    async def aclose(self) -> None:
+        """Stops polling, flushes the open batch and gives delivery a bounded time to drain."""
+        await self.scheduler.aclose()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        self._flush()
+        if not await self.deliverer.drain(SHUTDOWN_DRAIN_S):
+            log.warning("shutdown with %d batches undelivered", self.outbox.pending())
+        await self.deliverer.aclose()
+        await self.transport.aclose()
+        if self.telemetry is not None:
+            await self.telemetry.aclose()

@@ -1,0 +1,57 @@
+"""The hub's YAML config, validated once at start-up into frozen pydantic models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.config_errors import load_yaml_model
+
+_LISTEN = r"^[^:\s]+:\d{1,5}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GrpcConfig(_Frozen):
+    """The mTLS gRPC ingest listener."""
+
+    listen: str = Field(default="127.0.0.1:4317", pattern=_LISTEN)
+    # Names the hub's server certificate carries; agents verify one of them.
+    server_names: tuple[str, ...] = ("localhost", "127.0.0.1")
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Batches being stored at once; beyond this agents are told to retry later (backpressure).
+    max_inflight: int = Field(default=32, ge=1)
+    retry_after_ms: int = Field(default=1000, ge=1)
+
+
+class ApiConfig(_Frozen):
+    """The REST API, WebSocket streams and dashboard."""
+
+    listen: str = Field(default="127.0.0.1:8080", pattern=_LISTEN)
+
+
+class HubConfig(_Frozen):
+    """Top level of hub.yaml. Every path defaults to a place under `data_dir`."""
+
+    data_dir: Path = Path("/var/lib/outpost-hub")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # SQLAlchemy URL of the hub's state (agents, tokens); default: SQLite under data_dir.
+    state_url: str | None = None
+    grpc: GrpcConfig = GrpcConfig()
+    api: ApiConfig = ApiConfig()
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    def resolved_state_url(self) -> str:
+        return self.state_url or f"sqlite:///{self.data_dir / 'state.sqlite'}"
+
+
+def load_config(path: Path | None) -> HubConfig:
+    """Reads hub.yaml, or returns the defaults when no file is given. Raises ConfigError with field paths."""
+    return HubConfig() if path is None else load_yaml_model(path, HubConfig)

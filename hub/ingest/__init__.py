@@ -1,0 +1,1 @@
+"""Ingest: turns delivered envelopes into durable store writes, whatever the transport."""

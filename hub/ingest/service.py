@@ -1,0 +1,121 @@
+"""The transport-independent ingest step: decode, store durably, count, then acknowledge.
+
+gRPC and NATS both call `Ingestor.ingest`; an `IngestOutcome` tells them what to answer. The store
+write happens before the outcome is returned, so an acknowledgement always means "durable".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hub.state import HubState
+from hub.store.base import Store
+from hub.telemetry import HubMetrics
+from shared import codec
+from shared.clock import Clock, SystemClock
+from shared.errors import CodecError
+from shared.model import Batch
+
+log = logging.getLogger(__name__)
+
+BatchListener = Callable[[str, Batch], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """What to tell the sender. `error` set means the envelope was rejected permanently."""
+
+    accepted_points: int = 0
+    rejected_points: int = 0
+    duplicate: bool = False
+    retry_after_ms: int = 0
+    error: str = ""
+
+
+class Ingestor:
+    """Admission control plus the durable write; listeners see each newly stored batch."""
+
+    def __init__(
+        self,
+        store: Store,
+        state: HubState,
+        metrics: HubMetrics,
+        *,
+        max_inflight: int,
+        retry_after_ms: int,
+        max_uncompressed: int = codec.MAX_UNCOMPRESSED_BYTES,
+        clock: Clock | None = None,
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._metrics = metrics
+        self._max_inflight = max_inflight
+        self._retry_after_ms = retry_after_ms
+        self._max_uncompressed = max_uncompressed
+        self._clock = clock or SystemClock()
+        self._inflight = 0
+        self._listeners: list[BatchListener] = []
+        self._rejected_once: set[str] = set()
+
+    def subscribe(self, listener: BatchListener) -> None:
+        """Calls `listener(agent, batch)` after each new (non-duplicate) batch is durable."""
+        self._listeners.append(listener)
+
+    async def ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
+        """Stores one envelope for `agent` (its certificate identity) and says what to answer."""
+        if self._inflight >= self._max_inflight:
+            self._metrics.throttled.labels(transport).inc()
+            return IngestOutcome(retry_after_ms=self._retry_after_ms)
+        self._inflight += 1
+        try:
+            return await self._ingest(agent, data, transport)
+        finally:
+            self._inflight -= 1
+
+    async def _ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
+        try:
+            header, batch = codec.decode(data, self._max_uncompressed)
+        except CodecError as exc:
+            return self._reject(agent, data, transport, exc)
+        with self._metrics.write_seconds.time():
+            result = await asyncio.to_thread(self._store.write, agent, batch)
+        now = self._clock.now_ms()
+        await asyncio.to_thread(
+            self._state.record_batch,
+            agent,
+            header.boot_epoch,
+            header.seq,
+            result.accepted_points,
+            now,
+            result.duplicate,
+        )
+        if result.duplicate:
+            self._metrics.batches.labels(transport, "duplicate").inc()
+            return IngestOutcome(duplicate=True)
+        self._metrics.batches.labels(transport, "stored").inc()
+        self._metrics.points.labels(transport).inc(result.accepted_points)
+        for e in batch.events:
+            self._metrics.events.labels(e.kind).inc()
+        for listener in self._listeners:
+            try:
+                listener(agent, batch)
+            except Exception:  # a listener bug must not fail an acknowledged write
+                log.exception("batch listener failed")
+        return IngestOutcome(accepted_points=result.accepted_points)
+
+    def _reject(self, agent: str, data: bytes, transport: str, exc: CodecError) -> IngestOutcome:
+        self._metrics.rejected.labels(transport, exc.reason).inc()
+        points = 0
+        try:
+            points = codec.peek(data).point_count
+        except CodecError:
+            pass
+        self._metrics.rejected_points.labels(transport).inc(points)
+        key = f"{agent}:{exc.reason}"
+        if key not in self._rejected_once:  # a state change worth one line; repeats are counted only
+            self._rejected_once.add(key)
+            log.warning("rejecting envelopes from %s: %s", agent, exc)
+        return IngestOutcome(rejected_points=points, error=str(exc))

@@ -1,0 +1,180 @@
+"""The hub's own state (agents and their delivery counters, API tokens) in SQL via SQLAlchemy Core.
+
+SQLite under the data dir by default; the same code runs on PostgreSQL at scale (`state_url`).
+Sequence gaps are derived, not tracked point by point: per (agent, boot_epoch) the hub keeps the
+highest seq seen and how many distinct batches arrived; since seq starts at 1 and duplicates are not
+counted, `max_seq - received` is exactly the number of batches still missing. A late batch from a
+backfill closes its gap by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+_meta = sa.MetaData()
+
+agents = sa.Table(
+    "agents",
+    _meta,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("first_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("points_received", sa.BigInteger, nullable=False, default=0),
+    sa.Column("batches_received", sa.BigInteger, nullable=False, default=0),
+    sa.Column("duplicates", sa.BigInteger, nullable=False, default=0),
+)
+
+agent_epochs = sa.Table(
+    "agent_epochs",
+    _meta,
+    sa.Column("agent", sa.String(255), primary_key=True),
+    sa.Column("boot_epoch", sa.BigInteger, primary_key=True),
+    sa.Column("max_seq", sa.BigInteger, nullable=False),
+    sa.Column("received", sa.BigInteger, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    _meta,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    id: str
+    first_seen_ms: int
+    last_seen_ms: int
+    points_received: int
+    batches_received: int
+    duplicates: int
+    gaps: int
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class HubState:
+    """Blocking accessors; the hub calls them from worker threads."""
+
+    def __init__(self, url: str) -> None:
+        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        self._engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+
+    def open(self) -> None:
+        _meta.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def record_batch(
+        self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int, duplicate: bool
+    ) -> None:
+        """Counts one delivered batch (a duplicate only bumps `duplicates` and last-seen)."""
+        with self._engine.begin() as db:
+            row = db.execute(sa.select(agents.c.id).where(agents.c.id == agent)).first()
+            if row is None:
+                db.execute(
+                    agents.insert().values(
+                        id=agent,
+                        first_seen_ms=now_ms,
+                        last_seen_ms=now_ms,
+                        points_received=0,
+                        batches_received=0,
+                        duplicates=0,
+                    )
+                )
+            if duplicate:
+                db.execute(
+                    agents.update()
+                    .where(agents.c.id == agent)
+                    .values(last_seen_ms=now_ms, duplicates=agents.c.duplicates + 1)
+                )
+                return
+            db.execute(
+                agents.update()
+                .where(agents.c.id == agent)
+                .values(
+                    last_seen_ms=now_ms,
+                    points_received=agents.c.points_received + points,
+                    batches_received=agents.c.batches_received + 1,
+                )
+            )
+            where = (agent_epochs.c.agent == agent) & (agent_epochs.c.boot_epoch == boot_epoch)
+            if db.execute(sa.select(agent_epochs.c.max_seq).where(where)).first() is None:
+                db.execute(
+                    agent_epochs.insert().values(agent=agent, boot_epoch=boot_epoch, max_seq=seq, received=1)
+                )
+            else:
+                db.execute(
+                    agent_epochs.update()
+                    .where(where)
+                    .values(
+                        max_seq=sa.func.max(agent_epochs.c.max_seq, seq)
+                        if self._engine.dialect.name == "sqlite"
+                        else sa.func.greatest(agent_epochs.c.max_seq, seq),
+                        received=agent_epochs.c.received + 1,
+                    )
+                )
+
+    def agents(self) -> list[AgentInfo]:
+        gaps = (
+            sa.select(
+                agent_epochs.c.agent,
+                sa.func.sum(agent_epochs.c.max_seq - agent_epochs.c.received).label("gaps"),
+            )
+            .group_by(agent_epochs.c.agent)
+            .subquery()
+        )
+        q = sa.select(agents, sa.func.coalesce(gaps.c.gaps, 0)).outerjoin(gaps, gaps.c.agent == agents.c.id)
+        with self._engine.connect() as db:
+            return [AgentInfo(*row) for row in db.execute(q.order_by(agents.c.id))]
+
+    def total_gaps(self) -> int:
+        with self._engine.connect() as db:
+            value = db.execute(
+                sa.select(sa.func.sum(agent_epochs.c.max_seq - agent_epochs.c.received))
+            ).scalar()
+        return int(value or 0)
+
+    def ensure_admin_token(self, now_ms: int) -> str | None:
+        """Creates the admin API token on first start. Returns it once (then only its hash is kept)."""
+        with self._engine.begin() as db:
+            if db.execute(sa.select(api_tokens.c.name).where(api_tokens.c.name == "admin")).first():
+                return None
+            token = "opt_" + secrets.token_urlsafe(32)
+            db.execute(
+                api_tokens.insert().values(
+                    name="admin", token_hash=_hash_token(token), role="admin", created_ms=now_ms
+                )
+            )
+            return token
+
+    def check_token(self, token: str) -> str | None:
+        """Returns the role of a valid token, else None. Compares hashes in constant time."""
+        digest = _hash_token(token)
+        with self._engine.connect() as db:
+            rows = db.execute(sa.select(api_tokens.c.token_hash, api_tokens.c.role)).all()
+        for stored, role in rows:
+            if hmac.compare_digest(stored, digest):
+                return str(role)
+        return None
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()

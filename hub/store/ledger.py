@@ -1,0 +1,121 @@
+"""Batch-id ledger and event table: the bookkeeping every backend keeps in SQLite beside its data.
+
+Batch ids are (agent, boot_epoch, seq). An agent's seqs within one boot rise mostly without gaps, so
+the ledger keeps, per (agent, boot_epoch), the ranges of seqs seen rather than every id: a few ranges
+per agent cover days of batches, and a lookup is a bisect.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import sqlite3
+from collections.abc import Iterable
+
+from shared.model import Event, Severity
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch_ranges (agent TEXT NOT NULL, boot_epoch INTEGER NOT NULL,
+  lo INTEGER NOT NULL, hi INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+  PRIMARY KEY (agent, boot_epoch, lo)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, agent TEXT NOT NULL, ts INTEGER NOT NULL,
+  kind TEXT NOT NULL, severity INTEGER NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
+  attributes TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+"""
+
+BootKey = tuple[str, int]
+
+
+class SeenBatches:
+    """Which batch ids were stored, as seq ranges per (agent, boot_epoch), each stamped when last extended."""
+
+    def __init__(self) -> None:
+        # Per key, sorted disjoint non-adjacent ranges [lo, hi, last_ms].
+        self._ranges: dict[BootKey, list[list[int]]] = {}
+        self._dirty: set[BootKey] = set()
+
+    def __contains__(self, batch_id: tuple[str, int, int]) -> bool:
+        agent, boot, seq = batch_id
+        ranges = self._ranges.get((agent, boot), [])
+        i = bisect.bisect_right(ranges, seq, key=lambda r: r[0])
+        return i > 0 and ranges[i - 1][1] >= seq
+
+    def add(self, agent: str, boot: int, seq: int, now_ms: int) -> None:
+        """Records one id (no-op if present), merging it into adjacent ranges."""
+        ranges = self._ranges.setdefault((agent, boot), [])
+        i = bisect.bisect_right(ranges, seq, key=lambda r: r[0])
+        if i > 0 and ranges[i - 1][1] >= seq:
+            return
+        joins_left = i > 0 and ranges[i - 1][1] == seq - 1
+        joins_right = i < len(ranges) and ranges[i][0] == seq + 1
+        if joins_left and joins_right:
+            ranges[i - 1][1:] = [ranges[i][1], now_ms]
+            del ranges[i]
+        elif joins_left:
+            ranges[i - 1][1:] = [seq, now_ms]
+        elif joins_right:
+            ranges[i][0] = seq
+            ranges[i][2] = now_ms
+        else:
+            ranges.insert(i, [seq, seq, now_ms])
+        self._dirty.add((agent, boot))
+
+    def prune(self, before_ms: int) -> None:
+        """Forgets ranges last extended before `before_ms` (the dedup window has passed for them)."""
+        for key, ranges in self._ranges.items():
+            kept = [r for r in ranges if r[2] >= before_ms]
+            if len(kept) != len(ranges):
+                ranges[:] = kept
+                self._dirty.add(key)
+        self._ranges = {k: r for k, r in self._ranges.items() if r or k in self._dirty}
+
+    def load(self, db: sqlite3.Connection) -> None:
+        """Replaces the in-memory state with what `save` last committed."""
+        self._ranges.clear()
+        self._dirty.clear()
+        rows = db.execute("SELECT agent, boot_epoch, lo, hi, last_ms FROM batch_ranges ORDER BY agent, boot_epoch, lo")
+        for agent, boot, lo, hi, last in rows:
+            self._ranges.setdefault((agent, boot), []).append([lo, hi, last])
+
+    def save(self, db: sqlite3.Connection) -> None:
+        """Writes the keys changed since the last save; the caller owns the transaction."""
+        for agent, boot in self._dirty:
+            db.execute("DELETE FROM batch_ranges WHERE agent=? AND boot_epoch=?", (agent, boot))
+            db.executemany(
+                "INSERT INTO batch_ranges VALUES (?, ?, ?, ?, ?)",
+                [(agent, boot, lo, hi, last) for lo, hi, last in self._ranges.get((agent, boot), [])],
+            )
+        self._dirty.clear()
+        self._ranges = {k: r for k, r in self._ranges.items() if r}
+
+
+def insert_events(db: sqlite3.Connection, events: Iterable[tuple[str, Event]]) -> None:
+    """Appends events; the caller owns the transaction."""
+    db.executemany(
+        "INSERT INTO events (agent, ts, kind, severity, source, message, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (agent, e.ts_ms, e.kind, e.severity.value, e.source, e.message, json.dumps(e.attributes))
+            for agent, e in events
+        ],
+    )
+
+
+def select_events(db: sqlite3.Connection, start_ms: int, end_ms: int, limit: int) -> list[tuple[str, Event]]:
+    """Events in [start_ms, end_ms], newest first."""
+    rows = db.execute(
+        "SELECT agent, ts, kind, severity, source, message, attributes FROM events"
+        " WHERE ts BETWEEN ? AND ? ORDER BY ts DESC, id DESC LIMIT ?",
+        (start_ms, end_ms, limit),
+    ).fetchall()
+    return [(r[0], event_from_row(r[1:])) for r in rows]
+
+
+def event_from_row(row: tuple[int, str, int, str, str, str]) -> Event:
+    ts, kind, severity, source, message, attributes = row
+    attrs = tuple((str(k), str(v)) for k, v in json.loads(attributes))
+    return Event(ts, kind, Severity(severity), source, message, attrs)
+
+
+def delete_events_before(db: sqlite3.Connection, before_ms: int) -> int:
+    return db.execute("DELETE FROM events WHERE ts < ?", (before_ms,)).rowcount

@@ -1,0 +1,46 @@
+"""The hub's own counters, exported on /metrics in Prometheus text format.
+
+Per-item events (batches, points, rejects) are counters here, never log lines.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class HubMetrics:
+    """One registry per hub process (tests run several hubs in one interpreter)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.batches = Counter(
+            "outpost_hub_ingest_batches", "Batches received, by result", ["transport", "result"], registry=r
+        )
+        self.points = Counter("outpost_hub_ingest_points", "Points stored", ["transport"], registry=r)
+        self.rejected = Counter(
+            "outpost_hub_ingest_rejected",
+            "Envelopes rejected, by reason",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.rejected_points = Counter(
+            "outpost_hub_ingest_rejected_points", "Points in rejected envelopes", ["transport"], registry=r
+        )
+        self.throttled = Counter(
+            "outpost_hub_ingest_throttled",
+            "Pushes answered with retry_after (overload)",
+            ["transport"],
+            registry=r,
+        )
+        self.events = Counter("outpost_hub_ingest_events", "Events stored", ["kind"], registry=r)
+        self.seq_gaps = Gauge("outpost_hub_sequence_gaps", "Batches missing across all agents", registry=r)
+        self.write_seconds = Histogram(
+            "outpost_hub_store_write_seconds",
+            "Durable store write latency per batch",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.api_auth_failures = Counter(
+            "outpost_hub_api_auth_failures", "Rejected API credentials", registry=r
+        )
