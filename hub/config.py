@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.store.config import EmbeddedStoreConfig, StoreConfig
 from shared.config_errors import load_yaml_model
 
 _LISTEN = r"^[^:\s]+:\d{1,5}$"
@@ -43,6 +44,7 @@ class HubConfig(_Frozen):
     state_url: str | None = None
     grpc: GrpcConfig = GrpcConfig()
     api: ApiConfig = ApiConfig()
+    store: StoreConfig = EmbeddedStoreConfig()
 
     @property
     def pki_dir(self) -> Path:

@@ -17,7 +17,7 @@ from hub.config import HubConfig
 from hub.ingest.grpc_server import GrpcIngestServer
 from hub.ingest.service import Ingestor
 from hub.state import HubState
-from hub.store.embedded import EmbeddedStore
+from hub.store.config import build_store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock, SystemClock
 
@@ -55,7 +55,7 @@ class Hub:
         self.clock = clock or SystemClock()
         self.metrics = HubMetrics()
         self.state = HubState(config.resolved_state_url())
-        self.store = EmbeddedStore(config.data_dir / "tsdb.sqlite")
+        self.store = build_store(config.store, config.data_dir, self.clock)
         self._grpc: GrpcIngestServer | None = None
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None

@@ -53,6 +53,7 @@ class GrpcIngestServer:
         except CertificateError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except CodecError as exc:
+            self._ingestor.reject(agent, "grpc", exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         outcome = await self._ingestor.ingest(agent, envelope, "grpc")
         if outcome.retry_after_ms:

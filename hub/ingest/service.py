@@ -79,7 +79,12 @@ class Ingestor:
         try:
             header, batch = codec.decode(data, self._max_uncompressed)
         except CodecError as exc:
-            return self._reject(agent, data, transport, exc)
+            points = 0
+            try:
+                points = codec.peek(data).point_count
+            except CodecError:
+                pass
+            return self.reject(agent, transport, exc, points)
         with self._metrics.write_seconds.time():
             result = await asyncio.to_thread(self._store.write, agent, batch)
         now = self._clock.now_ms()
@@ -106,13 +111,9 @@ class Ingestor:
                 log.exception("batch listener failed")
         return IngestOutcome(accepted_points=result.accepted_points)
 
-    def _reject(self, agent: str, data: bytes, transport: str, exc: CodecError) -> IngestOutcome:
+    def reject(self, agent: str, transport: str, exc: CodecError, points: int = 0) -> IngestOutcome:
+        """Counts a permanently refused envelope (by reason) and logs the first one per agent and reason."""
         self._metrics.rejected.labels(transport, exc.reason).inc()
-        points = 0
-        try:
-            points = codec.peek(data).point_count
-        except CodecError:
-            pass
         self._metrics.rejected_points.labels(transport).inc(points)
         key = f"{agent}:{exc.reason}"
         if key not in self._rejected_once:  # a state change worth one line; repeats are counted only

@@ -56,7 +56,9 @@ class Service:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise TimeoutError(f"{self.name}: {pattern!r} not seen (rc={self.proc.poll()}):\n{self.log()[-3000:]}")
+        raise TimeoutError(
+            f"{self.name}: {pattern!r} not seen (rc={self.proc.poll()}):\n{self.log()[-3000:]}"
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signals the whole process group (services may fork) and reaps the child."""
