@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import Protocol
 
@@ -138,3 +139,8 @@ def aggregate(ts: I64Array, vals: F64Array, step_ms: int, agg: Agg) -> tuple[I64
     else:
         out = vals[np.r_[starts[1:] - 1, vals.shape[0] - 1]]
     return out_ts.astype(np.int64), out.astype(np.float64)
+
+
+def millis(d: timedelta) -> int:
+    """A configured duration in whole milliseconds, the store's time unit."""
+    return int(d.total_seconds() * 1000)

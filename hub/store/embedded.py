@@ -1,173 +1,491 @@
-"""The default store: a SQLite file under the hub's data dir, no external server needed.
+"""The default store: compressed per-series chunks in SQLite, an in-memory head made durable by a journal.
 
-Durability: each batch is written in one transaction together with its batch id, with
-`synchronous=FULL` in WAL mode, so once `write` returns the batch survives a SIGKILL and a re-sent
-batch is recognised as a duplicate atomically.
+Write path: a batch is appended to the ingest journal and fsynced, then added to the head, then
+acknowledged. Every `head_max_points` points or `flush_interval` the head is flushed in one SQLite
+transaction (WAL, synchronous=FULL): each touched series' raw chunks are merged and re-encoded, the 5 min
+and 1 h rollups of the touched blocks are recomputed, and the batch ids, events and the journal position
+are recorded; only then is the journal emptied. On open the journal is replayed past that position, so a
+SIGKILL at any moment loses nothing acknowledged and duplicates nothing.
+
+Layout: one row per (series, resolution, block). Raw blocks span 2 h (720 points at 10 s), 5 min rollups
+1 day, 1 h rollups 30 days; each block size is a multiple of the next finer one, so a raw block always
+holds whole rollup buckets. Retention deletes whole blocks per resolution.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import zstandard
 
+from hub.store import chunk, journal, ledger
 from hub.store.base import (
     AGENT_LABEL,
     Matcher,
+    MatchOp,
     RangeQuery,
     SeriesResult,
     WriteResult,
     aggregate,
     effective_step,
+    millis,
 )
-from shared.model import Batch, Event, SeriesKey, Severity
+from hub.store.head import Head, latest_wins
+from hub.store.rollup import RES_1H, RES_5M, ROLLUP_RESOLUTIONS, Rollup
+from shared.clock import Clock, SystemClock
+from shared.model import Batch, Event, F64Array, I64Array, SeriesKey
 
-_SCHEMA = """
+if TYPE_CHECKING:
+    from hub.store.config import EmbeddedStoreConfig
+
+log = logging.getLogger(__name__)
+
+RAW = 0
+RAW_BLOCK_MS = 2 * 3600 * 1000
+BLOCK_MS = {RAW: RAW_BLOCK_MS, RES_5M: 24 * 3600 * 1000, RES_1H: 30 * 24 * 3600 * 1000}
+_METRIC_POSTING = "__name__"
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL, labels TEXT NOT NULL,
   UNIQUE (metric, labels));
-CREATE TABLE IF NOT EXISTS points (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
-  PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS batches (agent TEXT NOT NULL, boot_epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
-  stored_ms INTEGER NOT NULL, PRIMARY KEY (agent, boot_epoch, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, agent TEXT NOT NULL, ts INTEGER NOT NULL,
-  kind TEXT NOT NULL, severity INTEGER NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
-  attributes TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS chunks (series_id INTEGER NOT NULL, res INTEGER NOT NULL,
+  block_start INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, UNIQUE (series_id, res, block_start));
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
+    + ledger.SCHEMA
+)
+_UPSERT_CHUNK = (
+    "INSERT INTO chunks (series_id, res, block_start, n, data) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (series_id, res, block_start) DO UPDATE SET n = excluded.n, data = excluded.data"
+)
 
-_SEP = "\x1f"
 
+@dataclass
+class EmbeddedStats:
+    """Counters for the hub's metrics endpoint; rejections are counted here and logged once."""
 
-def _encode_labels(labels: tuple[tuple[str, str], ...]) -> str:
-    return _SEP.join(f"{k}={v}" for k, v in labels)
-
-
-def _decode_labels(text: str) -> tuple[tuple[str, str], ...]:
-    if not text:
-        return ()
-    pairs = (part.split("=", 1) for part in text.split(_SEP))
-    return tuple((k, v) for k, v in pairs)
+    flushes: int = 0
+    flush_failures: int = 0
+    rejected_series: int = 0
+    points_below_retention: int = 0
+    journal_records_skipped: int = 0
 
 
 class EmbeddedStore:
-    """SQLite-backed store; one connection guarded by a lock (SQLite serialises writers anyway)."""
+    """Implements `Store`. Thread-safe: one lock serialises writes, flushes and reads."""
 
-    def __init__(self, path: Path, retention_ms: int = 30 * 24 * 3600 * 1000) -> None:
-        self._path = path
-        self._retention_ms = retention_ms
-        self._db: sqlite3.Connection | None = None
+    def __init__(self, path: Path, config: EmbeddedStoreConfig, clock: Clock | None = None) -> None:
+        """
+        Args:
+            path: directory holding `store.sqlite` and `ingest.journal`.
+            config: retention, dedup window and flush policy.
+            clock: wall time for dedup stamps and the flush interval (tests inject a FakeClock).
+        """
+        self._dir = path
+        self._cfg = config
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
-        self._series_ids: dict[SeriesKey, int] = {}
+        self._db: sqlite3.Connection | None = None
+        self._journal = journal.Journal(path / "ingest.journal")
+        self._head = Head()
+        self._seen = ledger.SeenBatches()
+        self._ids: dict[SeriesKey, int] = {}
+        self._keys: dict[int, SeriesKey] = {}
+        self._postings: dict[tuple[str, str], set[int]] = {}
+        self._agent_keys: dict[tuple[str, SeriesKey], int] = {}
+        self._unsaved_series: list[int] = []
+        self._next_sid = 1
+        self._raw_horizon_ms = -(2**62)
+        self._last_flush_ms = 0
+        self._cctx = zstandard.ZstdCompressor(level=chunk.ZSTD_LEVEL)
+        self._dctx = zstandard.ZstdDecompressor()
+        self.stats = EmbeddedStats()
+
+    # -- lifecycle --------------------------------------------------------------------------------
 
     def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_SCHEMA)
-        for sid, metric, labels in db.execute("SELECT id, metric, labels FROM series"):
-            self._series_ids[SeriesKey(metric, _decode_labels(labels))] = sid
-        self._db = db
+        """Opens (creating if needed) the database and replays the journal into the head."""
+        with self._lock:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._dir / "store.sqlite", check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            self._db = db
+            for sid, metric, labels in db.execute("SELECT id, metric, labels FROM series"):
+                self._index(sid, SeriesKey(metric, tuple((str(k), str(v)) for k, v in json.loads(labels))))
+            self._next_sid = max(self._keys, default=0) + 1
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+            self._raw_horizon_ms = int(meta.get("raw_horizon_ms", self._raw_horizon_ms))
+            self._seen.load(db)
+            replayed = 0
+            for _, payload in self._journal.open(int(meta.get("flushed_lsn", 0))):
+                try:
+                    agent, batch = journal.decode_batch(payload)
+                except (ValueError, KeyError, TypeError) as exc:
+                    self.stats.journal_records_skipped += 1
+                    log.error("journal record skipped (undecodable): %s", exc)
+                    continue
+                self._apply(agent, batch)
+                replayed += 1
+            self._last_flush_ms = self._clock.now_ms()
+            if replayed:
+                log.info(
+                    "store %s: replayed %d journal records (%d points)",
+                    self._dir,
+                    replayed,
+                    self._head.points,
+                )
+
+    def close(self) -> None:
+        """Flushes the head and closes; safe without open and safe twice."""
+        with self._lock:
+            if self._db is None:
+                return
+            self._flush()
+            self._journal.close()
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+            self._db = None
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def write(self, agent: str, batch: Batch) -> WriteResult:
+        """Stores a batch durably (journal fsync) before returning; a seen batch id is a no-op.
+
+        Raises:
+            OSError: when the journal cannot be written (the batch is not stored: do not acknowledge).
+        """
+        with self._lock:
+            self._conn()
+            if (agent, batch.boot_epoch, batch.seq) in self._seen:
+                return WriteResult(0, duplicate=True)
+            self._journal.append(journal.encode_batch(agent, batch))
+            accepted = self._apply(agent, batch)
+            if (
+                self._head.points >= self._cfg.head_max_points
+                or self._clock.now_ms() - self._last_flush_ms >= millis(self._cfg.flush_interval)
+            ):
+                self._flush_or_keep()
+        return WriteResult(accepted)
+
+    def flush(self) -> None:
+        """Moves the head into chunks now (the hub may call this on a timer and before shutdown)."""
+        with self._lock:
+            self._conn()
+            self._flush()
+
+    def _apply(self, agent: str, batch: Batch) -> int:
+        """Adds a batch to the head and the seen ids; shared by `write` and journal replay."""
+        accepted = 0
+        for s in batch.series:
+            ts, vals = s.timestamps_ms, s.values
+            if ts.shape != vals.shape or ts.ndim != 1:
+                self._reject(f"series {s.key} of batch {agent}/{batch.batch_id}: columns differ in length")
+                continue
+            if ts.shape[0] and ts[0] < self._raw_horizon_ms:
+                # Raw blocks before the horizon were deleted; merging into them would corrupt rollups.
+                keep = ts >= self._raw_horizon_ms
+                self.stats.points_below_retention += int(ts.shape[0] - np.count_nonzero(keep))
+                ts, vals = ts[keep], vals[keep]
+            if ts.shape[0] == 0:
+                continue
+            self._head.append(
+                self._sid(agent, s.key), ts.astype(np.int64, copy=False), vals.astype(np.float64, copy=False)
+            )
+            accepted += int(ts.shape[0])
+        self._head.events.extend((agent, e) for e in batch.events)
+        self._seen.add(agent, batch.boot_epoch, batch.seq, self._clock.now_ms())
+        return accepted
+
+    def _reject(self, why: str) -> None:
+        if self.stats.rejected_series == 0:
+            log.warning("rejected %s (further rejections are only counted)", why)
+        self.stats.rejected_series += 1
+
+    def _sid(self, agent: str, key: SeriesKey) -> int:
+        sid = self._agent_keys.get((agent, key))
+        if sid is None:
+            full = _with_agent(key, agent)
+            sid = self._ids.get(full)
+            if sid is None:
+                sid = self._next_sid
+                self._next_sid += 1
+                self._index(sid, full)
+                self._unsaved_series.append(sid)
+            self._agent_keys[(agent, key)] = sid
+        return sid
+
+    def _index(self, sid: int, key: SeriesKey) -> None:
+        self._ids[key] = sid
+        self._keys[sid] = key
+        self._postings.setdefault((_METRIC_POSTING, key.metric), set()).add(sid)
+        for pair in key.labels:
+            self._postings.setdefault(pair, set()).add(sid)
+
+    # -- flush ------------------------------------------------------------------------------------
+
+    def _flush_or_keep(self) -> None:
+        """Flushes from the write path; a failure keeps the head (still journaled) for the next try."""
+        try:
+            self._flush()
+        except sqlite3.Error as exc:
+            if self.stats.flush_failures == 0:
+                log.error("store flush failed, head kept in memory and journal: %s", exc)
+            self.stats.flush_failures += 1
+
+    def _flush(self) -> None:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO series (id, metric, labels) VALUES (?, ?, ?)",
+                [
+                    (sid, self._keys[sid].metric, json.dumps(self._keys[sid].labels))
+                    for sid in self._unsaved_series
+                ],
+            )
+            for sid, ts, vals in self._head.items():
+                self._flush_series(db, sid, ts, vals)
+            ledger.insert_events(db, self._head.events)
+            self._seen.save(db)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('flushed_lsn', ?)", (self._journal.last_lsn,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._seen.mark_saved()
+        self._unsaved_series.clear()
+        self._head.clear()
+        self._journal.reset()
+        self._last_flush_ms = self._clock.now_ms()
+        self.stats.flushes += 1
+
+    def _flush_series(self, db: sqlite3.Connection, sid: int, ts: I64Array, vals: F64Array) -> None:
+        """Merges one series' head points into its raw chunks and recomputes the touched rollups."""
+        blocks = (ts // RAW_BLOCK_MS) * RAW_BLOCK_MS
+        cuts = np.flatnonzero(blocks[1:] != blocks[:-1]) + 1
+        stored = self._load_raw(db, sid, int(blocks[0]), int(blocks[-1]))
+        rows = []
+        merged_ts: list[I64Array] = []
+        merged_vals: list[F64Array] = []
+        for part_ts, part_vals in zip(np.split(ts, cuts), np.split(vals, cuts), strict=True):
+            block = int(part_ts[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)
+            old = stored.get(block)
+            if old is not None:
+                part_ts, part_vals = latest_wins(
+                    np.concatenate((old[0], part_ts)), np.concatenate((old[1], part_vals))
+                )
+            rows.append(
+                (sid, RAW, block, int(part_ts.shape[0]), chunk.encode(part_ts, [part_vals], self._cctx))
+            )
+            merged_ts.append(part_ts)
+            merged_vals.append(part_vals)
+        all_ts, all_vals = np.concatenate(merged_ts), np.concatenate(merged_vals)
+        flushed_blocks = np.unique(blocks) // RAW_BLOCK_MS
+        for res in ROLLUP_RESOLUTIONS:
+            rows.extend(
+                self._rollup_rows(db, sid, res, Rollup.of_points(all_ts, all_vals, res), flushed_blocks)
+            )
+        db.executemany(_UPSERT_CHUNK, rows)
+
+    def _rollup_rows(
+        self, db: sqlite3.Connection, sid: int, res: int, fresh: Rollup, raw_blocks: I64Array
+    ) -> list[tuple[int, int, int, int, bytes]]:
+        """New rollup chunk rows: stored buckets of the flushed raw blocks replaced by `fresh` ones."""
+        size = BLOCK_MS[res]
+        owner = (fresh.ts // size) * size
+        cuts = np.flatnonzero(owner[1:] != owner[:-1]) + 1
+        starts = [int(owner[0]), *(int(owner[c]) for c in cuts)]
+        stored = self._load_rollups(db, sid, res, starts[0], starts[-1])
+        rows = []
+        bounds = [0, *cuts.tolist(), len(fresh)]
+        for start, lo, hi in zip(starts, bounds[:-1], bounds[1:], strict=True):
+            piece = Rollup.from_columns(fresh.ts[lo:hi], [c[lo:hi] for c in fresh.columns()])
+            old = stored.get(start)
+            if old is not None:
+                piece = old.replace_blocks(piece, raw_blocks, RAW_BLOCK_MS)
+            rows.append((sid, res, start, len(piece), chunk.encode(piece.ts, piece.columns(), self._cctx)))
+        return rows
+
+    def _chunk_rows(self, db: sqlite3.Connection, sid: int, res: int, first: int, last: int) -> list[bytes]:
+        rows = db.execute(
+            "SELECT data FROM chunks WHERE series_id=? AND res=? AND block_start BETWEEN ? AND ?"
+            " ORDER BY block_start",
+            (sid, res, first, last),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _load_raw(
+        self, db: sqlite3.Connection, sid: int, first: int, last: int
+    ) -> dict[int, tuple[I64Array, F64Array]]:
+        out: dict[int, tuple[I64Array, F64Array]] = {}
+        for data in self._chunk_rows(db, sid, RAW, first, last):
+            ts, cols = chunk.decode(data, self._dctx)
+            out[int(ts[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)] = (ts, cols[0])
+        return out
+
+    def _load_rollups(
+        self, db: sqlite3.Connection, sid: int, res: int, first: int, last: int
+    ) -> dict[int, Rollup]:
+        out: dict[int, Rollup] = {}
+        size = BLOCK_MS[res]
+        for data in self._chunk_rows(db, sid, res, first, last):
+            ts, cols = chunk.decode(data, self._dctx)
+            out[int(ts[0] // size * size)] = Rollup.from_columns(ts, cols)
+        return out
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def series(self, metric: str | None = None, matchers: tuple[Matcher, ...] = ()) -> list[SeriesKey]:
+        with self._lock:
+            return [self._keys[sid] for sid in self._match(metric, matchers)]
+
+    def query(self, q: RangeQuery) -> list[SeriesResult]:
+        """Reads raw points, or step buckets from the coarsest resolution whose width divides the step.
+
+        Rollup-answered queries widen the range edges to whole rollup buckets.
+        """
+        step = effective_step(q)
+        res = _resolution(step)
+        out: list[SeriesResult] = []
+        with self._lock:
+            db = self._conn()
+            for sid in self._match(q.metric, q.matchers):
+                if step is None or res == RAW:
+                    ts, vals = self._raw_points(db, sid, q.start_ms, q.end_ms)
+                    if step:
+                        ts, vals = aggregate(ts, vals, step, q.agg)
+                else:
+                    rolled = self._rollup_points(db, sid, res, q.start_ms, q.end_ms).coarsen(step)
+                    ts, vals = rolled.ts, rolled.select(q.agg)
+                if ts.shape[0]:
+                    out.append(SeriesResult(self._keys[sid], ts, vals))
+        return out
+
+    def _raw_points(
+        self, db: sqlite3.Connection, sid: int, start: int, end: int
+    ) -> tuple[I64Array, F64Array]:
+        first = start // RAW_BLOCK_MS * RAW_BLOCK_MS
+        decoded = [chunk.decode(d, self._dctx) for d in self._chunk_rows(db, sid, RAW, first, end)]
+        ts = np.concatenate([np.zeros(0, np.int64), *(t for t, _ in decoded)])
+        vals = np.concatenate([np.zeros(0, np.float64), *(c[0] for _, c in decoded)])
+        head = self._head.get(sid)
+        if head is not None and head[0].shape[0]:
+            overlap = ts.shape[0] > 0 and head[0][0] <= ts[-1]
+            ts, vals = np.concatenate((ts, head[0])), np.concatenate((vals, head[1]))
+            if overlap:
+                ts, vals = latest_wins(ts, vals)
+        keep = (ts >= start) & (ts <= end)
+        return ts[keep], vals[keep]
+
+    def _rollup_points(self, db: sqlite3.Connection, sid: int, res: int, start: int, end: int) -> Rollup:
+        """Stored rollups, with the buckets of raw blocks that have head points recomputed from raw."""
+        size = BLOCK_MS[res]
+        stored = Rollup.concat(list(self._load_rollups(db, sid, res, start // size * size, end).values()))
+        head = self._head.get(sid)
+        if head is not None and head[0].shape[0]:
+            blocks = np.unique(head[0] // RAW_BLOCK_MS)
+            blocks = blocks[((blocks + 1) * RAW_BLOCK_MS > start) & (blocks * RAW_BLOCK_MS <= end)]
+            if blocks.shape[0]:
+                ts, vals = self._raw_points(
+                    db, sid, int(blocks[0]) * RAW_BLOCK_MS, int(blocks[-1] + 1) * RAW_BLOCK_MS - 1
+                )
+                keep = np.isin(ts // RAW_BLOCK_MS, blocks)
+                fresh = Rollup.of_points(ts[keep], vals[keep], res)
+                stored = stored.replace_blocks(fresh, blocks, RAW_BLOCK_MS)
+        return stored.overlapping(start, end, res)
+
+    def _match(self, metric: str | None, matchers: tuple[Matcher, ...]) -> list[int]:
+        """Series ids matching, via the postings for name and `=` matchers, sorted by key text."""
+        postings: list[set[int]] = []
+        if metric is not None:
+            postings.append(self._postings.get((_METRIC_POSTING, metric), set()))
+        rest = []
+        for m in matchers:
+            if m.op is MatchOp.EQ and m.value:
+                postings.append(self._postings.get((m.name, m.value), set()))
+            else:
+                rest.append(m)
+        if postings:
+            postings.sort(key=len)
+            candidates: set[int] | dict[int, SeriesKey] = postings[0].intersection(*postings[1:])
+        else:
+            candidates = self._keys
+        hits = [sid for sid in candidates if all(m.matches(self._keys[sid]) for m in rest)]
+        return sorted(hits, key=lambda sid: str(self._keys[sid]))
+
+    def events(self, start_ms: int, end_ms: int, limit: int = 1000) -> list[tuple[str, Event]]:
+        """Events in [start_ms, end_ms], newest first, flushed and still in the head alike."""
+        with self._lock:
+            stored = ledger.select_events(self._conn(), start_ms, end_ms, limit)
+            fresh = [(a, e) for a, e in self._head.events if start_ms <= e.ts_ms <= end_ms]
+        merged = sorted(stored + fresh[::-1], key=lambda ae: ae[1].ts_ms, reverse=True)
+        return merged[:limit]
+
+    # -- retention --------------------------------------------------------------------------------
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Deletes whole blocks past each resolution's retention, old events and expired batch ids.
+
+        Returns:
+            how many stored values were deleted (raw points plus rollup buckets).
+        """
+        retention = {
+            RAW: self._cfg.raw_retention,
+            RES_5M: self._cfg.rollup_5m_retention,
+            RES_1H: self._cfg.rollup_1h_retention,
+        }
+        deleted = 0
+        with self._lock:
+            db = self._conn()
+            self._flush()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for res, keep in retention.items():
+                    cutoff = now_ms - millis(keep)
+                    bounds = (res, cutoff - BLOCK_MS[res])
+                    row = db.execute(
+                        "SELECT COALESCE(SUM(n), 0) FROM chunks WHERE res=? AND block_start<=?", bounds
+                    )
+                    deleted += int(row.fetchone()[0])
+                    db.execute("DELETE FROM chunks WHERE res=? AND block_start<=?", bounds)
+                    if res == RAW:
+                        horizon = cutoff // RAW_BLOCK_MS * RAW_BLOCK_MS
+                        self._raw_horizon_ms = max(self._raw_horizon_ms, horizon)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('raw_horizon_ms', ?)", (self._raw_horizon_ms,)
+                )
+                ledger.delete_events_before(db, now_ms - millis(self._cfg.events_retention))
+                self._seen.prune(now_ms - millis(self._cfg.dedup_window))
+                self._seen.save(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._seen.mark_saved()
+        return deleted
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
 
-    def write(self, agent: str, batch: Batch) -> WriteResult:
-        db = self._conn()
-        with self._lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, strftime('%s','now') * 1000)",
-                    (agent, batch.boot_epoch, batch.seq),
-                )
-                if cur.rowcount == 0:
-                    db.execute("ROLLBACK")
-                    return WriteResult(0, duplicate=True)
-                points = 0
-                for s in batch.series:
-                    sid = self._series_id(db, _with_agent(s.key, agent))
-                    db.executemany(
-                        "INSERT OR REPLACE INTO points VALUES (?, ?, ?)",
-                        zip([sid] * len(s), s.timestamps_ms.tolist(), s.values.tolist(), strict=True),
-                    )
-                    points += len(s)
-                db.executemany(
-                    "INSERT INTO events (agent, ts, kind, severity, source, message, attributes)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (agent, e.ts_ms, e.kind, e.severity.value, e.source, e.message,
-                         _encode_labels(e.attributes))
-                        for e in batch.events
-                    ],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return WriteResult(points)
 
-    def _series_id(self, db: sqlite3.Connection, key: SeriesKey) -> int:
-        sid = self._series_ids.get(key)
-        if sid is None:
-            labels = _encode_labels(key.labels)
-            db.execute("INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)", (key.metric, labels))
-            row = db.execute(
-                "SELECT id FROM series WHERE metric=? AND labels=?", (key.metric, labels)
-            ).fetchone()
-            sid = int(row[0])
-            self._series_ids[key] = sid
-        return sid
-
-    def series(self, metric: str | None = None, matchers: tuple[Matcher, ...] = ()) -> list[SeriesKey]:
-        with self._lock:
-            keys = list(self._series_ids)
-        hits = (k for k in keys if metric is None or k.metric == metric)
-        return sorted((k for k in hits if all(m.matches(k) for m in matchers)), key=str)
-
-    def query(self, q: RangeQuery) -> list[SeriesResult]:
-        db = self._conn()
-        step = effective_step(q)
-        out: list[SeriesResult] = []
-        for key in self.series(q.metric, q.matchers):
-            with self._lock:
-                rows = db.execute(
-                    "SELECT ts, value FROM points WHERE series_id=? AND ts BETWEEN ? AND ? ORDER BY ts",
-                    (self._series_ids[key], q.start_ms, q.end_ms),
-                ).fetchall()
-            ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vals = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-            if step:
-                ts, vals = aggregate(ts, vals, step, q.agg)
-            out.append(SeriesResult(key, ts, vals))
-        return out
-
-    def events(self, start_ms: int, end_ms: int, limit: int = 1000) -> list[tuple[str, Event]]:
-        db = self._conn()
-        with self._lock:
-            rows = db.execute(
-                "SELECT agent, ts, kind, severity, source, message, attributes FROM events"
-                " WHERE ts BETWEEN ? AND ? ORDER BY ts DESC LIMIT ?",
-                (start_ms, end_ms, limit),
-            ).fetchall()
-        return [
-            (r[0], Event(r[1], r[2], Severity(r[3]), r[4], r[5], _decode_labels(r[6]))) for r in rows
-        ]
-
-    def apply_retention(self, now_ms: int) -> int:
-        db = self._conn()
-        with self._lock:
-            cur = db.execute("DELETE FROM points WHERE ts < ?", (now_ms - self._retention_ms,))
-            return cur.rowcount
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+def _resolution(step: int | None) -> int:
+    """The coarsest stored resolution whose bucket width divides `step` (raw if none does)."""
+    for res in ROLLUP_RESOLUTIONS:
+        if step is not None and step % res == 0:
+            return res
+    return RAW
 
 
 def _with_agent(key: SeriesKey, agent: str) -> SeriesKey:

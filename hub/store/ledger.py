@@ -74,18 +74,23 @@ class SeenBatches:
         """Replaces the in-memory state with what `save` last committed."""
         self._ranges.clear()
         self._dirty.clear()
-        rows = db.execute("SELECT agent, boot_epoch, lo, hi, last_ms FROM batch_ranges ORDER BY agent, boot_epoch, lo")
+        rows = db.execute(
+            "SELECT agent, boot_epoch, lo, hi, last_ms FROM batch_ranges ORDER BY agent, boot_epoch, lo"
+        )
         for agent, boot, lo, hi, last in rows:
             self._ranges.setdefault((agent, boot), []).append([lo, hi, last])
 
     def save(self, db: sqlite3.Connection) -> None:
-        """Writes the keys changed since the last save; the caller owns the transaction."""
+        """Writes the keys changed since the last `mark_saved`; the caller owns the transaction."""
         for agent, boot in self._dirty:
             db.execute("DELETE FROM batch_ranges WHERE agent=? AND boot_epoch=?", (agent, boot))
             db.executemany(
                 "INSERT INTO batch_ranges VALUES (?, ?, ?, ?, ?)",
                 [(agent, boot, lo, hi, last) for lo, hi, last in self._ranges.get((agent, boot), [])],
             )
+
+    def mark_saved(self) -> None:
+        """Call once the transaction that ran `save` has committed (a rolled-back save stays dirty)."""
         self._dirty.clear()
         self._ranges = {k: r for k, r in self._ranges.items() if r}
 
@@ -93,7 +98,8 @@ class SeenBatches:
 def insert_events(db: sqlite3.Connection, events: Iterable[tuple[str, Event]]) -> None:
     """Appends events; the caller owns the transaction."""
     db.executemany(
-        "INSERT INTO events (agent, ts, kind, severity, source, message, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (agent, ts, kind, severity, source, message, attributes)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             (agent, e.ts_ms, e.kind, e.severity.value, e.source, e.message, json.dumps(e.attributes))
             for agent, e in events

@@ -41,6 +41,14 @@ class Rollup:
         return cls(ts, vals, vals, vals, np.ones(vals.shape[0], np.float64), vals).coarsen(res_ms)
 
     @classmethod
+    def concat(cls, parts: list[Rollup]) -> Rollup:
+        """Joins rollups of consecutive, non-overlapping time ranges."""
+        if not parts:
+            return cls.empty()
+        cols = [np.concatenate(c) for c in zip(*(p.columns() for p in parts), strict=True)]
+        return cls.from_columns(np.concatenate([p.ts for p in parts]), cols)
+
+    @classmethod
     def from_columns(cls, ts: I64Array, cols: list[F64Array]) -> Rollup:
         """Inverse of `columns()`, for the chunk codec."""
         mn, mx, sm, ct, last = cols
@@ -98,5 +106,6 @@ class Rollup:
         return Rollup.from_columns(ts[order], merged)
 
     def _masked(self, mask: np.ndarray) -> Rollup:
-        return Rollup(self.ts[mask], self.min[mask], self.max[mask], self.sum[mask], self.count[mask],
-                      self.last[mask])
+        return Rollup(
+            self.ts[mask], self.min[mask], self.max[mask], self.sum[mask], self.count[mask], self.last[mask]
+        )
