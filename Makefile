@@ -1,7 +1,7 @@
 # Outpost: `make run` for the demo on embedded defaults, `make test` for the whole suite.
 # Every tool a step needs is installed here: a fresh Debian machine with Python 3.11 is enough.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -14,8 +14,7 @@ APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server
 .PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || PYTHON=python3; \
-	  test -d $(VENV) || $${PYTHON:-$(PYTHON)} -m venv $(VENV) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
@@ -59,7 +58,7 @@ buflint:
 agent-venv: $(AGENT_VENV)/.installed
 
 $(AGENT_VENV)/.installed: pyproject.toml
-	test -d $(AGENT_VENV) || python3 -m venv $(AGENT_VENV)
+	test -x $(AGENT_VENV)/bin/python || $(PYTHON) -m venv $(AGENT_VENV)
 	$(AGENT_VENV)/bin/pip install -q '.[agent]'
 	touch $@
 
@@ -69,7 +68,7 @@ pytest: $(STAMP) $(APT_STAMP) agent-venv
 test: $(STAMP) $(APT_STAMP) proto-check lint typecheck buflint pytest
 
 run: $(STAMP)
-	$(PY) -m packaging.demo
+	$(PY) packaging/demo.py
 
 bench: $(STAMP)
 	$(PY) bench/codec.py
