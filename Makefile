@@ -57,9 +57,9 @@ buflint:
 # An agent-only venv proves `pip install outpost[agent]` pulls no hub dependency.
 agent-venv: $(AGENT_VENV)/.installed
 
-$(AGENT_VENV)/.installed: pyproject.toml
+$(AGENT_VENV)/.installed: pyproject.toml $(shell find agent shared -name '*.py' -o -name '*.yaml' 2>/dev/null)
 	test -x $(AGENT_VENV)/bin/python || $(PYTHON) -m venv $(AGENT_VENV)
-	$(AGENT_VENV)/bin/pip install -q '.[agent]'
+	$(AGENT_VENV)/bin/pip install -q --force-reinstall --no-deps . && $(AGENT_VENV)/bin/pip install -q '.[agent]'
 	touch $@
 
 pytest: $(STAMP) $(APT_STAMP) agent-venv
