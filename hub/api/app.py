@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Response
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api import routes
 from hub.api.deps import HubContext
+from hub.dashboard import STATIC_DIR
 
 
 def create_app(ctx: HubContext) -> FastAPI:
@@ -23,5 +26,10 @@ def create_app(ctx: HubContext) -> FastAPI:
         ctx.metrics.seq_gaps.set(ctx.state.total_gaps())
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
     app.include_router(routes.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

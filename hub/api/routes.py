@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from hub.api.auth import require_token
-from hub.api.deps import Ctx
+from hub.api.deps import Ctx, HubContext
 from hub.api.timeparse import parse_duration_ms, parse_time_ms
 from hub.store.base import Agg, Matcher, MatchOp, RangeQuery
 from shared.model import SeriesKey
@@ -37,6 +37,18 @@ def parse_matchers(raw: list[str] | None) -> tuple[Matcher, ...]:
                 raise HTTPException(400, f"bad regex in matcher {text!r}: {exc}") from None
         out.append(Matcher(m.group(1), op, m.group(3)))
     return tuple(out)
+
+
+def _time_range(ctx: HubContext, start: str, end: str) -> tuple[int, int]:
+    """Resolves `start`/`end` parameters; answers 400 on unparsable or reversed ranges."""
+    now = ctx.clock.now_ms()
+    try:
+        start_ms, end_ms = parse_time_ms(start, now), parse_time_ms(end, now)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    if end_ms < start_ms:
+        raise HTTPException(400, "end is before start")
+    return start_ms, end_ms
 
 
 def _key_json(key: SeriesKey) -> dict[str, Any]:
@@ -92,14 +104,11 @@ async def query(
     Ranges that would return more than `max_points` per series are downsampled server-side
     (the step is widened), so a year-long query never ships millions of points to a browser.
     """
-    now = ctx.clock.now_ms()
+    start_ms, end_ms = _time_range(ctx, start, end)
     try:
-        start_ms, end_ms = parse_time_ms(start, now), parse_time_ms(end, now)
         step_ms = parse_duration_ms(step) if step else None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    if end_ms < start_ms:
-        raise HTTPException(400, "end is before start")
     if step_ms is not None and step_ms <= 0:
         raise HTTPException(400, "step must be positive")
     q = RangeQuery(metric, start_ms, end_ms, parse_matchers(match), step_ms, agg, max_points)
@@ -114,4 +123,32 @@ async def query(
             }
             for r in results
         ],
+    }
+
+
+@router.get("/events")
+async def list_events(
+    ctx: Ctx,
+    start: str = "-1h",
+    end: str = "now",
+    kind: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+) -> dict[str, Any]:
+    """Events (traps, SEL entries, anomaly onsets) in [start, end], newest first; `kind` filters by prefix."""
+    start_ms, end_ms = _time_range(ctx, start, end)
+    rows = await asyncio.to_thread(ctx.store.events, start_ms, end_ms, limit)
+    return {
+        "events": [
+            {
+                "agent": agent,
+                "ts_ms": e.ts_ms,
+                "kind": e.kind,
+                "severity": e.severity.name.lower(),
+                "source": e.source,
+                "message": e.message,
+                "attributes": dict(e.attributes),
+            }
+            for agent, e in rows
+            if kind is None or e.kind.startswith(kind)
+        ]
     }

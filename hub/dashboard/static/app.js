@@ -1,0 +1,78 @@
+// Outpost NOC dashboard: reads the REST API with the token kept in this tab's sessionStorage only.
+"use strict";
+const $ = (sel) => document.querySelector(sel);
+let token = sessionStorage.getItem("outpost-token") || "";
+let allSeries = [];
+
+async function api(path) {
+  const r = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+  if (r.status === 401) { signOut("token rejected"); throw new Error("unauthorized"); }
+  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  return r.json();
+}
+
+function signOut(why) {
+  token = ""; sessionStorage.removeItem("outpost-token");
+  $("#main").hidden = true; $("#login").hidden = false; $("#status").textContent = why;
+}
+
+function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
+function row(cells) { const tr = document.createElement("tr"); cells.forEach((c) => tr.appendChild(c)); return tr; }
+function ago(ms) { const s = Math.round((Date.now() - ms) / 1000); return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`; }
+function keyText(s) { return `${s.metric}{${Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(",")}}`; }
+
+async function refresh() {
+  const [{ agents }, { events }] = await Promise.all([api("/api/v1/agents"), api("/api/v1/events?start=-1h")]);
+  const at = $("#agents tbody"); at.replaceChildren();
+  for (const a of agents) {
+    const stale = Date.now() - a.last_seen_ms > 120000;
+    at.appendChild(row([cell(a.id), cell(ago(a.last_seen_ms), stale ? "stale" : ""), cell(a.points_received.toLocaleString()),
+      cell(a.gaps, a.gaps ? "gaps" : ""), cell(a.duplicates)]));
+  }
+  const et = $("#events tbody"); et.replaceChildren();
+  for (const e of events.slice(0, 100)) {
+    et.appendChild(row([cell(new Date(e.ts_ms).toLocaleTimeString()), cell(e.severity, `sev-${e.severity}`), cell(e.kind),
+      cell(e.agent), cell(e.source), cell(e.message)]));
+  }
+  $("#status").textContent = `${agents.length} agents · updated ${new Date().toLocaleTimeString()}`;
+}
+
+async function loadSeries() {
+  allSeries = (await api("/api/v1/series?limit=5000")).series;
+  renderSeries();
+}
+
+function renderSeries() {
+  const f = $("#filter").value.toLowerCase();
+  const list = $("#series-list"); list.replaceChildren();
+  for (const s of allSeries.filter((x) => keyText(x).toLowerCase().includes(f)).slice(0, 300)) {
+    const d = document.createElement("div"); d.textContent = keyText(s); d.onclick = () => chart(s); list.appendChild(d);
+  }
+}
+
+async function chart(s) {
+  const match = Object.entries(s.labels).map(([k, v]) => `&match=${encodeURIComponent(`${k}=${v}`)}`).join("");
+  const { series } = await api(`/api/v1/query?metric=${encodeURIComponent(s.metric)}${match}&start=-1h&max_points=400`);
+  const pts = series.length ? series[0].points : [];
+  $("#chart-box").hidden = false;
+  $("#chart-title").textContent = `${keyText(s)} · ${pts.length} points · last ${pts.length ? pts[pts.length - 1][1] : "-"}`;
+  if (!pts.length) { $("#chart").replaceChildren(); return; }
+  const t0 = pts[0][0], t1 = pts[pts.length - 1][0] || t0 + 1;
+  const vs = pts.map((p) => p[1]); const lo = Math.min(...vs), hi = Math.max(...vs);
+  const poly = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  poly.setAttribute("points", pts.map(([t, v]) => `${((t - t0) / Math.max(1, t1 - t0)) * 800},${190 - ((v - lo) / ((hi - lo) || 1)) * 180}`).join(" "));
+  $("#chart").replaceChildren(poly);
+}
+
+async function start() {
+  $("#login").hidden = true; $("#main").hidden = false;
+  try { await refresh(); await loadSeries(); } catch (e) { return; }
+  setInterval(() => refresh().catch(() => {}), 5000);
+  setInterval(() => loadSeries().catch(() => {}), 30000);
+}
+
+$("#login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault(); token = $("#token").value.trim(); sessionStorage.setItem("outpost-token", token); start();
+});
+$("#filter").addEventListener("input", renderSeries);
+if (token) start();

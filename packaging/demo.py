@@ -1,0 +1,109 @@
+"""`make run`: a hub, an agent and simulated devices on this machine, on embedded defaults.
+
+State lives in ./.outpost/ (kept between runs). Ctrl-C stops every process this script started.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+from demo_devices import start_demo_devices
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".outpost"
+BIN = Path(sys.executable).parent
+API = "127.0.0.1:8080"
+GRPC = "127.0.0.1:4317"
+
+
+def _write_configs() -> tuple[Path, Path, list[subprocess.Popen[bytes]]]:
+    hub_dir, agent_dir = STATE / "hub", STATE / "agent"
+    hub_cfg = STATE / "hub.yaml"
+    hub_cfg.write_text(
+        yaml.safe_dump({"data_dir": str(hub_dir), "api": {"listen": API}, "grpc": {"listen": GRPC}})
+    )
+    certs = agent_dir / "certs"
+    if not (certs / "demo.pem").exists():
+        subprocess.run(
+            [BIN / "outpost-hub", "cert", "issue", "--agent", "demo", "--site", "local", "--out", certs,
+             "--config", hub_cfg],
+            check=True,
+        )
+    procs, devices = start_demo_devices(STATE / "devices")
+    agent_cfg = STATE / "agent.yaml"
+    agent_cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(agent_dir / "data"),
+                "hub": {
+                    "address": GRPC,
+                    "server_name": "localhost",
+                    "tls": {
+                        "ca_file": str(certs / "ca.pem"),
+                        "cert_file": str(certs / "demo.pem"),
+                        "key_file": str(certs / "demo.key"),
+                    },
+                },
+                "devices": [{"kind": "host", "interval_s": 5}, *devices],
+                "batch": {"max_age_s": 2},
+            },
+            sort_keys=False,
+        )
+    )
+    return hub_cfg, agent_cfg, procs
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    STATE.mkdir(exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        hub_cfg, agent_cfg, device_procs = _write_configs()
+        procs.extend(device_procs)
+        procs.append(subprocess.Popen([BIN / "outpost-hub", "run", "--config", hub_cfg]))
+        if not _wait_http(f"http://{API}/healthz", 30):
+            print("hub did not start; see its log above", file=sys.stderr)
+            return 1
+        procs.append(subprocess.Popen([BIN / "outpost-agent", "run", "--config", agent_cfg]))
+        token = (STATE / "hub" / "admin.token").read_text().strip()
+        print(
+            f"\n  Outpost is running.\n  Dashboard: http://{API}/   API token: {token}\n"
+            f"  Try: curl -H 'Authorization: Bearer {token}' http://{API}/api/v1/agents\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("a process exited; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
