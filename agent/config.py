@@ -8,10 +8,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.collect.host import HostConfig
+from agent.collect.snmp.config import SnmpConfig, TrapConfig
 from shared.config_errors import load_yaml_model
 
 # Every device kind the agent can poll; `kind:` selects the model (and the collector in collect/registry.py).
-DeviceConfig = Annotated[HostConfig, Field(discriminator="kind")]
+DeviceConfig = Annotated[HostConfig | SnmpConfig, Field(discriminator="kind")]
 
 
 class _Frozen(BaseModel):
@@ -50,15 +51,21 @@ class TelemetryConfig(_Frozen):
     listen: str | None = Field(default="127.0.0.1:9465", pattern=r"^[^:\s]+:\d{1,5}$")
 
 
+def _default_devices() -> list[DeviceConfig]:
+    """Without a `devices:` section an agent still watches its own host."""
+    return [HostConfig()]
+
+
 class AgentConfig(_Frozen):
     """Top level of agent.yaml."""
 
     data_dir: Path = Path("/var/lib/outpost-agent")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     hub: HubConfig
-    devices: list[DeviceConfig] = Field(default_factory=lambda: [HostConfig()])
+    devices: list[DeviceConfig] = Field(default_factory=lambda: _default_devices())
     batch: BatchConfig = BatchConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    traps: TrapConfig = TrapConfig()
     max_concurrency: int = Field(default=64, ge=1, le=4096)
 
 

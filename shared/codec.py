@@ -7,6 +7,7 @@ designed in one place: the same bytes are spooled, pushed over gRPC and publishe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import zstandard
@@ -20,6 +21,10 @@ SCHEMA_VERSION = 1
 # A decompressed batch larger than this is refused before it is inflated (decompression bombs).
 MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
 ZSTD_LEVEL = 3
+
+_PB_CLASS = {c: cast(pb.BatchClass, pb.BatchClass.Value(f"BATCH_CLASS_{c.name}")) for c in BatchClass}
+_PB_KIND = {k: pb.MetricKind.Value(f"METRIC_KIND_{k.name}") for k in MetricKind}
+_PB_SEVERITY = {s: pb.Severity.Value(f"SEVERITY_{s.name}") for s in Severity}
 
 _compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 _decompressor = zstandard.ZstdDecompressor()
@@ -46,12 +51,12 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
     Raises:
         CodecError: when a series' timestamps are not strictly increasing or columns differ in length.
     """
-    msg = pb.Batch(boot_epoch=batch.boot_epoch, seq=batch.seq, batch_class=batch.batch_class.value)
+    msg = pb.Batch(boot_epoch=batch.boot_epoch, seq=batch.seq, batch_class=_PB_CLASS[batch.batch_class])
     base = _base_time(batch)
     msg.base_time_unix_ms = base
     for s in batch.series:
         _check_series(s)
-        ps = msg.series.add(metric=s.key.metric, kind=s.kind.value, unit=s.unit)
+        ps = msg.series.add(metric=s.key.metric, kind=_PB_KIND[s.kind], unit=s.unit)
         for k, v in s.key.labels:
             ps.labels.add(name=k, value=v)
         if len(s):
@@ -62,7 +67,11 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
                 ps.anomaly_scores.extend(s.scores.tolist())
     for e in batch.events:
         pe = msg.events.add(
-            time_unix_ms=e.ts_ms, kind=e.kind, severity=e.severity.value, source=e.source, message=e.message
+            time_unix_ms=e.ts_ms,
+            kind=e.kind,
+            severity=_PB_SEVERITY[e.severity],
+            source=e.source,
+            message=e.message,
         )
         for k, v in e.attributes:
             pe.attributes.add(name=k, value=v)
@@ -73,7 +82,7 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
         payload=_compressor.compress(raw) if compress else raw,
         boot_epoch=batch.boot_epoch,
         seq=batch.seq,
-        batch_class=batch.batch_class.value,
+        batch_class=_PB_CLASS[batch.batch_class],
         uncompressed_size=len(raw),
         point_count=batch.point_count,
     )

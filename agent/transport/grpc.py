@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 
 from agent.transport.base import DeliveryRejected
@@ -74,12 +76,13 @@ class GrpcTransport:
 
     async def aclose(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(grace=None)
             self._channel = self._push = None
 
 
 def _retry_after(exc: grpc.aio.AioRpcError) -> float:
-    for key, value in exc.trailing_metadata() or ():
+    pairs = cast("list[tuple[str, str | bytes]]", list(exc.trailing_metadata() or ()))
+    for key, value in pairs:
         if key == "retry-after-ms":
             try:
                 return int(value) / 1000.0

@@ -44,7 +44,7 @@ class GrpcIngestServer:
         self.port = 0
 
     async def _push(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        pems = context.auth_context().get("x509_pem_cert") or []
+        pems = list(context.auth_context().get("x509_pem_cert") or [])
         if not pems:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "client certificate required")
         try:
