@@ -1,8 +1,11 @@
 """Runs every collector on its own interval: deterministic phase, bounded jitter, deadline, concurrency caps.
 
 Why deterministic phase: 500 targets on a 60 s interval spread evenly instead of bursting at start-up,
-and a restart keeps each target's slot. A per-target deadline and a global cap keep one black-holed
-device from delaying the others. State changes (down/up) are logged once; per-poll outcomes are counters.
+and a restart keeps each target's slot. Each target has one loop, so at most one poll per device is in
+flight; a global semaphore caps polls across devices. The deadline runs on the injected clock (not
+asyncio's), so a black-holed device is cut off on time in production and in FakeClock tests alike,
+and it holds one semaphore slot at most until then. State changes (down/up) are logged once;
+per-poll outcomes are counters (`stats`, `samples()`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.collect.base import Collector
 from shared.clock import Clock, SystemClock
-from shared.model import CollectResult
+from shared.model import CollectResult, MetricKind, Sample, SeriesKey
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ def phase_of(target: str, interval_s: float) -> float:
 
 @dataclass
 class TargetStats:
-    """Per-target counters exported as agent metrics."""
+    """Per-target counters exported as agent metrics (`collect_timeouts_total{target}` is `timeouts`)."""
 
     polls: int = 0
     timeouts: int = 0
@@ -40,50 +44,80 @@ class TargetStats:
     last_duration_s: float = 0.0
 
 
+async def run_with_deadline(clock: Clock, work: Awaitable[CollectResult], seconds: float) -> CollectResult:
+    """Awaits `work` but cancels it when `seconds` pass on `clock`.
+
+    Raises:
+        TimeoutError: the deadline passed first (the work was cancelled and awaited).
+    """
+    task = asyncio.ensure_future(work)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise TimeoutError(f"deadline of {seconds:.1f}s passed")
+    return task.result()
+
+
 @dataclass
 class Scheduler:
-    """Polls collectors forever and hands each result to `sink` (a cheap, non-blocking callable)."""
+    """Polls collectors forever and hands each result to `sink` (a cheap, non-blocking callable).
+
+    `deadline_fraction` of a target's interval bounds one poll; jitter is uniform in
+    [0, min(jitter_fraction * interval, max_jitter_s)] on top of the target's phase.
+    """
 
     collectors: Sequence[Collector]
     sink: Callable[[CollectResult], None]
     clock: Clock = field(default_factory=SystemClock)
     max_concurrency: int = 64
     jitter_fraction: float = 0.05
+    max_jitter_s: float = 5.0
+    deadline_fraction: float = 0.9
     stats: dict[str, TargetStats] = field(default_factory=dict)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         self._sem = asyncio.Semaphore(self.max_concurrency)
         self._tasks: list[asyncio.Task[None]] = []
-        self._rng = random.Random()
+        self._rng = random.Random(self.seed)
+        # Recent poll lateness across all targets (for the p99 the bench and telemetry report).
+        self.recent_lateness: deque[float] = deque(maxlen=10_000)
 
     async def start(self) -> None:
         for c in self.collectors:
             await c.start()
             self.stats[c.target] = TargetStats()
+        for c in self.collectors:
             self._tasks.append(asyncio.create_task(self._loop(c), name=f"poll:{c.target}"))
 
     async def _loop(self, c: Collector) -> None:
         interval = c.interval_s
-        start = self.clock.monotonic()
-        next_due = start + phase_of(c.target, interval)
+        next_due = self.clock.monotonic() + phase_of(c.target, interval)
+        stats = self.stats[c.target]
+        jitter_cap = min(self.jitter_fraction * interval, self.max_jitter_s)
         while True:
-            jitter = self._rng.uniform(0, self.jitter_fraction * interval)
-            await self.clock.sleep(next_due + jitter - self.clock.monotonic())
-            began = self.clock.monotonic()
-            stats = self.stats[c.target]
-            stats.lateness_s = max(0.0, began - next_due - jitter)
-            await self._poll_once(c, stats, deadline=interval * 0.9)
-            stats.last_duration_s = self.clock.monotonic() - began
+            due = next_due + self._rng.uniform(0, jitter_cap)
+            await self.clock.sleep(due - self.clock.monotonic())
+            await self._poll_once(c, stats, due, deadline=interval * self.deadline_fraction)
             next_due += interval
-            if next_due < self.clock.monotonic():  # overran: skip missed slots rather than burst
-                missed = int((self.clock.monotonic() - next_due) // interval) + 1
-                next_due += missed * interval
+            now = self.clock.monotonic()
+            if next_due < now:  # overran: skip missed slots rather than burst
+                next_due += (int((now - next_due) // interval) + 1) * interval
 
-    async def _poll_once(self, c: Collector, stats: TargetStats, deadline: float) -> None:
+    async def _poll_once(self, c: Collector, stats: TargetStats, due: float, deadline: float) -> None:
         async with self._sem:
+            began = self.clock.monotonic()
+            stats.lateness_s = max(0.0, began - due)
+            self.recent_lateness.append(stats.lateness_s)
             stats.polls += 1
             try:
-                result = await asyncio.wait_for(c.collect(), timeout=deadline)
+                result = await run_with_deadline(self.clock, c.collect(), deadline)
             except TimeoutError:
                 stats.timeouts += 1
                 self._mark(c.target, stats, up=False, reason="timeout")
@@ -92,6 +126,8 @@ class Scheduler:
                 stats.errors += 1
                 self._mark(c.target, stats, up=False, reason=type(exc).__name__)
                 return
+            finally:
+                stats.last_duration_s = self.clock.monotonic() - began
         if result.errors:
             stats.errors += 1
         up = bool(result.samples) or not result.errors
@@ -106,6 +142,29 @@ class Scheduler:
             down_for = self.clock.monotonic() - (stats.down_since or self.clock.monotonic())
             stats.up, stats.down_since = True, None
             log.info("target %s is up again after %s", target, _human(down_for))
+
+    def lateness_quantile(self, q: float) -> float:
+        """The q-quantile (0..1) of recent poll lateness in seconds (0 before any poll)."""
+        if not self.recent_lateness:
+            return 0.0
+        ordered = sorted(self.recent_lateness)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def samples(self, now_ms: int) -> list[Sample]:
+        """The scheduler's own metrics per target, for the agent's telemetry."""
+        out: list[Sample] = []
+        for target, s in self.stats.items():
+            labels = {"target": target}
+            for name, value, kind in (
+                ("collect_polls_total", s.polls, MetricKind.COUNTER),
+                ("collect_timeouts_total", s.timeouts, MetricKind.COUNTER),
+                ("collect_errors_total", s.errors, MetricKind.COUNTER),
+                ("collect_lateness_seconds", s.lateness_s, MetricKind.GAUGE),
+                ("collect_duration_seconds", s.last_duration_s, MetricKind.GAUGE),
+                ("collect_up", 1.0 if s.up else 0.0, MetricKind.GAUGE),
+            ):
+                out.append(Sample(SeriesKey.of(name, labels), now_ms, float(value), kind))
+        return out
 
     async def aclose(self) -> None:
         for t in self._tasks:

@@ -1,0 +1,1 @@
+"""SNMP polling: config, the pysnmp seam, data-driven profiles and the collector."""

@@ -1,0 +1,363 @@
+"""The pysnmp seam: GET and GETBULK/GETNEXT table walks for one target, plus a trap listener.
+
+pysnmp is imported here and nowhere else. Everything leaving this module is plain Python (`VarBind`,
+`Trap`, our own errors), so the rest of the agent never sees pyasn1 types.
+
+Engines: v1/v2c targets share one SnmpEngine per event loop (an engine carries a MIB builder, too
+heavy to have one per device). Each v3 target owns its engine, because the engine is where pysnmp
+caches the agent's engine ID, boots and time: after the device reboots (notInTimeWindow /
+unknownEngineID), dropping that one engine drops exactly that target's cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config as engine_config
+from pysnmp.entity.rfc3413 import ntfrcv
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+    next_cmd,
+)
+from pysnmp.proto import errind, rfc1902, rfc1905
+from pysnmp.proto.api import v2c
+
+from agent.collect.snmp.config import SnmpConfig, TrapConfig, UsmUser, read_secret
+from agent.collect.snmp.errors import (
+    SnmpAuthError,
+    SnmpEngineStale,
+    SnmpProtocolError,
+    SnmpTimeout,
+)
+from shared.clock import Clock
+
+log = logging.getLogger(__name__)
+
+Oid = tuple[int, ...]
+Value = int | float | str
+
+_AUTH = {
+    "md5": engine_config.USM_AUTH_HMAC96_MD5,
+    "sha": engine_config.USM_AUTH_HMAC96_SHA,
+    "sha224": engine_config.USM_AUTH_HMAC128_SHA224,
+    "sha256": engine_config.USM_AUTH_HMAC192_SHA256,
+    "sha384": engine_config.USM_AUTH_HMAC256_SHA384,
+    "sha512": engine_config.USM_AUTH_HMAC384_SHA512,
+}
+_PRIV = {
+    "des": engine_config.USM_PRIV_CBC56_DES,
+    "aes128": engine_config.USM_PRIV_CFB128_AES,
+    "aes192": engine_config.USM_PRIV_CFB192_AES,
+    "aes256": engine_config.USM_PRIV_CFB256_AES,
+}
+# Agent rebooted (new engine boots) or was replaced: our cached engine parameters are stale.
+_STALE = (errind.NotInTimeWindow, errind.UnknownEngineID)
+_AUTH_FAIL = (errind.UnknownUserName, errind.WrongDigest, errind.UnknownSecurityName, errind.DecryptionError)
+_END = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)
+# Largest number of OIDs in one GET; agents reject bigger PDUs with tooBig.
+_GET_CHUNK = 40
+
+_shared_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SnmpEngine] = (
+    weakref.WeakKeyDictionary()
+)
+_INTEGERS = (rfc1902.Integer32, rfc1902.Gauge32, rfc1902.Unsigned32, rfc1902.TimeTicks)
+
+
+@dataclass(frozen=True, slots=True)
+class VarBind:
+    """One decoded variable: `counter_bits` is 32 or 64 for counters, 0 for everything else."""
+
+    oid: Oid
+    value: Value
+    counter_bits: int = 0
+
+
+def parse_oid(text: str) -> Oid:
+    """`1.3.6.1.2.1.1.3.0` (a leading dot allowed) -> tuple of ints. Raises ValueError on junk."""
+    return tuple(int(p) for p in text.strip().lstrip(".").split("."))
+
+
+def oid_text(oid: Oid) -> str:
+    return ".".join(map(str, oid))
+
+
+def _as_oid(name: object) -> Oid:
+    return tuple(int(x) for x in name)  # type: ignore[attr-defined]
+
+
+def _decode(name: object, value: object) -> VarBind | None:
+    """pyasn1 value -> VarBind; None for noSuchObject/noSuchInstance/endOfMibView."""
+    if isinstance(value, _END):
+        return None
+    oid = _as_oid(name)
+    if isinstance(value, rfc1902.Counter64):
+        return VarBind(oid, int(value), 64)
+    if isinstance(value, rfc1902.Counter32):
+        return VarBind(oid, int(value), 32)
+    if isinstance(value, _INTEGERS):
+        return VarBind(oid, int(value))
+    if isinstance(value, rfc1902.IpAddress):
+        return VarBind(oid, ".".join(str(b) for b in bytes(value)))
+    if isinstance(value, rfc1902.OctetString | rfc1902.Opaque):
+        raw = bytes(value)
+        return VarBind(oid, raw.decode("utf-8", errors="replace").rstrip("\x00"))
+    if isinstance(value, rfc1902.ObjectIdentifier):
+        return VarBind(oid, oid_text(tuple(value)))
+    if isinstance(value, v2c.Null):
+        return None
+    return VarBind(oid, str(value))
+
+
+def _shared_engine() -> SnmpEngine:
+    loop = asyncio.get_running_loop()
+    engine = _shared_engines.get(loop)
+    if engine is None:
+        engine = _shared_engines[loop] = SnmpEngine()
+    return engine
+
+
+def _usm_data(user: UsmUser) -> UsmUserData:
+    return UsmUserData(
+        user.username,
+        authKey=read_secret(user.auth_key, user.auth_key_file),
+        privKey=read_secret(user.priv_key, user.priv_key_file),
+        authProtocol=_AUTH[user.auth_protocol] if user.auth_protocol else engine_config.USM_AUTH_NONE,
+        privProtocol=_PRIV[user.priv_protocol] if user.priv_protocol else engine_config.USM_PRIV_NONE,
+    )
+
+
+class SnmpSession:
+    """Requests to one device. Not safe for concurrent use: the scheduler keeps one poll in flight.
+
+    v3 engine recovery: on notInTimeWindow/unknownEngineID the target's engine is replaced and the
+    request retried once; a further failure waits out a backoff (1 s doubling to 5 min) before the next
+    rediscovery, so a flapping agent is not hammered.
+    """
+
+    RECOVERY_BACKOFF_S = (1.0, 300.0)
+
+    def __init__(self, config: SnmpConfig, clock: Clock) -> None:
+        self._config = config
+        self._clock = clock
+        self._engine: SnmpEngine | None = None
+        self._transport: UdpTransportTarget | None = None
+        self._auth: CommunityData | UsmUserData | None = None
+        self._context = ContextData(contextName=config.usm.context_name if config.usm else "")
+        self._backoff_s = self.RECOVERY_BACKOFF_S[0]
+        self._next_recovery = 0.0
+        self.engine_resets = 0
+
+    @property
+    def device(self) -> str:
+        return self._config.name
+
+    async def _ready(self) -> tuple[SnmpEngine, CommunityData | UsmUserData, UdpTransportTarget]:
+        cfg = self._config
+        if self._auth is None:
+            if cfg.version == "3":
+                assert cfg.usm is not None  # the config validator guarantees it
+                self._auth = _usm_data(cfg.usm)
+            else:
+                community = read_secret(cfg.community, cfg.community_file) or ""
+                self._auth = CommunityData(community, mpModel=0 if cfg.version == "1" else 1)
+        if self._transport is None:
+            self._transport = await UdpTransportTarget.create(
+                (cfg.address, cfg.port), timeout=cfg.timeout_s, retries=cfg.retries
+            )
+        if self._engine is None:
+            self._engine = SnmpEngine() if cfg.version == "3" else _shared_engine()
+        return self._engine, self._auth, self._transport
+
+    def _drop_engine(self) -> None:
+        if self._engine is not None and self._config.version == "3":
+            self._engine.close_dispatcher()
+        self._engine = None
+
+    def _check(self, error_indication: object, error_status: object, oid: str) -> None:
+        if not error_indication:
+            return
+        dev = self._config.name
+        if isinstance(error_indication, errind.RequestTimedOut):
+            raise SnmpTimeout(dev, "no response", oid)
+        if isinstance(error_indication, _STALE):
+            raise SnmpEngineStale(dev, str(error_indication), oid)
+        if isinstance(error_indication, _AUTH_FAIL):
+            raise SnmpAuthError(dev, str(error_indication), oid)
+        raise SnmpProtocolError(dev, str(error_indication), oid)
+
+    async def _request(
+        self, op: Callable[..., Awaitable[Any]], *args: object
+    ) -> tuple[object, int, int, Sequence[tuple[object, object]]]:
+        """Runs one pysnmp command, recovering a stale v3 engine once (with backoff)."""
+        for attempt in (0, 1):
+            engine, auth, transport = await self._ready()
+            result = await op(engine, auth, transport, self._context, *args, lookupMib=False)
+            error_indication, error_status, error_index, var_binds = result
+            try:
+                self._check(error_indication, error_status, "")
+            except SnmpEngineStale:
+                now = self._clock.monotonic()
+                if attempt == 1 or now < self._next_recovery:
+                    raise
+                self._next_recovery = now + self._backoff_s
+                self._backoff_s = min(self._backoff_s * 2, self.RECOVERY_BACKOFF_S[1])
+                self.engine_resets += 1
+                log.info("%s: SNMPv3 engine changed (%s), rediscovering", self.device, error_indication)
+                self._drop_engine()
+                continue
+            if self.engine_resets and attempt == 0:
+                self._backoff_s = self.RECOVERY_BACKOFF_S[0]
+            return error_indication, int(error_status), int(error_index), var_binds
+        raise AssertionError("unreachable")
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, VarBind]:
+        """GETs scalars; missing ones are simply absent from the result.
+
+        Raises:
+            SnmpError: timeout, auth or protocol failure of the whole request.
+        """
+        out: dict[Oid, VarBind] = {}
+        for i in range(0, len(oids), _GET_CHUNK):
+            pending = list(oids[i : i + _GET_CHUNK])
+            while pending:
+                binds = [ObjectType(ObjectIdentity(oid_text(o))) for o in pending]
+                _, status, index, var_binds = await self._request(get_cmd, *binds)
+                if status == 2 and 0 < index <= len(pending):  # v1 noSuchName: drop that OID, ask again
+                    pending.pop(index - 1)
+                    continue
+                if status:
+                    raise SnmpProtocolError(self.device, f"error status {status}", oid_text(pending[0]))
+                for name, value in var_binds:
+                    vb = _decode(name, value)
+                    if vb is not None:
+                        out[vb.oid] = vb
+                break
+        return out
+
+    async def walk(self, roots: Sequence[Oid]) -> dict[Oid, list[VarBind]]:
+        """Walks several table columns side by side (one GETBULK per round, GETNEXT for v1).
+
+        Returns each root's rows in OID order. Stops a column at its subtree's end, endOfMibView, or
+        an OID that does not increase (a broken agent must not loop us forever).
+        """
+        rows: dict[Oid, list[VarBind]] = {r: [] for r in roots}
+        cursor: dict[Oid, Oid] = {r: r for r in roots}
+        while cursor:
+            active = list(cursor)
+            binds = [ObjectType(ObjectIdentity(oid_text(cursor[r]))) for r in active]
+            if self._config.version == "1":
+                _, status, _, var_binds = await self._request(next_cmd, *binds)
+            else:
+                reps = max(1, self._config.max_repetitions // len(active))
+                _, status, _, var_binds = await self._request(bulk_cmd, 0, reps, *binds)
+            if status == 2:  # v1 noSuchName on GETNEXT means end of the MIB
+                break
+            if status:
+                raise SnmpProtocolError(self.device, f"error status {status}", oid_text(active[0]))
+            if not var_binds:
+                break
+            finished: set[Oid] = set()
+            for i, (name, value) in enumerate(var_binds):
+                root = active[i % len(active)]
+                if root in finished:
+                    continue
+                oid = _as_oid(name)
+                if isinstance(value, _END) or oid[: len(root)] != root or oid <= cursor[root]:
+                    finished.add(root)
+                    continue
+                cursor[root] = oid
+                vb = _decode(name, value)
+                if vb is not None:
+                    rows[root].append(vb)
+            for root in finished:
+                cursor.pop(root, None)
+        return rows
+
+    async def aclose(self) -> None:
+        self._drop_engine()
+        self._transport = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trap:
+    """A received notification: sender address, SNMP version, and its variables."""
+
+    source: str
+    version: str
+    var_binds: tuple[VarBind, ...]
+
+
+class TrapListener:
+    """A UDP notification receiver (v1/v2c communities, v3 users) calling `on_trap` per trap."""
+
+    def __init__(self, config: TrapConfig, on_trap: Callable[[Trap], None]) -> None:
+        self._config = config
+        self._on_trap = on_trap
+        self._engine: SnmpEngine | None = None
+        self._receiver: ntfrcv.NotificationReceiver | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        host, _, port = self._config.listen.rpartition(":")
+        engine = SnmpEngine()
+        transport = udp.UdpAsyncioTransport().open_server_mode((host, int(port)))
+        engine_config.add_transport(engine, udp.DOMAIN_NAME, transport)
+        for i, community in enumerate(self._config.communities):
+            engine_config.add_v1_system(engine, f"trap-area-{i}", community.get_secret_value())
+        for user in self._config.v3_users:
+            data = _usm_data(user)
+            engine_config.add_v3_user(
+                engine,
+                user.username,
+                data.authentication_protocol,
+                data.authentication_key,
+                data.privacy_protocol,
+                data.privacy_key,
+                securityEngineId=v2c.OctetString(hexValue=user.engine_id.removeprefix("0x")),
+            )
+        self._receiver = ntfrcv.NotificationReceiver(engine, self._received)
+        self._engine = engine
+        for _ in range(200):  # the datagram endpoint binds once the loop runs
+            if transport.transport is not None:
+                break
+            await asyncio.sleep(0.005)
+        sock = transport.transport.get_extra_info("sockname") if transport.transport else None
+        self.port = int(sock[1]) if sock else int(port)
+
+    def _received(
+        self,
+        engine: SnmpEngine,
+        state_reference: object,
+        context_engine_id: object,
+        context_name: object,
+        var_binds: Sequence[tuple[object, object]],
+        cb_ctx: object,
+    ) -> None:
+        ctx = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
+        address = ctx.get("transportAddress") or ("?", 0)
+        model = int(ctx.get("securityModel", 0))
+        version = {1: "1", 2: "2c", 3: "3"}.get(model, "?")
+        decoded = tuple(vb for vb in (_decode(n, v) for n, v in var_binds) if vb is not None)
+        self._on_trap(Trap(f"{address[0]}", version, decoded))
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            if self._receiver is not None:
+                self._receiver.close(self._engine)
+            self._engine.close_dispatcher()
+        self._engine = self._receiver = None
+
