@@ -1,0 +1,332 @@
+"""The detector bank: every series of an agent scored and learned in one vectorized step per poll.
+
+Series are rows in per-rule groups (one rule = one detector setup); a key is mapped to its row once and
+the mapping of a whole poll is cached, so a poll that repeats the previous poll's key list costs no
+Python work per series. Anomaly onsets come out as events the runtime sends immediately.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.detect import snapshot
+from agent.detect.config import DetectConfig
+from agent.detect.gate import LIMIT_REASONS, Level, SeriesState, limits_row
+from agent.detect.group import Group
+from shared.model import Event, Limits, SeriesKey, Severity
+
+log = logging.getLogger(__name__)
+
+EVENT_KIND = "anomaly.onset"
+# How often (in data time) stale series are looked for and long-gone ones freed.
+SWEEP_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Observation:
+    """What one poll's scoring produced: a score per point and the anomaly onsets it started."""
+
+    scores: npt.NDArray[np.float32]
+    events: list[Event]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Plan:
+    """Where each key of a poll lives: per group, the poll positions and the group rows (aligned)."""
+
+    keys: tuple[SeriesKey, ...]
+    parts: tuple[tuple[int, npt.NDArray[np.intp], npt.NDArray[np.intp] | slice], ...]
+
+
+class DetectorBank:
+    """Scores every series of an agent; `observe` once per poll, `save`/`load` across restarts."""
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.config = config
+        self._groups = [Group(rule) for rule in [*config.rules, config.default]]
+        self._rule_index = {id(rule): i for i, rule in enumerate([*config.rules, config.default])}
+        self._group_of_metric: dict[str, int] = {}
+        self._where: dict[SeriesKey, tuple[int, int]] = {}
+        self._plan: _Plan | None = None
+        self._now_ms = 0
+        self._next_sweep_ms = 0
+        self._last_save_s: float | None = None
+        # Counters for telemetry; each kind of bad input is also logged once.
+        self.rejected_points = 0
+        self.dropped_series = 0
+        self._logged: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    @property
+    def row_nbytes(self) -> int:
+        """State bytes per series under the default rule."""
+        return self._groups[-1].row_nbytes
+
+    def observe(
+        self,
+        keys: Sequence[SeriesKey],
+        ts_ms: np.ndarray,
+        values: np.ndarray,
+        limits: Mapping[SeriesKey, Limits] | None = None,
+    ) -> Observation:
+        """Scores, judges and learns one point per key; NaN marks a missing point (scored 0, not learned).
+
+        Args:
+            keys: the series of this poll, each at most once.
+            ts_ms: int64 timestamp per point.
+            values: float value per point.
+            limits: device limits of (some of) these series; remembered until replaced.
+        """
+        m = len(keys)
+        ts = np.asarray(ts_ms, dtype=np.int64)
+        x = np.asarray(values, dtype=np.float64)
+        scores = np.zeros(m, dtype=np.float32)
+        if ts.shape != (m,) or x.shape != (m,):
+            self._reject(m, "shape", f"observe got {m} keys, {ts.shape} timestamps and {x.shape} values")
+            return Observation(scores, [])
+        if m == 0:
+            return Observation(scores, [])
+        plan = self._plan_for(keys)
+        if limits:
+            self._set_limits(limits)
+        finite = np.isfinite(x)
+        if not finite.all():
+            n_inf = int(np.isinf(x).sum())
+            if n_inf:
+                self._reject(n_inf, "inf", f"{n_inf} infinite values dropped (counted in rejected_points)")
+        events: list[Event] = []
+        for gi, pos, rows in plan.parts:
+            if not finite.all():
+                sel = finite[pos]
+                rows = (
+                    np.arange(self._groups[gi].gate.columns.n)[rows][sel]
+                    if isinstance(rows, slice)
+                    else rows[sel]
+                )
+                pos = pos[sel]
+                if pos.shape[0] == 0:
+                    continue
+            group = self._groups[gi]
+            s, verdict = group.step(rows, ts[pos], x[pos])
+            scores[pos] = s
+            fired = np.flatnonzero(verdict.level)
+            for j in fired.tolist():
+                events.append(
+                    self._event(
+                        group,
+                        keys[int(pos[j])],
+                        int(ts[pos[j]]),
+                        float(x[pos[j]]),
+                        float(s[j]),
+                        int(verdict.level[j]),
+                        int(verdict.limit_reason[j]),
+                    )
+                )
+        self._now_ms = max(self._now_ms, int(ts.max()))
+        if self._now_ms >= self._next_sweep_ms:
+            self._sweep()
+        return Observation(scores, events)
+
+    def states(self) -> dict[str, int]:
+        """Number of series per lifecycle state (learning / active / stale)."""
+        counts = np.zeros(len(SeriesState), dtype=np.int64)
+        for group in self._groups:
+            st = group.gate.states(self._now_ms, int(self.config.stale_after_s * 1000))
+            counts += np.bincount(st, minlength=len(SeriesState))
+        return {s.name.lower(): int(counts[s.value]) for s in SeriesState}
+
+    def save(self, path: Path) -> None:
+        """Snapshots all state atomically (temporary file + rename)."""
+        header = {
+            "now_ms": self._now_ms,
+            "groups": [
+                {"rule": g.rule.model_dump(mode="json"), "keys": [[k.metric, list(k.labels)] for k in g.keys]}
+                for g in self._groups
+            ],
+        }
+        arrays = {
+            f"g{gi}.{name}": arr for gi, g in enumerate(self._groups) for name, arr in g.export().items()
+        }
+        snapshot.write(path, header, arrays)
+
+    def maybe_save(self, path: Path, monotonic_s: float) -> bool:
+        """Saves if `snapshot_interval_s` passed since the last save (or there was none); returns whether."""
+        if (
+            self._last_save_s is not None
+            and monotonic_s - self._last_save_s < self.config.snapshot_interval_s
+        ):
+            return False
+        self.save(path)
+        self._last_save_s = monotonic_s
+        return True
+
+    @classmethod
+    def load(cls, path: Path, config: DetectConfig) -> DetectorBank:
+        """A bank restored from `path`; a missing, corrupt or old-version file gives a fresh bank (one log).
+
+        Series whose rule changed since the snapshot start learning again.
+        """
+        bank = cls(config)
+        try:
+            header, arrays = snapshot.read(path)
+            restored = bank._restore(header, arrays)
+        except (snapshot.SnapshotError, ValueError, KeyError, TypeError) as e:
+            log.warning("detector state not restored, starting fresh: %s", e)
+            return cls(config)
+        log.info(
+            "detector state restored: %d series from %s (%d relearn: rule changed)",
+            restored,
+            path,
+            _count_keys(header) - restored,
+        )
+        return bank
+
+    def _restore(self, header: dict[str, object], arrays: dict[str, np.ndarray]) -> int:
+        groups = header["groups"]
+        if not isinstance(groups, list):
+            raise ValueError("snapshot header has no group list")
+        dumps = [g.rule.model_dump(mode="json") for g in self._groups]
+        restored = 0
+        for gi, saved in enumerate(groups):
+            if saved["rule"] not in dumps:
+                continue
+            target = dumps.index(saved["rule"])
+            keys = [
+                SeriesKey(metric, tuple((str(k), str(v)) for k, v in labels))
+                for metric, labels in saved["keys"]
+            ]
+            prefix = f"g{gi}."
+            self._groups[target].restore(
+                keys, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+            for row, key in enumerate(keys):
+                self._where[key] = (target, row)
+            restored += len(keys)
+        now = header.get("now_ms", 0)
+        self._now_ms = int(now) if isinstance(now, int) else 0
+        self._next_sweep_ms = self._now_ms + SWEEP_MS
+        return restored
+
+    def _plan_for(self, keys: Sequence[SeriesKey]) -> _Plan:
+        """The cached plan when the poll repeats the previous key list, else a new one (new series added)."""
+        plan = self._plan
+        if plan is not None and (
+            keys is plan.keys or (len(keys) == len(plan.keys) and tuple(keys) == plan.keys)
+        ):
+            return plan
+        positions: dict[int, list[int]] = {}
+        rows: dict[int, list[int]] = {}
+        new: dict[int, list[tuple[int, SeriesKey]]] = {}
+        seen: set[SeriesKey] = set()
+        for i, key in enumerate(keys):
+            if key in seen:
+                self._reject(1, "duplicate", f"series {key} appeared twice in one poll; extra points dropped")
+                continue
+            seen.add(key)
+            loc = self._where.get(key)
+            if loc is None:
+                gi = self._group_index(key.metric)
+                new.setdefault(gi, []).append((i, key))
+                continue
+            positions.setdefault(loc[0], []).append(i)
+            rows.setdefault(loc[0], []).append(loc[1])
+        room = self.config.max_series - len(self._where)
+        for gi, items in new.items():
+            if len(items) > room:
+                self.dropped_series += len(items) - room
+                self._log_once(
+                    "max_series", f"max_series={self.config.max_series} reached; new series dropped"
+                )
+                items = items[: max(room, 0)]
+            room -= len(items)
+            added = self._groups[gi].add([k for _, k in items])
+            for (i, key), row in zip(items, added.tolist(), strict=True):
+                self._where[key] = (gi, row)
+                positions.setdefault(gi, []).append(i)
+                rows.setdefault(gi, []).append(row)
+        parts = []
+        for gi in sorted(positions):
+            p = np.asarray(positions[gi], dtype=np.intp)
+            r = np.asarray(rows[gi], dtype=np.intp)
+            n = self._groups[gi].gate.columns.n
+            contiguous = r.shape[0] == n and bool(np.array_equal(r, np.arange(n)))
+            parts.append((gi, p, slice(0, n) if contiguous else r))
+        self._plan = _Plan(tuple(keys), tuple(parts))
+        return self._plan
+
+    def _group_index(self, metric: str) -> int:
+        gi = self._group_of_metric.get(metric)
+        if gi is None:
+            gi = self._rule_index[id(self.config.rule_for(metric))]
+            self._group_of_metric[metric] = gi
+        return gi
+
+    def _set_limits(self, limits: Mapping[SeriesKey, Limits]) -> None:
+        for key, lim in limits.items():
+            loc = self._where.get(key)
+            if loc is not None:
+                self._groups[loc[0]].gate.columns.a["lim"][loc[1]] = limits_row(lim)
+
+    def _sweep(self) -> None:
+        """Frees rows of series unseen for `forget_after_s`; their keys start learning if they return."""
+        self._next_sweep_ms = self._now_ms + SWEEP_MS
+        cutoff = self._now_ms - int(self.config.forget_after_s * 1000)
+        forgotten = 0
+        for gi, group in enumerate(self._groups):
+            cols = group.gate.columns
+            gone = cols.a["last_ts"][: cols.n] < cutoff
+            if not gone.any():
+                continue
+            for key in (group.keys[i] for i in np.flatnonzero(gone).tolist()):
+                del self._where[key]
+            group.take(np.flatnonzero(~gone))
+            for row, key in enumerate(group.keys):
+                self._where[key] = (gi, row)
+            forgotten += int(gone.sum())
+        if forgotten:
+            self._plan = None
+            log.info("forgot %d series unseen for %.0fs", forgotten, self.config.forget_after_s)
+
+    def _event(
+        self, group: Group, key: SeriesKey, ts_ms: int, value: float, score: float, level: int, limit: int
+    ) -> Event:
+        reason = LIMIT_REASONS[limit] if limit >= 0 else "score"
+        severity = Severity.CRITICAL if level == Level.CRITICAL else Severity.WARNING
+        return Event.of(
+            ts_ms,
+            EVENT_KIND,
+            severity,
+            str(key),
+            f"{key.metric} anomalous: {reason}, value {value:.6g}, score {score:.3f}",
+            {
+                "metric": key.metric,
+                "labels": json.dumps(dict(key.labels), sort_keys=True),
+                "value": repr(value),
+                "score": f"{score:.4f}",
+                "detector": group.label,
+                "reason": reason,
+            },
+        )
+
+    def _reject(self, count: int, kind: str, message: str) -> None:
+        self.rejected_points += count
+        self._log_once(kind, message)
+
+    def _log_once(self, kind: str, message: str) -> None:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("%s", message)
+
+
+def _count_keys(header: dict[str, object]) -> int:
+    groups = header.get("groups")
+    return sum(len(g["keys"]) for g in groups) if isinstance(groups, list) else 0

@@ -1,0 +1,232 @@
+"""Vectorized streaming detectors in River's dialect: score, then learn, higher = more anomalous.
+
+Each detector holds the state of many series as rows of numpy columns and updates any subset of rows in
+one call. `score_many` must not change state; `learn_many` then learns the same points, with a mask
+saying which points the thresholding accepted as normal (the model is protected from anomalies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.detect import rarity, seasonal
+from agent.detect.columns import Column, Columns, Rows
+from agent.detect.config import DetectRule
+from agent.detect.river_hst import HalfSpaceTreesDetector
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+NAN = float("nan")
+# Deviations beyond this many spreads are clipped before they move a baseline (Huber-style robustness).
+CLIP = 6.0
+# Relative floor of the spread: a series at 1000 that moves by 1e-4 is flat, not anomalous.
+REL_FLOOR = 1e-3
+TINY = 1e-12
+
+
+class Detector(Protocol):
+    """A vectorized anomaly scorer over rows of per-series state."""
+
+    name: ClassVar[str]
+
+    def __init__(self, rule: DetectRule) -> None: ...
+
+    def score_many(self, rows: Rows, ts_ms: I64, x: F64) -> F64:
+        """Scores in [0, 1] of finite values `x` of series `rows` at `ts_ms`, without learning them."""
+        ...
+
+    def learn_many(self, rows: Rows, ts_ms: I64, x: F64, accept: Mask) -> None:
+        """Learns the points just scored; `accept` is False where the point was judged anomalous."""
+        ...
+
+    def grow(self, count: int) -> None: ...
+
+    def take(self, keep: npt.NDArray[np.intp]) -> None: ...
+
+    def export(self) -> dict[str, np.ndarray]: ...
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None: ...
+
+    @property
+    def row_nbytes(self) -> int: ...
+
+
+class ColumnDetector:
+    """Shared plumbing: state lives in `self.columns`; growth, compaction and snapshots go through it."""
+
+    name: ClassVar[str] = ""
+    columns: Columns
+
+    def grow(self, count: int) -> None:
+        self.columns.grow(count)
+
+    def take(self, keep: npt.NDArray[np.intp]) -> None:
+        self.columns.take(keep)
+
+    def export(self) -> dict[str, np.ndarray]:
+        return self.columns.export()
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.columns.restore(arrays)
+
+    @property
+    def row_nbytes(self) -> int:
+        return self.columns.row_nbytes
+
+
+class EwmaDetector(ColumnDetector):
+    """Plain EWMA mean/variance z-score: the cheapest path (~16 bytes per series), for huge fleets.
+
+    score = z^2 / (z^2 + 9): 3 sigma scores 0.5, 6 sigma 0.8.
+    """
+
+    name: ClassVar[str] = "ewma"
+
+    def __init__(self, rule: DetectRule) -> None:
+        self.alpha = rule.alpha
+        self.min_var = rule.min_scale**2 + TINY
+        self.columns = Columns({"mean": Column(np.float64, NAN), "var": Column(np.float64, 0.0)})
+
+    def score_many(self, rows: Rows, ts_ms: I64, x: F64) -> F64:
+        c = self.columns.a
+        d = x - c["mean"][rows]
+        z2 = d * d / (c["var"][rows] + self.min_var)
+        return np.nan_to_num(z2 / (z2 + 9.0), nan=0.0)
+
+    def learn_many(self, rows: Rows, ts_ms: I64, x: F64, accept: Mask) -> None:
+        c = self.columns.a
+        mean, var = c["mean"][rows], c["var"][rows]
+        d = np.where(accept, x - mean, 0.0)
+        fresh = np.isnan(mean)
+        c["mean"][rows] = np.where(fresh, x, mean + self.alpha * d)
+        c["var"][rows] = np.where(fresh, 0.0, (1.0 - self.alpha) * (var + self.alpha * d * d))
+
+
+class RobustDetector(ColumnDetector):
+    """Robust EWMA z-scores of three views of a series, scored by how rare they are for that series.
+
+    Views: the value against its baseline level (catches level shifts), the step from the previous value
+    (catches spikes and drops on a drifting series), and a short average against the baseline (catches a
+    sustained small change). Spreads are mean absolute deviations updated with clipped residuals, so the
+    outlier itself cannot widen them. With seasonality on, each view's spread is widened by its time-of-day
+    envelope. After `new_normal_points` consecutive rejected points the baseline jumps to the new level
+    instead of flagging forever. A constant series has zero deviations and scores 0 (flat-line guard).
+    """
+
+    name: ClassVar[str] = "robust"
+    FAST_ALPHA: ClassVar[float] = 0.1
+    VIEWS: ClassVar[int] = 3
+
+    def __init__(self, rule: DetectRule) -> None:
+        self.alpha = rule.alpha
+        self.memory = rule.memory_points
+        self.min_scale = rule.min_scale
+        self.new_normal = rule.new_normal_points
+        self.seasonality = rule.seasonality
+        nb = seasonal.bin_count(rule.seasonality)
+        spec = {
+            "n": Column(np.int32),
+            "rejects": Column(np.int32),
+            "mu": Column(np.float64, NAN),
+            "prev": Column(np.float64, NAN),
+            "fast": Column(np.float64, NAN),
+            "spread": Column(np.float64, NAN, (self.VIEWS,)),
+            "hist": Column(np.float32, 0.0, (self.VIEWS, rarity.BINS)),
+        }
+        if nb:
+            spec["env"] = Column(np.float32, 0.0, (self.VIEWS, nb))
+            spec["env_min"] = Column(np.int32, 0, (nb,))
+        self.columns = Columns(spec)
+        self._cache: tuple[object, object, _Views] | None = None
+
+    def _views(self, rows: Rows, ts_ms: I64, x: F64) -> _Views:
+        """Deviations, spreads and histogram bins of the points; cached so learn reuses score's work."""
+        if self._cache is not None and self._cache[0] is rows and self._cache[1] is x:
+            return self._cache[2]
+        c = self.columns.a
+        idx = np.arange(self.columns.n)[rows] if isinstance(rows, slice) else rows
+        mu = c["mu"][idx]
+        mu = np.where(np.isnan(mu), x, mu)
+        prev = c["prev"][idx]
+        prev = np.where(np.isnan(prev), x, prev)
+        fast = c["fast"][idx]
+        fast = np.where(np.isnan(fast), x, fast) * (1.0 - self.FAST_ALPHA) + self.FAST_ALPHA * x
+        dev = np.stack([np.abs(x - mu), np.abs(x - prev), np.abs(fast - mu)], axis=1)
+        floor = np.maximum(REL_FLOOR * np.abs(mu), self.min_scale) + TINY
+        spread = c["spread"][idx]
+        spread = np.maximum(np.where(np.isnan(spread), dev, spread), floor[:, None])
+        width = spread
+        sbin = env = None
+        if self.seasonality != "none":
+            sbin = seasonal.bin_of(ts_ms, self.seasonality)
+            env = seasonal.decayed(
+                c["env"][idx, :, sbin], c["env_min"][idx, sbin][:, None], seasonal.minutes(ts_ms)[:, None]
+            )
+            width = np.maximum(spread, seasonal.WEIGHT * env)
+        bins = rarity.bin_of(dev / width)
+        views = _Views(idx, mu, fast, dev, spread, bins, sbin, env)
+        self._cache = (rows, x, views)
+        return views
+
+    def score_many(self, rows: Rows, ts_ms: I64, x: F64) -> F64:
+        v = self._views(rows, ts_ms, x)
+        scores = rarity.rarity(self.columns.a["hist"][v.idx], v.bins, self.memory)
+        return np.asarray(scores.mean(axis=1))
+
+    def learn_many(self, rows: Rows, ts_ms: I64, x: F64, accept: Mask) -> None:
+        v = self._views(rows, ts_ms, x)
+        self._cache = None
+        c, idx = self.columns.a, v.idx
+        # The rarity histogram sees every point: that is how a repeated extreme stops being rare.
+        hist = c["hist"][idx]
+        rarity.learn(hist, v.bins, self.memory)
+        c["hist"][idx] = hist
+        # The baseline sees only accepted points, with clipped residuals.
+        a = self.alpha * accept
+        step = np.minimum(v.dev, CLIP * v.spread)
+        first = c["n"][idx] == 0
+        c["mu"][idx] = np.where(first, x, v.mu + a * np.sign(x - v.mu) * step[:, 0])
+        old = c["spread"][idx]
+        has_prev = (c["n"][idx] > 0)[:, None]
+        c["spread"][idx] = np.where(
+            np.isnan(old), np.where(has_prev, v.dev, np.nan), old + a[:, None] * (step - old)
+        )
+        if v.sbin is not None and v.env is not None:
+            grown = np.where(accept[:, None], np.maximum(v.env, v.dev), v.env).astype(np.float32)
+            c["env"][idx, :, v.sbin] = grown
+            c["env_min"][idx, v.sbin] = np.where(accept, seasonal.minutes(ts_ms), c["env_min"][idx, v.sbin])
+        # New normal: after enough consecutive rejections the level has moved; follow it.
+        rejects = np.where(accept, 0, c["rejects"][idx] + 1)
+        moved = rejects >= self.new_normal
+        c["mu"][idx] = np.where(moved, v.fast, c["mu"][idx])
+        c["rejects"][idx] = np.where(moved, 0, rejects)
+        c["prev"][idx] = x
+        c["fast"][idx] = v.fast
+        c["n"][idx] += 1
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Views:
+    """Per-call intermediate arrays of RobustDetector; lives for one score + learn."""
+
+    idx: npt.NDArray[np.intp]
+    mu: F64
+    fast: F64
+    dev: F64
+    spread: F64
+    bins: npt.NDArray[np.intp]
+    sbin: npt.NDArray[np.intp] | None
+    env: np.ndarray | None
+
+
+DETECTORS: dict[str, type[Detector]] = {
+    "robust": RobustDetector,
+    "ewma": EwmaDetector,
+    "hst": HalfSpaceTreesDetector,
+}

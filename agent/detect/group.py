@@ -1,0 +1,87 @@
+"""All series that share one rule: their detector(s), their gate and their keys, row-aligned."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.detect.columns import Rows
+from agent.detect.config import DetectRule
+from agent.detect.detectors import DETECTORS, Detector
+from agent.detect.gate import Gate, Verdict
+from shared.model import SeriesKey
+
+
+class Group:
+    """Row r of every component belongs to `keys[r]`; rows are appended, and compacted by `take`."""
+
+    def __init__(self, rule: DetectRule) -> None:
+        self.rule = rule
+        self.detector: Detector = DETECTORS[rule.detector](rule)
+        self.second: Detector | None = DETECTORS[rule.second_opinion](rule) if rule.second_opinion else None
+        self.gate = Gate(rule)
+        self.keys: list[SeriesKey] = []
+
+    @property
+    def label(self) -> str:
+        """Detector name(s) as shown in event attributes."""
+        return self.rule.detector + (f"+{self.rule.second_opinion}" if self.rule.second_opinion else "")
+
+    def _parts(self) -> list[Detector]:
+        return [self.detector] if self.second is None else [self.detector, self.second]
+
+    def add(self, keys: list[SeriesKey]) -> npt.NDArray[np.intp]:
+        """Appends fresh rows for new series and returns their row indices."""
+        start = len(self.keys)
+        self.keys.extend(keys)
+        for part in self._parts():
+            part.grow(len(keys))
+        self.gate.columns.grow(len(keys))
+        return np.arange(start, start + len(keys), dtype=np.intp)
+
+    def take(self, keep: npt.NDArray[np.intp]) -> None:
+        """Keeps only rows `keep`, in that order."""
+        for part in self._parts():
+            part.take(keep)
+        self.gate.columns.take(keep)
+        self.keys = [self.keys[i] for i in keep.tolist()]
+
+    def step(
+        self, rows: Rows, ts_ms: npt.NDArray[np.int64], x: npt.NDArray[np.float64]
+    ) -> tuple[np.ndarray, Verdict]:
+        """Scores, judges, then learns one point per row (score-then-learn, River's order)."""
+        scores = self.detector.score_many(rows, ts_ms, x)
+        if self.second is not None:
+            scores = 0.5 * (scores + self.second.score_many(rows, ts_ms, x))
+        verdict = self.gate.judge(rows, ts_ms, x, scores)
+        for part in self._parts():
+            part.learn_many(rows, ts_ms, x, verdict.accept)
+        return scores, verdict
+
+    def export(self) -> dict[str, np.ndarray]:
+        """Every column of every component, named `<component>.<column>`."""
+        out = {f"gate.{k}": v for k, v in self.gate.columns.export().items()}
+        out.update({f"det.{k}": v for k, v in self.detector.export().items()})
+        if self.second is not None:
+            out.update({f"second.{k}": v for k, v in self.second.export().items()})
+        return out
+
+    def restore(self, keys: list[SeriesKey], arrays: dict[str, np.ndarray]) -> None:
+        """Inverse of `export`.
+
+        Raises:
+            ValueError: the arrays do not fit this rule's components or the number of keys.
+        """
+        parts = {"gate": self.gate.columns.restore, "det": self.detector.restore}
+        if self.second is not None:
+            parts["second"] = self.second.restore
+        for prefix, restore in parts.items():
+            sub = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.split(".", 1)[0] == prefix}
+            restore(sub)
+        if self.gate.columns.n != len(keys):
+            raise ValueError(f"snapshot has {self.gate.columns.n} rows for {len(keys)} keys")
+        self.keys = list(keys)
+
+    @property
+    def row_nbytes(self) -> int:
+        return self.gate.columns.row_nbytes + sum(p.row_nbytes for p in self._parts())

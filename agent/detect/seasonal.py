@@ -1,0 +1,46 @@
+"""Time-of-day (and weekday/weekend) bins, so a daily cycle or a nightly spike stops looking anomalous.
+
+Each bin keeps a slowly decaying envelope (the largest accepted deviation seen in that bin) per feature.
+A deviation is measured against max(spread, weight * envelope of its bin): a spike that happens at 02:00
+every night widens the 02:00 bin only, so the same spike at 14:00 still pages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.detect.config import Seasonality
+
+# Share of the bin's envelope that counts as normal spread, and the envelope's decay time constant:
+# about a week and a half, so a pattern seen on a few recent days dominates and a stopped one fades.
+WEIGHT = 0.25
+MEMORY_MIN = 10 * 24 * 60.0
+MS_PER_MIN = 60_000
+_HOURS = 24
+
+
+def bin_count(seasonality: Seasonality) -> int:
+    """Bins per series: 0 (off), 24 hours of day, or 48 (hours of day on weekdays and on weekends)."""
+    return {"none": 0, "daily": _HOURS, "weekly": 2 * _HOURS}[seasonality]
+
+
+def bin_of(ts_ms: npt.NDArray[np.int64], seasonality: Seasonality) -> npt.NDArray[np.intp]:
+    """The bin of each timestamp (UTC)."""
+    minute = ts_ms // MS_PER_MIN
+    hour = (minute // 60) % _HOURS
+    if seasonality == "weekly":
+        weekday = (minute // (60 * 24) + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+        hour = hour + _HOURS * (weekday >= 5)
+    return hour.astype(np.intp)
+
+
+def minutes(ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
+    """Minutes since the epoch as int32 (good until the year 6053), how bin visit times are stored."""
+    return (ts_ms // MS_PER_MIN).astype(np.int32)
+
+
+def decayed(env: np.ndarray, last_min: np.ndarray, now_min: np.ndarray) -> np.ndarray:
+    """Envelope values decayed for the minutes since the bin was last visited."""
+    age = np.maximum(now_min.astype(np.float64) - last_min, 0.0)
+    return np.asarray(env * np.exp(-age / MEMORY_MIN))
