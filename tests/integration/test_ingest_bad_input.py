@@ -42,9 +42,13 @@ def _raw_batch(deltas: list[int]) -> bytes:
 
 
 BAD = {
-    "malformed_envelope": b"\x0a\x03\xff\xff\xff",
+    "bad_compression": pb.Envelope(
+        schema_version=1, encoding=2, batch_class=1, payload=b"not zstd", uncompressed_size=9
+    ).SerializeToString(),
     "unknown_version": pb.Envelope(schema_version=9).SerializeToString(),
-    "oversized": pb.Envelope(schema_version=1, encoding=2, uncompressed_size=2**31 - 1).SerializeToString(),
+    "oversized": pb.Envelope(
+        schema_version=1, encoding=2, batch_class=1, uncompressed_size=2**31 - 1
+    ).SerializeToString(),
     "non_monotonic": _raw_batch([5, 5, -1]),
 }
 
