@@ -109,14 +109,32 @@ class Store(Protocol):
 
 
 def effective_step(q: RangeQuery) -> int | None:
-    """The step to aggregate with: the requested one, widened so no series exceeds `max_points`."""
+    """The step to aggregate with: the requested one, widened so no series exceeds `max_points`.
+
+    A widened step is rounded up to whole seconds, 5 minutes or hours (by its size), so that bucket
+    edges are readable and the embedded store can answer from its 5 min and 1 h rollups.
+    """
     step = q.step_ms
-    if q.max_points:
-        span = max(1, q.end_ms - q.start_ms + 1)
-        min_step = -(-span // q.max_points)
-        if step is None or step < min_step:
-            step = int(min_step)
+    if not q.max_points:
+        return step
+    span = max(1, q.end_ms - q.start_ms + 1)
+    needed = -(-span // q.max_points)
+    if step is not None and step >= needed:
+        return step
+    if step is None and needed <= 1:
+        return None
+    step = _round_step(needed)
+    # Aligned buckets can straddle one extra edge; widen until the count really fits.
+    while q.end_ms // step - q.start_ms // step + 1 > q.max_points:
+        step = _round_step(step + 1)
     return step
+
+
+def _round_step(ms: int) -> int:
+    for unit in (3_600_000, 300_000, 1000):
+        if ms >= unit:
+            return -(-ms // unit) * unit
+    return ms
 
 
 def aggregate(ts: I64Array, vals: F64Array, step_ms: int, agg: Agg) -> tuple[I64Array, F64Array]:

@@ -105,12 +105,14 @@ def _decimal_ints(vals: F64Array) -> tuple[int, I64Array] | None:
 
 
 def _exact_ints(vals: F64Array, scale: float) -> I64Array | None:
-    ints = np.rint(vals * scale)
-    if not np.abs(ints).max(initial=0.0) < _MAX_EXACT_INT:
+    rounded = np.rint(vals * scale)
+    if not np.abs(rounded).max(initial=0.0) < _MAX_EXACT_INT:
         return None
+    ints = rounded.astype(np.int64)
+    # Compared as bits, after the int conversion, so -0.0 (which becomes 0) is not taken for 0.0.
     if not np.array_equal((ints / scale).view(np.uint64), vals.view(np.uint64)):
         return None
-    return ints.astype(np.int64)
+    return ints
 
 
 def _encode_floats(vals: F64Array) -> list[bytes]:

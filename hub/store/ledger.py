@@ -50,13 +50,13 @@ class SeenBatches:
         joins_left = i > 0 and ranges[i - 1][1] == seq - 1
         joins_right = i < len(ranges) and ranges[i][0] == seq + 1
         if joins_left and joins_right:
-            ranges[i - 1][1:] = [ranges[i][1], now_ms]
-            del ranges[i]
+            left, right = ranges[i - 1], ranges.pop(i)
+            left[1:] = [right[1], max(left[2], right[2], now_ms)]
         elif joins_left:
-            ranges[i - 1][1:] = [seq, now_ms]
+            ranges[i - 1][1:] = [seq, max(ranges[i - 1][2], now_ms)]
         elif joins_right:
             ranges[i][0] = seq
-            ranges[i][2] = now_ms
+            ranges[i][2] = max(ranges[i][2], now_ms)
         else:
             ranges.insert(i, [seq, seq, now_ms])
         self._dirty.add((agent, boot))

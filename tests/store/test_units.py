@@ -1,0 +1,163 @@
+"""Pure pieces of the store: line protocol, the batch-id ledger, the journal framing, step choice, config."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from hub.store import lineproto
+from hub.store.base import RangeQuery, effective_step
+from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig, StoreConfig, build_store
+from hub.store.embedded import EmbeddedStore
+from hub.store.influx import InfluxStore
+from hub.store.journal import Journal, decode_batch, encode_batch
+from hub.store.ledger import SeenBatches
+from shared.model import Batch, BatchClass, Event, SeriesKey, SeriesPoints, Severity
+
+pytestmark = pytest.mark.unit
+
+
+def test_line_protocol_escapes_names_and_adds_the_agent_tag() -> None:
+    key = SeriesKey.of("if in,octets", {"ifDescr": "Gi 0/1", "a=b": "x,y", "empty": ""})
+    batch = Batch(1, 1, (SeriesPoints(key, np.array([1000, 2000]), np.array([1.5, 2.0])),))
+    bodies, points, skipped = lineproto.encode_batch("edge-1", batch, lines_per_chunk=1)
+    assert (points, skipped) == (2, 0)
+    assert bodies == [
+        b"if\\ in\\,octets,a\\=b=x\\,y,agent=edge-1,ifDescr=Gi\\ 0/1 value=1.5 1000",
+        b"if\\ in\\,octets,a\\=b=x\\,y,agent=edge-1,ifDescr=Gi\\ 0/1 value=2.0 2000",
+    ]
+
+
+def test_line_protocol_skips_and_counts_non_finite_values() -> None:
+    batch = Batch(
+        1, 1, (SeriesPoints(SeriesKey.of("m"), np.array([1, 2, 3]), np.array([np.nan, 1.0, np.inf])),)
+    )
+    bodies, points, skipped = lineproto.encode_batch("a", batch, lines_per_chunk=100)
+    assert (bodies, points, skipped) == ([b"m,agent=a value=1.0 2"], 1, 2)
+
+
+def test_series_keys_listed_by_influxql_parse_back_to_labels() -> None:
+    key = SeriesKey.of("if in,octets", {"ifDescr": "Gi 0/1", "a=b": "x,y", "agent": "e"})
+    text = lineproto.series_prefix(key).removesuffix(" value=")
+    assert lineproto.parse_series_key(text) == key
+
+
+def test_seen_batches_merge_ranges_and_survive_a_save_and_load(tmp_path: Path) -> None:
+    import sqlite3
+
+    from hub.store import ledger
+
+    seen = SeenBatches()
+    for seq in [1, 2, 3, 7, 5, 6, 9]:
+        seen.add("a", 1, seq, now_ms=seq)
+    assert [s for s in range(12) if ("a", 1, s) in seen] == [1, 2, 3, 5, 6, 7, 9]
+    assert ("a", 2, 1) not in seen and ("b", 1, 1) not in seen
+    db = sqlite3.connect(tmp_path / "l.sqlite")
+    db.executescript(ledger.SCHEMA)
+    seen.save(db)
+    seen.mark_saved()
+    assert db.execute("SELECT lo, hi, last_ms FROM batch_ranges ORDER BY lo").fetchall() == [
+        (1, 3, 3),
+        (5, 7, 7),
+        (9, 9, 9),
+    ]
+    loaded = SeenBatches()
+    loaded.load(db)
+    loaded.prune(before_ms=7)
+    assert [s for s in range(12) if ("a", 1, s) in loaded] == [5, 6, 7, 9]
+
+
+def test_journal_cuts_a_torn_tail_and_keeps_every_complete_record(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    journal = Journal(path)
+    assert journal.open(after_lsn=0) == []
+    for payload in [b"one", b"two", b"three"]:
+        journal.append(payload)
+    journal.close()
+    good = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(b"\x40\x00\x00\x00 torn")
+    reopened = Journal(path)
+    assert reopened.open(after_lsn=1) == [(2, b"two"), (3, b"three")]
+    assert path.stat().st_size == good
+    assert reopened.append(b"four") == 4
+    reopened.close()
+
+
+def test_journal_batches_round_trip_with_events() -> None:
+    ev = Event.of(5, "trap", Severity.CRITICAL, "sw1", "down", {"if": "3"})
+    batch = Batch(
+        9,
+        4,
+        (SeriesPoints(SeriesKey.of("m", {"x": "1"}), np.array([1, 2]), np.array([0.5, 1.5])),),
+        (ev,),
+        BatchClass.ANOMALY,
+    )
+    agent, back = decode_batch(encode_batch("edge", batch))
+    assert agent == "edge" and (back.boot_epoch, back.seq, back.batch_class, back.events) == (
+        9,
+        4,
+        BatchClass.ANOMALY,
+        (ev,),
+    )
+    assert back.series[0].key == batch.series[0].key
+    assert back.series[0].timestamps_ms.tolist() == [1, 2] and back.series[0].values.tolist() == [0.5, 1.5]
+
+
+@pytest.mark.parametrize(
+    ("span_ms", "max_points", "step"),
+    [
+        (7_200_000, 4, 1_800_000),
+        (7_200_000, 1000, 8_000),
+        (30 * 86_400_000, 500, 7_200_000),
+        (100, 1000, None),
+    ],
+)
+def test_max_points_widens_the_step_to_a_round_multiple_that_fits(
+    span_ms: int, max_points: int, step: int | None
+) -> None:
+    q = RangeQuery("m", 1_789_999_200_000, 1_789_999_200_000 + span_ms - 1, max_points=max_points)
+    got = effective_step(q)
+    assert got == step
+    if got:
+        assert q.end_ms // got - q.start_ms // got + 1 <= max_points
+
+
+def test_store_config_picks_the_backend_by_kind_and_builds_it(tmp_path: Path) -> None:
+    adapter: TypeAdapter[StoreConfig] = TypeAdapter(StoreConfig)
+    embedded = adapter.validate_python({"kind": "embedded", "raw_retention": "P7D"})
+    assert isinstance(embedded, EmbeddedStoreConfig) and embedded.raw_retention == timedelta(days=7)
+    influx = adapter.validate_python({"kind": "influx", "url": "http://db:8086", "token": "s3cret"})
+    assert isinstance(influx, InfluxStoreConfig) and influx.database_name == "outpost"
+    assert isinstance(build_store(embedded, tmp_path), EmbeddedStore)
+    assert isinstance(build_store(influx, tmp_path), InfluxStore)
+    assert "s3cret" not in repr(influx) and "s3cret" not in influx.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"kind": "embedded", "retention": "P1D"},
+        {"kind": "embedded", "dedup_window": 3600},
+        {"kind": "embedded", "raw_retention": "P100D"},
+        {"kind": "influx"},
+        {"kind": "influx", "url": "http://x", "write_mode": "v3"},
+        {"kind": "sqlite"},
+    ],
+    ids=["unknown-field", "short-dedup-window", "raw-outlives-rollups", "no-url", "bad-mode", "bad-kind"],
+)
+def test_bad_store_config_is_rejected(raw: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        TypeAdapter(StoreConfig).validate_python(raw)
+
+
+def test_journal_file_is_private(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    journal.open(after_lsn=0)
+    journal.close()
+    assert os.stat(tmp_path / "j").st_mode & 0o077 == 0
