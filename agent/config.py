@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.collect.host import HostConfig
+from agent.collect.sequence import SequenceConfig
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
 from shared.config_errors import load_yaml_model
 
 # Every device kind the agent can poll; `kind:` selects the model (and the collector in collect/registry.py).
-DeviceConfig = Annotated[HostConfig | SnmpConfig, Field(discriminator="kind")]
+DeviceConfig = Annotated[HostConfig | SnmpConfig | SequenceConfig, Field(discriminator="kind")]
 
 
 class _Frozen(BaseModel):
@@ -27,15 +28,41 @@ class TlsConfig(_Frozen):
     key_file: Path
 
 
-class HubConfig(_Frozen):
-    """Where and how batches are delivered."""
+class NatsConfig(_Frozen):
+    """NATS JetStream delivery: envelopes go to `<subject_prefix>.<site>.<agent>` (identity from the cert)."""
 
-    transport: Literal["grpc"] = "grpc"
+    servers: tuple[str, ...] = ("tls://127.0.0.1:4222",)
+    subject_prefix: str = Field(default="outpost.ingest", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+class HubConfig(_Frozen):
+    """Where and how batches are delivered. `address` is the hub's gRPC endpoint (ingest, renewal)."""
+
+    transport: Literal["grpc", "nats"] = "grpc"
     address: str = Field(default="127.0.0.1:4317", pattern=r"^[^:\s]+:\d{1,5}$")
     tls: TlsConfig
     # Server name the hub's certificate must carry (defaults to the host part of `address`).
     server_name: str | None = None
     timeout_s: float = Field(default=10.0, gt=0)
+    nats: NatsConfig = NatsConfig()
+    # Renew the client certificate when this share of its lifetime has passed (0 disables renewal).
+    renew_at: float = Field(default=2 / 3, ge=0, lt=1)
+
+
+class SpoolConfig(_Frozen):
+    """The on-disk spool (agent/spool.py): limits, group-commit interval and backfill share.
+
+    Power-loss bound: at most the batches written in the last `fsync_interval_s` are lost (0 = fsync
+    every batch); a SIGKILL of the agent loses nothing that reached the spool.
+    """
+
+    max_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024)
+    max_age_s: float = Field(default=72 * 3600, gt=0)
+    segment_bytes: int = Field(default=64 * 1024**2, ge=4096)
+    fsync_interval_s: float = Field(default=1.0, ge=0, le=1.0)
+    downsample_at: float = Field(default=0.8, gt=0, le=1)
+    backfill_share: float = Field(default=0.5, gt=0, le=1)
+    live_window_s: float = Field(default=5.0, gt=0)
 
 
 class BatchConfig(_Frozen):
@@ -64,6 +91,7 @@ class AgentConfig(_Frozen):
     hub: HubConfig
     devices: list[DeviceConfig] = Field(default_factory=lambda: _default_devices())
     batch: BatchConfig = BatchConfig()
+    spool: SpoolConfig = SpoolConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     traps: TrapConfig = TrapConfig()
     max_concurrency: int = Field(default=64, ge=1, le=4096)

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.model import BatchClass
+from shared.model import Batch, BatchClass
 
 # Classes that must reach the hub first and are dropped last.
 URGENT = frozenset({BatchClass.ANOMALY, BatchClass.EVENTS, BatchClass.HEARTBEAT})
@@ -19,9 +19,20 @@ URGENT = frozenset({BatchClass.ANOMALY, BatchClass.EVENTS, BatchClass.HEARTBEAT}
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """An encoded batch plus what the spool indexes without decoding it (points, newest timestamp)."""
+
     envelope: bytes
     batch_class: BatchClass
     batch_id: str
+    points: int = 0
+    max_ts_ms: int = 0
+
+    @classmethod
+    def of(cls, batch: Batch, envelope: bytes) -> OutboxItem:
+        """The item for `batch` encoded as `envelope`."""
+        newest = max((int(s.timestamps_ms[-1]) for s in batch.series if len(s)), default=0)
+        newest = max([newest, *(e.ts_ms for e in batch.events)])
+        return cls(envelope, batch.batch_class, batch.batch_id, batch.point_count, newest)
 
 
 class Outbox(Protocol):

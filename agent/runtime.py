@@ -1,7 +1,7 @@
-"""The only module that wires the agent's stages: collect → batch → outbox → transport.
+"""The only module that wires the agent's stages: collect → batch → spool → transport.
 
 Collection never waits on delivery: results go into the batcher synchronously, full batches are
-encoded into the outbox, and the deliverer drains it at the hub's pace.
+encoded into the disk spool (store-and-forward), and the deliverer drains it at the hub's pace.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from typing import Any
 from agent.batch import Batcher, Sequencer
 from agent.collect.registry import build_collector
 from agent.collect.scheduler import Scheduler
+from agent.collect.sequence import SequenceCollector
 from agent.config import AgentConfig
 from agent.deliver import Deliverer
-from agent.outbox import MemoryOutbox, OutboxItem
+from agent.outbox import OutboxItem
+from agent.spool import Spool, SpoolSettings
 from agent.telemetry import AgentMetrics, TelemetryServer
+from agent.transport.base import Transport
 from agent.transport.grpc import GrpcTransport
+from agent.transport.nats import NatsTransport
 from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.codec import PushResult
@@ -38,19 +42,25 @@ class Agent:
         self.metrics = AgentMetrics()
         self.sequencer = Sequencer(boot_epoch=self.clock.now_ms())
         self.batcher = Batcher(self.sequencer, self.clock, config.batch.max_points, config.batch.max_age_s)
-        self.outbox = MemoryOutbox()
-        tls = config.hub.tls
-        self.transport = GrpcTransport(
-            config.hub.address,
-            ca_pem=tls.ca_file.read_bytes(),
-            cert_pem=tls.cert_file.read_bytes(),
-            key_pem=tls.key_file.read_bytes(),
-            server_name=config.hub.server_name,
-            timeout_s=config.hub.timeout_s,
+        sp = config.spool
+        self.outbox = Spool(
+            config.data_dir / "spool",
+            SpoolSettings(
+                sp.max_bytes,
+                sp.max_age_s,
+                sp.segment_bytes,
+                sp.fsync_interval_s,
+                sp.downsample_at,
+                sp.backfill_share,
+                sp.live_window_s,
+            ),
+            self.clock,
         )
+        self.transport = build_transport(config)
         self.deliverer = Deliverer(self.outbox, self.transport, self.clock, on_result=self._on_delivery)
-        collectors = [build_collector(d, self.clock) for d in config.devices]
-        self.scheduler = Scheduler(collectors, self._on_collect, self.clock, config.max_concurrency)
+        self.collectors = [build_collector(d, self.clock) for d in config.devices]
+        self.scheduler = Scheduler(self.collectors, self._on_collect, self.clock, config.max_concurrency)
+        self._reported_drops: dict[tuple[str, str], int] = {}
         self.telemetry = (
             TelemetryServer(config.telemetry.listen, self.metrics, self.health)
             if config.telemetry.listen
@@ -60,6 +70,10 @@ class Agent:
 
     async def start(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox.open()
+        for c in self.collectors:
+            if isinstance(c, SequenceCollector):  # a deterministic source continues where the disk ends
+                c.resume_after(self.outbox.watermark_ms)
         await self.transport.start()
         self.deliverer.start()
         if self.telemetry is not None:
@@ -86,6 +100,21 @@ class Agent:
             await self.clock.sleep(FLUSH_TICK_S)
             if self.batcher.due():
                 self._flush()
+            self.outbox.maintain()
+            self._export_spool_stats()
+
+    def _export_spool_stats(self) -> None:
+        stats = self.outbox.stats()
+        m = self.metrics
+        m.spool_bytes.set(stats.bytes)
+        m.spool_oldest_age.set(stats.oldest_age_s)
+        m.backfill_bytes.set(stats.backfill_bytes)
+        m.backfill_progress.set(stats.backfill_progress)
+        for (cls, reason), n in self.outbox.dropped.items():
+            seen = self._reported_drops.get((cls, reason), 0)
+            if n > seen:
+                m.dropped.labels(cls, reason).inc(n - seen)
+                self._reported_drops[(cls, reason)] = n
 
     def _flush(self) -> None:
         batch = self.batcher.flush()
@@ -93,7 +122,7 @@ class Agent:
             self._enqueue(batch)
 
     def _enqueue(self, batch: Batch) -> None:
-        self.outbox.put(OutboxItem(codec.encode(batch), batch.batch_class, batch.batch_id))
+        self.outbox.put(OutboxItem.of(batch, codec.encode(batch)))
         self.metrics.outbox_pending.set(self.outbox.pending())
 
     def _on_delivery(self, item: OutboxItem, result: PushResult | None, outcome: str) -> None:
@@ -126,8 +155,32 @@ class Agent:
             await asyncio.gather(self._flusher, return_exceptions=True)
         self._flush()
         if not await self.deliverer.drain(SHUTDOWN_DRAIN_S):
-            log.warning("shutdown with %d batches undelivered", self.outbox.pending())
+            log.warning("shutdown with %d batches still spooled for the next start", self.outbox.pending())
         await self.deliverer.aclose()
         await self.transport.aclose()
+        self.outbox.close()
         if self.telemetry is not None:
             await self.telemetry.aclose()
+
+
+def build_transport(config: AgentConfig) -> Transport:
+    """The transport `hub.transport` names; both carry the same envelopes out of the same spool."""
+    hub, tls = config.hub, config.hub.tls
+    if hub.transport == "nats":
+        return NatsTransport(
+            hub.nats.servers,
+            hub.nats.subject_prefix,
+            ca_file=tls.ca_file,
+            cert_file=tls.cert_file,
+            key_file=tls.key_file,
+            server_name=hub.server_name,
+            timeout_s=hub.timeout_s,
+        )
+    return GrpcTransport(
+        hub.address,
+        ca_pem=tls.ca_file.read_bytes(),
+        cert_pem=tls.cert_file.read_bytes(),
+        key_pem=tls.key_file.read_bytes(),
+        server_name=hub.server_name,
+        timeout_s=hub.timeout_s,
+    )

@@ -41,6 +41,18 @@ class AgentMetrics:
             "outpost_agent_hub_connected", "1 when the last send succeeded", registry=r
         )
         self.anomaly_events = Counter("outpost_agent_anomaly_events", "Anomaly onsets emitted", registry=r)
+        self.spool_bytes = Gauge(
+            "outpost_agent_spool_bytes", "Bytes of batches waiting in the spool", registry=r
+        )
+        self.spool_oldest_age = Gauge(
+            "outpost_agent_spool_oldest_age_seconds", "Age of the oldest batch in the spool", registry=r
+        )
+        self.backfill_bytes = Gauge(
+            "outpost_agent_backfill_bytes", "Spooled bytes still to replay in the backfill lane", registry=r
+        )
+        self.backfill_progress = Gauge(
+            "outpost_agent_backfill_progress", "Share of the current backfill delivered (0..1)", registry=r
+        )
 
 
 class TelemetryServer:

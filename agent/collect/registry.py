@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from agent.collect.base import Collector
 from agent.collect.host import HostCollector, HostConfig
+from agent.collect.sequence import SequenceCollector, SequenceConfig
 from agent.collect.snmp.collector import SnmpCollector
 from agent.collect.snmp.config import SnmpConfig
 from shared.clock import Clock
@@ -15,6 +16,7 @@ from shared.clock import Clock
 COLLECTORS: dict[str, tuple[type[BaseModel], Callable[..., Collector]]] = {
     "host": (HostConfig, HostCollector),
     "snmp": (SnmpConfig, SnmpCollector),
+    "sequence": (SequenceConfig, SequenceCollector),
 }
 
 
