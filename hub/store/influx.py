@@ -115,6 +115,8 @@ class InfluxStore:
                 max_retry_delay=int(_MAX_BACKOFF_S * 1000),
                 max_retry_time=millis(self._cfg.write_timeout),
                 exponential_base=2,
+                # close() waits this long for requests still retrying, none of which was acknowledged.
+                max_close_wait=millis(self._cfg.write_timeout) + 1000,
                 write_scheduler=ThreadPoolScheduler(max_workers=2),
             )
             self._write_api = self._client.write_api(
