@@ -46,7 +46,7 @@ class EnvelopeHeader:
 
 
 def encode(batch: Batch, compress: bool = True) -> bytes:
-    """Serializes a batch into envelope bytes.
+    """Serializes a batch into envelope bytes, series laid out column by column.
 
     Raises:
         CodecError: when a series' timestamps are not strictly increasing or columns differ in length.
@@ -54,17 +54,52 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
     msg = pb.Batch(boot_epoch=batch.boot_epoch, seq=batch.seq, batch_class=_PB_CLASS[batch.batch_class])
     base = _base_time(batch)
     msg.base_time_unix_ms = base
+    symbols: dict[str, int] = {"": 0}
+
+    def ref(text: str) -> int:
+        idx = symbols.get(text)
+        if idx is None:
+            idx = symbols[text] = len(symbols)
+        return idx
+
+    metric_refs, label_counts, label_refs, kinds, unit_refs, counts = [], [], [], [], [], []
     for s in batch.series:
-        _check_series(s)
-        ps = msg.series.add(metric=s.key.metric, kind=_PB_KIND[s.kind], unit=s.unit)
+        n = len(s)
+        if s.values.shape[0] != n or (s.scores is not None and s.scores.shape[0] != n):
+            raise CodecError("column_length", str(s.key))
+        metric_refs.append(ref(s.key.metric))
+        label_counts.append(len(s.key.labels))
         for k, v in s.key.labels:
-            ps.labels.add(name=k, value=v)
-        if len(s):
-            deltas = np.diff(s.timestamps_ms, prepend=np.int64(base))
-            ps.time_deltas_ms.extend(deltas.tolist())
-            ps.values.extend(s.values.tolist())
-            if s.scores is not None:
-                ps.anomaly_scores.extend(s.scores.tolist())
+            label_refs += (ref(k), ref(v))
+        kinds.append(_PB_KIND[s.kind])
+        unit_refs.append(ref(s.unit))
+        counts.append(n)
+    cols = msg.series
+    cols.metric_refs.extend(metric_refs)
+    cols.label_counts.extend(label_counts)
+    cols.label_refs.extend(label_refs)
+    cols.kinds.extend(kinds)
+    cols.unit_refs.extend(unit_refs)
+    cols.point_counts.extend(counts)
+    if batch.point_count:
+        ts = np.concatenate([s.timestamps_ms for s in batch.series])
+        deltas = np.diff(ts, prepend=np.int64(base))
+        starts = np.cumsum([0, *counts[:-1]])
+        starts = starts[np.asarray(counts) > 0]
+        first = np.zeros(ts.shape[0], dtype=bool)
+        first[starts] = True
+        if bool(np.any(deltas[~first] <= 0)):
+            raise CodecError("non_monotonic", "timestamps must increase within a series")
+        deltas[starts] = ts[starts] - base
+        cols.time_deltas_ms.extend(deltas.tolist())
+        cols.values.extend(np.concatenate([s.values for s in batch.series]).tolist())
+        if any(s.scores is not None for s in batch.series):
+            scores = [
+                s.scores if s.scores is not None else np.full(len(s), np.nan, np.float32)
+                for s in batch.series
+            ]
+            cols.anomaly_scores.extend(np.concatenate(scores).tolist())
+    msg.symbols.extend(symbols)
     for e in batch.events:
         pe = msg.events.add(
             time_unix_ms=e.ts_ms,
@@ -128,7 +163,7 @@ def decode(data: bytes, max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> tuple
         raise CodecError("malformed_batch", type(exc).__name__) from exc
     if msg.boot_epoch != env.boot_epoch or msg.seq != env.seq:
         raise CodecError("id_mismatch", "envelope and batch ids differ")
-    series = tuple(_series_from_pb(ps, msg.base_time_unix_ms) for ps in msg.series)
+    series = _series_from_columns(msg.series, list(msg.symbols), msg.base_time_unix_ms)
     events = tuple(_event_from_pb(pe) for pe in msg.events)
     batch = Batch(msg.boot_epoch, msg.seq, series, events, _batch_class(msg.batch_class))
     return header, batch
@@ -163,35 +198,68 @@ def _base_time(batch: Batch) -> int:
     return min(firsts) if firsts else 0
 
 
-def _check_series(s: SeriesPoints) -> None:
-    n = len(s)
-    if s.values.shape[0] != n or (s.scores is not None and s.scores.shape[0] != n):
-        raise CodecError("column_length", str(s.key))
-    if n > 1 and not bool(np.all(s.timestamps_ms[1:] > s.timestamps_ms[:-1])):
-        raise CodecError("non_monotonic", str(s.key))
+def _series_from_columns(cols: pb.SeriesColumns, symbols: list[str], base: int) -> tuple[SeriesPoints, ...]:
+    """Rebuilds series from the columns with array operations, validating every count and reference."""
+    n = len(cols.metric_refs)
+    if not (len(cols.label_counts) == len(cols.kinds) == len(cols.unit_refs) == len(cols.point_counts) == n):
+        raise CodecError("column_length", "per-series columns differ in length")
+    counts = np.array(cols.point_counts, dtype=np.int64)
+    label_counts = np.array(cols.label_counts, dtype=np.int64)
+    label_refs = np.array(cols.label_refs, dtype=np.int64)
+    metric_refs = np.array(cols.metric_refs, dtype=np.int64)
+    unit_refs = np.array(cols.unit_refs, dtype=np.int64)
+    deltas = np.array(cols.time_deltas_ms, dtype=np.int64)
+    values = np.array(cols.values, dtype=np.float64)
+    total = int(counts.sum())
+    if deltas.shape[0] != total or values.shape[0] != total:
+        raise CodecError(
+            "column_length",
+            f"{total} points announced, {deltas.shape[0]} timestamps, {values.shape[0]} values",
+        )
+    if label_refs.shape[0] != 2 * int(label_counts.sum()):
+        raise CodecError("column_length", "label_refs do not match label_counts")
+    for refs in (metric_refs, label_refs, unit_refs):
+        if refs.shape[0] and int(refs.max()) >= len(symbols):
+            raise CodecError("bad_symbol_ref", f"reference past {len(symbols)} symbols")
+    scores_all = None
+    if len(cols.anomaly_scores):
+        scores_all = np.array(cols.anomaly_scores, dtype=np.float32)
+        if scores_all.shape[0] != total:
+            raise CodecError("column_length", "anomaly_scores do not match points")
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if n else counts
+    first = np.zeros(total, dtype=bool)
+    first[starts[counts > 0]] = True
+    if bool(np.any(deltas[~first] <= 0)):
+        raise CodecError("non_monotonic", "timestamps must increase within a series")
+    csum = np.cumsum(deltas)
+    before = np.concatenate(([0], csum))[starts] if n else csum
+    ts = csum - np.repeat(before, counts) + np.int64(base)
+    kinds = [_metric_kind(k) for k in cols.kinds]
+    out = []
+    label_pos = 0
+    for i in range(n):
+        nl = int(label_counts[i])
+        pairs = label_refs[label_pos : label_pos + 2 * nl].tolist()
+        label_pos += 2 * nl
+        metric = symbols[int(metric_refs[i])]
+        if not metric:
+            raise CodecError("empty_metric", "series without a metric name")
+        key = SeriesKey.of(
+            metric, {symbols[pairs[j]]: symbols[pairs[j + 1]] for j in range(0, len(pairs), 2)}
+        )
+        a, b = int(starts[i]), int(starts[i] + counts[i])
+        sc = None
+        if scores_all is not None and b > a and not bool(np.all(np.isnan(scores_all[a:b]))):
+            sc = scores_all[a:b]
+        out.append(SeriesPoints(key, ts[a:b], values[a:b], kinds[i], symbols[int(unit_refs[i])], sc))
+    return tuple(out)
 
 
-def _series_from_pb(ps: pb.Series, base: int) -> SeriesPoints:
-    deltas = np.fromiter(ps.time_deltas_ms, dtype=np.int64, count=len(ps.time_deltas_ms))
-    values = np.fromiter(ps.values, dtype=np.float64, count=len(ps.values))
-    key = SeriesKey(ps.metric, tuple((lb.name, lb.value) for lb in ps.labels))
-    if not ps.metric:
-        raise CodecError("empty_metric", "series without a metric name")
-    if deltas.shape[0] != values.shape[0]:
-        raise CodecError("column_length", str(key))
-    if deltas.shape[0] > 1 and bool(np.any(deltas[1:] <= 0)):
-        raise CodecError("non_monotonic", str(key))
-    scores = None
-    if len(ps.anomaly_scores):
-        if len(ps.anomaly_scores) != values.shape[0]:
-            raise CodecError("column_length", f"{key} anomaly_scores")
-        scores = np.fromiter(ps.anomaly_scores, dtype=np.float32, count=len(ps.anomaly_scores))
+def _metric_kind(value: int) -> MetricKind:
     try:
-        kind = MetricKind(ps.kind) if ps.kind else MetricKind.GAUGE
+        return MetricKind(value) if value else MetricKind.GAUGE
     except ValueError:
-        raise CodecError("unknown_metric_kind", str(ps.kind)) from None
-    ts = np.cumsum(deltas) + np.int64(base) if deltas.shape[0] else deltas
-    return SeriesPoints(key, ts, values, kind, ps.unit, scores)
+        raise CodecError("unknown_metric_kind", str(value)) from None
 
 
 def _event_from_pb(pe: pb.Event) -> Event:

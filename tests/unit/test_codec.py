@@ -126,7 +126,15 @@ def test_decode_rejects_bad_envelopes_with_a_reason(data: bytes, reason: str) ->
 
 def test_decode_rejects_non_monotonic_timestamps_from_a_hostile_sender() -> None:
     raw = pb.Batch(boot_epoch=1, seq=1, batch_class=1)
-    raw.series.add(metric="m", time_deltas_ms=[10, 5, -3], values=[1, 2, 3])
+    raw.symbols.extend(["", "m"])
+    cols = raw.series
+    cols.metric_refs.append(1)
+    cols.label_counts.append(0)
+    cols.kinds.append(1)
+    cols.unit_refs.append(0)
+    cols.point_counts.append(3)
+    cols.time_deltas_ms.extend([10, 5, -3])
+    cols.values.extend([1, 2, 3])
     env = pb.Envelope(
         schema_version=1,
         encoding=pb.ENCODING_NONE,

@@ -24,29 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16outpost/v1/batch.proto\x12\noutpost.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xaf\x01\n\x06Series\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12!\n\x06labels\x18\x02 \x03(\x0b\x32\x11.outpost.v1.Label\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.outpost.v1.MetricKind\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x16\n\x0etime_deltas_ms\x18\x05 \x03(\x12\x12\x0e\n\x06values\x18\x06 \x03(\x01\x12\x16\n\x0e\x61nomaly_scores\x18\x07 \x03(\x02\"\x9b\x01\n\x05\x45vent\x12\x14\n\x0ctime_unix_ms\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08severity\x18\x03 \x01(\x0e\x32\x14.outpost.v1.Severity\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12%\n\nattributes\x18\x06 \x03(\x0b\x32\x11.outpost.v1.Label\"\xb7\x01\n\x05\x42\x61tch\x12\x12\n\nboot_epoch\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x19\n\x11\x62\x61se_time_unix_ms\x18\x03 \x01(\x03\x12+\n\x0b\x62\x61tch_class\x18\x04 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\"\n\x06series\x18\x05 \x03(\x0b\x32\x12.outpost.v1.Series\x12!\n\x06\x65vents\x18\x06 \x03(\x0b\x32\x11.outpost.v1.Event\"\xd9\x01\n\x08\x45nvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12&\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x14.outpost.v1.Encoding\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\nboot_epoch\x18\x04 \x01(\x04\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12+\n\x0b\x62\x61tch_class\x18\x06 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\x19\n\x11uncompressed_size\x18\x07 \x01(\r\x12\x13\n\x0bpoint_count\x18\x08 \x01(\r*o\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x01\x12\x14\n\x10METRIC_KIND_RATE\x10\x02\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03*\xa6\x01\n\nBatchClass\x12\x1b\n\x17\x42\x41TCH_CLASS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41TCH_CLASS_METRICS\x10\x01\x12\x16\n\x12\x42\x41TCH_CLASS_EVENTS\x10\x02\x12\x17\n\x13\x42\x41TCH_CLASS_ANOMALY\x10\x03\x12\x19\n\x15\x42\x41TCH_CLASS_HEARTBEAT\x10\x04\x12\x16\n\x12\x42\x41TCH_CLASS_ROLLUP\x10\x05*J\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_NONE\x10\x01\x12\x11\n\rENCODING_ZSTD\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16outpost/v1/batch.proto\x12\noutpost.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xde\x01\n\rSeriesColumns\x12\x13\n\x0bmetric_refs\x18\x01 \x03(\r\x12\x14\n\x0clabel_counts\x18\x02 \x03(\r\x12\x12\n\nlabel_refs\x18\x03 \x03(\r\x12%\n\x05kinds\x18\x04 \x03(\x0e\x32\x16.outpost.v1.MetricKind\x12\x11\n\tunit_refs\x18\x05 \x03(\r\x12\x14\n\x0cpoint_counts\x18\x06 \x03(\r\x12\x16\n\x0etime_deltas_ms\x18\x07 \x03(\x12\x12\x0e\n\x06values\x18\x08 \x03(\x01\x12\x16\n\x0e\x61nomaly_scores\x18\t \x03(\x02\"\x9b\x01\n\x05\x45vent\x12\x14\n\x0ctime_unix_ms\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08severity\x18\x03 \x01(\x0e\x32\x14.outpost.v1.Severity\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12%\n\nattributes\x18\x06 \x03(\x0b\x32\x11.outpost.v1.Label\"\xcf\x01\n\x05\x42\x61tch\x12\x12\n\nboot_epoch\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x19\n\x11\x62\x61se_time_unix_ms\x18\x03 \x01(\x03\x12+\n\x0b\x62\x61tch_class\x18\x04 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\x0f\n\x07symbols\x18\x05 \x03(\t\x12)\n\x06series\x18\x06 \x01(\x0b\x32\x19.outpost.v1.SeriesColumns\x12!\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x11.outpost.v1.Event\"\xd9\x01\n\x08\x45nvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12&\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x14.outpost.v1.Encoding\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\nboot_epoch\x18\x04 \x01(\x04\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12+\n\x0b\x62\x61tch_class\x18\x06 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\x19\n\x11uncompressed_size\x18\x07 \x01(\r\x12\x13\n\x0bpoint_count\x18\x08 \x01(\r*o\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x01\x12\x14\n\x10METRIC_KIND_RATE\x10\x02\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03*\xa6\x01\n\nBatchClass\x12\x1b\n\x17\x42\x41TCH_CLASS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41TCH_CLASS_METRICS\x10\x01\x12\x16\n\x12\x42\x41TCH_CLASS_EVENTS\x10\x02\x12\x17\n\x13\x42\x41TCH_CLASS_ANOMALY\x10\x03\x12\x19\n\x15\x42\x41TCH_CLASS_HEARTBEAT\x10\x04\x12\x16\n\x12\x42\x41TCH_CLASS_ROLLUP\x10\x05*J\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_NONE\x10\x01\x12\x11\n\rENCODING_ZSTD\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'outpost.v1.batch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRICKIND']._serialized_start=818
-  _globals['_METRICKIND']._serialized_end=929
-  _globals['_SEVERITY']._serialized_start=931
-  _globals['_SEVERITY']._serialized_end=1031
-  _globals['_BATCHCLASS']._serialized_start=1034
-  _globals['_BATCHCLASS']._serialized_end=1200
-  _globals['_ENCODING']._serialized_start=1202
-  _globals['_ENCODING']._serialized_end=1276
+  _globals['_METRICKIND']._serialized_start=889
+  _globals['_METRICKIND']._serialized_end=1000
+  _globals['_SEVERITY']._serialized_start=1002
+  _globals['_SEVERITY']._serialized_end=1102
+  _globals['_BATCHCLASS']._serialized_start=1105
+  _globals['_BATCHCLASS']._serialized_end=1271
+  _globals['_ENCODING']._serialized_start=1273
+  _globals['_ENCODING']._serialized_end=1347
   _globals['_LABEL']._serialized_start=38
   _globals['_LABEL']._serialized_end=74
-  _globals['_SERIES']._serialized_start=77
-  _globals['_SERIES']._serialized_end=252
-  _globals['_EVENT']._serialized_start=255
-  _globals['_EVENT']._serialized_end=410
-  _globals['_BATCH']._serialized_start=413
-  _globals['_BATCH']._serialized_end=596
-  _globals['_ENVELOPE']._serialized_start=599
-  _globals['_ENVELOPE']._serialized_end=816
+  _globals['_SERIESCOLUMNS']._serialized_start=77
+  _globals['_SERIESCOLUMNS']._serialized_end=299
+  _globals['_EVENT']._serialized_start=302
+  _globals['_EVENT']._serialized_end=457
+  _globals['_BATCH']._serialized_start=460
+  _globals['_BATCH']._serialized_end=667
+  _globals['_ENVELOPE']._serialized_start=670
+  _globals['_ENVELOPE']._serialized_end=887
 # @@protoc_insertion_point(module_scope)

@@ -61,23 +61,27 @@ class Label(_message.Message):
     value: str
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
-class Series(_message.Message):
-    __slots__ = ("metric", "labels", "kind", "unit", "time_deltas_ms", "values", "anomaly_scores")
-    METRIC_FIELD_NUMBER: _ClassVar[int]
-    LABELS_FIELD_NUMBER: _ClassVar[int]
-    KIND_FIELD_NUMBER: _ClassVar[int]
-    UNIT_FIELD_NUMBER: _ClassVar[int]
+class SeriesColumns(_message.Message):
+    __slots__ = ("metric_refs", "label_counts", "label_refs", "kinds", "unit_refs", "point_counts", "time_deltas_ms", "values", "anomaly_scores")
+    METRIC_REFS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_REFS_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    UNIT_REFS_FIELD_NUMBER: _ClassVar[int]
+    POINT_COUNTS_FIELD_NUMBER: _ClassVar[int]
     TIME_DELTAS_MS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_SCORES_FIELD_NUMBER: _ClassVar[int]
-    metric: str
-    labels: _containers.RepeatedCompositeFieldContainer[Label]
-    kind: MetricKind
-    unit: str
+    metric_refs: _containers.RepeatedScalarFieldContainer[int]
+    label_counts: _containers.RepeatedScalarFieldContainer[int]
+    label_refs: _containers.RepeatedScalarFieldContainer[int]
+    kinds: _containers.RepeatedScalarFieldContainer[MetricKind]
+    unit_refs: _containers.RepeatedScalarFieldContainer[int]
+    point_counts: _containers.RepeatedScalarFieldContainer[int]
     time_deltas_ms: _containers.RepeatedScalarFieldContainer[int]
     values: _containers.RepeatedScalarFieldContainer[float]
     anomaly_scores: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, metric: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., kind: _Optional[_Union[MetricKind, str]] = ..., unit: _Optional[str] = ..., time_deltas_ms: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ...) -> None: ...
+    def __init__(self, metric_refs: _Optional[_Iterable[int]] = ..., label_counts: _Optional[_Iterable[int]] = ..., label_refs: _Optional[_Iterable[int]] = ..., kinds: _Optional[_Iterable[_Union[MetricKind, str]]] = ..., unit_refs: _Optional[_Iterable[int]] = ..., point_counts: _Optional[_Iterable[int]] = ..., time_deltas_ms: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("time_unix_ms", "kind", "severity", "source", "message", "attributes")
@@ -96,20 +100,22 @@ class Event(_message.Message):
     def __init__(self, time_unix_ms: _Optional[int] = ..., kind: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., source: _Optional[str] = ..., message: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Label, _Mapping]]] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("boot_epoch", "seq", "base_time_unix_ms", "batch_class", "series", "events")
+    __slots__ = ("boot_epoch", "seq", "base_time_unix_ms", "batch_class", "symbols", "series", "events")
     BOOT_EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BASE_TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     boot_epoch: int
     seq: int
     base_time_unix_ms: int
     batch_class: BatchClass
-    series: _containers.RepeatedCompositeFieldContainer[Series]
+    symbols: _containers.RepeatedScalarFieldContainer[str]
+    series: SeriesColumns
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., base_time_unix_ms: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    def __init__(self, boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., base_time_unix_ms: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., symbols: _Optional[_Iterable[str]] = ..., series: _Optional[_Union[SeriesColumns, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("schema_version", "encoding", "payload", "boot_epoch", "seq", "batch_class", "uncompressed_size", "point_count")
