@@ -12,7 +12,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# `*_created` samples double the exposition for no operational value.
+disable_created_metrics()
 
 log = logging.getLogger(__name__)
 

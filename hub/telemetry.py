@@ -5,7 +5,10 @@ Per-item events (batches, points, rejects) are counters here, never log lines.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+# `*_created` samples double the exposition for no operational value.
+disable_created_metrics()
 
 
 class HubMetrics:
