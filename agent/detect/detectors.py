@@ -122,6 +122,8 @@ class RobustDetector(ColumnDetector):
     name: ClassVar[str] = "robust"
     FAST_ALPHA: ClassVar[float] = 0.1
     VIEWS: ClassVar[int] = 3
+    # The level view alone is the least specific (it also moves with slow drifts), so it counts half.
+    VIEW_WEIGHTS: ClassVar[np.ndarray] = np.array([0.2, 0.4, 0.4])
 
     def __init__(self, rule: DetectRule) -> None:
         self.alpha = rule.alpha
@@ -176,8 +178,14 @@ class RobustDetector(ColumnDetector):
 
     def score_many(self, rows: Rows, ts_ms: I64, x: F64) -> F64:
         v = self._views(rows, ts_ms, x)
-        scores = rarity.rarity(self.columns.a["hist"][v.idx], v.bins, self.memory)
-        return np.asarray(scores.mean(axis=1))
+        per = rarity.rarity(self.columns.a["hist"][v.idx], v.bins, self.memory)
+        scores = per @ self.VIEW_WEIGHTS
+        if v.env is not None:
+            # Routine for this hour: a deviation within ROUTINE x the bin's envelope is damped in proportion.
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                beyond = np.nan_to_num((v.dev / v.env).max(axis=1), nan=np.inf, posinf=np.inf)
+            scores = scores * np.clip(beyond / seasonal.ROUTINE, 0.0, 1.0)
+        return np.asarray(scores)
 
     def learn_many(self, rows: Rows, ts_ms: I64, x: F64, accept: Mask) -> None:
         v = self._views(rows, ts_ms, x)
@@ -198,9 +206,8 @@ class RobustDetector(ColumnDetector):
             np.isnan(old), np.where(has_prev, v.dev, np.nan), old + a[:, None] * (step - old)
         )
         if v.sbin is not None and v.env is not None:
-            grown = np.where(accept[:, None], np.maximum(v.env, v.dev), v.env).astype(np.float32)
-            c["env"][idx, :, v.sbin] = grown
-            c["env_min"][idx, v.sbin] = np.where(accept, seasonal.minutes(ts_ms), c["env_min"][idx, v.sbin])
+            c["env"][idx, :, v.sbin] = np.maximum(v.env, v.dev).astype(np.float32)
+            c["env_min"][idx, v.sbin] = seasonal.minutes(ts_ms)
         # New normal: after enough consecutive rejections the level has moved; follow it.
         rejects = np.where(accept, 0, c["rejects"][idx] + 1)
         moved = rejects >= self.new_normal

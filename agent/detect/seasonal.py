@@ -15,6 +15,9 @@ from agent.detect.config import Seasonality
 # Share of the bin's envelope that counts as normal spread, and the envelope's decay time constant:
 # about a week and a half, so a pattern seen on a few recent days dominates and a stopped one fades.
 WEIGHT = 0.25
+# A deviation up to this multiple of its bin's envelope is what this hour routinely sees; scores of
+# smaller deviations are damped in proportion (a nightly spike of the usual size does not page).
+ROUTINE = 1.5
 MEMORY_MIN = 10 * 24 * 60.0
 MS_PER_MIN = 60_000
 _HOURS = 24
