@@ -7,7 +7,7 @@ designed in one place: the same bytes are spooled, pushed over gRPC and publishe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 import zstandard
@@ -15,6 +15,7 @@ import zstandard
 from shared.errors import CodecError
 from shared.model import Batch, BatchClass, Event, MetricKind, SeriesKey, SeriesPoints, Severity
 from shared.pb.outpost.v1 import batch_pb2 as pb
+from shared.pb.outpost.v1 import enroll_pb2 as enroll_pb
 from shared.pb.outpost.v1 import ingest_pb2 as ingest_pb
 
 SCHEMA_VERSION = 1
@@ -344,3 +345,78 @@ def _varint(n: int) -> bytes:
         else:
             out.append(b)
             return bytes(out)
+
+
+# --- Enrollment and renewal messages (outpost/v1/enroll.proto). ---
+
+RENEW_METHOD = "/outpost.v1.CertificateService/Renew"
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollRequest:
+    """An agent asking to be enrolled: token secret, wanted agent id, and its CSR (never its key)."""
+
+    token: str
+    agent_name: str
+    csr_der: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollResponse:
+    certificate_pem: bytes
+    ca_pem: bytes
+    identity: str
+
+
+def encode_enroll_request(req: EnrollRequest) -> bytes:
+    msg = enroll_pb.EnrollRequest(token=req.token, agent_name=req.agent_name, csr_der=req.csr_der)
+    return msg.SerializeToString()
+
+
+def decode_enroll_request(data: bytes) -> EnrollRequest:
+    """Raises CodecError when the bytes are not an EnrollRequest."""
+    msg = _parse(enroll_pb.EnrollRequest(), data, "malformed_enroll_request")
+    return EnrollRequest(msg.token, msg.agent_name, msg.csr_der)
+
+
+def encode_enroll_response(resp: EnrollResponse) -> bytes:
+    return enroll_pb.EnrollResponse(
+        certificate_pem=resp.certificate_pem, ca_pem=resp.ca_pem, identity=resp.identity
+    ).SerializeToString()
+
+
+def decode_enroll_response(data: bytes) -> EnrollResponse:
+    """Raises CodecError when the bytes are not an EnrollResponse."""
+    msg = _parse(enroll_pb.EnrollResponse(), data, "malformed_enroll_response")
+    return EnrollResponse(msg.certificate_pem, msg.ca_pem, msg.identity)
+
+
+def renew_request(csr_der: bytes) -> bytes:
+    return enroll_pb.RenewRequest(csr_der=csr_der).SerializeToString()
+
+
+def csr_of_renew_request(data: bytes) -> bytes:
+    """Raises CodecError when the bytes are not a RenewRequest."""
+    return bytes(_parse(enroll_pb.RenewRequest(), data, "malformed_renew_request").csr_der)
+
+
+def renew_response(certificate_pem: bytes) -> bytes:
+    return enroll_pb.RenewResponse(certificate_pem=certificate_pem).SerializeToString()
+
+
+def certificate_of_renew_response(data: bytes) -> bytes:
+    """Raises CodecError when the bytes are not a RenewResponse."""
+    return bytes(_parse(enroll_pb.RenewResponse(), data, "malformed_renew_response").certificate_pem)
+
+
+_M = TypeVar(
+    "_M", enroll_pb.EnrollRequest, enroll_pb.EnrollResponse, enroll_pb.RenewRequest, enroll_pb.RenewResponse
+)
+
+
+def _parse(msg: _M, data: bytes, reason: str) -> _M:
+    try:
+        msg.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError or RuntimeWarning subclasses by backend
+        raise CodecError(reason, type(exc).__name__) from exc
+    return msg
