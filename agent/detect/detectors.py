@@ -102,9 +102,11 @@ class EwmaDetector(ColumnDetector):
     def learn_many(self, rows: Rows, ts_ms: I64, x: F64, accept: Mask) -> None:
         c = self.columns.a
         mean, var = c["mean"][rows], c["var"][rows]
-        d = np.where(accept, x - mean, 0.0)
+        d = x - mean
         fresh = np.isnan(mean)
-        c["mean"][rows] = np.where(fresh, x, mean + self.alpha * d)
+        # The mean learns accepted points only; the variance learns all, so after a level shift the spread
+        # widens until the new level is accepted and the mean follows (a new normal).
+        c["mean"][rows] = np.where(fresh, x, mean + self.alpha * accept * d)
         c["var"][rows] = np.where(fresh, 0.0, (1.0 - self.alpha) * (var + self.alpha * d * d))
 
 

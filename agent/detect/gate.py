@@ -115,7 +115,7 @@ class Gate:
         level = np.where(
             crossed.any(axis=1), np.where(reason < 2, Level.CRITICAL, Level.WARNING), Level.NONE
         ).astype(np.int8)
-        was = c["lim_level"][rows]
+        was = c["lim_level"][rows].copy()  # a slice of rows is a view; read before the write
         c["lim_level"][rows] = level
         return np.where(level > was, level, Level.NONE), reason
 
