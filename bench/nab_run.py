@@ -35,9 +35,8 @@ def read_csv(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     with open(path, newline="") as f:
         rows = list(csv.reader(f))[1:]
     stamps = [r[0] for r in rows if r]
-    ts = np.array(
-        [int(datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp() * 1000) for s in stamps], dtype=np.int64
-    )
+    epoch_ms = [int(datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp() * 1000) for s in stamps]
+    ts = np.array(epoch_ms, dtype=np.int64)
     values = np.array([float(r[1]) for r in rows if r], dtype=np.float64)
     return stamps, ts, values
 

@@ -95,7 +95,7 @@ class DetectorBank:
             return Observation(scores, [])
         if m == 0:
             return Observation(scores, [])
-        plan = self._plan_for(keys)
+        plan = self._plan_for(keys, int(ts.max()))
         if limits:
             self._set_limits(limits)
         finite = np.isfinite(x)
@@ -216,7 +216,7 @@ class DetectorBank:
         self._next_sweep_ms = self._now_ms + SWEEP_MS
         return restored
 
-    def _plan_for(self, keys: Sequence[SeriesKey]) -> _Plan:
+    def _plan_for(self, keys: Sequence[SeriesKey], now_ms: int) -> _Plan:
         """The cached plan when the poll repeats the previous key list, else a new one (new series added)."""
         plan = self._plan
         if plan is not None and (
@@ -249,6 +249,8 @@ class DetectorBank:
                 items = items[: max(room, 0)]
             room -= len(items)
             added = self._groups[gi].add([k for _, k in items])
+            # Seen now even if its first value is missing, so the next sweep does not forget it at once.
+            self._groups[gi].gate.columns.a["last_ts"][added] = now_ms
             for (i, key), row in zip(items, added.tolist(), strict=True):
                 self._where[key] = (gi, row)
                 positions.setdefault(gi, []).append(i)

@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agent.detect import DetectorBank
+from agent.detect.detectors import RobustDetector
 from shared.model import Limits, SeriesKey, Severity
 from tests.detect.conftest import MINUTE_MS, bank_for, feed, noise, ticks
 
 pytestmark = pytest.mark.unit
+
+
+def _robust(bank: DetectorBank) -> RobustDetector:
+    """The default rule's detector, to look at its baseline columns."""
+    detector = bank._groups[-1].detector
+    assert isinstance(detector, RobustDetector)
+    return detector
 
 
 def test_no_anomaly_events_while_learning_even_for_a_huge_jump(key: SeriesKey) -> None:
@@ -74,7 +83,7 @@ def test_anomalous_point_does_not_move_the_baseline(key: SeriesKey) -> None:
     values = noise(301)
     bank = bank_for()
     feed(bank, [key], ts[:300], values[:300])
-    detector = bank._groups[-1].detector.columns.a
+    detector = _robust(bank).columns.a
     before = (float(detector["mu"][0]), detector["spread"][0].copy())
     run = feed(bank, [key], ts[300:], np.array([values[300] + 50.0]))
     assert run.scores[0, 0] >= 0.6
@@ -85,6 +94,6 @@ def test_anomalous_point_does_not_move_the_baseline(key: SeriesKey) -> None:
 def test_normal_point_moves_the_baseline(key: SeriesKey) -> None:
     bank = bank_for()
     feed(bank, [key], ticks(300), noise(300))
-    mu = float(bank._groups[-1].detector.columns.a["mu"][0])
+    mu = float(_robust(bank).columns.a["mu"][0])
     feed(bank, [key], ticks(301)[300:], np.array([mu + 0.5]))
-    assert float(bank._groups[-1].detector.columns.a["mu"][0]) > mu
+    assert float(_robust(bank).columns.a["mu"][0]) > mu
