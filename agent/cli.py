@@ -1,4 +1,4 @@
-"""`outpost-agent`: check a config, or run the agent until SIGINT/SIGTERM."""
+"""`outpost-agent`: enroll with a hub, check a config, or run the agent until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
 from agent.config import AgentConfig, load_config
+from agent.enroll import EnrollError, enroll
 from agent.runtime import Agent
 from shared import logging as outpost_logging
 from shared.errors import ConfigError
@@ -24,11 +26,20 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("file", type=Path)
     run = sub.add_parser("run", help="run the agent")
     run.add_argument("--config", type=Path, required=True)
+    enr = sub.add_parser("enroll", help="get a certificate from a hub with an enrollment token")
+    enr.add_argument("--hub", required=True, help="HOST:PORT of the hub's enrollment listener")
+    enr.add_argument("--token", required=True, help="from `outpost-hub token create`")
+    enr.add_argument(
+        "--name", default=socket.gethostname().split(".")[0], help="agent id (default: hostname)"
+    )
+    enr.add_argument("--dir", type=Path, default=Path("/var/lib/outpost-agent/tls"), help="where to store")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "enroll":
+        return _enroll(args)
     path: Path = args.file if args.command == "check-config" else args.config
     try:
         config = load_config(path)
@@ -40,6 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     outpost_logging.setup(config.log_level)
     return asyncio.run(_run(config))
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    try:
+        files = enroll(args.hub, args.token, args.name, args.dir)
+    except EnrollError as exc:
+        print(f"outpost-agent: enrollment failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"enrolled as {args.name}; key and certificate stored 0600 in {args.dir}. agent.yaml:")
+    print(f"hub:\n  tls:\n    ca_file: {files.ca_file}\n    cert_file: {files.cert_file}")
+    print(f"    key_file: {files.key_file}")
+    return 0
 
 
 async def _run(config: AgentConfig) -> int:

@@ -65,6 +65,14 @@ class Deliverer:
         """False from the first failed send until the next successful one."""
         return self._connected
 
+    def swap_transport(self, transport: Transport) -> Transport:
+        """Sends from now on go through `transport` (e.g. with a renewed certificate); returns the old one.
+
+        Sends still in flight on the old transport fail when it is closed and are retried from the spool.
+        """
+        old, self._transport = self._transport, transport
+        return old
+
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name=f"deliver-{i}") for i in range(self._workers)]
 

@@ -16,11 +16,13 @@ from agent.collect.scheduler import Scheduler
 from agent.collect.sequence import SequenceCollector
 from agent.config import AgentConfig
 from agent.deliver import Deliverer
+from agent.enroll import TlsFiles, finish_install
 from agent.outbox import OutboxItem
+from agent.renew import CertRenewer
 from agent.spool import Spool, SpoolSettings
 from agent.telemetry import AgentMetrics, TelemetryServer
 from agent.transport.base import Transport
-from agent.transport.grpc import GrpcTransport
+from agent.transport.grpc import GrpcTransport, renew_certificate
 from agent.transport.nats import NatsTransport
 from shared import codec
 from shared.clock import Clock, SystemClock
@@ -56,11 +58,25 @@ class Agent:
             ),
             self.clock,
         )
+        tls = config.hub.tls
+        self.tls_files = TlsFiles(tls.ca_file, tls.cert_file, tls.key_file)
+        finish_install(self.tls_files)  # a renewal interrupted by a crash is completed before first use
         self.transport = build_transport(config)
         self.deliverer = Deliverer(self.outbox, self.transport, self.clock, on_result=self._on_delivery)
         self.collectors = [build_collector(d, self.clock) for d in config.devices]
         self.scheduler = Scheduler(self.collectors, self._on_collect, self.clock, config.max_concurrency)
         self._reported_drops: dict[tuple[str, str], int] = {}
+        self.renewer = (
+            CertRenewer(
+                self.tls_files,
+                config.hub.renew_at,
+                self._renew_call,
+                self._use_renewed_certificate,
+                self.clock,
+            )
+            if config.hub.renew_at > 0
+            else None
+        )
         self.telemetry = (
             TelemetryServer(config.telemetry.listen, self.metrics, self.health)
             if config.telemetry.listen
@@ -76,6 +92,8 @@ class Agent:
                 c.resume_after(self.outbox.watermark_ms)
         await self.transport.start()
         self.deliverer.start()
+        if self.renewer is not None:
+            self.renewer.start()
         if self.telemetry is not None:
             await self.telemetry.start()
         await self.scheduler.start()
@@ -86,6 +104,26 @@ class Agent:
             self.config.hub.address,
             self.config.hub.transport,
         )
+
+    async def _renew_call(self, csr_der: bytes) -> bytes:
+        """Renewal goes to the hub's mTLS gRPC port with the current certificate, whatever the transport."""
+        f, hub = self.tls_files, self.config.hub
+        return await renew_certificate(
+            hub.address,
+            csr_der,
+            ca_pem=f.ca_file.read_bytes(),
+            cert_pem=f.cert_file.read_bytes(),
+            key_pem=f.key_file.read_bytes(),
+            server_name=hub.server_name,
+            timeout_s=hub.timeout_s,
+        )
+
+    async def _use_renewed_certificate(self) -> None:
+        fresh = build_transport(self.config)
+        await fresh.start()
+        old = self.deliverer.swap_transport(fresh)
+        self.transport = fresh
+        await old.aclose()
 
     def _on_collect(self, result: CollectResult) -> None:
         self.metrics.samples.labels(result.target).inc(len(result.samples))
@@ -150,6 +188,8 @@ class Agent:
     async def aclose(self) -> None:
         """Stops polling, flushes the open batch and gives delivery a bounded time to drain."""
         await self.scheduler.aclose()
+        if self.renewer is not None:
+            await self.renewer.aclose()
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""`outpost-hub`: run the hub, check its config, and manage its CA and agent certificates."""
+"""`outpost-hub`: run the hub, check its config, manage its CA, enrollment tokens and agent certificates."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from pathlib import Path
 
 from hub import pki
 from hub.config import HubConfig, load_config
+from hub.enroll.db import EnrollState
+from hub.enroll.nats_auth import NatsServerFiles, render_config
+from hub.enroll.service import EnrollService
 from hub.pipeline import Hub, ensure_pki
+from hub.state import HubState
 from shared import logging as outpost_logging
+from shared.clock import SystemClock
 from shared.errors import ConfigError
 
 log = logging.getLogger("outpost.hub")
@@ -37,6 +42,27 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--out", type=Path, help="directory for <agent>.pem/<agent>.key and ca.pem")
     issue.add_argument("--days", type=float, default=90)
     issue.add_argument("--config", type=Path)
+    tok = sub.add_parser("token", help="enrollment tokens")
+    tok_sub = tok.add_subparsers(dest="token_command", required=True)
+    create = tok_sub.add_parser("create", help="make a token agents enroll with (shown once)")
+    create.add_argument("--site", required=True)
+    create.add_argument("--ttl", default="1h", help="lifetime: 90s, 30m, 1h, 7d")
+    create.add_argument("--uses", type=int, default=1)
+    tok_sub.add_parser("list", help="tokens with their site, expiry and uses (never the secrets)")
+    revoke_tok = tok_sub.add_parser("revoke", help="revoke a token by id")
+    revoke_tok.add_argument("id")
+    tok_sub.add_parser("audit", help="every enrollment and renewal attempt, refused ones too")
+    agent = sub.add_parser("agent", help="enrolled agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    revoke_agent = agent_sub.add_parser("revoke", help="refuse an agent's data and renewals (within 60 s)")
+    revoke_agent.add_argument("id", help="agent identity, site/name")
+    nats = sub.add_parser("nats-config", help="print a nats-server config mapping each agent certificate")
+    nats.add_argument("--listen", default="0.0.0.0:4222")
+    nats.add_argument("--store-dir", type=Path, required=True)
+    nats.add_argument("--cert", type=Path, required=True, help="nats-server's certificate (from this CA)")
+    nats.add_argument("--key", type=Path, required=True)
+    for sp in {*tok_sub.choices.values(), revoke_agent, nats}:
+        sp.add_argument("--config", type=Path)
     return p
 
 
@@ -58,7 +84,68 @@ def main(argv: list[str] | None = None) -> int:
         ensure_pki(config)
         print(f"CA ready in {config.pki_dir}")
         return 0
+    if args.command in ("token", "agent", "nats-config"):
+        return _enrollment(config, args)
     return _issue(config, args)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ttl_seconds(text: str) -> float:
+    unit = text[-1:] if text[-1:] in _UNITS else "s"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    return float(number) * _UNITS[unit]
+
+
+def _enrollment(config: HubConfig, args: argparse.Namespace) -> int:
+    """Token, agent-revocation and NATS-config commands: they work on the hub's database directly."""
+    state = HubState(config.resolved_state_url())
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    state.open()
+    db = EnrollState(state.engine)
+    db.open()
+    now = SystemClock().now_ms()
+    try:
+        if args.command == "agent":
+            done = db.revoke_agent(args.id, now)
+            print(f"agent {args.id} revoked" if done else f"agent {args.id} was already revoked")
+            return 0
+        if args.command == "nats-config":
+            files = NatsServerFiles(args.cert, args.key, pki.CaPaths(config.pki_dir).cert)
+            print(render_config(args.listen, args.store_dir, files, db.enrolled_agents()), end="")
+            return 0
+        if args.token_command == "create":
+            try:
+                ttl = _ttl_seconds(args.ttl)
+                issued = EnrollService(ensure_pki(config), db, 90).create_token(args.site, ttl, args.uses)
+            except ValueError as exc:
+                print(f"outpost-hub: {exc}", file=sys.stderr)
+                return 2
+            print(f"token: {issued.token}")
+            print(f"  site {issued.site}, {issued.uses} use(s), expires in {args.ttl}")
+            print("  the part after the last '.' is the SHA-256 of the hub CA; agents verify the CA with it")
+            print(f"  enroll: outpost-agent enroll --hub HOST:{_enroll_port(config)} --token {issued.token}")
+            return 0
+        if args.token_command == "list":
+            for t in db.list_tokens():
+                state_text = "revoked" if t.revoked_ms else ("expired" if t.expires_ms <= now else "active")
+                uses = f"{t.uses}/{t.max_uses}"
+                print(f"{t.id}  site={t.site}  uses={uses}  expires_ms={t.expires_ms}  {state_text}")
+            return 0
+        if args.token_command == "revoke":
+            done = db.revoke_token(args.id, now)
+            print(f"token {args.id} revoked" if done else f"no active token {args.id}")
+            return 0 if done else 1
+        for e in db.audit_log():
+            print(f"{e.at_ms}  {e.action}  token={e.token_id}  agent={e.agent}  peer={e.peer}  {e.outcome}")
+        return 0
+    finally:
+        state.close()
+
+
+def _enroll_port(config: HubConfig) -> str:
+    return config.enroll.listen.rsplit(":", 1)[1] if config.enroll.listen else "<enroll.listen port>"
 
 
 def _issue(config: HubConfig, args: argparse.Namespace) -> int:

@@ -29,6 +29,35 @@ class GrpcConfig(_Frozen):
     retry_after_ms: int = Field(default=1000, ge=1)
 
 
+class NatsIngestConfig(_Frozen):
+    """Consuming agent envelopes from NATS JetStream (hub/ingest/nats_consumer.py); off by default."""
+
+    enabled: bool = False
+    servers: tuple[str, ...] = ("tls://127.0.0.1:4222",)
+    # Name nats-server's certificate carries (defaults to the URL's host).
+    server_name: str | None = None
+    subject_prefix: str = Field(default="outpost.ingest", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    stream: str = Field(default="OUTPOST_INGEST", pattern=r"^[A-Za-z0-9_-]+$")
+    durable: str = Field(default="outpost-hub", pattern=r"^[A-Za-z0-9_-]+$")
+    # A message fetched by a worker that dies unacked is redelivered after this long.
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    fetch_batch: int = Field(default=64, ge=1, le=10_000)
+    # JetStream's own dedup window on Nats-Msg-Id; older re-sends are dropped by the store's dedup.
+    duplicate_window_s: float = Field(default=120.0, gt=0)
+
+
+class EnrollConfig(_Frozen):
+    """The enrollment listener (token + CSR over server-auth TLS) and certificate lifetimes.
+
+    The listener is off until `listen` is set (e.g. `0.0.0.0:4318`): only hubs that enroll agents open it.
+    """
+
+    listen: str | None = Field(default=None, pattern=_LISTEN)
+    cert_days: float = Field(default=90.0, gt=0)
+    # How often revocations made elsewhere (the CLI) are picked up; revoked agents are refused within this.
+    revocation_refresh_s: float = Field(default=10.0, gt=0, le=60)
+
+
 class ApiConfig(_Frozen):
     """The REST API, WebSocket streams and dashboard."""
 
@@ -43,6 +72,8 @@ class HubConfig(_Frozen):
     # SQLAlchemy URL of the hub's state (agents, tokens); default: SQLite under data_dir.
     state_url: str | None = None
     grpc: GrpcConfig = GrpcConfig()
+    nats: NatsIngestConfig = NatsIngestConfig()
+    enroll: EnrollConfig = EnrollConfig()
     api: ApiConfig = ApiConfig()
     store: StoreConfig = EmbeddedStoreConfig()
 

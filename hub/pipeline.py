@@ -1,4 +1,5 @@
-"""The only module that wires the hub's stages: PKI → state → store → ingest (gRPC) → API."""
+"""The only module that wires the hub's stages: PKI → state → store → ingest (gRPC, NATS) → API, plus
+enrollment (token + CSR listener, renewal on the gRPC port, revocation cache)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from hub import pki
 from hub.api.app import create_app
 from hub.api.deps import HubContext
 from hub.config import HubConfig
+from hub.enroll.db import EnrollState
+from hub.enroll.nats_auth import HUB_NATS_CN
+from hub.enroll.revocation import RevocationCache
+from hub.enroll.server import EnrollServer
+from hub.enroll.service import EnrollService
 from hub.ingest.grpc_server import GrpcIngestServer
+from hub.ingest.nats_consumer import NatsConsumer, NatsSettings
 from hub.ingest.service import Ingestor
 from hub.state import HubState
 from hub.store.config import build_store
@@ -44,7 +51,15 @@ def ensure_pki(config: HubConfig) -> pki.CaPaths:
         pair = pki.issue(ca, "outpost-hub", server_names=config.grpc.server_names, days=825)
         pki.write_pair(pair, cert, key)
         log.info("issued hub server certificate for %s", ", ".join(config.grpc.server_names))
+    ncert, nkey = nats_client_files(config)
+    if config.nats.enabled and not (ncert.exists() and nkey.exists()):
+        pki.write_pair(pki.issue(ca, HUB_NATS_CN, days=825), ncert, nkey)  # nats-server maps its CN
     return ca
+
+
+def nats_client_files(config: HubConfig) -> tuple[Path, Path]:
+    """The hub's client certificate and key for NATS (a server certificate cannot log in as a client)."""
+    return config.pki_dir / "nats-client.pem", config.pki_dir / "nats-client.key"
 
 
 class Hub:
@@ -57,6 +72,11 @@ class Hub:
         self.state = HubState(config.resolved_state_url())
         self.store = build_store(config.store, config.data_dir, self.clock)
         self._grpc: GrpcIngestServer | None = None
+        self.enroll_state = EnrollState(self.state.engine)
+        self.revocations = RevocationCache(self.enroll_state, config.enroll.revocation_refresh_s)
+        self.enroll: EnrollService | None = None
+        self._enroll_server: EnrollServer | None = None
+        self._nats: NatsConsumer | None = None
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
 
@@ -65,6 +85,8 @@ class Hub:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         ca = ensure_pki(cfg)
         await asyncio.to_thread(self.state.open)
+        await asyncio.to_thread(self.enroll_state.open)
+        await self.revocations.start()
         self._write_admin_token()
         await asyncio.to_thread(self.store.open)
         ingestor = Ingestor(
@@ -75,6 +97,11 @@ class Hub:
             retry_after_ms=cfg.grpc.retry_after_ms,
             clock=self.clock,
         )
+        enroll = self.enroll = EnrollService(ca, self.enroll_state, cfg.enroll.cert_days, self.clock)
+
+        async def renew(agent: str, csr_der: bytes, peer: str) -> bytes:
+            return await asyncio.to_thread(enroll.renew, agent, csr_der, peer)
+
         self._grpc = GrpcIngestServer(
             ingestor,
             cfg.grpc.listen,
@@ -82,8 +109,37 @@ class Hub:
             cert_pem=(cfg.pki_dir / "hub.pem").read_bytes(),
             key_pem=(cfg.pki_dir / "hub.key").read_bytes(),
             max_message_bytes=cfg.grpc.max_message_bytes,
+            renew=renew,
+            is_revoked=self.revocations.is_revoked,
         )
         await self._grpc.start()
+        if cfg.enroll.listen:
+            self._enroll_server = EnrollServer(
+                enroll,
+                cfg.enroll.listen,
+                cert_file=cfg.pki_dir / "hub.pem",
+                key_file=cfg.pki_dir / "hub.key",
+                ca_file=ca.cert,
+            )
+            await self._enroll_server.start()
+        if cfg.nats.enabled:
+            ncert, nkey = nats_client_files(cfg)
+            n = cfg.nats
+            settings = NatsSettings(
+                n.servers,
+                ca.cert,
+                ncert,
+                nkey,
+                n.server_name,
+                n.subject_prefix,
+                n.stream,
+                n.durable,
+                n.ack_wait_s,
+                n.fetch_batch,
+                n.duplicate_window_s,
+            )
+            self._nats = NatsConsumer(ingestor, settings, self.metrics, self.revocations.is_revoked)
+            await self._nats.start()
         app = create_app(HubContext(self.store, self.state, self.metrics, self.clock))
         host, port = cfg.api.listen.rsplit(":", 1)
         self._api = _ApiServer(
@@ -108,9 +164,16 @@ class Hub:
 
     async def aclose(self) -> None:
         """Stops intake first, then the API, then closes storage: nothing acknowledged is lost."""
+        if self._nats is not None:
+            await self._nats.aclose()
+            self._nats = None
         if self._grpc is not None:
             await self._grpc.aclose()
             self._grpc = None
+        if self._enroll_server is not None:
+            await self._enroll_server.aclose()
+            self._enroll_server = None
+        await self.revocations.aclose()
         if self._api is not None and self._api_task is not None:
             self._api.should_exit = True
             await asyncio.gather(self._api_task, return_exceptions=True)

@@ -72,6 +72,11 @@ class HubState:
         if url.startswith("sqlite"):
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine, for components that keep their own tables in the hub's database (hub/enroll)."""
+        return self._engine
+
     def open(self) -> None:
         _meta.create_all(self._engine)
 

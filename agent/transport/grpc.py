@@ -8,7 +8,7 @@ import grpc
 
 from agent.transport.base import DeliveryRejected
 from shared import codec
-from shared.errors import TransientError
+from shared.errors import CodecError, TransientError
 
 # Status codes worth retrying; everything else means this envelope will never be accepted.
 _TRANSIENT = {
@@ -89,3 +89,40 @@ def _retry_after(exc: grpc.aio.AioRpcError) -> float:
             except (TypeError, ValueError):
                 return 0.0
     return 0.0
+
+
+async def renew_certificate(
+    address: str,
+    csr_der: bytes,
+    *,
+    ca_pem: bytes,
+    cert_pem: bytes,
+    key_pem: bytes,
+    server_name: str | None = None,
+    timeout_s: float = 10.0,
+) -> bytes:
+    """Asks the hub (CertificateService.Renew, on its mTLS ingest port) to sign `csr_der` for the identity
+    of the current certificate; returns the new certificate's PEM.
+
+    Raises:
+        TransientError: the hub is unreachable or busy.
+        DeliveryRejected: the hub refused (revoked agent, bad CSR).
+    """
+    options: list[tuple[str, int | str]] = []
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    creds = grpc.ssl_channel_credentials(ca_pem, key_pem, cert_pem)
+    async with grpc.aio.secure_channel(address, creds, options=options) as channel:
+        call = channel.unary_unary(
+            codec.RENEW_METHOD, request_serializer=_identity, response_deserializer=_identity
+        )
+        try:
+            raw = await call(codec.renew_request(csr_der), timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _TRANSIENT:
+                raise TransientError(f"hub {exc.code().name}: {exc.details()}") from None
+            raise DeliveryRejected(f"hub {exc.code().name}: {exc.details()}") from None
+    try:
+        return codec.certificate_of_renew_response(raw)
+    except CodecError as exc:
+        raise DeliveryRejected(f"unreadable renewal answer: {exc}") from None

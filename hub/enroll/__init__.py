@@ -1,0 +1,1 @@
+"""Agent enrollment: tokens, CSR signing, renewal, revocation and the audit log."""
