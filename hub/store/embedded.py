@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import zstandard
 
-from hub.store import chunk, journal, ledger
+from hub.store import chunk, ledger
 from hub.store.base import (
     AGENT_LABEL,
     Matcher,
@@ -38,9 +38,11 @@ from hub.store.base import (
     millis,
 )
 from hub.store.head import Head, latest_wins
+from hub.store.journal import Journal
+from hub.store.record import IngestRecord
 from hub.store.rollup import RES_1H, RES_5M, ROLLUP_RESOLUTIONS, Rollup
 from shared.clock import Clock, SystemClock
-from shared.model import Batch, Event, F64Array, I64Array, SeriesKey
+from shared.model import Batch, Event, F64Array, I64Array, SeriesKey, SeriesPoints
 
 if TYPE_CHECKING:
     from hub.store.config import EmbeddedStoreConfig
@@ -55,7 +57,7 @@ _METRIC_POSTING = "__name__"
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL, labels TEXT NOT NULL,
-  UNIQUE (metric, labels));
+  rolled_until INTEGER, UNIQUE (metric, labels));
 CREATE TABLE IF NOT EXISTS chunks (series_id INTEGER NOT NULL, res INTEGER NOT NULL,
   block_start INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, UNIQUE (series_id, res, block_start));
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -94,7 +96,7 @@ class EmbeddedStore:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._journal = journal.Journal(path / "ingest.journal")
+        self._journal = Journal(path / "ingest.journal")
         self._head = Head()
         self._seen = ledger.SeenBatches()
         self._ids: dict[SeriesKey, int] = {}
@@ -102,6 +104,9 @@ class EmbeddedStore:
         self._postings: dict[tuple[str, str], set[int]] = {}
         self._agent_keys: dict[tuple[str, SeriesKey], int] = {}
         self._unsaved_series: list[int] = []
+        # Per series: every raw block starting before this has its rollups stored; later blocks
+        # (the one still filling, usually) are rolled up from raw when read.
+        self._rolled_until: dict[int, int] = {}
         self._next_sid = 1
         self._raw_horizon_ms = -(2**62)
         self._last_flush_ms = 0
@@ -120,8 +125,12 @@ class EmbeddedStore:
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
             self._db = db
-            for sid, metric, labels in db.execute("SELECT id, metric, labels FROM series"):
+            for sid, metric, labels, rolled in db.execute(
+                "SELECT id, metric, labels, rolled_until FROM series"
+            ):
                 self._index(sid, SeriesKey(metric, tuple((str(k), str(v)) for k, v in json.loads(labels))))
+                if rolled is not None:
+                    self._rolled_until[sid] = rolled
             self._next_sid = max(self._keys, default=0) + 1
             meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
             self._raw_horizon_ms = int(meta.get("raw_horizon_ms", self._raw_horizon_ms))
@@ -129,12 +138,12 @@ class EmbeddedStore:
             replayed = 0
             for _, payload in self._journal.open(int(meta.get("flushed_lsn", 0))):
                 try:
-                    agent, batch = journal.decode_batch(payload)
-                except (ValueError, KeyError, TypeError) as exc:
+                    record = IngestRecord.decode(payload)
+                except ValueError as exc:
                     self.stats.journal_records_skipped += 1
                     log.error("journal record skipped (undecodable): %s", exc)
                     continue
-                self._apply(agent, batch)
+                self._apply(record)
                 replayed += 1
             self._last_flush_ms = self._clock.now_ms()
             if replayed:
@@ -168,14 +177,15 @@ class EmbeddedStore:
             self._conn()
             if (agent, batch.boot_epoch, batch.seq) in self._seen:
                 return WriteResult(0, duplicate=True)
-            self._journal.append(journal.encode_batch(agent, batch))
-            accepted = self._apply(agent, batch)
+            record = self._record(agent, batch)
+            self._journal.append(record.encode())
+            self._apply(record)
             if (
                 self._head.points >= self._cfg.head_max_points
                 or self._clock.now_ms() - self._last_flush_ms >= millis(self._cfg.flush_interval)
             ):
                 self._flush_or_keep()
-        return WriteResult(accepted)
+        return WriteResult(int(record.ts.shape[0]))
 
     def flush(self) -> None:
         """Moves the head into chunks now (the hub may call this on a timer and before shutdown)."""
@@ -183,46 +193,60 @@ class EmbeddedStore:
             self._conn()
             self._flush()
 
-    def _apply(self, agent: str, batch: Batch) -> int:
-        """Adds a batch to the head and the seen ids; shared by `write` and journal replay."""
-        accepted = 0
-        for s in batch.series:
-            ts, vals = s.timestamps_ms, s.values
-            if ts.shape != vals.shape or ts.ndim != 1:
-                self._reject(f"series {s.key} of batch {agent}/{batch.batch_id}: columns differ in length")
-                continue
-            if ts.shape[0] and ts[0] < self._raw_horizon_ms:
-                # Raw blocks before the horizon were deleted; merging into them would corrupt rollups.
-                keep = ts >= self._raw_horizon_ms
-                self.stats.points_below_retention += int(ts.shape[0] - np.count_nonzero(keep))
-                ts, vals = ts[keep], vals[keep]
-            if ts.shape[0] == 0:
-                continue
-            self._head.append(
-                self._sid(agent, s.key), ts.astype(np.int64, copy=False), vals.astype(np.float64, copy=False)
-            )
-            accepted += int(ts.shape[0])
-        self._head.events.extend((agent, e) for e in batch.events)
-        self._seen.add(agent, batch.boot_epoch, batch.seq, self._clock.now_ms())
-        return accepted
+    def _record(self, agent: str, batch: Batch) -> IngestRecord:
+        """The batch as columns with series ids; ids for new series are reserved, not yet indexed.
+
+        Per series this is a dict lookup and list appends; everything per point is an array operation.
+        """
+        series = [s for s in batch.series if self._valid(agent, batch, s)]
+        sids = [self._agent_keys.get((agent, s.key), 0) for s in series]
+        new: dict[SeriesKey, int] = {}
+        if 0 in sids:
+            for i, s in enumerate(series):
+                if sids[i] == 0:
+                    full = _with_agent(s.key, agent)
+                    sid = self._ids.get(full) or new.get(full)
+                    if sid is None:
+                        sid = new[full] = self._next_sid + len(new)
+                    else:
+                        self._agent_keys[(agent, s.key)] = sid
+                    sids[i] = sid
+        lengths = np.fromiter((s.timestamps_ms.shape[0] for s in series), np.int64, len(series))
+        point_sids = np.repeat(np.asarray(sids, dtype=np.int32), lengths)
+        ts = np.concatenate([np.zeros(0, np.int64), *(s.timestamps_ms for s in series)]).astype(
+            np.int64, copy=False
+        )
+        vals = np.concatenate([np.zeros(0), *(s.values for s in series)]).astype(np.float64, copy=False)
+        if ts.shape[0] and ts.min() < self._raw_horizon_ms:
+            # Raw blocks before the horizon were deleted; merging into them would corrupt rollups.
+            keep = ts >= self._raw_horizon_ms
+            self.stats.points_below_retention += int(ts.shape[0] - np.count_nonzero(keep))
+            point_sids, ts, vals = point_sids[keep], ts[keep], vals[keep]
+        new_series = tuple((sid, key) for key, sid in new.items())
+        return IngestRecord(
+            agent, batch.boot_epoch, batch.seq, new_series, point_sids, ts, vals, batch.events
+        )
+
+    def _valid(self, agent: str, batch: Batch, s: SeriesPoints) -> bool:
+        if s.timestamps_ms.ndim == 1 and s.timestamps_ms.shape == s.values.shape:
+            return True
+        self._reject(f"series {s.key} of batch {agent}/{batch.batch_id}: columns differ in length")
+        return False
+
+    def _apply(self, record: IngestRecord) -> None:
+        """Adds a record to the index, head and seen ids; shared by `write` and journal replay."""
+        for sid, key in record.new_series:
+            self._index(sid, key)
+            self._unsaved_series.append(sid)
+            self._next_sid = max(self._next_sid, sid + 1)
+        self._head.append(record.sids, record.ts, record.vals)
+        self._head.events.extend((record.agent, e) for e in record.events)
+        self._seen.add(record.agent, record.boot_epoch, record.seq, self._clock.now_ms())
 
     def _reject(self, why: str) -> None:
         if self.stats.rejected_series == 0:
             log.warning("rejected %s (further rejections are only counted)", why)
         self.stats.rejected_series += 1
-
-    def _sid(self, agent: str, key: SeriesKey) -> int:
-        sid = self._agent_keys.get((agent, key))
-        if sid is None:
-            full = _with_agent(key, agent)
-            sid = self._ids.get(full)
-            if sid is None:
-                sid = self._next_sid
-                self._next_sid += 1
-                self._index(sid, full)
-                self._unsaved_series.append(sid)
-            self._agent_keys[(agent, key)] = sid
-        return sid
 
     def _index(self, sid: int, key: SeriesKey) -> None:
         self._ids[key] = sid
@@ -244,6 +268,7 @@ class EmbeddedStore:
 
     def _flush(self) -> None:
         db = self._conn()
+        rolled: dict[int, int] = {}
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
@@ -254,7 +279,10 @@ class EmbeddedStore:
                 ],
             )
             for sid, ts, vals in self._head.items():
-                self._flush_series(db, sid, ts, vals)
+                rolled[sid] = self._flush_series(db, sid, ts, vals)
+            db.executemany(
+                "UPDATE series SET rolled_until=? WHERE id=?", [(r, sid) for sid, r in rolled.items()]
+            )
             ledger.insert_events(db, self._head.events)
             self._seen.save(db)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('flushed_lsn', ?)", (self._journal.last_lsn,))
@@ -262,6 +290,7 @@ class EmbeddedStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._rolled_until.update(rolled)
         self._seen.mark_saved()
         self._unsaved_series.clear()
         self._head.clear()
@@ -269,35 +298,51 @@ class EmbeddedStore:
         self._last_flush_ms = self._clock.now_ms()
         self.stats.flushes += 1
 
-    def _flush_series(self, db: sqlite3.Connection, sid: int, ts: I64Array, vals: F64Array) -> None:
-        """Merges one series' head points into its raw chunks and recomputes the touched rollups."""
+    def _flush_series(self, db: sqlite3.Connection, sid: int, ts: I64Array, vals: F64Array) -> int:
+        """Merges one series' head points into its raw chunks and rolls up the blocks that completed.
+
+        A block is complete once the series has points in a later block; late points into a block
+        that was already rolled up make it roll up again. Returns the new `rolled_until`.
+        """
         blocks = (ts // RAW_BLOCK_MS) * RAW_BLOCK_MS
         cuts = np.flatnonzero(blocks[1:] != blocks[:-1]) + 1
-        stored = self._load_raw(db, sid, int(blocks[0]), int(blocks[-1]))
+        rolled = self._rolled_until.get(sid, int(blocks[0]))
+        newest = max(int(blocks[-1]), rolled)
+        raw = self._load_raw(db, sid, min(int(blocks[0]), rolled), int(blocks[-1]))
         rows = []
-        merged_ts: list[I64Array] = []
-        merged_vals: list[F64Array] = []
+        touched = []
         for part_ts, part_vals in zip(np.split(ts, cuts), np.split(vals, cuts), strict=True):
             block = int(part_ts[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)
-            old = stored.get(block)
+            old = raw.get(block)
             if old is not None:
                 part_ts, part_vals = latest_wins(
                     np.concatenate((old[0], part_ts)), np.concatenate((old[1], part_vals))
                 )
+            raw[block] = (part_ts, part_vals)
+            touched.append(block)
             rows.append(
                 (sid, RAW, block, int(part_ts.shape[0]), chunk.encode(part_ts, [part_vals], self._cctx))
             )
-            merged_ts.append(part_ts)
-            merged_vals.append(part_vals)
-        all_ts, all_vals = np.concatenate(merged_ts), np.concatenate(merged_vals)
-        flushed_blocks = np.unique(blocks) // RAW_BLOCK_MS
-        for res in ROLLUP_RESOLUTIONS:
-            rows.extend(
-                self._rollup_rows(db, sid, res, Rollup.of_points(all_ts, all_vals, res), flushed_blocks)
-            )
+        due = sorted({b for b in touched if b < rolled} | {b for b in raw if rolled <= b < newest})
+        rows.extend(self._rollup_rows(db, sid, [raw[b] for b in due]))
         db.executemany(_UPSERT_CHUNK, rows)
+        return newest
 
     def _rollup_rows(
+        self, db: sqlite3.Connection, sid: int, blocks: list[tuple[I64Array, F64Array]]
+    ) -> list[tuple[int, int, int, int, bytes]]:
+        """Rollup chunk rows at every resolution with the buckets of these whole raw blocks replaced."""
+        if not blocks:
+            return []
+        ts = np.concatenate([b[0] for b in blocks])
+        vals = np.concatenate([b[1] for b in blocks])
+        raw_blocks = np.unique(ts // RAW_BLOCK_MS)
+        rows = []
+        for res in ROLLUP_RESOLUTIONS:
+            rows.extend(self._rollup_chunk_rows(db, sid, res, Rollup.of_points(ts, vals, res), raw_blocks))
+        return rows
+
+    def _rollup_chunk_rows(
         self, db: sqlite3.Connection, sid: int, res: int, fresh: Rollup, raw_blocks: I64Array
     ) -> list[tuple[int, int, int, int, bytes]]:
         """New rollup chunk rows: stored buckets of the flushed raw blocks replaced by `fresh` ones."""
@@ -388,20 +433,25 @@ class EmbeddedStore:
         return ts[keep], vals[keep]
 
     def _rollup_points(self, db: sqlite3.Connection, sid: int, res: int, start: int, end: int) -> Rollup:
-        """Stored rollups, with the buckets of raw blocks that have head points recomputed from raw."""
+        """Stored rollups, plus rollups computed from raw for blocks not rolled up yet or with head points."""
         size = BLOCK_MS[res]
         stored = Rollup.concat(list(self._load_rollups(db, sid, res, start // size * size, end).values()))
+        first = start // RAW_BLOCK_MS * RAW_BLOCK_MS
+        last = end // RAW_BLOCK_MS * RAW_BLOCK_MS
+        fresh_from = max(self._rolled_until.get(sid, last + RAW_BLOCK_MS), first)
         head = self._head.get(sid)
-        if head is not None and head[0].shape[0]:
-            blocks = np.unique(head[0] // RAW_BLOCK_MS)
-            blocks = blocks[((blocks + 1) * RAW_BLOCK_MS > start) & (blocks * RAW_BLOCK_MS <= end)]
-            if blocks.shape[0]:
-                ts, vals = self._raw_points(
-                    db, sid, int(blocks[0]) * RAW_BLOCK_MS, int(blocks[-1] + 1) * RAW_BLOCK_MS - 1
-                )
-                keep = np.isin(ts // RAW_BLOCK_MS, blocks)
+        head_blocks = np.zeros(0, np.int64)
+        if head is not None:
+            head_blocks = np.unique(head[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)
+            head_blocks = head_blocks[(head_blocks >= first) & (head_blocks <= last)]
+        lo = min(fresh_from, int(head_blocks[0]) if head_blocks.shape[0] else fresh_from)
+        if lo <= last:
+            ts, vals = self._raw_points(db, sid, lo, last + RAW_BLOCK_MS - 1)
+            owner = ts // RAW_BLOCK_MS * RAW_BLOCK_MS
+            keep = (owner >= fresh_from) | np.isin(owner, head_blocks)
+            if keep.any():
                 fresh = Rollup.of_points(ts[keep], vals[keep], res)
-                stored = stored.replace_blocks(fresh, blocks, RAW_BLOCK_MS)
+                stored = stored.replace_blocks(fresh, np.unique(owner[keep]) // RAW_BLOCK_MS, RAW_BLOCK_MS)
         return stored.overlapping(start, end, res)
 
     def _match(self, metric: str | None, matchers: tuple[Matcher, ...]) -> list[int]:
@@ -450,6 +500,8 @@ class EmbeddedStore:
             self._flush()
             db.execute("BEGIN IMMEDIATE")
             try:
+                horizon = (now_ms - millis(self._cfg.raw_retention)) // RAW_BLOCK_MS * RAW_BLOCK_MS
+                sealed = self._seal_before(db, horizon)
                 for res, keep in retention.items():
                     cutoff = now_ms - millis(keep)
                     bounds = (res, cutoff - BLOCK_MS[res])
@@ -471,8 +523,25 @@ class EmbeddedStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._rolled_until.update(sealed)
             self._seen.mark_saved()
         return deleted
+
+    def _seal_before(self, db: sqlite3.Connection, horizon: int) -> dict[int, int]:
+        """Rolls up raw blocks before `horizon` that never completed (a series that went quiet) so
+        their history survives the raw data's deletion; the caller owns the transaction.
+
+        Returns:
+            the new `rolled_until` of each sealed series, to apply once the transaction committed.
+        """
+        sealed = {}
+        for sid, rolled in self._rolled_until.items():
+            if rolled < horizon:
+                raw = self._load_raw(db, sid, rolled, horizon - RAW_BLOCK_MS)
+                db.executemany(_UPSERT_CHUNK, self._rollup_rows(db, sid, [raw[b] for b in sorted(raw)]))
+                sealed[sid] = horizon
+        db.executemany("UPDATE series SET rolled_until=? WHERE id=?", [(r, sid) for sid, r in sealed.items()])
+        return sealed
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

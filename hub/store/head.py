@@ -1,7 +1,9 @@
-"""The head block: points received since the last flush, per series, in growable column buffers.
+"""The head block: points accepted since the last flush, kept column-wise, also present in the journal.
 
-Why buffers rather than a list of arrays per batch: agents often send one point per series per batch,
-and a buffer keeps that at one slice assignment per series instead of one small array object per point.
+Why columns rather than a buffer per series: agents send one point per series per poll, so a batch
+of a thousand series would cost a thousand small appends. Instead a batch is appended as whole arrays
+(a series id per point); every `RUN_POINTS` points the tail is sorted by (series, time) into a run, so
+reading one series is a binary search per run plus a scan of the short unsorted tail.
 """
 
 from __future__ import annotations
@@ -12,74 +14,98 @@ import numpy as np
 
 from shared.model import Event, F64Array, I64Array
 
-_INITIAL_CAPACITY = 32
+RUN_POINTS = 1 << 16
 
 
-class _Buffer:
-    __slots__ = ("ts", "vals", "n", "ordered")
+class _Run:
+    """Points sorted by (series id, time); equal keys keep arrival order."""
 
-    def __init__(self) -> None:
-        self.ts: I64Array = np.empty(_INITIAL_CAPACITY, np.int64)
-        self.vals: F64Array = np.empty(_INITIAL_CAPACITY, np.float64)
-        self.n = 0
-        self.ordered = True
+    __slots__ = ("sids", "ts", "vals")
 
-    def append(self, ts: I64Array, vals: F64Array) -> None:
-        k = ts.shape[0]
-        end = self.n + k
-        if end > self.ts.shape[0]:
-            cap = max(end, 2 * self.ts.shape[0])
-            self.ts = np.concatenate((self.ts[: self.n], np.empty(cap - self.n, np.int64)))
-            self.vals = np.concatenate((self.vals[: self.n], np.empty(cap - self.n, np.float64)))
-        if self.n and ts[0] <= self.ts[self.n - 1]:
-            self.ordered = False
-        self.ts[self.n : end] = ts
-        self.vals[self.n : end] = vals
-        self.n = end
-
-    def points(self) -> tuple[I64Array, F64Array]:
-        """Sorted, one point per timestamp; sorts in place once after out-of-order appends."""
-        if not self.ordered:
-            ts, vals = latest_wins(self.ts[: self.n], self.vals[: self.n])
-            self.n = ts.shape[0]
-            self.ts[: self.n] = ts
-            self.vals[: self.n] = vals
-            self.ordered = True
-        return self.ts[: self.n], self.vals[: self.n]
+    def __init__(self, sids: np.ndarray, ts: I64Array, vals: F64Array) -> None:
+        order = np.lexsort((ts, sids))
+        self.sids, self.ts, self.vals = sids[order], ts[order], vals[order]
 
 
 class Head:
-    """In-memory points and events not yet flushed; everything here is also in the journal."""
+    """In-memory points and events not yet flushed."""
 
-    def __init__(self) -> None:
-        self._buffers: dict[int, _Buffer] = {}
+    def __init__(self, run_points: int = RUN_POINTS) -> None:
+        self._run_points = run_points
+        self._runs: list[_Run] = []
+        self._tail: list[tuple[np.ndarray, I64Array, F64Array]] = []
+        self._tail_points = 0
         self.points = 0
         self.events: list[tuple[str, Event]] = []
 
-    def append(self, sid: int, ts: I64Array, vals: F64Array) -> None:
-        buf = self._buffers.get(sid)
-        if buf is None:
-            buf = self._buffers[sid] = _Buffer()
-        buf.append(ts, vals)
+    def append(self, sids: np.ndarray, ts: I64Array, vals: F64Array) -> None:
+        """Adds points (one series id per point) in arrival order."""
+        if ts.shape[0] == 0:
+            return
+        self._tail.append((sids, ts, vals))
+        self._tail_points += ts.shape[0]
         self.points += ts.shape[0]
+        if self._tail_points >= self._run_points:
+            self._runs.append(_Run(*self._concat_tail()))
+            self._tail.clear()
+            self._tail_points = 0
 
     def get(self, sid: int) -> tuple[I64Array, F64Array] | None:
-        """The series' head points (views: copy before the next append if kept)."""
-        buf = self._buffers.get(sid)
-        return None if buf is None else buf.points()
+        """One series' head points, sorted, the latest arrival winning for a repeated timestamp."""
+        ts_parts: list[I64Array] = []
+        val_parts: list[F64Array] = []
+        for run in self._runs:
+            lo, hi = np.searchsorted(run.sids, [sid, sid + 1])
+            if hi > lo:
+                ts_parts.append(run.ts[lo:hi])
+                val_parts.append(run.vals[lo:hi])
+        for sids, ts, vals in self._tail:
+            mine = sids == sid
+            if mine.any():
+                ts_parts.append(ts[mine])
+                val_parts.append(vals[mine])
+        if not ts_parts:
+            return None
+        ts, vals = np.concatenate(ts_parts), np.concatenate(val_parts)
+        if ts.shape[0] > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+            ts, vals = latest_wins(ts, vals)
+        return ts, vals
 
     def items(self) -> Iterator[tuple[int, I64Array, F64Array]]:
-        for sid, buf in self._buffers.items():
-            ts, vals = buf.points()
-            yield sid, ts, vals
+        """Every series' head points (as `get` gives them), in series id order."""
+        if self.points == 0:
+            return
+        parts = [(r.sids, r.ts, r.vals) for r in self._runs]
+        if self._tail:
+            parts.append(self._concat_tail())
+        sids = np.concatenate([p[0] for p in parts])
+        ts = np.concatenate([p[1] for p in parts])
+        vals = np.concatenate([p[2] for p in parts])
+        order = np.lexsort((ts, sids))  # stable: repeated (series, time) stay in arrival order
+        sids, ts, vals = sids[order], ts[order], vals[order]
+        keep = np.r_[(sids[1:] != sids[:-1]) | (ts[1:] != ts[:-1]), True]
+        sids, ts, vals = sids[keep], ts[keep], vals[keep]
+        starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
+        ends = np.r_[starts[1:], sids.shape[0]]
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+            yield int(sids[lo]), ts[lo:hi], vals[lo:hi]
 
     def is_empty(self) -> bool:
-        return not self._buffers and not self.events
+        return self.points == 0 and not self.events
 
     def clear(self) -> None:
-        self._buffers.clear()
-        self.events.clear()
+        self._runs.clear()
+        self._tail.clear()
+        self._tail_points = 0
         self.points = 0
+        self.events.clear()
+
+    def _concat_tail(self) -> tuple[np.ndarray, I64Array, F64Array]:
+        return (
+            np.concatenate([t[0] for t in self._tail]),
+            np.concatenate([t[1] for t in self._tail]),
+            np.concatenate([t[2] for t in self._tail]),
+        )
 
 
 def latest_wins(ts: I64Array, vals: F64Array) -> tuple[I64Array, F64Array]:

@@ -8,21 +8,15 @@ store can note in its database which records a flush already made redundant.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import struct
 import zlib
 from pathlib import Path
 
-import numpy as np
-
-from shared.model import Batch, BatchClass, Event, MetricKind, SeriesKey, SeriesPoints, Severity
-
 log = logging.getLogger(__name__)
 
 _FRAME = struct.Struct("<IIQ")  # payload length, crc32 of payload, lsn
-_META_LEN = struct.Struct("<I")
 # A record longer than this is treated as corruption rather than allocated.
 MAX_RECORD_BYTES = 1 << 30
 
@@ -111,55 +105,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def encode_batch(agent: str, batch: Batch) -> bytes:
-    """Serialises a batch for the journal: a JSON header, then all timestamps, then all values.
-
-    Scores, kinds and units are not kept: the store does not serve them.
-    """
-    meta = {
-        "agent": agent,
-        "boot": batch.boot_epoch,
-        "seq": batch.seq,
-        "class": batch.batch_class.value,
-        "series": [[s.key.metric, s.key.labels, len(s)] for s in batch.series],
-        "events": [
-            [e.ts_ms, e.kind, e.severity.value, e.source, e.message, e.attributes] for e in batch.events
-        ],
-    }
-    head = json.dumps(meta, separators=(",", ":")).encode()
-    ts = [s.timestamps_ms.astype("<i8", copy=False).tobytes() for s in batch.series]
-    vals = [s.values.astype("<f8", copy=False).tobytes() for s in batch.series]
-    return b"".join([_META_LEN.pack(len(head)), head, *ts, *vals])
-
-
-def decode_batch(payload: bytes) -> tuple[str, Batch]:
-    """Inverse of `encode_batch`.
-
-    Raises:
-        ValueError: when the payload is not a journal batch (a CRC-valid record never is, barring bugs).
-    """
-    (head_len,) = _META_LEN.unpack_from(payload, 0)
-    meta = json.loads(payload[_META_LEN.size : _META_LEN.size + head_len])
-    lengths = [int(n) for _, _, n in meta["series"]]
-    total = sum(lengths)
-    pos = _META_LEN.size + head_len
-    ts = np.frombuffer(payload, "<i8", total, pos).astype(np.int64)
-    vals = np.frombuffer(payload, "<f8", total, pos + 8 * total).astype(np.float64)
-    bounds = np.cumsum([0, *lengths])
-    series = tuple(
-        SeriesPoints(
-            SeriesKey(metric, tuple((str(k), str(v)) for k, v in labels)),
-            ts[bounds[i] : bounds[i + 1]],
-            vals[bounds[i] : bounds[i + 1]],
-            MetricKind.GAUGE,
-        )
-        for i, (metric, labels, _) in enumerate(meta["series"])
-    )
-    events = tuple(
-        Event(t, kind, Severity(sev), source, msg, tuple((str(k), str(v)) for k, v in attrs))
-        for t, kind, sev, source, msg, attrs in meta["events"]
-    )
-    batch = Batch(int(meta["boot"]), int(meta["seq"]), series, events, BatchClass(meta["class"]))
-    return str(meta["agent"]), batch

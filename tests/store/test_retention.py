@@ -159,3 +159,22 @@ def test_a_reopened_store_replays_the_journal_it_did_not_flush(tmp_path: Path, c
         assert got.timestamps_ms.tolist() == ts.tolist() and got.values.tolist() == vals.tolist()
     finally:
         store.close()
+
+
+def test_late_points_into_a_rolled_up_block_update_its_rollups(tmp_path: Path, clock: FakeClock) -> None:
+    store = open_store(tmp_path, clock)
+    try:
+        ts, vals = write_history(store)
+        store.flush()
+        late = SeriesPoints(SeriesKey.of("temp", {"sensor": "inlet"}), ts[:2], np.array([-500.0, 900.0]))
+        store.write("edge-1", Batch(1, 10_000, (late,)))
+        for flushed in (False, True):
+            (hourly,) = store.query(RangeQuery("temp", T0, T0 + 2 * HOUR - 1, step_ms=HOUR, agg=Agg.MAX))
+            assert hourly.values.tolist() == [900.0, vals[360:720].max()], flushed
+            (five,) = store.query(
+                RangeQuery("temp", T0, T0 + 5 * 60_000 - 1, step_ms=5 * 60_000, agg=Agg.MIN)
+            )
+            assert five.values.tolist() == [-500.0]
+            store.flush()
+    finally:
+        store.close()

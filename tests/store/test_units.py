@@ -14,10 +14,12 @@ from hub.store import lineproto
 from hub.store.base import RangeQuery, effective_step
 from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig, StoreConfig, build_store
 from hub.store.embedded import EmbeddedStore
+from hub.store.head import Head
 from hub.store.influx import InfluxStore
-from hub.store.journal import Journal, decode_batch, encode_batch
+from hub.store.journal import Journal
 from hub.store.ledger import SeenBatches
-from shared.model import Batch, BatchClass, Event, SeriesKey, SeriesPoints, Severity
+from hub.store.record import IngestRecord
+from shared.model import Batch, Event, SeriesKey, SeriesPoints, Severity
 
 pytestmark = pytest.mark.unit
 
@@ -89,24 +91,33 @@ def test_journal_cuts_a_torn_tail_and_keeps_every_complete_record(tmp_path: Path
     reopened.close()
 
 
-def test_journal_batches_round_trip_with_events() -> None:
+def test_ingest_records_round_trip_with_new_series_and_events() -> None:
     ev = Event.of(5, "trap", Severity.CRITICAL, "sw1", "down", {"if": "3"})
-    batch = Batch(
+    rec = IngestRecord(
+        "edge",
         9,
         4,
-        (SeriesPoints(SeriesKey.of("m", {"x": "1"}), np.array([1, 2]), np.array([0.5, 1.5])),),
+        ((3, SeriesKey.of("m", {"x": "1"})),),
+        np.array([3, 3, 1], np.int32),
+        np.array([1, 2, 7]),
+        np.array([0.5, 1.5, -2.0]),
         (ev,),
-        BatchClass.ANOMALY,
     )
-    agent, back = decode_batch(encode_batch("edge", batch))
-    assert agent == "edge" and (back.boot_epoch, back.seq, back.batch_class, back.events) == (
+    back = IngestRecord.decode(rec.encode())
+    assert (back.agent, back.boot_epoch, back.seq, back.new_series, back.events) == (
+        "edge",
         9,
         4,
-        BatchClass.ANOMALY,
+        rec.new_series,
         (ev,),
     )
-    assert back.series[0].key == batch.series[0].key
-    assert back.series[0].timestamps_ms.tolist() == [1, 2] and back.series[0].values.tolist() == [0.5, 1.5]
+    assert (
+        back.sids.tolist() == [3, 3, 1]
+        and back.ts.tolist() == [1, 2, 7]
+        and back.vals.tolist() == [0.5, 1.5, -2.0]
+    )
+    with pytest.raises(ValueError):
+        IngestRecord.decode(rec.encode()[:-1])
 
 
 @pytest.mark.parametrize(
@@ -161,3 +172,23 @@ def test_journal_file_is_private(tmp_path: Path) -> None:
     journal.open(after_lsn=0)
     journal.close()
     assert os.stat(tmp_path / "j").st_mode & 0o077 == 0
+
+
+def test_the_head_returns_each_series_sorted_with_the_latest_arrival_winning() -> None:
+    rng = np.random.default_rng(3)
+    head = Head(run_points=16)
+    latest: dict[tuple[int, int], float] = {}
+    for step in range(50):
+        n = int(rng.integers(1, 9))
+        sids = rng.integers(1, 4, n).astype(np.int32)
+        ts = rng.integers(0, 20, n).astype(np.int64)
+        vals = np.full(n, float(step)) + np.arange(n) / 100
+        head.append(sids, ts, vals)
+        for sid, t, v in zip(sids.tolist(), ts.tolist(), vals.tolist(), strict=True):
+            latest[(sid, t)] = v
+    want = {sid: sorted((t, v) for (s, t), v in latest.items() if s == sid) for sid in (1, 2, 3)}
+    for sid in (1, 2, 3):
+        got = head.get(sid)
+        assert got is not None and list(zip(got[0].tolist(), got[1].tolist(), strict=True)) == want[sid]
+    assert {sid: list(zip(t.tolist(), v.tolist(), strict=True)) for sid, t, v in head.items()} == want
+    assert head.get(9) is None
