@@ -157,7 +157,7 @@ class SnmpCollector:
             for index, vb in rows.items():
                 labels = {"index": oid_text(index)}
                 for label, candidates in table.labels.items():
-                    text = next((str(v) for c in candidates if (v := cell(c, index)) not in (None, "")), None)
+                    text = next((t for c in candidates if (t := str(cell(c, index) or "").strip())), None)
                     if text is not None:
                         labels[label] = text
                 extra = {

@@ -160,6 +160,7 @@ class SnmpSession:
         self._backoff_s = self.RECOVERY_BACKOFF_S[0]
         self._next_recovery = 0.0
         self.engine_resets = 0
+        self._answered = False  # the current engine got at least one answer
 
     @property
     def device(self) -> str:
@@ -186,8 +187,9 @@ class SnmpSession:
         if self._engine is not None and self._config.version == "3":
             self._engine.close_dispatcher()
         self._engine = None
+        self._answered = False
 
-    def _check(self, error_indication: object, error_status: object, oid: str) -> None:
+    def _check(self, error_indication: object, oid: str = "") -> None:
         if not error_indication:
             return
         dev = self._config.name
@@ -202,24 +204,30 @@ class SnmpSession:
     async def _request(
         self, op: Callable[..., Awaitable[Any]], *args: object
     ) -> tuple[object, int, int, Sequence[tuple[object, object]]]:
-        """Runs one pysnmp command, recovering a stale v3 engine once (with backoff)."""
+        """Runs one pysnmp command, rediscovering a stale v3 engine once (with backoff).
+
+        A v3 agent that answered before and now times out is treated as stale too: after a reboot
+        with new engine boots, pysnmp discards the agent's reports and the request just times out.
+        """
         for attempt in (0, 1):
             engine, auth, transport = await self._ready()
             result = await op(engine, auth, transport, self._context, *args, lookupMib=False)
             error_indication, error_status, error_index, var_binds = result
             try:
-                self._check(error_indication, error_status, "")
-            except SnmpEngineStale:
+                self._check(error_indication)
+            except (SnmpEngineStale, SnmpTimeout) as exc:
+                stale = isinstance(exc, SnmpEngineStale) or (self._config.version == "3" and self._answered)
                 now = self._clock.monotonic()
-                if attempt == 1 or now < self._next_recovery:
+                if not stale or attempt == 1 or now < self._next_recovery:
                     raise
                 self._next_recovery = now + self._backoff_s
                 self._backoff_s = min(self._backoff_s * 2, self.RECOVERY_BACKOFF_S[1])
                 self.engine_resets += 1
-                log.info("%s: SNMPv3 engine changed (%s), rediscovering", self.device, error_indication)
+                log.info("%s: SNMPv3 engine stale (%s): rediscovering", self.device, type(exc).__name__)
                 self._drop_engine()
                 continue
-            if self.engine_resets and attempt == 0:
+            if not self._answered:
+                self._answered = True
                 self._backoff_s = self.RECOVERY_BACKOFF_S[0]
             return error_indication, int(error_status), int(error_index), var_binds
         raise AssertionError("unreachable")

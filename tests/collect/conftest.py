@@ -1,0 +1,189 @@
+"""Real SNMP and Redfish peers for the collector tests: snmpsim, Debian snmpd, sushy-static, sushy-emulator.
+
+Every peer listens on 127.0.0.1, is started here as a subprocess and stopped by PID in `finally`.
+snmpsim serves recorded devices from the `snmpsim-data` wheel plus the .snmprec files in
+fixtures/snmprec/ (writecache records a test can SET, numeric counters that grow, an error record).
+"""
+
+from __future__ import annotations
+
+import bz2
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import Service, free_port, start_service
+
+FIXTURES = Path(__file__).with_name("fixtures")
+VENV_BIN = Path(sys.executable).parent
+# Recorded devices (snmpsim-data path without suffix -> community the tests use).
+RECORDED = {
+    "network/switch/cisco-c3560": "cisco-c3560",
+    "cloud/arista-dcs-7150s-52-cl": "arista-7150s",
+    "UPS/apc-8932": "apc-8932",
+    "UPS/eaton-93e-80": "eaton-93e",
+}
+
+
+def snmpsim_data_dir() -> Path:
+    import snmpsim_data  # the data wheel has no API; its directory is what we need
+
+    return Path(snmpsim_data.__file__).parent / "data"
+
+
+# Subtrees the shipped profiles read: system, IF-MIB, ENTITY-MIB, ENTITY-SENSOR, HOST-RESOURCES, UPS-MIB,
+# and the vendor trees. Keeping only these (still the real recording) makes snmpsim index in seconds.
+KEEP_PREFIXES = (
+    "1.3.6.1.2.1.1.", "1.3.6.1.2.1.2.", "1.3.6.1.2.1.31.", "1.3.6.1.2.1.47.", "1.3.6.1.2.1.99.",
+    "1.3.6.1.2.1.25.2.", "1.3.6.1.2.1.25.3.3.", "1.3.6.1.2.1.33.", "1.3.6.1.4.1.9.9.13.",
+    "1.3.6.1.4.1.9.9.91.", "1.3.6.1.4.1.9.9.109.", "1.3.6.1.4.1.2636.3.1.13.", "1.3.6.1.4.1.318.1.1.26.",
+)
+
+
+def install_snmprec(src_base: Path, rel: str, dest: Path) -> None:
+    """Copies one recorded device (decompressing .bz2) to dest, keeping the subtrees profiles read."""
+    plain, packed = src_base / f"{rel}.snmprec", src_base / f"{rel}.snmprec.bz2"
+    raw = plain.read_bytes() if plain.exists() else bz2.decompress(packed.read_bytes())
+    kept = [line for line in raw.splitlines(keepends=True) if line.decode(errors="replace").startswith(KEEP_PREFIXES)]
+    dest.write_bytes(b"".join(kept))
+
+
+@dataclass
+class SnmpPeer:
+    service: Service
+    port: int
+    data_dir: Path
+
+    def write_device(self, community: str, records: dict[str, tuple[int, object]]) -> None:
+        """Rewrites a device's .snmprec (oid -> (type tag, value)); snmpsim re-indexes a file whose
+        mtime changed, so the next request sees the new values. mtime only has 1 s resolution there,
+        hence the explicit bump."""
+        path = self.data_dir / f"{community}.snmprec"
+        lines = sorted(records.items(), key=lambda kv: tuple(int(p) for p in kv[0].split(".")))
+        before = path.stat().st_mtime if path.exists() else 0.0
+        path.write_text("".join(f"{oid}|{tag}|{value}\n" for oid, (tag, value) in lines))
+        bumped = max(before + 1, path.stat().st_mtime)
+        os.utime(path, (bumped, bumped))
+
+
+def snmp_get_cli(port: int, community: str, oid: str, attempts: int = 30) -> str:
+    """One GET with net-snmp's snmpget, retried every second: a just-started agent drops early requests."""
+    out = subprocess.run(
+        ["snmpget", "-v2c", "-c", community, "-t", "1", "-r", str(attempts - 1), "-On", f"127.0.0.1:{port}", oid],
+        capture_output=True, text=True, timeout=attempts + 5,
+    )
+    return out.stdout
+
+
+def start_snmpsim(data_dir: Path, cache_dir: Path, log_dir: Path, port: int) -> Service:
+    """snmpsim refuses to run as root unless SNMPSIM_ALLOW_ROOT=true (dropping to `nobody` would lose
+    access to an interpreter living under /root); the cache dir must be writable."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    svc = start_service(
+        "snmpsim",
+        [str(VENV_BIN / "snmpsim-command-responder"), f"--data-dir={data_dir}", f"--cache-dir={cache_dir}",
+         f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--max-var-binds=128"],
+        log_dir,
+        ready_log=r"Listening at UDP/IPv4 endpoint",
+        timeout=120,
+        env={"SNMPSIM_ALLOW_ROOT": "true"},
+    )
+    return svc
+
+
+@pytest.fixture(scope="session")
+def snmpsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpPeer]:
+    root = tmp_path_factory.mktemp("snmpsim")
+    data = root / "data"
+    data.mkdir()
+    for rel, community in RECORDED.items():
+        install_snmprec(snmpsim_data_dir(), rel, data / f"{community}.snmprec")
+    for f in (FIXTURES / "snmprec").glob("*.snmprec"):
+        shutil.copyfile(f, data / f.name)
+    shutil.copyfile(data / "lab-growing.snmprec", data / "lab-counters.snmprec")
+    port = free_port(socket.SOCK_DGRAM)
+    svc = start_snmpsim(data, root / "cache", root, port)
+    try:
+        for community in (*RECORDED.values(), "lab-counters", "lab-growing", "lab-errors"):  # first GET of a community builds its index
+            snmp_get_cli(port, community, "1.3.6.1.2.1.1.3.0")
+        yield SnmpPeer(svc, port, data)
+    finally:
+        svc.stop()
+
+
+SNMPD_USERS = {
+    # name: (auth, priv) as net-snmp spells them
+    "u-md5-des": ("MD5", "DES"),
+    "u-sha-aes": ("SHA", "AES"),
+    "u-sha224": ("SHA-224", None),
+    "u-sha256-aes": ("SHA-256", "AES"),
+    "u-sha384-aes192": ("SHA-384", "AES-192"),
+    "u-sha512-aes256": ("SHA-512", "AES-256"),
+    "u-noauth": (None, None),
+}
+AUTH_KEY, PRIV_KEY = "auth-pass-123", "priv-pass-456"
+COMMUNITY = "outpost-ro"
+
+
+@dataclass
+class SnmpdPeer:
+    """Debian's snmpd; `restart()` brings it back with the same persistent dir (engine boots + 1)."""
+
+    service: Service
+    port: int
+    conf: Path
+    persist: Path
+    log_dir: Path
+
+    @classmethod
+    def start(cls, root: Path, port: int | None = None) -> SnmpdPeer:
+        conf, persist = root / "snmpd.conf", root / "persist"
+        persist.mkdir(exist_ok=True)
+        port = port or free_port(socket.SOCK_DGRAM)
+        lines = [f"agentaddress udp:127.0.0.1:{port}", f"rocommunity {COMMUNITY} 127.0.0.1"]
+        for user, (auth, priv) in SNMPD_USERS.items():
+            spec = "".join(f' {a} "{k}"' for a, k in ((auth, AUTH_KEY), (priv, PRIV_KEY)) if a)
+            lines += [f"createUser {user}{spec}", f"rouser {user} {'priv' if priv else 'auth' if auth else 'noauth'}"]
+        if not conf.exists():
+            conf.write_text("\n".join(lines) + "\n")
+        svc = start_service(
+            "snmpd", ["/usr/sbin/snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-m", ""],
+            root, ready_log=r"NET-SNMP version", env={"SNMP_PERSISTENT_DIR": str(persist)},
+        )
+        peer = cls(svc, port, conf, persist, root)
+        snmp_get_cli(port, COMMUNITY, "1.3.6.1.2.1.1.3.0", attempts=5)
+        return peer
+
+    def restart(self) -> None:
+        self.service.stop()
+        self.service = SnmpdPeer.start(self.log_dir, self.port).service
+
+
+@pytest.fixture
+def snmpd(tmp_path: Path) -> Iterator[SnmpdPeer]:
+    peer = SnmpdPeer.start(tmp_path)
+    try:
+        yield peer
+    finally:
+        peer.service.stop()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A UDP port that receives and never answers: the device that went dark."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+os.environ.setdefault("MIBS", "")  # net-snmp CLI tools: no MIB loading noise
