@@ -87,3 +87,23 @@ class Columns:
         self.grow(n)
         for name in self.spec:
             self.a[name][:n] = arrays[name]
+
+
+class Scratch:
+    """Reusable work buffers, so a hot path does not allocate (and page-fault in) fresh arrays per call.
+
+    Why: a fresh 800 KB temporary costs ~0.5 ms of first-touch page faults, ten times the arithmetic on
+    it. A buffer returned by `get` is valid until the next `get` of the same name.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type[np.generic] = np.float64) -> np.ndarray:
+        """A buffer of `shape` (contents undefined), reusing the last one of that name when large enough."""
+        size = int(np.prod(shape))
+        buf = self._bufs.get(name)
+        if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
+            buf = np.empty(max(size, 2 * (buf.size if buf is not None else 0)), dtype=dtype)
+            self._bufs[name] = buf
+        return buf[:size].reshape(shape)

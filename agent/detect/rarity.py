@@ -23,25 +23,27 @@ def bin_of(z: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     return np.searchsorted(EDGES, np.nan_to_num(z, nan=0.0, posinf=EDGES[-1] * 2)).astype(np.intp)
 
 
-def rarity(hist: npt.NDArray[np.float32], bins: npt.NDArray[np.intp], memory_points: int) -> np.ndarray:
+def rarity(tail: npt.NDArray[np.float32], bins: npt.NDArray[np.intp], memory_points: int) -> np.ndarray:
     """Score in [0, 1] of each (row, feature): 1 means more extreme than anything in `memory_points`.
 
     Args:
-        hist: (m, f, BINS) decayed counts.
+        tail: (m, f, BINS) decayed counts of past z at or above each bin (a survival histogram, so that
+            scoring is one lookup per point instead of a cumulative sum).
         bins: (m, f) bin of the current z.
         memory_points: the histogram's effective length (1 / (1 - decay)); a never-seen extreme in a full
             histogram scores exactly 1.
     """
-    tail = np.cumsum(hist[..., ::-1], axis=-1, dtype=np.float64)[..., ::-1]
-    total = tail[..., 0]
-    above = np.take_along_axis(tail, bins[..., None], axis=-1)[..., 0]
-    p = (above + PRIOR) / (total + PRIOR)
+    m, f = bins.shape
+    above = tail[np.arange(m)[:, None], np.arange(f)[None, :], bins].astype(np.float64)
+    p = (above + PRIOR) / (tail[..., 0].astype(np.float64) + PRIOR)
     floor = PRIOR / (memory_points + PRIOR)
     return np.clip(np.log(p) / np.log(floor), 0.0, 1.0)
 
 
-def learn(hist: npt.NDArray[np.float32], bins: npt.NDArray[np.intp], memory_points: int) -> None:
-    """Decays (m, f, BINS) counts in place and adds one count at each (row, feature)'s bin."""
-    hist *= np.float32(1.0 - 1.0 / memory_points)
-    m, f = bins.shape
-    hist[np.arange(m)[:, None], np.arange(f)[None, :], bins] += 1.0
+def learn(tail: npt.NDArray[np.float32], bins: npt.NDArray[np.intp], memory_points: int) -> None:
+    """Decays the (m, f, BINS) survival counts in place and counts each (row, feature)'s z once."""
+    tail *= np.float32(1.0 - 1.0 / memory_points)
+    tail += _BIN_INDEX <= bins[..., None]
+
+
+_BIN_INDEX = np.arange(BINS)
