@@ -78,7 +78,7 @@ def bench_wide(n: int, ticks: int) -> dict[str, float]:
     objs = [NaiveEwma() for _ in range(n)]
     naive_ticks = max(2, ticks // 10)
     out["naive"] = cpu_rate(
-        n, naive_ticks, lambda i: [o.score_learn(v) for o, v in zip(objs, vals[i].tolist())]
+        n, naive_ticks, lambda i: [o.score_learn(v) for o, v in zip(objs, vals[i].tolist(), strict=True)]
     )
 
     ewma = EwmaDetector(DetectRule(detector="ewma"))
@@ -93,7 +93,7 @@ def bench_wide(n: int, ticks: int) -> dict[str, float]:
 
     out["ewma"] = cpu_rate(n, ticks, ewma_step)
 
-    keys = [SeriesKey.of("if.in.octets", {"port": str(p)}) for p in range(n)]
+    keys = tuple(SeriesKey.of("if.in.octets", {"port": str(p)}) for p in range(n))
     for name, rule in (
         ("bank-ewma", DetectRule(detector="ewma", seasonality="none")),
         ("bank-robust", DetectRule()),
@@ -122,7 +122,7 @@ def bench_long(ticks: int) -> dict[str, float]:
         ewma.learn_many(rows, ts, vals[i : i + 1], accept)
 
     out["ewma"] = cpu_rate(1, ticks, ewma_step)
-    keys = [SeriesKey.of("temp")]
+    keys = (SeriesKey.of("temp"),)
     bank = DetectorBank(DetectConfig())
     out["bank-robust"] = cpu_rate(
         1, ticks, lambda i: bank.observe(keys, np.array([T0_MS + i * STEP_MS]), vals[i : i + 1])

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from agent.detect import snapshot
 from agent.detect.config import DetectConfig
-from agent.detect.gate import LIMIT_REASONS, Level, SeriesState, limits_row
+from agent.detect.gate import LIMIT_REASONS, Level, SeriesState
 from agent.detect.group import Group
 from shared.model import Event, Limits, SeriesKey, Severity
 
@@ -81,7 +81,8 @@ class DetectorBank:
         """Scores, judges and learns one point per key; NaN marks a missing point (scored 0, not learned).
 
         Args:
-            keys: the series of this poll, each at most once.
+            keys: the series of this poll, each at most once. Passing the same tuple as the previous poll
+                skips the key lookup entirely (a list is compared key by key).
             ts_ms: int64 timestamp per point.
             values: float value per point.
             limits: device limits of (some of) these series; remembered until replaced.
@@ -276,7 +277,7 @@ class DetectorBank:
         for key, lim in limits.items():
             loc = self._where.get(key)
             if loc is not None:
-                self._groups[loc[0]].gate.columns.a["lim"][loc[1]] = limits_row(lim)
+                self._groups[loc[0]].gate.set_limits(loc[1], lim)
 
     def _sweep(self) -> None:
         """Frees rows of series unseen for `forget_after_s`; their keys start learning if they return."""

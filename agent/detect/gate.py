@@ -65,6 +65,8 @@ class Gate:
         self.k = rule.persistence_k
         self.n_mask = np.uint8((1 << rule.persistence_n) - 1)
         self.suppress_ms = int(rule.suppress_s * 1000)
+        # Until some series of this rule gets device limits, guardrails cost nothing.
+        self.limited = False
         self.columns = Columns(
             {
                 "n": Column(np.int32),
@@ -107,6 +109,9 @@ class Gate:
 
     def _guardrails(self, rows: Rows, x: npt.NDArray[np.float64]) -> tuple[np.ndarray, np.ndarray]:
         """Level of a newly crossed device limit per point (only on escalation) and which limit it was."""
+        if not self.limited:
+            none = np.zeros(x.shape[0], dtype=np.int8)
+            return none, none
         c = self.columns.a
         lim = c["lim"][rows]
         with np.errstate(invalid="ignore"):
@@ -118,6 +123,11 @@ class Gate:
         was = c["lim_level"][rows].copy()  # a slice of rows is a view; read before the write
         c["lim_level"][rows] = level
         return np.where(level > was, level, Level.NONE), reason
+
+    def set_limits(self, row: int, limits: Limits) -> None:
+        """Remembers a series' device limits until replaced."""
+        self.columns.a["lim"][row] = limits_row(limits)
+        self.limited = True
 
     def states(self, now_ms: int, stale_ms: int) -> npt.NDArray[np.int8]:
         """SeriesState of every row at `now_ms`."""
