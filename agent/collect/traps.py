@@ -58,7 +58,9 @@ class TrapReceiver:
             return
         self._listener = TrapListener(self._config, self._on_trap)
         await self._listener.start()
-        log.info("SNMP trap receiver listening on %s", self._config.listen.rpartition(":")[0] + f":{self.port}")
+        log.info(
+            "SNMP trap receiver listening on %s", self._config.listen.rpartition(":")[0] + f":{self.port}"
+        )
 
     def _on_trap(self, trap: Trap) -> None:
         self.stats.received += 1

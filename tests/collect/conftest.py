@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +41,19 @@ def snmpsim_data_dir() -> Path:
 # Subtrees the shipped profiles read: system, IF-MIB, ENTITY-MIB, ENTITY-SENSOR, HOST-RESOURCES, UPS-MIB,
 # and the vendor trees. Keeping only these (still the real recording) makes snmpsim index in seconds.
 KEEP_PREFIXES = (
-    "1.3.6.1.2.1.1.", "1.3.6.1.2.1.2.", "1.3.6.1.2.1.31.", "1.3.6.1.2.1.47.", "1.3.6.1.2.1.99.",
-    "1.3.6.1.2.1.25.2.", "1.3.6.1.2.1.25.3.3.", "1.3.6.1.2.1.33.", "1.3.6.1.4.1.9.9.13.",
-    "1.3.6.1.4.1.9.9.91.", "1.3.6.1.4.1.9.9.109.", "1.3.6.1.4.1.2636.3.1.13.", "1.3.6.1.4.1.318.1.1.26.",
+    "1.3.6.1.2.1.1.",
+    "1.3.6.1.2.1.2.",
+    "1.3.6.1.2.1.31.",
+    "1.3.6.1.2.1.47.",
+    "1.3.6.1.2.1.99.",
+    "1.3.6.1.2.1.25.2.",
+    "1.3.6.1.2.1.25.3.3.",
+    "1.3.6.1.2.1.33.",
+    "1.3.6.1.4.1.9.9.13.",
+    "1.3.6.1.4.1.9.9.91.",
+    "1.3.6.1.4.1.9.9.109.",
+    "1.3.6.1.4.1.2636.3.1.13.",
+    "1.3.6.1.4.1.318.1.1.26.",
 )
 
 
@@ -51,7 +61,11 @@ def install_snmprec(src_base: Path, rel: str, dest: Path) -> None:
     """Copies one recorded device (decompressing .bz2) to dest, keeping the subtrees profiles read."""
     plain, packed = src_base / f"{rel}.snmprec", src_base / f"{rel}.snmprec.bz2"
     raw = plain.read_bytes() if plain.exists() else bz2.decompress(packed.read_bytes())
-    kept = [line for line in raw.splitlines(keepends=True) if line.decode(errors="replace").startswith(KEEP_PREFIXES)]
+    kept = [
+        line
+        for line in raw.splitlines(keepends=True)
+        if line.decode(errors="replace").startswith(KEEP_PREFIXES)
+    ]
     dest.write_bytes(b"".join(kept))
 
 
@@ -76,8 +90,22 @@ class SnmpPeer:
 def snmp_get_cli(port: int, community: str, oid: str, attempts: int = 30) -> str:
     """One GET with net-snmp's snmpget, retried every second: a just-started agent drops early requests."""
     out = subprocess.run(
-        ["snmpget", "-v2c", "-c", community, "-t", "1", "-r", str(attempts - 1), "-On", f"127.0.0.1:{port}", oid],
-        capture_output=True, text=True, timeout=attempts + 5,
+        [
+            "snmpget",
+            "-v2c",
+            "-c",
+            community,
+            "-t",
+            "1",
+            "-r",
+            str(attempts - 1),
+            "-On",
+            f"127.0.0.1:{port}",
+            oid,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=attempts + 5,
     )
     return out.stdout
 
@@ -88,8 +116,13 @@ def start_snmpsim(data_dir: Path, cache_dir: Path, log_dir: Path, port: int) -> 
     cache_dir.mkdir(parents=True, exist_ok=True)
     svc = start_service(
         "snmpsim",
-        [str(VENV_BIN / "snmpsim-command-responder"), f"--data-dir={data_dir}", f"--cache-dir={cache_dir}",
-         f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--max-var-binds=128"],
+        [
+            str(VENV_BIN / "snmpsim-command-responder"),
+            f"--data-dir={data_dir}",
+            f"--cache-dir={cache_dir}",
+            f"--agent-udpv4-endpoint=127.0.0.1:{port}",
+            "--max-var-binds=128",
+        ],
         log_dir,
         ready_log=r"Listening at UDP/IPv4 endpoint",
         timeout=120,
@@ -111,7 +144,12 @@ def snmpsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpPeer]:
     port = free_port(socket.SOCK_DGRAM)
     svc = start_snmpsim(data, root / "cache", root, port)
     try:
-        for community in (*RECORDED.values(), "lab-counters", "lab-growing", "lab-errors"):  # first GET of a community builds its index
+        for community in (
+            *RECORDED.values(),
+            "lab-counters",
+            "lab-growing",
+            "lab-errors",
+        ):  # first GET of a community builds its index
             snmp_get_cli(port, community, "1.3.6.1.2.1.1.3.0")
         yield SnmpPeer(svc, port, data)
     finally:
@@ -150,12 +188,18 @@ class SnmpdPeer:
         lines = [f"agentaddress udp:127.0.0.1:{port}", f"rocommunity {COMMUNITY} 127.0.0.1"]
         for user, (auth, priv) in SNMPD_USERS.items():
             spec = "".join(f' {a} "{k}"' for a, k in ((auth, AUTH_KEY), (priv, PRIV_KEY)) if a)
-            lines += [f"createUser {user}{spec}", f"rouser {user} {'priv' if priv else 'auth' if auth else 'noauth'}"]
+            lines += [
+                f"createUser {user}{spec}",
+                f"rouser {user} {'priv' if priv else 'auth' if auth else 'noauth'}",
+            ]
         if not conf.exists():
             conf.write_text("\n".join(lines) + "\n")
         svc = start_service(
-            "snmpd", ["/usr/sbin/snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-m", ""],
-            root, ready_log=r"NET-SNMP version", env={"SNMP_PERSISTENT_DIR": str(persist)},
+            "snmpd",
+            ["/usr/sbin/snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-m", ""],
+            root,
+            ready_log=r"NET-SNMP version",
+            env={"SNMP_PERSISTENT_DIR": str(persist)},
         )
         peer = cls(svc, port, conf, persist, root)
         snmp_get_cli(port, COMMUNITY, "1.3.6.1.2.1.1.3.0", attempts=5)
@@ -187,3 +231,76 @@ def black_hole() -> Iterator[int]:
 
 
 os.environ.setdefault("MIBS", "")  # net-snmp CLI tools: no MIB loading noise
+
+
+REDFISH_TREES = FIXTURES / "redfish"
+
+
+@dataclass
+class RedfishPeer:
+    """sushy-static serving a copy of one mockup tree (tests may edit the copy: it is re-read per GET)."""
+
+    service: Service
+    url: str
+    root: Path
+
+    def resource(self, rel: str) -> Path:
+        return self.root / rel / "index.json"
+
+
+def start_sushy_static(tree: str, workdir: Path, tls: tuple[Path, Path] | None = None) -> RedfishPeer:
+    root = workdir / tree
+    shutil.copytree(REDFISH_TREES / tree, root)
+    port = free_port()
+    cmd = [str(VENV_BIN / "sushy-static"), "-i", "127.0.0.1", "-p", str(port), "-m", str(root)]
+    if tls:
+        cmd += ["-c", str(tls[0]), "-k", str(tls[1])]
+    svc = start_service(f"sushy-static-{tree}", cmd, workdir, port=port, timeout=30)
+    return RedfishPeer(svc, f"{'https' if tls else 'http'}://127.0.0.1:{port}", root)
+
+
+@pytest.fixture
+def sushy_static(tmp_path: Path) -> Iterator[Callable[..., RedfishPeer]]:
+    """Starts sushy-static for a named tree under fixtures/redfish (any number per test)."""
+    started: list[RedfishPeer] = []
+
+    def start(tree: str, tls: tuple[Path, Path] | None = None) -> RedfishPeer:
+        peer = start_sushy_static(tree, tmp_path / f"srv{len(started)}", tls)
+        started.append(peer)
+        return peer
+
+    try:
+        yield start
+    finally:
+        for peer in started:
+            peer.service.stop()
+
+
+@pytest.fixture(scope="session")
+def self_signed_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1 (what a BMC ships with)."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "bmc.crt", d / "bmc.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key

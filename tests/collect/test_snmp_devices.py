@@ -21,8 +21,15 @@ SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 
 def collector(peer_port: int, community: str, clock: FakeClock, **extra: object) -> SnmpCollector:
     cfg = SnmpConfig.model_validate(
-        {"name": community, "address": "127.0.0.1", "port": peer_port, "community": community,
-         "timeout_s": 5, "retries": 0, **extra}
+        {
+            "name": community,
+            "address": "127.0.0.1",
+            "port": peer_port,
+            "community": community,
+            "timeout_s": 5,
+            "retries": 0,
+            **extra,
+        }
     )
     return SnmpCollector(cfg, clock=clock)
 
@@ -84,8 +91,12 @@ async def test_unprofiled_device_is_reported_with_the_generic_profile(snmpsim: S
     flag = [s for s in result.samples if s.key.metric == "snmp_device_unprofiled"]
     assert [(s.key.label("profile"), s.value) for s in flag] == [("generic", 1.0)]
     ups = {s.key.metric: s.value for s in result.samples if s.key.metric.startswith("ups_battery")}
-    assert ups == {"ups_battery_status": 2.0, "ups_battery_runtime_seconds": 65520.0,
-                   "ups_battery_charge_percent": 100.0, "ups_battery_temperature_celsius": 25.0}
+    assert ups == {
+        "ups_battery_status": 2.0,
+        "ups_battery_runtime_seconds": 65520.0,
+        "ups_battery_charge_percent": 100.0,
+        "ups_battery_temperature_celsius": 25.0,
+    }
 
 
 async def test_cisco_temperature_threshold_becomes_a_limit(snmpsim: SnmpPeer) -> None:
@@ -142,8 +153,9 @@ async def test_a_table_walk_error_still_publishes_what_the_poll_read(snmpsim: Sn
 
 
 async def test_a_black_holed_device_raises_a_timeout(black_hole: int) -> None:
-    cfg = SnmpConfig(name="dark", address="127.0.0.1", port=black_hole, community="public",
-                     timeout_s=0.2, retries=0)
+    cfg = SnmpConfig(
+        name="dark", address="127.0.0.1", port=black_hole, community="public", timeout_s=0.2, retries=0
+    )
     c = SnmpCollector(cfg, clock=FakeClock())
     try:
         with pytest.raises(SnmpTimeout) as info:

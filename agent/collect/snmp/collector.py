@@ -85,8 +85,11 @@ class SnmpCollector:
         found = self._profiles.match(sys_object_id)
         self.unprofiled = found is None and pinned is None
         if self.unprofiled:
-            log.info("%s: sysObjectID %s matches no profile: polling generic MIBs (unprofiled)",
-                     self.target, sys_object_id or "?")
+            log.info(
+                "%s: sysObjectID %s matches no profile: polling generic MIBs (unprofiled)",
+                self.target,
+                sys_object_id or "?",
+            )
         return found or self._profiles.generic
 
     async def collect(self) -> CollectResult:
@@ -107,8 +110,14 @@ class SnmpCollector:
                 first.update(await self._session.get([m.oid for m in self._profile.metrics]))
             except SnmpError as exc:
                 result.errors.append(str(exc))
-        self._gauge(result, now, "snmp_device_unprofiled", 1.0 if self.unprofiled else 0.0, "",
-                    {"profile": self._profile.name})
+        self._gauge(
+            result,
+            now,
+            "snmp_device_unprofiled",
+            1.0 if self.unprofiled else 0.0,
+            "",
+            {"profile": self._profile.name},
+        )
         for m in self._profile.metrics:
             vb = first.get(m.oid)
             if vb is not None:
@@ -117,12 +126,23 @@ class SnmpCollector:
         return result
 
     def _restart(self, now: int, ticks: int, result: CollectResult) -> None:
-        log.info("%s: device restarted (sysUpTime %ss -> %ss): counters start over", self.target,
-                 (self._uptime or 0) // 100, ticks // 100)
+        log.info(
+            "%s: device restarted (sysUpTime %ss -> %ss): counters start over",
+            self.target,
+            (self._uptime or 0) // 100,
+            ticks // 100,
+        )
         self._rates.reset_all()
         self._profile = None  # a firmware upgrade may have changed sysObjectID
-        result.events.append(Event.of(now, "snmp.restart", Severity.WARNING, self.target,
-                                      "device restarted (sysUpTime went backwards)"))
+        result.events.append(
+            Event.of(
+                now,
+                "snmp.restart",
+                Severity.WARNING,
+                self.target,
+                "device restarted (sysUpTime went backwards)",
+            )
+        )
 
     async def _walk_tables(self, result: CollectResult, now: int, profile: Profile) -> None:
         roots = profile.walk_roots()
@@ -191,7 +211,7 @@ class SnmpCollector:
         if (mult := _number(extra.get("multiply"))) is not None:
             factor *= mult
         if (prec := _number(extra.get("precision"))) is not None:
-            factor /= 10 ** prec
+            factor /= 10**prec
         if (si := _number(extra.get("si"))) is not None:
             factor *= 1000.0 ** (si - 9)
         name = str(extra.get("name") or m.name)
@@ -208,8 +228,9 @@ class SnmpCollector:
         if bounds:
             result.limits[key] = Limits(**bounds)
 
-    def _gauge(self, result: CollectResult, now: int, name: str, value: float, unit: str,
-               labels: dict[str, str]) -> None:
+    def _gauge(
+        self, result: CollectResult, now: int, name: str, value: float, unit: str, labels: dict[str, str]
+    ) -> None:
         result.samples.append(Sample(SeriesKey.of(name, labels), now, value, MetricKind.GAUGE, unit))
 
     async def aclose(self) -> None:

@@ -172,8 +172,9 @@ def _resolve(name: str, files: dict[str, ProfileFile], seen: tuple[str, ...] = (
         tables.update({t.name: t for t in p.tables})
     metrics.update({(m.name, m.oid): m for m in f.metrics})
     tables.update({t.name: t for t in f.tables})
-    return Profile(name=name, sysobjectid=f.sysobjectid, metrics=tuple(metrics.values()),
-                   tables=tuple(tables.values()))
+    return Profile(
+        name=name, sysobjectid=f.sysobjectid, metrics=tuple(metrics.values()), tables=tuple(tables.values())
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -200,4 +201,3 @@ def load_profiles(extra_dirs: tuple[Path, ...] = ()) -> ProfileSet:
 def profiles_for(extra_dir: Path | None) -> ProfileSet:
     """The cached profile set for a target's optional extra directory."""
     return load_profiles((extra_dir,) if extra_dir else ())
-

@@ -368,4 +368,3 @@ class TrapListener:
                 self._receiver.close(self._engine)
             self._engine.close_dispatcher()
         self._engine = self._receiver = None
-

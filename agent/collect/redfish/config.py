@@ -1,0 +1,43 @@
+"""Config model of a Redfish BMC target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+# Named vendor workarounds (see quirks.py for what each does and which firmware needs it).
+Quirk = Literal["ilo4-thermal"]
+
+
+class RedfishConfig(BaseModel):
+    """One BMC. TLS verification is on unless `verify_tls: false` (self-signed BMCs; warned once)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["redfish"] = "redfish"
+    name: str = Field(min_length=1)
+    url: str = Field(pattern=r"^https?://[^/\s]+/?$")
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    interval_s: float = Field(default=60.0, gt=0)
+    # A full read (all systems, chassis, sensors, logs) gets this long; what was read by then is published.
+    deadline_s: float = Field(default=30.0, gt=0)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    # Requests in flight to this BMC at once: BMCs are small computers that fall over under load.
+    max_concurrent_requests: int = Field(default=2, ge=1, le=2)
+    read_logs: bool = True
+    quirks: tuple[Quirk, ...] = ()
+
+    @model_validator(mode="after")
+    def _credentials(self) -> RedfishConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        has_password = self.password is not None or self.password_file is not None
+        if has_password != (self.username is not None):
+            raise ValueError("username and password (or password_file) go together")
+        return self

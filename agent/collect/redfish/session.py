@@ -1,0 +1,139 @@
+"""The redfish-library seam: one authenticated session per BMC, at most N requests in flight.
+
+The `redfish` library's asyncio client and the aiohttp session it rides on are imported here only.
+TLS verification is explicit: a default SSL context (system CAs, or `ca_file`) unless the target opts
+out. The session token is created once, reused for every read, and DELETEd on close and on error, so a
+BMC's small session table never fills up with our leftovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+import aiohttp
+from redfish.aio.client import AsyncRedfishClient
+from redfish.aio.exceptions import RedfishAuthenticationError, RedfishConnectionError
+from redfish.aio.exceptions import RedfishError as LibraryError
+
+from agent.collect.redfish.config import RedfishConfig
+from agent.collect.redfish.errors import (
+    RedfishAuthError,
+    RedfishBadResponse,
+    RedfishBusy,
+    RedfishNotFound,
+    RedfishUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_RETRY_AFTER_S = 30.0
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(1.0, float(value)) if value else _DEFAULT_RETRY_AFTER_S
+    except ValueError:
+        return _DEFAULT_RETRY_AFTER_S
+
+
+class RedfishSession:
+    """GETs JSON resources from one BMC; opens lazily, re-opens after `reset()`."""
+
+    def __init__(self, config: RedfishConfig) -> None:
+        self._config = config
+        self._http: aiohttp.ClientSession | None = None
+        self._client: AsyncRedfishClient | None = None
+        self._logged_in = False
+        self._gate = asyncio.Semaphore(config.max_concurrent_requests)
+        self.sessions_opened = 0
+        self.sessions_deleted = 0
+
+    @property
+    def device(self) -> str:
+        return self._config.name
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if not self._config.verify_tls:
+            return False
+        ctx = ssl.create_default_context(cafile=str(self._config.ca_file) if self._config.ca_file else None)
+        return ctx
+
+    async def _open(self) -> AsyncRedfishClient:
+        if self._client is not None:
+            return self._client
+        cfg = self._config
+        password = None
+        if cfg.password is not None:
+            password = cfg.password.get_secret_value()
+        elif cfg.password_file is not None:
+            password = cfg.password_file.read_text().strip()
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl(), limit=2))
+        client = AsyncRedfishClient(
+            cfg.url, cfg.username, password, session=self._http, timeout=cfg.request_timeout_s
+        )
+        if cfg.username is not None:
+            try:
+                await client.login(auth="session")
+            except RedfishAuthenticationError as exc:
+                await self._close_http()
+                raise RedfishAuthError(self.device, "login rejected") from exc
+            except (RedfishConnectionError, LibraryError, aiohttp.ClientError) as exc:
+                await self._close_http()
+                raise RedfishUnavailable(self.device, f"login failed: {type(exc).__name__}") from exc
+            self._logged_in = True
+            self.sessions_opened += 1
+        self._client = client
+        return client
+
+    async def get(self, path: str) -> dict[str, Any]:
+        """One resource as a dict.
+
+        Raises:
+            RedfishBusy: 503/429 (with Retry-After). RedfishAuthError: 401/403. RedfishNotFound: 404.
+            RedfishUnavailable: unreachable or timed out. RedfishBadResponse: anything else.
+        """
+        async with self._gate:
+            client = await self._open()
+            try:
+                resp = await client.get(path)
+            except RedfishConnectionError as exc:
+                raise RedfishUnavailable(self.device, type(exc).__name__, path) from exc
+        status = int(resp.status)
+        if status in (429, 503):
+            raise RedfishBusy(self.device, path, status, _retry_after(resp.getheader("Retry-After")))
+        if status in (401, 403):
+            raise RedfishAuthError(self.device, f"HTTP {status}", path, status)
+        if status == 404:
+            raise RedfishNotFound(self.device, "not found", path, status)
+        if not 200 <= status < 300:
+            raise RedfishBadResponse(self.device, f"HTTP {status}", path, status)
+        try:
+            body = resp.dict
+        except ValueError as exc:
+            raise RedfishBadResponse(self.device, "body is not JSON", path, status) from exc
+        if not isinstance(body, dict):
+            raise RedfishBadResponse(self.device, "body is not a JSON object", path, status)
+        return body
+
+    async def reset(self) -> None:
+        """Deletes our session (if any) and drops the connection; the next `get` logs in again."""
+        client, self._client = self._client, None
+        if client is not None and self._logged_in:
+            try:
+                await client.logout()
+                self.sessions_deleted += 1
+            except (LibraryError, aiohttp.ClientError) as exc:
+                log.warning("%s: could not delete Redfish session: %s", self.device, type(exc).__name__)
+        self._logged_in = False
+        await self._close_http()
+
+    async def _close_http(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
+
+    async def aclose(self) -> None:
+        await self.reset()
