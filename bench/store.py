@@ -64,13 +64,13 @@ class Dataset:
 
     keys: list[SeriesKey]
     values: np.ndarray  # series x points
-    first_point: int = 0
+    agent_prefix: str = "agent-"
 
     @classmethod
-    def generate(cls, series: int, points: int, seed: int, offset: int = 0) -> Dataset:
+    def generate(cls, series: int, points: int, seed: int, agent_prefix: str) -> Dataset:
         rng = np.random.default_rng(seed)
         vals = np.stack([series_values(i, points, rng) for i in range(series)])
-        return cls([series_key(offset + i) for i in range(series)], vals)
+        return cls([series_key(i) for i in range(series)], vals, agent_prefix)
 
     @property
     def points(self) -> int:
@@ -83,7 +83,7 @@ class Dataset:
         for lo_p in range(0, n_points, points_per_series):
             ts = ts_all[lo_p : lo_p + points_per_series]
             for lo_s in range(0, n_series, series_per_batch):
-                agent = f"agent-{lo_s // series_per_batch}"
+                agent = f"{self.agent_prefix}{lo_s // series_per_batch}"
                 rows = range(lo_s, min(n_series, lo_s + series_per_batch))
                 sp = tuple(
                     SeriesPoints(self.keys[r], ts, self.values[r, lo_p : lo_p + len(ts)]) for r in rows
@@ -131,8 +131,8 @@ class RowStore:
 
     def hourly_avg(self, sid: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.db.execute(
-            "SELECT ts / 3600000 * 3600000 AS b, AVG(value) FROM points WHERE series_id=? AND ts BETWEEN ? AND ?"
-            " GROUP BY b ORDER BY b",
+            "SELECT ts / 3600000 * 3600000 AS b, AVG(value) FROM points"
+            " WHERE series_id=? AND ts BETWEEN ? AND ? GROUP BY b ORDER BY b",
             (sid, start, end),
         ).fetchall()
         arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
@@ -159,7 +159,8 @@ class Ingest:
         return self.disk_bytes / self.points
 
     def line(self, name: str, with_bytes: bool = True) -> str:
-        text = f"{name:<10} {self.points / self.wall_s:>11,.0f} pts/s wall  {self.per_core:>11,.0f} pts/s/core (cpu)"
+        wall = self.points / self.wall_s
+        text = f"{name:<10} {wall:>11,.0f} pts/s wall  {self.per_core:>11,.0f} pts/s/core (cpu)"
         return text + (f"  {self.bytes_per_point:6.2f} bytes/point on disk" if with_bytes else "")
 
 
@@ -228,8 +229,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="store-bench-", dir=args.dir))
     emb_dir, rows_path = root / "embedded", root / "rows.sqlite"
 
-    data = Dataset.generate(args.series, args.points // args.series, seed=1)
-    history = Dataset.generate(args.history_series, args.history_days * 8640, seed=2, offset=args.series)
+    data = Dataset.generate(args.series, args.points // args.series, seed=1, agent_prefix="agent-")
+    history = Dataset.generate(args.history_series, args.history_days * 8640, seed=2, agent_prefix="history-")
     print(
         f"data: {data.points:,} points, {args.series:,} series at 10 s, batches of {args.series_per_batch}"
         f" series x {args.points_per_series} point(s); history: {args.history_series} series x"
@@ -281,12 +282,12 @@ def main() -> None:
 
         def emb_query(i: int, start: int, step: int | None) -> tuple[np.ndarray, np.ndarray]:
             key = keys[i]
-            matchers = tuple(Matcher(k, MatchOp.EQ, v) for k, v in (*key.labels, ("agent", "agent-0")))
+            matchers = tuple(Matcher(k, MatchOp.EQ, v) for k, v in (*key.labels, ("agent", "history-0")))
             (res,) = emb.query(RangeQuery(key.metric, start, end, matchers, step_ms=step, agg=Agg.AVG))
             return res.timestamps_ms, res.values
 
         def row_sid(i: int) -> int:
-            return rows.ids[f"agent-0/{keys[i]}"]
+            return rows.ids[f"history-0/{keys[i]}"]
 
         day_start, month_start = end + 1 - DAY_MS, T0
         checks = [

@@ -45,7 +45,7 @@ class EmbeddedStoreConfig(BaseModel):
     events_retention: timedelta = timedelta(days=90)
     dedup_window: timedelta = MIN_DEDUP_WINDOW
     # The head (and journal) is flushed into chunks when it holds this many points or is this old.
-    head_max_points: int = Field(default=2_000_000, gt=0)
+    head_max_points: int = Field(default=4_000_000, gt=0)
     flush_interval: timedelta = timedelta(minutes=10)
 
     @model_validator(mode="after")

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 RAW = 0
 RAW_BLOCK_MS = 2 * 3600 * 1000
 BLOCK_MS = {RAW: RAW_BLOCK_MS, RES_5M: 24 * 3600 * 1000, RES_1H: 30 * 24 * 3600 * 1000}
+# Completed raw blocks wait for rollup until this many have gathered (reads roll them up from raw).
+ROLLUP_LAG_BLOCKS = 6
 _METRIC_POSTING = "__name__"
 
 _SCHEMA = (
@@ -102,7 +104,8 @@ class EmbeddedStore:
         self._ids: dict[SeriesKey, int] = {}
         self._keys: dict[int, SeriesKey] = {}
         self._postings: dict[tuple[str, str], set[int]] = {}
-        self._agent_keys: dict[tuple[str, SeriesKey], int] = {}
+        # Per agent: (metric, labels as sent) -> series id, so the hot path skips building keys.
+        self._agent_keys: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], int]] = {}
         self._unsaved_series: list[int] = []
         # Per series: every raw block starting before this has its rollups stored; later blocks
         # (the one still filling, usually) are rolled up from raw when read.
@@ -196,10 +199,17 @@ class EmbeddedStore:
     def _record(self, agent: str, batch: Batch) -> IngestRecord:
         """The batch as columns with series ids; ids for new series are reserved, not yet indexed.
 
-        Per series this is a dict lookup and list appends; everything per point is an array operation.
+        Per series this is one dict lookup on a plain tuple (cheaper to hash than a SeriesKey) and a
+        few list entries; everything per point is an array operation.
         """
-        series = [s for s in batch.series if self._valid(agent, batch, s)]
-        sids = [self._agent_keys.get((agent, s.key), 0) for s in series]
+        series = list(batch.series)
+        columns = _columns(series)
+        if columns is None:  # malformed series (never from the codec): find and drop them one by one
+            series = [s for s in series if self._valid(agent, batch, s)]
+            columns = _columns(series) or (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        lengths, ts, vals = columns
+        known = self._agent_keys.setdefault(agent, {})
+        sids = [known.get((s.key.metric, s.key.labels), 0) for s in series]
         new: dict[SeriesKey, int] = {}
         if 0 in sids:
             for i, s in enumerate(series):
@@ -209,14 +219,9 @@ class EmbeddedStore:
                     if sid is None:
                         sid = new[full] = self._next_sid + len(new)
                     else:
-                        self._agent_keys[(agent, s.key)] = sid
+                        known[(s.key.metric, s.key.labels)] = sid
                     sids[i] = sid
-        lengths = np.fromiter((s.timestamps_ms.shape[0] for s in series), np.int64, len(series))
         point_sids = np.repeat(np.asarray(sids, dtype=np.int32), lengths)
-        ts = np.concatenate([np.zeros(0, np.int64), *(s.timestamps_ms for s in series)]).astype(
-            np.int64, copy=False
-        )
-        vals = np.concatenate([np.zeros(0), *(s.values for s in series)]).astype(np.float64, copy=False)
         if ts.shape[0] and ts.min() < self._raw_horizon_ms:
             # Raw blocks before the horizon were deleted; merging into them would corrupt rollups.
             keep = ts >= self._raw_horizon_ms
@@ -299,16 +304,20 @@ class EmbeddedStore:
         self.stats.flushes += 1
 
     def _flush_series(self, db: sqlite3.Connection, sid: int, ts: I64Array, vals: F64Array) -> int:
-        """Merges one series' head points into its raw chunks and rolls up the blocks that completed.
+        """Merges one series' head points into its raw chunks and rolls up blocks that completed.
 
-        A block is complete once the series has points in a later block; late points into a block
-        that was already rolled up make it roll up again. Returns the new `rolled_until`.
+        A block is complete once the series has points in a later block. Completed blocks are rolled
+        up in groups of `ROLLUP_LAG_BLOCKS` (a rollup chunk rewrite costs about the same for one block
+        as for six); late points into a block already rolled up roll it up again at once.
+        Returns the series' new `rolled_until`.
         """
         blocks = (ts // RAW_BLOCK_MS) * RAW_BLOCK_MS
         cuts = np.flatnonzero(blocks[1:] != blocks[:-1]) + 1
-        rolled = self._rolled_until.get(sid, int(blocks[0]))
-        newest = max(int(blocks[-1]), rolled)
-        raw = self._load_raw(db, sid, min(int(blocks[0]), rolled), int(blocks[-1]))
+        first, last = int(blocks[0]), int(blocks[-1])
+        rolled = self._rolled_until.get(sid, first)
+        newest = max(last, rolled)
+        catch_up = newest - rolled >= ROLLUP_LAG_BLOCKS * RAW_BLOCK_MS
+        raw = self._load_raw(db, sid, min(first, rolled) if catch_up else first, last)
         rows = []
         touched = []
         for part_ts, part_vals in zip(np.split(ts, cuts), np.split(vals, cuts), strict=True):
@@ -323,10 +332,12 @@ class EmbeddedStore:
             rows.append(
                 (sid, RAW, block, int(part_ts.shape[0]), chunk.encode(part_ts, [part_vals], self._cctx))
             )
-        due = sorted({b for b in touched if b < rolled} | {b for b in raw if rolled <= b < newest})
-        rows.extend(self._rollup_rows(db, sid, [raw[b] for b in due]))
+        due = {b for b in touched if b < rolled}
+        if catch_up:
+            due |= {b for b in raw if rolled <= b < newest}
+        rows.extend(self._rollup_rows(db, sid, [raw[b] for b in sorted(due)]))
         db.executemany(_UPSERT_CHUNK, rows)
-        return newest
+        return newest if catch_up else rolled
 
     def _rollup_rows(
         self, db: sqlite3.Connection, sid: int, blocks: list[tuple[I64Array, F64Array]]
@@ -547,6 +558,21 @@ class EmbeddedStore:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
+
+
+def _columns(series: list[SeriesPoints]) -> tuple[I64Array, I64Array, F64Array] | None:
+    """Per-series lengths and all points as two columns, or None if any series is malformed."""
+    ts_cols = [s.timestamps_ms for s in series]
+    val_cols = [s.values for s in series]
+    try:
+        lengths = np.fromiter(map(len, ts_cols), np.int64, len(series))
+        ts = np.concatenate([np.zeros(0, np.int64), *ts_cols]).astype(np.int64, copy=False)
+        vals = np.concatenate([np.zeros(0), *val_cols]).astype(np.float64, copy=False)
+    except (TypeError, ValueError):  # 0-d arrays have no len(); mixed dimensions do not concatenate
+        return None
+    if ts.ndim != 1 or ts.shape != vals.shape or ts.shape[0] != int(lengths.sum()):
+        return None
+    return lengths, ts, vals
 
 
 def _resolution(step: int | None) -> int:
