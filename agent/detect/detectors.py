@@ -38,7 +38,10 @@ class Detector(Protocol):
     def __init__(self, rule: DetectRule) -> None: ...
 
     def score_many(self, rows: Rows, ts_ms: I64, x: F64) -> F64:
-        """Scores in [0, 1] of finite values `x` of series `rows` at `ts_ms`, without learning them."""
+        """Scores in [0, 1] of finite values `x` of series `rows` at `ts_ms`, without learning them.
+
+        The result may be a buffer the detector reuses: it is valid until the next `score_many`.
+        """
         ...
 
     def learn_many(self, rows: Rows, ts_ms: I64, x: F64, accept: Mask) -> None:
