@@ -8,12 +8,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.collect.host import HostConfig
+from agent.collect.redfish.config import RedfishConfig
 from agent.collect.sequence import SequenceConfig
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
 from shared.config_errors import load_yaml_model
 
 # Every device kind the agent can poll; `kind:` selects the model (and the collector in collect/registry.py).
-DeviceConfig = Annotated[HostConfig | SnmpConfig | SequenceConfig, Field(discriminator="kind")]
+DeviceConfig = Annotated[
+    HostConfig | SnmpConfig | RedfishConfig | SequenceConfig, Field(discriminator="kind")
+]
 
 
 class _Frozen(BaseModel):

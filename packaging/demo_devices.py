@@ -1,0 +1,144 @@
+"""Real-looking devices for `make run`: snmpsim serving recorded devices and sushy-static serving a BMC.
+
+The recorded devices come from the `snmpsim-data` wheel (a Cisco Catalyst, an Arista switch, an APC rack
+PDU, an Eaton UPS) plus one lab switch whose counters grow, so rates move; the Redfish tree is the
+Dell iDRAC mockup the collector tests use. `start_demo_devices` returns the processes (stop them by
+PID) and the agent `devices:` entries that poll them.
+"""
+
+from __future__ import annotations
+
+import bz2
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "collect" / "fixtures"
+BIN = Path(sys.executable).parent
+RECORDED = {
+    "network/switch/cisco-c3560": "cisco-c3560",
+    "cloud/arista-dcs-7150s-52-cl": "arista-7150s",
+    "UPS/apc-8932": "apc-8932",
+    "UPS/eaton-93e-80": "eaton-93e",
+}
+REDFISH_TREE = "dell-idrac9-legacy"
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _recorded_dir() -> Path:
+    import snmpsim_data  # a data-only wheel: its location is all we need
+
+    return Path(snmpsim_data.__file__).parent / "data"
+
+
+def start_snmpsim(data_dir: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """Starts snmpsim on 127.0.0.1:port and waits until it answers.
+
+    snmpsim refuses root unless SNMPSIM_ALLOW_ROOT=true; dropping to `nobody` instead would lose access
+    to an interpreter living under /root. A just-started snmpsim drops early requests, hence the
+    retried readiness GET.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (workdir / "snmpsim.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(BIN / "snmpsim-command-responder"),
+            f"--data-dir={data_dir}",
+            f"--cache-dir={workdir / 'cache'}",
+            f"--agent-udpv4-endpoint=127.0.0.1:{port}",
+            "--max-var-binds=128",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"},
+    )
+    community = next(data_dir.glob("*.snmprec")).stem
+    subprocess.run(
+        ["snmpget", "-v2c", "-c", community, "-t", "1", "-r", "60", f"127.0.0.1:{port}", "1.3.6.1.2.1.1.3.0"],
+        capture_output=True,
+        timeout=90,
+    )
+    return proc
+
+
+def start_sushy_static(tree: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """Starts sushy-static serving a Redfish mockup tree and waits for its port."""
+    log = (workdir / "sushy-static.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "sushy-static"), "-i", "127.0.0.1", "-p", str(port), "-m", str(tree)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc
+
+
+def start_demo_devices(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, object]]]:
+    """Starts the demo peers under `workdir`; returns (processes, agent device configs)."""
+    data = workdir / "snmp-data"
+    data.mkdir(parents=True, exist_ok=True)
+    for rel, community in RECORDED.items():
+        plain, packed = _recorded_dir() / f"{rel}.snmprec", _recorded_dir() / f"{rel}.snmprec.bz2"
+        dest = data / f"{community}.snmprec"
+        if not dest.exists():
+            dest.write_bytes(plain.read_bytes() if plain.exists() else bz2.decompress(packed.read_bytes()))
+    shutil.copyfile(FIXTURES / "snmprec" / "lab-growing.snmprec", data / "lab-growing.snmprec")
+    tree = workdir / "redfish"
+    if not tree.exists():
+        shutil.copytree(FIXTURES / "redfish" / REDFISH_TREE, tree)
+    snmp_port, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    procs = [
+        start_snmpsim(data, workdir / "snmpsim", snmp_port),
+        start_sushy_static(tree, workdir, http_port),
+    ]
+    devices: list[dict[str, object]] = [
+        {
+            "kind": "snmp",
+            "name": community,
+            "address": "127.0.0.1",
+            "port": snmp_port,
+            "community": community,
+            "interval_s": 30,
+            "timeout_s": 5,
+        }
+        for community in [*RECORDED.values(), "lab-growing"]
+    ]
+    devices.append(
+        {"kind": "redfish", "name": "bmc-r740", "url": f"http://127.0.0.1:{http_port}", "interval_s": 30}
+    )
+    return procs, devices
+
+
+if __name__ == "__main__":
+    import json
+    import signal
+
+    processes, configs = start_demo_devices(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/outpost-demo-devices")
+    )
+    print(json.dumps(configs, indent=1))
+    try:
+        signal.pause()
+    finally:
+        for p in processes:
+            os.killpg(p.pid, signal.SIGTERM)
