@@ -113,6 +113,7 @@ class EmbeddedStore:
         self._next_sid = 1
         self._raw_horizon_ms = -(2**62)
         self._last_flush_ms = 0
+        self._broken: OSError | None = None
         self._cctx = zstandard.ZstdCompressor(level=chunk.ZSTD_LEVEL)
         self._dctx = zstandard.ZstdDecompressor()
         self.stats = EmbeddedStats()
@@ -171,24 +172,38 @@ class EmbeddedStore:
     # -- writes -----------------------------------------------------------------------------------
 
     def write(self, agent: str, batch: Batch) -> WriteResult:
-        """Stores a batch durably (journal fsync) before returning; a seen batch id is a no-op.
+        """Stores a batch durably (journal fdatasync) before returning; a seen batch id is a no-op.
+
+        The fdatasync runs outside the store lock, so concurrent writers share one (group commit).
 
         Raises:
-            OSError: when the journal cannot be written (the batch is not stored: do not acknowledge).
+            OSError: when the journal cannot be written or synced (do not acknowledge). After a failed
+                sync the store refuses further writes: what the kernel dropped is unknowable.
         """
         with self._lock:
             self._conn()
+            if self._broken is not None:
+                raise OSError(f"store journal failed earlier: {self._broken}")
             if (agent, batch.boot_epoch, batch.seq) in self._seen:
-                return WriteResult(0, duplicate=True)
-            record = self._record(agent, batch)
-            self._journal.append(record.encode())
-            self._apply(record)
-            if (
-                self._head.points >= self._cfg.head_max_points
-                or self._clock.now_ms() - self._last_flush_ms >= millis(self._cfg.flush_interval)
-            ):
-                self._flush_or_keep()
-        return WriteResult(int(record.ts.shape[0]))
+                # The first copy may still be on its way to disk: wait for it like its writer does.
+                accepted, duplicate, lsn = 0, True, self._journal.last_lsn
+            else:
+                record = self._record(agent, batch)
+                lsn = self._journal.append(record.encode())
+                self._apply(record)
+                accepted, duplicate = int(record.ts.shape[0]), False
+                if (
+                    self._head.points >= self._cfg.head_max_points
+                    or self._clock.now_ms() - self._last_flush_ms >= millis(self._cfg.flush_interval)
+                ):
+                    self._flush_or_keep()
+        try:
+            self._journal.sync(lsn)
+        except OSError as exc:
+            self._broken = exc
+            log.critical("store journal fdatasync failed; refusing writes: %s", exc)
+            raise
+        return WriteResult(accepted, duplicate)
 
     def flush(self) -> None:
         """Moves the head into chunks now (the hub may call this on a timer and before shutdown)."""

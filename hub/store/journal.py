@@ -1,9 +1,9 @@
 """The ingest journal: an append-only file that makes a batch durable before the store acknowledges it.
 
 Each record is `length, crc32, lsn` then the payload, written with one `write` and made durable with
-`fdatasync` before `append` returns. A record torn by a crash fails its CRC (or is short) and is cut
-off on open: it was never acknowledged, since `append` had not returned. LSNs rise forever, so the
-store can note in its database which records a flush already made redundant.
+`fdatasync` (shared by concurrent writers) before the store acknowledges it. A record torn by a crash
+fails its CRC (or is short) and is cut off on open: it was never acknowledged. LSNs rise forever, so
+the store can note in its database which records a flush already made redundant.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -22,11 +23,13 @@ MAX_RECORD_BYTES = 1 << 30
 
 
 class Journal:
-    """One journal file; not thread-safe (the store serialises writers)."""
+    """One journal file. `append` and `reset` need the caller's lock; `sync` is thread-safe."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._fd: int | None = None
+        self._sync_lock = threading.Lock()
+        self._durable_lsn = 0
         self.last_lsn = 0
 
     def open(self, after_lsn: int) -> list[tuple[int, bytes]]:
@@ -54,6 +57,7 @@ class Journal:
             self.last_lsn = max(self.last_lsn, lsn)
             if lsn > after_lsn:
                 records.append((lsn, payload))
+        self._durable_lsn = self.last_lsn
         if good_end < len(data):
             log.warning("journal %s: cut %d bytes of torn tail", self._path, len(data) - good_end)
             os.ftruncate(self._fd, good_end)
@@ -61,17 +65,18 @@ class Journal:
         return records
 
     def append(self, payload: bytes) -> int:
-        """Appends one record and returns its lsn once it is on stable storage.
+        """Writes one record (not yet durable: see `sync`) and returns its lsn.
+
+        Callers serialise `append` and `reset`; `sync` may run concurrently with both.
 
         Raises:
-            OSError: when the record could not be made durable (disk full...); the file is unchanged.
+            OSError: when the record could not be written (disk full...); the file is unchanged.
         """
         fd = self._require_fd()
         lsn = self.last_lsn + 1
         end = os.fstat(fd).st_size
         try:
             os.write(fd, _FRAME.pack(len(payload), zlib.crc32(payload), lsn) + payload)
-            os.fdatasync(fd)
         except OSError:
             # A partial record left in place would hide every later record from replay.
             os.ftruncate(fd, end)
@@ -79,11 +84,29 @@ class Journal:
         self.last_lsn = lsn
         return lsn
 
+    def sync(self, lsn: int) -> None:
+        """Returns once every record up to `lsn` is on stable storage (group commit).
+
+        Writers that arrive while an fdatasync is running wait for it and usually find their record
+        covered by the next one, so concurrent writers share fsyncs instead of queueing for one each.
+
+        Raises:
+            OSError: when fdatasync fails; the journal must then be treated as broken.
+        """
+        with self._sync_lock:
+            if self._durable_lsn >= lsn:
+                return
+            target = self.last_lsn
+            os.fdatasync(self._require_fd())
+            self._durable_lsn = max(self._durable_lsn, target)
+
     def reset(self) -> None:
         """Empties the file once everything in it is durable elsewhere; lsns keep rising."""
         fd = self._require_fd()
-        os.ftruncate(fd, 0)
-        os.fsync(fd)
+        with self._sync_lock:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+            self._durable_lsn = max(self._durable_lsn, self.last_lsn)
 
     def size(self) -> int:
         return os.fstat(self._require_fd()).st_size

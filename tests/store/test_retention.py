@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -178,3 +179,34 @@ def test_late_points_into_a_rolled_up_block_update_its_rollups(tmp_path: Path, c
             store.flush()
     finally:
         store.close()
+
+
+def test_concurrent_writers_share_fsyncs_and_every_acknowledged_batch_is_stored(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = open_store(tmp_path, clock, head_max_points=500)
+    key = SeriesKey.of("temp", {"sensor": "inlet"})
+
+    def writer(agent: str) -> None:
+        for seq in range(40):
+            ts = T0 + (seq * 10 + np.arange(10, dtype=np.int64)) * 10_000
+            assert (
+                store.write(
+                    agent, Batch(1, seq, (SeriesPoints(key, ts, ts.astype(np.float64)),))
+                ).accepted_points
+                == 10
+            )
+
+    threads = [threading.Thread(target=writer, args=(f"edge-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    reopened = open_store(tmp_path, clock)
+    try:
+        results = reopened.query(RangeQuery("temp", T0, T0 + DAY))
+        assert [len(r.timestamps_ms) for r in results] == [400] * 4
+        assert all(r.values.tolist() == r.timestamps_ms.astype(np.float64).tolist() for r in results)
+    finally:
+        reopened.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from hub.store import lineproto
+from hub.store import ledger, lineproto
 from hub.store.base import RangeQuery, effective_step
 from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig, StoreConfig, build_store
 from hub.store.embedded import EmbeddedStore
@@ -50,10 +51,6 @@ def test_series_keys_listed_by_influxql_parse_back_to_labels() -> None:
 
 
 def test_seen_batches_merge_ranges_and_survive_a_save_and_load(tmp_path: Path) -> None:
-    import sqlite3
-
-    from hub.store import ledger
-
     seen = SeenBatches()
     for seq in [1, 2, 3, 7, 5, 6, 9]:
         seen.add("a", 1, seq, now_ms=seq)
