@@ -100,38 +100,24 @@ class DetectorBank:
         if limits:
             self._set_limits(limits)
         finite = np.isfinite(x)
-        if not finite.all():
-            n_inf = int(np.isinf(x).sum())
-            if n_inf:
-                self._reject(n_inf, "inf", f"{n_inf} infinite values dropped (counted in rejected_points)")
+        all_finite = bool(finite.all())
+        if not all_finite and (n_inf := int(np.isinf(x).sum())):
+            self._reject(n_inf, "inf", f"{n_inf} infinite values dropped (counted in rejected_points)")
         events: list[Event] = []
         for gi, pos, rows in plan.parts:
-            if not finite.all():
+            group = self._groups[gi]
+            if not all_finite:  # missing points are neither scored nor learned
                 sel = finite[pos]
-                rows = (
-                    np.arange(self._groups[gi].gate.columns.n)[rows][sel]
-                    if isinstance(rows, slice)
-                    else rows[sel]
-                )
+                rows = np.arange(group.gate.columns.n)[rows][sel] if isinstance(rows, slice) else rows[sel]
                 pos = pos[sel]
                 if pos.shape[0] == 0:
                     continue
-            group = self._groups[gi]
             s, verdict = group.step(rows, ts[pos], x[pos])
             scores[pos] = s
-            fired = np.flatnonzero(verdict.level)
-            for j in fired.tolist():
-                events.append(
-                    self._event(
-                        group,
-                        keys[int(pos[j])],
-                        int(ts[pos[j]]),
-                        float(x[pos[j]]),
-                        float(s[j]),
-                        int(verdict.level[j]),
-                        int(verdict.limit_reason[j]),
-                    )
-                )
+            for j in np.flatnonzero(verdict.level).tolist():
+                p = int(pos[j])
+                level, limit = int(verdict.level[j]), int(verdict.limit_reason[j])
+                events.append(self._event(group, keys[p], int(ts[p]), float(x[p]), float(s[j]), level, limit))
         self._now_ms = max(self._now_ms, int(ts.max()))
         if self._now_ms >= self._next_sweep_ms:
             self._sweep()

@@ -48,12 +48,6 @@ class Verdict:
     limit_reason: npt.NDArray[np.int8]  # index into LIMIT_REASONS, or -1 when the score triggered
 
 
-def limits_row(limits: Limits) -> tuple[float, float, float, float]:
-    """A Limits value as one row of the gate's `lim` column (NaN where the device gave none)."""
-    vals = (limits.crit_high, limits.crit_low, limits.warn_high, limits.warn_low)
-    return tuple(float("nan") if v is None else float(v) for v in vals)  # type: ignore[return-value]
-
-
 class Gate:
     """Per-series thresholding state for the series of one rule."""
 
@@ -125,8 +119,9 @@ class Gate:
         return np.where(level > was, level, Level.NONE), reason
 
     def set_limits(self, row: int, limits: Limits) -> None:
-        """Remembers a series' device limits until replaced."""
-        self.columns.a["lim"][row] = limits_row(limits)
+        """Remembers a series' device limits until replaced (NaN where the device gave none)."""
+        vals = (limits.crit_high, limits.crit_low, limits.warn_high, limits.warn_low)
+        self.columns.a["lim"][row] = [np.nan if v is None else v for v in vals]
         self.limited = True
 
     def states(self, now_ms: int, stale_ms: int) -> npt.NDArray[np.int8]:
