@@ -10,6 +10,7 @@ from hub import pki
 from shared import codec
 from shared.pb.outpost.v1 import batch_pb2 as pb
 from tests.support.outpost import HubHandle
+from tests.support.wire import raw_single_series_envelope
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +26,6 @@ def _metric(hub: HubHandle, name: str, **labels: str) -> float:
     raise AssertionError(f"{name}{{{want}}} not exported")
 
 
-def _raw_batch(deltas: list[int]) -> bytes:
-    raw = pb.Batch(boot_epoch=1, seq=1, batch_class=1)
-    raw.series.add(metric="m", time_deltas_ms=deltas, values=[1.0] * len(deltas))
-    env = pb.Envelope(
-        schema_version=1,
-        encoding=pb.ENCODING_NONE,
-        payload=raw.SerializeToString(),
-        boot_epoch=1,
-        seq=1,
-        batch_class=1,
-        uncompressed_size=raw.ByteSize(),
-        point_count=len(deltas),
-    )
-    return env.SerializeToString()
-
-
 BAD = {
     "bad_compression": pb.Envelope(
         schema_version=1, encoding=2, batch_class=1, payload=b"not zstd", uncompressed_size=9
@@ -49,7 +34,7 @@ BAD = {
     "oversized": pb.Envelope(
         schema_version=1, encoding=2, batch_class=1, uncompressed_size=2**31 - 1
     ).SerializeToString(),
-    "non_monotonic": _raw_batch([5, 5, -1]),
+    "non_monotonic": raw_single_series_envelope([5, 5, -1]),
 }
 
 

@@ -11,6 +11,7 @@ from shared import codec
 from shared.errors import CodecError
 from shared.model import Batch, BatchClass, Event, MetricKind, SeriesKey, SeriesPoints, Severity
 from shared.pb.outpost.v1 import batch_pb2 as pb
+from tests.support.wire import raw_single_series_envelope
 
 pytestmark = pytest.mark.unit
 
@@ -125,27 +126,8 @@ def test_decode_rejects_bad_envelopes_with_a_reason(data: bytes, reason: str) ->
 
 
 def test_decode_rejects_non_monotonic_timestamps_from_a_hostile_sender() -> None:
-    raw = pb.Batch(boot_epoch=1, seq=1, batch_class=1)
-    raw.symbols.extend(["", "m"])
-    cols = raw.series
-    cols.metric_refs.append(1)
-    cols.label_counts.append(0)
-    cols.kinds.append(1)
-    cols.unit_refs.append(0)
-    cols.point_counts.append(3)
-    cols.time_deltas_ms.extend([10, 5, -3])
-    cols.values.extend([1, 2, 3])
-    env = pb.Envelope(
-        schema_version=1,
-        encoding=pb.ENCODING_NONE,
-        payload=raw.SerializeToString(),
-        boot_epoch=1,
-        seq=1,
-        batch_class=1,
-        uncompressed_size=raw.ByteSize(),
-    )
     with pytest.raises(CodecError) as exc:
-        codec.decode(env.SerializeToString())
+        codec.decode(raw_single_series_envelope([10, 5, -3]))
     assert exc.value.reason == "non_monotonic"
 
 
