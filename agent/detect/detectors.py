@@ -147,9 +147,10 @@ class RobustDetector(ColumnDetector):
     Views: the value against its baseline level (catches level shifts), the step from the previous value
     (catches spikes and drops on a drifting series), and a short average against the baseline (catches a
     sustained small change). Spreads are mean absolute deviations updated with clipped residuals, so the
-    outlier itself cannot widen them. With seasonality on, each view's spread is widened by its time-of-day
-    envelope. After `new_normal_points` consecutive rejected points the baseline jumps to the new level
-    instead of flagging forever. A constant series has zero deviations and scores 0 (flat-line guard).
+    outlier itself cannot widen them. With seasonality on, each view's spread is widened by its
+    time-of-day envelope and deviations routine for the hour are damped (see `seasonal`). After
+    `new_normal_points` consecutive rejected points the baseline jumps to the new level instead of
+    flagging forever. A constant series has zero deviations and scores 0 (flat-line guard).
     """
 
     name: ClassVar[str] = "robust"

@@ -1,8 +1,10 @@
 """Time-of-day (and weekday/weekend) bins, so a daily cycle or a nightly spike stops looking anomalous.
 
-Each bin keeps a slowly decaying envelope (the largest accepted deviation seen in that bin) per feature.
-A deviation is measured against max(spread, weight * envelope of its bin): a spike that happens at 02:00
-every night widens the 02:00 bin only, so the same spike at 14:00 still pages.
+Each bin keeps a slowly decaying envelope (the largest deviation seen in that bin) per view. Unlike the
+baseline it sees rejected points too: it is the memory of what this hour routinely looks like, so a
+nightly spike that pages on its first night is routine by the next. A deviation is measured against
+max(spread, weight * envelope of its bin), and one within ROUTINE x the envelope has its score damped:
+a spike at 02:00 every night widens the 02:00 bin only, so the same spike at 14:00 still pages.
 """
 
 from __future__ import annotations
