@@ -25,6 +25,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -160,7 +161,7 @@ class Ingest:
 
     def line(self, name: str, with_bytes: bool = True) -> str:
         wall = self.points / self.wall_s
-        text = f"{name:<10} {wall:>11,.0f} pts/s wall  {self.per_core:>11,.0f} pts/s/core (cpu)"
+        text = f"{name:<11} {wall:>11,.0f} pts/s wall  {self.per_core:>11,.0f} pts/s/core (cpu)"
         return text + (f"  {self.bytes_per_point:6.2f} bytes/point on disk" if with_bytes else "")
 
 
@@ -171,18 +172,26 @@ def ingest(
     series_per_batch: int,
     points_per_series: int,
     files: Callable[[], int],
+    writers: int = 1,
     chunk_batches: int = 200,
 ) -> Ingest:
-    """Writes every batch, timing only the writes (batches are generated in untimed chunks)."""
+    """Writes every batch, timing only the writes (batches are generated in untimed chunks).
+
+    With `writers` > 1, batches are written from that many threads, as the hub's ingest does.
+    """
     wall = cpu = 0.0
     gen = data.batches(series_per_batch, points_per_series)
+    pool = ThreadPoolExecutor(writers) if writers > 1 else None
     while True:
         chunk = [b for _, b in zip(range(chunk_batches), gen, strict=False)]
         if not chunk:
             break
         w0, c0 = time.perf_counter(), time.process_time()
-        for agent, batch in chunk:
-            write(agent, batch)
+        if pool is None:
+            for agent, batch in chunk:
+                write(agent, batch)
+        else:
+            list(pool.map(lambda ab: write(*ab), chunk))
         wall += time.perf_counter() - w0
         cpu += time.process_time() - c0
     w0, c0 = time.perf_counter(), time.process_time()
@@ -224,6 +233,7 @@ def main() -> None:
     p.add_argument("--history-series", type=int, default=10)
     p.add_argument("--history-days", type=int, default=30)
     p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--writers", type=int, default=4, help="threads for the concurrent embedded run")
     p.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: temp)")
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="store-bench-", dir=args.dir))
@@ -243,6 +253,19 @@ def main() -> None:
     emb_ingest = ingest(
         emb.write, emb.close, data, args.series_per_batch, args.points_per_series, lambda: dir_bytes(emb_dir)
     )
+    conc_dir = root / "embedded-concurrent"
+    conc = EmbeddedStore(conc_dir, config)
+    conc.open()
+    conc_ingest = ingest(
+        conc.write,
+        conc.close,
+        data,
+        args.series_per_batch,
+        args.points_per_series,
+        lambda: dir_bytes(conc_dir),
+        writers=args.writers,
+    )
+    shutil.rmtree(conc_dir)
     rows = RowStore(rows_path)
     row_ingest = ingest(
         rows.write,
@@ -254,6 +277,9 @@ def main() -> None:
     )
     print("\ningest, durable per batch, including the final flush/checkpoint:")
     print(emb_ingest.line("embedded"))
+    print(
+        conc_ingest.line(f"embedded x{args.writers}", with_bytes=False) + f"  ({args.writers} writer threads)"
+    )
     print(row_ingest.line("row/point"))
     print(
         f"embedded vs row/point: {emb_ingest.per_core / row_ingest.per_core:.1f}x pts/s/core,"

@@ -29,6 +29,7 @@ _MODE_DECIMAL = 1
 _MODE_XOR = 2
 
 _HEAD = struct.Struct("<BIBqq")  # version, n, columns, t0, first delta
+_REGULAR = struct.Struct("<?")  # every interval equal: no delta-of-delta stream follows
 _COL = struct.Struct("<BBq")  # mode, decimals, first value (int or raw bits)
 _STREAM = struct.Struct("<BI")  # width in bytes, byte length
 
@@ -50,8 +51,12 @@ def encode(ts: I64Array, columns: Sequence[F64Array], cctx: zstandard.ZstdCompre
     n = int(ts.shape[0])
     t0 = int(ts[0]) if n else 0
     d0 = int(ts[1] - ts[0]) if n > 1 else 0
-    parts = [_HEAD.pack(FORMAT_VERSION, n, len(columns), t0, d0)]
-    parts.append(_pack_ints(np.diff(ts, n=2) if n > 2 else np.zeros(0, np.int64)))
+    deltas = ts[1:] - ts[:-1]
+    dod = deltas[1:] - deltas[:-1]
+    regular = not dod.any()
+    parts = [_HEAD.pack(FORMAT_VERSION, n, len(columns), t0, d0), _REGULAR.pack(regular)]
+    if not regular:
+        parts.append(_pack_ints(dod))
     for col in columns:
         parts.extend(_encode_floats(col))
     return cctx.compress(b"".join(parts))
@@ -69,8 +74,13 @@ def decode(data: bytes, dctx: zstandard.ZstdDecompressor) -> tuple[I64Array, lis
         if version != FORMAT_VERSION:
             raise ChunkError(f"unknown chunk version {version}")
         pos = _HEAD.size
-        dod, pos = _unpack_ints(raw, pos)
-        ts = _timestamps(n, t0, d0, dod)
+        (regular,) = _REGULAR.unpack_from(raw, pos)
+        pos += _REGULAR.size
+        if regular:
+            ts = t0 + np.arange(n, dtype=np.int64) * d0
+        else:
+            dod, pos = _unpack_ints(raw, pos)
+            ts = _timestamps(n, t0, d0, dod)
         cols: list[F64Array] = []
         for _ in range(ncols):
             col, pos = _decode_floats(raw, pos, n)
@@ -93,15 +103,20 @@ def _timestamps(n: int, t0: int, d0: int, dod: I64Array) -> I64Array:
 def _decimal_ints(vals: F64Array) -> tuple[int, I64Array] | None:
     """The smallest k such that every value is exactly an integer over 10^k, with those integers.
 
-    k is guessed from the shortest round-trip text of the first values (`repr(23.4)` has one
-    decimal), then checked on the whole column in one vectorized pass.
+    k is guessed from the shortest round-trip text of a few values (`repr(23.4)` has one decimal),
+    then checked on the whole column in one vectorized pass; a wider sample gets one more try.
     """
-    k = max(_repr_decimals(v) for v in vals[:8].tolist())
-    if k > MAX_DECIMALS:
-        return None
-    with np.errstate(invalid="ignore", over="ignore"):
-        ints = _exact_ints(vals, 10.0**k)
-    return None if ints is None else (k, ints)
+    tried = -1
+    for sample in (vals[:4], vals[:: max(1, vals.shape[0] // 16)]):
+        k = max(_repr_decimals(v) for v in sample.tolist())
+        if k > MAX_DECIMALS:
+            return None
+        if k > tried:
+            ints = _exact_ints(vals, 10.0**k)
+            if ints is not None:
+                return k, ints
+            tried = k
+    return None
 
 
 def _repr_decimals(v: float) -> int:
@@ -114,12 +129,12 @@ def _repr_decimals(v: float) -> int:
 
 
 def _exact_ints(vals: F64Array, scale: float) -> I64Array | None:
-    rounded = np.rint(vals * scale)
-    if not np.abs(rounded).max(initial=0.0) < _MAX_EXACT_INT:
+    # Checked before multiplying, so nothing can overflow (and NaN fails the comparison).
+    if not float(np.abs(vals).max(initial=0.0)) * scale < _MAX_EXACT_INT:
         return None
-    ints = rounded.astype(np.int64)
-    # Compared as bits, after the int conversion, so -0.0 (which becomes 0) is not taken for 0.0.
-    if not np.array_equal((ints / scale).view(np.uint64), vals.view(np.uint64)):
+    ints = np.rint(vals * scale).astype(np.int64)
+    # Compared as bytes, after the int conversion, so -0.0 (which becomes 0) is not taken for 0.0.
+    if (ints / scale).tobytes() != vals.tobytes():
         return None
     return ints
 
@@ -130,7 +145,7 @@ def _encode_floats(vals: F64Array) -> list[bytes]:
     scaled = _decimal_ints(vals)
     if scaled is not None:
         k, ints = scaled
-        return [_COL.pack(_MODE_DECIMAL, k, int(ints[0])), _pack_ints(np.diff(ints))]
+        return [_COL.pack(_MODE_DECIMAL, k, int(ints[0])), _pack_ints(ints[1:] - ints[:-1])]
     bits = vals.view(np.uint64)
     xored = bits[1:] ^ bits[:-1]
     return [_COL.pack(_MODE_XOR, 0, int(bits[0].view(np.int64))), _pack_uints(xored)]
