@@ -192,12 +192,15 @@ class DetectorBank:
                 for metric, labels in saved["keys"]
             ]
             prefix = f"g{gi}."
-            self._groups[target].restore(
-                keys, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            )
-            for row, key in enumerate(keys):
+            group = self._groups[target]
+            group.restore(keys, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+            # Rules may have been reordered: a series whose metric now matches another rule relearns.
+            keep = [row for row, key in enumerate(keys) if self._group_index(key.metric) == target]
+            if len(keep) < len(keys):
+                group.take(np.asarray(keep, dtype=np.intp))
+            for row, key in enumerate(group.keys):
                 self._where[key] = (target, row)
-            restored += len(keys)
+            restored += len(group.keys)
         now = header.get("now_ms", 0)
         self._now_ms = int(now) if isinstance(now, int) else 0
         self._next_sweep_ms = self._now_ms + SWEEP_MS

@@ -198,3 +198,17 @@ def test_river_is_not_imported_unless_configured() -> None:
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_series_now_matching_another_rule_relearn_after_restore(tmp_path: Path) -> None:
+    path = tmp_path / "detect.npz"
+    temps, fans = DetectRule(pattern="temp*", seasonality="none"), DetectRule(pattern="*", seasonality="none")
+    bank = DetectorBank(DetectConfig(rules=[temps, fans]))
+    keys = [SeriesKey.of("temp.cpu"), SeriesKey.of("fan.rpm")]
+    feed(bank, keys, ticks(200), np.stack([noise(200), noise(200, seed=2)], axis=1))
+    bank.save(path)
+    restored = DetectorBank.load(path, DetectConfig(rules=[fans, temps]))  # "*" now catches temp.cpu
+    assert len(restored) == 1
+    run = feed(restored, keys, ticks(201)[200:], np.array([[50.0, 50.0]]))
+    assert run.scores.shape == (1, 2)
+    assert len(restored) == 2
