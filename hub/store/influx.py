@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from influxdb_client import InfluxDBClient, WriteOptions
 from influxdb_client.client.write_api import WriteApi, WritePrecision
-from reactivex.scheduler import ThreadPoolScheduler
 
 from hub.store import ledger, lineproto
 from hub.store.base import Matcher, RangeQuery, SeriesResult, WriteResult, millis
@@ -117,7 +116,6 @@ class InfluxStore:
                 exponential_base=2,
                 # close() waits this long for requests still retrying, none of which was acknowledged.
                 max_close_wait=millis(self._cfg.write_timeout) + 1000,
-                write_scheduler=ThreadPoolScheduler(max_workers=2),
             )
             self._write_api = self._client.write_api(
                 write_options=options, success_callback=self._on_success, error_callback=self._on_error
