@@ -179,11 +179,11 @@ def test_state_per_series_fits_the_budget() -> None:
 
 
 def test_river_second_opinion_is_averaged_in_and_named_in_events(key: SeriesKey) -> None:
-    ts = ticks(400)
-    values = noise(400)
-    values[350] += 40.0
-    run = feed(bank_for(second_opinion="hst", warmup_points=150), [key], ts, values)
-    assert run.event_ticks(ts) == [350]
+    ts = ticks(240)
+    values = noise(240)
+    values[220] += 40.0
+    run = feed(bank_for(second_opinion="hst", warmup_points=100), [key], ts, values)
+    assert run.event_ticks(ts) == [220]
     assert dict(run.events[0].attributes)["detector"] == "robust+hst"
 
 
