@@ -6,6 +6,7 @@ gate keep their state here so growth, compaction and snapshots are written once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -101,9 +102,9 @@ class Scratch:
 
     def get(self, name: str, shape: tuple[int, ...], dtype: type[np.generic] = np.float64) -> np.ndarray:
         """A buffer of `shape` (contents undefined), reusing the last one of that name when large enough."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self._bufs.get(name)
         if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
             buf = np.empty(max(size, 2 * (buf.size if buf is not None else 0)), dtype=dtype)
             self._bufs[name] = buf
-        return buf[:size].reshape(shape)
+        return buf[:size] if len(shape) == 1 else buf[:size].reshape(shape)
