@@ -1,15 +1,18 @@
 """The default store: compressed per-series chunks in SQLite, an in-memory head made durable by a journal.
 
-Write path: a batch is appended to the ingest journal and fsynced, then added to the head, then
-acknowledged. Every `head_max_points` points or `flush_interval` the head is flushed in one SQLite
-transaction (WAL, synchronous=FULL): each touched series' raw chunks are merged and re-encoded, the 5 min
-and 1 h rollups of the touched blocks are recomputed, and the batch ids, events and the journal position
-are recorded; only then is the journal emptied. On open the journal is replayed past that position, so a
-SIGKILL at any moment loses nothing acknowledged and duplicates nothing.
+Write path: a batch becomes columns (a series id per point), is appended to the ingest journal, added
+to the head, and acknowledged once an fdatasync covers it (concurrent writers share one: group commit).
+Every `head_max_points` points or `flush_interval` the head is flushed in one SQLite transaction (WAL,
+synchronous=FULL): each series' raw chunks are merged and re-encoded, completed blocks are rolled up,
+and the batch ids, events and the journal position are recorded; only then is the journal emptied. On
+open the journal is replayed past that position, so a SIGKILL at any moment loses nothing acknowledged
+and duplicates nothing.
 
 Layout: one row per (series, resolution, block). Raw blocks span 2 h (720 points at 10 s), 5 min rollups
 1 day, 1 h rollups 30 days; each block size is a multiple of the next finer one, so a raw block always
-holds whole rollup buckets. Retention deletes whole blocks per resolution.
+holds whole rollup buckets. A raw block is rolled up once the series has moved past it (in groups of
+`ROLLUP_LAG_BLOCKS`); until then queries roll it up from raw. Retention deletes whole blocks per
+resolution, rolling up first whatever raw block would otherwise be lost.
 """
 
 from __future__ import annotations
