@@ -57,16 +57,33 @@ KEEP_PREFIXES = (
 )
 
 
+def frozen(line: str) -> str:
+    """A record with snmpsim's `numeric` variation pinned to its recorded `initial` value.
+
+    That module computes `initial + (seconds since the snmpsim process booted)`, wrapped into
+    [min, max]: the APC recording's outlet states flip between 1 and 2 every wall-clock second, so a
+    snapshot of them depended on when the test ran relative to the session-wide simulator's start.
+    The recorded value is what the real device said; other variation modules are refused so a new
+    recording cannot bring time-dependent values back unnoticed.
+    """
+    oid, tag, value = line.split("|", 2)
+    if ":" not in tag:
+        return line
+    base, module = tag.split(":", 1)
+    settings = dict(kv.split("=", 1) for kv in value.strip().split(",") if "=" in kv)
+    if module != "numeric" or "initial" not in settings:
+        raise ValueError(f"unexpected variated record in a recorded device: {line.strip()}")
+    return f"{oid}|{base}|{int(float(settings['initial']))}\n"
+
+
 def install_snmprec(src_base: Path, rel: str, dest: Path) -> None:
-    """Copies one recorded device (decompressing .bz2) to dest, keeping the subtrees profiles read."""
+    """Copies one recorded device (decompressing .bz2) to dest, keeping the subtrees profiles read,
+    with time-varying records frozen (see `frozen`)."""
     plain, packed = src_base / f"{rel}.snmprec", src_base / f"{rel}.snmprec.bz2"
     raw = plain.read_bytes() if plain.exists() else bz2.decompress(packed.read_bytes())
-    kept = [
-        line
-        for line in raw.splitlines(keepends=True)
-        if line.decode(errors="replace").startswith(KEEP_PREFIXES)
-    ]
-    dest.write_bytes(b"".join(kept))
+    text = raw.decode(errors="surrogateescape")
+    kept = [frozen(line) for line in text.splitlines(keepends=True) if line.startswith(KEEP_PREFIXES)]
+    dest.write_bytes("".join(kept).encode(errors="surrogateescape"))
 
 
 @dataclass

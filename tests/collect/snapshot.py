@@ -31,4 +31,8 @@ def assert_snapshot(name: str, result: CollectResult) -> None:
     rows = render(result)
     if os.environ.get("OUTPOST_UPDATE_SNAPSHOTS") == "1" or not path.exists():
         path.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
-    assert rows == json.loads(path.read_text())
+    want = json.loads(path.read_text())
+    if rows != want:
+        got_only = [r for r in rows if r not in want]
+        want_only = [r for r in want if r not in rows]
+        raise AssertionError(f"{name}: unexpected rows {got_only[:10]}; missing rows {want_only[:10]}")
