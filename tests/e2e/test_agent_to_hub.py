@@ -17,7 +17,7 @@ def _stored_points(hub: HubHandle) -> int:
     total = 0
     metrics = {s["metric"] for s in hub.get("/api/v1/series")["series"]}
     for metric in metrics:
-        result = hub.get("/api/v1/query", metric=metric, start="0", end="now", max_points=1_000_000)
+        result = hub.get("/api/v1/query", metric=metric, start="-10m", end="now", max_points=1_000_000)
         total += sum(len(s["points"]) for s in result["series"])
     return total
 
