@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 _meta = sa.MetaData()
 
@@ -37,6 +38,20 @@ agent_epochs = sa.Table(
     sa.Column("max_seq", sa.BigInteger, nullable=False),
     sa.Column("received", sa.BigInteger, nullable=False),
 )
+
+# Batch ids the counters above already include: makes counting idempotent on its own, so a hub killed
+# between the store write and this bookkeeping still counts the re-sent batch (which the store then
+# reports as a duplicate) exactly once. Rows older than the spool's replay horizon are pruned.
+seen_batches = sa.Table(
+    "seen_batches",
+    _meta,
+    sa.Column("agent", sa.String(255), primary_key=True),
+    sa.Column("boot_epoch", sa.BigInteger, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("seen_ms", sa.BigInteger, nullable=False, index=True),
+)
+SEEN_HORIZON_MS = 80 * 3600 * 1000  # > the agents' 72 h spool age limit
+_PRUNE_EVERY = 1000
 
 api_tokens = sa.Table(
     "api_tokens",
@@ -83,24 +98,28 @@ class HubState:
     def close(self) -> None:
         self._engine.dispose()
 
-    def record_batch(
-        self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int, duplicate: bool
-    ) -> None:
-        """Counts one delivered batch (a duplicate only bumps `duplicates` and last-seen)."""
+    def record_batch(self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int) -> None:
+        """Counts one delivered batch once; a batch id already counted only bumps `duplicates`.
+
+        Safe under concurrent calls for the same agent (inserts ignore conflicts instead of racing).
+        """
         with self._engine.begin() as db:
-            row = db.execute(sa.select(agents.c.id).where(agents.c.id == agent)).first()
-            if row is None:
-                db.execute(
-                    agents.insert().values(
-                        id=agent,
-                        first_seen_ms=now_ms,
-                        last_seen_ms=now_ms,
-                        points_received=0,
-                        batches_received=0,
-                        duplicates=0,
-                    )
-                )
-            if duplicate:
+            self._insert_ignore(
+                db,
+                agents,
+                id=agent,
+                first_seen_ms=now_ms,
+                last_seen_ms=now_ms,
+                points_received=0,
+                batches_received=0,
+                duplicates=0,
+            )
+            new = self._insert_ignore(
+                db, seen_batches, agent=agent, boot_epoch=boot_epoch, seq=seq, seen_ms=now_ms
+            )
+            if seq % _PRUNE_EVERY == 0:
+                db.execute(seen_batches.delete().where(seen_batches.c.seen_ms < now_ms - SEEN_HORIZON_MS))
+            if not new:
                 db.execute(
                     agents.update()
                     .where(agents.c.id == agent)
@@ -117,11 +136,9 @@ class HubState:
                 )
             )
             where = (agent_epochs.c.agent == agent) & (agent_epochs.c.boot_epoch == boot_epoch)
-            if db.execute(sa.select(agent_epochs.c.max_seq).where(where)).first() is None:
-                db.execute(
-                    agent_epochs.insert().values(agent=agent, boot_epoch=boot_epoch, max_seq=seq, received=1)
-                )
-            else:
+            if not self._insert_ignore(
+                db, agent_epochs, agent=agent, boot_epoch=boot_epoch, max_seq=seq, received=1
+            ):
                 db.execute(
                     agent_epochs.update()
                     .where(where)
@@ -132,6 +149,12 @@ class HubState:
                         received=agent_epochs.c.received + 1,
                     )
                 )
+
+    def _insert_ignore(self, db: sa.Connection, table: sa.Table, **values: object) -> bool:
+        """INSERT unless the primary key exists (no check-then-insert race); True when a row was added."""
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
+        return bool(db.execute(stmt).rowcount)
 
     def agents(self) -> list[AgentInfo]:
         gaps = (

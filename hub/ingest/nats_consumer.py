@@ -138,10 +138,22 @@ class NatsConsumer:
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.Error, nats.js.errors.Error):
                 return  # resubscribe on a fresh connection
-            for msg in msgs:
-                await self._handle(msg)
+            # One fetch is ingested concurrently, like concurrent gRPC pushes; order never mattered.
+            await asyncio.gather(*(self._handle(m) for m in msgs))
 
     async def _handle(self, msg: Msg) -> None:
+        try:
+            await self._ingest(msg)
+        except Exception as exc:  # a store failure: the message is redelivered later, the worker lives on
+            if "store" not in self._refused_once:
+                self._refused_once.add("store")
+                log.error("ingest from NATS failed, message will be redelivered: %s", exc)
+            try:
+                await msg.nak(delay=1.0)
+            except (nats.errors.Error, nats.js.errors.Error, OSError):
+                pass  # connection gone: JetStream redelivers after ack_wait anyway
+
+    async def _ingest(self, msg: Msg) -> None:
         agent = identity_of_subject(self._cfg.subject_prefix, msg.subject)
         if agent is None or self._is_revoked(agent):
             reason = "bad_subject" if agent is None else "revoked"

@@ -88,15 +88,10 @@ class Ingestor:
         with self._metrics.write_seconds.time():
             result = await asyncio.to_thread(self._store.write, agent, batch)
         now = self._clock.now_ms()
-        await asyncio.to_thread(
-            self._state.record_batch,
-            agent,
-            header.boot_epoch,
-            header.seq,
-            result.accepted_points,
-            now,
-            result.duplicate,
-        )
+        # A batch the store already had may still be uncounted (hub killed between the two writes):
+        # the state decides by batch id, and then counts the envelope's points.
+        points = header.point_count if result.duplicate else result.accepted_points
+        await asyncio.to_thread(self._state.record_batch, agent, header.boot_epoch, header.seq, points, now)
         if result.duplicate:
             self._metrics.batches.labels(transport, "duplicate").inc()
             return IngestOutcome(duplicate=True)

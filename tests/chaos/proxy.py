@@ -23,6 +23,7 @@ class LinkProxy:
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self.cuts = 0
+        self.bytes_up = 0  # client → target, as sent on the wire (TLS records included)
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
 
     def cut(self) -> None:
@@ -61,19 +62,20 @@ class LinkProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(src)
-        _close(dst)
+    def _pump(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+                if up:
+                    self.bytes_up += len(data)  # one writer thread per connection; a bench reads it after
+        except OSError:
+            pass
+        finally:
+            _close(src)
+            _close(dst)
 
 
 def _close(s: socket.socket) -> None:
