@@ -11,6 +11,7 @@ from agent.collect.host import HostConfig
 from agent.collect.redfish.config import RedfishConfig
 from agent.collect.sequence import SequenceConfig
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
+from agent.detect import DetectConfig
 from shared.config_errors import load_yaml_model
 
 # Every device kind the agent can poll; `kind:` selects the model (and the collector in collect/registry.py).
@@ -97,6 +98,7 @@ class AgentConfig(_Frozen):
     spool: SpoolConfig = SpoolConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     traps: TrapConfig = TrapConfig()
+    detect: DetectConfig = DetectConfig()
     max_concurrency: int = Field(default=64, ge=1, le=4096)
 
 

@@ -1,7 +1,9 @@
-"""The only module that wires the agent's stages: collect → batch → spool → transport.
+"""The only module that wires the agent's stages: collect → detect → batch → spool → transport.
 
-Collection never waits on delivery: results go into the batcher synchronously, full batches are
-encoded into the disk spool (store-and-forward), and the deliverer drains it at the hub's pace.
+Collection never waits on delivery: results are scored and go into the batcher synchronously, full
+batches are encoded into the disk spool (store-and-forward), and the deliverer drains it at the hub's
+pace. An anomaly onset does not wait for its batch: it is spooled at once in its own small envelope,
+on the urgent lane, so the hub hears of it within a second.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from agent.batch import Batcher, Sequencer
 from agent.collect.registry import build_collector
 from agent.collect.scheduler import Scheduler
 from agent.collect.sequence import SequenceCollector
+from agent.collect.traps import TrapReceiver
 from agent.config import AgentConfig
 from agent.deliver import Deliverer
 from agent.enroll import TlsFiles, finish_install
 from agent.outbox import OutboxItem
 from agent.renew import CertRenewer
+from agent.scoring import EdgeScorer
 from agent.spool import Spool, SpoolSettings
 from agent.telemetry import AgentMetrics, TelemetryServer
 from agent.transport.base import Transport
@@ -65,6 +69,8 @@ class Agent:
         self.deliverer = Deliverer(self.outbox, self.transport, self.clock, on_result=self._on_delivery)
         self.collectors = [build_collector(d, self.clock) for d in config.devices]
         self.scheduler = Scheduler(self.collectors, self._on_collect, self.clock, config.max_concurrency)
+        self.scorer = EdgeScorer(config.detect, config.data_dir / "detect")
+        self.traps = TrapReceiver(config.traps, self._on_collect, self.clock)
         self._reported_drops: dict[tuple[str, str], int] = {}
         self.renewer = (
             CertRenewer(
@@ -96,6 +102,7 @@ class Agent:
             self.renewer.start()
         if self.telemetry is not None:
             await self.telemetry.start()
+        await self.traps.start()
         await self.scheduler.start()
         self._flusher = asyncio.create_task(self._flush_loop(), name="flush")
         log.info(
@@ -129,7 +136,11 @@ class Agent:
         self.metrics.samples.labels(result.target).inc(len(result.samples))
         if result.errors:
             self.metrics.collect_errors.labels(result.target).inc()
-        self.batcher.add(result.samples, None, result.events)
+        obs = self.scorer.score(result, self.clock.monotonic()) if result.samples else None
+        self.batcher.add(result.samples, obs.scores if obs else None, result.events)
+        if obs is not None and obs.events:
+            self.metrics.anomaly_events.inc(len(obs.events))
+            self._enqueue(self.batcher.event_batch(obs.events))
         if self.batcher.due():
             self._flush()
 
@@ -181,13 +192,16 @@ class Agent:
             "outbox_pending": self.outbox.pending(),
             "targets": len(self.scheduler.stats),
             "targets_down": down,
+            "series_by_state": self.scorer.states(),
             "boot_epoch": self.sequencer.boot_epoch,
             "next_seq": self.sequencer.next_seq,
         }
 
     async def aclose(self) -> None:
         """Stops polling, flushes the open batch and gives delivery a bounded time to drain."""
+        await self.traps.aclose()
         await self.scheduler.aclose()
+        self.scorer.save_all()
         if self.renewer is not None:
             await self.renewer.aclose()
         if self._flusher is not None:
