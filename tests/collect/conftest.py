@@ -13,12 +13,13 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.collect.bmc_server import BmcServer
 from tests.support.procs import Service, free_port, start_service
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -265,24 +266,22 @@ class RedfishPeer:
         return self.root / rel / "index.json"
 
 
-def start_sushy_static(tree: str, workdir: Path, tls: tuple[Path, Path] | None = None) -> RedfishPeer:
+def start_sushy_static(tree: str, workdir: Path) -> RedfishPeer:
     root = workdir / tree
     shutil.copytree(REDFISH_TREES / tree, root)
     port = free_port()
     cmd = [str(VENV_BIN / "sushy-static"), "-i", "127.0.0.1", "-p", str(port), "-m", str(root)]
-    if tls:
-        cmd += ["-c", str(tls[0]), "-k", str(tls[1])]
     svc = start_service(f"sushy-static-{tree}", cmd, workdir, port=port, timeout=30)
-    return RedfishPeer(svc, f"{'https' if tls else 'http'}://127.0.0.1:{port}", root)
+    return RedfishPeer(svc, f"http://127.0.0.1:{port}", root)
 
 
 @pytest.fixture
-def sushy_static(tmp_path: Path) -> Iterator[Callable[..., RedfishPeer]]:
+def sushy_static(tmp_path: Path) -> Iterator[Callable[[str], RedfishPeer]]:
     """Starts sushy-static for a named tree under fixtures/redfish (any number per test)."""
     started: list[RedfishPeer] = []
 
-    def start(tree: str, tls: tuple[Path, Path] | None = None) -> RedfishPeer:
-        peer = start_sushy_static(tree, tmp_path / f"srv{len(started)}", tls)
+    def start(tree: str) -> RedfishPeer:
+        peer = start_sushy_static(tree, tmp_path / f"srv{len(started)}")
         started.append(peer)
         return peer
 
@@ -291,6 +290,65 @@ def sushy_static(tmp_path: Path) -> Iterator[Callable[..., RedfishPeer]]:
     finally:
         for peer in started:
             peer.service.stop()
+
+
+BMC_USER, BMC_PASSWORD = "outpost", "Bmc-s3cret-7791"
+
+
+@dataclass
+class EmulatorPeer:
+    """sushy-emulator --fake over HTTPS with enforced basic auth (BMC_USER / BMC_PASSWORD)."""
+
+    service: Service
+    url: str
+
+
+@pytest.fixture(scope="session")
+def sushy_emulator(
+    tmp_path_factory: pytest.TempPathFactory, self_signed_cert: tuple[Path, Path]
+) -> Iterator[EmulatorPeer]:
+    """The emulator reads its settings from a Python config file: SUSHY_EMULATOR_AUTH_FILE is an
+    htpasswd file whose passwords must be bcrypt (cost 4 keeps each request's check cheap)."""
+    import bcrypt  # sushy-tools' own dependency, needed only to write its htpasswd file
+
+    d = tmp_path_factory.mktemp("sushy-emulator")
+    htpasswd, conf = d / "htpasswd", d / "emulator.conf"
+    digest = bcrypt.hashpw(BMC_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    htpasswd.write_text(f"{BMC_USER}:{digest}\n")
+    conf.write_text(f"SUSHY_EMULATOR_AUTH_FILE = {str(htpasswd)!r}\n")
+    port = free_port()
+    cmd = [
+        str(VENV_BIN / "sushy-emulator"),
+        "--fake",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--ssl-certificate",
+        str(self_signed_cert[0]),
+        "--ssl-key",
+        str(self_signed_cert[1]),
+    ]
+    svc = start_service(
+        "sushy-emulator", cmd, d, port=port, timeout=30, env={"SUSHY_EMULATOR_CONFIG": str(conf)}
+    )
+    try:
+        yield EmulatorPeer(svc, f"https://127.0.0.1:{port}")
+    finally:
+        svc.stop()
+
+
+@pytest.fixture
+async def bmc_server(tmp_path: Path, self_signed_cert: tuple[Path, Path]) -> AsyncIterator[BmcServer]:
+    """The session-aware test BMC (bmc_server.py) serving a copy of the OpenBMC subsystems tree."""
+    tree = tmp_path / "tree"
+    shutil.copytree(REDFISH_TREES / "openbmc-subsystems", tree)
+    server = BmcServer(tree, BMC_USER, BMC_PASSWORD, self_signed_cert)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,7 @@ from tests.collect.snapshot import assert_snapshot
 
 pytestmark = pytest.mark.integration
 
-StartSushy = Callable[..., RedfishPeer]
+StartSushy = Callable[[str], RedfishPeer]
 
 
 async def poll(url: str, clock: FakeClock | None = None, **extra: object) -> CollectResult:
@@ -129,24 +127,3 @@ async def test_only_new_sel_entries_become_events_and_readings_follow_the_files(
     ]
     assert third.events == []
     assert values(second, "hw_temperature_celsius")["CPU1 Temp"] == 96.0
-
-
-async def test_tls_is_verified_by_default_and_the_opt_out_warns_once(
-    sushy_static: StartSushy, self_signed_cert: tuple[Path, Path], caplog: pytest.LogCaptureFixture
-) -> None:
-    peer = sushy_static("openbmc-subsystems", tls=self_signed_cert)
-    refused = await poll(peer.url)
-    assert refused.samples == [] and len(refused.errors) == 1
-    with caplog.at_level(logging.WARNING, logger="agent.collect.redfish.collector"):
-        c = RedfishCollector(RedfishConfig(name="bmc", url=peer.url, verify_tls=False), FakeClock())
-        try:
-            await c.start()
-            first, second = await c.collect(), await c.collect()
-        finally:
-            await c.aclose()
-    assert first.errors == [] and len(first.samples) == len(second.samples) > 0
-    assert [r.message for r in caplog.records].count(
-        f"bmc: TLS certificate verification is OFF for {peer.url} (verify_tls: false)"
-    ) == 1
-    trusted = await poll(peer.url, ca_file=str(self_signed_cert[0]))
-    assert trusted.errors == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from agent.collect.redfish import quirks
@@ -57,6 +57,18 @@ def _members(res: Resource) -> list[str]:
 
 def _number(v: object) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+async def _side_by_side(jobs: Iterable[Awaitable[None]]) -> None:
+    """Awaits all jobs; the first failure cancels the rest, so no request to the BMC outlives its poll
+    (plain gather would leave siblings running after a 503 already ended the read)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Read:
@@ -121,7 +133,7 @@ class RedfishCollector:
         try:
             await asyncio.wait_for(self._read_all(read), self._config.deadline_s)
         except TimeoutError:
-            read.result.errors.append(f"deadline of {self._config.deadline_s:.0f}s: partial read")
+            read.result.errors.append(f"deadline of {self._config.deadline_s:g}s: partial read")
         except RedfishBusy as exc:
             self._not_before = self._clock.monotonic() + exc.retry_after_s
             read.result.errors.append(str(exc))
@@ -148,7 +160,7 @@ class RedfishCollector:
             if res is not None:
                 await fn(res)
 
-        await asyncio.gather(*(one(p) for p in paths))
+        await _side_by_side(one(p) for p in paths)
 
     async def _read_all(self, read: _Read) -> None:
         root = await self._session.get(ROOT)
@@ -212,7 +224,7 @@ class RedfishCollector:
             jobs.append(self._power_subsystem(read, cid, new_power))
         elif power := _link(chassis, "Power"):
             jobs.append(self._legacy_power(read, cid, power))
-        await asyncio.gather(*jobs)
+        await _side_by_side(jobs)
 
     async def _legacy_thermal(self, read: _Read, cid: str, path: str, with_temps: bool) -> None:
         thermal = await self._get(path)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 # Named vendor workarounds (see quirks.py for what each does and which firmware needs it).
-Quirk = Literal["ilo4-thermal"]
+Quirk = Literal["ilo4-thermal", "no-sessions"]
 
 
 class RedfishConfig(BaseModel):
@@ -40,4 +40,6 @@ class RedfishConfig(BaseModel):
         has_password = self.password is not None or self.password_file is not None
         if has_password != (self.username is not None):
             raise ValueError("username and password (or password_file) go together")
+        if self.username is not None and not self.url.startswith("https://"):
+            raise ValueError("credentials are only sent over https:// (the url is plain http)")
         return self

@@ -18,6 +18,7 @@ from redfish.aio.client import AsyncRedfishClient
 from redfish.aio.exceptions import RedfishAuthenticationError, RedfishConnectionError
 from redfish.aio.exceptions import RedfishError as LibraryError
 
+from agent.collect.redfish import quirks
 from agent.collect.redfish.config import RedfishConfig
 from agent.collect.redfish.errors import (
     RedfishAuthError,
@@ -30,6 +31,14 @@ from agent.collect.redfish.errors import (
 log = logging.getLogger(__name__)
 
 _DEFAULT_RETRY_AFTER_S = 30.0
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong on the wire, without anything from the request (URLs may carry no secret, but
+    the library's messages are not ours to vouch for)."""
+    if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate verification failed (set ca_file, or verify_tls: false for this BMC)"
+    return type(exc.__cause__ or exc).__name__
 
 
 def _retry_after(value: str | None) -> float:
@@ -48,6 +57,7 @@ class RedfishSession:
         self._client: AsyncRedfishClient | None = None
         self._logged_in = False
         self._gate = asyncio.Semaphore(config.max_concurrent_requests)
+        self._opening = asyncio.Lock()
         self.sessions_opened = 0
         self.sessions_deleted = 0
 
@@ -62,8 +72,12 @@ class RedfishSession:
         return ctx
 
     async def _open(self) -> AsyncRedfishClient:
-        if self._client is not None:
+        async with self._opening:  # two requests racing to the first login must share one session
+            if self._client is None:
+                self._client = await self._login()
             return self._client
+
+    async def _login(self) -> AsyncRedfishClient:
         cfg = self._config
         password = None
         if cfg.password is not None:
@@ -75,17 +89,22 @@ class RedfishSession:
             cfg.url, cfg.username, password, session=self._http, timeout=cfg.request_timeout_s
         )
         if cfg.username is not None:
+            method = quirks.login_method(cfg.quirks)
             try:
-                await client.login(auth="session")
+                await client.login(auth=method)
             except RedfishAuthenticationError as exc:
                 await self._close_http()
-                raise RedfishAuthError(self.device, "login rejected") from exc
+                raise RedfishAuthError(
+                    self.device,
+                    f"login rejected for user {cfg.username!r}: wrong credentials, or a BMC whose "
+                    "SessionService does not work (quirks: [no-sessions])",
+                ) from exc
             except (RedfishConnectionError, LibraryError, aiohttp.ClientError) as exc:
                 await self._close_http()
-                raise RedfishUnavailable(self.device, f"login failed: {type(exc).__name__}") from exc
-            self._logged_in = True
-            self.sessions_opened += 1
-        self._client = client
+                raise RedfishUnavailable(self.device, f"login failed: {_why(exc)}") from exc
+            if method == "session":
+                self._logged_in = True
+                self.sessions_opened += 1
         return client
 
     async def get(self, path: str) -> dict[str, Any]:
@@ -100,19 +119,20 @@ class RedfishSession:
             try:
                 resp = await client.get(path)
             except RedfishConnectionError as exc:
-                raise RedfishUnavailable(self.device, type(exc).__name__, path) from exc
+                raise RedfishUnavailable(self.device, _why(exc), path) from exc
         status = int(resp.status)
         if status in (429, 503):
             raise RedfishBusy(self.device, path, status, _retry_after(resp.getheader("Retry-After")))
         if status in (401, 403):
-            raise RedfishAuthError(self.device, f"HTTP {status}", path, status)
+            who = f" for user {self._config.username!r}" if self._config.username else " (no credentials set)"
+            raise RedfishAuthError(self.device, f"HTTP {status}: access denied{who}", path, status)
         if status == 404:
             raise RedfishNotFound(self.device, "not found", path, status)
         if not 200 <= status < 300:
             raise RedfishBadResponse(self.device, f"HTTP {status}", path, status)
         try:
             body = resp.dict
-        except ValueError as exc:
+        except LibraryError as exc:  # the library's RedfishProtocolError for a body that is not JSON
             raise RedfishBadResponse(self.device, "body is not JSON", path, status) from exc
         if not isinstance(body, dict):
             raise RedfishBadResponse(self.device, "body is not a JSON object", path, status)
