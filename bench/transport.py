@@ -74,9 +74,13 @@ async def deliver(
     for b in work:
         spool.put(OutboxItem.of(b, codec.encode(b)))
         await asyncio.sleep(0)
+    sent_at = None
     while await asyncio.to_thread(stored_points, hub, agent) - before < total:
+        if sent_at is None and spool.pending() == 0:
+            sent_at = time.perf_counter() - t0
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - t0
+    print(f"  (agent side acknowledged after {sent_at or elapsed:.2f} s, stored after {elapsed:.2f} s)")
     await deliverer.aclose()
     await transport.aclose()
     spool.close()
