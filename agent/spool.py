@@ -30,6 +30,7 @@ while live data is waiting, and all of the link when it is not.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import struct
@@ -142,6 +143,7 @@ class Spool:
         self._write_pos = 0
         self._bytes = 0
         self._dirty = False
+        self._disk_failing = False
         self._last_sync = 0.0
         self._watermark_ms = 0
         self._backfill_total = 0
@@ -289,7 +291,8 @@ class Spool:
         meta = _META.pack(item.batch_class.value, written_ms, item.max_ts_ms, item.points, len(bid))
         crc = zlib.crc32(item.envelope, zlib.crc32(bid, zlib.crc32(meta)))
         record = b"".join((_HEAD.pack(_MAGIC, len(item.envelope), crc), meta, bid, item.envelope))
-        os.write(self._write_fd, record)
+        if not self._write(record, item.batch_class):
+            return
         rec = _Record(
             self._active.no,
             self._write_pos,
@@ -310,6 +313,27 @@ class Spool:
         self._ready.set()
         if self._write_pos >= self._cfg.segment_bytes:
             self._roll(self._active.no + 1)
+
+    def _write(self, record: bytes, batch_class: BatchClass) -> bool:
+        """One append; on a failed or short write (disk full, I/O error) the partial record is cut off
+        again, the batch is dropped and counted, and the failure is logged once until writes work."""
+        try:
+            if os.write(self._write_fd, record) != len(record):
+                raise OSError(errno.ENOSPC, "short write")
+        except OSError as exc:
+            try:
+                os.ftruncate(self._write_fd, self._write_pos)
+            except OSError:
+                pass  # the CRC check drops a torn tail on the next start anyway
+            self.dropped[(batch_class.name.lower(), "disk_error")] += 1
+            if not self._disk_failing:
+                log.error("spool: cannot write to %s (%s): dropping batches until it works", self._dir, exc)
+                self._disk_failing = True
+            return False
+        if self._disk_failing:
+            log.info("spool: writing to %s works again", self._dir)
+            self._disk_failing = False
+        return True
 
     def _make_room(self, item: OutboxItem) -> OutboxItem | None:
         """Applies the overflow policy to an incoming item; returns what to write, or None when dropped."""

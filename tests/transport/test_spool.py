@@ -192,3 +192,23 @@ async def test_a_nacked_batch_is_sent_again_before_newer_ones(tmp_path: Path) ->
     s.nack(first)
     assert (await s.get()).batch_id == "7-1"
     assert s.pending() == 2
+
+
+async def test_a_full_disk_drops_and_counts_batches_logs_once_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = _spool(tmp_path)
+    s.put(metrics_item(1))
+    good_fd = s._write_fd
+    s._write_fd = os.open("/dev/full", os.O_WRONLY)  # every write now fails with ENOSPC
+    caplog.set_level(logging.INFO)
+    for i in (2, 3, 4):
+        s.put(metrics_item(i))
+    os.close(s._write_fd)
+    s._write_fd = good_fd
+    s.put(metrics_item(5))
+    assert s.dropped[("metrics", "disk_error")] == 3
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent.spool"]
+    assert len(lines) == 2 and "No space left on device" in lines[0] and "works again" in lines[1]
+    s.close()
+    assert [r.batch_id for r in await _drain(_spool(tmp_path))] == ["7-1", "7-5"]
