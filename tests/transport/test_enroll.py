@@ -103,6 +103,8 @@ async def test_agent_enrolls_with_a_token_and_its_certificate_names_site_and_age
     finally:
         await t.aclose()
     assert [a["id"] for a in hub.get("/api/v1/agents")["agents"]] == ["dc1/rack7"]
+    nats_conf = _hub_cli(hub, "nats-config", "--store-dir", "/tmp/js", "--cert", "n.pem", "--key", "n.key")
+    assert '"user": "outpost://dc1/rack7"' in nats_conf and '"outpost.ingest.dc1.rack7"' in nats_conf
 
 
 def test_used_up_expired_and_revoked_tokens_are_refused_and_every_attempt_is_audited(
