@@ -75,7 +75,12 @@ async def _run(config: AgentConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await agent.start()
+    try:
+        await agent.start()
+    except OSError as exc:  # a port in use, an unwritable data dir: say which, release what started
+        log.error("cannot start: %s", exc)
+        await agent.aclose()
+        return 1
     await stop.wait()
     log.info("shutting down: flushing and draining")
     await agent.aclose()

@@ -5,6 +5,7 @@ State lives in ./.outpost/ (kept between runs). Ctrl-C stops every process this 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -31,8 +32,19 @@ def _write_configs() -> tuple[Path, Path, list[subprocess.Popen[bytes]]]:
     certs = agent_dir / "certs"
     if not (certs / "demo.pem").exists():
         subprocess.run(
-            [BIN / "outpost-hub", "cert", "issue", "--agent", "demo", "--site", "local", "--out", certs,
-             "--config", hub_cfg],
+            [
+                BIN / "outpost-hub",
+                "cert",
+                "issue",
+                "--agent",
+                "demo",
+                "--site",
+                "local",
+                "--out",
+                certs,
+                "--config",
+                hub_cfg,
+            ],
             check=True,
         )
     procs, devices = start_demo_devices(STATE / "devices")
@@ -70,17 +82,29 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C and a service manager's SIGTERM both stop the demo cleanly, even when started in the background
+    # (where a shell would otherwise leave SIGINT ignored).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     STATE.mkdir(exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         hub_cfg, agent_cfg, device_procs = _write_configs()
         procs.extend(device_procs)
-        procs.append(subprocess.Popen([BIN / "outpost-hub", "run", "--config", hub_cfg]))
+        procs.append(
+            subprocess.Popen([BIN / "outpost-hub", "run", "--config", hub_cfg], start_new_session=True)
+        )
         if not _wait_http(f"http://{API}/healthz", 30):
             print("hub did not start; see its log above", file=sys.stderr)
             return 1
-        procs.append(subprocess.Popen([BIN / "outpost-agent", "run", "--config", agent_cfg]))
+        procs.append(
+            subprocess.Popen([BIN / "outpost-agent", "run", "--config", agent_cfg], start_new_session=True)
+        )
         token = (STATE / "hub" / "admin.token").read_text().strip()
         print(
             f"\n  Outpost is running.\n  Dashboard: http://{API}/   API token: {token}\n"
@@ -95,14 +119,19 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(procs):
+        _stop(procs)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Agent first (it flushes to the hub), then the hub, then the devices; each in its own process group."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                p.kill()
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
 
 
 if __name__ == "__main__":
