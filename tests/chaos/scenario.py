@@ -111,15 +111,15 @@ class Chaos:
         starts = 0
         try:
             for _ in range(cycles):
-                self._pause(0.8, 1.5)
+                self._pause(0.5, 1.0)
                 self.hub.kill()
                 self.log.append("hub SIGKILL")
-                self._pause(0.5, 1.5)
+                self._pause(0.3, 1.0)
                 self.hub = self.restart_hub()
-                self._pause(0.5, 1.5)
+                self._pause(0.3, 1.0)
                 proxy.cut()
                 self.log.append("link cut")
-                self._pause(1.0, 2.0)
+                self._pause(0.8, 1.5)
                 agent.kill(signal.SIGKILL)  # with a backlog in its spool, likely in the middle of a write
                 self.log.append("agent SIGKILL")
                 starts += 1
