@@ -120,8 +120,9 @@ class Chaos:
                 proxy.cut()
                 self.log.append("link cut")
                 self._pause(0.8, 1.5)
-                agent.kill(signal.SIGKILL)  # with a backlog in its spool, likely in the middle of a write
+                agent.kill(signal.SIGKILL)
                 self.log.append("agent SIGKILL")
+                tear_newest_segment(self.tmp / "agent-data" / "spool")  # as if the kill hit mid-write
                 starts += 1
                 agent = start_agent(cfg, self.tmp / "logs", name=f"agent-{starts}")
                 self._pause(0.5, 1.0)
@@ -163,3 +164,14 @@ class Chaos:
 
     def _pause(self, lo: float, hi: float) -> None:
         time.sleep(self.rng.uniform(lo, hi))
+
+
+def tear_newest_segment(spool_dir: Path) -> None:
+    """Leaves what a SIGKILL in the middle of a record write leaves: the start of a record, cut short.
+
+    (A real kill lands between writes almost always: a record is one write of microseconds.)
+    """
+    segments = sorted(spool_dir.glob("*.seg"), key=lambda p: int(p.stem))
+    record_start = next(d for d in (p.read_bytes() for p in reversed(segments)) if d)
+    with segments[-1].open("ab") as f:
+        f.write(record_start[:40])  # past the 33-byte header, short of any whole record
