@@ -41,7 +41,9 @@ class NatsIngestConfig(_Frozen):
     durable: str = Field(default="outpost-hub", pattern=r"^[A-Za-z0-9_-]+$")
     # A message fetched by a worker that dies unacked is redelivered after this long.
     ack_wait_s: float = Field(default=30.0, gt=0)
-    fetch_batch: int = Field(default=64, ge=1, le=10_000)
+    # Messages fetched and ingested at once; keep it below grpc.max_inflight (shared admission control),
+    # or the surplus is answered with retry-later and redelivered a second later.
+    fetch_batch: int = Field(default=16, ge=1, le=10_000)
     # JetStream's own dedup window on Nats-Msg-Id; older re-sends are dropped by the store's dedup.
     duplicate_window_s: float = Field(default=120.0, gt=0)
 

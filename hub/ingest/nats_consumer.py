@@ -45,7 +45,7 @@ class NatsSettings:
     stream: str = "OUTPOST_INGEST"
     durable: str = "outpost-hub"
     ack_wait_s: float = 30.0
-    fetch_batch: int = 64
+    fetch_batch: int = 16
     duplicate_window_s: float = 120.0
 
 
