@@ -112,12 +112,13 @@ class DetectorBank:
                 pos = pos[sel]
                 if pos.shape[0] == 0:
                     continue
-            s, verdict = group.step(rows, ts[pos], x[pos])
-            scores[pos] = s
+            raw, reported, verdict = group.step(rows, ts[pos], x[pos])
+            scores[pos] = reported
             for j in np.flatnonzero(verdict.level).tolist():
                 p = int(pos[j])
                 level, limit = int(verdict.level[j]), int(verdict.limit_reason[j])
-                events.append(self._event(group, keys[p], int(ts[p]), float(x[p]), float(s[j]), level, limit))
+                point = (int(ts[p]), float(x[p]), float(raw[j]))
+                events.append(self._event(group, keys[p], *point, level, limit))
         self._now_ms = max(self._now_ms, int(ts.max()))
         if self._now_ms >= self._next_sweep_ms:
             self._sweep()

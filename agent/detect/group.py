@@ -1,4 +1,4 @@
-"""All series that share one rule: their detector(s), their gate and their keys, row-aligned."""
+"""All series that share one rule: their detector(s), gate, score shaping and keys, row-aligned."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from agent.detect.columns import Rows
 from agent.detect.config import DetectRule
 from agent.detect.detectors import DETECTORS, Detector
 from agent.detect.gate import Gate, Verdict
+from agent.detect.refractory import Refractory
 from shared.model import SeriesKey
 
 
@@ -20,6 +21,7 @@ class Group:
         self.detector: Detector = DETECTORS[rule.detector](rule)
         self.second: Detector | None = DETECTORS[rule.second_opinion](rule) if rule.second_opinion else None
         self.gate = Gate(rule)
+        self.refractory = Refractory(rule.refractory_points)
         self.keys: list[SeriesKey] = []
 
     @property
@@ -37,6 +39,7 @@ class Group:
         for part in self._parts():
             part.grow(len(keys))
         self.gate.columns.grow(len(keys))
+        self.refractory.columns.grow(len(keys))
         return np.arange(start, start + len(keys), dtype=np.intp)
 
     def take(self, keep: npt.NDArray[np.intp]) -> None:
@@ -44,23 +47,30 @@ class Group:
         for part in self._parts():
             part.take(keep)
         self.gate.columns.take(keep)
+        self.refractory.columns.take(keep)
         self.keys = [self.keys[i] for i in keep.tolist()]
 
     def step(
         self, rows: Rows, ts_ms: npt.NDArray[np.int64], x: npt.NDArray[np.float64]
-    ) -> tuple[np.ndarray, Verdict]:
-        """Scores, judges, then learns one point per row (score-then-learn, River's order)."""
+    ) -> tuple[np.ndarray, np.ndarray, Verdict]:
+        """Scores, judges, then learns one point per row (score-then-learn, River's order).
+
+        Returns:
+            The raw scores (what the gate judged), the reported scores (refractory-shaped) and the verdict.
+        """
         scores = self.detector.score_many(rows, ts_ms, x)
         if self.second is not None:
             scores = 0.5 * (scores + self.second.score_many(rows, ts_ms, x))
         verdict = self.gate.judge(rows, ts_ms, x, scores)
+        reported = self.refractory.shape(rows, scores)
         for part in self._parts():
             part.learn_many(rows, ts_ms, x, verdict.accept)
-        return scores, verdict
+        return scores, reported, verdict
 
     def export(self) -> dict[str, np.ndarray]:
         """Every column of every component, named `<component>.<column>`."""
         out = {f"gate.{k}": v for k, v in self.gate.columns.export().items()}
+        out.update({f"refr.{k}": v for k, v in self.refractory.columns.export().items()})
         out.update({f"det.{k}": v for k, v in self.detector.export().items()})
         if self.second is not None:
             out.update({f"second.{k}": v for k, v in self.second.export().items()})
@@ -72,7 +82,11 @@ class Group:
         Raises:
             ValueError: the arrays do not fit this rule's components or the number of keys.
         """
-        parts = {"gate": self.gate.columns.restore, "det": self.detector.restore}
+        parts = {
+            "gate": self.gate.columns.restore,
+            "refr": self.refractory.columns.restore,
+            "det": self.detector.restore,
+        }
         if self.second is not None:
             parts["second"] = self.second.restore
         for prefix, restore in parts.items():
@@ -84,4 +98,5 @@ class Group:
 
     @property
     def row_nbytes(self) -> int:
-        return self.gate.columns.row_nbytes + sum(p.row_nbytes for p in self._parts())
+        own = self.gate.columns.row_nbytes + self.refractory.row_nbytes
+        return own + sum(p.row_nbytes for p in self._parts())

@@ -16,6 +16,8 @@ EDGES = (2.0 ** (np.arange(-2, 30) / 2.0)).astype(np.float64)
 BINS = EDGES.shape[0] + 1
 # Pseudo-count of "something more extreme than anything seen": bounds the score of a first-ever extreme.
 PRIOR = 0.2
+# Fewest points a score is measured against: the first points of a series cannot score 1 on a handful.
+MIN_HISTORY = 100.0
 
 
 def bin_of(z: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
@@ -30,13 +32,17 @@ def rarity(tail: npt.NDArray[np.float32], bins: npt.NDArray[np.intp], memory_poi
         tail: (m, f, BINS) decayed counts of past z at or above each bin (a survival histogram, so that
             scoring is one lookup per point instead of a cumulative sum).
         bins: (m, f) bin of the current z.
-        memory_points: the histogram's effective length (1 / (1 - decay)); a never-seen extreme in a full
-            histogram scores exactly 1.
+        memory_points: the histogram's effective length (1 / (1 - decay)).
+
+    A never-seen extreme scores exactly 1 however much history there is: the scale is the (decayed) count
+    actually seen, not `memory_points`, so a young series is as calibrated against the gate's threshold
+    as an old one and its second extreme scores lower than its first.
     """
     m, f = bins.shape
     above = tail[np.arange(m)[:, None], np.arange(f)[None, :], bins].astype(np.float64)
-    p = (above + PRIOR) / (tail[..., 0].astype(np.float64) + PRIOR)
-    floor = PRIOR / (memory_points + PRIOR)
+    seen = tail[..., 0].astype(np.float64)
+    p = (above + PRIOR) / (seen + PRIOR)
+    floor = PRIOR / (np.maximum(seen, min(MIN_HISTORY, memory_points)) + PRIOR)
     return np.clip(np.log(p) / np.log(floor), 0.0, 1.0)
 
 

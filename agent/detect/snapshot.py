@@ -18,7 +18,7 @@ import numpy as np
 from shared.errors import OutpostError
 
 FORMAT = "outpost-detect"
-VERSION = 1
+VERSION = 2
 _HEADER = "__header__"
 
 

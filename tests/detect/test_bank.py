@@ -123,7 +123,7 @@ def test_snapshot_is_npz_with_a_json_header_and_no_pickle(tmp_path: Path) -> Non
         assert "__header__" in npz.files
         assert all(npz[name].dtype != object for name in npz.files)
     header, _ = snap.read(path)
-    assert (header["format"], header["version"]) == ("outpost-detect", 1)
+    assert (header["format"], header["version"]) == ("outpost-detect", 2)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip", None])
@@ -182,7 +182,7 @@ def test_river_second_opinion_is_averaged_in_and_named_in_events(key: SeriesKey)
     ts = ticks(240)
     values = noise(240)
     values[220] += 40.0
-    run = feed(bank_for(second_opinion="hst", warmup_points=100), [key], ts, values)
+    run = feed(bank_for(second_opinion="hst", warmup_points=210), [key], ts, values)
     assert run.event_ticks(ts) == [220]
     assert dict(run.events[0].attributes)["detector"] == "robust+hst"
 
