@@ -40,7 +40,7 @@ from hub.store.base import (
     effective_step,
     millis,
 )
-from hub.store.head import Head, latest_wins
+from hub.store.head import Head, merge_newer
 from hub.store.journal import Journal
 from hub.store.record import IngestRecord
 from hub.store.rollup import RES_1H, RES_5M, ROLLUP_RESOLUTIONS, Rollup
@@ -338,13 +338,13 @@ class EmbeddedStore:
         raw = self._load_raw(db, sid, min(first, rolled) if catch_up else first, last)
         rows = []
         touched = []
-        for part_ts, part_vals in zip(np.split(ts, cuts), np.split(vals, cuts), strict=True):
+        bounds = [0, *cuts.tolist(), ts.shape[0]]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            part_ts, part_vals = ts[lo:hi], vals[lo:hi]
             block = int(part_ts[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)
             old = raw.get(block)
             if old is not None:
-                part_ts, part_vals = latest_wins(
-                    np.concatenate((old[0], part_ts)), np.concatenate((old[1], part_vals))
-                )
+                part_ts, part_vals = merge_newer(old[0], old[1], part_ts, part_vals)
             raw[block] = (part_ts, part_vals)
             touched.append(block)
             rows.append(
@@ -453,11 +453,8 @@ class EmbeddedStore:
         ts = np.concatenate([np.zeros(0, np.int64), *(t for t, _ in decoded)])
         vals = np.concatenate([np.zeros(0, np.float64), *(c[0] for _, c in decoded)])
         head = self._head.get(sid)
-        if head is not None and head[0].shape[0]:
-            overlap = ts.shape[0] > 0 and head[0][0] <= ts[-1]
-            ts, vals = np.concatenate((ts, head[0])), np.concatenate((vals, head[1]))
-            if overlap:
-                ts, vals = latest_wins(ts, vals)
+        if head is not None:
+            ts, vals = merge_newer(ts, vals, head[0], head[1])
         keep = (ts >= start) & (ts <= end)
         return ts[keep], vals[keep]
 

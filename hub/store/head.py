@@ -83,10 +83,10 @@ class Head:
         vals = np.concatenate([p[2] for p in parts])
         order = np.lexsort((ts, sids))  # stable: repeated (series, time) stay in arrival order
         sids, ts, vals = sids[order], ts[order], vals[order]
-        keep = np.r_[(sids[1:] != sids[:-1]) | (ts[1:] != ts[:-1]), True]
+        keep = np.append((sids[1:] != sids[:-1]) | (ts[1:] != ts[:-1]), True)
         sids, ts, vals = sids[keep], ts[keep], vals[keep]
-        starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
-        ends = np.r_[starts[1:], sids.shape[0]]
+        starts = np.concatenate(([0], np.flatnonzero(sids[1:] != sids[:-1]) + 1))
+        ends = np.append(starts[1:], sids.shape[0])
         for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
             yield int(sids[lo]), ts[lo:hi], vals[lo:hi]
 
@@ -115,5 +115,18 @@ def latest_wins(ts: I64Array, vals: F64Array) -> tuple[I64Array, F64Array]:
     """
     order = np.argsort(ts, kind="stable")
     ts, vals = ts[order], vals[order]
-    keep = np.r_[ts[1:] != ts[:-1], True]
+    keep = np.append(ts[1:] != ts[:-1], True)
     return ts[keep], vals[keep]
+
+
+def merge_newer(
+    old_ts: I64Array, old_vals: F64Array, new_ts: I64Array, new_vals: F64Array
+) -> tuple[I64Array, F64Array]:
+    """Merges sorted stored points with sorted newer ones, the newer winning on equal timestamps.
+
+    The common case, new points all after the stored ones, is a plain concatenation.
+    """
+    ts, vals = np.concatenate((old_ts, new_ts)), np.concatenate((old_vals, new_vals))
+    if old_ts.shape[0] and new_ts.shape[0] and new_ts[0] <= old_ts[-1]:
+        return latest_wins(ts, vals)
+    return ts, vals

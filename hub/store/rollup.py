@@ -65,8 +65,8 @@ class Rollup:
         if len(self) == 0:
             return self
         buckets = (self.ts // step_ms) * step_ms
-        starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-        ends = np.r_[starts[1:], len(self)] - 1
+        starts = np.concatenate(([0], np.flatnonzero(buckets[1:] != buckets[:-1]) + 1))
+        ends = np.append(starts[1:], len(self)) - 1
         return Rollup(
             buckets[starts].astype(np.int64),
             np.minimum.reduceat(self.min, starts),
