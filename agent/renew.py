@@ -66,12 +66,12 @@ class CertRenewer:
     async def _run(self) -> None:
         failing = False
         while True:
-            due = renewal_due_ms(self._files.cert_file.read_bytes(), self._share)
-            wait_s = (due - self._clock.now_ms()) / 1000
-            if wait_s > 0:
-                await self._clock.sleep(min(wait_s, _MAX_SLEEP_S))
-                continue
             try:
+                due = renewal_due_ms(self._files.cert_file.read_bytes(), self._share)
+                wait_s = (due - self._clock.now_ms()) / 1000
+                if wait_s > 0:
+                    await self._clock.sleep(min(wait_s, _MAX_SLEEP_S))
+                    continue
                 await self.renew_now()
             except (OutpostError, OSError, ValueError) as exc:
                 if not failing:
