@@ -162,7 +162,10 @@ class Spool:
         numbers = sorted(int(p.stem) for p in self._dir.glob("*.seg") if p.stem.isdigit())
         salvaged: list[tuple[OutboxItem, int]] = []
         for i, no in enumerate(numbers):
-            salvaged.extend(self._recover(no, newest=i == len(numbers) - 1))
+            try:
+                salvaged.extend(self._recover(no, newest=i == len(numbers) - 1))
+            except OSError as exc:  # unreadable file: the agent starts anyway, without it
+                log.error("spool: cannot read segment %020d.seg (%s): skipped", no, exc.strerror)
         self._roll(numbers[-1] + 1 if numbers else 1)
         for item, written_ms in salvaged:
             self._append(item, written_ms, lane=self._lanes.backfill)
