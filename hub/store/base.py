@@ -58,6 +58,7 @@ class RangeQuery:
 
     With `step_ms`, points are aggregated into buckets aligned to multiples of the step and stamped
     with the bucket start. `max_points` caps points per series by widening the step server-side.
+    Answers hold only series with points in the range, sorted by key text.
     """
 
     metric: str

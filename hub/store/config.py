@@ -11,7 +11,7 @@ In the hub's YAML:
       url: http://influx:8086
       bucket: outpost
       org: noc
-      token: ${INFLUX_TOKEN}
+      token: <API token>        # never logged
 """
 
 from __future__ import annotations
