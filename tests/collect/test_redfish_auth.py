@@ -22,9 +22,9 @@ pytestmark = pytest.mark.integration
 EMULATOR_TEMPERATURES = {"CPU Temp": 41.0, "Chassis Intake Temp": 25.0}
 
 
-def bmc(url: str, **extra: object) -> RedfishCollector:
+def bmc(url: str, clock: FakeClock | None = None, **extra: object) -> RedfishCollector:
     cfg = {"name": "bmc", "url": url, "username": BMC_USER, "password": BMC_PASSWORD, **extra}
-    return RedfishCollector(RedfishConfig.model_validate(cfg), FakeClock())
+    return RedfishCollector(RedfishConfig.model_validate(cfg), clock or FakeClock())
 
 
 async def polls(c: RedfishCollector, n: int = 1) -> list[CollectResult]:
@@ -128,3 +128,22 @@ async def test_an_error_deletes_the_session_and_the_next_poll_logs_in_again(
     assert bmc_server.requests("POST") == [SESSIONS, SESSIONS]
     assert bmc_server.requests("DELETE") == [f"{SESSIONS}/1", f"{SESSIONS}/2"]
     assert bmc_server.sessions == {}
+
+
+async def test_refused_credentials_are_retried_after_a_long_pause_not_every_poll(
+    bmc_server: BmcServer, self_signed_cert: tuple[Path, Path]
+) -> None:
+    clock = FakeClock()
+    c = bmc(bmc_server.url, clock, ca_file=str(self_signed_cert[0]), password="Wrong-pass-0042")
+    try:
+        refused = await c.collect()
+        await clock.advance(60)
+        quiet = await c.collect()
+        assert bmc_server.requests("POST") == [SESSIONS]  # the BMC heard one failed login, not two
+        await clock.advance(RedfishCollector.AUTH_RETRY_S - 60)
+        again = await c.collect()
+    finally:
+        await c.aclose()
+    assert refused.errors == again.errors and len(refused.errors) == 1
+    assert quiet.errors == ["backing off for 840s after the BMC refused our credentials"]
+    assert bmc_server.requests("POST") == [SESSIONS, SESSIONS]

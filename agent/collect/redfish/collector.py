@@ -95,7 +95,12 @@ class _Read:
 
 
 class RedfishCollector:
-    """Polls one BMC through one reused session."""
+    """Polls one BMC through one reused session.
+
+    A refused login or request (401/403) is retried after AUTH_RETRY_S rather than every poll.
+    """
+
+    AUTH_RETRY_S = 900.0
 
     def __init__(self, config: RedfishConfig, clock: Clock | None = None) -> None:
         self._config = config
@@ -103,6 +108,7 @@ class RedfishCollector:
         self._session = RedfishSession(config)
         self._seen_logs: dict[str, set[str]] = {}
         self._not_before = 0.0
+        self._backoff_reason = ""
 
     @property
     def target(self) -> str:
@@ -128,22 +134,28 @@ class RedfishCollector:
         read = _Read(self.target, self._clock.now_ms())
         wait = self._not_before - self._clock.monotonic()
         if wait > 0:
-            read.result.errors.append(f"backing off for {wait:.0f}s after the BMC said busy")
+            read.result.errors.append(f"backing off for {wait:.0f}s after {self._backoff_reason}")
             return read.result
         try:
             await asyncio.wait_for(self._read_all(read), self._config.deadline_s)
         except TimeoutError:
             read.result.errors.append(f"deadline of {self._config.deadline_s:g}s: partial read")
         except RedfishBusy as exc:
-            self._not_before = self._clock.monotonic() + exc.retry_after_s
+            self._back_off(exc.retry_after_s, "the BMC said busy")
             read.result.errors.append(str(exc))
         except RedfishAuthError as exc:
+            # Permanent until someone fixes the config; BMCs lock an account after a few failed logins.
+            self._back_off(self.AUTH_RETRY_S, "the BMC refused our credentials")
             read.result.errors.append(str(exc))
             await self._session.reset()
         except RedfishError as exc:
             read.result.errors.append(str(exc))
             await self._session.reset()  # a fresh session next time; the old one is DELETEd
         return read.result
+
+    def _back_off(self, seconds: float, reason: str) -> None:
+        self._not_before = self._clock.monotonic() + seconds
+        self._backoff_reason = reason
 
     async def _get(self, path: str) -> Resource | None:
         """A linked resource, or None when the firmware links to something that is not there."""

@@ -3,7 +3,8 @@
 The `redfish` library's asyncio client and the aiohttp session it rides on are imported here only.
 TLS verification is explicit: a default SSL context (system CAs, or `ca_file`) unless the target opts
 out. The session token is created once, reused for every read, and DELETEd on close and on error, so a
-BMC's small session table never fills up with our leftovers.
+BMC's small session table never fills up with our leftovers; a BMC whose SessionService does not work
+gets basic auth on every request instead (the `no-sessions` quirk).
 """
 
 from __future__ import annotations
