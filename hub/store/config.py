@@ -58,7 +58,12 @@ class EmbeddedStoreConfig(BaseModel):
 
 
 class InfluxStoreConfig(BaseModel):
-    """InfluxDB (1.x, 2.x, 3.x): writes via the v2 write endpoint (or v1 `/write`), reads via InfluxQL."""
+    """InfluxDB (1.x, 2.x, 3.x): writes via the v2 write endpoint (or v1 `/write`), reads via InfluxQL.
+
+    InfluxQL reads address `database`: on 2.x it must be mapped to the bucket (a DBRP mapping, created
+    by `influx v1 dbrp create`); on 3.x it is the database name; on 1.x the database must exist.
+    The token is sent as `Authorization: Token ...` (1.8+ accepts `user:password` there).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
