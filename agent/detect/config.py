@@ -25,6 +25,9 @@ class DetectRule(BaseModel):
     # A River model scored beside the primary detector; the two scores are averaged so that neither alone
     # decides. Opt-in because River costs ~75 MB and a Python object per series.
     second_opinion: DetectorName | None = None
+    # Label naming a series' device (e.g. "device"): the hst detector then scores each device's vector of
+    # this rule's series with one model per device instead of each series alone.
+    group_by: str | None = None
     # 0 = page only on the most extreme points, 1 = page on anything unusual; maps linearly to `threshold`.
     sensitivity: float = Field(default=0.5, ge=0.0, le=1.0)
     critical_score: float = Field(default=0.97, gt=0.0, le=1.0)
@@ -52,6 +55,8 @@ class DetectRule(BaseModel):
             raise ValueError("persistence_k must not exceed persistence_n")
         if self.second_opinion == self.detector:
             raise ValueError("second_opinion must differ from detector")
+        if self.group_by is not None and "hst" not in (self.detector, self.second_opinion):
+            raise ValueError("group_by needs the hst detector (as detector or second_opinion)")
         return self
 
     @property

@@ -10,6 +10,7 @@ from agent.detect.config import DetectRule
 from agent.detect.detectors import DETECTORS, Detector
 from agent.detect.gate import Gate, Verdict
 from agent.detect.refractory import Refractory
+from agent.detect.river_hst import DeviceHalfSpaceTrees
 from shared.model import SeriesKey
 
 
@@ -18,8 +19,8 @@ class Group:
 
     def __init__(self, rule: DetectRule) -> None:
         self.rule = rule
-        self.detector: Detector = DETECTORS[rule.detector](rule)
-        self.second: Detector | None = DETECTORS[rule.second_opinion](rule) if rule.second_opinion else None
+        self.detector = _build(rule.detector, rule)
+        self.second = _build(rule.second_opinion, rule) if rule.second_opinion else None
         self.gate = Gate(rule)
         self.refractory = Refractory(rule.refractory_points)
         self.keys: list[SeriesKey] = []
@@ -40,6 +41,7 @@ class Group:
             part.grow(len(keys))
         self.gate.columns.grow(len(keys))
         self.refractory.columns.grow(len(keys))
+        self._bind()
         return np.arange(start, start + len(keys), dtype=np.intp)
 
     def take(self, keep: npt.NDArray[np.intp]) -> None:
@@ -49,6 +51,13 @@ class Group:
         self.gate.columns.take(keep)
         self.refractory.columns.take(keep)
         self.keys = [self.keys[i] for i in keep.tolist()]
+        self._bind()
+
+    def _bind(self) -> None:
+        """Tells device-level detectors which device each row now belongs to."""
+        for part in self._parts():
+            if isinstance(part, DeviceHalfSpaceTrees):
+                part.bind(self.keys)
 
     def step(
         self, rows: Rows, ts_ms: npt.NDArray[np.int64], x: npt.NDArray[np.float64]
@@ -95,8 +104,16 @@ class Group:
         if self.gate.columns.n != len(keys):
             raise ValueError(f"snapshot has {self.gate.columns.n} rows for {len(keys)} keys")
         self.keys = list(keys)
+        self._bind()
 
     @property
     def row_nbytes(self) -> int:
         own = self.gate.columns.row_nbytes + self.refractory.row_nbytes
         return own + sum(p.row_nbytes for p in self._parts())
+
+
+def _build(name: str, rule: DetectRule) -> Detector:
+    """The rule's detector called `name`; hst with `group_by` is the device-vector variant."""
+    if name == "hst" and rule.group_by is not None:
+        return DeviceHalfSpaceTrees(rule)
+    return DETECTORS[name](rule)
