@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,11 +168,11 @@ class Chaos:
 
 
 def tear_newest_segment(spool_dir: Path) -> None:
-    """Leaves what a SIGKILL in the middle of a record write leaves: the start of a record, cut short.
+    """Leaves what a SIGKILL in the middle of a record write leaves: a record header whose body is cut short.
 
-    (A real kill lands between writes almost always: a record is one write of microseconds.)
+    (A real kill lands between writes almost always: a record is one write of microseconds.) The bytes
+    follow agent/spool.py's record layout: magic `OP`, a payload length, then the rest of the header.
     """
-    segments = sorted(spool_dir.glob("*.seg"), key=lambda p: int(p.stem))
-    record_start = next(d for d in (p.read_bytes() for p in reversed(segments)) if d)
-    with segments[-1].open("ab") as f:
-        f.write(record_start[:40])  # past the 33-byte header, short of any whole record
+    newest = max(spool_dir.glob("*.seg"), key=lambda p: int(p.stem))
+    with newest.open("ab") as f:
+        f.write(b"OP" + struct.pack("<I", 4096) + bytes(34))
