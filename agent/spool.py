@@ -16,10 +16,10 @@ fsynced eagerly because losing one only re-sends a batch the hub then ignores. A
 of the newest segment is cut off on start; any other bad record quarantines its segment with one log line
 (records before it are salvaged) and the agent starts regardless.
 
-Overflow (size `max_bytes`, age `max_age_s`): above `downsample_at` of the size limit raw METRICS batches
-are rolled up (agent.downsample) before anything is dropped; when full, the oldest METRICS, then ROLLUP,
-then other batches are dropped; expired batches are dropped by age. Every drop is counted by class and
-reason in `dropped`.
+Overflow (size `max_bytes` of pending records, age `max_age_s`): above `downsample_at` of the size limit
+incoming raw METRICS batches are rolled up (agent.downsample); when full, the oldest spooled raw batches
+are rolled up in place before anything is dropped, then the oldest ROLLUP, then other batches are
+dropped; expired batches are dropped by age. Every drop is counted by class and reason in `dropped`.
 
 Lanes: envelopes written while the hub keeps up are the live lane; anything older than `live_window_s`
 (an outage's backlog, or everything found on disk at start) is the backfill lane. Urgent classes (events,
@@ -352,8 +352,25 @@ class Spool:
             if victim is None:
                 self.dropped[(item.batch_class.name.lower(), "full")] += 1
                 return None
-            self._drop(*victim, "full")
+            lane, rec = victim
+            if rec.batch_class is BatchClass.METRICS:
+                self._roll_up(lane, rec)  # a spooled raw batch shrinks before anything is dropped
+            else:
+                self._drop(lane, rec, "full")
         return item
+
+    def _roll_up(self, lane: deque[_Record], rec: _Record) -> None:
+        """Replaces a queued raw METRICS record by its rollup (same batch id, same age, same lane)."""
+        raw = OutboxItem(self._read(rec), rec.batch_class, rec.batch_id, rec.points, rec.max_ts_ms)
+        lane.remove(rec)
+        del self._records[rec.batch_id]
+        self._release(rec)
+        rolled = _downsampled(raw)
+        if rolled.batch_class is not BatchClass.ROLLUP:
+            self.dropped[("metrics", "full")] += 1
+            return
+        self.dropped[("metrics", "downsampled")] += 1
+        self._append(rolled, rec.written_ms, lane)
 
     def _victim(self, max_rank: int) -> tuple[deque[_Record], _Record] | None:
         """The oldest queued record of the lowest-priority class no more important than `max_rank`."""

@@ -137,19 +137,22 @@ async def test_above_eighty_percent_metrics_are_downsampled_before_anything_is_d
     assert counts.values.tolist() == [300.0, 300.0]
 
 
-async def test_when_full_metrics_are_dropped_first_and_every_drop_is_counted(tmp_path: Path) -> None:
-    size = len(metrics_item(1).envelope) + 80
+async def test_when_full_spooled_metrics_are_rolled_up_then_the_oldest_dropped_and_all_counted(
+    tmp_path: Path,
+) -> None:
+    size = len(metrics_item(1, points=600).envelope) + 80
     s = _spool(tmp_path, max_bytes=size * 3, downsample_at=1.0)
     s.put(event_item(100))
-    for i in range(1, 6):
-        s.put(metrics_item(i))
+    for i in range(1, 31):
+        s.put(metrics_item(i, points=600, start_ms=T0 + i * 600_000))
     s.put(event_item(101))
-    ids = [it.batch_id for it in await _drain(s)]
-    kept = [i for i in ids if i not in ("7-100", "7-101")]
-    assert ids[:2] == ["7-100", "7-101"]
-    assert kept == [f"7-{i}" for i in range(6 - len(kept), 6)]  # the oldest metrics went first
-    assert s.dropped[("metrics", "full")] == 5 - len(kept) >= 2
-    assert ("events", "full") not in s.dropped
+    items = await _drain(s)
+    assert [it.batch_id for it in items[:2]] == ["7-100", "7-101"]  # urgent classes: first, never dropped
+    kept = [int(it.batch_id.split("-")[1]) for it in items[2:]]
+    assert {it.batch_class for it in items[2:]} == {BatchClass.ROLLUP}
+    assert kept == list(range(31 - len(kept), 31))  # the oldest went first
+    assert s.dropped == {("metrics", "downsampled"): 30, ("rollup", "full"): 30 - len(kept)}
+    assert 30 - len(kept) > 0  # raw batches were rolled up before any rollup was dropped
 
 
 async def test_batches_older_than_the_age_limit_are_dropped_and_counted(tmp_path: Path) -> None:
