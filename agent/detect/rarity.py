@@ -16,8 +16,12 @@ EDGES = (2.0 ** (np.arange(-2, 30) / 2.0)).astype(np.float64)
 BINS = EDGES.shape[0] + 1
 # Pseudo-count of "something more extreme than anything seen": bounds the score of a first-ever extreme.
 PRIOR = 0.2
-# Fewest points a score is measured against: the first points of a series cannot score 1 on a handful.
-MIN_HISTORY = 100.0
+# Fewest points a score is measured against: a young series' record is not yet a rare event...
+MIN_HISTORY = 300.0
+# ...unless it is far beyond anything seen: each bin (half-octave of z) past the highest one with at least
+# OCCUPIED points halves the prior mass, so a 40 -> 95 jump on a flat series scores 1 after 15 points.
+GAP_DECAY = 0.5
+OCCUPIED = 0.5
 
 
 def bin_of(z: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
@@ -34,14 +38,16 @@ def rarity(tail: npt.NDArray[np.float32], bins: npt.NDArray[np.intp], memory_poi
         bins: (m, f) bin of the current z.
         memory_points: the histogram's effective length (1 / (1 - decay)).
 
-    A never-seen extreme scores exactly 1 however much history there is: the scale is the (decayed) count
-    actually seen, not `memory_points`, so a young series is as calibrated against the gate's threshold
-    as an old one and its second extreme scores lower than its first.
+    The scale is the (decayed) count actually seen, not `memory_points`: a never-seen extreme scores 1
+    once MIN_HISTORY points were seen, whether the histogram is full or not, so a series is calibrated
+    against the gate's threshold from then on. Before that only an extreme far beyond the seen range can.
     """
     m, f = bins.shape
     above = tail[np.arange(m)[:, None], np.arange(f)[None, :], bins].astype(np.float64)
     seen = tail[..., 0].astype(np.float64)
-    p = (above + PRIOR) / (seen + PRIOR)
+    top = (tail > OCCUPIED).sum(axis=-1) - 1  # survival counts fall with the bin: the highest occupied bin
+    gap = np.maximum(bins - top - 1, 0)
+    p = (above + PRIOR * GAP_DECAY**gap) / (seen + PRIOR)
     floor = PRIOR / (np.maximum(seen, min(MIN_HISTORY, memory_points)) + PRIOR)
     return np.clip(np.log(p) / np.log(floor), 0.0, 1.0)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.detect import rarity
 from agent.detect.refractory import Refractory
 from shared.model import SeriesKey
 from tests.detect.conftest import bank_for, feed, noise, ticks
@@ -50,11 +49,3 @@ def test_a_burst_reports_one_high_score_and_pages_once(key: SeriesKey) -> None:
     assert run.event_ticks(ts) == [500]
     assert run.scores[500, 0] >= 0.6
     assert float(run.scores[501:506, 0].max()) == 0.0
-
-
-def test_a_first_ever_extreme_scores_one_however_young_the_series() -> None:
-    for seen in (150, 400, 5000):
-        tail = np.zeros((1, 1, rarity.BINS), dtype=np.float32)
-        tail[0, 0, :3] = seen  # every past z fell in the lowest bins
-        top = np.array([[rarity.BINS - 1]])
-        assert rarity.rarity(tail, top, 1000)[0, 0] == pytest.approx(1.0)
