@@ -2,7 +2,9 @@
 
 Series are rows in per-rule groups (one rule = one detector setup); a key is mapped to its row once and
 the mapping of a whole poll is cached, so a poll that repeats the previous poll's key list costs no
-Python work per series. Anomaly onsets come out as events the runtime sends immediately.
+Python work per series. Anomaly onsets come out as events the runtime sends immediately; the score
+reported per point is the raw score shaped by `refractory` (an event's echoes report 0), while the gate
+and the events use the raw score.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ SWEEP_MS = 60_000
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Observation:
-    """What one poll's scoring produced: a score per point and the anomaly onsets it started."""
+    """What one poll's scoring produced: a reported score per point and the anomaly onsets it started."""
 
     scores: npt.NDArray[np.float32]
     events: list[Event]
