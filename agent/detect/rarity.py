@@ -45,9 +45,13 @@ def rarity(tail: npt.NDArray[np.float32], bins: npt.NDArray[np.intp], memory_poi
     m, f = bins.shape
     above = tail[np.arange(m)[:, None], np.arange(f)[None, :], bins].astype(np.float64)
     seen = tail[..., 0].astype(np.float64)
-    top = (tail > OCCUPIED).sum(axis=-1) - 1  # survival counts fall with the bin: the highest occupied bin
-    gap = np.maximum(bins - top - 1, 0)
-    p = (above + PRIOR * GAP_DECAY**gap) / (seen + PRIOR)
+    prior = np.full(bins.shape, PRIOR)
+    beyond = above <= OCCUPIED  # rare: only these need the highest occupied bin
+    if beyond.any():
+        # Survival counts fall with the bin, so the occupied bins are a prefix.
+        top = (tail[beyond] > OCCUPIED).sum(axis=-1) - 1
+        prior[beyond] *= GAP_DECAY ** np.maximum(bins[beyond] - top - 1, 0)
+    p = (above + prior) / (seen + PRIOR)
     floor = PRIOR / (np.maximum(seen, min(MIN_HISTORY, memory_points)) + PRIOR)
     return np.clip(np.log(p) / np.log(floor), 0.0, 1.0)
 
