@@ -41,4 +41,4 @@ class Refractory:
 
     @property
     def row_nbytes(self) -> int:
-        return self.columns.row_nbytes if self.points else 0
+        return self.columns.row_nbytes
