@@ -86,3 +86,16 @@ def test_a_restored_bank_rebinds_devices_and_relearns_their_models(tmp_path: Pat
     run = feed(restored, KEYS, ts[200:], values[200:])
     assert float(run.scores[:49].max()) == 0.0  # fresh models score 0 until their first window fills
     assert float(run.scores[60:].max()) > 0.0
+
+
+def test_a_vanished_series_leaves_its_device_vector_and_the_rest_keep_scoring() -> None:
+    config = DetectConfig(default=device_rule(), stale_after_s=60, forget_after_s=120)
+    bank = DetectorBank(config)
+    ts = ticks(N)
+    values = fans_follow_temperature(False)
+    feed(bank, KEYS, ts[:200], values[:200])
+    survivors = [KEYS[1], KEYS[2], KEYS[3]]  # sw1's fan stops reporting
+    run = feed(bank, survivors, ts[200:], values[200:, 1:])
+    assert len(bank) == 3
+    assert bool(np.all(np.isfinite(run.scores)))
+    assert float(run.scores[-50:].max()) > 0.0
