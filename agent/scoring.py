@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.detect import DetectConfig, DetectorBank, Observation
-from shared.model import CollectResult
+from shared.model import CollectResult, SeriesKey
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ class EdgeScorer:
         keys = tuple(s.key for s in samples)
         ts = np.fromiter((s.ts_ms for s in samples), dtype=np.int64, count=len(samples))
         values = np.fromiter((s.value for s in samples), dtype=np.float64, count=len(samples))
-        obs = bank.observe(keys, ts, values, result.limits or None)
+        if len(set(keys)) == len(keys):
+            obs = bank.observe(keys, ts, values, result.limits or None)
+        else:
+            obs = _observe_in_rounds(bank, keys, ts, values, result)
         bank.maybe_save(self._dir / _file_name(result.target), monotonic_s)
         return obs
 
@@ -62,3 +65,29 @@ class EdgeScorer:
                 bank.save(self._dir / _file_name(target))
             except OSError as exc:
                 log.warning("could not save detector state of %s: %s", target, exc.strerror)
+
+
+def _observe_in_rounds(
+    bank: DetectorBank, keys: tuple[SeriesKey, ...], ts: np.ndarray, values: np.ndarray, result: CollectResult
+) -> Observation:
+    """Scores a poll that carries several points of one series (a backlog, a multi-tick source).
+
+    A bank takes one point per series per step, so the k-th point of every series goes into step k, in
+    the order the collector produced them; scores are put back in sample order.
+    """
+    seen: dict[SeriesKey, int] = {}
+    rounds: list[list[int]] = []
+    for i, key in enumerate(keys):
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(i)
+    scores = np.zeros(len(keys), dtype=np.float32)
+    events = []
+    for idx in rounds:
+        sel = np.asarray(idx)
+        obs = bank.observe(tuple(keys[i] for i in idx), ts[sel], values[sel], result.limits or None)
+        scores[sel] = obs.scores
+        events.extend(obs.events)
+    return Observation(scores, events)

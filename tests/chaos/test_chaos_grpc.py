@@ -28,7 +28,7 @@ def _chaos(tmp_path: Path, seq: Sequence) -> Chaos:
 
 
 def test_every_point_arrives_exactly_once_through_hub_kill_link_cut_and_agent_kill(tmp_path: Path) -> None:
-    chaos = _chaos(tmp_path, Sequence(series=10, ticks=1500, ticks_per_poll=25))
+    chaos = _chaos(tmp_path, Sequence(series=10, ticks=1500, ticks_per_poll=10))
     try:
         chaos.run(cycles=1, timeout_s=60)
         chaos.assert_exactly_once()
