@@ -24,7 +24,7 @@ MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
 ZSTD_LEVEL = 3
 
 _PB_CLASS = {c: cast(pb.BatchClass, pb.BatchClass.Value(f"BATCH_CLASS_{c.name}")) for c in BatchClass}
-_PB_KIND = {k: pb.MetricKind.Value(f"METRIC_KIND_{k.name}") for k in MetricKind}
+_PB_KIND = {k: cast(pb.MetricKind, pb.MetricKind.Value(f"METRIC_KIND_{k.name}")) for k in MetricKind}
 _PB_SEVERITY = {s: pb.Severity.Value(f"SEVERITY_{s.name}") for s in Severity}
 
 _compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -63,7 +63,12 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
             idx = symbols[text] = len(symbols)
         return idx
 
-    metric_refs, label_counts, label_refs, kinds, unit_refs, counts = [], [], [], [], [], []
+    metric_refs: list[int] = []
+    label_counts: list[int] = []
+    label_refs: list[int] = []
+    kinds: list[pb.MetricKind] = []
+    unit_refs: list[int] = []
+    counts: list[int] = []
     for s in batch.series:
         n = len(s)
         if s.values.shape[0] != n or (s.scores is not None and s.scores.shape[0] != n):
