@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from shared.model import CollectResult
+
+
+class TargetConfig(Protocol):
+    """What every device config has: a unique name and a poll interval."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval_s(self) -> float: ...
 
 
 class Collector(Protocol):
@@ -27,3 +37,20 @@ class Collector(Protocol):
     async def collect(self) -> CollectResult: ...
 
     async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=TargetConfig)
+
+
+class ConfiguredTarget(Generic[C]):
+    """Gives a collector its `target` and `interval_s` from its config (`name`, `interval_s`)."""
+
+    _config: C
+
+    @property
+    def target(self) -> str:
+        return self._config.name
+
+    @property
+    def interval_s(self) -> float:
+        return self._config.interval_s

@@ -12,6 +12,7 @@ from typing import Literal
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.collect.base import ConfiguredTarget
 from agent.collect.rates import RateTracker
 from shared.clock import Clock, SystemClock
 from shared.model import CollectResult, MetricKind, Sample, SeriesKey
@@ -32,21 +33,13 @@ class HostConfig(BaseModel):
     interval_s: float = Field(default=10.0, gt=0)
 
 
-class HostCollector:
+class HostCollector(ConfiguredTarget[HostConfig]):
     """psutil-based collector for the agent's own host."""
 
     def __init__(self, config: HostConfig, clock: Clock | None = None) -> None:
         self._config = config
         self._clock = clock or SystemClock()
         self._rates = RateTracker()
-
-    @property
-    def target(self) -> str:
-        return self._config.name
-
-    @property
-    def interval_s(self) -> float:
-        return self._config.interval_s
 
     async def start(self) -> None:
         psutil.cpu_percent(percpu=True)  # primes the per-core counters so the first poll has a value

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.collect.base import ConfiguredTarget
 from shared.clock import Clock, SystemClock
 from shared.model import CollectResult, MetricKind, Sample, SeriesKey
 
@@ -34,7 +35,7 @@ class SequenceConfig(BaseModel):
     step_ms: int = Field(default=1000, ge=1)
 
 
-class SequenceCollector:
+class SequenceCollector(ConfiguredTarget[SequenceConfig]):
     """Collector for `kind: sequence`."""
 
     def __init__(self, config: SequenceConfig, clock: Clock | None = None) -> None:
@@ -43,14 +44,6 @@ class SequenceCollector:
         self._start_ms = config.start_ms if config.start_ms is not None else self._clock.now_ms()
         self._keys = [SeriesKey.of(METRIC, {"series": str(k)}) for k in range(config.series)]
         self.next_tick = 0
-
-    @property
-    def target(self) -> str:
-        return self._config.name
-
-    @property
-    def interval_s(self) -> float:
-        return self._config.interval_s
 
     def resume_after(self, ts_ms: int) -> None:
         """Continues after the tick stamped `ts_ms` (the newest point already durable), if it is ours."""

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from agent.collect.base import ConfiguredTarget
 from agent.collect.redfish import quirks
 from agent.collect.redfish.config import RedfishConfig
 from agent.collect.redfish.errors import RedfishAuthError, RedfishBusy, RedfishError, RedfishNotFound
@@ -94,7 +95,7 @@ class _Read:
             self.gauge("hw_health", HEALTH[health], "", component=component, sensor=sensor, chassis=chassis)
 
 
-class RedfishCollector:
+class RedfishCollector(ConfiguredTarget[RedfishConfig]):
     """Polls one BMC through one reused session.
 
     A refused login or request (401/403) is retried after AUTH_RETRY_S rather than every poll.
@@ -109,14 +110,6 @@ class RedfishCollector:
         self._seen_logs: dict[str, set[str]] = {}
         self._not_before = 0.0
         self._backoff_reason = ""
-
-    @property
-    def target(self) -> str:
-        return self._config.name
-
-    @property
-    def interval_s(self) -> float:
-        return self._config.interval_s
 
     @property
     def session(self) -> RedfishSession:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from agent.collect.base import ConfiguredTarget
 from agent.collect.rates import RateTracker
 from agent.collect.snmp.config import SnmpConfig
 from agent.collect.snmp.errors import SnmpError, SnmpTimeout
@@ -42,7 +43,7 @@ def _restarted(prev_ticks: int | None, ticks: int) -> bool:
     return not (prev_ticks >= _TICKS_SPAN * 3 // 4 and ticks < _TICKS_SPAN // 4)
 
 
-class SnmpCollector:
+class SnmpCollector(ConfiguredTarget[SnmpConfig]):
     """Polls one SNMP device with the profile its sysObjectID selects (or the one the config pins)."""
 
     def __init__(
@@ -56,14 +57,6 @@ class SnmpCollector:
         self._profile: Profile | None = None
         self._uptime: int | None = None
         self.unprofiled = False
-
-    @property
-    def target(self) -> str:
-        return self._config.name
-
-    @property
-    def interval_s(self) -> float:
-        return self._config.interval_s
 
     @property
     def profile_name(self) -> str | None:
