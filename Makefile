@@ -45,7 +45,7 @@ proto-check: proto
 	test -z "$$(git status --porcelain -- shared/pb)" || { echo "untracked generated files in shared/pb"; exit 1; }
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check agent hub shared tests bench
+	$(VENV)/bin/ruff check agent hub shared tests bench packaging
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -63,9 +63,8 @@ def main() -> None:
     ]
     json_size = sum(len(line) + 1 for line in json_lines)
     print(f"batch: {args.series} series x {args.points} points = {n} points")
-    print(
-        f"encode: {n / enc:,.0f} points/s ({enc * 1e3:.2f} ms)   decode: {n / dec:,.0f} points/s ({dec * 1e3:.2f} ms)"
-    )
+    print(f"encode: {n / enc:,.0f} points/s ({enc * 1e3:.2f} ms)")
+    print(f"decode: {n / dec:,.0f} points/s ({dec * 1e3:.2f} ms)")
     print(f"encode+decode: {n / (enc + dec):,.0f} points/s")
     print(
         f"bytes/point: zstd envelope {len(zstd_bytes) / n:.2f}   raw protobuf {len(raw_bytes) / n:.2f}"
