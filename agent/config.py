@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.collect.host import HostConfig
 from agent.collect.redfish.config import RedfishConfig
@@ -100,6 +100,17 @@ class AgentConfig(_Frozen):
     traps: TrapConfig = TrapConfig()
     detect: DetectConfig = DetectConfig()
     max_concurrency: int = Field(default=64, ge=1, le=4096)
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_names(cls, devices: list[DeviceConfig]) -> list[DeviceConfig]:
+        """A device's name keys its schedule, its metrics and its detector state: it must be unique."""
+        seen: set[str] = set()
+        for d in devices:
+            if d.name in seen:
+                raise ValueError(f"device name {d.name!r} is used twice")
+            seen.add(d.name)
+        return devices
 
 
 def load_config(path: Path) -> AgentConfig:

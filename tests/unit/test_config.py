@@ -62,3 +62,14 @@ def test_hub_config_error_names_the_field_path(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "grpc -> listen: String should match pattern" in r.stderr
     assert "grpc -> max_inflight: Input should be greater than or equal to 1" in r.stderr
+
+
+def test_two_devices_with_one_name_are_refused(tmp_path: Path) -> None:
+    r = _check(
+        "outpost-agent",
+        tmp_path,
+        "hub: {tls: {ca_file: a, cert_file: b, key_file: c}}\n"
+        "devices: [{kind: host, name: jump}, {kind: host, name: jump}]\n",
+    )
+    assert r.returncode == 2
+    assert "devices: Value error, device name 'jump' is used twice" in r.stderr
