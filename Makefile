@@ -70,8 +70,17 @@ test: $(STAMP) $(APT_STAMP) proto-check lint typecheck buflint pytest
 run: $(STAMP)
 	$(PY) packaging/demo.py
 
-bench: $(STAMP)
+# Benchmarks print numbers against a baseline measured in the same run. NAB needs ../shared/data.
+NAB_DATA ?= ../shared/data/nab
+bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/codec.py
+	$(PY) bench/detect.py
+	$(PY) bench/store.py
+	$(PY) bench/transport.py
+	$(PY) bench/snmp_poll.py
+	@if [ -d $(NAB_DATA) ]; then rm -rf .outpost/nab && $(PY) bench/nab_run.py --data $(NAB_DATA) --out .outpost/nab && \
+	  $(PY) ../shared/tools/nab_score.py --nab $(NAB_DATA) --results .outpost/nab; \
+	  else echo "NAB data not found at $(NAB_DATA): skipping the NAB score"; fi
 
 soak: $(STAMP) $(APT_STAMP)
 	$(VENV)/bin/pytest -q -m slow
