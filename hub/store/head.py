@@ -90,9 +90,6 @@ class Head:
         for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
             yield int(sids[lo]), ts[lo:hi], vals[lo:hi]
 
-    def is_empty(self) -> bool:
-        return self.points == 0 and not self.events
-
     def clear(self) -> None:
         self._runs.clear()
         self._tail.clear()

@@ -76,10 +76,6 @@ class InfluxQLReader:
         keys = [parse_series_key(row[0]) for s in self._run(stmt) for row in s.get("values") or []]
         return sorted((k for k in keys if all(m.matches(k) for m in matchers)), key=str)
 
-    def create_database(self) -> None:
-        """`CREATE DATABASE` (idempotent); for InfluxDB 1.x, where nothing else creates it."""
-        self._run(f"CREATE DATABASE {ident(self._db)}")
-
     def _run(self, stmt: str) -> list[dict[str, Any]]:
         """Runs one statement and returns its result series.
 

@@ -108,9 +108,6 @@ class Journal:
             os.fsync(fd)
             self._durable_lsn = max(self._durable_lsn, self.last_lsn)
 
-    def size(self) -> int:
-        return os.fstat(self._require_fd()).st_size
-
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

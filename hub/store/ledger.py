@@ -114,10 +114,10 @@ def select_events(db: sqlite3.Connection, start_ms: int, end_ms: int, limit: int
         " WHERE ts BETWEEN ? AND ? ORDER BY ts DESC, id DESC LIMIT ?",
         (start_ms, end_ms, limit),
     ).fetchall()
-    return [(r[0], event_from_row(r[1:])) for r in rows]
+    return [(r[0], _event_from_row(r[1:])) for r in rows]
 
 
-def event_from_row(row: tuple[int, str, int, str, str, str]) -> Event:
+def _event_from_row(row: tuple[int, str, int, str, str, str]) -> Event:
     ts, kind, severity, source, message, attributes = row
     attrs = tuple((str(k), str(v)) for k, v in json.loads(attributes))
     return Event(ts, kind, Severity(severity), source, message, attrs)
