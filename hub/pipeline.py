@@ -31,6 +31,7 @@ from shared.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_FILE = "admin.token"
+RETENTION_INTERVAL_S = 3600.0
 
 
 class _ApiServer(uvicorn.Server):
@@ -79,6 +80,7 @@ class Hub:
         self._nats: NatsConsumer | None = None
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -152,6 +154,18 @@ class Hub:
                 raise RuntimeError("API server stopped during start-up")
             await asyncio.sleep(0.02)
         log.info("API and dashboard on http://%s:%s", host, port)
+        self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
+
+    async def _retention_loop(self) -> None:
+        """Applies retention hourly: deletes expired data, rolls up quiet series, forgets old batch ids."""
+        while True:
+            await self.clock.sleep(RETENTION_INTERVAL_S)
+            try:
+                removed = await asyncio.to_thread(self.store.apply_retention, self.clock.now_ms())
+            except Exception:  # a failed pass is retried next hour; the hub keeps serving
+                log.exception("retention pass failed")
+                continue
+            self.metrics.retention_removed.inc(removed)
 
     def _write_admin_token(self) -> None:
         token = self.state.ensure_admin_token(self.clock.now_ms())
@@ -164,6 +178,10 @@ class Hub:
 
     async def aclose(self) -> None:
         """Stops intake first, then the API, then closes storage: nothing acknowledged is lost."""
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            await asyncio.gather(self._retention_task, return_exceptions=True)
+            self._retention_task = None
         if self._nats is not None:
             await self._nats.aclose()
             self._nats = None

@@ -44,6 +44,17 @@ class HubMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.store_errors = Counter(
+            "outpost_hub_store_errors",
+            "Store writes that failed (transient: retried by the agent)",
+            ["kind"],
+            registry=r,
+        )
+        self.retention_removed = Counter(
+            "outpost_hub_retention_removed",
+            "Values deleted by retention (raw points and rollup buckets)",
+            registry=r,
+        )
         self.api_auth_failures = Counter(
             "outpost_hub_api_auth_failures", "Rejected API credentials", registry=r
         )

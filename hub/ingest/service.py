@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from hub.state import HubState
 from hub.store.base import Store
+from hub.store.errors import StoreError
 from hub.telemetry import HubMetrics
 from shared import codec
 from shared.clock import Clock, SystemClock
-from shared.errors import CodecError
+from shared.errors import CodecError, TransientError
 from shared.model import Batch
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Ingestor:
         self._inflight = 0
         self._listeners: list[BatchListener] = []
         self._rejected_once: set[str] = set()
+        self._store_ok = True
 
     def subscribe(self, listener: BatchListener) -> None:
         """Calls `listener(agent, batch)` after each new (non-duplicate) batch is durable."""
@@ -85,8 +87,18 @@ class Ingestor:
             except CodecError:
                 pass
             return self.reject(agent, transport, exc, points)
-        with self._metrics.write_seconds.time():
-            result = await asyncio.to_thread(self._store.write, agent, batch)
+        try:
+            with self._metrics.write_seconds.time():
+                result = await asyncio.to_thread(self._store.write, agent, batch)
+        except StoreError as exc:  # the backend refuses this batch for good: count it, never retry it
+            self._metrics.store_errors.labels("permanent").inc()
+            log.error("store refused batch %s of %s for good: %s", header.batch_id, agent, exc)
+            return IngestOutcome(rejected_points=header.point_count, error=f"store refused the batch: {exc}")
+        except (TransientError, OSError) as exc:  # not stored, so not acknowledged: the agent retries
+            self._metrics.store_errors.labels("transient").inc()
+            self._set_store_ok(False, str(exc))
+            return IngestOutcome(retry_after_ms=self._retry_after_ms)
+        self._set_store_ok(True, "")
         now = self._clock.now_ms()
         # A batch the store already had may still be uncounted (hub killed between the two writes):
         # the state decides by batch id, and then counts the envelope's points.
@@ -105,6 +117,15 @@ class Ingestor:
             except Exception:  # a listener bug must not fail an acknowledged write
                 log.exception("batch listener failed")
         return IngestOutcome(accepted_points=result.accepted_points)
+
+    def _set_store_ok(self, ok: bool, reason: str) -> None:
+        """Logs the store going unavailable and coming back, once each."""
+        if ok != self._store_ok:
+            self._store_ok = ok
+            if ok:
+                log.info("store accepts writes again")
+            else:
+                log.warning("store unavailable, agents told to retry: %s", reason[:300])
 
     def reject(self, agent: str, transport: str, exc: CodecError, points: int = 0) -> IngestOutcome:
         """Counts a permanently refused envelope (by reason) and logs the first one per agent and reason."""
