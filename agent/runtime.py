@@ -23,7 +23,7 @@ from agent.enroll import TlsFiles, finish_install
 from agent.outbox import OutboxItem
 from agent.renew import CertRenewer
 from agent.scoring import EdgeScorer
-from agent.spool import Spool, SpoolSettings
+from agent.spool import Spool
 from agent.telemetry import AgentMetrics, TelemetryServer
 from agent.transport.base import Transport
 from agent.transport.grpc import GrpcTransport, renew_certificate
@@ -48,20 +48,7 @@ class Agent:
         self.metrics = AgentMetrics()
         self.sequencer = Sequencer(boot_epoch=self.clock.now_ms())
         self.batcher = Batcher(self.sequencer, self.clock, config.batch.max_points, config.batch.max_age_s)
-        sp = config.spool
-        self.outbox = Spool(
-            config.data_dir / "spool",
-            SpoolSettings(
-                sp.max_bytes,
-                sp.max_age_s,
-                sp.segment_bytes,
-                sp.fsync_interval_s,
-                sp.downsample_at,
-                sp.backfill_share,
-                sp.live_window_s,
-            ),
-            self.clock,
-        )
+        self.outbox = Spool(config.data_dir / "spool", config.spool, self.clock)
         tls = config.hub.tls
         self.tls_files = TlsFiles(tls.ca_file, tls.cert_file, tls.key_file)
         finish_install(self.tls_files)  # a renewal interrupted by a crash is completed before first use

@@ -39,6 +39,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.config import SpoolConfig
 from agent.downsample import rollup_batch
 from agent.outbox import URGENT, OutboxItem
 from shared import codec
@@ -64,19 +65,6 @@ _DROP_ORDER = (
     BatchClass.EVENTS,
     BatchClass.ANOMALY,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolSettings:
-    """Limits and timings (agent.config.SpoolConfig maps onto this)."""
-
-    max_bytes: int = 2 * 1024**3
-    max_age_s: float = 72 * 3600.0
-    segment_bytes: int = 64 * 1024**2
-    fsync_interval_s: float = 1.0
-    downsample_at: float = 0.8
-    backfill_share: float = 0.5
-    live_window_s: float = 5.0
 
 
 @dataclass(slots=True, eq=False)
@@ -130,10 +118,10 @@ class Spool:
     """Implements the Outbox protocol on disk. Single-threaded: call it from the agent's event loop."""
 
     def __init__(
-        self, directory: Path, settings: SpoolSettings | None = None, clock: Clock | None = None
+        self, directory: Path, settings: SpoolConfig | None = None, clock: Clock | None = None
     ) -> None:
         self._dir = directory
-        self._cfg = settings or SpoolSettings()
+        self._cfg = settings or SpoolConfig()
         self._clock = clock or SystemClock()
         self._segments: dict[int, _Segment] = {}
         self._records: dict[str, _Record] = {}

@@ -21,7 +21,7 @@ from hub.enroll.revocation import RevocationCache
 from hub.enroll.server import EnrollServer
 from hub.enroll.service import EnrollService
 from hub.ingest.grpc_server import GrpcIngestServer
-from hub.ingest.nats_consumer import NatsConsumer, NatsSettings
+from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
 from hub.state import HubState
 from hub.store.config import build_store
@@ -126,21 +126,9 @@ class Hub:
             await self._enroll_server.start()
         if cfg.nats.enabled:
             ncert, nkey = nats_client_files(cfg)
-            n = cfg.nats
-            settings = NatsSettings(
-                n.servers,
-                ca.cert,
-                ncert,
-                nkey,
-                n.server_name,
-                n.subject_prefix,
-                n.stream,
-                n.durable,
-                n.ack_wait_s,
-                n.fetch_batch,
-                n.duplicate_window_s,
+            self._nats = NatsConsumer(
+                ingestor, cfg.nats, ClientTls(ca.cert, ncert, nkey), self.metrics, self.revocations.is_revoked
             )
-            self._nats = NatsConsumer(ingestor, settings, self.metrics, self.revocations.is_revoked)
             await self._nats.start()
         app = create_app(HubContext(self.store, self.state, self.metrics, self.clock))
         host, port = cfg.api.listen.rsplit(":", 1)

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from hub.config import NatsIngestConfig
 from hub.ingest.service import Ingestor
 from hub.telemetry import HubMetrics
 
@@ -33,20 +34,12 @@ _RETRY_CONNECT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class NatsSettings:
-    """Where the stream is and how it is consumed (hub.config.NatsIngestConfig maps onto this)."""
+class ClientTls:
+    """The hub's NATS client certificate (a server certificate cannot log in as a client) and the CA."""
 
-    servers: tuple[str, ...]
     ca_file: Path
     cert_file: Path
     key_file: Path
-    server_name: str | None = None
-    subject_prefix: str = "outpost.ingest"
-    stream: str = "OUTPOST_INGEST"
-    durable: str = "outpost-hub"
-    ack_wait_s: float = 30.0
-    fetch_batch: int = 16
-    duplicate_window_s: float = 120.0
 
 
 def identity_of_subject(prefix: str, subject: str) -> str | None:
@@ -66,12 +59,14 @@ class NatsConsumer:
     def __init__(
         self,
         ingestor: Ingestor,
-        settings: NatsSettings,
+        settings: NatsIngestConfig,
+        tls: ClientTls,
         metrics: HubMetrics,
         is_revoked: Callable[[str], bool] = lambda _agent: False,
     ) -> None:
         self._ingestor = ingestor
         self._cfg = settings
+        self._tls = tls
         self._metrics = metrics
         self._is_revoked = is_revoked
         self._nc: Client | None = None
@@ -98,8 +93,8 @@ class NatsConsumer:
 
     async def _subscribe(self) -> nats.js.JetStreamContext.PullSubscription:
         cfg = self._cfg
-        ctx = ssl.create_default_context(cafile=str(cfg.ca_file))
-        ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
+        ctx = ssl.create_default_context(cafile=str(self._tls.ca_file))
+        ctx.load_cert_chain(str(self._tls.cert_file), str(self._tls.key_file))
         await self._close_connection()
         self._nc = await nats.connect(
             servers=list(cfg.servers),

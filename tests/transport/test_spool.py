@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import SpoolConfig
 from agent.outbox import OutboxItem
-from agent.spool import Spool, SpoolSettings
+from agent.spool import Spool
 from shared import codec
 from shared.clock import FakeClock
 from shared.model import BatchClass
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 def _spool(path: Path, clock: FakeClock | None = None, **settings: float) -> Spool:
-    s = Spool(path, SpoolSettings(**settings), clock or FakeClock(T0))  # type: ignore[arg-type]
+    # model_construct: tests use sizes far below the config's production minimums (one record per segment)
+    s = Spool(path, SpoolConfig.model_construct(**settings), clock or FakeClock(T0))
     s.open()
     return s
 
