@@ -13,9 +13,9 @@ import logging
 from typing import Any
 
 from agent.batch import Batcher, Sequencer
+from agent.collect.base import Resumable
 from agent.collect.registry import build_collector
 from agent.collect.scheduler import Scheduler
-from agent.collect.sequence import SequenceCollector
 from agent.collect.traps import TrapReceiver
 from agent.config import AgentConfig
 from agent.deliver import Deliverer
@@ -81,7 +81,7 @@ class Agent:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox.open()
         for c in self.collectors:
-            if isinstance(c, SequenceCollector):  # a deterministic source continues where the disk ends
+            if isinstance(c, Resumable):  # a replayable source continues exactly where the disk ends
                 c.resume_after(self.outbox.watermark_ms)
         await self.transport.start()
         self.deliverer.start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from shared.model import CollectResult
 
@@ -54,3 +54,14 @@ class ConfiguredTarget(Generic[C]):
     @property
     def interval_s(self) -> float:
         return self._config.interval_s
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A source that can replay from a point in time (e.g. a deterministic sequence).
+
+    After a crash the runtime tells it the newest timestamp already on disk, so it re-emits exactly
+    what was lost with the batch that was still in memory.
+    """
+
+    def resume_after(self, watermark_ms: int) -> None: ...
