@@ -166,6 +166,9 @@ class DetectorBank:
         Series whose rule changed since the snapshot start learning again.
         """
         bank = cls(config)
+        if not path.exists():  # a first start, or a new device: nothing to restore, nothing wrong
+            log.info("no detector state at %s yet: series start learning", path.name)
+            return bank
         try:
             header, arrays = snapshot.read(path)
             restored = bank._restore(header, arrays)
