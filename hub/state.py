@@ -153,8 +153,11 @@ class HubState:
     def _insert_ignore(self, db: sa.Connection, table: sa.Table, **values: object) -> bool:
         """INSERT unless the primary key exists (no check-then-insert race); True when a row was added."""
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
-        return bool(db.execute(stmt).rowcount)
+        # RETURNING rather than rowcount: drivers disagree on rowcount for a skipped conflicting row.
+        stmt = (
+            dialect.insert(table).values(**values).on_conflict_do_nothing().returning(sa.literal_column("1"))
+        )
+        return db.execute(stmt).first() is not None
 
     def agents(self) -> list[AgentInfo]:
         gaps = (
@@ -167,7 +170,9 @@ class HubState:
         )
         q = sa.select(agents, sa.func.coalesce(gaps.c.gaps, 0)).outerjoin(gaps, gaps.c.agent == agents.c.id)
         with self._engine.connect() as db:
-            return [AgentInfo(*row) for row in db.execute(q.order_by(agents.c.id))]
+            # SUM() is NUMERIC on PostgreSQL: gaps come back as Decimal there, int on SQLite.
+            rows = db.execute(q.order_by(agents.c.id)).all()
+        return [AgentInfo(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
 
     def total_gaps(self) -> int:
         with self._engine.connect() as db:

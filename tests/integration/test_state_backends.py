@@ -1,0 +1,95 @@
+"""Hub state behaves the same on SQLite (embedded default) and on a real PostgreSQL (at scale).
+
+Several hub workers share one PostgreSQL: batch counting must stay exact under concurrent, repeated
+and out-of-order deliveries, and an enrollment token's use limit must hold under concurrent use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from hub.enroll.db import EnrollState, TokenCheck
+from hub.state import HubState
+from tests.support.postgres import Postgres
+
+pytestmark = pytest.mark.integration
+
+NOW = 1_800_000_000_000
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    pg = Postgres(tmp_path_factory.mktemp("pg-logs"))
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite'}"
+    pg: Postgres = request.getfixturevalue("postgres")
+    return pg.create_database(f"t{abs(hash(tmp_path)) % 10**9}")
+
+
+def test_concurrent_repeated_and_out_of_order_batches_are_counted_exactly_once(state_url: str) -> None:
+    workers = [HubState(state_url) for _ in range(2)]  # two hub processes sharing one database
+    workers[0].open()
+    deliveries = [
+        (seq, w) for seq in [*range(1, 101), *range(1, 101, 3)] for w in (0, 1) if (seq + w) % 2 == 0
+    ]
+    deliveries += [(seq, 1) for seq in range(100, 0, -7)]  # a backfill replaying old batches late
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda d: workers[d[1]].record_batch("dc1/a", 5, d[0], 10, NOW), deliveries))
+        (info,) = workers[1].agents()
+    finally:
+        for w in workers:
+            w.close()
+    sent = len(deliveries)
+    assert (info.batches_received, info.points_received) == (100, 1000)
+    assert info.duplicates == sent - 100
+    assert info.gaps == 0
+
+
+def test_missing_batches_are_gaps_until_they_arrive(state_url: str) -> None:
+    state = HubState(state_url)
+    state.open()
+    try:
+        for seq in (1, 2, 5, 9):
+            state.record_batch("dc1/b", 1, seq, 1, NOW)
+        assert (state.agents()[0].gaps, state.total_gaps()) == (5, 5)
+        for seq in (3, 4, 6, 7, 8):
+            state.record_batch("dc1/b", 1, seq, 1, NOW)
+        assert state.total_gaps() == 0
+    finally:
+        state.close()
+
+
+def test_api_token_is_created_once_and_checked_by_hash(state_url: str) -> None:
+    state = HubState(state_url)
+    state.open()
+    try:
+        token = state.ensure_admin_token(NOW)
+        assert token is not None and state.ensure_admin_token(NOW) is None
+        assert (state.check_token(token), state.check_token(token + "x")) == ("admin", None)
+    finally:
+        state.close()
+
+
+def test_a_token_with_three_uses_admits_exactly_three_concurrent_enrollments(state_url: str) -> None:
+    hubs = [EnrollState(HubState(state_url).engine) for _ in range(2)]
+    hubs[0].open()
+    hubs[0].add_token("tok1", "s3cret", "dc1", NOW, 3_600_000, 3)
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(
+            pool.map(lambda i: hubs[i % 2].consume_token("tok1", "s3cret", NOW + 1)[0], range(10))
+        )
+    assert verdicts.count(TokenCheck.OK) == 3
+    assert verdicts.count(TokenCheck.USED_UP) == 7
