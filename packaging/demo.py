@@ -21,54 +21,36 @@ STATE = ROOT / ".outpost"
 BIN = Path(sys.executable).parent
 API = "127.0.0.1:8080"
 GRPC = "127.0.0.1:4317"
+CERTS = STATE / "agent" / "certs"
 
 
-def _write_configs() -> tuple[Path, Path, list[subprocess.Popen[bytes]]]:
-    hub_dir, agent_dir = STATE / "hub", STATE / "agent"
+def _hub_config() -> Path:
+    """Writes hub.yaml and, on first run, the agent's certificate from the hub's CA."""
     hub_cfg = STATE / "hub.yaml"
     hub_cfg.write_text(
-        yaml.safe_dump({"data_dir": str(hub_dir), "api": {"listen": API}, "grpc": {"listen": GRPC}})
+        yaml.safe_dump({"data_dir": str(STATE / "hub"), "api": {"listen": API}, "grpc": {"listen": GRPC}})
     )
-    certs = agent_dir / "certs"
-    if not (certs / "demo.pem").exists():
-        subprocess.run(
-            [
-                BIN / "outpost-hub",
-                "cert",
-                "issue",
-                "--agent",
-                "demo",
-                "--site",
-                "local",
-                "--out",
-                certs,
-                "--config",
-                hub_cfg,
-            ],
-            check=True,
-        )
-    procs, devices = start_demo_devices(STATE / "devices")
+    if not (CERTS / "demo.pem").exists():
+        issue = ["cert", "issue", "--agent", "demo", "--site", "local", "--out", str(CERTS)]
+        subprocess.run([BIN / "outpost-hub", *issue, "--config", hub_cfg], check=True)
+    return hub_cfg
+
+
+def _agent_config(devices: list[dict[str, object]]) -> Path:
+    """Writes agent.yaml: this host (fast, so the API shows it within seconds) plus the simulated devices."""
     agent_cfg = STATE / "agent.yaml"
-    agent_cfg.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(agent_dir / "data"),
-                "hub": {
-                    "address": GRPC,
-                    "server_name": "localhost",
-                    "tls": {
-                        "ca_file": str(certs / "ca.pem"),
-                        "cert_file": str(certs / "demo.pem"),
-                        "key_file": str(certs / "demo.key"),
-                    },
-                },
-                "devices": [{"kind": "host", "interval_s": 5}, *devices],
-                "batch": {"max_age_s": 2},
-            },
-            sort_keys=False,
-        )
-    )
-    return hub_cfg, agent_cfg, procs
+    tls = {
+        name: str(CERTS / f)
+        for name, f in (("ca_file", "ca.pem"), ("cert_file", "demo.pem"), ("key_file", "demo.key"))
+    }
+    config = {
+        "data_dir": str(STATE / "agent" / "data"),
+        "hub": {"address": GRPC, "server_name": "localhost", "tls": tls},
+        "devices": [{"kind": "host", "interval_s": 2}, *devices],
+        "batch": {"max_age_s": 1},
+    }
+    agent_cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    return agent_cfg
 
 
 def _wait_http(url: str, timeout: float) -> bool:
@@ -94,11 +76,13 @@ def main() -> int:
     STATE.mkdir(exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        hub_cfg, agent_cfg, device_procs = _write_configs()
-        procs.extend(device_procs)
+        hub_cfg = _hub_config()
         procs.append(
             subprocess.Popen([BIN / "outpost-hub", "run", "--config", hub_cfg], start_new_session=True)
         )
+        device_procs, devices = start_demo_devices(STATE / "devices")  # simulators start while the hub does
+        procs[:0] = device_procs  # stopped last
+        agent_cfg = _agent_config(devices)
         if not _wait_http(f"http://{API}/healthz", 30):
             print("hub did not start; see its log above", file=sys.stderr)
             return 1
