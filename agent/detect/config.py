@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from importlib.util import find_spec
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -77,6 +78,14 @@ class DetectConfig(BaseModel):
     stale_after_s: float = Field(default=600.0, gt=0.0)
     forget_after_s: float = Field(default=6 * 3600.0, gt=0.0)
     max_series: int = Field(default=1_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _river_installed(self) -> DetectConfig:
+        """An agent configured for River must have it: say so at start-up, not at the first poll."""
+        rules = [self.default, *self.rules]
+        if any("hst" in (r.detector, r.second_opinion) for r in rules) and find_spec("river") is None:
+            raise ValueError("detector 'hst' needs River: pip install 'outpost[agent,ml]'")
+        return self
 
     def rule_for(self, metric: str) -> DetectRule:
         """First rule whose pattern matches the metric name, else the default."""

@@ -15,11 +15,17 @@ AGENT_PY = ROOT / ".venv-agent" / "bin" / "python"
 
 _PROBE = """
 import importlib, importlib.util, pkgutil, agent
-for forbidden in ("fastapi", "uvicorn", "sqlalchemy", "influxdb_client", "sklearn"):
+for forbidden in ("fastapi", "uvicorn", "sqlalchemy", "influxdb_client", "sklearn", "river"):
     assert importlib.util.find_spec(forbidden) is None, forbidden + " is installed in the agent-only venv"
 mods = [m.name for m in pkgutil.walk_packages(agent.__path__, "agent.")]
 for name in mods:
     importlib.import_module(name)
+from agent.detect import DetectConfig
+try:
+    DetectConfig.model_validate({"default": {"detector": "hst"}})
+    raise SystemExit("hst accepted without River installed")
+except ValueError as exc:
+    assert "pip install 'outpost[agent,ml]'" in str(exc), exc
 print(len(mods))
 """
 
