@@ -74,8 +74,9 @@ class AgentInfo:
     gaps: int
 
 
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_secret(secret: str) -> str:
+    """How API and enrollment tokens are stored: only their SHA-256, compared in constant time."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class HubState:
@@ -189,14 +190,14 @@ class HubState:
             token = "opt_" + secrets.token_urlsafe(32)
             db.execute(
                 api_tokens.insert().values(
-                    name="admin", token_hash=_hash_token(token), role="admin", created_ms=now_ms
+                    name="admin", token_hash=hash_secret(token), role="admin", created_ms=now_ms
                 )
             )
             return token
 
     def check_token(self, token: str) -> str | None:
         """Returns the role of a valid token, else None. Compares hashes in constant time."""
-        digest = _hash_token(token)
+        digest = hash_secret(token)
         with self._engine.connect() as db:
             rows = db.execute(sa.select(api_tokens.c.token_hash, api_tokens.c.role)).all()
         for stored, role in rows:

@@ -6,12 +6,13 @@ it, so two agents racing for the last use cannot both get it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import Enum
 
 import sqlalchemy as sa
+
+from hub.state import hash_secret
 
 _meta = sa.MetaData()
 
@@ -86,10 +87,6 @@ class AuditEntry:
     agent: str
     peer: str
     outcome: str
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class EnrollState:

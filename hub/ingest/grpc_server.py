@@ -53,15 +53,22 @@ class GrpcIngestServer:
         self._server: grpc.aio.Server | None = None
         self.port = 0
 
-    async def _push(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    @staticmethod
+    async def _caller(context: grpc.aio.ServicerContext[bytes, bytes]) -> str:
+        """The calling agent's identity, from the client certificate TLS already verified."""
         pems = list(context.auth_context().get("x509_pem_cert") or [])
         if not pems:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "client certificate required")
         try:
-            agent = identity_from_pem(pems[0])
-            envelope = codec.envelope_of_push_request(request)
+            return identity_from_pem(pems[0])
         except CertificateError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        raise AssertionError("unreachable: abort raises")
+
+    async def _push(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        agent = await self._caller(context)
+        try:
+            envelope = codec.envelope_of_push_request(request)
         except CodecError as exc:
             self._ingestor.reject(agent, "grpc", exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -81,14 +88,11 @@ class GrpcIngestServer:
 
     async def _renew_cert(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         """CertificateService.Renew: a new certificate for the identity the caller's certificate carries."""
-        pems = list(context.auth_context().get("x509_pem_cert") or [])
-        if not pems or self._renew is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "client certificate required")
+        agent = await self._caller(context)
+        if self._renew is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "renewal is not enabled on this hub")
         try:
-            agent = identity_from_pem(pems[0])
             csr = codec.csr_of_renew_request(request)
-        except CertificateError as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except CodecError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:

@@ -292,8 +292,7 @@ class EmbeddedStore:
     def _flush(self) -> None:
         db = self._conn()
         rolled: dict[int, int] = {}
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with ledger.transaction(db):
             db.executemany(
                 "INSERT INTO series (id, metric, labels) VALUES (?, ?, ?)",
                 [
@@ -309,10 +308,6 @@ class EmbeddedStore:
             ledger.insert_events(db, self._head.events)
             self._seen.save(db)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('flushed_lsn', ?)", (self._journal.last_lsn,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._rolled_until.update(rolled)
         self._seen.mark_saved()
         self._unsaved_series.clear()
@@ -524,8 +519,7 @@ class EmbeddedStore:
         with self._lock:
             db = self._conn()
             self._flush()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with ledger.transaction(db):
                 horizon = (now_ms - millis(self._cfg.raw_retention)) // RAW_BLOCK_MS * RAW_BLOCK_MS
                 sealed = self._seal_before(db, horizon)
                 for res, keep in retention.items():
@@ -542,13 +536,12 @@ class EmbeddedStore:
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('raw_horizon_ms', ?)", (self._raw_horizon_ms,)
                 )
-                ledger.delete_events_before(db, now_ms - millis(self._cfg.events_retention))
-                self._seen.prune(now_ms - millis(self._cfg.dedup_window))
-                self._seen.save(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                ledger.expire(
+                    db,
+                    self._seen,
+                    now_ms - millis(self._cfg.events_retention),
+                    now_ms - millis(self._cfg.dedup_window),
+                )
             self._rolled_until.update(sealed)
             self._seen.mark_saved()
         return deleted

@@ -158,15 +158,10 @@ class InfluxStore:
             for body in bodies:
                 self._send_v1(body)
         with self._lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with ledger.transaction(db):
                 ledger.insert_events(db, [(agent, e) for e in batch.events])
                 self._seen.add(agent, batch.boot_epoch, batch.seq, self._clock.now_ms())
                 self._seen.save(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             self._seen.mark_saved()
         return WriteResult(points)
 
@@ -251,15 +246,13 @@ class InfluxStore:
         """
         db = self._conn()
         with self._lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                ledger.delete_events_before(db, now_ms - millis(self._cfg.events_retention))
-                self._seen.prune(now_ms - millis(self._cfg.dedup_window))
-                self._seen.save(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            with ledger.transaction(db):
+                ledger.expire(
+                    db,
+                    self._seen,
+                    now_ms - millis(self._cfg.events_retention),
+                    now_ms - millis(self._cfg.dedup_window),
+                )
             self._seen.mark_saved()
         return 0
 

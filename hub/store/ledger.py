@@ -10,7 +10,8 @@ from __future__ import annotations
 import bisect
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from shared.model import Event, Severity
 
@@ -125,3 +126,22 @@ def _event_from_row(row: tuple[int, str, int, str, str, str]) -> Event:
 
 def delete_events_before(db: sqlite3.Connection, before_ms: int) -> int:
     return db.execute("DELETE FROM events WHERE ts < ?", (before_ms,)).rowcount
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (taken at once, so writers never deadlock on upgrade); rolled back on error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def expire(db: sqlite3.Connection, seen: SeenBatches, events_before_ms: int, ids_before_ms: int) -> None:
+    """Deletes old events and forgets batch ids not extended since `ids_before_ms` (inside a transaction)."""
+    delete_events_before(db, events_before_ms)
+    seen.prune(ids_before_ms)
+    seen.save(db)
