@@ -48,10 +48,6 @@ class Batcher:
         self._points = 0
         self._opened_at: float | None = None
 
-    @property
-    def pending_points(self) -> int:
-        return self._points
-
     def add(
         self, samples: list[Sample], scores: np.ndarray | None = None, events: list[Event] | None = None
     ) -> None:

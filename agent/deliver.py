@@ -94,6 +94,12 @@ class Deliverer:
                 self._on_result(item, None, "rejected")
                 log.error("hub rejected batch %s for good, dropped: %s", item.batch_id, exc)
                 continue
+            except Exception as exc:  # an unexpected failure (bad TLS files, a garbled answer): keep, retry
+                self._outbox.nack(item)
+                self._set_connected(False, f"{type(exc).__name__}: {exc}")
+                self._on_result(item, None, "retry")
+                await self._clock.sleep(backoff.next_delay())
+                continue
             finally:
                 self.inflight -= 1
             backoff.reset()

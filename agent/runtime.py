@@ -9,7 +9,9 @@ on the urgent lane, so the hub hears of it within a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from agent.batch import Batcher, Sequencer
@@ -59,6 +61,7 @@ class Agent:
         self.scorer = EdgeScorer(config.detect, config.data_dir / "detect")
         self.traps = TrapReceiver(config.traps, self._on_collect, self.clock)
         self._reported_drops: dict[tuple[str, str], int] = {}
+        self._failed_stages: set[str] = set()
         self.renewer = (
             CertRenewer(
                 self.tls_files,
@@ -119,25 +122,38 @@ class Agent:
         self.transport = fresh
         await old.aclose()
 
+    @contextlib.contextmanager
+    def _guard(self, stage: str) -> Iterator[None]:
+        """Keeps a failure (disk full, a bug) from killing a stage's loop: counted, logged once per stage."""
+        try:
+            yield
+        except Exception:
+            self.metrics.internal_errors.labels(stage).inc()
+            if stage not in self._failed_stages:
+                self._failed_stages.add(stage)
+                log.exception("%s failed; the agent keeps running, further failures are only counted", stage)
+
     def _on_collect(self, result: CollectResult) -> None:
-        self.metrics.samples.labels(result.target).inc(len(result.samples))
-        if result.errors:
-            self.metrics.collect_errors.labels(result.target).inc()
-        obs = self.scorer.score(result, self.clock.monotonic()) if result.samples else None
-        self.batcher.add(result.samples, obs.scores if obs else None, result.events)
-        if obs is not None and obs.events:
-            self.metrics.anomaly_events.inc(len(obs.events))
-            self._enqueue(self.batcher.event_batch(obs.events))
-        if self.batcher.due():
-            self._flush()
+        with self._guard("collect"):
+            self.metrics.samples.labels(result.target).inc(len(result.samples))
+            if result.errors:
+                self.metrics.collect_errors.labels(result.target).inc()
+            obs = self.scorer.score(result, self.clock.monotonic()) if result.samples else None
+            self.batcher.add(result.samples, obs.scores if obs else None, result.events)
+            if obs is not None and obs.events:
+                self.metrics.anomaly_events.inc(len(obs.events))
+                self._enqueue(self.batcher.event_batch(obs.events))
+            if self.batcher.due():
+                self._flush()
 
     async def _flush_loop(self) -> None:
         while True:
             await self.clock.sleep(FLUSH_TICK_S)
-            if self.batcher.due():
-                self._flush()
-            self.outbox.maintain()
-            self._export_spool_stats()
+            with self._guard("flush"):
+                if self.batcher.due():
+                    self._flush()
+                self.outbox.maintain()
+                self._export_spool_stats()
 
     def _export_spool_stats(self) -> None:
         stats = self.outbox.stats()

@@ -48,7 +48,10 @@ class EdgeScorer:
             obs = bank.observe(keys, ts, values, result.limits or None)
         else:
             obs = _observe_in_rounds(bank, keys, ts, values, result)
-        bank.maybe_save(self._dir / _file_name(result.target), monotonic_s)
+        try:
+            bank.maybe_save(self._dir / _file_name(result.target), monotonic_s)
+        except OSError as exc:  # a full disk costs the snapshot, never the poll; the next interval retries
+            log.warning("could not save detector state of %s: %s", result.target, exc.strerror)
         return obs
 
     def states(self) -> dict[str, int]:

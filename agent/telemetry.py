@@ -50,6 +50,9 @@ class AgentMetrics:
         self.hub_connected = Gauge(
             "outpost_agent_hub_connected", "1 when the last send succeeded", registry=r
         )
+        self.internal_errors = Counter(
+            "outpost_agent_internal_errors", "Failures caught inside a running stage", ["stage"], registry=r
+        )
         self.anomaly_events = Counter("outpost_agent_anomaly_events", "Anomaly onsets emitted", registry=r)
         self.spool_bytes = Gauge(
             "outpost_agent_spool_bytes", "Bytes of batches waiting in the spool", registry=r

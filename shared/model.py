@@ -6,7 +6,7 @@ no per-point Python object exists between the batcher and the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -161,31 +161,3 @@ class CollectResult:
     events: list[Event] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     limits: dict[SeriesKey, Limits] = field(default_factory=dict)
-
-
-def series_from_samples(samples: Iterable[Sample]) -> list[SeriesPoints]:
-    """Groups samples by series key into column-wise series, sorted by time, duplicates dropped.
-
-    Why: collectors produce one sample per series per poll; the wire and the store want columns.
-    Keeps the last value when two samples of a series share a timestamp (timestamps must be strictly
-    increasing on the wire).
-    """
-    grouped: dict[SeriesKey, tuple[list[int], list[float], MetricKind, str]] = {}
-    for s in samples:
-        entry = grouped.get(s.key)
-        if entry is None:
-            entry = ([], [], s.kind, s.unit)
-            grouped[s.key] = entry
-        entry[0].append(s.ts_ms)
-        entry[1].append(s.value)
-    out: list[SeriesPoints] = []
-    for key, (ts, vals, kind, unit) in grouped.items():
-        t = np.asarray(ts, dtype=np.int64)
-        v = np.asarray(vals, dtype=np.float64)
-        if t.shape[0] > 1 and not bool(np.all(t[1:] > t[:-1])):
-            order = np.argsort(t, kind="stable")
-            t, v = t[order], v[order]
-            keep = np.append(t[1:] != t[:-1], True)
-            t, v = t[keep], v[keep]
-        out.append(SeriesPoints(key, t, v, kind, unit))
-    return out

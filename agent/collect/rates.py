@@ -43,9 +43,6 @@ class RateTracker:
             return None
         return float(delta) / ((ts_ms - prev[0]) / 1000.0)
 
-    def forget(self, key: SeriesKey) -> None:
-        self._last.pop(key, None)
-
     def reset_all(self) -> None:
         self._last.clear()
 

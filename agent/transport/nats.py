@@ -104,10 +104,6 @@ class NatsTransport:
         duplicate = bool(ack.duplicate)
         return codec.PushResult(accepted_points=0 if duplicate else header.point_count, duplicate=duplicate)
 
-    async def reload(self) -> None:
-        """Reconnects with the certificate files as they are now (after a renewal)."""
-        await self.aclose()
-
     async def aclose(self) -> None:
         if self._nc is not None:
             nc, self._nc = self._nc, None

@@ -85,6 +85,7 @@ class RedfishSession:
             password = cfg.password.get_secret_value()
         elif cfg.password_file is not None:
             password = cfg.password_file.read_text().strip()
+        await self._close_http()  # a previous login that never finished must not leave its sockets behind
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl(), limit=2))
         client = AsyncRedfishClient(
             cfg.url, cfg.username, password, session=self._http, timeout=cfg.request_timeout_s
@@ -103,6 +104,9 @@ class RedfishSession:
             except (RedfishConnectionError, LibraryError, aiohttp.ClientError) as exc:
                 await self._close_http()
                 raise RedfishUnavailable(self.device, f"login failed: {_why(exc)}") from exc
+            except BaseException:  # cancelled by the poll deadline: don't leak the connector
+                await self._close_http()
+                raise
             if method == "session":
                 self._logged_in = True
                 self.sessions_opened += 1
