@@ -168,8 +168,8 @@ async def _run(config: HubConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await hub.start()
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
+    except (Exception, SystemExit) as exc:  # uvicorn exits on a taken port; state or store may be unreachable
+        log.error("cannot start: %s: %s", type(exc).__name__, exc)
         await hub.aclose()
         return 1
     log.info("hub running")

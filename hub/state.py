@@ -10,12 +10,14 @@ backfill closes its gap by itself.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+import sqlalchemy.exc
 from sqlalchemy.dialects import postgresql, sqlite
+
+from shared.errors import TransientError
 
 _meta = sa.MetaData()
 
@@ -103,7 +105,16 @@ class HubState:
         """Counts one delivered batch once; a batch id already counted only bumps `duplicates`.
 
         Safe under concurrent calls for the same agent (inserts ignore conflicts instead of racing).
+
+        Raises:
+            TransientError: the state database is unreachable or busy; the caller must not acknowledge.
         """
+        try:
+            self._record_batch(agent, boot_epoch, seq, points, now_ms)
+        except sa.exc.OperationalError as exc:
+            raise TransientError(f"state database unavailable: {type(exc.orig).__name__}") from exc
+
+    def _record_batch(self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int) -> None:
         with self._engine.begin() as db:
             self._insert_ignore(
                 db,
@@ -184,26 +195,23 @@ class HubState:
 
     def ensure_admin_token(self, now_ms: int) -> str | None:
         """Creates the admin API token on first start. Returns it once (then only its hash is kept)."""
-        with self._engine.begin() as db:
-            if db.execute(sa.select(api_tokens.c.name).where(api_tokens.c.name == "admin")).first():
-                return None
-            token = "opt_" + secrets.token_urlsafe(32)
-            db.execute(
-                api_tokens.insert().values(
-                    name="admin", token_hash=hash_secret(token), role="admin", created_ms=now_ms
-                )
+        token = "opt_" + secrets.token_urlsafe(32)
+        with self._engine.begin() as db:  # hubs starting together on one database: exactly one creates it
+            new = self._insert_ignore(
+                db, api_tokens, name="admin", token_hash=hash_secret(token), role="admin", created_ms=now_ms
             )
-            return token
+        return token if new else None
 
     def check_token(self, token: str) -> str | None:
-        """Returns the role of a valid token, else None. Compares hashes in constant time."""
-        digest = hash_secret(token)
+        """Returns the role of a valid token, else None.
+
+        Looked up by the token's SHA-256 on a unique index: timing reveals nothing about the token itself.
+        """
         with self._engine.connect() as db:
-            rows = db.execute(sa.select(api_tokens.c.token_hash, api_tokens.c.role)).all()
-        for stored, role in rows:
-            if hmac.compare_digest(stored, digest):
-                return str(role)
-        return None
+            role = db.execute(
+                sa.select(api_tokens.c.role).where(api_tokens.c.token_hash == hash_secret(token))
+            ).scalar()
+        return None if role is None else str(role)
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

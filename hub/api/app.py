@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -23,7 +25,7 @@ def create_app(ctx: HubContext) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        ctx.metrics.seq_gaps.set(ctx.state.total_gaps())
+        ctx.metrics.seq_gaps.set(await asyncio.to_thread(ctx.state.total_gaps))
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)

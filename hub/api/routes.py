@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from hub.api.auth import require_token
@@ -49,6 +51,14 @@ def _time_range(ctx: HubContext, start: str, end: str) -> tuple[int, int]:
     if end_ms < start_ms:
         raise HTTPException(400, "end is before start")
     return start_ms, end_ms
+
+
+def _points(ts: np.ndarray, values: np.ndarray) -> list[list[float | int | None]]:
+    """[[ts, value], ...] with NaN/inf as null: JSON has no such numbers, and one must not fail a query."""
+    vals: list[float | None] = values.tolist()
+    if not bool(np.isfinite(values).all()):
+        vals = [v if math.isfinite(v) else None for v in vals]  # type: ignore[arg-type]
+    return [[t, v] for t, v in zip(ts.tolist(), vals, strict=True)]
 
 
 def _key_json(key: SeriesKey) -> dict[str, Any]:
@@ -119,7 +129,7 @@ async def query(
         "series": [
             {
                 **_key_json(r.key),
-                "points": [[t, v] for t, v in zip(r.timestamps_ms.tolist(), r.values.tolist(), strict=True)],
+                "points": _points(r.timestamps_ms, r.values),
             }
             for r in results
         ],

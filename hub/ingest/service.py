@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from hub.state import HubState
@@ -18,11 +17,8 @@ from hub.telemetry import HubMetrics
 from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.errors import CodecError, TransientError
-from shared.model import Batch
 
 log = logging.getLogger(__name__)
-
-BatchListener = Callable[[str, Batch], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +33,7 @@ class IngestOutcome:
 
 
 class Ingestor:
-    """Admission control plus the durable write; listeners see each newly stored batch."""
+    """Admission control plus the durable write, then the per-agent delivery bookkeeping."""
 
     def __init__(
         self,
@@ -58,13 +54,8 @@ class Ingestor:
         self._max_uncompressed = max_uncompressed
         self._clock = clock or SystemClock()
         self._inflight = 0
-        self._listeners: list[BatchListener] = []
         self._rejected_once: set[str] = set()
         self._store_ok = True
-
-    def subscribe(self, listener: BatchListener) -> None:
-        """Calls `listener(agent, batch)` after each new (non-duplicate) batch is durable."""
-        self._listeners.append(listener)
 
     async def ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
         """Stores one envelope for `agent` (its certificate identity) and says what to answer."""
@@ -98,12 +89,19 @@ class Ingestor:
             self._metrics.store_errors.labels("transient").inc()
             self._set_store_ok(False, str(exc))
             return IngestOutcome(retry_after_ms=self._retry_after_ms)
-        self._set_store_ok(True, "")
         now = self._clock.now_ms()
         # A batch the store already had may still be uncounted (hub killed between the two writes):
         # the state decides by batch id, and then counts the envelope's points.
         points = header.point_count if result.duplicate else result.accepted_points
-        await asyncio.to_thread(self._state.record_batch, agent, header.boot_epoch, header.seq, points, now)
+        try:
+            await asyncio.to_thread(
+                self._state.record_batch, agent, header.boot_epoch, header.seq, points, now
+            )
+        except TransientError as exc:  # stored but not counted: not acknowledged, so the retry counts it
+            self._metrics.store_errors.labels("state").inc()
+            self._set_store_ok(False, f"hub state: {exc}")
+            return IngestOutcome(retry_after_ms=self._retry_after_ms)
+        self._set_store_ok(True, "")
         if result.duplicate:
             self._metrics.batches.labels(transport, "duplicate").inc()
             return IngestOutcome(duplicate=True)
@@ -111,11 +109,6 @@ class Ingestor:
         self._metrics.points.labels(transport).inc(result.accepted_points)
         for e in batch.events:
             self._metrics.events.labels(e.kind).inc()
-        for listener in self._listeners:
-            try:
-                listener(agent, batch)
-            except Exception:  # a listener bug must not fail an acknowledged write
-                log.exception("batch listener failed")
         return IngestOutcome(accepted_points=result.accepted_points)
 
     def _set_store_ok(self, ok: bool, reason: str) -> None:

@@ -95,3 +95,16 @@ async def test_expired_certificate_is_refused(hub: HubHandle) -> None:
     finally:
         await t.aclose()
     assert hub.get("/api/v1/agents")["agents"] == []
+
+
+async def test_missing_readings_sent_as_nan_are_served_as_null(hub: HubHandle) -> None:
+    t = _transport(hub, pki.issue(hub.ca, "n1", agent_uri="s/n1"))
+    ts = np.arange(1, 4, dtype=np.int64) * 1000 + 1_700_000_000_000
+    values = np.array([1.5, np.nan, np.inf])
+    await t.start()
+    try:
+        await t.send(codec.encode(Batch(1, 1, (SeriesPoints(SeriesKey.of("m"), ts, values),))))
+    finally:
+        await t.aclose()
+    (series,) = hub.get("/api/v1/query", metric="m", start=str(ts[0]), end=str(ts[-1]))["series"]
+    assert series["points"] == [[int(ts[0]), 1.5], [int(ts[1]), None], [int(ts[2]), None]]
