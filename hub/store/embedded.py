@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from hub.store.config import EmbeddedStoreConfig
 
 log = logging.getLogger(__name__)
+FLUSH_RETRY_MS = 60_000
 
 RAW = 0
 RAW_BLOCK_MS = 2 * 3600 * 1000
@@ -116,6 +117,7 @@ class EmbeddedStore:
         self._next_sid = 1
         self._raw_horizon_ms = -(2**62)
         self._last_flush_ms = 0
+        self._flush_retry_at_ms = 0
         self._broken: OSError | None = None
         self._cctx = zstandard.ZstdCompressor(level=chunk.ZSTD_LEVEL)
         self._dctx = zstandard.ZstdDecompressor()
@@ -195,10 +197,11 @@ class EmbeddedStore:
                 lsn = self._journal.append(record.encode())
                 self._apply(record)
                 accepted, duplicate = int(record.ts.shape[0]), False
-                if (
-                    self._head.points >= self._cfg.head_max_points
-                    or self._clock.now_ms() - self._last_flush_ms >= millis(self._cfg.flush_interval)
-                ):
+                now = self._clock.now_ms()
+                due = self._head.points >= self._cfg.head_max_points or now - self._last_flush_ms >= millis(
+                    self._cfg.flush_interval
+                )
+                if due and now >= self._flush_retry_at_ms:
                     self._flush_or_keep()
         try:
             self._journal.sync(lsn)
@@ -288,6 +291,8 @@ class EmbeddedStore:
             if self.stats.flush_failures == 0:
                 log.error("store flush failed, head kept in memory and journal: %s", exc)
             self.stats.flush_failures += 1
+            # Not on every write (a full disk would make each one pay for a failing flush): a minute later.
+            self._flush_retry_at_ms = self._clock.now_ms() + FLUSH_RETRY_MS
 
     def _flush(self) -> None:
         db = self._conn()
