@@ -32,7 +32,8 @@ class EnrollServer:
         self._service = service
         self._host, port = listen.rsplit(":", 1)
         self.port = int(port)
-        self._ca_file = ca_file
+        self._ca_pem = ca_file.read_bytes()
+        self._failed = False
         self._ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ctx.load_cert_chain(str(cert_file), str(key_file))
         self._server: asyncio.Server | None = None
@@ -50,6 +51,11 @@ class EnrollServer:
             status, ctype, payload = await self._route(method, path, body, peer_text)
         except (TimeoutError, ConnectionError, ValueError, ssl.SSLError, asyncio.IncompleteReadError):
             status, ctype, payload = "400 Bad Request", "text/plain", b"bad request\n"
+        except Exception:  # state database down, a bug: answer, log once, keep serving
+            if not self._failed:
+                self._failed = True
+                log.exception("enrollment request failed; further failures are answered 500 silently")
+            status, ctype, payload = "500 Internal Server Error", "text/plain", b"internal error\n"
         try:
             head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(payload)}\r\n"
             writer.write(head.encode() + b"Connection: close\r\n\r\n" + payload)
@@ -61,7 +67,7 @@ class EnrollServer:
 
     async def _route(self, method: str, path: str, body: bytes, peer: str) -> tuple[str, str, bytes]:
         if method == "GET" and path == "/v1/ca.pem":
-            return "200 OK", "application/x-pem-file", self._ca_file.read_bytes()
+            return "200 OK", "application/x-pem-file", self._ca_pem
         if method != "POST" or path != "/v1/enroll":
             return "404 Not Found", "text/plain", b"not found\n"
         try:

@@ -70,7 +70,8 @@ class Ingestor:
 
     async def _ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
         try:
-            header, batch = codec.decode(data, self._max_uncompressed)
+            # Decompressing and parsing up to 64 MB must not stall the event loop serving other agents.
+            header, batch = await asyncio.to_thread(codec.decode, data, self._max_uncompressed)
         except CodecError as exc:
             points = 0
             try:
