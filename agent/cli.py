@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from agent.config import AgentConfig, load_config
-from agent.enroll import EnrollError, enroll
+from agent.enroll.enroll import EnrollError, enroll
 from agent.runtime import Agent
 from shared import logging as outpost_logging
 from shared.errors import ConfigError

@@ -11,8 +11,8 @@ from agent.collect.host import HostConfig
 from agent.collect.redfish.config import RedfishConfig
 from agent.collect.sequence import SequenceConfig
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
-from agent.detect import DetectConfig
 from shared.config_errors import load_yaml_model
+from shared.detect import DetectConfig
 
 # Every device kind the agent can poll; `kind:` selects the model (and the collector in collect/registry.py).
 DeviceConfig = Annotated[
@@ -54,7 +54,7 @@ class HubConfig(_Frozen):
 
 
 class SpoolConfig(_Frozen):
-    """The on-disk spool (agent/spool.py): limits, group-commit interval and backfill share.
+    """The on-disk spool (agent/outbox/spool.py): limits, group-commit interval and backfill share.
 
     Power-loss bound: at most the batches written in the last `fsync_interval_s` are lost (0 = fsync
     every batch); a SIGKILL of the agent loses nothing that reached the spool.

@@ -14,18 +14,18 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from agent.batch import Batcher, Sequencer
 from agent.collect.base import Resumable
 from agent.collect.registry import build_collector
 from agent.collect.scheduler import Scheduler
 from agent.collect.traps import TrapReceiver
 from agent.config import AgentConfig
-from agent.deliver import Deliverer
-from agent.enroll import TlsFiles, finish_install
-from agent.outbox import OutboxItem
-from agent.renew import CertRenewer
-from agent.scoring import EdgeScorer
-from agent.spool import Spool
+from agent.detect.scoring import EdgeScorer
+from agent.enroll.enroll import TlsFiles, finish_install
+from agent.enroll.renew import CertRenewer
+from agent.outbox.batch import Batcher, Sequencer
+from agent.outbox.deliver import Deliverer
+from agent.outbox.outbox import OutboxItem
+from agent.outbox.spool import Spool
 from agent.telemetry import AgentMetrics, TelemetryServer
 from agent.transport.base import Transport
 from agent.transport.grpc import GrpcTransport, renew_certificate

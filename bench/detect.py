@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.detect import DetectConfig, DetectorBank, DetectRule  # noqa: E402
-from agent.detect.detectors import EwmaDetector  # noqa: E402
+from shared.detect import DetectConfig, DetectorBank, DetectRule  # noqa: E402
+from shared.detect.detectors import EwmaDetector  # noqa: E402
 from shared.model import SeriesKey  # noqa: E402
 
 T0_MS = 1_700_000_000_000

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.detect import DetectConfig, DetectorBank  # noqa: E402
+from shared.detect import DetectConfig, DetectorBank  # noqa: E402
 from shared.model import SeriesKey  # noqa: E402
 
 PREFIX = "outpost_"

@@ -34,7 +34,7 @@ import numpy as np
 
 from hub.store.base import Agg, Matcher, MatchOp, RangeQuery
 from hub.store.config import EmbeddedStoreConfig
-from hub.store.embedded import EmbeddedStore
+from hub.store.embedded.store import EmbeddedStore
 from shared.model import Batch, SeriesKey, SeriesPoints
 
 T0 = 1_789_999_200_000

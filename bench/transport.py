@@ -24,14 +24,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.deliver import Deliverer  # noqa: E402
-from agent.outbox import MemoryOutbox, OutboxItem  # noqa: E402
-from agent.spool import Spool  # noqa: E402
+from agent.outbox.deliver import Deliverer  # noqa: E402
+from agent.outbox.outbox import MemoryOutbox, OutboxItem  # noqa: E402
+from agent.outbox.spool import Spool  # noqa: E402
 from agent.transport.base import Transport  # noqa: E402
 from agent.transport.grpc import GrpcTransport  # noqa: E402
 from agent.transport.nats import NatsTransport  # noqa: E402
 from bench.codec import make_batch  # noqa: E402
-from hub import pki  # noqa: E402
+from hub.identity import pki  # noqa: E402
 from shared import codec  # noqa: E402
 from shared.clock import SystemClock  # noqa: E402
 from shared.model import Batch  # noqa: E402

@@ -9,11 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
-from hub import pki
 from hub.config import HubConfig, load_config
-from hub.enroll.db import EnrollState
-from hub.enroll.nats_auth import NatsServerFiles, render_config
-from hub.enroll.service import EnrollService
+from hub.identity import pki
+from hub.identity.db import EnrollState
+from hub.identity.nats_auth import NatsServerFiles, render_config
+from hub.identity.service import EnrollService
 from hub.pipeline import Hub, ensure_pki
 from hub.state import HubState
 from shared import logging as outpost_logging

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import uvicorn
 
-from hub import pki
 from hub.api.app import create_app
 from hub.api.deps import HubContext
 from hub.config import HubConfig
-from hub.enroll.db import EnrollState
-from hub.enroll.nats_auth import HUB_NATS_CN
-from hub.enroll.revocation import RevocationCache
-from hub.enroll.server import EnrollServer
-from hub.enroll.service import EnrollService
+from hub.identity import pki
+from hub.identity.db import EnrollState
+from hub.identity.nats_auth import HUB_NATS_CN
+from hub.identity.revocation import RevocationCache
+from hub.identity.server import EnrollServer
+from hub.identity.service import EnrollService
 from hub.ingest.grpc_server import GrpcIngestServer
 from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
 from hub.state import HubState
-from hub.store.config import build_store
+from hub.store.factory import build_store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock, SystemClock
 

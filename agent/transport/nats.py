@@ -3,7 +3,7 @@
 The same envelope bytes the gRPC transport pushes are published to `<prefix>.<site>.<agent>` with
 `Nats-Msg-Id` = the batch id, so JetStream drops a re-sent batch inside its duplicate window and the
 hub's store drops it after that. The subject comes from this agent's own certificate; nats-server maps
-that certificate to a user allowed to publish to that one subject only (hub/enroll/nats_auth.py), so the
+that certificate to a user allowed to publish to that one subject only (hub/identity/nats_auth.py), so the
 hub can trust the subject as the agent's identity. A JetStream ack means the stream stored the batch
 durably; the hub acknowledges it to JetStream only after its own durable store write.
 """

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from hub.enroll.service import EnrollRefused
+from hub.identity.service import EnrollRefused
 from hub.ingest.service import Ingestor
 from shared import codec
 from shared.errors import CodecError

@@ -1,7 +1,7 @@
 """Consumes agent envelopes from NATS JetStream; the only hub module that imports nats.
 
 Agents publish to `<prefix>.<site>.<agent>`. nats-server maps each agent's client certificate to a user
-that may publish to its own subject only (hub/enroll/nats_auth.py), so the subject *is* the certificate
+that may publish to its own subject only (hub/identity/nats_auth.py), so the subject *is* the certificate
 identity; the payload is never asked who sent it. The stream is a work queue read through one durable
 pull consumer: several hub workers may share it, each message goes to one of them, and a message is
 acknowledged only after `Ingestor.ingest` returned, i.e. after the durable store write. A worker that dies

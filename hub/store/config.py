@@ -1,4 +1,4 @@
-"""Store configuration: one frozen model per backend, picked by `kind`, and the factory that builds it.
+"""Store configuration: one frozen model per backend, picked by `kind` (built by `hub.store.factory`).
 
 In the hub's YAML:
 
@@ -21,11 +21,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-
-from hub.store.base import Store
-from hub.store.embedded import EmbeddedStore
-from hub.store.influx import InfluxStore
-from shared.clock import Clock, SystemClock
 
 # Agents replay their spool for up to 72 h after an outage, so batch ids must be remembered that long.
 MIN_DEDUP_WINDOW = timedelta(hours=72)
@@ -100,11 +95,3 @@ class InfluxStoreConfig(BaseModel):
 
 
 StoreConfig = Annotated[EmbeddedStoreConfig | InfluxStoreConfig, Field(discriminator="kind")]
-
-
-def build_store(config: StoreConfig, data_dir: Path, clock: Clock | None = None) -> Store:
-    """Builds the configured backend (not yet opened); relative paths resolve against `data_dir`."""
-    clock = clock or SystemClock()
-    if isinstance(config, EmbeddedStoreConfig):
-        return EmbeddedStore(data_dir / config.path, config, clock)
-    return InfluxStore(config, data_dir / config.ledger_path, clock)

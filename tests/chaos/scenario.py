@@ -20,7 +20,7 @@ import httpx
 import yaml
 
 from agent.collect.sequence import METRIC
-from agent.spool import Spool
+from agent.outbox.spool import Spool
 from tests.chaos.proxy import LinkProxy
 from tests.support.outpost import HubHandle, start_agent, wait_for
 from tests.support.procs import free_port
@@ -171,7 +171,7 @@ def tear_newest_segment(spool_dir: Path) -> None:
     """Leaves what a SIGKILL in the middle of a record write leaves: a record header whose body is cut short.
 
     (A real kill lands between writes almost always: a record is one write of microseconds.) The bytes
-    follow agent/spool.py's record layout: magic `OP`, a payload length, then the rest of the header.
+    follow agent/outbox/spool.py's record layout: magic `OP`, a payload length, then the rest of the header.
     """
     newest = max(spool_dir.glob("*.seg"), key=lambda p: int(p.stem))
     with newest.open("ab") as f:

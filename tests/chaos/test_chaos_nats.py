@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import pki
+from hub.identity import pki
 from tests.chaos.scenario import Chaos, Sequence
 from tests.support.outpost import HubHandle, start_hub
 from tests.support.procs import free_port

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from agent.detect import DetectConfig, DetectorBank, DetectRule
+from shared.detect import DetectConfig, DetectorBank, DetectRule
 from shared.model import Event, Limits, SeriesKey
 
 T0_MS = 1_700_000_000_000  # a Tuesday, 22:13 UTC

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.detect import DetectConfig, DetectorBank, DetectRule
-from agent.detect import snapshot as snap
+from shared.detect import DetectConfig, DetectorBank, DetectRule
+from shared.detect import snapshot as snap
 from shared.model import SeriesKey
 from tests.detect.conftest import MINUTE_MS, T0_MS, bank_for, feed, noise, ticks
 
@@ -133,7 +133,7 @@ def test_missing_or_corrupt_snapshot_gives_a_fresh_bank_and_one_log_line(
     path = tmp_path / "detect.npz"
     if content is not None:
         path.write_bytes(content)
-    with caplog.at_level(logging.INFO, logger="agent.detect.bank"):
+    with caplog.at_level(logging.INFO, logger="shared.detect.bank"):
         bank = DetectorBank.load(path, DetectConfig())
     assert len(bank) == 0
     assert [r.levelname for r in caplog.records] == [level]  # a first start is not a warning
@@ -144,7 +144,7 @@ def test_snapshot_of_another_version_gives_a_fresh_bank(
 ) -> None:
     path = tmp_path / "detect.npz"
     snap.write(path, {"version": 0, "groups": []}, {})
-    with caplog.at_level(logging.WARNING, logger="agent.detect.bank"):
+    with caplog.at_level(logging.WARNING, logger="shared.detect.bank"):
         bank = DetectorBank.load(path, DetectConfig())
     assert len(bank) == 0
     assert "version 0" in caplog.records[0].message
@@ -190,7 +190,7 @@ def test_river_second_opinion_is_averaged_in_and_named_in_events(key: SeriesKey)
 def test_river_is_not_imported_unless_configured() -> None:
     code = (
         "import sys, numpy as np\n"
-        "from agent.detect import DetectConfig, DetectorBank\n"
+        "from shared.detect import DetectConfig, DetectorBank\n"
         "from shared.model import SeriesKey\n"
         "DetectorBank(DetectConfig()).observe([SeriesKey.of('a')], np.array([1]), np.array([1.0]))\n"
         "print('river' in sys.modules)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.detect import DetectConfig, DetectRule
+from shared.detect import DetectConfig, DetectRule
 
 pytestmark = pytest.mark.unit
 

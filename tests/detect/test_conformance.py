@@ -7,9 +7,9 @@ import typing
 import numpy as np
 import pytest
 
-from agent.detect import DETECTORS, DetectRule
-from agent.detect.config import DetectorName
-from agent.detect.detectors import Detector
+from shared.detect import DETECTORS, DetectRule
+from shared.detect.config import DetectorName
+from shared.detect.detectors import Detector
 from tests.detect.conftest import MINUTE_MS, T0_MS, noise
 
 pytestmark = pytest.mark.unit

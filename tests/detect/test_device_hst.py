@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from agent.detect import DetectConfig, DetectorBank, DetectRule
+from shared.detect import DetectConfig, DetectorBank, DetectRule
 from shared.model import SeriesKey
 from tests.detect.conftest import feed, ticks
 

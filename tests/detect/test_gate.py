@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.detect import DetectorBank
-from agent.detect.detectors import RobustDetector
+from shared.detect import DetectorBank
+from shared.detect.detectors import RobustDetector
 from shared.model import Limits, SeriesKey, Severity
 from tests.detect.conftest import MINUTE_MS, bank_for, feed, noise, ticks
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.detect import DetectConfig, DetectorBank, DetectRule
+from shared.detect import DetectConfig, DetectorBank, DetectRule
 from shared.model import SeriesKey, Severity
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.detect import rarity
+from shared.detect import rarity
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.detect.refractory import Refractory
+from shared.detect.refractory import Refractory
 from shared.model import SeriesKey
 from tests.detect.conftest import bank_for, feed, noise, ticks
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agent.transport.grpc import GrpcTransport
-from hub import pki
+from hub.identity import pki
 from shared import codec
 from shared.model import Batch, SeriesKey, SeriesPoints
 from tests.support.outpost import start_hub

@@ -20,7 +20,7 @@ for forbidden in ("fastapi", "uvicorn", "sqlalchemy", "influxdb_client", "sklear
 mods = [m.name for m in pkgutil.walk_packages(agent.__path__, "agent.")]
 for name in mods:
     importlib.import_module(name)
-from agent.detect import DetectConfig
+from shared.detect import DetectConfig
 try:
     DetectConfig.model_validate({"default": {"detector": "hst"}})
     raise SystemExit("hst accepted without River installed")

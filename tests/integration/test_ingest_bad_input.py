@@ -6,7 +6,7 @@ import grpc
 import httpx
 import pytest
 
-from hub import pki
+from hub.identity import pki
 from shared import codec
 from shared.pb.outpost.v1 import batch_pb2 as pb
 from tests.support.outpost import HubHandle

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent.transport.grpc import GrpcTransport
-from hub import pki
+from hub.identity import pki
 from shared import codec
 from shared.errors import TransientError
 from shared.model import Batch, SeriesKey, SeriesPoints

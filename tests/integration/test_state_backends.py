@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.enroll.db import EnrollState, TokenCheck
+from hub.identity.db import EnrollState, TokenCheck
 from hub.state import HubState
 from tests.support.postgres import Postgres
 

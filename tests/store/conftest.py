@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from hub.store.base import Store
-from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig, build_store
-from hub.store.influx import InfluxStore
+from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig
+from hub.store.factory import build_store
+from hub.store.influx.store import InfluxStore
 from shared.clock import FakeClock
 from tests.store.vm_reader import VictoriaMetricsReader
 from tests.support.procs import Service, free_port, start_service

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hub.store.config import EmbeddedStoreConfig, build_store
+from hub.store.config import EmbeddedStoreConfig
+from hub.store.factory import build_store
 from shared.model import Batch, SeriesKey, SeriesPoints
 
 SERIES = 5

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from hub.store import chunk
+from hub.store.embedded import chunk
 
 pytestmark = pytest.mark.unit
 

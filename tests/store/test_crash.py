@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from hub.store.base import RangeQuery
-from hub.store.config import EmbeddedStoreConfig, build_store
-from hub.store.embedded import EmbeddedStore
+from hub.store.config import EmbeddedStoreConfig
+from hub.store.embedded.store import EmbeddedStore
+from hub.store.factory import build_store
 from tests.store import crash_writer
 from tests.support.procs import start_service
 

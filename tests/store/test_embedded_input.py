@@ -9,7 +9,7 @@ import pytest
 
 from hub.store.base import RangeQuery
 from hub.store.config import EmbeddedStoreConfig
-from hub.store.embedded import EmbeddedStore
+from hub.store.embedded.store import EmbeddedStore
 from shared.model import Batch, SeriesKey, SeriesPoints
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from hub.store.base import RangeQuery
 from hub.store.config import InfluxStoreConfig
 from hub.store.errors import StoreError
-from hub.store.influx import InfluxStore
+from hub.store.influx.store import InfluxStore
 from shared.errors import TransientError
 from shared.model import Batch, SeriesKey, SeriesPoints
 from tests.store.conftest import T0, start_victoria_metrics

@@ -11,7 +11,7 @@ import pytest
 
 from hub.store.base import Agg, RangeQuery, aggregate
 from hub.store.config import EmbeddedStoreConfig
-from hub.store.embedded import EmbeddedStore
+from hub.store.embedded.store import EmbeddedStore
 from shared.clock import FakeClock
 from shared.model import Batch, SeriesKey, SeriesPoints
 

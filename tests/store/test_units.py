@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from hub.store import ledger, lineproto
+from hub.store import ledger
 from hub.store.base import RangeQuery, effective_step
-from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig, StoreConfig, build_store
-from hub.store.embedded import EmbeddedStore
-from hub.store.head import Head
-from hub.store.influx import InfluxStore
-from hub.store.journal import Journal
+from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig, StoreConfig
+from hub.store.embedded.head import Head
+from hub.store.embedded.journal import Journal
+from hub.store.embedded.record import IngestRecord
+from hub.store.embedded.store import EmbeddedStore
+from hub.store.factory import build_store
+from hub.store.influx.store import InfluxStore, lineproto
 from hub.store.ledger import SeenBatches
-from hub.store.record import IngestRecord
 from shared.model import Batch, Event, SeriesKey, SeriesPoints, Severity
 
 pytestmark = pytest.mark.unit

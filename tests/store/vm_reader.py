@@ -20,7 +20,7 @@ _ALL_TIME = {"start": "0", "end": "4102444800"}
 
 
 class VictoriaMetricsReader:
-    """Implements `hub.store.influxql.InfluxReader` over `/api/v1/export`."""
+    """Implements `hub.store.influx.influxql.InfluxReader` over `/api/v1/export`."""
 
     def __init__(self, url: str) -> None:
         self._url = url

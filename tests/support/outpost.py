@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import yaml
 
-from hub import pki
+from hub.identity import pki
 from tests.support.procs import Service, free_port, start_service
 
 BIN = Path(sys.executable).parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.outbox import OutboxItem
+from agent.outbox.outbox import OutboxItem
 from shared import codec
 from shared.model import Batch, BatchClass, Event, SeriesKey, SeriesPoints, Severity
 

@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub import pki
-from hub.enroll.nats_auth import NatsServerFiles, render_config
+from hub.identity import pki
+from hub.identity.nats_auth import NatsServerFiles, render_config
 from tests.support.procs import Service, free_port, start_service
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.deliver import Backoff, Deliverer
-from agent.outbox import MemoryOutbox
+from agent.outbox.deliver import Backoff, Deliverer
+from agent.outbox.outbox import MemoryOutbox
 from hub.state import HubState
 from shared.clock import FakeClock
 from shared.codec import PushResult

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from agent.enroll import EnrollError, enroll, new_key_and_csr
+from agent.enroll.enroll import EnrollError, enroll, new_key_and_csr
 from agent.transport.base import DeliveryRejected
 from agent.transport.grpc import GrpcTransport, renew_certificate
-from hub import pki
-from hub.enroll.db import EnrollState
-from hub.enroll.service import EnrollService
+from hub.identity import pki
+from hub.identity.db import EnrollState
+from hub.identity.service import EnrollService
 from hub.state import HubState
 from shared.tls import identity_from_pem
 from tests.support.outpost import BIN, HubHandle, start_agent, start_hub, wait_for, write_agent_config

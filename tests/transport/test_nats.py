@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from agent.transport.nats import NatsTransport
-from hub import pki
+from hub.identity import pki
 from shared.errors import TransientError
 from tests.support.outpost import BIN, HubHandle, start_hub, wait_for
 from tests.transport.items import metrics_item

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.batch import Batcher, Sequencer
+from agent.outbox.batch import Batcher, Sequencer
 from shared.clock import FakeClock
 from shared.model import BatchClass, Sample, SeriesKey
 

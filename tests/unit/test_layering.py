@@ -46,8 +46,8 @@ SEAMS = {
     "redfish": {"agent/collect/redfish/session.py"},
     "aiohttp": {"agent/collect/redfish/session.py"},
     "nats": {"agent/transport/nats.py", "hub/ingest/nats_consumer.py"},
-    "influxdb_client": {"hub/store/influx.py"},
-    "river": {"agent/detect/river_hst.py"},
+    "influxdb_client": {"hub/store/influx/store.py"},
+    "river": {"shared/detect/river_hst.py"},
     "psutil": {"agent/collect/host.py"},
     "uvicorn": {"hub/pipeline.py"},
 }

@@ -15,8 +15,8 @@ import numpy as np
 
 from hub.store.base import Agg, Matcher, MatchOp, RangeQuery, SeriesResult, effective_step
 from hub.store.errors import StoreError
-from hub.store.influx_http import InfluxHttp
-from hub.store.lineproto import FIELD, parse_series_key
+from hub.store.influx.http import InfluxHttp
+from hub.store.influx.lineproto import FIELD, parse_series_key
 from shared.model import SeriesKey
 
 _FUNCTIONS = {

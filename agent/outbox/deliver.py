@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import Callable
 
-from agent.outbox import Outbox, OutboxItem
+from agent.outbox.outbox import Outbox, OutboxItem
 from agent.transport.base import DeliveryRejected, Transport
 from shared.clock import Clock
 from shared.codec import PushResult

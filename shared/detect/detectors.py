@@ -13,10 +13,10 @@ from typing import ClassVar, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect import rarity, seasonal
-from agent.detect.columns import Column, Columns, Rows, Scratch
-from agent.detect.config import DetectRule
-from agent.detect.river_hst import HalfSpaceTreesDetector
+from shared.detect import rarity, seasonal
+from shared.detect.columns import Column, Columns, Rows, Scratch
+from shared.detect.config import DetectRule
+from shared.detect.river_hst import HalfSpaceTreesDetector
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

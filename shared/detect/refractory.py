@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.detect.columns import Column, Columns, Rows
+from shared.detect.columns import Column, Columns, Rows
 
 
 class Refractory:

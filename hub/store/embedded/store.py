@@ -23,12 +23,11 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import zstandard
 
-from hub.store import chunk, ledger
+from hub.store import ledger
 from hub.store.base import (
     AGENT_LABEL,
     Matcher,
@@ -40,15 +39,14 @@ from hub.store.base import (
     effective_step,
     millis,
 )
-from hub.store.head import Head, merge_newer
-from hub.store.journal import Journal
-from hub.store.record import IngestRecord
-from hub.store.rollup import RES_1H, RES_5M, ROLLUP_RESOLUTIONS, Rollup
+from hub.store.config import EmbeddedStoreConfig
+from hub.store.embedded import chunk
+from hub.store.embedded.head import Head, merge_newer
+from hub.store.embedded.journal import Journal
+from hub.store.embedded.record import IngestRecord
+from hub.store.embedded.rollup import RES_1H, RES_5M, ROLLUP_RESOLUTIONS, Rollup
 from shared.clock import Clock, SystemClock
 from shared.model import Batch, Event, F64Array, I64Array, SeriesKey, SeriesPoints
-
-if TYPE_CHECKING:
-    from hub.store.config import EmbeddedStoreConfig
 
 log = logging.getLogger(__name__)
 FLUSH_RETRY_MS = 60_000

@@ -13,7 +13,7 @@ import logging
 import ssl
 from pathlib import Path
 
-from hub.enroll.service import EnrollRefused, EnrollService
+from hub.identity.service import EnrollRefused, EnrollService
 from shared import codec
 from shared.errors import CodecError
 

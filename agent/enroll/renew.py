@@ -1,7 +1,7 @@
 """Automatic certificate renewal at a share (default 2/3) of the certificate's lifetime.
 
 A fresh key and CSR are made here, the hub signs the CSR over the agent's current mTLS identity, the new
-pair replaces the old one atomically on disk (agent.enroll.install_pair), and `on_renewed` lets the
+pair replaces the old one atomically on disk (agent.enroll.enroll.install_pair), and `on_renewed` lets the
 runtime switch delivery to a transport built from the new files. Delivery never stops for it: batches
 in flight on the old transport are retried from the spool. Failures retry with jitter and are logged
 once until the next success.
@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from agent.enroll import TlsFiles, install_pair, new_key_and_csr
+from agent.enroll.enroll import TlsFiles, install_pair, new_key_and_csr
 from shared.clock import Clock, SystemClock
 from shared.errors import OutpostError
 

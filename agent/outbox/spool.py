@@ -17,7 +17,7 @@ of the newest segment is cut off on start; any other bad record quarantines its 
 (records before it are salvaged) and the agent starts regardless.
 
 Overflow (size `max_bytes` of pending records, age `max_age_s`): above `downsample_at` of the size limit
-incoming raw METRICS batches are rolled up (agent.downsample); when full, the oldest spooled raw batches
+incoming raw METRICS batches are rolled up (outbox.downsample); when full, the oldest spooled raw batches
 are rolled up in place before anything is dropped, then the oldest ROLLUP, then other batches are
 dropped; expired batches are dropped by age. Every drop is counted by class and reason in `dropped`.
 
@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import SpoolConfig
-from agent.downsample import rollup_batch
-from agent.outbox import URGENT, OutboxItem
+from agent.outbox.downsample import rollup_batch
+from agent.outbox.outbox import URGENT, OutboxItem
 from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.errors import CodecError

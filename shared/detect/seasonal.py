@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.config import Seasonality
+from shared.detect.config import Seasonality
 
 # Share of the bin's envelope that counts as normal spread, and the envelope's decay time constant:
 # about a week and a half, so a pattern seen on a few recent days dominates and a stopped one fades.

@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hub import pki
-from hub.enroll.db import EnrollState, TokenCheck
+from hub.identity import pki
+from hub.identity.db import EnrollState, TokenCheck
 from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.errors import OutpostError

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect import snapshot
-from agent.detect.config import DetectConfig
-from agent.detect.gate import LIMIT_REASONS, Level, SeriesState
-from agent.detect.group import Group
+from shared.detect import snapshot
+from shared.detect.config import DetectConfig
+from shared.detect.gate import LIMIT_REASONS, Level, SeriesState
+from shared.detect.group import Group
 from shared.model import Event, Limits, SeriesKey, Severity
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.columns import Column, Columns, Rows
-from agent.detect.config import DetectRule
+from shared.detect.columns import Column, Columns, Rows
+from shared.detect.config import DetectRule
 from shared.model import Limits
 
 # Set bits of each byte: k-of-n persistence keeps the last n flags of a series as the bits of one uint8.

@@ -17,21 +17,19 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from influxdb_client import InfluxDBClient, WriteOptions
 from influxdb_client.client.write_api import WriteApi, WritePrecision
 
-from hub.store import ledger, lineproto
+from hub.store import ledger
 from hub.store.base import Matcher, RangeQuery, SeriesResult, WriteResult, millis
-from hub.store.influx_http import InfluxHttp, status_error
-from hub.store.influxql import InfluxQLReader, InfluxReader
+from hub.store.config import InfluxStoreConfig
+from hub.store.influx import lineproto
+from hub.store.influx.http import InfluxHttp, status_error
+from hub.store.influx.influxql import InfluxQLReader, InfluxReader
 from shared.clock import Clock, SystemClock
 from shared.errors import TransientError
 from shared.model import Batch, Event, SeriesKey
-
-if TYPE_CHECKING:
-    from hub.store.config import InfluxStoreConfig
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hub.enroll.db import EnrollState
+from hub.identity.db import EnrollState
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.detect import DetectConfig, DetectorBank, Observation
+from shared.detect import DetectConfig, DetectorBank, Observation
 from shared.model import CollectResult, SeriesKey
 
 log = logging.getLogger(__name__)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.columns import Rows
-from agent.detect.config import DetectRule
-from agent.detect.detectors import DETECTORS, Detector
-from agent.detect.gate import Gate, Verdict
-from agent.detect.refractory import Refractory
-from agent.detect.river_hst import DeviceHalfSpaceTrees
+from shared.detect.columns import Rows
+from shared.detect.config import DetectRule
+from shared.detect.detectors import DETECTORS, Detector
+from shared.detect.gate import Gate, Verdict
+from shared.detect.refractory import Refractory
+from shared.detect.river_hst import DeviceHalfSpaceTrees
 from shared.model import SeriesKey
 
 

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.columns import Column, Columns, Rows
-from agent.detect.config import DetectRule
+from shared.detect.columns import Column, Columns, Rows
+from shared.detect.config import DetectRule
 from shared.model import SeriesKey
 
 N_TREES = 10

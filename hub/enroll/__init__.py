@@ -1,1 +1,0 @@
-"""Agent enrollment: tokens, CSR signing, renewal, revocation and the audit log."""
