@@ -6,6 +6,7 @@ designed in one place: the same bytes are spooled, pushed over gRPC and publishe
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -27,8 +28,19 @@ _PB_CLASS = {c: cast(pb.BatchClass, pb.BatchClass.Value(f"BATCH_CLASS_{c.name}")
 _PB_KIND = {k: cast(pb.MetricKind, pb.MetricKind.Value(f"METRIC_KIND_{k.name}")) for k in MetricKind}
 _PB_SEVERITY = {s: pb.Severity.Value(f"SEVERITY_{s.name}") for s in Severity}
 
-_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-_decompressor = zstandard.ZstdDecompressor()
+
+
+class _ThreadContexts(threading.local):
+    """One zstd compressor and decompressor per thread: python-zstandard contexts must never be used by
+    two threads at once (the hub decodes in up to `max_inflight` threads; sharing one corrupted valid
+    batches and crashed the process), and a context per call would cost an allocation per batch."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_zstd = _ThreadContexts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +132,7 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
     env = pb.Envelope(
         schema_version=SCHEMA_VERSION,
         encoding=pb.ENCODING_ZSTD if compress else pb.ENCODING_NONE,
-        payload=_compressor.compress(raw) if compress else raw,
+        payload=_zstd.compressor.compress(raw) if compress else raw,
         boot_epoch=batch.boot_epoch,
         seq=batch.seq,
         batch_class=_PB_CLASS[batch.batch_class],
@@ -153,7 +165,7 @@ def decode(data: bytes, max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> tuple
         raise CodecError("oversized", f"{env.uncompressed_size} bytes > {max_uncompressed}")
     if env.encoding == pb.ENCODING_ZSTD:
         try:
-            raw = _decompressor.decompress(env.payload, max_output_size=max(env.uncompressed_size, 1))
+            raw = _zstd.decompressor.decompress(env.payload, max_output_size=max(env.uncompressed_size, 1))
         except zstandard.ZstdError as exc:
             raise CodecError("bad_compression", str(exc)) from exc
     elif env.encoding == pb.ENCODING_NONE:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -134,3 +136,37 @@ def test_decode_rejects_non_monotonic_timestamps_from_a_hostile_sender() -> None
 def test_push_request_bytes_are_a_valid_push_request() -> None:
     env = codec.encode(_one_series_batch([1, 2, 3]))
     assert codec.envelope_of_push_request(codec.push_request(env)) == env
+
+
+def _big_batch(seq: int) -> Batch:
+    """Large enough (about 200 kB raw) that zstd works long enough for threads to overlap."""
+    rng = np.random.default_rng(seq)
+    series = tuple(
+        SeriesPoints(
+            SeriesKey.of("m", {"device": f"d{seq}", "i": str(i)}),
+            np.arange(1_700_000_000_000, 1_700_000_000_000 + 200 * 1000, 1000, dtype=np.int64),
+            rng.normal(size=200),
+            MetricKind.GAUGE,
+        )
+        for i in range(64)
+    )
+    return Batch(boot_epoch=1, seq=seq, batch_class=BatchClass.METRICS, series=series)
+
+
+def test_encode_and_decode_are_safe_from_many_threads_at_once() -> None:
+    """The hub decodes in up to max_inflight threads: one shared zstd context corrupted valid batches."""
+    batches = [_big_batch(i) for i in range(48)]
+    expected = [codec.encode(b) for b in batches]
+
+    def round_trip(i: int) -> tuple[bytes, int, float]:
+        data = codec.encode(batches[i])
+        header, decoded = codec.decode(expected[i])
+        return data, header.seq, float(sum(s.values.sum() for s in decoded.series))
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for _ in range(5):
+            results = list(pool.map(round_trip, range(len(batches))))
+            assert [r[0] for r in results] == expected
+            assert [r[1] for r in results] == list(range(len(batches)))
+            sums = [float(sum(s.values.sum() for s in b.series)) for b in batches]
+            assert [r[2] for r in results] == pytest.approx(sums)
