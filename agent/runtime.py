@@ -33,6 +33,7 @@ from agent.transport.nats import NatsTransport
 from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.codec import PushResult
+from shared.logging import UpDown
 from shared.model import Batch, CollectResult
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Agent:
         self.scorer = EdgeScorer(config.detect, config.data_dir / "detect")
         self.traps = TrapReceiver(config.traps, self._on_collect, self.clock)
         self._reported_drops: dict[tuple[str, str], int] = {}
-        self._failed_stages: set[str] = set()
+        self._stages: dict[str, UpDown] = {}
         self.renewer = (
             CertRenewer(
                 self.tls_files,
@@ -124,14 +125,18 @@ class Agent:
 
     @contextlib.contextmanager
     def _guard(self, stage: str) -> Iterator[None]:
-        """Keeps a failure (disk full, a bug) from killing a stage's loop: counted, logged once per stage."""
+        """Keeps a failure (disk full, a bug) from killing a stage's loop: counted, and logged when the stage
+        starts failing and when it works again."""
+        health = self._stages.get(stage)
+        if health is None:
+            health = self._stages[stage] = UpDown(log, f"stage {stage}", self.clock)
         try:
             yield
-        except Exception:
+        except Exception as exc:
             self.metrics.internal_errors.labels(stage).inc()
-            if stage not in self._failed_stages:
-                self._failed_stages.add(stage)
-                log.exception("%s failed; the agent keeps running, further failures are only counted", stage)
+            health.down(f"{type(exc).__name__}: {exc}; the agent keeps running", logging.ERROR, exc_info=True)
+        else:
+            health.up()
 
     def _on_collect(self, result: CollectResult) -> None:
         with self._guard("collect"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from agent.collect.base import Collector
 from shared.clock import Clock, SystemClock
+from shared.logging import UpDown
 from shared.model import CollectResult, MetricKind, Sample, SeriesKey
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,16 @@ def phase_of(target: str, interval_s: float) -> float:
 class TargetStats:
     """Per-target counters exported as agent metrics (`collect_timeouts_total{target}` is `timeouts`)."""
 
+    health: UpDown
     polls: int = 0
     timeouts: int = 0
     errors: int = 0
     lateness_s: float = 0.0
-    up: bool = True
-    down_since: float | None = None
     last_duration_s: float = 0.0
+
+    @property
+    def up(self) -> bool:
+        return self.health.is_up
 
 
 async def run_with_deadline(clock: Clock, work: Awaitable[CollectResult], seconds: float) -> CollectResult:
@@ -92,7 +96,7 @@ class Scheduler:
     async def start(self) -> None:
         for c in self.collectors:
             await c.start()
-            self.stats[c.target] = TargetStats()
+            self.stats[c.target] = TargetStats(UpDown(log, f"target {c.target}", self.clock))
         for c in self.collectors:
             self._tasks.append(asyncio.create_task(self._loop(c), name=f"poll:{c.target}"))
 
@@ -120,28 +124,25 @@ class Scheduler:
                 result = await run_with_deadline(self.clock, c.collect(), deadline)
             except TimeoutError:
                 stats.timeouts += 1
-                self._mark(c.target, stats, up=False, reason="timeout")
+                self._mark(stats, up=False, reason="timeout")
                 return
             except Exception as exc:  # a collector bug must not kill the schedule
                 stats.errors += 1
-                self._mark(c.target, stats, up=False, reason=type(exc).__name__)
+                self._mark(stats, up=False, reason=type(exc).__name__)
                 return
             finally:
                 stats.last_duration_s = self.clock.monotonic() - began
         if result.errors:
             stats.errors += 1
         up = bool(result.samples) or not result.errors
-        self._mark(c.target, stats, up=up, reason="; ".join(result.errors))
+        self._mark(stats, up=up, reason="; ".join(result.errors))
         self.sink(result)
 
-    def _mark(self, target: str, stats: TargetStats, up: bool, reason: str) -> None:
-        if stats.up and not up:
-            stats.up, stats.down_since = False, self.clock.monotonic()
-            log.warning("target %s is down: %s", target, reason[:200])
-        elif not stats.up and up:
-            down_for = self.clock.monotonic() - (stats.down_since or self.clock.monotonic())
-            stats.up, stats.down_since = True, None
-            log.info("target %s is up again after %s", target, _human(down_for))
+    def _mark(self, stats: TargetStats, up: bool, reason: str) -> None:
+        if up:
+            stats.health.up()
+        else:
+            stats.health.down(reason)
 
     def lateness_quantile(self, q: float) -> float:
         """The q-quantile (0..1) of recent poll lateness in seconds (0 before any poll)."""
@@ -173,9 +174,3 @@ class Scheduler:
         self._tasks.clear()
         for c in self.collectors:
             await c.aclose()
-
-
-def _human(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m}m{s}s" if h else f"{m}m{s}s"

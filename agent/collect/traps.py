@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from agent.collect.snmp.config import TrapConfig
 from agent.collect.snmp.session import Trap, TrapListener, oid_text
 from shared.clock import Clock, SystemClock
+from shared.logging import UpDown
 from shared.model import CollectResult, Event, Severity
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class TrapReceiver:
         self._config = config
         self._sink = sink
         self._clock = clock or SystemClock()
+        self._sink_health = UpDown(log, "trap sink", self._clock)
         self._listener: TrapListener | None = None
         self.stats = TrapStats()
 
@@ -74,10 +76,11 @@ class TrapReceiver:
         event = Event.of(self._clock.now_ms(), "snmp.trap", severity, trap.source, name, attributes)
         try:
             self._sink(CollectResult(trap.source, events=[event]))
-        except Exception:  # a sink bug must not kill the receiver; counted, logged once
+        except Exception as exc:  # a sink bug must not kill the receiver; counted, logged on change
             self.stats.sink_failures += 1
-            if self.stats.sink_failures == 1:
-                log.exception("trap sink failed; further failures are only counted")
+            self._sink_health.down(f"{type(exc).__name__}: {exc}", logging.ERROR, exc_info=True)
+        else:
+            self._sink_health.up()
 
     async def aclose(self) -> None:
         if self._listener is not None:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from agent.enroll.enroll import TlsFiles, install_pair, new_key_and_csr
 from shared.clock import Clock, SystemClock
 from shared.errors import OutpostError
+from shared.logging import UpDown
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class CertRenewer:
         self._task = asyncio.create_task(self._run(), name="cert-renewal")
 
     async def _run(self) -> None:
-        failing = False
+        renewal = UpDown(log, "certificate renewal", self._clock)
         while True:
             try:
                 due = renewal_due_ms(self._files.cert_file.read_bytes(), self._share)
@@ -74,14 +75,10 @@ class CertRenewer:
                     continue
                 await self.renew_now()
             except (OutpostError, OSError, ValueError) as exc:
-                if not failing:
-                    log.warning("certificate renewal failed, will retry: %s", exc)
-                    failing = True
+                renewal.down(f"will retry: {exc}")
                 await self._clock.sleep(self._rng.uniform(_RETRY_MIN_S, _RETRY_MAX_S))
                 continue
-            if failing:
-                log.info("certificate renewal works again")
-                failing = False
+            renewal.up()
 
     async def renew_now(self) -> None:
         """One renewal: new key, CSR signed by the hub, pair installed, transport switched."""

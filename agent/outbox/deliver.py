@@ -16,6 +16,7 @@ from agent.transport.base import DeliveryRejected, Transport
 from shared.clock import Clock
 from shared.codec import PushResult
 from shared.errors import TransientError
+from shared.logging import UpDown
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,13 @@ class Deliverer:
         self._workers = workers
         self._on_result = on_result or (lambda _i, _r, _o: None)
         self._tasks: list[asyncio.Task[None]] = []
-        self._connected = True
+        self._hub = UpDown(log, "hub", clock)
         self.inflight = 0
 
     @property
     def connected(self) -> bool:
         """False from the first failed send until the next successful one."""
-        return self._connected
+        return self._hub.is_up
 
     def swap_transport(self, transport: Transport) -> Transport:
         """Sends from now on go through `transport` (e.g. with a renewed certificate); returns the old one.
@@ -108,12 +109,10 @@ class Deliverer:
             self._on_result(item, result, "duplicate" if result.duplicate else "sent")
 
     def _set_connected(self, up: bool, reason: str) -> None:
-        if up != self._connected:
-            self._connected = up
-            if up:
-                log.info("hub reachable again")
-            else:
-                log.warning("hub unreachable, keeping batches for retry: %s", reason[:200])
+        if up:
+            self._hub.up()
+        else:
+            self._hub.down(f"keeping batches for retry: {reason}")
 
     async def drain(self, timeout_s: float) -> bool:
         """Waits until the outbox is empty and nothing is in flight; True when it got there in time."""

@@ -45,6 +45,7 @@ from agent.outbox.outbox import URGENT, OutboxItem
 from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.errors import CodecError
+from shared.logging import UpDown
 from shared.model import BatchClass
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class Spool:
         self._write_pos = 0
         self._bytes = 0
         self._dirty = False
-        self._disk_failing = False
+        self._disk = UpDown(log, f"spool writes to {self._dir}", self._clock)
         self._last_sync = 0.0
         self._watermark_ms = 0
         self._backfill_total = 0
@@ -317,13 +318,9 @@ class Spool:
             except OSError:
                 pass  # the CRC check drops a torn tail on the next start anyway
             self.dropped[(batch_class.name.lower(), "disk_error")] += 1
-            if not self._disk_failing:
-                log.error("spool: cannot write to %s (%s): dropping batches until it works", self._dir, exc)
-                self._disk_failing = True
+            self._disk.down(f"{exc}: dropping batches until it works", logging.ERROR)
             return False
-        if self._disk_failing:
-            log.info("spool: writing to %s works again", self._dir)
-            self._disk_failing = False
+        self._disk.up()
         return True
 
     def _make_room(self, item: OutboxItem) -> OutboxItem | None:

@@ -27,6 +27,7 @@ from nats.js import api
 from hub.config import NatsIngestConfig
 from hub.ingest.service import Ingestor
 from hub.telemetry import HubMetrics
+from shared.logging import UpDown
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +79,18 @@ class NatsConsumer:
         self._task = asyncio.create_task(self._run(), name="nats-consumer")
 
     async def _run(self) -> None:
-        connected_once = False
+        nats_up = UpDown(log, f"NATS stream {self._cfg.stream}")
         while True:
             try:
                 sub = await self._subscribe()
             except (OSError, nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-                if not connected_once:
-                    log.warning("NATS not reachable yet (%s), retrying", type(exc).__name__)
-                    connected_once = True
+                nats_up.down(f"{type(exc).__name__}, retrying")
                 await asyncio.sleep(_RETRY_CONNECT_S)
                 continue
-            log.info("consuming %s.> from NATS stream %s", self._cfg.subject_prefix, self._cfg.stream)
+            if not nats_up.up():  # the first subscription; later ones log "back after ..."
+                log.info("consuming %s.> from NATS stream %s", self._cfg.subject_prefix, self._cfg.stream)
             await self._consume(sub)
+            nats_up.down("connection lost, resubscribing")
 
     async def _subscribe(self) -> nats.js.JetStreamContext.PullSubscription:
         cfg = self._cfg

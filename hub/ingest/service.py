@@ -17,6 +17,7 @@ from hub.telemetry import HubMetrics
 from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.errors import CodecError, TransientError
+from shared.logging import UpDown
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class Ingestor:
         self._clock = clock or SystemClock()
         self._inflight = 0
         self._rejected_once: set[str] = set()
-        self._store_ok = True
+        self._store_health = UpDown(log, "store", self._clock)
 
     async def ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
         """Stores one envelope for `agent` (its certificate identity) and says what to answer."""
@@ -114,12 +115,10 @@ class Ingestor:
 
     def _set_store_ok(self, ok: bool, reason: str) -> None:
         """Logs the store going unavailable and coming back, once each."""
-        if ok != self._store_ok:
-            self._store_ok = ok
-            if ok:
-                log.info("store accepts writes again")
-            else:
-                log.warning("store unavailable, agents told to retry: %s", reason[:300])
+        if ok:
+            self._store_health.up()
+        else:
+            self._store_health.down(f"agents told to retry: {reason}")
 
     def reject(self, agent: str, transport: str, exc: CodecError, points: int = 0) -> IngestOutcome:
         """Counts a permanently refused envelope (by reason) and logs the first one per agent and reason."""

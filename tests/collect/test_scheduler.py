@@ -76,9 +76,9 @@ async def test_one_black_holed_target_among_200_delays_no_other_by_more_than_5_p
     assert sched.stats["sw17"].timeouts == 5 and sched.stats["sw17"].up
     assert max(d.max_in_flight for d in devices) == 1  # one poll per device in flight
     messages = [r.getMessage() for r in caplog.records]
-    assert [m for m in messages if "sw17 is down" in m] == ["target sw17 is down: timeout"]
-    ups = [m for m in messages if "sw17 is up again" in m]
-    assert len(ups) == 1 and ups[0].startswith("target sw17 is up again after 4m")
+    assert [m for m in messages if "sw17 down" in m] == ["target sw17 down: timeout"]
+    ups = [m for m in messages if "sw17 back" in m]
+    assert len(ups) == 1 and ups[0].startswith("target sw17 back after 4m")
     timeouts = {
         s.key.label("target"): s.value
         for s in sched.samples(clock.now_ms())

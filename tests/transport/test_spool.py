@@ -214,6 +214,6 @@ async def test_a_full_disk_drops_and_counts_batches_logs_once_and_recovers(
     s.put(metrics_item(5))
     assert s.dropped[("metrics", "disk_error")] == 3
     lines = [r.getMessage() for r in caplog.records if r.name == "agent.outbox.spool"]
-    assert len(lines) == 2 and "No space left on device" in lines[0] and "works again" in lines[1]
+    assert len(lines) == 2 and "No space left on device" in lines[0] and "back after" in lines[1]
     s.close()
     assert [r.batch_id for r in await _drain(_spool(tmp_path))] == ["7-1", "7-5"]
