@@ -1,7 +1,8 @@
 """Enrollment state in the hub's SQL database: tokens, the audit log, issued certificates, revocations.
 
 Token secrets are stored as SHA-256 hashes only; a token is consumed in the same transaction that checks
-it, so two agents racing for the last use cannot both get it.
+it (and the enrolling agent's revocation), so two agents racing for the last use cannot both get it and a
+revoked agent's attempt costs the token nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class TokenCheck(Enum):
     EXPIRED = "expired"
     USED_UP = "used_up"
     REVOKED = "revoked"
+    AGENT_REVOKED = "agent_revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +114,15 @@ class EnrollState:
                 )
             )
 
-    def consume_token(self, token_id: str, secret: str, now_ms: int) -> tuple[TokenCheck, str]:
-        """Checks a token and, when valid, uses it up by one. Returns the verdict and the token's site."""
+    def consume_token(
+        self, token_id: str, secret: str, now_ms: int, agent_name: str | None = None
+    ) -> tuple[TokenCheck, str]:
+        """Checks a token and, when valid, uses it up by one. Returns the verdict and the token's site.
+
+        With `agent_name`, the identity `<token site>/<agent_name>` is checked against the revoked agents
+        before the use is taken: a revoked agent's attempt is refused (AGENT_REVOKED) and leaves the
+        token's remaining uses unchanged.
+        """
         with self._engine.begin() as db:
             row = db.execute(sa.select(tokens).where(tokens.c.id == token_id)).first()
             if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
@@ -122,6 +131,11 @@ class EnrollState:
                 return TokenCheck.REVOKED, row.site
             if now_ms >= row.expires_ms:
                 return TokenCheck.EXPIRED, row.site
+            if agent_name is not None:
+                identity = f"{row.site}/{agent_name}"
+                q = sa.select(revoked_agents.c.agent).where(revoked_agents.c.agent == identity)
+                if db.execute(q).first() is not None:
+                    return TokenCheck.AGENT_REVOKED, row.site
             done = db.execute(
                 tokens.update()
                 .where((tokens.c.id == token_id) & (tokens.c.uses < tokens.c.max_uses))

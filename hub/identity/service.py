@@ -90,19 +90,21 @@ class EnrollService:
         token_id, _, secret = req.token.partition(".")
         now = self._clock.now_ms()
         name = req.agent_name if NAME.match(req.agent_name) else "?"
+        who = name  # the audit names the full identity once the token has told the site
         try:
             if not secret or name == "?":
                 raise EnrollRefused("malformed_request")
             public_key = _csr_key(req.csr_der)
-            verdict, site = self._state.consume_token(token_id, secret, now)
+            # Revocation is checked inside the token transaction, before a use is taken from the token.
+            verdict, site = self._state.consume_token(token_id, secret, now, agent_name=name)
+            if verdict is TokenCheck.AGENT_REVOKED:
+                who = f"{site}/{name}"
             if verdict is not TokenCheck.OK:
                 raise EnrollRefused(verdict.value)
             identity = f"{site}/{name}"
-            if identity in self._state.revoked():
-                raise EnrollRefused("agent_revoked")
             cert_pem = self._sign(public_key, site, name)
         except EnrollRefused as exc:
-            self._state.record(now, "enroll", token_id[:32], name, peer, exc.reason)
+            self._state.record(now, "enroll", token_id[:32], who, peer, exc.reason)
             raise
         self._state.record(now, "enroll", token_id, identity, peer, TokenCheck.OK.value)
         return codec.EnrollResponse(cert_pem, self._ca.cert.read_bytes(), identity)

@@ -246,3 +246,20 @@ async def test_a_revoked_agent_is_refused_within_seconds_and_cannot_renew(
             server_name="localhost",
         )
     assert ("renew", "dc1/bad", "agent_revoked") in _audit(hub)
+
+
+def test_a_revoked_agent_enrolling_again_leaves_the_token_uses_unchanged_and_is_audited(
+    enroll_hub: tuple[HubHandle, str], tmp_path: Path
+) -> None:
+    hub, address = enroll_hub
+    token = _token(hub, uses=3)
+    token_id = token.split(".", 1)[0]
+    enroll(address, token, "gone", tmp_path / "first")
+    _hub_cli(hub, "agent", "revoke", "dc1/gone")
+    before = len(_audit(hub))
+    with pytest.raises(EnrollError, match="agent_revoked"):
+        enroll(address, token, "gone", tmp_path / "again")
+    (info,) = [t for t in _enroll_db(hub).list_tokens() if t.id == token_id]
+    assert (info.uses, info.max_uses) == (1, 3)
+    assert _audit(hub)[before:] == [("enroll", "dc1/gone", "agent_revoked")]
+    assert not (tmp_path / "again" / "agent.key").exists()
