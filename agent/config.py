@@ -12,6 +12,7 @@ from agent.collect.redfish.config import RedfishConfig
 from agent.collect.sequence import SequenceConfig
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
 from shared.config_errors import load_yaml_model
+from shared.delivery import DEDUP_WINDOW_S, describe_window
 from shared.detect import DetectConfig
 
 # Every device kind the agent can poll; `kind:` selects the model (and the collector in collect/registry.py).
@@ -61,12 +62,23 @@ class SpoolConfig(_Frozen):
     """
 
     max_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024)
-    max_age_s: float = Field(default=72 * 3600, gt=0)
+    max_age_s: float = Field(default=DEDUP_WINDOW_S, gt=0)
     segment_bytes: int = Field(default=64 * 1024**2, ge=4096)
     fsync_interval_s: float = Field(default=1.0, ge=0, le=1.0)
     downsample_at: float = Field(default=0.8, gt=0, le=1)
     backfill_share: float = Field(default=0.5, gt=0, le=1)
     live_window_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("max_age_s")
+    @classmethod
+    def _within_dedup_window(cls, value: float) -> float:
+        """The hub remembers batch ids for DEDUP_WINDOW_S (shared/delivery.py); older replays count twice."""
+        if value > DEDUP_WINDOW_S:
+            raise ValueError(
+                f"must be at most {describe_window()}: the hub forgets batch ids after that, so a batch "
+                "replayed later would be stored and counted twice"
+            )
+        return value
 
 
 class BatchConfig(_Frozen):

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from shared.delivery import DEDUP_WINDOW_MS
 from shared.errors import TransientError
 
 _meta = sa.MetaData()
@@ -43,7 +44,8 @@ agent_epochs = sa.Table(
 
 # Batch ids the counters above already include: makes counting idempotent on its own, so a hub killed
 # between the store write and this bookkeeping still counts the re-sent batch (which the store then
-# reports as a duplicate) exactly once. Rows older than the spool's replay horizon are pruned.
+# reports as a duplicate) exactly once. Rows are kept for the delivery contract's dedup window (agents
+# never replay a batch older than that: their spool age is validated against the same constant).
 seen_batches = sa.Table(
     "seen_batches",
     _meta,
@@ -52,7 +54,7 @@ seen_batches = sa.Table(
     sa.Column("seq", sa.BigInteger, primary_key=True),
     sa.Column("seen_ms", sa.BigInteger, nullable=False, index=True),
 )
-SEEN_HORIZON_MS = 80 * 3600 * 1000  # > the agents' 72 h spool age limit
+SEEN_HORIZON_MS = DEDUP_WINDOW_MS
 _PRUNE_EVERY = 1000
 
 api_tokens = sa.Table(

@@ -20,10 +20,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-# Agents replay their spool for up to 72 h after an outage, so batch ids must be remembered that long.
-MIN_DEDUP_WINDOW = timedelta(hours=72)
+from shared.delivery import DEDUP_WINDOW_S, describe_window
+
+# Agents replay their spool for up to DEDUP_WINDOW_S after an outage (their config is validated against
+# the same constant), so batch ids must be remembered at least that long.
+MIN_DEDUP_WINDOW = timedelta(seconds=DEDUP_WINDOW_S)
+
+
+def _check_dedup_window(value: timedelta) -> timedelta:
+    if value < MIN_DEDUP_WINDOW:
+        raise ValueError(
+            f"must be at least {describe_window()}: agents replay their spool that long, and a batch id "
+            "forgotten earlier would be stored and counted twice"
+        )
+    return value
 
 
 class EmbeddedStoreConfig(BaseModel):
@@ -43,10 +55,10 @@ class EmbeddedStoreConfig(BaseModel):
     head_max_points: int = Field(default=4_000_000, gt=0)
     flush_interval: timedelta = timedelta(minutes=10)
 
+    _dedup_window = field_validator("dedup_window")(_check_dedup_window)
+
     @model_validator(mode="after")
     def _check_windows(self) -> EmbeddedStoreConfig:
-        if self.dedup_window < MIN_DEDUP_WINDOW:
-            raise ValueError(f"dedup_window must be at least {MIN_DEDUP_WINDOW} (agents replay 72 h)")
         if not self.raw_retention <= self.rollup_5m_retention <= self.rollup_1h_retention:
             raise ValueError("retention must not shrink as resolution coarsens (raw <= 5m <= 1h)")
         return self
@@ -87,11 +99,7 @@ class InfluxStoreConfig(BaseModel):
     def database_name(self) -> str:
         return self.database or self.bucket
 
-    @model_validator(mode="after")
-    def _check_window(self) -> InfluxStoreConfig:
-        if self.dedup_window < MIN_DEDUP_WINDOW:
-            raise ValueError(f"dedup_window must be at least {MIN_DEDUP_WINDOW} (agents replay 72 h)")
-        return self
+    _dedup_window = field_validator("dedup_window")(_check_dedup_window)
 
 
 StoreConfig = Annotated[EmbeddedStoreConfig | InfluxStoreConfig, Field(discriminator="kind")]

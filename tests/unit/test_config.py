@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
+from agent.config import AgentConfig
+from hub.config import HubConfig
+from hub.state import SEEN_HORIZON_MS
+from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig
+from shared.config_errors import format_validation_error
+from shared.delivery import DEDUP_WINDOW_S
 
 pytestmark = pytest.mark.unit
 
@@ -73,3 +83,57 @@ def test_two_devices_with_one_name_are_refused(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "devices: Value error, device name 'jump' is used twice" in r.stderr
+
+
+def _errors(model: type[BaseModel], data: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as exc:
+        model.model_validate(data)
+    return format_validation_error(exc.value)
+
+
+_TLS = {"ca_file": "a", "cert_file": "b", "key_file": "c"}
+
+
+def test_a_spool_kept_longer_than_the_hub_dedup_window_is_refused_with_the_reason() -> None:
+    text = _errors(AgentConfig, {"hub": {"tls": _TLS}, "spool": {"max_age_s": DEDUP_WINDOW_S + 1}})
+    assert text == (
+        "spool -> max_age_s: Value error, must be at most 259200 s (72 h): the hub forgets batch ids "
+        "after that, so a batch replayed later would be stored and counted twice"
+    )
+
+
+def test_a_spool_age_of_exactly_the_dedup_window_is_the_default_and_accepted() -> None:
+    config = AgentConfig.model_validate({"hub": {"tls": _TLS}, "spool": {"max_age_s": DEDUP_WINDOW_S}})
+    assert config.spool.max_age_s == DEDUP_WINDOW_S == AgentConfig.model_validate(
+        {"hub": {"tls": _TLS}}
+    ).spool.max_age_s
+
+
+@pytest.mark.parametrize("kind", ["embedded", "influx"])
+def test_a_hub_dedup_window_shorter_than_the_contract_is_refused_with_the_reason(kind: str) -> None:
+    store: dict[str, Any] = {"kind": kind, "dedup_window": DEDUP_WINDOW_S - 1}
+    if kind == "influx":
+        store["url"] = "http://127.0.0.1:8086"
+    text = _errors(HubConfig, {"store": store})
+    assert text == (
+        f"store -> {kind} -> dedup_window: Value error, must be at least 259200 s (72 h): agents replay "
+        "their spool that long, and a batch id forgotten earlier would be stored and counted twice"
+    )
+
+
+def test_the_hub_remembers_batch_ids_exactly_as_long_as_the_agent_may_replay_them() -> None:
+    assert EmbeddedStoreConfig().dedup_window.total_seconds() == DEDUP_WINDOW_S
+    assert InfluxStoreConfig(url="http://x").dedup_window.total_seconds() == DEDUP_WINDOW_S
+    assert SEEN_HORIZON_MS == DEDUP_WINDOW_S * 1000
+    hub = HubConfig.model_validate({"store": {"kind": "embedded", "dedup_window": DEDUP_WINDOW_S}})
+    assert hub.store.dedup_window == dt.timedelta(hours=72)
+
+
+def test_agent_check_config_exits_2_on_a_spool_age_beyond_the_dedup_window(tmp_path: Path) -> None:
+    r = _check(
+        "outpost-agent",
+        tmp_path,
+        "hub: {tls: {ca_file: a, cert_file: b, key_file: c}}\nspool: {max_age_s: 300000}\n",
+    )
+    assert r.returncode == 2
+    assert "spool -> max_age_s: Value error, must be at most 259200 s (72 h)" in r.stderr
