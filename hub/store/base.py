@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 from typing import Protocol
 
 import numpy as np
 
+from hub.store.regex import Pattern, compile_anchored
 from shared.model import Batch, Event, F64Array, I64Array, SeriesKey
 
 # Label the store adds to every series: the agent identity taken from its client certificate.
 AGENT_LABEL = "agent"
+
+# The time range queries may name, in epoch ms: 1970-01-01 .. 2200-01-01. Wider values are typos or
+# attacks, and within it every step and bucket computation stays far from int64 overflow.
+TIME_MIN_MS = 0
+TIME_MAX_MS = 7_258_118_400_000
+# Bounds of one query, so no request can ask for unbounded work.
+MAX_POINTS_LIMIT = 1_000_000
+MAX_MATCHERS = 32
+MAX_NAME_LEN = 256
 
 
 class Agg(Enum):
@@ -36,19 +45,33 @@ class MatchOp(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """A label matcher in PromQL's dialect (`name="v"`, `name!="v"`, `name=~"re"`, `name!~"re"`)."""
+    """A label matcher in PromQL's dialect (`name="v"`, `name!="v"`, `name=~"re"`, `name!~"re"`).
+
+    Regexes are RE2, anchored at both ends (`^(?:re)$`), and compiled once, here, not per series.
+    A missing label has the value "" (so `rack=~"x?"` matches series without `rack`).
+
+    Raises:
+        ValueError: the name or value is too long, or the regex is not valid RE2 (the message says why).
+    """
 
     name: str
     op: MatchOp
     value: str
+    _rx: Pattern | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > MAX_NAME_LEN:
+            raise ValueError(f"label name must be 1 to {MAX_NAME_LEN} characters")
+        if self.op in (MatchOp.RE, MatchOp.NRE):
+            object.__setattr__(self, "_rx", compile_anchored(self.value))
+        elif len(self.value) > 4 * MAX_NAME_LEN:
+            raise ValueError(f"label value longer than {4 * MAX_NAME_LEN} characters")
 
     def matches(self, key: SeriesKey) -> bool:
         actual = key.label(self.name)
-        if self.op is MatchOp.EQ:
-            return actual == self.value
-        if self.op is MatchOp.NE:
-            return actual != self.value
-        hit = re.fullmatch(self.value, actual) is not None
+        if self._rx is None:
+            return (actual == self.value) is (self.op is MatchOp.EQ)
+        hit = self._rx.fullmatch(actual) is not None
         return hit if self.op is MatchOp.RE else not hit
 
 
@@ -57,8 +80,14 @@ class RangeQuery:
     """Points of every series of `metric` matching all matchers in [start_ms, end_ms].
 
     With `step_ms`, points are aggregated into buckets aligned to multiples of the step and stamped
-    with the bucket start. `max_points` caps points per series by widening the step server-side.
+    with the bucket start. `max_points` caps points per series: raw points when every series has at most
+    that many in the range, else buckets of a step picked from the data present (see `effective_step`).
     Answers hold only series with points in the range, sorted by key text.
+
+    Raises:
+        ValueError: a bound is broken (times outside `TIME_MIN_MS..TIME_MAX_MS`, end before start, a step
+            outside 1 ms .. the whole range of times, max_points outside 1..`MAX_POINTS_LIMIT`, more
+            than `MAX_MATCHERS` matchers, an empty or overlong metric name).
     """
 
     metric: str
@@ -68,6 +97,21 @@ class RangeQuery:
     step_ms: int | None = None
     agg: Agg = Agg.AVG
     max_points: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.metric or len(self.metric) > MAX_NAME_LEN:
+            raise ValueError(f"metric name must be 1 to {MAX_NAME_LEN} characters")
+        for name, t in (("start", self.start_ms), ("end", self.end_ms)):
+            if not TIME_MIN_MS <= t <= TIME_MAX_MS:
+                raise ValueError(f"{name} outside 1970-01-01 .. 2200-01-01 ({TIME_MIN_MS}..{TIME_MAX_MS} ms)")
+        if self.end_ms < self.start_ms:
+            raise ValueError("end is before start")
+        if self.step_ms is not None and not 0 < self.step_ms <= TIME_MAX_MS:
+            raise ValueError(f"step must be 1 ms .. {TIME_MAX_MS} ms")
+        if self.max_points is not None and not 0 < self.max_points <= MAX_POINTS_LIMIT:
+            raise ValueError(f"max_points must be 1 .. {MAX_POINTS_LIMIT}")
+        if len(self.matchers) > MAX_MATCHERS:
+            raise ValueError(f"at most {MAX_MATCHERS} matchers")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -102,33 +146,68 @@ class Store(Protocol):
 
     def series(self, metric: str | None = None, matchers: tuple[Matcher, ...] = ()) -> list[SeriesKey]: ...
 
-    def events(self, start_ms: int, end_ms: int, limit: int = 1000) -> list[tuple[str, Event]]: ...
+    def events(
+        self, start_ms: int, end_ms: int, limit: int = 1000, kind: str | None = None
+    ) -> list[tuple[str, Event]]:
+        """Events in [start_ms, end_ms], newest first; `kind` keeps those whose kind starts with it
+        (applied before the limit, so rare kinds are found behind many newer events of others)."""
+        ...
 
     def apply_retention(self, now_ms: int) -> int: ...
 
     def close(self) -> None: ...
 
 
-def effective_step(q: RangeQuery) -> int | None:
+def effective_step(
+    q: RangeQuery, first_ms: int | None = None, last_ms: int | None = None, most_points: int | None = None
+) -> int | None:
     """The step to aggregate with: the requested one, widened so no series exceeds `max_points`.
 
-    A widened step is rounded up to whole seconds, 5 minutes or hours (by its size), so that bucket
-    edges are readable and the embedded store can answer from its 5 min and 1 h rollups.
+    Args:
+        q: the query; without `max_points` its step is used as is.
+        first_ms, last_ms: the earliest and latest point present in the range (over all matching series),
+            when the caller knows them. The step is fitted to that extent, not to the requested span:
+            one hour of data asked for with `start=0` still gets about `max_points` buckets, not one.
+        most_points: the most points any matching series has in the range, when known: no step is
+            needed (raw points) if that fits in `max_points` and none was asked for.
+
+    Returns:
+        None for raw points, else the step in ms. A widened step is rounded up to whole seconds,
+        5 minutes or hours (by its size), so that bucket edges are readable and the embedded store can
+        answer from its 5 min and 1 h rollups; it is the smallest such step whose aligned buckets over
+        the extent number at most `max_points` (found in a bounded number of tries).
     """
     step = q.step_ms
     if not q.max_points:
         return step
-    span = max(1, q.end_ms - q.start_ms + 1)
-    needed = -(-span // q.max_points)
-    if step is not None and step >= needed:
-        return step
-    if step is None and needed <= 1:
+    if step is None and most_points is not None and most_points <= q.max_points:
         return None
-    step = _round_step(needed)
-    # Aligned buckets can straddle one extra edge; widen until the count really fits.
-    while q.end_ms // step - q.start_ms // step + 1 > q.max_points:
-        step = _round_step(step + 1)
-    return step
+    lo = q.start_ms if first_ms is None else max(q.start_ms, first_ms)
+    hi = q.end_ms if last_ms is None else min(q.end_ms, last_ms)
+    if hi < lo:
+        return step
+    if step is not None and _buckets(lo, hi, step) <= q.max_points:
+        return step
+    span = hi - lo + 1
+    needed = -(-span // q.max_points)
+    if step is None and needed <= 1 and most_points is None:
+        return None
+    candidate = _round_step(max(needed, step or 1))
+    # Aligned buckets can straddle one extra edge: try the next few readable steps...
+    for _ in range(_WIDEN_TRIES):
+        if _buckets(lo, hi, candidate) <= q.max_points:
+            return candidate
+        candidate = _round_step(candidate + 1)
+    # ...then one that fits by construction: span / (max_points - 1) (for one point, wider than `hi`).
+    sure = hi + 1 if q.max_points == 1 else -(-span // (q.max_points - 1))
+    return _round_step(max(candidate, sure))
+
+
+_WIDEN_TRIES = 16
+
+
+def _buckets(lo: int, hi: int, step: int) -> int:
+    return hi // step - lo // step + 1
 
 
 def _round_step(ms: int) -> int:

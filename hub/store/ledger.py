@@ -108,12 +108,24 @@ def insert_events(db: sqlite3.Connection, events: Iterable[tuple[str, Event]]) -
     )
 
 
-def select_events(db: sqlite3.Connection, start_ms: int, end_ms: int, limit: int) -> list[tuple[str, Event]]:
-    """Events in [start_ms, end_ms], newest first."""
+def select_events(
+    db: sqlite3.Connection, start_ms: int, end_ms: int, limit: int, kind: str | None = None
+) -> list[tuple[str, Event]]:
+    """Events in [start_ms, end_ms], newest first; with `kind`, only kinds starting with it.
+
+    The kind filter is part of the query, before the limit: filtering the newest `limit` rows afterwards
+    found no anomaly behind 500 newer traps. A prefix compare (`substr`), not LIKE, so `%` and `_` in
+    `kind` are plain characters.
+    """
+    where = "ts BETWEEN ? AND ?"
+    args: list[int | str] = [start_ms, end_ms]
+    if kind is not None:
+        where += " AND substr(kind, 1, ?) = ?"
+        args += [len(kind), kind]
     rows = db.execute(
         "SELECT agent, ts, kind, severity, source, message, attributes FROM events"
-        " WHERE ts BETWEEN ? AND ? ORDER BY ts DESC, id DESC LIMIT ?",
-        (start_ms, end_ms, limit),
+        f" WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+        (*args, limit),
     ).fetchall()
     return [(r[0], _event_from_row(r[1:])) for r in rows]
 

@@ -178,3 +178,76 @@ def test_events_come_back_newest_first_within_the_range(backend: Backend) -> Non
     assert store.events(T0, T0 + 10_000, limit=1) == [
         ("edge-2", Event.of(T0 + 9000, "trap", Severity.INFO, "sw2"))
     ]
+
+
+def test_max_points_above_the_point_count_returns_the_raw_points(backend: Backend) -> None:
+    write_fleet(backend)
+    q = RangeQuery("mem", T0, T0 + 2 * HOUR, max_points=1000)
+    ts, vals = points(50.0)
+    assert as_dict(backend.opened[0].query(q)) == {
+        'mem{agent="edge-1",host="a"}': (ts.tolist(), vals.tolist())
+    }
+
+
+@pytest.mark.parametrize("start", [0, T0 - 30 * 24 * HOUR], ids=["epoch", "a-month-before"])
+def test_the_step_follows_the_data_present_not_the_requested_span(backend: Backend, start: int) -> None:
+    write_fleet(backend)
+    # 720 points over 2 h, asked for at most 100 over a range far wider than the data.
+    q = RangeQuery("mem", start, T0 + 30 * 24 * HOUR, max_points=100, agg=Agg.COUNT)
+    (result,) = backend.opened[0].query(q)
+    # 7190 s of data over 100 points is a 72 s step (rounded to whole seconds): 100 buckets, not 1.
+    assert result.timestamps_ms.shape[0] == 100
+    assert result.timestamps_ms[0] == T0 // 72_000 * 72_000
+    assert result.values.sum() == 720.0
+
+
+def test_max_points_of_one_answers_one_bucket_holding_every_point(backend: Backend) -> None:
+    write_fleet(backend)
+    (result,) = backend.opened[0].query(RangeQuery("mem", T0, T0 + 2 * HOUR, max_points=1, agg=Agg.COUNT))
+    assert result.values.tolist() == [720.0]
+
+
+def test_events_filtered_by_kind_are_found_behind_many_newer_events_of_other_kinds(backend: Backend) -> None:
+    store = backend.open()
+    onsets = tuple(Event.of(T0 + i, "anomaly.onset", Severity.CRITICAL, "cpu", "onset") for i in range(3))
+    traps = tuple(Event.of(T0 + 1000 + i, "trap", Severity.INFO, "sw1", "linkDown") for i in range(50))
+    store.write("edge-1", Batch(1, 1, events=onsets, batch_class=BatchClass.EVENTS))
+    store.write("edge-1", Batch(1, 2, events=traps, batch_class=BatchClass.EVENTS))
+    assert store.events(T0, T0 + HOUR, limit=10, kind="anomaly") == [("edge-1", e) for e in onsets[::-1]]
+    assert len(store.events(T0, T0 + HOUR, limit=10, kind="trap")) == 10
+    assert store.events(T0, T0 + HOUR, limit=10, kind="anomaly.onset%") == []  # a prefix, not a LIKE pattern
+    assert len(store.events(T0, T0 + HOUR, limit=100)) == 53
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("dge-1|edge-2", ['cpu{agent="edge-2",host="a"}']),  # the whole alternation is anchored
+        ("(.*.*)*X", []),  # catastrophic for a backtracking engine, linear in RE2
+        (
+            "edge-\\d",
+            ['cpu{agent="edge-1",host="a"}', 'cpu{agent="edge-1",host="b"}', 'cpu{agent="edge-2",host="a"}'],
+        ),
+    ],
+    ids=["alternation", "evil", "perl-class"],
+)
+def test_regex_matchers_are_anchored_re2_on_every_backend(
+    backend: Backend, pattern: str, expected: list[str]
+) -> None:
+    write_fleet(backend)
+    store = backend.opened[0]
+    matcher = Matcher("agent", MatchOp.RE, pattern)
+    got = store.query(RangeQuery("cpu", T0, T0 + 2 * HOUR, (matcher,), step_ms=HOUR, agg=Agg.COUNT))
+    assert [str(r.key) for r in got] == expected
+    assert [str(k) for k in store.series("cpu", (matcher,))] == expected
+
+
+def test_a_regex_matcher_on_a_missing_label_matches_the_empty_string(backend: Backend) -> None:
+    write_fleet(backend)
+    store = backend.opened[0]
+    got = store.series(None, (Matcher("rack", MatchOp.RE, "x?"), Matcher("host", MatchOp.EQ, "a")))
+    assert [str(k) for k in got] == [
+        'cpu{agent="edge-1",host="a"}',
+        'cpu{agent="edge-2",host="a"}',
+        'mem{agent="edge-1",host="a"}',
+    ]

@@ -26,13 +26,23 @@ class VictoriaMetricsReader:
         self._url = url
 
     def query(self, q: RangeQuery) -> list[SeriesResult]:
-        step = effective_step(q)
-        out = []
+        found = []
         for key, ts, vals in self._export(q.metric):
             keep = (ts >= q.start_ms) & (ts <= q.end_ms)
             ts, vals = ts[keep], vals[keep]
-            if not all(m.matches(key) for m in q.matchers) or ts.shape[0] == 0:
-                continue
+            if all(m.matches(key) for m in q.matchers) and ts.shape[0]:
+                found.append((key, ts, vals))
+        if not found:
+            return []
+        # The step fits the data present, as in the stores: first/last point and the longest series.
+        step = effective_step(
+            q,
+            min(int(ts[0]) for _, ts, _ in found),
+            max(int(ts[-1]) for _, ts, _ in found),
+            max(ts.shape[0] for _, ts, _ in found),
+        )
+        out = []
+        for key, ts, vals in found:
             if step:
                 ts, vals = aggregate(ts, vals, step, q.agg)
             out.append(SeriesResult(key, ts, vals))

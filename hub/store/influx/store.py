@@ -232,9 +232,11 @@ class InfluxStore:
     def series(self, metric: str | None = None, matchers: tuple[Matcher, ...] = ()) -> list[SeriesKey]:
         return self._reader.series(metric, matchers)
 
-    def events(self, start_ms: int, end_ms: int, limit: int = 1000) -> list[tuple[str, Event]]:
+    def events(
+        self, start_ms: int, end_ms: int, limit: int = 1000, kind: str | None = None
+    ) -> list[tuple[str, Event]]:
         with self._lock:
-            return ledger.select_events(self._conn(), start_ms, end_ms, limit)
+            return ledger.select_events(self._conn(), start_ms, end_ms, limit, kind)
 
     def apply_retention(self, now_ms: int) -> int:
         """Prunes the ledger only: point retention is InfluxDB's own (bucket or retention policy).
