@@ -77,8 +77,9 @@ class HostCollector(ConfiguredTarget[HostConfig]):
             gauge("host_disk_used_bytes", du.used, "bytes", mountpoint=part.mountpoint)
             gauge("host_disk_utilization_percent", du.percent, "percent", mountpoint=part.mountpoint)
         for dev, io in (psutil.disk_io_counters(perdisk=True) or {}).items():
-            rate("host_disk_read_bytes_per_second", io.read_bytes, "bytes/s", device=dev)
-            rate("host_disk_write_bytes_per_second", io.write_bytes, "bytes/s", device=dev)
+            # `disk`, not `device`: the scheduler's `device` label names the host itself (collect/device.py)
+            rate("host_disk_read_bytes_per_second", io.read_bytes, "bytes/s", disk=dev)
+            rate("host_disk_write_bytes_per_second", io.write_bytes, "bytes/s", disk=dev)
         for nic, net in (psutil.net_io_counters(pernic=True) or {}).items():
             rate("host_network_receive_bytes_per_second", net.bytes_recv, "bytes/s", interface=nic)
             rate("host_network_transmit_bytes_per_second", net.bytes_sent, "bytes/s", interface=nic)

@@ -5,7 +5,8 @@ and a restart keeps each target's slot. Each target has one loop, so at most one
 flight; a global semaphore caps polls across devices. The deadline runs on the injected clock (not
 asyncio's), so a black-holed device is cut off on time in production and in FakeClock tests alike,
 and it holds one semaphore slot at most until then. State changes (down/up) are logged once;
-per-poll outcomes are counters (`stats`, `samples()`).
+per-poll outcomes are counters (`stats`, `samples()`). Every result reaches the sink through the
+target's `DeviceStamp`, so each series carries `device=<target>` whatever the collector put in it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.collect.base import Collector
+from agent.collect.device import DeviceStamp
 from shared.clock import Clock, SystemClock
 from shared.logging import UpDown
 from shared.model import CollectResult, MetricKind, Sample, SeriesKey
@@ -89,14 +91,21 @@ class Scheduler:
     def __post_init__(self) -> None:
         self._sem = asyncio.Semaphore(self.max_concurrency)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stamps: dict[str, DeviceStamp] = {}
         self._rng = random.Random(self.seed)
         # Recent poll lateness across all targets (for the p99 the bench and telemetry report).
         self.recent_lateness: deque[float] = deque(maxlen=10_000)
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """One polling loop per target (the agent watches them for a loop that ends)."""
+        return list(self._tasks)
 
     async def start(self) -> None:
         for c in self.collectors:
             await c.start()
             self.stats[c.target] = TargetStats(UpDown(log, f"target {c.target}", self.clock))
+            self._stamps[c.target] = DeviceStamp(c.target)
         for c in self.collectors:
             self._tasks.append(asyncio.create_task(self._loop(c), name=f"poll:{c.target}"))
 
@@ -136,7 +145,7 @@ class Scheduler:
             stats.errors += 1
         up = bool(result.samples) or not result.errors
         self._mark(stats, up=up, reason="; ".join(result.errors))
-        self.sink(result)
+        self.sink(self._stamps[c.target].result(result))
 
     def _mark(self, stats: TargetStats, up: bool, reason: str) -> None:
         if up:

@@ -1,14 +1,19 @@
 """The SNMP trap receiver: UDP notifications (v1/v2c communities, v3 users) become `snmp.trap` events.
 
-The runtime wires `sink` to the batcher; each trap arrives as a CollectResult holding one Event whose
-target is the sender's address. v1 traps reach us already translated to v2c form (RFC 3584), so every
-event carries `trap_oid`. Unknown communities/users are dropped by the SNMP engine itself.
+The runtime wires `sink` to the batcher; each trap arrives as a CollectResult holding one Event from
+the device that sent it: the configured device whose `address` is the sender's address, else the
+address itself (an unconfigured sender, or an address several devices share, such as one simulator
+serving many communities: naming one of them would be a guess). The address is always kept in the
+`source_address` attribute. Addresses are compared literally: a device configured by host name is not
+resolved, so its traps carry the sender's IP address. v1 traps reach us already translated to v2c
+form (RFC 3584), so every event carries `trap_oid`. Unknown communities/users are dropped by the SNMP
+engine itself.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from agent.collect.snmp.config import TrapConfig
@@ -32,6 +37,19 @@ _STANDARD = {
 _MAX_ATTRIBUTES = 32
 
 
+def trap_sources(devices: Iterable[object]) -> dict[str, str]:
+    """Sender address -> device name for the configured devices that have an `address` (SNMP ones).
+
+    An address that more than one device uses maps to none of them.
+    """
+    names: dict[str, list[str]] = {}
+    for d in devices:
+        address, name = getattr(d, "address", None), getattr(d, "name", None)
+        if isinstance(address, str) and isinstance(name, str):
+            names.setdefault(address.strip(), []).append(name)
+    return {address: found[0] for address, found in names.items() if len(found) == 1}
+
+
 @dataclass
 class TrapStats:
     received: int = 0
@@ -39,13 +57,21 @@ class TrapStats:
 
 
 class TrapReceiver:
-    """Listens on `config.listen` once started; `port` is the bound port (useful with `:0`)."""
+    """Listens on `config.listen` once started; `port` is the bound port (useful with `:0`).
+
+    `devices` maps sender addresses to device names (`trap_sources(config.devices)`).
+    """
 
     def __init__(
-        self, config: TrapConfig, sink: Callable[[CollectResult], None], clock: Clock | None = None
+        self,
+        config: TrapConfig,
+        sink: Callable[[CollectResult], None],
+        clock: Clock | None = None,
+        devices: Mapping[str, str] | None = None,
     ) -> None:
         self._config = config
         self._sink = sink
+        self._devices = dict(devices or {})
         self._clock = clock or SystemClock()
         self._sink_health = UpDown(log, "trap sink", self._clock)
         self._listener: TrapListener | None = None
@@ -70,12 +96,14 @@ class TrapReceiver:
         trap_oid = str(values.pop(SNMP_TRAP_OID, ""))
         values.pop(SYS_UPTIME, None)
         name, severity = _STANDARD.get(trap_oid, (trap_oid or "unknown", Severity.INFO))
-        attributes = {"trap_oid": trap_oid, "version": trap.version}
+        attributes: dict[str, str] = {}
         for oid, value in list(values.items())[:_MAX_ATTRIBUTES]:
             attributes[oid] = str(value)[:256]
-        event = Event.of(self._clock.now_ms(), "snmp.trap", severity, trap.source, name, attributes)
+        attributes |= {"trap_oid": trap_oid, "version": trap.version, "source_address": trap.source}
+        device = self._devices.get(trap.source, trap.source)
+        event = Event.of(self._clock.now_ms(), "snmp.trap", severity, device, name, attributes)
         try:
-            self._sink(CollectResult(trap.source, events=[event]))
+            self._sink(CollectResult(device, events=[event]))
         except Exception as exc:  # a sink bug must not kill the receiver; counted, logged on change
             self.stats.sink_failures += 1
             self._sink_health.down(f"{type(exc).__name__}: {exc}", logging.ERROR, exc_info=True)

@@ -10,7 +10,7 @@ import pytest
 from agent.collect.snmp.collector import SnmpCollector
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
 from agent.collect.snmp.errors import SnmpAuthError
-from agent.collect.traps import TrapReceiver
+from agent.collect.traps import TrapReceiver, trap_sources
 from shared.clock import FakeClock
 from shared.model import CollectResult, Severity
 from tests.collect.conftest import AUTH_KEY, COMMUNITY, PRIV_KEY, SnmpdPeer
@@ -123,7 +123,7 @@ async def wait_for(results: list[CollectResult], n: int) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_traps_of_v1_v2c_and_v3_become_events() -> None:
+async def test_traps_of_v1_v2c_and_v3_become_events_of_the_device_configured_at_the_sender() -> None:
     engine_id = "0x8000000001020304"
     cfg = TrapConfig.model_validate(
         {
@@ -142,8 +142,15 @@ async def test_traps_of_v1_v2c_and_v3_become_events() -> None:
             ],
         }
     )
+    devices = [
+        SnmpConfig(name="ups-7", address="127.0.0.2", community="c"),
+        # one address, two devices (a simulator serving two communities): which one sent is unknown
+        SnmpConfig(name="sw-a", address="127.0.0.3", community="a"),
+        SnmpConfig(name="sw-b", address="127.0.0.3", community="b"),
+    ]
+    assert trap_sources(devices) == {"127.0.0.2": "ups-7"}
     got: list[CollectResult] = []
-    rx = TrapReceiver(cfg, got.append)
+    rx = TrapReceiver(cfg, got.append, devices=trap_sources(devices))
     await rx.start()
     try:
         port = rx.port
@@ -158,6 +165,7 @@ async def test_traps_of_v1_v2c_and_v3_become_events() -> None:
             subprocess.run,
             [
                 "snmptrap",
+                "--clientaddr=127.0.0.2",
                 "-v1",
                 "-c",
                 "trap-secret",
@@ -178,6 +186,7 @@ async def test_traps_of_v1_v2c_and_v3_become_events() -> None:
             subprocess.run,
             [
                 "snmptrap",
+                "--clientaddr=127.0.0.3",
                 "-v3",
                 "-e",
                 engine_id,
@@ -220,4 +229,10 @@ async def test_traps_of_v1_v2c_and_v3_become_events() -> None:
         events[0].severity is Severity.WARNING and dict(events[0].attributes)["1.3.6.1.2.1.2.2.1.1.7"] == "7"
     )
     assert dict(events[1].attributes)["1.3.6.1.2.1.1.5.0"] == "ups-7"
-    assert {e.source for e in events} == {"127.0.0.1"} and rx.stats.received == 3
+    senders = [(r.target, r.events[0].source, dict(r.events[0].attributes)["source_address"]) for r in got]
+    assert senders == [
+        ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
+        ("ups-7", "ups-7", "127.0.0.2"),
+        ("127.0.0.3", "127.0.0.3", "127.0.0.3"),
+    ]
+    assert rx.stats.received == 3

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from agent.collect.device import DEVICE_LABEL
 from agent.collect.snmp.session import Oid, parse_oid
 from shared.config_errors import format_validation_error
 
@@ -87,6 +88,15 @@ class TableDef(_Frozen):
     name: str
     labels: dict[str, OidList] = Field(default_factory=dict)
     metrics: tuple[MetricDef, ...]
+
+    @field_validator("labels")
+    @classmethod
+    def _device_is_reserved(cls, labels: dict[str, OidList]) -> dict[str, OidList]:
+        """`device` is the configured device name on every series (collect/device.py); a row label of that
+        name would be silently replaced, so a profile that declares one is refused instead."""
+        if DEVICE_LABEL in labels:
+            raise ValueError(f"label {DEVICE_LABEL!r} is reserved for the configured device name")
+        return labels
 
 
 class ProfileFile(_Frozen):
