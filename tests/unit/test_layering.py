@@ -45,7 +45,7 @@ SEAMS = {
     "pysnmp": {"agent/collect/snmp/session.py"},
     "redfish": {"agent/collect/redfish/session.py"},
     "aiohttp": {"agent/collect/redfish/session.py"},
-    "nats": {"agent/transport/nats.py", "hub/ingest/nats_consumer.py"},
+    "nats": {"agent/transport/nats.py", "hub/ingest/nats_consumer.py", "hub/bus/nats.py"},
     "influxdb_client": {"hub/store/influx/store.py"},
     "river": {"shared/detect/river_hst.py"},
     "psutil": {"agent/collect/host.py"},

@@ -1,0 +1,117 @@
+"""The `Bus` protocol both implementations honour, and the counters they keep.
+
+Delivery semantics (the conformance tests in tests/bus/ check both implementations against these):
+
+- Every (topic, group) subscription gets every message published on the topic once: several handlers
+  (or hub processes) subscribed with the same group share the messages, different groups each get all.
+- Delivery is at least once: a handler that raises is counted and gets the message again after a
+  backoff, up to a bounded number of attempts; then the message is dropped and counted as dead.
+  Consumers skip ids they have already handled.
+- A handler never affects the publisher: `publish` returns once the message is queued (memory) or
+  stored by the broker (nats), whatever the handlers do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from hub.bus.errors import BusError, UnknownTopic
+from hub.bus.messages import MESSAGES, Message
+
+Handler = Callable[[Message], Awaitable[None]]
+
+_GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Bus(Protocol):
+    """A typed message bus with a lifecycle; `subscribe` before `start`, `publish` after."""
+
+    stats: BusStats
+
+    async def start(self) -> None:
+        """Starts delivering to the handlers subscribed so far."""
+
+    async def publish(self, msg: Message) -> None:
+        """Hands `msg` to every group subscribed to its topic.
+
+        Raises:
+            BusClosed: after `aclose()`.
+            BusUnavailable: (nats) the broker did not confirm the message in time; retrying is safe.
+        """
+
+    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Registers `handler` for `topic` in consumer group `group` (before `start()`).
+
+        Raises:
+            UnknownTopic: `topic` is not in `hub.bus.messages.MESSAGES`.
+            BusError: a bad group name, or the bus has already started.
+        """
+
+    async def aclose(self) -> None:
+        """Stops delivering; safe without `start()` and safe twice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    topic: str
+    group: str
+    handler: Handler
+
+
+def check_subscription(topic: str, group: str, handler: Handler, started: bool) -> Subscription:
+    """The validated subscription, or the error `Bus.subscribe` documents."""
+    if topic not in MESSAGES:
+        raise UnknownTopic(topic)
+    if not _GROUP.match(group):
+        raise BusError(f"bus group {group!r}: 1..64 letters, digits, '-' or '_'")
+    if started:
+        raise BusError(f"subscribe({topic!r}, {group!r}) after start(): subscribe every handler first")
+    return Subscription(topic, group, handler)
+
+
+def backoff_s(attempt: int, first_s: float, max_s: float) -> float:
+    """Delay before retry number `attempt` (1-based): first_s, 2*first_s, 4*first_s... capped at max_s."""
+    return float(min(max_s, first_s * 2 ** max(0, attempt - 1)))
+
+
+TopicGroup = tuple[str, str]
+
+
+@dataclass
+class BusStats:
+    """Per-item counters (never log lines), read at scrape time by `hub.bus.metrics.BusCollector`.
+
+    Mutated on the event loop only; `snapshot()` copies each dict in one step so a scrape in another
+    thread never iterates a dict that is changing.
+    """
+
+    published: dict[str, int] = field(default_factory=dict)  # by topic (broker duplicates excluded)
+    duplicates: dict[str, int] = field(default_factory=dict)  # by topic: same id again, stored once
+    publish_failures: dict[str, int] = field(default_factory=dict)  # by topic: BusUnavailable raised
+    decode_errors: dict[str, int] = field(default_factory=dict)  # by topic: unreadable, terminated
+    delivered: dict[TopicGroup, int] = field(default_factory=dict)  # handler returned
+    handler_failures: dict[TopicGroup, int] = field(default_factory=dict)  # handler raised (each time)
+    dead: dict[TopicGroup, int] = field(default_factory=dict)  # given up after the last attempt
+    dropped: dict[TopicGroup, int] = field(default_factory=dict)  # queue full (memory bus)
+
+    def snapshot(self) -> BusStats:
+        return BusStats(
+            dict(self.published),
+            dict(self.duplicates),
+            dict(self.publish_failures),
+            dict(self.decode_errors),
+            dict(self.delivered),
+            dict(self.handler_failures),
+            dict(self.dead),
+            dict(self.dropped),
+        )
+
+
+K = TypeVar("K")
+
+
+def inc(counter: dict[K, int], key: K, n: int = 1) -> None:
+    counter[key] = counter.get(key, 0) + n

@@ -1,0 +1,359 @@
+"""The bus's messages: small typed references to what happened (the payload stays in the store).
+
+Every message has an `id` so consumers are idempotent: the bus delivers at least once (a redelivery after
+a failed handler, a worker that died before acking), and a consumer that has seen an id skips it. Ids are
+deterministic where the source has an identity (`create()` derives them from `ID_FIELDS`), so the same
+fact published twice, by a retry or by two hub processes, carries the same id and NATS JetStream drops
+the second copy inside its dedup window.
+
+On the wire a message is a JSON object of exactly its fields (label sets as objects, tuples as arrays);
+`decode(topic, data)` checks every field, so a bad message is one `MessageError`, never a half-built one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Self
+from urllib.parse import quote
+
+from hub.bus.errors import MessageError, UnknownTopic
+
+Labels = tuple[tuple[str, str], ...]
+Phase = Literal["onset", "end"]
+
+# Messages are references, not payloads: anything bigger than this on the wire is refused.
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_ID_CHARS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """Validation, canonical form and JSON shared by every message class."""
+
+    TOPIC: ClassVar[str]
+    # `create()` builds the id as "<ID_PREFIX>:<field>:<field>..." from these fields.
+    ID_PREFIX: ClassVar[str]
+    ID_FIELDS: ClassVar[tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        for name, convert in _SPECS[type(self)].items():
+            raw = getattr(self, name)
+            try:
+                value = convert(raw)
+            except (TypeError, ValueError) as exc:
+                raise MessageError(self.TOPIC, f"{name}: {exc}") from None
+            if value is not raw:
+                object.__setattr__(self, name, value)  # canonical form (sorted labels, tuples, floats)
+        ident = getattr(self, "id")  # noqa: B009 - the base class declares no fields of its own
+        if not ident or len(ident) > MAX_ID_CHARS:
+            raise MessageError(self.TOPIC, f"id: must be 1..{MAX_ID_CHARS} characters")
+
+    @classmethod
+    def create(cls, **fields: Any) -> Self:
+        """Builds the message with its deterministic id (`ID_PREFIX` and the `ID_FIELDS` values)."""
+        missing = [f for f in cls.ID_FIELDS if f not in fields]
+        if missing:
+            raise MessageError(cls.TOPIC, f"create() needs {', '.join(missing)}")
+        parts = [_id_part(fields[f]) for f in cls.ID_FIELDS]
+        build: Callable[..., Self] = cls  # the subclasses' generated __init__ takes the fields
+        return build(id=":".join([cls.ID_PREFIX, *parts]), **fields)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of this message: label sets as objects, tuples as arrays."""
+        out: dict[str, Any] = {}
+        for name in _SPECS[type(self)]:
+            value = getattr(self, name)
+            if name in _LABEL_FIELDS[type(self)]:
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[name] = value
+        return out
+
+    def to_bytes(self) -> bytes:
+        """Compact UTF-8 JSON; never fails for a constructed message (fields were checked)."""
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStored(_Message):
+    """An agent's batch is durably stored: detectors and forecasters read its points from the store."""
+
+    TOPIC: ClassVar[str] = "batch.stored"
+    ID_PREFIX: ClassVar[str] = "batch"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("agent", "batch_id")
+
+    id: str
+    agent: str
+    batch_id: int
+    points: int
+    max_ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyReported(_Message):
+    """A series started (`onset`) or stopped (`end`) being anomalous, as scored on the agent or hub."""
+
+    TOPIC: ClassVar[str] = "anomaly.reported"
+    ID_PREFIX: ClassVar[str] = "anomaly"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("agent", "device", "metric", "labels", "ts_ms", "phase")
+
+    id: str
+    agent: str
+    device: str
+    metric: str
+    labels: Labels
+    ts_ms: int
+    score: float
+    severity: str
+    phase: Phase
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent(_Message):
+    """Something a device said about itself: a trap, a syslog line, a Redfish event."""
+
+    TOPIC: ClassVar[str] = "device.event"
+    ID_PREFIX: ClassVar[str] = "event"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("agent", "device", "kind", "source", "ts_ms")
+
+    id: str
+    agent: str
+    device: str
+    kind: str
+    severity: str
+    source: str
+    message: str
+    attributes: Labels
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSeen(_Message):
+    """An agent's heartbeat with its health, for fleet views and agent-down alerts."""
+
+    TOPIC: ClassVar[str] = "agent.seen"
+    ID_PREFIX: ClassVar[str] = "seen"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("agent", "ts_ms")
+
+    id: str
+    agent: str
+    ts_ms: int
+    heartbeat_s: float
+    version: str
+    spool_depth: int
+    cert_expiry_ms: int
+    targets_up: tuple[str, ...]
+    targets_down: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCrossed(_Message):
+    """A series crossed (`onset`) or came back inside (`end`) a configured static limit."""
+
+    TOPIC: ClassVar[str] = "limit.crossed"
+    ID_PREFIX: ClassVar[str] = "limit"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = (
+        "agent", "device", "metric", "labels", "limit_name", "ts_ms", "phase"
+    )
+
+    id: str
+    agent: str
+    device: str
+    metric: str
+    labels: Labels
+    ts_ms: int
+    value: float
+    limit_name: str
+    limit_value: float
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChanged(_Message):
+    """An alert was created or changed state (firing, acknowledged, resolved...); notify reacts."""
+
+    TOPIC: ClassVar[str] = "alert.changed"
+    ID_PREFIX: ClassVar[str] = "alert"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("alert_id", "change", "ts_ms")
+
+    id: str
+    alert_id: str
+    fingerprint: str
+    status: str
+    severity: str
+    change: str
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChanged(_Message):
+    """An incident (a group of alerts) was opened, grew, or was resolved."""
+
+    TOPIC: ClassVar[str] = "incident.changed"
+    ID_PREFIX: ClassVar[str] = "incident"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("incident_id", "change", "ts_ms")
+
+    id: str
+    incident_id: str
+    status: str
+    change: str
+    ts_ms: int
+
+
+Message = (
+    BatchStored | AnomalyReported | DeviceEvent | AgentSeen | LimitCrossed | AlertChanged | IncidentChanged
+)
+
+MESSAGES: dict[str, type[Message]] = {
+    BatchStored.TOPIC: BatchStored,
+    AnomalyReported.TOPIC: AnomalyReported,
+    DeviceEvent.TOPIC: DeviceEvent,
+    AgentSeen.TOPIC: AgentSeen,
+    LimitCrossed.TOPIC: LimitCrossed,
+    AlertChanged.TOPIC: AlertChanged,
+    IncidentChanged.TOPIC: IncidentChanged,
+}
+
+
+def decode(topic: str, data: bytes) -> Message:
+    """The message of `topic` encoded in `data`.
+
+    Raises:
+        UnknownTopic: `topic` is not in MESSAGES.
+        MessageError: `data` is not a JSON object of exactly that message's valid fields.
+    """
+    cls = MESSAGES.get(topic)
+    if cls is None:
+        raise UnknownTopic(topic)
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MessageError(topic, f"{len(data)} bytes, more than {MAX_MESSAGE_BYTES}")
+    try:
+        obj = json.loads(data, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MessageError(topic, f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MessageError(topic, f"expected a JSON object, got {type(obj).__name__}")
+    names = _SPECS[cls].keys()
+    missing, extra = sorted(names - obj.keys()), sorted(obj.keys() - names)
+    if missing or extra:
+        raise MessageError(topic, f"missing fields {missing}, unexpected fields {extra}")
+    return cls(**obj)
+
+
+def topic_of(msg: Message) -> str:
+    """The topic `msg` is published on."""
+    return msg.TOPIC
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number the bus carries")
+
+
+def _id_part(value: object) -> str:
+    """One id component; ':' and '%' are escaped so two different sources never share an id."""
+    if isinstance(value, tuple):
+        return ",".join(f"{_id_part(k)}={_id_part(v)}" for k, v in value)
+    if isinstance(value, Mapping):
+        return _id_part(tuple(sorted(value.items())))
+    return quote(str(value), safe="/=.-_@+")
+
+
+# --- field checks, built once from the annotations -------------------------------------------------
+
+Convert = Callable[[Any], Any]
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {type(v).__name__}")
+    return v
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"expected an integer, got {type(v).__name__}")
+    return v
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"expected a number, got {type(v).__name__}")
+    if not math.isfinite(v):
+        raise ValueError(f"{v} is not finite")
+    return v if type(v) is float else float(v)
+
+
+def _optional_float(v: Any) -> float | None:
+    return None if v is None else _float(v)
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, tuple | list):
+        raise TypeError(f"expected a list of strings, got {type(v).__name__}")
+    for s in v:
+        _str(s)
+    return v if isinstance(v, tuple) else tuple(v)
+
+
+def _labels(v: Any) -> Labels:
+    """A label set in canonical form: pairs sorted by key, each key once."""
+    if isinstance(v, Mapping):
+        pairs = list(v.items())
+    elif isinstance(v, tuple | list):
+        pairs = []
+        for p in v:
+            if not isinstance(p, tuple | list) or len(p) != 2:
+                raise TypeError("expected (name, value) pairs")
+            pairs.append((p[0], p[1]))
+    else:
+        raise TypeError(f"expected an object of strings, got {type(v).__name__}")
+    out = tuple(sorted((_str(k), _str(val)) for k, val in pairs))
+    for a, b in zip(out, out[1:], strict=False):
+        if a[0] == b[0]:
+            raise ValueError(f"label {a[0]!r} given twice")
+    return v if isinstance(v, tuple) and v == out else out
+
+
+def _literal(allowed: tuple[str, ...]) -> Convert:
+    def check(v: Any) -> str:
+        if v not in allowed:
+            raise ValueError(f"expected one of {list(allowed)}, got {v!r}")
+        return str(v)
+
+    return check
+
+
+def _converter(hint: Any) -> Convert:
+    if hint is str:
+        return _str
+    if hint is int:
+        return _int
+    if hint is float:
+        return _float
+    if hint == (float | None):
+        return _optional_float
+    if hint == tuple[str, ...]:
+        return _strings
+    if hint == Labels:
+        return _labels
+    if typing.get_origin(hint) is Literal:
+        return _literal(typing.get_args(hint))
+    raise TypeError(f"no bus converter for {hint!r}")  # a programming error, caught at import
+
+
+def _spec(cls: type) -> dict[str, Convert]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+_SPECS: dict[type, dict[str, Convert]] = {cls: _spec(cls) for cls in MESSAGES.values()}
+_LABEL_FIELDS: dict[type, frozenset[str]] = {
+    cls: frozenset(n for n, c in spec.items() if c is _labels) for cls, spec in _SPECS.items()
+}

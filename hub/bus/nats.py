@@ -1,0 +1,306 @@
+"""The bus over NATS JetStream, for a hub split into `api` + N `worker` processes; the seam for nats.
+
+One stream (`OUTPOST_BUS` on `outpost.bus.>`, file storage, limits retention: `max_age` / `max_bytes`)
+holds every message for a while whether consumed or not. Each (topic, group) is a durable pull consumer
+`outpost-bus-<group>-<topic>`: every process subscribed with that group fetches from it, so they share
+the messages (each goes to one of them), and different groups each see all. A message is acked only
+after its handler returned; a failing handler's message is nak'ed with a backoff and redelivered, at
+most `max_deliver` times, then terminated and counted dead. A process that dies holding messages has
+them redelivered after `ack_wait_s`.
+
+`publish` waits for the stream's ack (so a returned publish survives a nats-server restart) and sets
+`Nats-Msg-Id` to the message id, so a retried publish, or the same fact published by two processes,
+is stored once inside the stream's duplicate window.
+
+The hub's NATS user must be allowed to publish to `<subject_prefix>.>` (besides the JetStream API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from hub.bus.base import BusStats, Handler, Subscription, backoff_s, check_subscription, inc
+from hub.bus.config import NatsBusConfig
+from hub.bus.errors import BusClosed, BusError, BusUnavailable, MessageError, UnknownTopic
+from hub.bus.messages import MESSAGES, Message, decode
+from hub.ingest.nats_consumer import ClientTls
+from shared.logging import UpDown
+
+log = logging.getLogger(__name__)
+
+_RETRY_S = 1.0
+_FETCH_WAIT_S = 1.0
+_NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError)
+
+
+def consumer_name(group: str, topic: str) -> str:
+    """The durable consumer of (topic, group); consumer names may not contain dots."""
+    return f"outpost-bus-{group}-{topic.replace('.', '-')}"
+
+
+@dataclass
+class _Consumer:
+    sub: Subscription
+    health: UpDown
+    task: asyncio.Task[None] | None = None
+    inflight: set[asyncio.Future[list[None]]] = field(default_factory=set)
+
+
+class NatsBus:
+    """`Bus` over NATS JetStream; `start` returns at once and keeps (re)connecting in the background."""
+
+    def __init__(self, config: NatsBusConfig, tls: ClientTls) -> None:
+        self._cfg = config
+        self._tls = tls
+        self.stats = BusStats()
+        self._consumers: list[_Consumer] = []
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._ready = asyncio.Event()
+        self._link = UpDown(log, f"NATS bus stream {config.stream}")
+        self._reported: set[str] = set()
+        self._run_task: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+
+    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        sub = check_subscription(topic, group, handler, self._started or self._closed)
+        self._consumers.append(_Consumer(sub, UpDown(log, f"bus {topic}/{group} handler")))
+
+    async def start(self) -> None:
+        """Reads the client certificate (raising BusError when it cannot), then connects in the
+        background; publishes wait for the connection up to `publish_timeout_s`."""
+        if self._started or self._closed:
+            return
+        try:
+            ctx = ssl.create_default_context(cafile=str(self._tls.ca_file))
+            ctx.load_cert_chain(str(self._tls.cert_file), str(self._tls.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise BusError(f"NATS bus client certificate {self._tls.cert_file}: {exc}") from exc
+        self._started = True
+        self._run_task = asyncio.create_task(self._run(ctx), name="bus-nats-connect")
+
+    async def _run(self, ctx: ssl.SSLContext) -> None:
+        cfg = self._cfg
+        # With max_reconnect_attempts=-1 nats-py retries the first connection forever too.
+        self._nc = await nats.connect(
+            servers=list(cfg.servers),
+            tls=ctx,
+            tls_hostname=cfg.server_name,
+            name="outpost-hub-bus",
+            connect_timeout=5,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        self._js = self._nc.jetstream(timeout=5)
+        while True:
+            try:
+                await self._ensure_stream()
+                break
+            except _NATS_ERRORS as exc:
+                self._link.down(f"cannot create stream: {type(exc).__name__} {exc}, retrying")
+                await asyncio.sleep(_RETRY_S)
+        if not self._link.up():
+            log.info("bus on NATS stream %s (%d subscriptions)", cfg.stream, len(self._consumers))
+        self._ready.set()
+        for c in self._consumers:
+            c.task = asyncio.create_task(self._consume(c), name=f"bus-{c.sub.topic}-{c.sub.group}")
+
+    async def _ensure_stream(self) -> None:
+        assert self._js is not None
+        cfg = self._cfg
+        stream = api.StreamConfig(
+            name=cfg.stream,
+            subjects=[f"{cfg.subject_prefix}.>"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            discard=api.DiscardPolicy.OLD,
+            max_age=cfg.max_age.total_seconds(),
+            max_bytes=cfg.max_bytes,
+            duplicate_window=cfg.duplicate_window.total_seconds(),
+        )
+        try:
+            await self._js.add_stream(stream)
+        except nats.js.errors.BadRequestError:
+            await self._js.update_stream(stream)  # exists with older settings
+
+    async def _bind(self, c: _Consumer) -> JetStreamContext.PullSubscription:
+        """Creates (or updates) the group's durable consumer and binds a pull subscription to it."""
+        assert self._js is not None
+        cfg, sub = self._cfg, c.sub
+        name = consumer_name(sub.group, sub.topic)
+        start = api.DeliverPolicy.ALL if cfg.new_group_start == "all" else api.DeliverPolicy.NEW
+        config = api.ConsumerConfig(
+            name=name,
+            durable_name=name,
+            filter_subject=f"{cfg.subject_prefix}.{sub.topic}",
+            deliver_policy=start,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=cfg.ack_wait_s,
+            max_deliver=cfg.max_deliver,
+            max_ack_pending=max(1000, cfg.concurrency * 4),
+        )
+        try:
+            await self._js.add_consumer(cfg.stream, config)
+        except nats.js.errors.BadRequestError:
+            # The deliver policy of an existing consumer cannot change; keep it and bind.
+            pass
+        return await self._js.pull_subscribe_bind(durable=name, stream=cfg.stream)
+
+    async def _consume(self, c: _Consumer) -> None:
+        psub: JetStreamContext.PullSubscription | None = None
+        while True:
+            if psub is None:
+                try:
+                    psub = await self._bind(c)
+                except _NATS_ERRORS as exc:
+                    self._link.down(f"cannot bind consumer: {type(exc).__name__} {exc}, retrying")
+                    await asyncio.sleep(_RETRY_S)
+                    continue
+                self._link.up()
+            try:
+                msgs = await psub.fetch(self._cfg.concurrency, timeout=_FETCH_WAIT_S)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except _NATS_ERRORS as exc:  # consumer or stream gone, connection closed: bind afresh
+                self._link.down(f"fetch failed: {type(exc).__name__} {exc}, rebinding")
+                with contextlib.suppress(*_NATS_ERRORS):
+                    await psub.unsubscribe()
+                psub = None
+                await asyncio.sleep(_RETRY_S)
+                continue
+            batch = asyncio.gather(*(self._handle(c, m) for m in msgs))
+            c.inflight.add(batch)
+            batch.add_done_callback(c.inflight.discard)
+            # Shielded: aclose() cancels this loop but lets the handlers of a fetched batch finish.
+            await asyncio.shield(batch)
+
+    async def _handle(self, c: _Consumer, m: Msg) -> None:
+        topic, key = c.sub.topic, (c.sub.topic, c.sub.group)
+        try:
+            message = decode(topic, m.data)
+        except MessageError as exc:
+            inc(self.stats.decode_errors, topic)
+            self._report_once(f"decode:{topic}", f"dropping undecodable bus messages on {topic}: {exc}")
+            await self._settle(m.term())
+            return
+        try:
+            await c.sub.handler(message)
+        except Exception as exc:  # a handler's bug or outage: counted and redelivered, the bus lives on
+            inc(self.stats.handler_failures, key)
+            c.health.down(f"{type(exc).__name__}: {exc} (redelivering, then counting as dead)")
+            delivered = m.metadata.num_delivered
+            if delivered >= self._cfg.max_deliver:
+                inc(self.stats.dead, key)
+                await self._settle(m.term())
+            else:
+                cfg = self._cfg
+                delay = backoff_s(delivered, cfg.retry_backoff_s, cfg.retry_backoff_max_s)
+                await self._settle(m.nak(delay=delay))
+            return
+        await self._settle(m.ack())
+        inc(self.stats.delivered, key)
+        c.health.up()
+
+    async def _settle(self, reply: Awaitable[None]) -> None:
+        """Acks, naks and terms are best effort: with the connection gone JetStream redelivers anyway."""
+        with contextlib.suppress(*_NATS_ERRORS):
+            await reply
+
+    async def publish(self, msg: Message) -> None:
+        if self._closed:
+            raise BusClosed(f"bus closed: {msg.TOPIC} {msg.id} not published")
+        topic = msg.TOPIC
+        if MESSAGES.get(topic) is not type(msg):
+            raise UnknownTopic(topic)
+        if not self._started:
+            raise BusError(f"publish({topic}) before start()")
+        data, cfg = msg.to_bytes(), self._cfg
+        subject = f"{cfg.subject_prefix}.{topic}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + cfg.publish_timeout_s
+        reason = "not connected"
+        # Retrying is safe: the same Nats-Msg-Id inside the duplicate window is stored once.
+        while (remaining := deadline - loop.time()) > 0:
+            if self._js is None or not self._ready.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ready.wait(), remaining)
+                continue
+            try:
+                ack = await self._js.publish(
+                    subject,
+                    data,
+                    timeout=min(remaining, 2.0),
+                    stream=cfg.stream,
+                    headers={api.Header.MSG_ID: msg.id},
+                )
+            except nats.js.errors.NoStreamResponseError:
+                reason = "no stream answered"  # server restarting, or the stream was deleted
+                with contextlib.suppress(*_NATS_ERRORS):
+                    await self._ensure_stream()
+            except _NATS_ERRORS as exc:
+                reason = f"{type(exc).__name__} {exc}".strip()
+            else:
+                inc(self.stats.duplicates if ack.duplicate else self.stats.published, topic)
+                return
+            await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
+        inc(self.stats.publish_failures, topic)
+        raise BusUnavailable(topic, reason)
+
+    async def _on_error(self, exc: Exception) -> None:
+        """nats-py reports every failed (re)connect attempt here; log the outage and other errors once."""
+        if self._nc is None or not self._nc.is_connected:
+            self._link.down(f"{type(exc).__name__} {exc}".strip())
+        else:
+            self._report_once(f"error:{type(exc).__name__}", f"NATS bus: {type(exc).__name__} {exc}")
+
+    async def _on_disconnected(self) -> None:
+        self._link.down("disconnected, reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        self._link.up()
+
+    def _report_once(self, key: str, line: str) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            log.warning("%s", line[:500])
+
+    async def aclose(self) -> None:
+        """Stops fetching, lets fetched batches finish (up to `ack_wait_s`, at most 5 s), then closes the
+        connection; messages fetched but not acked are redelivered to another process."""
+        if self._closed:
+            return
+        self._closed = True
+        loops = [t for t in (self._run_task, *(c.task for c in self._consumers)) if t is not None]
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        inflight = [f for c in self._consumers for f in c.inflight]
+        if inflight:
+            _done, pending = await asyncio.wait(inflight, timeout=min(5.0, self._cfg.ack_wait_s))
+            for f in pending:
+                f.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+        nc, self._nc, self._js = self._nc, None, None
+        self._ready.clear()
+        if nc is not None:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await nc.flush(timeout=1)
+            with contextlib.suppress(*_NATS_ERRORS):
+                await nc.close()
