@@ -1,4 +1,4 @@
-"""`outpost-agent`: enroll with a hub, check a config, or run the agent until SIGINT/SIGTERM."""
+"""`outpost-agent`: enroll with a hub, check a config, or run the agent until SIGINT/SIGTERM/SIGHUP."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ async def _run(config: AgentConfig) -> int:
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal must stop the process, not leave it running without one.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         await agent.start()
