@@ -5,16 +5,22 @@ neither a hub outage nor a SIGKILL of the agent loses an accepted batch; after a
 are re-sent byte for byte, with their original (boot_epoch, seq) ids, and the hub's dedup drops any
 that had already arrived.
 
-Layout under `dir`: `<n>.seg` segments of records, `<n>.ack` the offsets of records already acknowledged
-(or dropped) in segment n, `quarantine/` for segments that failed their checks, `watermark` the newest
-point time ever released. A record is `header + envelope`; its CRC-32 covers both (after the CRC field).
+Layout under `dir`: `<n>.seg` segments (`shared.wal` files), `<n>.ack` the offsets of records already
+acknowledged (or dropped) in segment n, `quarantine/` for segments unreadable as a whole, `watermark`
+the newest point time ever released. A record's body is a metadata header (class, written_ms, max_ts_ms,
+points, batch id) then the envelope.
 
 Durability and loss bound: each record is one `os.write` (in the kernel's page cache at once, so SIGKILL
 loses nothing written); `fsync` runs in group commits at most `fsync_interval_s` apart (0 = every write).
 On power loss at most the records of the last `fsync_interval_s` (default 1 s) are lost; acks are not
-fsynced eagerly because losing one only re-sends a batch the hub then ignores. A torn record at the tail
-of the newest segment is cut off on start; any other bad record quarantines its segment with one log line
-(records before it are salvaged) and the agent starts regardless.
+fsynced eagerly because losing one only re-sends a batch the hub then ignores. On start a torn tail is
+cut off; a damaged record in the middle of a segment is skipped and counted (`skipped_records`) and the
+records after it are sent; only a segment without one readable record is quarantined (one log line).
+Segments written by the previous record format are converted on start. The agent starts regardless.
+
+A full disk never stops delivery: an ack or watermark that cannot be written is kept in memory and
+retried by `maintain` (a restart before that re-sends the batch, which the hub ignores); new batches
+that cannot be written are dropped and counted. Each kind of failure is logged once until it works.
 
 Overflow (size `max_bytes` of pending records, age `max_age_s`): above `downsample_at` of the size limit
 incoming raw METRICS batches are rolled up (outbox.downsample); when full, the oldest spooled raw batches
@@ -47,17 +53,19 @@ from shared.clock import Clock, SystemClock
 from shared.errors import CodecError
 from shared.logging import UpDown
 from shared.model import BatchClass
+from shared.wal import HEAD_SIZE, Wal
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"OP"
-# A record: _HEAD (magic, payload length, crc32), _META (class, written_ms, max_ts_ms, points, id length),
-# the batch id, the envelope. The CRC covers everything after _HEAD.
-_HEAD = struct.Struct("<2sII")
+# A record's body: _META (class, written_ms, max_ts_ms, points, id length), the batch id, the envelope.
 _META = struct.Struct("<BqqIH")
-_HDR_SIZE = _HEAD.size + _META.size
+_HDR_SIZE = HEAD_SIZE + _META.size
 _OFFSET = struct.Struct("<Q")
-_MAX_RECORD = 256 * 1024 * 1024
+_MAX_RECORD = 256 * 1024 * 1024  # envelope bytes
+_MAX_BODY = _MAX_RECORD + _META.size + 0xFFFF
+# The previous record format (read on start, never written): magic, envelope length, crc32, then as above.
+_LEGACY_MAGIC = b"OP"
+_LEGACY_HEAD = struct.Struct("<2sII")
 # Drop order when the spool is full: raw metrics first, then their rollups, then everything else.
 _DROP_ORDER = (
     BatchClass.METRICS,
@@ -83,11 +91,14 @@ class _Record:
 @dataclass(slots=True, eq=False)
 class _Segment:
     no: int
-    path: Path
-    read_fd: int
+    wal: Wal
     ack_fd: int
     live: int = 0
     sealed: bool = False
+
+    @property
+    def path(self) -> Path:
+        return self.wal.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +139,14 @@ class Spool:
         self._records: dict[str, _Record] = {}
         self._lanes = _Lanes()
         self._active: _Segment | None = None
-        self._write_fd = -1
-        self._write_pos = 0
         self._bytes = 0
         self._dirty = False
         self._disk = UpDown(log, f"spool writes to {self._dir}", self._clock)
+        self._ack_disk = UpDown(log, f"spool ack writes to {self._dir}", self._clock)
+        self._mark_disk = UpDown(log, f"spool watermark writes to {self._dir}", self._clock)
+        # Acks written to memory but not yet to their segment's ack file: (segment, record offset).
+        self._ack_backlog: deque[tuple[int, int]] = deque()
+        self._watermark_saved = True
         self._last_sync = 0.0
         self._watermark_ms = 0
         self._backfill_total = 0
@@ -140,6 +154,9 @@ class Spool:
         self._sent_backfill = 0
         self._ready = asyncio.Event()
         self.dropped: Counter[tuple[str, str]] = Counter()
+        # Failed bookkeeping writes by kind ("ack", "watermark", "fsync", "segment"); each is retried.
+        self.write_errors: Counter[str] = Counter()
+        self.skipped_records = 0  # damaged records skipped on start (the ones around them are kept)
         self.quarantined: list[Path] = []
 
     # --- lifecycle ---
@@ -149,15 +166,26 @@ class Spool:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._watermark_ms = _read_watermark(self._dir / "watermark")
         numbers = sorted(int(p.stem) for p in self._dir.glob("*.seg") if p.stem.isdigit())
-        salvaged: list[tuple[OutboxItem, int]] = []
+        converted: list[tuple[OutboxItem, int]] = []
+        legacy: list[Path] = []
         for i, no in enumerate(numbers):
             try:
-                salvaged.extend(self._recover(no, newest=i == len(numbers) - 1))
+                old = self._recover(no, newest=i == len(numbers) - 1)
             except OSError as exc:  # unreadable file: the agent starts anyway, without it
                 log.error("spool: cannot read segment %020d.seg (%s): skipped", no, exc.strerror)
+                continue
+            if old is not None:
+                converted.extend(old)
+                legacy.append(self._dir / f"{no:020d}.seg")
         self._roll(numbers[-1] + 1 if numbers else 1)
-        for item, written_ms in salvaged:
+        for item, written_ms in converted:
             self._append(item, written_ms, lane=self._lanes.backfill)
+        if legacy:
+            self.sync(force=True)  # the converted copies are durable before the originals go
+            for path in legacy:
+                path.unlink()
+                path.with_suffix(".ack").unlink(missing_ok=True)
+            log.info("spool: %d batches converted from %d old-format segments", len(converted), len(legacy))
         for seg in list(self._segments.values()):
             self._release_if_done(seg)
         if self._records:
@@ -167,14 +195,13 @@ class Spool:
 
     def close(self) -> None:
         """Syncs and closes every file; pending records stay on disk for the next start."""
+        self._write_acks()
         self.sync(force=True)
         for seg in self._segments.values():
-            os.close(seg.read_fd)
+            seg.wal.close()
             os.close(seg.ack_fd)
-        if self._write_fd >= 0:
-            os.close(self._write_fd)
         self._segments.clear()
-        self._write_fd = -1
+        self._active = None
 
     # --- the Outbox protocol ---
 
@@ -194,13 +221,18 @@ class Spool:
         while True:
             rec = self._next()
             if rec is not None:
-                data = self._read(rec)
+                try:
+                    data = self._read(rec)
+                except OSError:
+                    self._lane_of(rec).appendleft(rec)  # still pending: the caller retries later
+                    raise
                 return OutboxItem(data, rec.batch_class, rec.batch_id, rec.points, rec.max_ts_ms)
             self._ready.clear()
             await self._ready.wait()
 
     def ack(self, item: OutboxItem) -> None:
-        """Forgets a batch the hub acknowledged (or refused for good)."""
+        """Forgets a batch the hub acknowledged (or refused for good). Never raises: an ack that cannot be
+        written (disk full) is kept and written by a later `maintain`; the batch is not handed out again."""
         rec = self._records.pop(item.batch_id, None)
         if rec is not None:
             self._release(rec)
@@ -219,19 +251,30 @@ class Spool:
     # --- upkeep, called periodically by the runtime ---
 
     def maintain(self) -> None:
-        """Group commit (fsync when the interval passed) and age-based expiry."""
+        """Age-based expiry, the retry of acks and watermark a full disk refused, and group commit."""
         self.expire()
+        self._write_acks()
+        if not self._watermark_saved:
+            self._save_watermark()
         self.sync()
 
     def sync(self, force: bool = False) -> None:
-        """fsyncs the active segment and ack files if anything was written since the last sync."""
+        """fsyncs the active segment and ack files if anything was written since the last sync.
+
+        A failing fsync is counted and logged once; the data stays dirty and the next sync tries again.
+        """
         now = self._clock.monotonic()
         if not self._dirty or (not force and now - self._last_sync < self._cfg.fsync_interval_s):
             return
-        if self._write_fd >= 0:
-            os.fsync(self._write_fd)
-        for seg in self._segments.values():
-            os.fsync(seg.ack_fd)
+        try:
+            if self._active is not None:
+                self._active.wal.sync()
+            for seg in self._segments.values():
+                os.fsync(seg.ack_fd)
+        except OSError as exc:
+            self.write_errors["fsync"] += 1
+            self._disk.down(f"fsync failed ({exc}); retrying", logging.ERROR)
+            return
         self._dirty = False
         self._last_sync = now
 
@@ -266,70 +309,81 @@ class Spool:
     # --- internals: writing ---
 
     def _roll(self, no: int) -> None:
-        if self._active is not None:
-            os.fsync(self._write_fd)
-            os.close(self._write_fd)
-            self._active.sealed = True
-            self._release_if_done(self._active)
+        """Starts segment `no` and seals the active one.
+
+        Raises:
+            OSError: when the new segment cannot be created; the active one then stays in use.
+        """
         path = self._dir / f"{no:020d}.seg"
-        self._write_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._write_pos = os.fstat(self._write_fd).st_size
-        seg = _Segment(no, path, os.open(path, os.O_RDONLY), _open_ack(path))
-        self._segments[no] = self._active = seg
+        wal = Wal(path, _MAX_BODY)
+        try:
+            wal.open()
+            seg = _Segment(no, wal, _open_ack(path))
+        except OSError:
+            wal.close()
+            raise
+        old, self._segments[no], self._active = self._active, seg, seg
+        if old is not None:
+            old.sealed = True
+            try:
+                old.wal.sync()
+            except OSError as exc:
+                self.write_errors["fsync"] += 1
+                self._disk.down(f"fsync failed ({exc}); retrying", logging.ERROR)
+            self._release_if_done(old)
 
     def _append(self, item: OutboxItem, written_ms: int, lane: deque[_Record]) -> None:
-        assert self._active is not None, "spool not opened"
+        active = self._active
+        assert active is not None, "spool not opened"
         bid = item.batch_id.encode()
         meta = _META.pack(item.batch_class.value, written_ms, item.max_ts_ms, item.points, len(bid))
-        crc = zlib.crc32(item.envelope, zlib.crc32(bid, zlib.crc32(meta)))
-        record = b"".join((_HEAD.pack(_MAGIC, len(item.envelope), crc), meta, bid, item.envelope))
-        if not self._write(record, item.batch_class):
+        body = b"".join((meta, bid, item.envelope))
+        offset = self._write(active, body, item.batch_class)
+        if offset < 0:
             return
         rec = _Record(
-            self._active.no,
-            self._write_pos,
-            len(record),
+            active.no,
+            offset,
+            HEAD_SIZE + len(body),
             item.batch_class,
             item.batch_id,
             written_ms,
             item.max_ts_ms,
             item.points,
         )
-        self._write_pos += len(record)
         self._dirty = True
-        self._active.live += 1
+        active.live += 1
         self._records[item.batch_id] = rec
         self._bytes += rec.size
         self._watermark_ms = max(self._watermark_ms, item.max_ts_ms)
         (self._lanes.urgent if rec.batch_class in URGENT else lane).append(rec)
         self._ready.set()
-        if self._write_pos >= self._cfg.segment_bytes:
-            self._roll(self._active.no + 1)
-
-    def _write(self, record: bytes, batch_class: BatchClass) -> bool:
-        """One append; on a failed or short write (disk full, I/O error) the partial record is cut off
-        again, the batch is dropped and counted, and the failure is logged once until writes work."""
-        try:
-            if os.write(self._write_fd, record) != len(record):
-                raise OSError(errno.ENOSPC, "short write")
-        except OSError as exc:
+        if active.wal.size >= self._cfg.segment_bytes:
             try:
-                os.ftruncate(self._write_fd, self._write_pos)
-            except OSError:
-                pass  # the CRC check drops a torn tail on the next start anyway
+                self._roll(active.no + 1)
+            except OSError as exc:  # the disk is full: keep appending to this segment, roll later
+                self.write_errors["segment"] += 1
+                self._disk.down(f"cannot start a new segment ({exc}); retrying", logging.ERROR)
+
+    def _write(self, seg: _Segment, body: bytes, batch_class: BatchClass) -> int:
+        """One append (a failed or short write is cut off again by the WAL); returns its offset, or -1
+        when the batch was dropped and counted, the failure logged once until writes work."""
+        try:
+            offset = seg.wal.append(body)
+        except OSError as exc:
             self.dropped[(batch_class.name.lower(), "disk_error")] += 1
             self._disk.down(f"{exc}: dropping batches until it works", logging.ERROR)
-            return False
+            return -1
         self._disk.up()
-        return True
+        return offset
 
     def _make_room(self, item: OutboxItem) -> OutboxItem | None:
         """Applies the overflow policy to an incoming item; returns what to write, or None when dropped."""
-        size = len(item.envelope) + _HDR_SIZE + len(item.batch_id)
+        size = len(item.envelope) + _HDR_SIZE + len(item.batch_id.encode())
         limit = self._cfg.max_bytes
         if item.batch_class is BatchClass.METRICS and self._bytes + size > limit * self._cfg.downsample_at:
             item = _downsampled(item)
-            size = len(item.envelope) + _HDR_SIZE + len(item.batch_id)
+            size = len(item.envelope) + _HDR_SIZE + len(item.batch_id.encode())
             self.dropped[("metrics", "downsampled")] += 1
         rank = _DROP_ORDER.index(item.batch_class)
         while self._bytes + size > limit:
@@ -401,31 +455,68 @@ class Spool:
             backfill.append(live.popleft())
 
     def _read(self, rec: _Record) -> bytes:
-        seg = self._segments[rec.seg]
-        data = os.pread(seg.read_fd, rec.size, rec.offset)
-        id_len = _META.unpack_from(data, _HEAD.size)[4]
-        return data[_HDR_SIZE + id_len :]
+        body = self._segments[rec.seg].wal.read(rec.offset, rec.size)
+        id_len = _META.unpack_from(body)[4]
+        return body[_META.size + id_len :]
 
     def _release(self, rec: _Record) -> None:
         seg = self._segments.get(rec.seg)
         self._bytes -= rec.size
         if seg is None:
             return
-        os.write(seg.ack_fd, _OFFSET.pack(rec.offset))
-        self._dirty = True
         seg.live -= 1
+        self._ack_backlog.append((seg.no, rec.offset))
+        self._write_acks()
         self._release_if_done(seg)
 
+    def _write_acks(self) -> None:
+        """Writes the waiting acks in order; on a failure the rest wait for the next try (`maintain`).
+
+        Until an ack is written the batch stays forgotten in memory (it is not handed out again); a
+        restart before then re-sends it and the hub ignores the duplicate.
+        """
+        while self._ack_backlog:
+            no, offset = self._ack_backlog[0]
+            seg = self._segments.get(no)
+            if seg is not None:  # a deleted segment needs no acks
+                try:
+                    _append_ack(seg.ack_fd, offset)
+                except OSError as exc:
+                    self.write_errors["ack"] += 1
+                    self._ack_disk.down(
+                        f"{exc}: {len(self._ack_backlog)} acks kept in memory and retried", logging.ERROR
+                    )
+                    return
+                self._dirty = True
+            self._ack_backlog.popleft()
+        self._ack_disk.up()
+
     def _release_if_done(self, seg: _Segment) -> None:
-        """Deletes a sealed segment once all its records are gone (watermark saved first)."""
+        """Deletes a sealed segment once all its records are gone.
+
+        The watermark is saved first; when that fails (disk full) the segment is deleted anyway, which
+        frees the space, and the watermark is retried: a stale watermark only makes a replayable source
+        send points again that the hub already has, while keeping the segment could keep the disk full.
+        """
         if not seg.sealed or seg.live > 0:
             return
-        _write_watermark(self._dir / "watermark", self._watermark_ms)
-        os.close(seg.read_fd)
+        self._save_watermark()
+        seg.wal.close()
         os.close(seg.ack_fd)
         seg.path.unlink(missing_ok=True)
         seg.path.with_suffix(".ack").unlink(missing_ok=True)
         del self._segments[seg.no]
+
+    def _save_watermark(self) -> None:
+        try:
+            _write_watermark(self._dir / "watermark", self._watermark_ms)
+        except OSError as exc:
+            self._watermark_saved = False
+            self.write_errors["watermark"] += 1
+            self._mark_disk.down(f"{exc}: retrying", logging.ERROR)
+            return
+        self._watermark_saved = True
+        self._mark_disk.up()
 
     def _lane_of(self, rec: _Record) -> deque[_Record]:
         if rec.batch_class in URGENT:
@@ -437,35 +528,32 @@ class Spool:
 
     # --- internals: recovery ---
 
-    def _recover(self, no: int, newest: bool) -> list[tuple[OutboxItem, int]]:
-        """Indexes one segment's unacknowledged records; returns records to re-append when it is quarantined.
+    def _recover(self, no: int, newest: bool) -> list[tuple[OutboxItem, int]] | None:
+        """Indexes one segment's unacknowledged records (into the backfill lane).
 
-        A bad record at the very end of the newest segment is a write torn by a crash: cut off quietly.
-        Anywhere else it is corruption: the valid records before it are salvaged, the file quarantined.
+        Damaged records are skipped and counted, the ones after them kept. A bad tail of the newest
+        segment is a write torn by a crash and is cut; older segments were fsynced before the next one
+        began, so there it is damage (counted, left in place). Returns the unacknowledged batches of a
+        previous-format segment (to re-append, after which the caller deletes it), else None; a segment
+        without one readable record (that is not just a torn first write) is quarantined.
         """
         path = self._dir / f"{no:020d}.seg"
-        data = path.read_bytes()
+        wal = Wal(path, _MAX_BODY)
+        found = wal.open(cut_tail=newest)
+        if found.unreadable or (not newest and found.tail and not found.records):
+            wal.close()
+            return self._convert_or_quarantine(path)
+        if found.tail and newest:
+            log.warning("spool: cut a torn record (%d bytes) off the end of %s", found.tail, path.name)
         acked = _read_acks(path.with_suffix(".ack"))
-        recs: list[tuple[_Record, bytes]] = []
-        pos, problem = 0, ""
-        while pos < len(data):
-            parsed = _parse_record(data, pos)
-            if isinstance(parsed, str):
-                problem = parsed
-                break
-            rec, payload = parsed
-            rec.seg = no
-            recs.append((rec, payload))
-            pos += rec.size
-        if problem and newest and _is_torn_tail(data, pos):
-            log.warning("spool: cut a torn record (%d bytes) off the end of %s", len(data) - pos, path.name)
-            os.truncate(path, pos)
-            problem = ""
-        if problem:
-            return self._quarantine(path, problem, pos, [(r, p) for r, p in recs if r.offset not in acked])
-        seg = _Segment(no, path, os.open(path, os.O_RDONLY), _open_ack(path), sealed=True)
+        seg = _Segment(no, wal, _open_ack(path), sealed=True)
         self._segments[no] = seg
-        for rec, _ in recs:
+        skipped = found.skipped + (1 if found.tail and not newest else 0)
+        for frame in found.records:
+            rec = _parse_body(frame.body, no, frame.offset, frame.size)
+            if rec is None:
+                skipped += 1
+                continue
             self._watermark_ms = max(self._watermark_ms, rec.max_ts_ms)
             if rec.offset in acked or rec.batch_id in self._records:
                 continue
@@ -473,11 +561,29 @@ class Spool:
             self._records[rec.batch_id] = rec
             self._bytes += rec.size
             (self._lanes.urgent if rec.batch_class in URGENT else self._lanes.backfill).append(rec)
-        return []
+        if skipped:
+            self.skipped_records += skipped
+            log.error(
+                "spool: skipped %d damaged records in %s; the %d unacknowledged others are kept",
+                skipped,
+                path.name,
+                seg.live,
+            )
+        return None
 
-    def _quarantine(
-        self, path: Path, problem: str, pos: int, keep: list[tuple[_Record, bytes]]
-    ) -> list[tuple[OutboxItem, int]]:
+    def _convert_or_quarantine(self, path: Path) -> list[tuple[OutboxItem, int]] | None:
+        """A segment with no record in this format: the previous format's records, or quarantine."""
+        data = path.read_bytes()
+        acked = _read_acks(path.with_suffix(".ack"))
+        old = _legacy_records(data)
+        if old:
+            for rec, _ in old:
+                self._watermark_ms = max(self._watermark_ms, rec.max_ts_ms)
+            return [
+                (OutboxItem(p, r.batch_class, r.batch_id, r.points, r.max_ts_ms), r.written_ms)
+                for r, p in old
+                if r.offset not in acked and r.batch_id not in self._records
+            ]
         qdir = self._dir / "quarantine"
         qdir.mkdir(exist_ok=True)
         target = qdir / path.name
@@ -485,48 +591,48 @@ class Spool:
         path.with_suffix(".ack").unlink(missing_ok=True)
         self.quarantined.append(target)
         log.error(
-            "spool: segment %s is corrupt at byte %d (%s): moved to %s, %d earlier batches salvaged",
-            path.name,
-            pos,
-            problem,
-            target,
-            len(keep),
+            "spool: segment %s holds no readable record (%d bytes): moved to %s", path.name, len(data), target
         )
-        return [
-            (OutboxItem(p, r.batch_class, r.batch_id, r.points, r.max_ts_ms), r.written_ms) for r, p in keep
-        ]
+        return None
 
 
-def _parse_record(data: bytes, pos: int) -> tuple[_Record, bytes] | str:
-    """One record at `pos`, or why it is unreadable."""
-    if len(data) - pos < _HDR_SIZE:
-        return "truncated header"
-    magic, length, crc = _HEAD.unpack_from(data, pos)
-    cls, written, max_ts, points, id_len = _META.unpack_from(data, pos + _HEAD.size)
-    if magic != _MAGIC or length > _MAX_RECORD:
-        return "bad record header"
-    end = pos + _HDR_SIZE + id_len + length
-    if end > len(data):
-        return "truncated record"
-    if zlib.crc32(data[pos + _HEAD.size : end]) != crc:
-        return "checksum mismatch"
+def _parse_body(body: bytes, seg: int, offset: int, size: int) -> _Record | None:
+    """The record a frame holds, or None when its fields make no sense (a bug, not a torn write)."""
+    if len(body) < _META.size:
+        return None
+    cls, written, max_ts, points, id_len = _META.unpack_from(body)
     try:
         batch_class = BatchClass(cls)
-        batch_id = data[pos + _HDR_SIZE : pos + _HDR_SIZE + id_len].decode()
+        batch_id = body[_META.size : _META.size + id_len].decode()
     except (ValueError, UnicodeDecodeError):
-        return "bad record fields"
-    payload = data[pos + _HDR_SIZE + id_len : end]
-    return _Record(0, pos, end - pos, batch_class, batch_id, written, max_ts, points), payload
+        return None
+    if len(body) < _META.size + id_len:
+        return None
+    return _Record(seg, offset, size, batch_class, batch_id, written, max_ts, points)
 
 
-def _is_torn_tail(data: bytes, pos: int) -> bool:
-    """True when no valid record follows `pos`: the damage is one unfinished final write."""
-    nxt = data.find(_MAGIC, pos + 1)
-    while nxt != -1:
-        if not isinstance(_parse_record(data, nxt), str):
-            return False
-        nxt = data.find(_MAGIC, nxt + 1)
-    return True
+def _legacy_records(data: bytes) -> list[tuple[_Record, bytes]]:
+    """The records of a segment in the previous format (up to the first bad one), with their envelopes."""
+    out: list[tuple[_Record, bytes]] = []
+    head = _LEGACY_HEAD.size + _META.size
+    pos = 0
+    while len(data) - pos >= head:
+        magic, length, crc = _LEGACY_HEAD.unpack_from(data, pos)
+        cls, written, max_ts, points, id_len = _META.unpack_from(data, pos + _LEGACY_HEAD.size)
+        end = pos + head + id_len + length
+        if magic != _LEGACY_MAGIC or length > _MAX_RECORD or end > len(data):
+            break
+        if zlib.crc32(data[pos + _LEGACY_HEAD.size : end]) != crc:
+            break
+        try:
+            batch_class = BatchClass(cls)
+            batch_id = data[pos + head : pos + head + id_len].decode()
+        except (ValueError, UnicodeDecodeError):
+            break
+        rec = _Record(0, pos, end - pos, batch_class, batch_id, written, max_ts, points)
+        out.append((rec, data[pos + head + id_len : end]))
+        pos = end
+    return out
 
 
 def _downsampled(item: OutboxItem) -> OutboxItem:
@@ -542,6 +648,15 @@ def _downsampled(item: OutboxItem) -> OutboxItem:
 
 def _open_ack(seg_path: Path) -> int:
     return os.open(seg_path.with_suffix(".ack"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def _append_ack(fd: int, offset: int) -> None:
+    """One ack entry; a short write is cut off again, so later entries stay aligned."""
+    entry = _OFFSET.pack(offset)
+    written = os.write(fd, entry)
+    if written != len(entry):
+        os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def _read_acks(path: Path) -> set[int]:
@@ -562,5 +677,9 @@ def _read_watermark(path: Path) -> int:
 
 def _write_watermark(path: Path, value: int) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(str(value))
-    tmp.replace(path)
+    try:
+        tmp.write_text(str(value))
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a half-written temp file must not hold on to the last free space
+        raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from agent.outbox.spool import Spool
 from shared import codec
 from shared.clock import FakeClock
 from shared.model import BatchClass
+from tests.support.tmpfs import fill, mounted_tmpfs
 from tests.transport.items import T0, event_item, metrics_item
 
 pytestmark = pytest.mark.integration
@@ -86,7 +89,28 @@ async def test_a_torn_final_record_is_cut_off_and_the_rest_replays(
     assert not (tmp_path / "quarantine").exists()
 
 
-async def test_a_corrupt_segment_is_quarantined_with_one_log_line_and_earlier_batches_salvaged(
+async def test_a_flipped_byte_in_the_middle_of_a_segment_costs_that_batch_only_and_the_rest_are_sent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = _spool(tmp_path)
+    for i in range(1, 6):
+        s.put(metrics_item(i))
+    s.close()
+    (seg,) = tmp_path.glob("*.seg")
+    raw = bytearray(seg.read_bytes())
+    third = raw.index(metrics_item(3).envelope)
+    raw[third + 40] ^= 0xFF  # a flipped bit in the middle of batch 3
+    seg.write_bytes(bytes(raw))
+    caplog.set_level(logging.WARNING)
+    again = _spool(tmp_path)
+    assert [r.batch_id for r in await _drain(again)] == ["7-1", "7-2", "7-4", "7-5"]
+    assert again.skipped_records == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent.outbox.spool"]
+    assert len(lines) == 1 and "skipped 1 damaged records" in lines[0]
+    assert not (tmp_path / "quarantine").exists() and again.quarantined == []
+
+
+async def test_an_older_segment_whose_only_record_is_damaged_is_quarantined_and_the_others_sent(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     s = _spool(tmp_path, segment_bytes=1)  # one record per segment
@@ -100,9 +124,33 @@ async def test_a_corrupt_segment_is_quarantined_with_one_log_line_and_earlier_ba
     caplog.set_level(logging.WARNING)
     again = _spool(tmp_path)
     assert sorted(r.batch_id for r in await _drain(again)) == ["7-1", "7-3"]
-    lines = [r for r in caplog.records if "corrupt" in r.getMessage()]
-    assert len(lines) == 1 and "checksum mismatch" in lines[0].getMessage()
+    lines = [r for r in caplog.records if "no readable record" in r.getMessage()]
+    assert len(lines) == 1
     assert [p.name for p in (tmp_path / "quarantine").iterdir()] == [segs[1].name]
+    assert (tmp_path / "quarantine" / segs[1].name).read_bytes() == bytes(raw)
+
+
+async def test_a_segment_in_the_previous_format_is_converted_and_its_unacknowledged_batches_sent(
+    tmp_path: Path,
+) -> None:
+    records, offsets = b"", []
+    for i in (1, 2, 3):
+        it = metrics_item(i)
+        bid = it.batch_id.encode()
+        meta = struct.pack("<BqqIH", it.batch_class.value, T0, it.max_ts_ms, it.points, len(bid))
+        crc = zlib.crc32(it.envelope, zlib.crc32(bid, zlib.crc32(meta)))
+        offsets.append(len(records))
+        records += struct.pack("<2sII", b"OP", len(it.envelope), crc) + meta + bid + it.envelope
+    (tmp_path / f"{4:020d}.seg").write_bytes(records)
+    (tmp_path / f"{4:020d}.ack").write_bytes(struct.pack("<Q", offsets[0]))  # batch 1 was acknowledged
+    s = _spool(tmp_path)
+    replayed = await _drain(s)
+    assert [r.batch_id for r in replayed] == ["7-2", "7-3"]
+    assert [r.envelope for r in replayed] == [metrics_item(i).envelope for i in (2, 3)]
+    assert s.watermark_ms == metrics_item(3).max_ts_ms
+    assert not (tmp_path / f"{4:020d}.seg").exists() and s.quarantined == []
+    s.close()
+    assert _spool(tmp_path).pending() == 0
 
 
 async def test_garbage_instead_of_a_segment_does_not_stop_the_agent(tmp_path: Path) -> None:
@@ -202,18 +250,19 @@ async def test_a_nacked_batch_is_sent_again_before_newer_ones(tmp_path: Path) ->
 async def test_a_full_disk_drops_and_counts_batches_logs_once_and_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    s = _spool(tmp_path)
-    s.put(metrics_item(1))
-    good_fd = s._write_fd
-    s._write_fd = os.open("/dev/full", os.O_WRONLY)  # every write now fails with ENOSPC
-    caplog.set_level(logging.INFO)
-    for i in (2, 3, 4):
-        s.put(metrics_item(i))
-    os.close(s._write_fd)
-    s._write_fd = good_fd
-    s.put(metrics_item(5))
-    assert s.dropped[("metrics", "disk_error")] == 3
-    lines = [r.getMessage() for r in caplog.records if r.name == "agent.outbox.spool"]
-    assert len(lines) == 2 and "No space left on device" in lines[0] and "back after" in lines[1]
-    s.close()
-    assert [r.batch_id for r in await _drain(_spool(tmp_path))] == ["7-1", "7-5"]
+    with mounted_tmpfs(tmp_path / "mnt", "1m") as mnt:
+        s = _spool(mnt / "spool")
+        s.put(metrics_item(1, points=2000))
+        filler = fill(mnt)
+        caplog.set_level(logging.INFO)
+        for i in (2, 3, 4):
+            s.put(metrics_item(i, points=2000))
+        filler.unlink()
+        s.put(metrics_item(5, points=2000))
+        assert s.dropped[("metrics", "disk_error")] == 3
+        lines = [r.getMessage() for r in caplog.records if r.name == "agent.outbox.spool"]
+        assert len(lines) == 2 and "No space left on device" in lines[0] and "back after" in lines[1]
+        s.close()
+        again = _spool(mnt / "spool")
+        assert [r.batch_id for r in await _drain(again)] == ["7-1", "7-5"]
+        again.close()

@@ -21,6 +21,8 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,8 +119,10 @@ class EmbeddedStore:
         self._last_flush_ms = 0
         self._flush_retry_at_ms = 0
         self._broken: OSError | None = None
-        self._cctx = zstandard.ZstdCompressor(level=chunk.ZSTD_LEVEL)
-        self._dctx = zstandard.ZstdDecompressor()
+        # Per thread: python-zstandard contexts must never be used by two threads at once (queries decode
+        # in several threads while a writer flushes).
+        self._zstd = _ZstdContexts()
+        self._read_conns: dict[int, sqlite3.Connection] = {}
         self.stats = EmbeddedStats()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -152,6 +156,7 @@ class EmbeddedStore:
                     continue
                 self._apply(record)
                 replayed += 1
+            self.stats.journal_records_skipped += self._journal.skipped_records  # damaged, not replayable
             self._last_flush_ms = self._clock.now_ms()
             if replayed:
                 log.info(
@@ -168,6 +173,9 @@ class EmbeddedStore:
                 return
             self._flush()
             self._journal.close()
+            for reader in self._read_conns.values():
+                reader.close()
+            self._read_conns.clear()
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._db = None
@@ -346,7 +354,13 @@ class EmbeddedStore:
             raw[block] = (part_ts, part_vals)
             touched.append(block)
             rows.append(
-                (sid, RAW, block, int(part_ts.shape[0]), chunk.encode(part_ts, [part_vals], self._cctx))
+                (
+                    sid,
+                    RAW,
+                    block,
+                    int(part_ts.shape[0]),
+                    chunk.encode(part_ts, [part_vals], self._zstd.compressor),
+                )
             )
         due = {b for b in touched if b < rolled}
         if catch_up:
@@ -385,7 +399,8 @@ class EmbeddedStore:
             old = stored.get(start)
             if old is not None:
                 piece = old.replace_blocks(piece, raw_blocks, RAW_BLOCK_MS)
-            rows.append((sid, res, start, len(piece), chunk.encode(piece.ts, piece.columns(), self._cctx)))
+            data = chunk.encode(piece.ts, piece.columns(), self._zstd.compressor)
+            rows.append((sid, res, start, len(piece), data))
         return rows
 
     def _chunk_rows(self, db: sqlite3.Connection, sid: int, res: int, first: int, last: int) -> list[bytes]:
@@ -401,7 +416,7 @@ class EmbeddedStore:
     ) -> dict[int, tuple[I64Array, F64Array]]:
         out: dict[int, tuple[I64Array, F64Array]] = {}
         for data in self._chunk_rows(db, sid, RAW, first, last):
-            ts, cols = chunk.decode(data, self._dctx)
+            ts, cols = chunk.decode(data, self._zstd.decompressor)
             out[int(ts[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)] = (ts, cols[0])
         return out
 
@@ -411,66 +426,150 @@ class EmbeddedStore:
         out: dict[int, Rollup] = {}
         size = BLOCK_MS[res]
         for data in self._chunk_rows(db, sid, res, first, last):
-            ts, cols = chunk.decode(data, self._dctx)
+            ts, cols = chunk.decode(data, self._zstd.decompressor)
             out[int(ts[0] // size * size)] = Rollup.from_columns(ts, cols)
         return out
 
     # -- reads ------------------------------------------------------------------------------------
+    #
+    # Reads hold the store lock only to copy what they need from memory (matching series, their head
+    # points, how far each is rolled up); SQLite reads and chunk decoding run outside it, on a
+    # connection of the reading thread (WAL readers never block the writer), so queries cannot stall
+    # ingest. Racing a flush is harmless: points then come from both the head copy and the chunks,
+    # and `merge_newer` keeps one per timestamp; blocks rolled up meanwhile are rolled up from raw again.
 
     def series(self, metric: str | None = None, matchers: tuple[Matcher, ...] = ()) -> list[SeriesKey]:
-        with self._lock:
-            return [self._keys[sid] for sid in self._match(metric, matchers)]
+        return [t.key for t in self._targets(metric, matchers, with_head=False)]
 
     def query(self, q: RangeQuery) -> list[SeriesResult]:
         """Reads raw points, or step buckets from the coarsest resolution whose width divides the step.
 
-        Rollup-answered queries widen the range edges to whole rollup buckets.
+        With `max_points`, a range wide enough for rollups is first read at that resolution to find
+        where data is; the step is fitted to that extent (raw points if they fit). Rollup-answered
+        queries widen the range edges to whole rollup buckets.
         """
-        step = effective_step(q)
-        res = _resolution(step)
-        out: list[SeriesResult] = []
-        with self._lock:
-            db = self._conn()
-            for sid in self._match(q.metric, q.matchers):
-                if step is None or res == RAW:
-                    ts, vals = self._raw_points(db, sid, q.start_ms, q.end_ms)
-                    if step:
-                        ts, vals = aggregate(ts, vals, step, q.agg)
-                else:
-                    rolled = self._rollup_points(db, sid, res, q.start_ms, q.end_ms).coarsen(step)
-                    ts, vals = rolled.ts, rolled.select(q.agg)
-                if ts.shape[0]:
-                    out.append(SeriesResult(self._keys[sid], ts, vals))
+        targets = self._targets(q.metric, q.matchers, with_head=True)
+        if not targets:
+            return []
+        db = self._reader()
+        with _read_transaction(db):
+            start, end = q.start_ms, q.end_ms
+            step = effective_step(q)
+            res = _resolution(step)
+            probe: list[Rollup] | None = None
+            if q.max_points and step is not None and res != RAW:
+                probe = [self._rollup_points(db, t, res, start, end) for t in targets]
+                extent = _rollup_extent(probe, res, start, end)
+                if extent is None:
+                    return []
+                lo, hi, most = extent
+                step = effective_step(q, lo, hi, most)
+                if step is not None and _resolution(step) == res:
+                    return self._results(targets, [r.coarsen(step) for r in probe], q)
+                start, end, res = lo, hi, _resolution(step)
+            if step is not None and res != RAW:
+                rolled = [self._rollup_points(db, t, res, start, end).coarsen(step) for t in targets]
+                return self._results(targets, rolled, q)
+            raw = [self._raw_points(db, t, start, end) for t in targets]
+        if q.max_points:
+            present = [ts for ts, _ in raw if ts.shape[0]]
+            if not present and probe is not None:
+                # Raw data already deleted by retention: answer from the rollups found above.
+                coarse = -(-(step or 1) // RES_5M) * RES_5M
+                return self._results(targets, [r.coarsen(coarse) for r in probe], q)
+            if not present:
+                return []
+            first, last = min(int(ts[0]) for ts in present), max(int(ts[-1]) for ts in present)
+            step = effective_step(q, first, last, max(ts.shape[0] for ts in present))
+        out = []
+        for t, (ts, vals) in zip(targets, raw, strict=True):
+            if step:
+                ts, vals = aggregate(ts, vals, step, q.agg)
+            if ts.shape[0]:
+                out.append(SeriesResult(t.key, ts, vals))
         return out
 
+    def _results(self, targets: list[_Target], rolled: list[Rollup], q: RangeQuery) -> list[SeriesResult]:
+        return [
+            SeriesResult(t.key, r.ts, r.select(q.agg)) for t, r in zip(targets, rolled, strict=True) if len(r)
+        ]
+
+    def _targets(
+        self, metric: str | None, matchers: tuple[Matcher, ...], *, with_head: bool
+    ) -> list[_Target]:
+        """Matching series with what a read needs from memory, copied under the lock; sorted by key text.
+
+        Candidates come from the postings for the name and `=` matchers (under the lock); the other
+        matchers (regexes, compiled once in `Matcher`) are evaluated on the copied keys outside it.
+        """
+        postings: list[set[int]] = []
+        rest = []
+        with self._lock:
+            if metric is not None:
+                postings.append(self._postings.get((_METRIC_POSTING, metric), set()))
+            for m in matchers:
+                if m.op is MatchOp.EQ and m.value:
+                    postings.append(self._postings.get((m.name, m.value), set()))
+                else:
+                    rest.append(m)
+            if postings:
+                postings.sort(key=len)
+                sids: set[int] | list[int] = postings[0].intersection(*postings[1:])
+            else:
+                sids = list(self._keys)
+            candidates = [(sid, self._keys[sid]) for sid in sids]
+        hits = sorted(
+            ((sid, key) for sid, key in candidates if all(m.matches(key) for m in rest)),
+            key=lambda h: str(h[1]),
+        )
+        if not with_head:
+            return [_Target(sid, key, None, None) for sid, key in hits]
+        with self._lock:
+            return [_Target(sid, key, self._head.get(sid), self._rolled_until.get(sid)) for sid, key in hits]
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the database (opened on first use, closed by `close`)."""
+        ident = threading.get_ident()
+        with self._lock:
+            self._conn()
+            db = self._read_conns.get(ident)
+            if db is None:
+                db = sqlite3.connect(
+                    f"file:{self._dir / 'store.sqlite'}?mode=ro",
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                )
+                self._read_conns[ident] = db
+        return db
+
     def _raw_points(
-        self, db: sqlite3.Connection, sid: int, start: int, end: int
+        self, db: sqlite3.Connection, t: _Target, start: int, end: int
     ) -> tuple[I64Array, F64Array]:
         first = start // RAW_BLOCK_MS * RAW_BLOCK_MS
-        decoded = [chunk.decode(d, self._dctx) for d in self._chunk_rows(db, sid, RAW, first, end)]
+        dctx = self._zstd.decompressor
+        decoded = [chunk.decode(d, dctx) for d in self._chunk_rows(db, t.sid, RAW, first, end)]
         ts = np.concatenate([np.zeros(0, np.int64), *(t for t, _ in decoded)])
         vals = np.concatenate([np.zeros(0, np.float64), *(c[0] for _, c in decoded)])
-        head = self._head.get(sid)
-        if head is not None:
-            ts, vals = merge_newer(ts, vals, head[0], head[1])
+        if t.head is not None:
+            ts, vals = merge_newer(ts, vals, t.head[0], t.head[1])
         keep = (ts >= start) & (ts <= end)
         return ts[keep], vals[keep]
 
-    def _rollup_points(self, db: sqlite3.Connection, sid: int, res: int, start: int, end: int) -> Rollup:
+    def _rollup_points(self, db: sqlite3.Connection, t: _Target, res: int, start: int, end: int) -> Rollup:
         """Stored rollups, plus rollups computed from raw for blocks not rolled up yet or with head points."""
         size = BLOCK_MS[res]
-        stored = Rollup.concat(list(self._load_rollups(db, sid, res, start // size * size, end).values()))
+        stored = Rollup.concat(list(self._load_rollups(db, t.sid, res, start // size * size, end).values()))
         first = start // RAW_BLOCK_MS * RAW_BLOCK_MS
         last = end // RAW_BLOCK_MS * RAW_BLOCK_MS
-        fresh_from = max(self._rolled_until.get(sid, last + RAW_BLOCK_MS), first)
-        head = self._head.get(sid)
+        fresh_from = max(last + RAW_BLOCK_MS if t.rolled_until is None else t.rolled_until, first)
         head_blocks = np.zeros(0, np.int64)
-        if head is not None:
-            head_blocks = np.unique(head[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)
+        if t.head is not None:
+            head_blocks = np.unique(t.head[0] // RAW_BLOCK_MS * RAW_BLOCK_MS)
             head_blocks = head_blocks[(head_blocks >= first) & (head_blocks <= last)]
         lo = min(fresh_from, int(head_blocks[0]) if head_blocks.shape[0] else fresh_from)
         if lo <= last:
-            ts, vals = self._raw_points(db, sid, lo, last + RAW_BLOCK_MS - 1)
+            ts, vals = self._raw_points(db, t, lo, last + RAW_BLOCK_MS - 1)
             owner = ts // RAW_BLOCK_MS * RAW_BLOCK_MS
             keep = (owner >= fresh_from) | np.isin(owner, head_blocks)
             if keep.any():
@@ -478,30 +577,20 @@ class EmbeddedStore:
                 stored = stored.replace_blocks(fresh, np.unique(owner[keep]) // RAW_BLOCK_MS, RAW_BLOCK_MS)
         return stored.overlapping(start, end, res)
 
-    def _match(self, metric: str | None, matchers: tuple[Matcher, ...]) -> list[int]:
-        """Series ids matching, via the postings for name and `=` matchers, sorted by key text."""
-        postings: list[set[int]] = []
-        if metric is not None:
-            postings.append(self._postings.get((_METRIC_POSTING, metric), set()))
-        rest = []
-        for m in matchers:
-            if m.op is MatchOp.EQ and m.value:
-                postings.append(self._postings.get((m.name, m.value), set()))
-            else:
-                rest.append(m)
-        if postings:
-            postings.sort(key=len)
-            candidates: set[int] | dict[int, SeriesKey] = postings[0].intersection(*postings[1:])
-        else:
-            candidates = self._keys
-        hits = [sid for sid in candidates if all(m.matches(self._keys[sid]) for m in rest)]
-        return sorted(hits, key=lambda sid: str(self._keys[sid]))
+    def events(
+        self, start_ms: int, end_ms: int, limit: int = 1000, kind: str | None = None
+    ) -> list[tuple[str, Event]]:
+        """Events in [start_ms, end_ms], newest first, flushed and still in the head alike.
 
-    def events(self, start_ms: int, end_ms: int, limit: int = 1000) -> list[tuple[str, Event]]:
-        """Events in [start_ms, end_ms], newest first, flushed and still in the head alike."""
+        Under the lock, so a flush cannot move events between the two halves while they are read.
+        """
         with self._lock:
-            stored = ledger.select_events(self._conn(), start_ms, end_ms, limit)
-            fresh = [(a, e) for a, e in self._head.events if start_ms <= e.ts_ms <= end_ms]
+            stored = ledger.select_events(self._conn(), start_ms, end_ms, limit, kind)
+            fresh = [
+                (a, e)
+                for a, e in self._head.events
+                if start_ms <= e.ts_ms <= end_ms and (kind is None or e.kind.startswith(kind))
+            ]
         merged = sorted(stored + fresh[::-1], key=lambda ae: ae[1].ts_ms, reverse=True)
         return merged[:limit]
 
@@ -569,6 +658,44 @@ class EmbeddedStore:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
+
+
+class _ZstdContexts(threading.local):
+    """One zstd compressor and decompressor per thread (see `shared/codec.py` for why)."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=chunk.ZSTD_LEVEL)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One series a read will answer for, with its head points and rollup progress copied under the lock."""
+
+    sid: int
+    key: SeriesKey
+    head: tuple[I64Array, F64Array] | None
+    rolled_until: int | None
+
+
+@contextmanager
+def _read_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One snapshot for all reads of a query (WAL: never blocks or waits for the writer)."""
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.execute("COMMIT")
+
+
+def _rollup_extent(rolled: list[Rollup], res: int, start: int, end: int) -> tuple[int, int, int] | None:
+    """Where data is (first and last bucket, clipped to the range) and the most points of one series."""
+    present = [r for r in rolled if len(r)]
+    if not present:
+        return None
+    lo = max(start, min(int(r.ts[0]) for r in present))
+    hi = min(end, max(int(r.ts[-1]) for r in present) + res - 1)
+    return lo, hi, max(int(r.count.sum()) for r in present)
 
 
 def _columns(series: list[SeriesPoints]) -> tuple[I64Array, I64Array, F64Array] | None:
