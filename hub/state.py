@@ -103,20 +103,25 @@ class HubState:
     def close(self) -> None:
         self._engine.dispose()
 
-    def record_batch(self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int) -> None:
+    def record_batch(self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int) -> bool:
         """Counts one delivered batch once; a batch id already counted only bumps `duplicates`.
 
+        This is the one duplicate decision of the hub (durable, shared by hubs on one database): the
+        ingest counters on /metrics follow the value returned here, not the store's own dedup answer.
         Safe under concurrent calls for the same agent (inserts ignore conflicts instead of racing).
+
+        Returns:
+            True when the batch was counted as new, False when it was a duplicate.
 
         Raises:
             TransientError: the state database is unreachable or busy; the caller must not acknowledge.
         """
         try:
-            self._record_batch(agent, boot_epoch, seq, points, now_ms)
+            return self._record_batch(agent, boot_epoch, seq, points, now_ms)
         except sa.exc.OperationalError as exc:
             raise TransientError(f"state database unavailable: {type(exc.orig).__name__}") from exc
 
-    def _record_batch(self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int) -> None:
+    def _record_batch(self, agent: str, boot_epoch: int, seq: int, points: int, now_ms: int) -> bool:
         with self._engine.begin() as db:
             self._insert_ignore(
                 db,
@@ -139,7 +144,7 @@ class HubState:
                     .where(agents.c.id == agent)
                     .values(last_seen_ms=now_ms, duplicates=agents.c.duplicates + 1)
                 )
-                return
+                return False
             db.execute(
                 agents.update()
                 .where(agents.c.id == agent)
@@ -163,6 +168,7 @@ class HubState:
                         received=agent_epochs.c.received + 1,
                     )
                 )
+            return True
 
     def _insert_ignore(self, db: sa.Connection, table: sa.Table, **values: object) -> bool:
         """INSERT unless the primary key exists (no check-then-insert race); True when a row was added."""

@@ -17,8 +17,13 @@ class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # result="duplicate" counts the hub state's batch-id decisions (hub/state.py record_batch), the
+        # same events as `duplicates` on /api/v1/agents (which also sums restarts and hubs sharing a DB).
         self.batches = Counter(
-            "outpost_hub_ingest_batches", "Batches received, by result", ["transport", "result"], registry=r
+            "outpost_hub_ingest_batches",
+            "Batches received, by result (stored: counted as new by the hub state; duplicate: seen before)",
+            ["transport", "result"],
+            registry=r,
         )
         self.points = Counter("outpost_hub_ingest_points", "Points stored", ["transport"], registry=r)
         self.rejected = Counter(

@@ -96,7 +96,7 @@ class Ingestor:
         # the state decides by batch id, and then counts the envelope's points.
         points = header.point_count if result.duplicate else result.accepted_points
         try:
-            await asyncio.to_thread(
+            new = await asyncio.to_thread(
                 self._state.record_batch, agent, header.boot_epoch, header.seq, points, now
             )
         except TransientError as exc:  # stored but not counted: not acknowledged, so the retry counts it
@@ -104,14 +104,16 @@ class Ingestor:
             self._set_store_ok(False, f"hub state: {exc}")
             return IngestOutcome(retry_after_ms=self._retry_after_ms)
         self._set_store_ok(True, "")
-        if result.duplicate:
+        # The state's batch-id decision is the one source of truth: /metrics counts what /api/v1/agents
+        # counts (the store's own duplicate flag differs for a batch stored but not yet counted).
+        if not new:
             self._metrics.batches.labels(transport, "duplicate").inc()
             return IngestOutcome(duplicate=True)
         self._metrics.batches.labels(transport, "stored").inc()
-        self._metrics.points.labels(transport).inc(result.accepted_points)
+        self._metrics.points.labels(transport).inc(points)
         for e in batch.events:
             self._metrics.events.labels(e.kind).inc()
-        return IngestOutcome(accepted_points=result.accepted_points)
+        return IngestOutcome(accepted_points=points)
 
     def _set_store_ok(self, ok: bool, reason: str) -> None:
         """Logs the store going unavailable and coming back, once each."""
