@@ -26,7 +26,7 @@ from agent.outbox.batch import Batcher, Sequencer
 from agent.outbox.deliver import Deliverer
 from agent.outbox.outbox import OutboxItem
 from agent.outbox.spool import Spool
-from agent.telemetry import AgentMetrics, TelemetryServer
+from agent.telemetry import AgentMetrics, LiveCollector, LiveSources, TelemetryServer
 from agent.transport.base import Transport
 from agent.transport.grpc import GrpcTransport, renew_certificate
 from agent.transport.nats import NatsTransport
@@ -73,6 +73,18 @@ class Agent:
             )
             if config.hub.renew_at > 0
             else None
+        )
+        # Counters the stages already keep are read when Prometheus scrapes, never copied per event.
+        self.metrics.registry.register(
+            LiveCollector(
+                LiveSources(
+                    targets=self.scheduler.stats,
+                    traps=self.traps.stats,
+                    scorer=self.scorer,
+                    spool_quarantined_segments=lambda: len(self.outbox.quarantined),
+                    spool_skipped_records=lambda: self.outbox.skipped_records,
+                )
+            )
         )
         self.telemetry = (
             TelemetryServer(config.telemetry.listen, self.metrics, self.health)

@@ -1,30 +1,57 @@
-"""The agent's own health and metrics: Prometheus text on /metrics, JSON on /healthz.
+"""The agent's own health and metrics: Prometheus text on /metrics, JSON on /healthz, served by aiohttp.
 
-A deliberately tiny HTTP server on asyncio streams: an agent on a jump host should not pull a web
-framework for two read-only endpoints.
+Two kinds of series share one registry per agent: counters the stages bump as events happen
+(`AgentMetrics`), and `LiveCollector`, which reads the counters the stages already keep (scheduler
+target stats, detector rejects, trap sink failures, spool quarantine) when Prometheus scrapes, so the
+hot path never copies them. aiohttp is already the Redfish client's library; its keep-alive timeout is
+armed from the moment a connection opens, so a client that never completes a request is cut off.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from collections.abc import Callable
-from typing import Any
+import platform
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Protocol
 
+from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from agent.collect.scheduler import TargetStats
+from agent.collect.traps import TrapStats
+from shared.logging import UpDown
 
 # `*_created` samples double the exposition for no operational value.
 disable_created_metrics()
 
 log = logging.getLogger(__name__)
+# aiohttp logs every malformed request with a traceback, so anyone who can reach the port could fill the
+# log; bad client input is answered 400 and otherwise ignored, and the handlers catch their own failures.
+_http_log = logging.getLogger(__name__ + ".http")
+_http_log.setLevel(logging.CRITICAL)
+
+REQUEST_TIMEOUT_S = 5.0
+
+
+def version() -> str:
+    """The installed outpost version ("unknown" when run from a tree that was never installed)."""
+    try:
+        return metadata.version("outpost")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class AgentMetrics:
@@ -32,6 +59,11 @@ class AgentMetrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("outpost_build", "The running agent's version", registry=r).info(
+            {"version": version(), "side": "agent", "python": platform.python_version()}
+        )
         self.samples = Counter("outpost_agent_samples", "Samples collected", ["target"], registry=r)
         self.collect_errors = Counter(
             "outpost_agent_collect_errors", "Polls with errors", ["target"], registry=r
@@ -68,52 +100,137 @@ class AgentMetrics:
         )
 
 
-class TelemetryServer:
-    """Serves /metrics and /healthz; `health()` supplies the JSON body."""
+class _Scorer(Protocol):
+    def rejected_points(self) -> dict[str, int]: ...
 
-    def __init__(self, listen: str, metrics: AgentMetrics, health: Callable[[], dict[str, Any]]) -> None:
+
+@dataclass(frozen=True, slots=True)
+class LiveSources:
+    """The live objects whose own counters are read at scrape time (the agent's stages, not copies)."""
+
+    targets: Mapping[str, TargetStats]
+    traps: TrapStats
+    scorer: _Scorer
+    spool_quarantined_segments: Callable[[], int]
+    spool_skipped_records: Callable[[], int]
+
+
+class LiveCollector:
+    """A prometheus_client custom collector: `collect()` runs on each scrape and reads `LiveSources`."""
+
+    def __init__(self, sources: LiveSources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterable[Metric]:
+        s = self._s
+        up = GaugeMetricFamily(
+            "outpost_agent_target_up", "1 while the target answers polls", labels=["target"]
+        )
+        duration = GaugeMetricFamily(
+            "outpost_agent_poll_duration_seconds", "Duration of the target's last poll", labels=["target"]
+        )
+        lateness = GaugeMetricFamily(
+            "outpost_agent_poll_lateness_seconds", "Lateness of the target's last poll", labels=["target"]
+        )
+        polls = CounterMetricFamily("outpost_agent_polls", "Polls started", labels=["target"])
+        timeouts = CounterMetricFamily(
+            "outpost_agent_poll_timeouts", "Polls cut off at their deadline", labels=["target"]
+        )
+        for target, t in list(s.targets.items()):
+            up.add_metric([target], 1.0 if t.up else 0.0)
+            duration.add_metric([target], t.last_duration_s)
+            lateness.add_metric([target], t.lateness_s)
+            polls.add_metric([target], t.polls)
+            timeouts.add_metric([target], t.timeouts)
+        yield from (up, duration, lateness, polls, timeouts)
+        rejected = CounterMetricFamily(
+            "outpost_agent_detect_rejected_points",
+            "Points the edge detectors refused (NaN, inf, wrong kind); logged once per kind",
+            labels=["target"],
+        )
+        for target, n in s.scorer.rejected_points().items():
+            rejected.add_metric([target], n)
+        yield rejected
+        yield CounterMetricFamily(
+            "outpost_agent_traps_received", "SNMP traps received", value=s.traps.received
+        )
+        yield CounterMetricFamily(
+            "outpost_agent_trap_sink_failures",
+            "Traps lost because handing them on failed (logged when it starts and stops)",
+            value=s.traps.sink_failures,
+        )
+        yield CounterMetricFamily(
+            "outpost_agent_spool_quarantined_segments",
+            "Damaged spool segments set aside since start (their valid records were salvaged)",
+            value=s.spool_quarantined_segments(),
+        )
+        yield CounterMetricFamily(
+            "outpost_agent_spool_skipped_records",
+            "Damaged spool records skipped on start (the records around them were kept)",
+            value=s.spool_skipped_records(),
+        )
+
+
+class TelemetryServer:
+    """Serves /metrics and /healthz; `health()` supplies the JSON body (503 when it lists dead stages)."""
+
+    def __init__(
+        self,
+        listen: str,
+        metrics: AgentMetrics,
+        health: Callable[[], dict[str, Any]],
+        *,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
+        """`timeout_s` closes a connection that sends no complete request (or none after the last) in time."""
         self._host, port = listen.rsplit(":", 1)
         self._port = int(port)
         self._metrics = metrics
         self._health = health
-        self._server: asyncio.Server | None = None
+        self._timeout_s = timeout_s
+        self._health_probe = UpDown(log, "health report")
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
+        if self._runner is not None and self._runner.addresses:
+            return int(self._runner.addresses[0][1])
+        return self._port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        # Both endpoints are GETs: a body has no business being larger than a request line.
+        app = web.Application(client_max_size=4096)
+        app.router.add_get("/metrics", self._serve_metrics)
+        app.router.add_get("/healthz", self._serve_health)
+        runner = web.AppRunner(
+            app, access_log=None, logger=_http_log, keepalive_timeout=self._timeout_s, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
         log.info("agent telemetry on http://%s:%d/metrics", self._host, self.port)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _serve_health(self, request: web.Request) -> web.Response:
         try:
-            request_line = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request_line.decode("latin-1").split()
-            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
-            if path == "/metrics":
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._metrics.registry)
-            elif path == "/healthz":
-                status, ctype, body = "200 OK", "application/json", json.dumps(self._health()).encode()
-            else:
-                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeDecodeError):
-            pass
-        finally:
-            writer.close()
+            body = self._health()
+        except Exception as exc:  # a bug in a health probe must not look like a healthy agent
+            self._health_probe.down(f"{type(exc).__name__}: {exc}", logging.ERROR, exc_info=True)
+            return web.json_response({"status": "error", "error": type(exc).__name__}, status=500)
+        self._health_probe.up()
+        return web.json_response(body, status=503 if body.get("dead_stages") else 200)
 
     async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Safe without start and safe twice."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = self._site = None

@@ -4,12 +4,8 @@ enrollment (token + CSR listener, renewal on the gRPC port, revocation cache).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
-
-import uvicorn
 
 from hub.api.app import create_app
 from hub.api.deps import HubContext
@@ -23,6 +19,7 @@ from hub.identity.service import EnrollService
 from hub.ingest.grpc_server import GrpcIngestServer
 from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
+from hub.serve import AsgiServer
 from hub.state import HubState
 from hub.store.factory import build_store
 from hub.telemetry import HubMetrics
@@ -32,14 +29,6 @@ log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_FILE = "admin.token"
 RETENTION_INTERVAL_S = 3600.0
-
-
-class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the hub's CLI owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def ensure_pki(config: HubConfig) -> pki.CaPaths:
@@ -78,8 +67,7 @@ class Hub:
         self.enroll: EnrollService | None = None
         self._enroll_server: EnrollServer | None = None
         self._nats: NatsConsumer | None = None
-        self._api: _ApiServer | None = None
-        self._api_task: asyncio.Task[None] | None = None
+        self._api: AsgiServer | None = None
         self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -122,6 +110,7 @@ class Hub:
                 cert_file=cfg.pki_dir / "hub.pem",
                 key_file=cfg.pki_dir / "hub.key",
                 ca_file=ca.cert,
+                clock=self.clock,
             )
             await self._enroll_server.start()
         if cfg.nats.enabled:
@@ -131,17 +120,9 @@ class Hub:
             )
             await self._nats.start()
         app = create_app(HubContext(self.store, self.state, self.metrics, self.clock))
-        host, port = cfg.api.listen.rsplit(":", 1)
-        self._api = _ApiServer(
-            uvicorn.Config(app, host=host, port=int(port), log_level="warning", lifespan="off")
-        )
-        self._api_task = asyncio.create_task(self._api.serve(), name="api")
-        while not self._api.started:
-            if self._api_task.done():
-                self._api_task.result()  # re-raises why the API could not start (e.g. port in use)
-                raise RuntimeError("API server stopped during start-up")
-            await asyncio.sleep(0.02)
-        log.info("API and dashboard on http://%s:%s", host, port)
+        self._api = AsgiServer(app, cfg.api.listen)
+        await self._api.start()  # raises why the API could not start (e.g. port in use)
+        log.info("API and dashboard on http://%s:%d", self._api.host, self._api.port)
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
 
     async def _retention_loop(self) -> None:
@@ -180,9 +161,8 @@ class Hub:
             await self._enroll_server.aclose()
             self._enroll_server = None
         await self.revocations.aclose()
-        if self._api is not None and self._api_task is not None:
-            self._api.should_exit = True
-            await asyncio.gather(self._api_task, return_exceptions=True)
-            self._api = self._api_task = None
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
         await asyncio.to_thread(self.store.close)
         await asyncio.to_thread(self.state.close)

@@ -62,6 +62,10 @@ class EdgeScorer:
                 total[state] = total.get(state, 0) + n
         return total
 
+    def rejected_points(self) -> dict[str, int]:
+        """Points each target's bank refused (NaN, inf, wrong kind) since start, for the agent's metrics."""
+        return {target: bank.rejected_points for target, bank in list(self._banks.items())}
+
     def save_all(self) -> None:
         for target, bank in self._banks.items():
             try:

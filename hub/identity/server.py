@@ -1,107 +1,160 @@
-"""The enrollment listener: a deliberately tiny HTTP/1.1 server over server-authenticated TLS.
+"""The enrollment listener: two endpoints on Starlette, served by uvicorn over server-authenticated TLS.
 
 It cannot use mTLS (an agent without a certificate is exactly who calls it), so it speaks two requests:
 `GET /v1/ca.pem` (public; the agent checks it against the pin in its token) and `POST /v1/enroll` (an
 EnrollRequest protobuf; answered with an EnrollResponse, or 403 with the refusal reason). Bodies are
-capped, connections time out, and nothing the client sends is ever echoed back or logged.
+capped (413), a request that does not arrive in time is cut off (headers: the connection is closed;
+body: 408), every answer closes the connection, and nothing the client sends is echoed back or logged.
+An unexpected failure (state database down, a bug) is answered 500 and logged when it starts and when
+enrollment works again, never per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from hub.identity.service import EnrollRefused, EnrollService
+from hub.serve import AsgiServer
 from shared import codec
+from shared.clock import Clock, SystemClock
 from shared.errors import CodecError
+from shared.logging import UpDown
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-_TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0
+
+
+class _BadRequest(Exception):
+    """Raised while reading a request body that is malformed, oversized or too slow; carries the answer."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def _text(status: int, text: str) -> Response:
+    return Response(text + "\n", status_code=status, media_type="text/plain")
+
+
+class _CloseEveryConnection:
+    """Adds `Connection: close` to every answer (404s and 405s too): one request per connection, so the
+    header deadline guards every request and no idle keep-alive socket is left to an anonymous client."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self._app(scope, receive, send_closing)
+
+
+async def _read_body(request: Request, timeout_s: float) -> bytes:
+    """The body, at most MAX_BODY bytes, within `timeout_s`.
+
+    Raises:
+        _BadRequest: 413 when it is (or says it is) larger, 408 when it does not arrive in time.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _BadRequest(413, "body too large")
+
+    async def read() -> bytes:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise _BadRequest(413, "body too large")
+        return bytes(body)
+
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    except TimeoutError:
+        raise _BadRequest(408, "request timeout") from None
+    except ClientDisconnect:
+        raise _BadRequest(400, "bad request") from None
 
 
 class EnrollServer:
-    """Owns the listening socket; `port` is the bound port after `start`."""
+    """Owns the listener; `port` is the bound port after `start`."""
 
     def __init__(
-        self, service: EnrollService, listen: str, *, cert_file: Path, key_file: Path, ca_file: Path
+        self,
+        service: EnrollService,
+        listen: str,
+        *,
+        cert_file: Path,
+        key_file: Path,
+        ca_file: Path,
+        clock: Clock | None = None,
+        timeout_s: float = TIMEOUT_S,
     ) -> None:
+        """`timeout_s` bounds the arrival of a request's headers and, separately, of its body."""
         self._service = service
-        self._host, port = listen.rsplit(":", 1)
-        self.port = int(port)
+        self._timeout_s = timeout_s
         self._ca_pem = ca_file.read_bytes()
-        self._failed = False
-        self._ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ctx.load_cert_chain(str(cert_file), str(key_file))
-        self._server: asyncio.Server | None = None
+        self._health = UpDown(log, "enrollment", clock or SystemClock())
+        app = Starlette(
+            routes=[
+                Route("/v1/ca.pem", self._ca, methods=["GET"]),
+                Route("/v1/enroll", self._enroll, methods=["POST"]),
+            ]
+        )
+        self._server = AsgiServer(
+            _CloseEveryConnection(app),
+            listen,
+            cert_file=cert_file,
+            key_file=key_file,
+            header_timeout_s=timeout_s,
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self.port, ssl=self._ctx)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("enrollment listening on %s:%d (TLS, token + CSR)", self._host, self.port)
+        await self._server.start()
+        log.info("enrollment listening on %s:%d (TLS, token + CSR)", self._server.host, self.port)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
-        try:
-            method, path, body = await asyncio.wait_for(_read_request(reader), _TIMEOUT_S)
-            status, ctype, payload = await self._route(method, path, body, peer_text)
-        except (TimeoutError, ConnectionError, ValueError, ssl.SSLError, asyncio.IncompleteReadError):
-            status, ctype, payload = "400 Bad Request", "text/plain", b"bad request\n"
-        except Exception:  # state database down, a bug: answer, log once, keep serving
-            if not self._failed:
-                self._failed = True
-                log.exception("enrollment request failed; further failures are answered 500 silently")
-            status, ctype, payload = "500 Internal Server Error", "text/plain", b"internal error\n"
-        try:
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(payload)}\r\n"
-            writer.write(head.encode() + b"Connection: close\r\n\r\n" + payload)
-            await writer.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
+    async def _ca(self, request: Request) -> Response:
+        return Response(self._ca_pem, media_type="application/x-pem-file")
 
-    async def _route(self, method: str, path: str, body: bytes, peer: str) -> tuple[str, str, bytes]:
-        if method == "GET" and path == "/v1/ca.pem":
-            return "200 OK", "application/x-pem-file", self._ca_pem
-        if method != "POST" or path != "/v1/enroll":
-            return "404 Not Found", "text/plain", b"not found\n"
+    async def _enroll(self, request: Request) -> Response:
+        peer = f"{request.client.host}:{request.client.port}" if request.client else "?"
         try:
+            body = await _read_body(request, self._timeout_s)
             req = codec.decode_enroll_request(body)
             resp = await asyncio.to_thread(self._service.enroll, req, peer)
+        except _BadRequest as exc:
+            return _text(exc.status, exc.text)
         except CodecError:
-            return "400 Bad Request", "text/plain", b"malformed_request\n"
+            return _text(400, "malformed_request")
         except EnrollRefused as exc:
-            return "403 Forbidden", "text/plain", exc.reason.encode() + b"\n"
-        return "200 OK", "application/x-protobuf", codec.encode_enroll_response(resp)
+            self._health.up()
+            return _text(403, exc.reason)
+        except Exception as exc:  # state database down, a bug: answer, log on change, keep serving
+            self._health.down(
+                f"{type(exc).__name__}; requests are answered 500 until it works again",
+                logging.ERROR,
+                exc_info=True,
+            )
+            return _text(500, "internal error")
+        self._health.up()
+        return Response(codec.encode_enroll_response(resp), media_type="application/x-protobuf")
 
     async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
-    """Reads one request; raises ValueError on anything malformed or oversized."""
-    parts = (await reader.readline()).decode("latin-1").split()
-    if len(parts) < 2:
-        raise ValueError("no request line")
-    length = 0
-    for _ in range(64):
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
-    else:
-        raise ValueError("too many headers")
-    if not 0 <= length <= MAX_BODY:
-        raise ValueError("body too large")
-    body = await reader.readexactly(length) if length else b""
-    return parts[0], parts[1], body
+        await self._server.aclose()
