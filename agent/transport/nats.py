@@ -1,11 +1,14 @@
 """Delivers envelopes to NATS JetStream over mTLS; the only agent module that imports nats.
 
 The same envelope bytes the gRPC transport pushes are published to `<prefix>.<site>.<agent>` with
-`Nats-Msg-Id` = the batch id, so JetStream drops a re-sent batch inside its duplicate window and the
-hub's store drops it after that. The subject comes from this agent's own certificate; nats-server maps
-that certificate to a user allowed to publish to that one subject only (hub/identity/nats_auth.py), so the
-hub can trust the subject as the agent's identity. A JetStream ack means the stream stored the batch
-durably; the hub acknowledges it to JetStream only after its own durable store write.
+`Nats-Msg-Id` = `<subject>:<batch id>`, so JetStream drops a re-sent batch inside its duplicate window and
+the hub's store drops it after that. The subject is part of the id because JetStream dedups per stream,
+not per subject: two agents whose boot epochs match (started in the same millisecond) would otherwise
+have each other's batches acknowledged as duplicates and never stored. The subject comes from this
+agent's own certificate; nats-server maps that certificate to a user allowed to publish to that one
+subject only (hub/identity/nats_auth.py), so the hub can trust the subject as the agent's identity. A
+JetStream ack means the stream stored the batch durably; the hub acknowledges it to JetStream only after
+its own durable store write.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class NatsTransport:
         self._nc: Client | None = None
         self.subject = subject_for(subject_prefix, identity_from_pem(cert_file.read_bytes()))
 
+    def msg_id(self, batch_id: str) -> str:
+        """The JetStream dedup key of a batch: unique per agent, the same for every re-send."""
+        return f"{self.subject}:{batch_id}"
+
     async def start(self) -> None:
         return None  # connect on first send: the spool holds batches while NATS is away
 
@@ -95,7 +102,10 @@ class NatsTransport:
         nc = await self._connect()
         try:
             ack = await nc.jetstream().publish(
-                self.subject, envelope, timeout=self._timeout, headers={"Nats-Msg-Id": header.batch_id}
+                self.subject,
+                envelope,
+                timeout=self._timeout,
+                headers={"Nats-Msg-Id": self.msg_id(header.batch_id)},
             )
         except nats.errors.MaxPayloadError as exc:
             raise DeliveryRejected(f"envelope larger than the NATS max payload: {exc}") from None
