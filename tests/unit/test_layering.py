@@ -52,6 +52,8 @@ SEAMS = {
     "psutil": {"agent/collect/host.py"},
     # uvicorn serves the REST API and the enrollment listener through one module.
     "uvicorn": {"hub/serve.py"},
+    # httpx: the hub's outbound notifications (webhooks, Alertmanager).
+    "httpx": {"hub/notify/http.py"},
 }
 
 

@@ -1,0 +1,378 @@
+"""The dispatcher: a durable outbox per receiver, retried with backoff, so the alert path never waits.
+
+    submit(n) ──► intake (bounded) ──► writer ──► notify_outbox (SQL) ◄── submit_in(conn, n)
+                                                      │ claim (lease)
+                                  per receiver: loader ──► workers ──► Receiver.send
+                                                      ▲ sent / retry at / dead
+The outbox is the source of truth: a restarted hub resumes every pending row (its own leases at once,
+a dead hub's when they expire), a row is marked sent right after the peer's 2xx, and receivers get the
+notification id as `Idempotency-Key` for the narrow window where a crash falls between the two.
+A receiver is sent one notification per alert group at a time, oldest first, so a resolve never
+overtakes the firing notification before it (Alertmanager's per-group pipeline).
+
+Retries: exponential backoff with full jitter (AWS "Exponential Backoff And Jitter"; Alertmanager's
+RetryStage), at least the peer's Retry-After, until `max_attempts` or `deadline_s` after the row was
+queued. Then, or at once on a permanent error, the row is dead-lettered: state `dead`, the reason and the
+scrubbed last error kept in the table, counted by receiver and reason. Outcomes are counters
+(`NotifyStats`); a receiver going down and coming back is logged once each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+
+from hub.notify.base import Receiver
+from hub.notify.config import NotifyConfig, ReceiverConfig
+from hub.notify.errors import NotifyError, RetryableNotifyError
+from hub.notify.http import scrub
+from hub.notify.metrics import NotifyStats
+from hub.notify.model import Notification
+from hub.notify.outbox import Claimed, DeadLetter, Outbox
+from hub.notify.registry import build_receiver
+from shared.clock import Clock, SystemClock
+from shared.logging import UpDown
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_WRITE_BATCH = 500
+_DB_RETRY_MAX_S = 5.0
+_CLOSE_FLUSH_S = 5.0
+_MIN_LEASE_S = 60.0
+
+
+@dataclass
+class _Lane:
+    """One receiver: its config, the rows it holds the lease of, and the tasks sending them."""
+
+    cfg: ReceiverConfig
+    receiver: Receiver
+    updown: UpDown
+    secrets: list[str]
+    queue: asyncio.Queue[Claimed] = field(default_factory=asyncio.Queue)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    held: dict[int, Claimed] = field(default_factory=dict)
+
+    @property
+    def capacity(self) -> int:
+        return self.cfg.concurrency * 4
+
+    @property
+    def lease_ms(self) -> int:
+        return int(max(_MIN_LEASE_S, 6 * self.cfg.timeout_s) * 1000)
+
+
+class Dispatcher:
+    """Owns the receivers of a `NotifyConfig` (built from the registry unless given) and their retries.
+
+    Call `submit` from the event loop; `submit_in` from wherever the caller's transaction is.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        config: NotifyConfig,
+        *,
+        receivers: Mapping[str, Receiver] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._config = config
+        # Which hub holds a lease; a restarted hub with the same owner takes its leases back at once.
+        self.owner = owner or socket.gethostname()
+        self.outbox = Outbox(engine)
+        self.stats = NotifyStats()
+        given = dict(receivers or {})
+        self._lanes: dict[str, _Lane] = {}
+        for cfg in config.receivers:
+            rcv = given.pop(cfg.name, None) or build_receiver(
+                cfg, clock=self._clock, external_url=config.external_url
+            )
+            updown = UpDown(log, f"notify receiver {cfg.name!r}", self._clock)
+            self._lanes[cfg.name] = _Lane(cfg, rcv, updown, cfg.inline_secrets())
+        if given:
+            raise ValueError(f"receivers without a config entry: {sorted(given)}")
+        self._intake: asyncio.Queue[Notification] = asyncio.Queue(maxsize=config.queue_size)
+        self._outbox_updown = UpDown(log, "notification outbox", self._clock)
+        self._guard = UpDown(log, "notify worker", self._clock)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writes: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
+        self._closed = False
+
+    # -- the engine's side ------------------------------------------------------------------------
+
+    def submit(self, n: Notification) -> bool:
+        """Queues `n` without waiting; it is in the outbox within milliseconds.
+
+        Returns False (and counts it in `dropped`) when the intake is full, the receiver is unknown or
+        the dispatcher is closed. For "committed with the alert state or not at all", use `submit_in`.
+        """
+        reason = self._refusal(n)
+        if reason is None:
+            try:
+                self._intake.put_nowait(n)
+                return True
+            except asyncio.QueueFull:
+                reason = "queue_full"
+        self.stats.dropped(n.receiver, reason)
+        return False
+
+    def submit_in(self, conn: sa.Connection, n: Notification) -> bool:
+        """Writes `n` to the outbox in the caller's transaction (blocking: call it off the event loop).
+
+        Workers see the row once the caller commits: at once if it was already committed when they
+        are woken, else within `poll_interval_s`. Returns False when (receiver, id) is already queued.
+
+        Raises:
+            ValueError: the receiver is unknown or the dispatcher is closed.
+            sqlalchemy.exc.SQLAlchemyError: the write failed; the caller's transaction decides.
+        """
+        reason = self._refusal(n)
+        if reason is not None:
+            self.stats.dropped(n.receiver, reason)
+            raise ValueError(f"notification {n.id!r} refused: {reason}")
+        new = self.outbox.insert(conn, n, self._clock.now_ms())
+        if not new:
+            self.stats.duplicate(n.receiver)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._lanes[n.receiver].wake.set)
+        return new
+
+    def _refusal(self, n: Notification) -> str | None:
+        if self._closed:
+            return "closed"
+        if n.receiver not in self._lanes:
+            return "unknown_receiver"
+        return None
+
+    @property
+    def queued(self) -> int:
+        """Notifications submitted and not yet written to the outbox."""
+        return self._intake.qsize()
+
+    async def dead_letters(self, receiver: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await asyncio.to_thread(self.outbox.dead_letters, receiver, limit)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Starts the receivers, takes back this owner's leases and resumes every pending row.
+
+        Raises:
+            ConfigError: a receiver's secret file cannot be read.
+        """
+        if self._started or self._closed:
+            return
+        self._loop = asyncio.get_running_loop()
+        for lane in self._lanes.values():
+            await lane.receiver.start()
+        try:
+            await asyncio.to_thread(self.outbox.release_owner, self.owner, self._clock.now_ms())
+        except sa.exc.SQLAlchemyError as exc:  # the loaders retry; start-up must not fail on it
+            self.stats.outbox_error()
+            self._outbox_updown.down(f"{type(exc).__name__}: {exc}")
+        self._started = True
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="notify-writer"))
+        for name, lane in self._lanes.items():
+            self._tasks.append(asyncio.create_task(self._load_loop(lane), name=f"notify-load-{name}"))
+            for i in range(lane.cfg.concurrency):
+                self._tasks.append(asyncio.create_task(self._work_loop(lane), name=f"notify-{name}-{i}"))
+
+    async def aclose(self) -> None:
+        """Flushes the intake to the outbox, stops sending, hands leased rows back, closes receivers.
+
+        A send cut short here is re-sent after restart with the same Idempotency-Key. Safe twice and
+        without start.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            try:
+                await asyncio.wait_for(self._intake.join(), _CLOSE_FLUSH_S)
+            except TimeoutError:
+                log.warning(
+                    "notify: %d submitted notifications not written at shutdown", self._intake.qsize()
+                )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._writes:  # outcome writes already under way: let them land (bounded)
+            await asyncio.wait(self._writes, timeout=_CLOSE_FLUSH_S)
+        held = [c.lease_token for lane in self._lanes.values() for c in lane.held.values()]
+        if held:
+            try:
+                await asyncio.to_thread(self.outbox.release, set(held), self._clock.now_ms())
+            except sa.exc.SQLAlchemyError as exc:  # the leases expire by themselves
+                log.warning("notify: could not hand back %d leased rows: %s", len(held), type(exc).__name__)
+        for lane in self._lanes.values():
+            lane.held.clear()
+            await lane.receiver.aclose()
+
+    # -- writing the intake ------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._intake.get()]
+            while len(batch) < _WRITE_BATCH and not self._intake.empty():
+                batch.append(self._intake.get_nowait())
+            new = await self._db(self.outbox.insert_many, batch, self._clock.now_ms())
+            for n, is_new in zip(batch, new, strict=True):
+                if not is_new:
+                    self.stats.duplicate(n.receiver)
+                self._lanes[n.receiver].wake.set()
+                self._intake.task_done()
+
+    async def _db(self, fn: Callable[..., _T], *args: object) -> _T:
+        """Runs a blocking outbox call in a thread until it succeeds (the outbox is the source of truth)."""
+        delay = 0.05
+        while True:
+            try:
+                result = await asyncio.to_thread(fn, *args)
+            except sa.exc.SQLAlchemyError as exc:
+                self.stats.outbox_error()
+                self._outbox_updown.down(f"{type(exc).__name__}: {exc}")
+                await self._clock.sleep(delay)
+                delay = min(_DB_RETRY_MAX_S, delay * 2)
+                continue
+            self._outbox_updown.up()
+            return result
+
+    def _write_outcome(self, lane: _Lane, fn: Callable[..., None], *args: object) -> None:
+        """Records an attempt's outcome in a task of its own, so cancelling a worker never loses it;
+        the loader is woken once it landed (a retry may fall due before the next poll)."""
+        task = asyncio.create_task(self._db(fn, *args))
+        self._writes.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._writes.discard(t)
+            lane.wake.set()
+
+        task.add_done_callback(done)
+
+    # -- per receiver ------------------------------------------------------------------------------
+
+    async def _load_loop(self, lane: _Lane) -> None:
+        while True:
+            try:
+                await self._load(lane)
+            except Exception as exc:  # a bug must not stop the receiver for good: log once, poll again
+                self._guard.down(f"{type(exc).__name__}: {exc}", logging.ERROR, exc_info=True)
+                await self._clock.sleep(self._config.poll_interval_s)
+
+    async def _load(self, lane: _Lane) -> None:
+        poll_s = self._config.poll_interval_s
+        while True:
+            lane.wake.clear()
+            free = lane.capacity - len(lane.held)
+            wait_s = poll_s
+            if free > 0 and (free >= lane.capacity // 2 or lane.queue.empty()):
+                now, token = self._clock.now_ms(), uuid.uuid4().hex
+                rows = await self._db(
+                    self.outbox.claim, lane.cfg.name, now, free, lane.lease_ms, self.owner, token
+                )
+                for c in rows:
+                    lane.held[c.seq] = c
+                    lane.queue.put_nowait(c)
+                if len(rows) == free:
+                    continue  # more may be due; the workers wake us when they free a slot
+                due = await self._db(self.outbox.next_due_ms, lane.cfg.name)
+                now = self._clock.now_ms()
+                if due is not None and due > now:
+                    wait_s = min(poll_s, (due - now) / 1000)
+            await self._wait(lane.wake, wait_s)
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        waiter = asyncio.create_task(event.wait())
+        sleeper = asyncio.create_task(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    async def _work_loop(self, lane: _Lane) -> None:
+        while True:
+            c = await lane.queue.get()
+            try:
+                await self._attempt(lane, c)
+                self._guard.up()
+            except Exception as exc:  # a bug must not end the worker; the row's lease expires, it is retried
+                self._guard.down(f"{type(exc).__name__}: {exc}", logging.ERROR, exc_info=True)
+            finally:
+                lane.held.pop(c.seq, None)
+                lane.wake.set()
+
+    async def _attempt(self, lane: _Lane, c: Claimed) -> None:
+        name = lane.cfg.name
+        attempts = c.attempts + 1
+        try:
+            n = Notification.from_json(c.payload)
+        except ValueError as exc:
+            return self._dead(lane, c, attempts, "bad_payload", str(exc))
+        deadline_ms = c.enqueued_ms + int(lane.cfg.deadline_s * 1000)
+        remaining_s = (deadline_ms - self._clock.now_ms()) / 1000
+        if remaining_s <= 0:
+            return self._dead(lane, c, attempts - 1, "deadline", "deadline passed before the next attempt")
+        err: NotifyError | None = None
+        try:
+            async with asyncio.timeout(remaining_s):
+                await lane.receiver.send(n)
+        except TimeoutError:
+            err = RetryableNotifyError(name, f"{name}: attempt timed out (deadline {lane.cfg.deadline_s:g}s)")
+        except NotifyError as exc:
+            err = exc
+        except Exception as exc:  # a receiver bug: retried like an outage, never a crashed worker
+            err = RetryableNotifyError(name, f"{name}: unexpected {type(exc).__name__}: {exc}")
+        now = self._clock.now_ms()
+        if err is None:
+            lane.updown.up()
+            self.stats.sent(name, (now - n.created_ms) / 1000)
+            self._write_outcome(lane, self.outbox.mark_sent, c.seq, attempts, now)
+            return None
+        text = scrub(str(err), lane.secrets)
+        lane.updown.down(text)
+        if err.permanent:
+            return self._dead(lane, c, attempts, "permanent", text)
+        if lane.cfg.max_attempts is not None and attempts >= lane.cfg.max_attempts:
+            return self._dead(lane, c, attempts, "max_attempts", text)
+        cap = min(lane.cfg.backoff_cap_s, lane.cfg.backoff_base_s * 2 ** min(attempts - 1, 60))
+        delay_s = self._rng.uniform(0, cap)
+        retry_after = getattr(err, "retry_after_s", None)
+        if retry_after is not None:
+            delay_s = max(delay_s, retry_after)
+        next_ms = now + int(delay_s * 1000)
+        if next_ms > deadline_ms:
+            return self._dead(lane, c, attempts, "deadline", text)
+        self.stats.retried(name)
+        self._write_outcome(lane, self.outbox.schedule_retry, c, attempts, next_ms, text, now)
+        return None
+
+    def _dead(self, lane: _Lane, c: Claimed, attempts: int, reason: str, text: str) -> None:
+        self.stats.dead_lettered(lane.cfg.name, reason)
+        self._write_outcome(
+            lane,
+            self.outbox.mark_dead,
+            c.seq,
+            attempts,
+            reason,
+            scrub(text, lane.secrets),
+            self._clock.now_ms(),
+        )
