@@ -1,0 +1,168 @@
+"""Bus messages: every message round-trips through JSON exactly; bad bytes are one clear MessageError."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.bus.errors import MessageError, UnknownTopic
+from hub.bus.messages import (
+    MAX_MESSAGE_BYTES,
+    MESSAGES,
+    AgentSeen,
+    AnomalyReported,
+    BatchStored,
+    Labels,
+    Message,
+    decode,
+)
+
+pytestmark = pytest.mark.unit
+
+_floats = st.floats(allow_nan=False, allow_infinity=False)
+_labels = st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4).map(
+    lambda d: tuple(sorted(d.items()))
+)
+
+
+def _strategy(hint: Any) -> st.SearchStrategy[Any]:
+    if hint is str:
+        return st.text(max_size=30)
+    if hint is int:
+        return st.integers(-(2**63), 2**63)
+    if hint is float:
+        return _floats
+    if hint == (float | None):
+        return st.none() | _floats
+    if hint == tuple[str, ...]:
+        return st.lists(st.text(max_size=10), max_size=4).map(tuple)
+    if hint == Labels:
+        return _labels
+    if typing.get_origin(hint) is typing.Literal:
+        return st.sampled_from(typing.get_args(hint))
+    raise AssertionError(f"no strategy for {hint!r}")
+
+
+def _message(cls: type[Message]) -> st.SearchStrategy[Message]:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: _strategy(hints[f.name]) for f in dataclasses.fields(cls)}
+    fields["id"] = st.text(min_size=1, max_size=60)
+    return st.builds(cls, **fields)
+
+
+any_message = st.one_of(*(_message(cls) for cls in MESSAGES.values()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_message)
+def test_every_message_round_trips_through_its_bytes(msg: Message) -> None:
+    back = decode(msg.TOPIC, msg.to_bytes())
+    assert back == msg
+    assert type(back) is type(msg)
+    assert hash(back) == hash(msg)
+
+
+def test_registry_names_each_class_by_its_own_topic() -> None:
+    assert {topic: cls.TOPIC for topic, cls in MESSAGES.items()} == {t: t for t in MESSAGES}
+    assert len(MESSAGES) == 7
+
+
+def test_batch_id_is_derived_from_agent_and_batch_id() -> None:
+    msg = BatchStored.create(agent="dc1/edge1", batch_id=7, points=120, max_ts_ms=1_700_000_000_000)
+    assert msg.id == "batch:dc1/edge1:7"
+    assert msg == BatchStored("batch:dc1/edge1:7", "dc1/edge1", 7, 120, 1_700_000_000_000)
+
+
+def _anomaly(**over: Any) -> AnomalyReported:
+    fields: dict[str, Any] = {
+        "agent": "dc1/edge1",
+        "device": "sw1",
+        "metric": "if_in_octets",
+        "labels": {"ifName": "Gi0/1", "dir": "in"},
+        "ts_ms": 1000,
+        "score": 0.93,
+        "severity": "warning",
+        "phase": "onset",
+        "value": 12.5,
+    }
+    return AnomalyReported.create(**{**fields, **over})
+
+
+def test_label_order_does_not_change_the_message_or_its_id() -> None:
+    a = _anomaly(labels={"ifName": "Gi0/1", "dir": "in"})
+    b = _anomaly(labels=(("dir", "in"), ("ifName", "Gi0/1")))
+    assert a == b
+    assert a.labels == (("dir", "in"), ("ifName", "Gi0/1"))
+    assert a.id == "anomaly:dc1/edge1:sw1:if_in_octets:dir=in,ifName=Gi0/1:1000:onset"
+    assert json.loads(a.to_bytes())["labels"] == {"dir": "in", "ifName": "Gi0/1"}
+
+
+def test_separators_inside_fields_cannot_make_two_sources_share_an_id() -> None:
+    a = _anomaly(device="fe80::1", metric="x")
+    b = _anomaly(device="fe80:", metric=":1:x")
+    assert a.id != b.id
+    assert _anomaly(phase="end").id != _anomaly(phase="onset").id
+
+
+def test_an_integer_where_a_float_is_expected_is_accepted_as_a_float() -> None:
+    data = json.loads(_anomaly().to_bytes())
+    data["score"] = 1
+    back = decode("anomaly.reported", json.dumps(data).encode())
+    assert back.score == 1.0 and type(back.score) is float  # type: ignore[union-attr]
+
+
+def _good() -> dict[str, Any]:
+    return json.loads(_anomaly().to_bytes())  # type: ignore[no-any-return]
+
+
+def _bytes(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"{", "not JSON"),
+        (b"[1, 2]", "expected a JSON object, got list"),
+        (_bytes({k: v for k, v in _good().items() if k != "score"}), "missing fields ['score']"),
+        (_bytes({**_good(), "payload": "x"}), "unexpected fields ['payload']"),
+        (_bytes({**_good(), "ts_ms": "1000"}), "ts_ms: expected an integer, got str"),
+        (_bytes({**_good(), "ts_ms": True}), "ts_ms: expected an integer, got bool"),
+        (_bytes({**_good(), "score": None}), "score: expected a number, got NoneType"),
+        (_bytes({**_good(), "phase": "start"}), "phase: expected one of ['onset', 'end'], got 'start'"),
+        (_bytes({**_good(), "labels": ["a"]}), "labels: expected (name, value) pairs"),
+        (_bytes({**_good(), "labels": {"a": 1}}), "labels: expected a string, got int"),
+        (_bytes({**_good(), "labels": [["a", "1"], ["a", "2"]]}), "labels: label 'a' given twice"),
+        (_bytes({**_good(), "id": ""}), "id: must be 1..512 characters"),
+        (_bytes(_good()).replace(b"0.93", b"NaN"), "NaN is not a number the bus carries"),
+        (_bytes(_good()).replace(b"0.93", b"1e999"), "score: inf is not finite"),
+        (b" " * (MAX_MESSAGE_BYTES + 1), f"{MAX_MESSAGE_BYTES + 1} bytes, more than {MAX_MESSAGE_BYTES}"),
+    ],
+)
+def test_malformed_bytes_are_refused_with_the_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(MessageError) as err:
+        decode("anomaly.reported", data)
+    assert err.value.topic == "anomaly.reported"
+    assert reason in err.value.reason
+
+
+def test_unknown_topic_is_refused_before_reading_the_data() -> None:
+    with pytest.raises(UnknownTopic) as err:
+        decode("batch.deleted", b"not even json")
+    assert str(err.value) == "bus message 'batch.deleted': unknown topic"
+
+
+def test_a_message_with_a_wrong_field_cannot_be_built_so_it_never_reaches_the_wire() -> None:
+    with pytest.raises(MessageError, match="spool_depth: expected an integer, got float"):
+        AgentSeen("seen:a:1", "a", 1, 30.0, "1.0", 2.5, 0, (), ())  # type: ignore[arg-type]
+    with pytest.raises(MessageError, match="score: nan is not finite"):
+        _anomaly(score=float("nan"))
+    with pytest.raises(MessageError, match="create\\(\\) needs batch_id"):
+        BatchStored.create(agent="a", points=1, max_ts_ms=1)
