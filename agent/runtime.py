@@ -26,6 +26,7 @@ from agent.outbox.batch import Batcher, Sequencer
 from agent.outbox.deliver import Deliverer
 from agent.outbox.outbox import OutboxItem
 from agent.outbox.spool import Spool
+from agent.supervise import Supervisor
 from agent.telemetry import AgentMetrics, LiveCollector, LiveSources, TelemetryServer
 from agent.transport.base import Transport
 from agent.transport.grpc import GrpcTransport, renew_certificate
@@ -56,7 +57,10 @@ class Agent:
         self.tls_files = TlsFiles(tls.ca_file, tls.cert_file, tls.key_file)
         finish_install(self.tls_files)  # a renewal interrupted by a crash is completed before first use
         self.transport = build_transport(config)
-        self.deliverer = Deliverer(self.outbox, self.transport, self.clock, on_result=self._on_delivery)
+        self.deliverer = Deliverer(
+            self.outbox, self.transport, self.clock, on_result=self._on_delivery, guard=self._guard
+        )
+        self.supervisor = Supervisor()  # a stage task that ends while running shows in /healthz
         self.collectors = [build_collector(d, self.clock) for d in config.devices]
         self.scheduler = Scheduler(self.collectors, self._on_collect, self.clock, config.max_concurrency)
         self.scorer = EdgeScorer(config.detect, config.data_dir / "detect")
@@ -101,13 +105,18 @@ class Agent:
                 c.resume_after(self.outbox.watermark_ms)
         await self.transport.start()
         self.deliverer.start()
+        self.supervisor.watch("deliver", *self.deliverer.tasks)
         if self.renewer is not None:
             self.renewer.start()
+            if self.renewer.task is not None:
+                self.supervisor.watch("renew", self.renewer.task)
         if self.telemetry is not None:
             await self.telemetry.start()
         await self.traps.start()
         await self.scheduler.start()
+        self.supervisor.watch("collect", *self.scheduler.tasks)
         self._flusher = asyncio.create_task(self._flush_loop(), name="flush")
+        self.supervisor.watch("flush", self._flusher)
         log.info(
             "agent started: %d targets, delivering to %s over %s",
             len(self.config.devices),
@@ -204,10 +213,15 @@ class Agent:
         self.metrics.outbox_pending.set(self.outbox.pending())
 
     def health(self) -> dict[str, Any]:
-        """What /healthz reports: hub reachability, pending envelopes, targets down."""
+        """What /healthz reports: hub reachability, pending envelopes, targets down, stages that died.
+
+        The telemetry server answers 503 while `dead_stages` is non-empty.
+        """
         down = sorted(t for t, s in self.scheduler.stats.items() if not s.up)
+        dead = self.supervisor.dead_stages
         return {
-            "status": "ok" if self.deliverer.connected and not down else "degraded",
+            "status": "ok" if self.deliverer.connected and not down and not dead else "degraded",
+            "dead_stages": dead,
             "hub_connected": self.deliverer.connected,
             "outbox_pending": self.outbox.pending(),
             "targets": len(self.scheduler.stats),
@@ -219,6 +233,7 @@ class Agent:
 
     async def aclose(self) -> None:
         """Stops polling, flushes the open batch and gives delivery a bounded time to drain."""
+        self.supervisor.stopping()
         await self.traps.aclose()
         await self.scheduler.aclose()
         self.scorer.save_all()

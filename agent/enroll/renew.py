@@ -64,6 +64,11 @@ class CertRenewer:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="cert-renewal")
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The renewal loop once started (the agent watches it for ending)."""
+        return self._task
+
     async def _run(self) -> None:
         renewal = UpDown(log, "certificate renewal", self._clock)
         while True:
