@@ -14,6 +14,7 @@ from agent.config import AgentConfig, load_config
 from agent.enroll.enroll import EnrollError, enroll
 from agent.runtime import Agent
 from shared import logging as outpost_logging
+from shared.config_errors import check_referenced_files
 from shared.errors import ConfigError
 
 log = logging.getLogger("outpost.agent")
@@ -22,7 +23,9 @@ log = logging.getLogger("outpost.agent")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="outpost-agent", description="The Outpost edge agent.")
     sub = p.add_subparsers(dest="command", required=True)
-    chk = sub.add_parser("check-config", help="validate an agent.yaml and exit (2 on error)")
+    chk = sub.add_parser(
+        "check-config", help="validate an agent.yaml and the files it names, and exit (2 on error)"
+    )
     chk.add_argument("file", type=Path)
     run = sub.add_parser("run", help="run the agent")
     run.add_argument("--config", type=Path, required=True)
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.file if args.command == "check-config" else args.config
     try:
         config = load_config(path)
+        # `run` checks the same files first: a config that passes check-config can start.
+        check_referenced_files(path, config)
     except ConfigError as exc:
         print(f"outpost-agent: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from agent.collect.host import HostConfig
 from agent.collect.redfish.config import RedfishConfig
 from agent.collect.sequence import SequenceConfig
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
-from shared.config_errors import load_yaml_model
+from shared.config_errors import InputFile, SecretFile, load_yaml_model
 from shared.delivery import DEDUP_WINDOW_S, describe_window
 from shared.detect import DetectConfig
 
@@ -28,9 +28,9 @@ class _Frozen(BaseModel):
 class TlsConfig(_Frozen):
     """Client certificate (the agent's identity), its key, and the CA that signed the hub's certificate."""
 
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
+    ca_file: InputFile
+    cert_file: InputFile
+    key_file: SecretFile
 
 
 class NatsConfig(_Frozen):

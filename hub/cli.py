@@ -18,6 +18,7 @@ from hub.pipeline import Hub, ensure_pki
 from hub.state import HubState
 from shared import logging as outpost_logging
 from shared.clock import SystemClock
+from shared.config_errors import check_referenced_files
 from shared.errors import ConfigError
 
 log = logging.getLogger("outpost.hub")
@@ -70,10 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":
-            load_config(args.file)
+            check_referenced_files(args.file, load_config(args.file))
             print(f"{args.file}: ok")
             return 0
         config = load_config(args.config)
+        if args.config is not None:  # `run` checks what check-config checks, before starting anything
+            check_referenced_files(args.config, config)
     except ConfigError as exc:
         print(f"outpost-hub: {exc}", file=sys.stderr)
         return 2

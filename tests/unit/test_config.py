@@ -62,7 +62,11 @@ def test_yaml_syntax_error_is_reported_with_a_line(tmp_path: Path) -> None:
 
 
 def test_valid_agent_config_passes_check(tmp_path: Path) -> None:
-    r = _check("outpost-agent", tmp_path, "hub: {tls: {ca_file: a, cert_file: b, key_file: c}}\n")
+    for name in ("a", "b", "c"):  # check-config also checks the files it names (the key must be private)
+        (tmp_path / name).write_text(name)
+    (tmp_path / "c").chmod(0o600)
+    tls = f"{{ca_file: {tmp_path / 'a'}, cert_file: {tmp_path / 'b'}, key_file: {tmp_path / 'c'}}}"
+    r = _check("outpost-agent", tmp_path, f"hub: {{tls: {tls}}}\n")
     assert r.returncode == 0, r.stderr
     assert "ok (1 devices)" in r.stdout
 
@@ -104,9 +108,11 @@ def test_a_spool_kept_longer_than_the_hub_dedup_window_is_refused_with_the_reaso
 
 def test_a_spool_age_of_exactly_the_dedup_window_is_the_default_and_accepted() -> None:
     config = AgentConfig.model_validate({"hub": {"tls": _TLS}, "spool": {"max_age_s": DEDUP_WINDOW_S}})
-    assert config.spool.max_age_s == DEDUP_WINDOW_S == AgentConfig.model_validate(
-        {"hub": {"tls": _TLS}}
-    ).spool.max_age_s
+    assert (
+        config.spool.max_age_s
+        == DEDUP_WINDOW_S
+        == AgentConfig.model_validate({"hub": {"tls": _TLS}}).spool.max_age_s
+    )
 
 
 @pytest.mark.parametrize("kind", ["embedded", "influx"])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from shared.config_errors import InputFile, SecretFile
 
 # Named vendor workarounds (see quirks.py for what each does and which firmware needs it).
 Quirk = Literal["ilo4-thermal", "no-sessions"]
@@ -21,9 +22,9 @@ class RedfishConfig(BaseModel):
     url: str = Field(pattern=r"^https?://[^/\s]+/?$")
     username: str | None = None
     password: SecretStr | None = None
-    password_file: Path | None = None
+    password_file: SecretFile | None = None
     verify_tls: bool = True
-    ca_file: Path | None = None
+    ca_file: InputFile | None = None
     interval_s: float = Field(default=60.0, gt=0)
     # A full read (all systems, chassis, sensors, logs) gets this long; what was read by then is published.
     deadline_s: float = Field(default=30.0, gt=0)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from shared.config_errors import InputDir, SecretFile
+
 AuthProtocol = Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"]
 PrivProtocol = Literal["des", "aes128", "aes192", "aes256"]
 
@@ -40,10 +42,10 @@ class UsmUser(_Frozen):
     username: str = Field(min_length=1)
     auth_protocol: AuthProtocol | None = None
     auth_key: SecretStr | None = None
-    auth_key_file: Path | None = None
+    auth_key_file: SecretFile | None = None
     priv_protocol: PrivProtocol | None = None
     priv_key: SecretStr | None = None
-    priv_key_file: Path | None = None
+    priv_key_file: SecretFile | None = None
     context_name: str = ""
 
     @model_validator(mode="after")
@@ -76,7 +78,7 @@ class SnmpConfig(_Frozen):
     port: int = Field(default=161, ge=1, le=65535)
     version: Literal["1", "2c", "3"] = "2c"
     community: SecretStr | None = None
-    community_file: Path | None = None
+    community_file: SecretFile | None = None
     usm: UsmUser | None = None
     interval_s: float = Field(default=60.0, gt=0)
     timeout_s: float = Field(default=2.0, gt=0)
@@ -88,7 +90,7 @@ class SnmpConfig(_Frozen):
     # Pins a profile by name instead of matching sysObjectID.
     profile: str | None = None
     # Extra profile directory merged over the shipped profiles (same name overrides).
-    profiles_dir: Path | None = None
+    profiles_dir: InputDir | None = None
 
     @field_validator("version", mode="before")
     @classmethod
