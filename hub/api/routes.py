@@ -1,4 +1,10 @@
-"""REST endpoints: agents, series and range queries (`/api/v1/...`)."""
+"""REST endpoints: agents, series and range queries (`/api/v1/...`).
+
+Every parameter is bounded and a bad one is a 400 saying which and why (counted in
+`outpost_hub_api_rejected_total`): times in 1970 .. 2200, durations and steps within that range,
+`max_points`, `limit`, the number and length of matchers, the metric name. Store reads run on the
+API's own bounded pool (`deps.QueryRunner`); too many at once is a 429 with Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +14,88 @@ import re
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from hub.api.auth import require_token
 from hub.api.deps import Ctx, HubContext
 from hub.api.timeparse import parse_duration_ms, parse_time_ms
-from hub.store.base import Agg, Matcher, MatchOp, RangeQuery
+from hub.store.base import MAX_MATCHERS, MAX_NAME_LEN, MAX_POINTS_LIMIT, Agg, Matcher, MatchOp, RangeQuery
+from hub.store.regex import MAX_PATTERN_LEN
 from shared.model import SeriesKey
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
 
-_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*', re.DOTALL)
+# A matcher's whole text: the name, operator and quotes around a value or regex of the longest allowed.
+MAX_MATCHER_LEN = MAX_NAME_LEN + MAX_PATTERN_LEN + 8
 MAX_POINTS_DEFAULT = 11_000
+MAX_SERIES_LIMIT = 100_000
+MAX_EVENTS_LIMIT = 10_000
+_AGGS = ", ".join(a.value for a in Agg)
 
 
 def parse_matchers(raw: list[str] | None) -> tuple[Matcher, ...]:
-    """Parses `name=value`, `name!=value`, `name=~regex`, `name!~regex` (quotes optional)."""
+    """Parses `name=value`, `name!=value`, `name=~regex`, `name!~regex` (quotes optional).
+
+    Regexes are RE2, anchored (`^(?:re)$`) and compiled here, once per request.
+
+    Raises:
+        ValueError: too many matchers, one too long, malformed, or a regex RE2 rejects (with its reason).
+    """
+    texts = raw or []
+    if len(texts) > MAX_MATCHERS:
+        raise ValueError(f"at most {MAX_MATCHERS} matchers, got {len(texts)}")
     out = []
-    for text in raw or []:
-        m = _MATCHER.match(text)
+    for text in texts:
+        if len(text) > MAX_MATCHER_LEN:
+            raise ValueError(f"matcher longer than {MAX_MATCHER_LEN} characters")
+        m = _MATCHER.fullmatch(text)
         if not m:
-            raise HTTPException(
-                400, f"bad matcher {text!r}: expected name=value, name!=value, name=~re or name!~re"
-            )
-        op = MatchOp(m.group(2))
-        if op in (MatchOp.RE, MatchOp.NRE):
-            try:
-                re.compile(m.group(3))
-            except re.error as exc:
-                raise HTTPException(400, f"bad regex in matcher {text!r}: {exc}") from None
-        out.append(Matcher(m.group(1), op, m.group(3)))
+            raise ValueError(f"bad matcher {text!r}: expected name=value, name!=value, name=~re or name!~re")
+        try:
+            out.append(Matcher(m.group(1), MatchOp(m.group(2)), m.group(3)))
+        except ValueError as exc:
+            raise ValueError(f"bad matcher {text!r}: {exc}") from None
     return tuple(out)
 
 
-def _time_range(ctx: HubContext, start: str, end: str) -> tuple[int, int]:
-    """Resolves `start`/`end` parameters; answers 400 on unparsable or reversed ranges."""
-    now = ctx.clock.now_ms()
+def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
+    """An integer parameter within [lo, hi].
+
+    Raises:
+        ValueError: not a decimal integer of at most 16 digits, or out of bounds.
+    """
+    if text is None:
+        return default
+    t = text.strip()
+    if not re.fullmatch(r"\d{1,16}", t) or not lo <= int(t) <= hi:
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {text[:32]!r}")
+    return int(t)
+
+
+def parse_agg(text: str) -> Agg:
     try:
-        start_ms, end_ms = parse_time_ms(start, now), parse_time_ms(end, now)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
+        return Agg(text)
+    except ValueError:
+        raise ValueError(f"agg must be one of {_AGGS}, got {text[:32]!r}") from None
+
+
+def parse_metric(text: str | None) -> str | None:
+    if text is not None and not 0 < len(text) <= MAX_NAME_LEN:
+        raise ValueError(f"metric name must be 1 to {MAX_NAME_LEN} characters")
+    return text
+
+
+def _time_range(ctx: HubContext, start: str, end: str) -> tuple[int, int]:
+    """Resolves `start`/`end` parameters.
+
+    Raises:
+        ValueError: unparsable, out of bounds, or reversed.
+    """
+    now = ctx.clock.now_ms()
+    start_ms, end_ms = parse_time_ms(start, now), parse_time_ms(end, now)
     if end_ms < start_ms:
-        raise HTTPException(400, "end is before start")
+        raise ValueError("end is before start")
     return start_ms, end_ms
 
 
@@ -90,39 +136,52 @@ async def list_series(
     ctx: Ctx,
     metric: str | None = None,
     match: Annotated[list[str] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    limit: str | None = None,
 ) -> dict[str, Any]:
     """Series keys, optionally filtered by metric and label matchers (`match=agent=sw1`, repeatable)."""
-    matchers = parse_matchers(match)
-    keys = await asyncio.to_thread(ctx.store.series, metric, matchers)
-    return {"series": [_key_json(k) for k in keys[:limit]], "total": len(keys)}
+    try:
+        name = parse_metric(metric)
+        matchers = parse_matchers(match)
+        most = parse_int("limit", limit, 10_000, 1, MAX_SERIES_LIMIT)
+    except ValueError as exc:
+        raise ctx.queries.bad_request("series", str(exc)) from None
+    keys = await ctx.queries.run("series", ctx.store.series, name, matchers)
+    return {"series": [_key_json(k) for k in keys[:most]], "total": len(keys)}
 
 
 @router.get("/query")
 async def query(
     ctx: Ctx,
-    metric: str,
+    metric: str | None = None,
     match: Annotated[list[str] | None, Query()] = None,
     start: str = "-1h",
     end: str = "now",
     step: str | None = None,
-    agg: Agg = Agg.AVG,
-    max_points: Annotated[int, Query(ge=1, le=1_000_000)] = MAX_POINTS_DEFAULT,
+    agg: str = Agg.AVG.value,
+    max_points: str | None = None,
 ) -> dict[str, Any]:
     """Points of every matching series in [start, end], raw or aggregated per `step`.
 
-    Ranges that would return more than `max_points` per series are downsampled server-side
-    (the step is widened), so a year-long query never ships millions of points to a browser.
+    With at most `max_points` points in every series the raw points come back; otherwise the step is
+    widened server-side to fit the data present, so a year-long query never ships millions of points
+    to a browser and a wide range around an hour of data still gets a useful resolution.
     """
-    start_ms, end_ms = _time_range(ctx, start, end)
     try:
-        step_ms = parse_duration_ms(step) if step else None
+        start_ms, end_ms = _time_range(ctx, start, end)
+        if metric is None:
+            raise ValueError("metric is required")
+        q = RangeQuery(
+            metric,
+            start_ms,
+            end_ms,
+            parse_matchers(match),
+            parse_duration_ms(step) if step is not None else None,
+            parse_agg(agg),
+            parse_int("max_points", max_points, MAX_POINTS_DEFAULT, 1, MAX_POINTS_LIMIT),
+        )
     except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
-    if step_ms is not None and step_ms <= 0:
-        raise HTTPException(400, "step must be positive")
-    q = RangeQuery(metric, start_ms, end_ms, parse_matchers(match), step_ms, agg, max_points)
-    results = await asyncio.to_thread(ctx.store.query, q)
+        raise ctx.queries.bad_request("query", str(exc)) from None
+    results = await ctx.queries.run("query", ctx.store.query, q)
     return {
         "start_ms": start_ms,
         "end_ms": end_ms,
@@ -142,11 +201,17 @@ async def list_events(
     start: str = "-1h",
     end: str = "now",
     kind: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    limit: str | None = None,
 ) -> dict[str, Any]:
     """Events (traps, SEL entries, anomaly onsets) in [start, end], newest first; `kind` filters by prefix."""
-    start_ms, end_ms = _time_range(ctx, start, end)
-    rows = await asyncio.to_thread(ctx.store.events, start_ms, end_ms, limit)
+    try:
+        start_ms, end_ms = _time_range(ctx, start, end)
+        most = parse_int("limit", limit, 500, 1, MAX_EVENTS_LIMIT)
+        if kind is not None and len(kind) > MAX_NAME_LEN:
+            raise ValueError(f"kind longer than {MAX_NAME_LEN} characters")
+    except ValueError as exc:
+        raise ctx.queries.bad_request("events", str(exc)) from None
+    rows = await ctx.queries.run("events", ctx.store.events, start_ms, end_ms, most, kind)
     return {
         "events": [
             {
@@ -159,6 +224,6 @@ async def list_events(
                 "attributes": dict(e.attributes),
             }
             for agent, e in rows
-            if kind is None or e.kind.startswith(kind)
         ]
     }
+

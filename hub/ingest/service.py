@@ -7,8 +7,12 @@ write happens before the outcome is returned, so an acknowledgement always means
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hub.state import HubState
 from hub.store.base import Store
@@ -20,6 +24,10 @@ from shared.errors import CodecError, TransientError
 from shared.logging import UpDown
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Ingest's own threads (decode, store write, state bookkeeping): never the default pool that other
+# work shares. Writers mostly wait on the journal's group-commit fdatasync, so a few more than cores.
+MAX_INGEST_THREADS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,10 @@ class Ingestor:
         self._retry_after_ms = retry_after_ms
         self._max_uncompressed = max_uncompressed
         self._clock = clock or SystemClock()
+        # Owned by ingest so API queries (their own pool, hub/api/deps.py) can never queue ahead of writes.
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(max_inflight, MAX_INGEST_THREADS), thread_name_prefix="ingest"
+        )
         self._inflight = 0
         self._rejected_once: set[str] = set()
         self._store_health = UpDown(log, "store", self._clock)
@@ -72,7 +84,7 @@ class Ingestor:
     async def _ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
         try:
             # Decompressing and parsing up to 64 MB must not stall the event loop serving other agents.
-            header, batch = await asyncio.to_thread(codec.decode, data, self._max_uncompressed)
+            header, batch = await self._in_pool(codec.decode, data, self._max_uncompressed)
         except CodecError as exc:
             points = 0
             try:
@@ -82,7 +94,7 @@ class Ingestor:
             return self.reject(agent, transport, exc, points)
         try:
             with self._metrics.write_seconds.time():
-                result = await asyncio.to_thread(self._store.write, agent, batch)
+                result = await self._in_pool(self._store.write, agent, batch)
         except StoreError as exc:  # the backend refuses this batch for good: count it, never retry it
             self._metrics.store_errors.labels("permanent").inc()
             log.error("store refused batch %s of %s for good: %s", header.batch_id, agent, exc)
@@ -96,7 +108,7 @@ class Ingestor:
         # the state decides by batch id, and then counts the envelope's points.
         points = header.point_count if result.duplicate else result.accepted_points
         try:
-            new = await asyncio.to_thread(
+            new = await self._in_pool(
                 self._state.record_batch, agent, header.boot_epoch, header.seq, points, now
             )
         except TransientError as exc:  # stored but not counted: not acknowledged, so the retry counts it
@@ -114,6 +126,13 @@ class Ingestor:
         for e in batch.events:
             self._metrics.events.labels(e.kind).inc()
         return IngestOutcome(accepted_points=points)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
+    def close(self) -> None:
+        """Stops the ingest threads once the work they hold is done; call after intake stopped."""
+        self._pool.shutdown(wait=True)
 
     def _set_store_ok(self, ok: bool, reason: str) -> None:
         """Logs the store going unavailable and coming back, once each."""

@@ -457,8 +457,14 @@ class EmbeddedStore:
             step = effective_step(q)
             res = _resolution(step)
             probe: list[Rollup] | None = None
-            if q.max_points and step is not None and res != RAW:
-                probe = [self._rollup_points(db, t, res, start, end) for t in targets]
+            probe_res = res
+            # Find where the data is, coarse to fine (1 h, then 5 min rollups), until the step that fits
+            # the extent found is answered by the resolution that found it, or needs raw points. Each
+            # pass moves to a finer resolution: a narrower extent never needs a wider step.
+            for _ in ROLLUP_RESOLUTIONS:
+                if not q.max_points or step is None or res == RAW:
+                    break
+                probe, probe_res = [self._rollup_points(db, t, res, start, end) for t in targets], res
                 extent = _rollup_extent(probe, res, start, end)
                 if extent is None:
                     return []
@@ -475,7 +481,7 @@ class EmbeddedStore:
             present = [ts for ts, _ in raw if ts.shape[0]]
             if not present and probe is not None:
                 # Raw data already deleted by retention: answer from the rollups found above.
-                coarse = -(-(step or 1) // RES_5M) * RES_5M
+                coarse = -(-(step or 1) // probe_res) * probe_res
                 return self._results(targets, [r.coarsen(coarse) for r in probe], q)
             if not present:
                 return []
