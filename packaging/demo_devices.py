@@ -2,19 +2,23 @@
 
 The recorded devices come from the `snmpsim-data` wheel (a Cisco Catalyst, an Arista switch, an APC rack
 PDU, an Eaton UPS) plus one lab switch whose counters grow, so rates move; the Redfish tree is the
-Dell iDRAC mockup the collector tests use. `start_demo_devices` returns the processes (stop them by
-PID) and the agent `devices:` entries that poll them.
+Dell iDRAC mockup the collector tests use. `start_demo_devices` adds each process to a list as it
+starts (stop them by PID) and returns the agent `devices:` entries that poll them. Every process is
+started with `die_with_parent`, so the kernel stops it if the demo dies without stopping it.
 """
 
 from __future__ import annotations
 
 import bz2
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +31,29 @@ RECORDED = {
     "UPS/eaton-93e-80": "eaton-93e",
 }
 REDFISH_TREE = "dell-idrac9-legacy"
+LAB = "lab-growing"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A `preexec_fn` asking the kernel to send `sig` to the child when this process dies (Linux).
+
+    Why: children run in their own sessions (so Ctrl-C reaches only the demo, which stops them in
+    order), which also means nothing stops them if the demo is SIGKILLed. The death signal is tied to
+    the thread that forks, so call this from the main thread. If the demo died before the child set it
+    up, the child exits at once. Returns None (no hook) where prctl does not exist.
+    """
+    if _LIBC is None:
+        return None
+    parent, libc = os.getpid(), _LIBC
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def _free_port(kind: int) -> int:
@@ -62,6 +89,7 @@ def start_snmpsim(data_dir: Path, workdir: Path, port: int) -> subprocess.Popen[
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
         env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"},
     )
     community = next(data_dir.glob("*.snmprec")).stem
@@ -82,6 +110,7 @@ def start_sushy_static(tree: Path, workdir: Path, port: int) -> subprocess.Popen
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -93,24 +122,30 @@ def start_sushy_static(tree: Path, workdir: Path, port: int) -> subprocess.Popen
     return proc
 
 
-def start_demo_devices(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, object]]]:
-    """Starts the demo peers under `workdir`; returns (processes, agent device configs)."""
+def start_demo_devices(
+    workdir: Path, started: list[subprocess.Popen[bytes]], lab_only: bool = False
+) -> list[dict[str, object]]:
+    """Starts the demo peers under `workdir`, adding each process to `started` at once (so an interrupted
+    start still stops what it started); returns the agent device configs. `lab_only` leaves out the
+    recorded devices (they take snmpsim a while to index)."""
     data = workdir / "snmp-data"
     data.mkdir(parents=True, exist_ok=True)
-    for rel, community in RECORDED.items():
+    recorded = {} if lab_only else RECORDED
+    for stale in data.glob("*.snmprec"):  # a community snmpsim serves is one the agent polls, no more
+        if stale.stem not in (*recorded.values(), LAB):
+            stale.unlink()
+    for rel, community in recorded.items():
         plain, packed = _recorded_dir() / f"{rel}.snmprec", _recorded_dir() / f"{rel}.snmprec.bz2"
         dest = data / f"{community}.snmprec"
         if not dest.exists():
             dest.write_bytes(plain.read_bytes() if plain.exists() else bz2.decompress(packed.read_bytes()))
-    shutil.copyfile(FIXTURES / "snmprec" / "lab-growing.snmprec", data / "lab-growing.snmprec")
+    shutil.copyfile(FIXTURES / "snmprec" / f"{LAB}.snmprec", data / f"{LAB}.snmprec")
     tree = workdir / "redfish"
     if not tree.exists():
         shutil.copytree(FIXTURES / "redfish" / REDFISH_TREE, tree)
     snmp_port, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
-    procs = [
-        start_snmpsim(data, workdir / "snmpsim", snmp_port),
-        start_sushy_static(tree, workdir, http_port),
-    ]
+    started.append(start_snmpsim(data, workdir / "snmpsim", snmp_port))
+    started.append(start_sushy_static(tree, workdir, http_port))
     devices: list[dict[str, object]] = [
         {
             "kind": "snmp",
@@ -121,21 +156,21 @@ def start_demo_devices(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], li
             "interval_s": 30,
             "timeout_s": 5,
         }
-        for community in [*RECORDED.values(), "lab-growing"]
+        for community in [*recorded.values(), LAB]
     ]
     devices.append(
         {"kind": "redfish", "name": "bmc-r740", "url": f"http://127.0.0.1:{http_port}", "interval_s": 30}
     )
-    return procs, devices
+    return devices
 
 
 if __name__ == "__main__":
     import json
     import signal
 
-    processes, configs = start_demo_devices(
-        Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/outpost-demo-devices")
-    )
+    processes: list[subprocess.Popen[bytes]] = []
+    workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/outpost-demo-devices")
+    configs = start_demo_devices(workdir, processes)
     print(json.dumps(configs, indent=1))
     try:
         signal.pause()
