@@ -10,10 +10,8 @@ armed from the moment a connection opens, so a client that never completes a req
 from __future__ import annotations
 
 import logging
-import platform
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -32,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from agent.collect.scheduler import TargetStats
 from agent.collect.traps import TrapStats
+from shared.buildinfo import build_labels
 from shared.logging import UpDown
 
 # `*_created` samples double the exposition for no operational value.
@@ -46,14 +45,6 @@ _http_log.setLevel(logging.CRITICAL)
 REQUEST_TIMEOUT_S = 5.0
 
 
-def version() -> str:
-    """The installed outpost version ("unknown" when run from a tree that was never installed)."""
-    try:
-        return metadata.version("outpost")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 class AgentMetrics:
     """Counters for per-item events; one registry per agent instance."""
 
@@ -61,9 +52,7 @@ class AgentMetrics:
         self.registry = r = CollectorRegistry()
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
-        Info("outpost_build", "The running agent's version", registry=r).info(
-            {"version": version(), "side": "agent", "python": platform.python_version()}
-        )
+        Info("outpost_build", "The running agent's version", registry=r).info(build_labels("agent"))
         self.samples = Counter("outpost_agent_samples", "Samples collected", ["target"], registry=r)
         self.collect_errors = Counter(
             "outpost_agent_collect_errors", "Polls with errors", ["target"], registry=r

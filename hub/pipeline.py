@@ -19,11 +19,13 @@ from hub.identity.service import EnrollService
 from hub.ingest.grpc_server import GrpcIngestServer
 from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
+from hub.live_metrics import StoreCollector
 from hub.serve import AsgiServer
 from hub.state import HubState
 from hub.store.factory import build_store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock, SystemClock
+from shared.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Hub:
         self.metrics = HubMetrics()
         self.state = HubState(config.resolved_state_url())
         self.store = build_store(config.store, config.data_dir, self.clock)
+        self.metrics.registry.register(StoreCollector(self.store))  # the store's own counters, at scrape
         self._grpc: GrpcIngestServer | None = None
         self.enroll_state = EnrollState(self.state.engine)
         self.revocations = RevocationCache(self.enroll_state, config.enroll.revocation_refresh_s)
@@ -72,7 +75,7 @@ class Hub:
 
     async def start(self) -> None:
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # 0700: state, store, PKI and the admin token are private to the hub
         ca = ensure_pki(cfg)
         await asyncio.to_thread(self.state.open)
         await asyncio.to_thread(self.enroll_state.open)

@@ -5,7 +5,18 @@ Per-item events (batches, points, rejects) are counters here, never log lines.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from shared.buildinfo import build_labels
 
 # `*_created` samples double the exposition for no operational value.
 disable_created_metrics()
@@ -17,6 +28,9 @@ class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("outpost_build", "The running hub's version", registry=r).info(build_labels("hub"))
         # result="duplicate" counts the hub state's batch-id decisions (hub/state.py record_batch), the
         # same events as `duplicates` on /api/v1/agents (which also sums restarts and hubs sharing a DB).
         self.batches = Counter(

@@ -1,4 +1,4 @@
-"""Builds the FastAPI application: health, metrics, the v1 REST API and the dashboard."""
+"""Builds the FastAPI application: health, metrics, the v1 REST API, its docs and the dashboard."""
 
 from __future__ import annotations
 
@@ -11,13 +11,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api import routes
 from hub.api.deps import HubContext
+from hub.api.docs import add_docs
+from hub.api.metrics_middleware import ApiRequestMetrics, RequestMetricsMiddleware
 from hub.dashboard import STATIC_DIR
 
 
 def create_app(ctx: HubContext) -> FastAPI:
-    """The app reads everything it needs from `ctx`; no globals, so tests can run several hubs."""
-    app = FastAPI(title="Outpost hub", version="0.1.0")
+    """The app reads everything it needs from `ctx`; no globals, so tests can run several hubs.
+
+    Call it once per `ctx.metrics` registry (the request series are registered on it).
+    """
+    # FastAPI's own docs pages load Swagger UI and ReDoc from a CDN and serve the schema without a
+    # token: both are replaced by `add_docs`.
+    app = FastAPI(title="Outpost hub", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
+    app.add_middleware(RequestMetricsMiddleware, metrics=ApiRequestMetrics(ctx.metrics.registry))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -33,5 +41,6 @@ def create_app(ctx: HubContext) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html")
 
     app.include_router(routes.router)
+    add_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -42,7 +42,9 @@ class Exchange:
         return int(self.data.split(b" ", 2)[1]) if self.data.startswith(b"HTTP/1.") else 0
 
 
-def _exchange(port: int, parts: list[bytes], *, tls: bool, pause_s: float = 0.0, wait_s: float = 10) -> Exchange:
+def _exchange(
+    port: int, parts: list[bytes], *, tls: bool, pause_s: float = 0.0, wait_s: float = 10
+) -> Exchange:
     """Sends `parts` (pausing `pause_s` after each) and reads until the server closes or `wait_s` passes."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=wait_s)
     sock: socket.socket = raw
@@ -149,7 +151,9 @@ async def test_enroll_body_that_stops_arriving_is_answered_408(enroll_hub: Enrol
         (b"GET /v1/other HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
         (_post(5, b"\xff\xff\xff\xff\xff"), 400),
     ],
-    ids=["no-request-line", "bad-content-length", "huge-header", "wrong-method", "unknown-path", "not-protobuf"],
+    ids=[
+        "no-request-line", "bad-content-length", "huge-header", "wrong-method", "unknown-path", "not-protobuf"
+    ],
 )
 async def test_enroll_bad_requests_get_a_4xx_and_a_closed_connection(
     enroll_hub: EnrollHub, raw: bytes, status: int
@@ -264,7 +268,10 @@ async def test_agent_telemetry_survives_bad_requests_and_keeps_answering(
 ) -> None:
     server, _ = telemetry
     await asyncio.gather(
-        *[asyncio.to_thread(_exchange, server.port, [b"\x00\xff garbage\r\n\r\n"], tls=False) for _ in range(20)]
+        *[
+            asyncio.to_thread(_exchange, server.port, [b"\x00\xff garbage\r\n\r\n"], tls=False)
+            for _ in range(20)
+        ]
     )
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"http://127.0.0.1:{server.port}/healthz")).status_code == 200
