@@ -87,7 +87,7 @@ def test_raw_points_come_back_when_they_fit_in_max_points(fleet: Fleet) -> None:
         match=f"sensor={SENSORS[0]}",
         start=str(fleet.t0 - 30_000),
         end=str(fleet.t0 + 60 * MINUTE + 30_000),
-        max_points="400",
+        max_points="61",  # exactly the points present: raw, not a 61 s step
     )
     assert r.status_code == 200, r.text
     (s,) = r.json()["series"]
