@@ -1,16 +1,33 @@
-"""Real services as subprocess fixtures: start on a free port, wait for log line and port, stop by PID."""
+"""Real services as subprocess fixtures: start on a free port, wait for log line and port, stop by PID.
+
+No exit path of a test run leaves a service behind: fixtures stop theirs in `finally` (pytest-timeout's
+default signal method fails the test from inside, so `finally` runs); every service still registered
+when the interpreter exits is killed by an atexit hook (a test that forgot, an interrupted session);
+and a service started from the main thread gets a parent-death signal from the kernel, for the exits
+where no Python code runs (SIGKILL of pytest, pytest-timeout's thread method, which calls os._exit).
+"""
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+# Services started and not yet stopped, by PID: what the atexit hook kills.
+_RUNNING: dict[int, Service] = {}
+_RUNNING_LOCK = threading.Lock()
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -60,22 +77,55 @@ class Service:
             f"{self.name}: {pattern!r} not seen (rc={self.proc.poll()}):\n{self.log()[-3000:]}"
         )
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signals the whole process group (services may fork) and reaps the child."""
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Signals the whole process group (services may fork), reaps the child; SIGKILL after `timeout`."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        with _RUNNING_LOCK:
+            _RUNNING.pop(self.proc.pid, None)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
         self.kill(signal.SIGTERM)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGKILL the child when the starting thread dies (Linux).
+
+    Only for the main thread: the signal follows the thread that forked, and a service started from a
+    short-lived helper thread would die with that thread.
+    """
+    if _LIBC is None or threading.current_thread() is not threading.main_thread():
+        return None
+    parent, libc = os.getpid(), _LIBC
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the test process died before we got here
+            os._exit(1)
+
+    return arm
+
+
+def running_services() -> list[Service]:
+    """Services started here and not stopped yet."""
+    with _RUNNING_LOCK:
+        return list(_RUNNING.values())
+
+
+@atexit.register
+def stop_all_services() -> None:
+    """Stops every service still registered (SIGTERM, SIGKILL after 3 s): nothing outlives the run."""
+    for svc in running_services():
+        svc.kill(signal.SIGTERM, timeout=3.0)
 
 
 def start_service(
@@ -104,8 +154,11 @@ def start_service(
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
     svc = Service(name, proc, log_path, port)
+    with _RUNNING_LOCK:
+        _RUNNING[proc.pid] = svc
     try:
         if ready_log:
             svc.wait_log(ready_log, timeout)
