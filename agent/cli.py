@@ -16,6 +16,7 @@ from agent.runtime import Agent
 from shared import logging as outpost_logging
 from shared.config_errors import check_referenced_files
 from shared.errors import ConfigError
+from shared.private import private_dir, private_umask
 
 log = logging.getLogger("outpost.agent")
 
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    private_umask()  # spool, detector snapshots, ack files, enrolled keys: 0600 files, 0700 dirs
     if args.command == "enroll":
         return _enroll(args)
     path: Path = args.file if args.command == "check-config" else args.config
@@ -55,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: ok ({len(config.devices)} devices)")
         return 0
     outpost_logging.setup(config.log_level)
+    try:
+        private_dir(config.data_dir)
+    except OSError as exc:
+        log.error("cannot start: data_dir %s: %s", config.data_dir, exc.strerror)
+        return 1
     return asyncio.run(_run(config))
 
 

@@ -20,6 +20,7 @@ from shared import logging as outpost_logging
 from shared.clock import SystemClock
 from shared.config_errors import check_referenced_files
 from shared.errors import ConfigError
+from shared.private import private_dir, private_umask
 
 log = logging.getLogger("outpost.hub")
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    private_umask()  # state and store databases (and their -wal/-shm), PKI, admin token: 0600 / 0700
     try:
         if args.command == "check-config":
             check_referenced_files(args.file, load_config(args.file))
@@ -104,7 +106,7 @@ def _ttl_seconds(text: str) -> float:
 def _enrollment(config: HubConfig, args: argparse.Namespace) -> int:
     """Token, agent-revocation and NATS-config commands: they work on the hub's database directly."""
     state = HubState(config.resolved_state_url())
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.data_dir)
     state.open()
     db = EnrollState(state.engine)
     db.open()

@@ -25,6 +25,7 @@ from hub.state import HubState
 from hub.store.factory import build_store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock, SystemClock
+from shared.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class Hub:
 
     async def start(self) -> None:
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # 0700: state, store, PKI and the admin token are private to the hub
         ca = ensure_pki(cfg)
         await asyncio.to_thread(self.state.open)
         await asyncio.to_thread(self.enroll_state.open)

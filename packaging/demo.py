@@ -157,10 +157,11 @@ def main() -> int:
                 preexec_fn=die_with_parent(),
             )
         )
-        token = (STATE / "hub" / "admin.token").read_text().strip()
+        # The hub prints the token itself, once, when it creates it; here only where it is kept.
+        token_file = STATE / "hub" / "admin.token"
         print(
-            f"\n  Outpost is running.\n  Dashboard: http://{API}/   API token: {token}\n"
-            f"  Try: curl -H 'Authorization: Bearer {token}' http://{API}/api/v1/agents\n"
+            f"\n  Outpost is running.\n  Dashboard: http://{API}/   API token: in {token_file} (0600)\n"
+            f"  Try: curl -H \"Authorization: Bearer $(cat {token_file})\" http://{API}/api/v1/agents\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
