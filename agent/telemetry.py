@@ -57,9 +57,6 @@ class AgentMetrics:
         self.collect_errors = Counter(
             "outpost_agent_collect_errors", "Polls with errors", ["target"], registry=r
         )
-        self.collect_timeouts = Counter(
-            "outpost_agent_collect_timeouts", "Polls cancelled at their deadline", ["target"], registry=r
-        )
         self.batches = Counter("outpost_agent_batches", "Batches by delivery result", ["result"], registry=r)
         self.points_sent = Counter("outpost_agent_points_sent", "Points acknowledged by the hub", registry=r)
         self.dropped = Counter(
@@ -123,7 +120,7 @@ class LiveCollector:
         )
         polls = CounterMetricFamily("outpost_agent_polls", "Polls started", labels=["target"])
         timeouts = CounterMetricFamily(
-            "outpost_agent_poll_timeouts", "Polls cut off at their deadline", labels=["target"]
+            "outpost_agent_collect_timeouts", "Polls cut off at their deadline", labels=["target"]
         )
         for target, t in list(s.targets.items()):
             up.add_metric([target], 1.0 if t.up else 0.0)

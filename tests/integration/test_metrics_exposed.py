@@ -138,6 +138,8 @@ def test_agent_exports_target_health_poll_duration_and_the_counters_its_stages_k
     assert _value(s, "outpost_agent_target_up", target="dead-sw") == 0
     host_duration = _value(s, "outpost_agent_poll_duration_seconds", target="host")
     assert host_duration is not None and 0 < host_duration < 1
+    assert _value(s, "outpost_agent_collect_timeouts_total", target="host") == 0
+    assert _value(s, "outpost_agent_collect_timeouts_total", target="dead-sw") is not None
     assert _value(s, "outpost_agent_detect_rejected_points_total", target="host") == 0
     assert _value(s, "outpost_agent_trap_sink_failures_total") == 0
     assert _value(s, "outpost_agent_traps_received_total") == 0
