@@ -17,7 +17,7 @@ from typing import Any
 from agent.collect.base import Resumable
 from agent.collect.registry import build_collector
 from agent.collect.scheduler import Scheduler
-from agent.collect.traps import TrapReceiver
+from agent.collect.traps import TrapReceiver, trap_sources
 from agent.config import AgentConfig
 from agent.detect.scoring import EdgeScorer
 from agent.enroll.enroll import TlsFiles, finish_install
@@ -64,7 +64,7 @@ class Agent:
         self.collectors = [build_collector(d, self.clock) for d in config.devices]
         self.scheduler = Scheduler(self.collectors, self._on_collect, self.clock, config.max_concurrency)
         self.scorer = EdgeScorer(config.detect, config.data_dir / "detect")
-        self.traps = TrapReceiver(config.traps, self._on_collect, self.clock)
+        self.traps = TrapReceiver(config.traps, self._on_collect, self.clock, trap_sources(config.devices))
         self._reported_drops: dict[tuple[str, str], int] = {}
         self._stages: dict[str, UpDown] = {}
         self.renewer = (
