@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +38,7 @@ from bench.codec import make_batch  # noqa: E402
 from hub.identity import pki  # noqa: E402
 from shared import codec  # noqa: E402
 from shared.clock import SystemClock  # noqa: E402
+from shared.codec import PushResult  # noqa: E402
 from shared.model import Batch  # noqa: E402
 from tests.chaos.proxy import LinkProxy  # noqa: E402
 from tests.support.outpost import HubHandle, start_hub  # noqa: E402
@@ -51,6 +56,42 @@ def batches(count: int, series: int, points: int, epoch: int) -> list[Batch]:
     return out
 
 
+class BenchFailed(Exception):
+    """A phase lost batches (refused by the hub) or missed its deadline: the numbers would be a lie."""
+
+
+@dataclass
+class Tally:
+    """What one delivery phase saw, agent side (the deliverer's outcomes) and hub side (its /metrics)."""
+
+    batches: int
+    points: int
+    acked: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    refused: int = 0
+    stored: int = 0
+    hub_refused: dict[str, int] = field(default_factory=dict)
+
+    def on_result(self, _item: OutboxItem, _result: PushResult | None, outcome: str) -> None:
+        if outcome == "sent":
+            self.acked += 1
+        elif outcome == "duplicate":
+            self.duplicates += 1
+        elif outcome == "retry":
+            self.retries += 1
+        elif outcome == "rejected":
+            self.refused += 1
+
+    def line(self) -> str:
+        reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.hub_refused.items())) or "none"
+        return (
+            f"sent {self.batches} batches / {self.points} points; acknowledged {self.acked} "
+            f"(+{self.duplicates} duplicate, {self.retries} retries); refused {self.refused} "
+            f"(hub, by reason: {reasons}); stored {self.stored} points"
+        )
+
+
 def stored_points(hub: HubHandle, agent: str) -> int:
     for a in hub.get("/api/v1/agents")["agents"]:
         if a["id"] == agent:
@@ -58,33 +99,84 @@ def stored_points(hub: HubHandle, agent: str) -> int:
     return 0
 
 
+def hub_refused(hub: HubHandle, transport: str) -> dict[str, int]:
+    """The hub's rejected-envelope counters for `transport`, by reason (all reasons the hub exported)."""
+    text = httpx.get(hub.api_url + "/metrics", timeout=10).text
+    out: dict[str, int] = {}
+    for m in re.finditer(r"^outpost_hub_ingest_rejected_total\{(.*)\} (\S+)$", text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if labels.get("transport") == transport and float(m.group(2)):
+            out[labels["reason"]] = int(float(m.group(2)))
+    return out
+
+
 async def deliver(
-    transport: Transport, spool_dir: Path, work: list[Batch], hub: HubHandle, agent: str
+    transport: Transport,
+    spool_dir: Path,
+    work: list[Batch],
+    hub: HubHandle,
+    agent: str,
+    kind: str,
+    deadline_s: float,
 ) -> float:
-    """Seconds from the first encode to the hub reporting every point stored."""
+    """Seconds from the first encode to the hub reporting every point stored.
+
+    Raises:
+        BenchFailed: a batch was refused (by the hub or, over NATS, by the hub's consumer after the stream
+            took it), or every point was not stored within `deadline_s`; the message carries the counts.
+    """
     clock = SystemClock()
     spool = Spool(spool_dir)
     spool.open()
-    await transport.start()
-    deliverer = Deliverer(spool, transport, clock, workers=4)
     total = sum(b.point_count for b in work)
+    tally = Tally(len(work), total)
+    refused_before = hub_refused(hub, kind)
     before = stored_points(hub, agent)
+    deliverer = Deliverer(spool, transport, clock, workers=4, on_result=tally.on_result)
     t0 = time.perf_counter()
-    deliverer.start()
-    for b in work:
-        spool.put(OutboxItem.of(b, codec.encode(b)))
-        await asyncio.sleep(0)
-    sent_at = None
-    while await asyncio.to_thread(stored_points, hub, agent) - before < total:
-        if sent_at is None and spool.pending() == 0:
-            sent_at = time.perf_counter() - t0
-        await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - t0
-    print(f"  (agent side acknowledged after {sent_at or elapsed:.2f} s, stored after {elapsed:.2f} s)")
-    await deliverer.aclose()
-    await transport.aclose()
-    spool.close()
-    return elapsed
+    try:
+        try:
+            await asyncio.wait_for(transport.start(), deadline_s)
+        except TimeoutError:
+            raise BenchFailed(f"{kind}: transport did not start within {deadline_s:.0f} s") from None
+        deliverer.start()
+        for b in work:
+            spool.put(OutboxItem.of(b, codec.encode(b)))
+            await asyncio.sleep(0)
+        sent_at = None
+        while True:
+            tally.stored = await asyncio.to_thread(stored_points, hub, agent) - before
+            now = await asyncio.to_thread(hub_refused, hub, kind)
+            tally.hub_refused = {r: n - refused_before.get(r, 0) for r, n in now.items()}
+            tally.hub_refused = {r: n for r, n in tally.hub_refused.items() if n}
+            if tally.stored >= total:
+                break
+            if tally.refused or tally.hub_refused:
+                raise BenchFailed(f"{kind}: batches refused: {tally.line()}")
+            if time.perf_counter() - t0 > deadline_s:
+                raise BenchFailed(f"{kind}: not every point stored within {deadline_s:.0f} s: {tally.line()}")
+            if sent_at is None and spool.pending() == 0 and deliverer.inflight == 0:
+                sent_at = time.perf_counter() - t0
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        if tally.stored != total or tally.refused or tally.hub_refused:
+            raise BenchFailed(f"{kind}: stored {tally.stored} points, sent {total}: {tally.line()}")
+        print(f"  (agent side acknowledged after {sent_at or elapsed:.2f} s, stored after {elapsed:.2f} s)")
+        print(f"  {tally.line()}")
+        return elapsed
+    finally:
+        await _closed(deliverer.aclose(), f"{kind} deliverer")
+        await _closed(transport.aclose(), f"{kind} transport")
+        spool.close()
+
+
+async def _closed(closing: Coroutine[Any, Any, None], what: str) -> None:
+    """Awaits a close for at most 10 s; a stuck close is reported, never allowed to hang the bench or to
+    hide the error that ended the phase."""
+    try:
+        await asyncio.wait_for(closing, 10)
+    except TimeoutError:
+        print(f"warning: {what} did not close within 10 s", file=sys.stderr)
 
 
 async def spool_overhead(work: list[Batch], tmp: Path) -> tuple[float, float]:
@@ -152,7 +244,9 @@ async def run(args: argparse.Namespace) -> None:
             print(f"envelope (protobuf + zstd): {envelope_bytes:.2f} bytes/point")
             rates = {}
             for name, transport in (("grpc", grpc_t(hub.grpc_address)), ("nats", nats_t(nats.url))):
-                elapsed = await deliver(transport, tmp / f"spool-{name}", work, hub, f"bench/{name}")
+                elapsed = await deliver(
+                    transport, tmp / f"spool-{name}", work, hub, f"bench/{name}", name, args.deadline_s
+                )
                 rates[name] = points / elapsed
                 print(f"{name:5s} end-to-end: {rates[name]:>10,.0f} points/s ({elapsed:.2f} s, mTLS, zstd)")
             wire = batches(args.wire_batches, args.series, args.points, epoch=2)
@@ -162,8 +256,12 @@ async def run(args: argparse.Namespace) -> None:
                 proxy = LinkProxy(port)
                 url = f"127.0.0.1:{proxy.port}"
                 transport = grpc_t(url) if name == "grpc" else nats_t(f"tls://{url}")
-                await deliver(transport, tmp / f"wire-{name}", wire, hub, f"bench/{name}")
-                proxy.close()
+                try:
+                    await deliver(
+                        transport, tmp / f"wire-{name}", wire, hub, f"bench/{name}", name, args.deadline_s
+                    )
+                finally:
+                    proxy.close()
                 per_point[name] = proxy.bytes_up / wire_points
                 print(
                     f"{name:5s} on the wire: {proxy.bytes_up / wire_points:.2f} bytes/point (TLS, agent→peer)"
@@ -188,7 +286,12 @@ def main() -> None:
     p.add_argument("--points", type=int, default=10)
     p.add_argument("--wire-batches", type=int, default=20)
     p.add_argument("--spool-batches", type=int, default=100)
-    asyncio.run(run(p.parse_args()))
+    p.add_argument("--deadline-s", type=float, default=120.0, help="per phase: fail beyond this")
+    try:
+        asyncio.run(run(p.parse_args()))
+    except BenchFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
