@@ -37,7 +37,7 @@ from hub.notify.errors import NotifyError, RetryableNotifyError
 from hub.notify.http import scrub
 from hub.notify.metrics import NotifyStats
 from hub.notify.model import Notification
-from hub.notify.outbox import Claimed, DeadLetter, Outbox
+from hub.notify.outbox import Claimed, DeadLetter, Outbox, Outcome
 from hub.notify.registry import build_receiver
 from shared.clock import Clock, SystemClock
 from shared.logging import UpDown
@@ -109,7 +109,9 @@ class Dispatcher:
         self._outbox_updown = UpDown(log, "notification outbox", self._clock)
         self._guard = UpDown(log, "notify worker", self._clock)
         self._tasks: list[asyncio.Task[None]] = []
-        self._writes: set[asyncio.Task[None]] = set()
+        # Unbounded, yet bounded in practice: at most one outcome per row a lane holds.
+        self._outcomes: asyncio.Queue[tuple[Outcome, _Lane, Callable[[], None]]] = asyncio.Queue()
+        self._outcomes_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._closed = False
@@ -189,6 +191,7 @@ class Dispatcher:
             self._outbox_updown.down(f"{type(exc).__name__}: {exc}")
         self._started = True
         self._tasks.append(asyncio.create_task(self._write_loop(), name="notify-writer"))
+        self._outcomes_task = asyncio.create_task(self._record_loop(), name="notify-outcomes")
         for name, lane in self._lanes.items():
             self._tasks.append(asyncio.create_task(self._load_loop(lane), name=f"notify-load-{name}"))
             for i in range(lane.cfg.concurrency):
@@ -214,8 +217,13 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self._writes:  # outcome writes already under way: let them land (bounded)
-            await asyncio.wait(self._writes, timeout=_CLOSE_FLUSH_S)
+        if self._outcomes_task is not None:  # outcomes of finished attempts: let them land (bounded)
+            try:
+                await asyncio.wait_for(self._outcomes.join(), _CLOSE_FLUSH_S)
+            except TimeoutError:
+                log.warning("notify: %d send outcomes not recorded at shutdown", self._outcomes.qsize())
+            self._outcomes_task.cancel()
+            await asyncio.gather(self._outcomes_task, return_exceptions=True)
         held = [c.lease_token for lane in self._lanes.values() for c in lane.held.values()]
         if held:
             try:
@@ -255,17 +263,25 @@ class Dispatcher:
             self._outbox_updown.up()
             return result
 
-    def _write_outcome(self, lane: _Lane, fn: Callable[..., None], *args: object) -> None:
-        """Records an attempt's outcome in a task of its own, so cancelling a worker never loses it;
-        the loader is woken once it landed (a retry may fall due before the next poll)."""
-        task = asyncio.create_task(self._db(fn, *args))
-        self._writes.add(task)
+    async def _record_loop(self) -> None:
+        """Writes attempt outcomes in batches (one commit for many sends), then counts them.
 
-        def done(t: asyncio.Task[None]) -> None:
-            self._writes.discard(t)
-            lane.wake.set()
+        Outcomes live in a queue of their own, so cancelling a worker never loses one; a counter moves
+        once the row says so (stats and table agree), and the lane's loader is woken: a retry may fall
+        due, or a group's next notification become sendable, before the next poll.
+        """
+        while True:
+            batch = [await self._outcomes.get()]
+            while len(batch) < _WRITE_BATCH and not self._outcomes.empty():
+                batch.append(self._outcomes.get_nowait())
+            await self._db(self.outbox.record, [o for o, _, _ in batch])
+            for _, lane, count in batch:
+                count()
+                lane.wake.set()
+                self._outcomes.task_done()
 
-        task.add_done_callback(done)
+    def _outcome(self, lane: _Lane, outcome: Outcome, count: Callable[[], None]) -> None:
+        self._outcomes.put_nowait((outcome, lane, count))
 
     # -- per receiver ------------------------------------------------------------------------------
 
@@ -328,15 +344,16 @@ class Dispatcher:
         except ValueError as exc:
             return self._dead(lane, c, attempts, "bad_payload", str(exc))
         deadline_ms = c.enqueued_ms + int(lane.cfg.deadline_s * 1000)
-        remaining_s = (deadline_ms - self._clock.now_ms()) / 1000
-        if remaining_s <= 0:
-            return self._dead(lane, c, attempts - 1, "deadline", "deadline passed before the next attempt")
+        # The deadline stops scheduling retries; an attempt once due always runs, so a hub back from a
+        # long outage still sends what is pending (a resolve above all) once before giving up on it.
+        # The guard only bounds a receiver that ignores its own timeout.
+        guard_s = max((deadline_ms - self._clock.now_ms()) / 1000, 2 * lane.cfg.timeout_s + 1)
         err: NotifyError | None = None
         try:
-            async with asyncio.timeout(remaining_s):
+            async with asyncio.timeout(guard_s):
                 await lane.receiver.send(n)
         except TimeoutError:
-            err = RetryableNotifyError(name, f"{name}: attempt timed out (deadline {lane.cfg.deadline_s:g}s)")
+            err = RetryableNotifyError(name, f"{name}: attempt still running after {guard_s:.0f}s")
         except NotifyError as exc:
             err = exc
         except Exception as exc:  # a receiver bug: retried like an outage, never a crashed worker
@@ -344,8 +361,8 @@ class Dispatcher:
         now = self._clock.now_ms()
         if err is None:
             lane.updown.up()
-            self.stats.sent(name, (now - n.created_ms) / 1000)
-            self._write_outcome(lane, self.outbox.mark_sent, c.seq, attempts, now)
+            latency_s = (now - n.created_ms) / 1000
+            self._outcome(lane, Outcome(c, "sent", attempts, now), lambda: self.stats.sent(name, latency_s))
             return None
         text = scrub(str(err), lane.secrets)
         lane.updown.down(text)
@@ -361,18 +378,12 @@ class Dispatcher:
         next_ms = now + int(delay_s * 1000)
         if next_ms > deadline_ms:
             return self._dead(lane, c, attempts, "deadline", text)
-        self.stats.retried(name)
-        self._write_outcome(lane, self.outbox.schedule_retry, c, attempts, next_ms, text, now)
+        retry = Outcome(c, "pending", attempts, now, next_ms=next_ms, error=text)
+        self._outcome(lane, retry, lambda: self.stats.retried(name))
         return None
 
     def _dead(self, lane: _Lane, c: Claimed, attempts: int, reason: str, text: str) -> None:
-        self.stats.dead_lettered(lane.cfg.name, reason)
-        self._write_outcome(
-            lane,
-            self.outbox.mark_dead,
-            c.seq,
-            attempts,
-            reason,
-            scrub(text, lane.secrets),
-            self._clock.now_ms(),
+        dead = Outcome(
+            c, "dead", attempts, self._clock.now_ms(), reason=reason, error=scrub(text, lane.secrets)
         )
+        self._outcome(lane, dead, lambda: self.stats.dead_lettered(lane.cfg.name, reason))

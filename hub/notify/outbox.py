@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,6 +34,19 @@ class Claimed:
     attempts: int
     enqueued_ms: int
     lease_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt at a claimed row ended in: `sent`, `pending` again at `next_ms`, or `dead`."""
+
+    claim: Claimed
+    state: Literal["sent", "pending", "dead"]
+    attempts: int
+    now_ms: int
+    next_ms: int = 0
+    reason: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,30 +73,39 @@ class Outbox:
 
     def insert(self, conn: sa.Connection, n: Notification, now_ms: int) -> bool:
         """Adds `n` as pending in the caller's transaction; False when (receiver, id) is already there."""
-        stmt = (
-            self._dialect.insert(t)
-            .values(
-                receiver=n.receiver,
-                id=n.id,
-                group_hash=group_hash(n.group_key),
-                payload=n.to_json(),
-                state="pending",
-                attempts=0,
-                next_attempt_ms=now_ms,
-                created_ms=n.created_ms,
-                enqueued_ms=now_ms,
-                updated_ms=now_ms,
-            )
-            .on_conflict_do_nothing()
-            # RETURNING rather than rowcount: drivers disagree on rowcount for a skipped conflicting row.
-            .returning(t.c.seq)
-        )
-        return conn.execute(stmt).first() is not None
+        return bool(self._insert(conn, [n], now_ms))
 
     def insert_many(self, ns: Sequence[Notification], now_ms: int) -> list[bool]:
         """Adds each notification in one transaction; per notification, whether it was new."""
         with self._engine.begin() as conn:
-            return [self.insert(conn, n, now_ms) for n in ns]
+            added = self._insert(conn, ns, now_ms)
+        out = []
+        for n in ns:  # the same id twice in one batch: only the first is new
+            key = (n.receiver, n.id)
+            out.append(key in added)
+            added.discard(key)
+        return out
+
+    def _insert(self, conn: sa.Connection, ns: Sequence[Notification], now_ms: int) -> set[tuple[str, str]]:
+        rows = [
+            {
+                "receiver": n.receiver,
+                "id": n.id,
+                "group_hash": group_hash(n.group_key),
+                "payload": n.to_json(),
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_ms": now_ms,
+                "created_ms": n.created_ms,
+                "enqueued_ms": now_ms,
+                "updated_ms": now_ms,
+            }
+            for n in ns
+        ]
+        # One multi-row INSERT; RETURNING names the rows added (a conflicting row returns nothing), where
+        # rowcount would not: drivers disagree on it for skipped rows.
+        stmt = self._dialect.insert(t).on_conflict_do_nothing().returning(t.c.receiver, t.c.id)
+        return {(r[0], r[1]) for r in conn.execute(stmt, rows)}
 
     def claim(
         self, receiver: str, now_ms: int, limit: int, lease_ms: int, owner: str, token: str
@@ -124,54 +147,62 @@ class Outbox:
             ).all()
         return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], token) for r in rows]
 
-    def mark_sent(self, seq: int, attempts: int, now_ms: int) -> None:
-        """Records the peer's 2xx: the row is never sent again (whoever holds the lease)."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                t.update()
-                .where(t.c.seq == seq, t.c.state == "pending")
-                .values(
-                    state="sent",
-                    attempts=attempts,
-                    sent_ms=now_ms,
-                    updated_ms=now_ms,
-                    lease_owner=None,
-                    lease_token=None,
-                )
-            )
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Writes what attempts ended in, in one transaction (one commit for many sends).
 
-    def schedule_retry(self, c: Claimed, attempts: int, next_ms: int, error: str, now_ms: int) -> None:
-        """Gives up the lease until `next_ms`; a no-op if the lease was lost meanwhile."""
+        Sent and dead rows are final whoever holds the lease; a retry is written only while this claim
+        still holds it (another hub may have taken the row after the lease ran out).
+        """
+        b = sa.bindparam
+        final: dict[str, object] = {
+            "lease_owner": None,
+            "lease_token": None,
+            "updated_ms": b("b_now"),
+            "attempts": b("b_attempts"),
+        }
+        sent = [o for o in outcomes if o.state == "sent"]
+        retry = [o for o in outcomes if o.state == "pending"]
+        dead = [o for o in outcomes if o.state == "dead"]
+        pending_row = (t.c.seq == b("b_seq")) & (t.c.state == "pending")
         with self._engine.begin() as conn:
-            conn.execute(
-                t.update()
-                .where(t.c.seq == c.seq, t.c.state == "pending", t.c.lease_token == c.lease_token)
-                .values(
-                    attempts=attempts,
-                    next_attempt_ms=next_ms,
-                    last_error=error[:MAX_ERROR_TEXT],
-                    updated_ms=now_ms,
-                    lease_owner=None,
-                    lease_token=None,
+            if sent:
+                conn.execute(
+                    t.update().where(pending_row).values(state="sent", sent_ms=b("b_now"), **final),
+                    [{"b_seq": o.claim.seq, "b_now": o.now_ms, "b_attempts": o.attempts} for o in sent],
                 )
-            )
-
-    def mark_dead(self, seq: int, attempts: int, reason: str, error: str, now_ms: int) -> None:
-        """Dead-letters the row: kept with its reason and (already scrubbed) last error, never retried."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                t.update()
-                .where(t.c.seq == seq, t.c.state == "pending")
-                .values(
-                    state="dead",
-                    attempts=attempts,
-                    dead_reason=reason,
-                    last_error=error[:MAX_ERROR_TEXT],
-                    updated_ms=now_ms,
-                    lease_owner=None,
-                    lease_token=None,
+            if retry:
+                conn.execute(
+                    t.update()
+                    .where(pending_row & (t.c.lease_token == b("b_token")))
+                    .values(next_attempt_ms=b("b_next"), last_error=b("b_error"), **final),
+                    [
+                        {
+                            "b_seq": o.claim.seq,
+                            "b_token": o.claim.lease_token,
+                            "b_now": o.now_ms,
+                            "b_attempts": o.attempts,
+                            "b_next": o.next_ms,
+                            "b_error": o.error[:MAX_ERROR_TEXT],
+                        }
+                        for o in retry
+                    ],
                 )
-            )
+            if dead:
+                conn.execute(
+                    t.update()
+                    .where(pending_row)
+                    .values(state="dead", dead_reason=b("b_reason"), last_error=b("b_error"), **final),
+                    [
+                        {
+                            "b_seq": o.claim.seq,
+                            "b_now": o.now_ms,
+                            "b_attempts": o.attempts,
+                            "b_reason": o.reason,
+                            "b_error": o.error[:MAX_ERROR_TEXT],
+                        }
+                        for o in dead
+                    ],
+                )
 
     def release(self, tokens: Iterable[str], now_ms: int) -> int:
         """Hands leased rows back as due now (a dispatcher stopping mid-send); returns how many."""
