@@ -74,6 +74,17 @@ def stored_count(hub: HubHandle, seq: Sequence) -> int:
         return -1  # the hub is down right now
 
 
+def hub_account(hub: HubHandle) -> str:
+    """What the hub counted (per agent points, batches, gaps) and refused since its last start."""
+    try:
+        agents = hub.get("/api/v1/agents")["agents"]
+        metrics = httpx.get(hub.api_url + "/metrics", timeout=5).text
+    except (httpx.HTTPError, OSError) as exc:
+        return f"unreachable ({exc})"
+    refused = [ln for ln in metrics.splitlines() if ln.startswith("outpost_hub_ingest_rejected_total")]
+    return f"agents {agents}; refused since the last hub start: {refused or 'none'}"
+
+
 def agent_pending(telemetry_port: int) -> int | None:
     try:
         health = httpx.get(f"http://127.0.0.1:{telemetry_port}/healthz", timeout=2).json()
@@ -129,12 +140,15 @@ class Chaos:
                 self._pause(0.5, 1.0)
                 proxy.restore()
                 self.log.append("link restored")
-            wait_for(
-                lambda: stored_count(self.hub, self.seq) >= self.seq.points,
-                timeout=timeout_s,
-                interval=0.5,
-                what=f"{self.seq.points} points stored ({'; '.join(self.log)})",
-            )
+            try:
+                wait_for(
+                    lambda: stored_count(self.hub, self.seq) >= self.seq.points,
+                    timeout=timeout_s,
+                    interval=0.5,
+                    what=f"{self.seq.points} points stored ({'; '.join(self.log)})",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; hub says: {hub_account(self.hub)}") from None
             wait_for(lambda: agent_pending(telemetry) == 0, timeout=20, what="agent spool drained")
         finally:
             agent.stop()

@@ -39,6 +39,7 @@ def test_every_point_arrives_exactly_once_through_hub_kill_link_cut_and_agent_ki
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # above the scenario's own 300 s wait, so a failure says what was stored
 def test_soak_two_hundred_thousand_points_survive_repeated_faults_exactly_once(tmp_path: Path) -> None:
     chaos = _chaos(tmp_path, Sequence(series=20, ticks=12_000, ticks_per_poll=40))
     try:

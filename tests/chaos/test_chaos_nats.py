@@ -58,6 +58,7 @@ def test_every_point_arrives_exactly_once_over_nats_through_hub_kill_link_cut_an
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # above the scenario's own 300 s wait, so a failure says what was stored
 def test_soak_two_hundred_thousand_points_over_nats_survive_repeated_faults_exactly_once(
     tmp_path: Path,
 ) -> None:
