@@ -96,3 +96,62 @@ async def test_twenty_notifications_queued_while_the_receiver_is_down_go_out_exa
         if rec is not None:
             rec.stop()
         engine.dispose()
+
+
+def _config(url: str, **top: Any) -> NotifyConfig:
+    receiver = {"kind": "webhook", "name": "pager", "url": url, "backoff_base_s": 0.05, "backoff_cap_s": 0.1}
+    return NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": 0.1, **top})
+
+
+async def test_submit_in_sends_what_the_callers_transaction_commits_and_nothing_it_rolls_back(
+    engine: sa.Engine, recorder: Recorder
+) -> None:
+    d = Dispatcher(engine, _config(recorder.url()), owner="hub-a")
+    await d.start()
+    try:
+
+        def alert_state_change(n_ok: Any, n_rolled_back: Any) -> bool:
+            with engine.begin() as conn:  # the engine's own transaction: alert state + notification
+                new = d.submit_in(conn, n_ok)
+            try:
+                with engine.begin() as conn:
+                    d.submit_in(conn, n_rolled_back)
+                    raise RuntimeError("alert state write failed")
+            except RuntimeError:
+                pass
+            return new
+
+        assert await asyncio.to_thread(alert_state_change, note(1), note(2)) is True
+        assert await asyncio.to_thread(alert_state_change, note(1), note(3)) is False  # same id: queued once
+        await recorder.until(1)
+        await asyncio.sleep(0.4)
+    finally:
+        await d.aclose()
+    assert [r.headers["idempotency-key"] for r in recorder.requests()] == ["n-pager-1"]
+    assert d.stats.snapshot().duplicates == {"pager": 1}
+
+
+async def test_submit_refuses_unknown_receivers_a_full_intake_and_a_closed_dispatcher_and_counts_each(
+    engine: sa.Engine, recorder: Recorder
+) -> None:
+    d = Dispatcher(engine, _config(recorder.url(), queue_size=2), owner="hub-a")
+    # Not started: nothing drains the intake, so the third submit finds it full.
+    assert [d.submit(note(i)) for i in range(3)] == [True, True, False]
+    assert d.submit(note(9, receiver="nobody")) is False
+    with pytest.raises(ValueError, match="unknown_receiver"):
+        await asyncio.to_thread(lambda: _submit_in(engine, d, note(10, receiver="nobody")))
+    await d.start()
+    await recorder.until(2)
+    await d.aclose()
+    assert d.submit(note(5)) is False
+    assert d.stats.snapshot().dropped == {
+        ("pager", "queue_full"): 1,
+        ("nobody", "unknown_receiver"): 2,
+        ("pager", "closed"): 1,
+    }
+    assert d.queued == 0
+
+
+def _submit_in(engine: sa.Engine, d: Dispatcher, n: Any) -> bool:
+    with engine.begin() as conn:
+        return d.submit_in(conn, n)
