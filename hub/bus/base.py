@@ -13,6 +13,7 @@ Delivery semantics (the conformance tests in tests/bus/ check both implementatio
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,18 @@ def check_subscription(topic: str, group: str, handler: Handler, started: bool) 
 def backoff_s(attempt: int, first_s: float, max_s: float) -> float:
     """Delay before retry number `attempt` (1-based): first_s, 2*first_s, 4*first_s... capped at max_s."""
     return float(min(max_s, first_s * 2 ** max(0, attempt - 1)))
+
+
+async def stop_tasks(tasks: set[asyncio.Task[None]], rounds: int = 20, wait_s: float = 0.25) -> int:
+    """Cancels `tasks` until they end, re-cancelling those that swallowed a cancel (a handler's
+    `except BaseException`, nats-py's fetch); returns how many were still running after `rounds`."""
+    for _ in range(rounds):
+        if not tasks:
+            break
+        for t in tasks:
+            t.cancel()
+        tasks = (await asyncio.wait(tasks, timeout=wait_s))[1]
+    return len(tasks)
 
 
 TopicGroup = tuple[str, str]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _NAME = r"^[A-Za-z0-9_-]+$"
 
@@ -70,6 +70,14 @@ class NatsBusConfig(_Delivery):
     publish_timeout_s: float = Field(default=5.0, gt=0, le=300)
     # Where a group's consumer starts when it is first created: every retained message, or new ones.
     new_group_start: Literal["all", "new"] = "all"
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> NatsBusConfig:
+        if self.max_age <= timedelta(0) or self.duplicate_window <= timedelta(0):
+            raise ValueError("max_age and duplicate_window must be positive")
+        if self.duplicate_window > self.max_age:
+            raise ValueError("duplicate_window must not exceed max_age (JetStream refuses the stream)")
+        return self
 
 
 BusConfig = Annotated[MemoryBusConfig | NatsBusConfig, Field(discriminator="kind")]

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from hub.bus.base import BusStats, Handler, TopicGroup, backoff_s, check_subscription, inc
+from hub.bus.base import BusStats, Handler, TopicGroup, backoff_s, check_subscription, inc, stop_tasks
 from hub.bus.config import MemoryBusConfig
 from hub.bus.errors import BusClosed, UnknownTopic
 from hub.bus.messages import MESSAGES, Message
@@ -144,9 +144,8 @@ class MemoryBus:
                 await asyncio.wait_for(
                     asyncio.gather(*(g.queue.join() for g in groups)), self._cfg.drain_timeout_s
                 )
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if stuck := await stop_tasks(set(tasks)):
+            log.warning("bus: %d handler tasks ignored cancellation and were left running", stuck)
         # Twice: emptying a queue wakes publishers blocked on it (block: true), who then put once more.
         for _ in range(2):
             for g in groups:

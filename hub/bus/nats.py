@@ -31,7 +31,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from hub.bus.base import BusStats, Handler, Subscription, backoff_s, check_subscription, inc
+from hub.bus.base import BusStats, Handler, Subscription, backoff_s, check_subscription, inc, stop_tasks
 from hub.bus.config import NatsBusConfig
 from hub.bus.errors import BusClosed, BusError, BusUnavailable, MessageError, UnknownTopic
 from hub.bus.messages import MESSAGES, Message, decode
@@ -43,6 +43,14 @@ log = logging.getLogger(__name__)
 _RETRY_S = 1.0
 _FETCH_WAIT_S = 1.0
 _NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError)
+# What nats-py hands error_cb when the link itself fails (the outage is logged once, as down).
+_LINK_ERRORS = (
+    nats.errors.StaleConnectionError,  # includes UnexpectedEOF
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoServersError,
+    OSError,
+    TimeoutError,
+)
 
 
 def consumer_name(group: str, topic: str) -> str:
@@ -165,7 +173,8 @@ class NatsBus:
 
     async def _consume(self, c: _Consumer) -> None:
         psub: JetStreamContext.PullSubscription | None = None
-        while True:
+        # `_closed` as well as cancellation: nats-py's fetch can swallow a cancel (a wait_for race).
+        while not self._closed:
             if psub is None:
                 try:
                     psub = await self._bind(c)
@@ -185,6 +194,10 @@ class NatsBus:
                 psub = None
                 await asyncio.sleep(_RETRY_S)
                 continue
+            if self._closed:  # fetched while closing: hand them straight back for another process
+                for m in msgs:
+                    await self._settle(m.nak())
+                return
             batch = asyncio.gather(*(self._handle(c, m) for m in msgs))
             c.inflight.add(batch)
             batch.add_done_callback(c.inflight.discard)
@@ -265,13 +278,16 @@ class NatsBus:
 
     async def _on_error(self, exc: Exception) -> None:
         """nats-py reports every failed (re)connect attempt here; log the outage and other errors once."""
-        if self._nc is None or not self._nc.is_connected:
+        if self._closed:
+            return
+        if isinstance(exc, _LINK_ERRORS) or self._nc is None or not self._nc.is_connected:
             self._link.down(f"{type(exc).__name__} {exc}".strip())
         else:
             self._report_once(f"error:{type(exc).__name__}", f"NATS bus: {type(exc).__name__} {exc}")
 
     async def _on_disconnected(self) -> None:
-        self._link.down("disconnected, reconnecting")
+        if not self._closed:
+            self._link.down("disconnected, reconnecting")
 
     async def _on_reconnected(self) -> None:
         self._link.up()
@@ -287,16 +303,17 @@ class NatsBus:
         if self._closed:
             return
         self._closed = True
-        loops = [t for t in (self._run_task, *(c.task for c in self._consumers)) if t is not None]
-        for t in loops:
-            t.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        loops = {t for t in (self._run_task, *(c.task for c in self._consumers)) if t is not None}
+        # Cancelled again until done: a cancel nats-py swallowed must not hang shutdown.
+        if stuck := await stop_tasks(loops):
+            log.warning("NATS bus: %d tasks did not stop; closing the connection under them", stuck)
         inflight = [f for c in self._consumers for f in c.inflight]
         if inflight:
-            _done, pending = await asyncio.wait(inflight, timeout=min(5.0, self._cfg.ack_wait_s))
+            pending = (await asyncio.wait(inflight, timeout=min(5.0, self._cfg.ack_wait_s)))[1]
             for f in pending:
-                f.cancel()
-            await asyncio.gather(*inflight, return_exceptions=True)
+                f.cancel()  # unacked: JetStream redelivers them to another process after ack_wait
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
         nc, self._nc, self._js = self._nc, None, None
         self._ready.clear()
         if nc is not None:

@@ -65,10 +65,12 @@ def start_bus_nats(root: Path) -> BusNats:
     ca = pki.CaPaths(root / "ca")
     pki.init_ca(ca)
     d = root / "nats"
-    pki.write_pair(pki.issue(ca, "nats", server_names=("localhost", "127.0.0.1")), d / "server.pem", d / "server.key")
+    server = pki.issue(ca, "nats", server_names=("localhost", "127.0.0.1"))
+    pki.write_pair(server, d / "server.pem", d / "server.key")
     pki.write_pair(pki.issue(ca, HUB_NATS_CN), d / "hub.pem", d / "hub.key")
     port = free_port()
-    conf = json.loads(render_config(f"127.0.0.1:{port}", d / "js", NatsServerFiles(d / "server.pem", d / "server.key", ca.cert), []))
+    files = NatsServerFiles(d / "server.pem", d / "server.key", ca.cert)
+    conf = json.loads(render_config(f"127.0.0.1:{port}", d / "js", files, []))
     # render_config does not (yet) let the hub publish bus subjects; the integrator adds it there.
     for user in conf["authorization"]["users"]:
         if user["user"] == f"CN={HUB_NATS_CN}":

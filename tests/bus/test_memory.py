@@ -224,3 +224,20 @@ def test_config_picks_the_implementation_by_kind_and_forbids_unknown_fields() ->
     assert isinstance(build_bus(MemoryBusConfig()), MemoryBus)
     with pytest.raises(BusError, match="client certificate"):
         build_bus(NatsBusConfig())
+
+
+async def test_aclose_returns_even_when_a_handler_swallows_the_cancel() -> None:
+    bus, swallowed = memory(drain_timeout_s=0.05), []
+
+    async def stubborn(_msg: Message) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.append(True)  # a handler bug: the worker task would otherwise never end
+
+    bus.subscribe("batch.stored", "alerts", stubborn)
+    await bus.start()
+    await bus.publish(batch(1))
+    await bus.publish(batch(2))
+    await asyncio.wait_for(bus.aclose(), 3)
+    assert swallowed == [True, True]
