@@ -9,17 +9,28 @@ API's own bounded pool (`deps.QueryRunner`); too many at once is a 429 with Retr
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from hub.api.auth import require_token
 from hub.api.deps import Ctx, HubContext
 from hub.api.timeparse import parse_duration_ms, parse_time_ms
-from hub.store.base import MAX_MATCHERS, MAX_NAME_LEN, MAX_POINTS_LIMIT, Agg, Matcher, MatchOp, RangeQuery
+from hub.store.base import (
+    MAX_MATCHERS,
+    MAX_NAME_LEN,
+    MAX_POINTS_LIMIT,
+    Agg,
+    Matcher,
+    MatchOp,
+    RangeQuery,
+    SeriesResult,
+    Store,
+)
 from hub.store.regex import MAX_PATTERN_LEN
 from shared.model import SeriesKey
 
@@ -104,7 +115,7 @@ def _points(ts: np.ndarray, values: np.ndarray) -> list[list[float | int | None]
     vals: list[float | None] = values.tolist()
     if not bool(np.isfinite(values).all()):
         vals = [v if math.isfinite(v) else None for v in vals]  # type: ignore[arg-type]
-    return [[t, v] for t, v in zip(ts.tolist(), vals, strict=True)]
+    return list(map(list, zip(ts.tolist(), vals, strict=True)))  # C loops: ~2x a comprehension
 
 
 def _key_json(key: SeriesKey) -> dict[str, Any]:
@@ -114,7 +125,7 @@ def _key_json(key: SeriesKey) -> dict[str, Any]:
 @router.get("/agents")
 async def list_agents(ctx: Ctx) -> dict[str, Any]:
     """Every agent that ever delivered, with last-seen time, points received and sequence gaps."""
-    agents = await asyncio.to_thread(ctx.state.agents)
+    agents = await asyncio.to_thread(ctx.fleet.agents)
     return {
         "agents": [
             {
@@ -149,6 +160,18 @@ async def list_series(
     return {"series": [_key_json(k) for k in keys[:most]], "total": len(keys)}
 
 
+def _query_body(store: Store, q: RangeQuery) -> bytes:
+    """Runs the query and serializes the answer, both in the query pool: encoding 100k points through
+    FastAPI's per-value encoder on the event loop took it away from ingest for tens of milliseconds."""
+    results: list[SeriesResult] = store.query(q)
+    doc = {
+        "start_ms": q.start_ms,
+        "end_ms": q.end_ms,
+        "series": [{**_key_json(r.key), "points": _points(r.timestamps_ms, r.values)} for r in results],
+    }
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
 @router.get("/query")
 async def query(
     ctx: Ctx,
@@ -159,7 +182,7 @@ async def query(
     step: str | None = None,
     agg: str = Agg.AVG.value,
     max_points: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """Points of every matching series in [start, end], raw or aggregated per `step`.
 
     With at most `max_points` points in every series the raw points come back; otherwise the step is
@@ -181,18 +204,8 @@ async def query(
         )
     except ValueError as exc:
         raise ctx.queries.bad_request("query", str(exc)) from None
-    results = await ctx.queries.run("query", ctx.store.query, q)
-    return {
-        "start_ms": start_ms,
-        "end_ms": end_ms,
-        "series": [
-            {
-                **_key_json(r.key),
-                "points": _points(r.timestamps_ms, r.values),
-            }
-            for r in results
-        ],
-    }
+    body = await ctx.queries.run("query", _query_body, ctx.store, q)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/events")

@@ -530,8 +530,11 @@ class EmbeddedStore:
         )
         if not with_head:
             return [_Target(sid, key, None, None) for sid, key in hits]
-        with self._lock:
-            return [_Target(sid, key, self._head.get(sid), self._rolled_until.get(sid)) for sid, key in hits]
+        with self._lock:  # only list copies under the lock; head lookups run on the snapshot
+            head = self._head.view()
+            rolled = [self._rolled_until.get(sid) for sid, _ in hits]
+        found = head.get_many([sid for sid, _ in hits])
+        return [_Target(sid, key, found.get(sid), r) for (sid, key), r in zip(hits, rolled, strict=True)]
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read-only connection to the database (opened on first use, closed by `close`)."""
