@@ -1,4 +1,5 @@
-"""`outpost-hub`: run the hub, check its config, manage its CA, enrollment tokens and agent certificates."""
+"""`outpost-hub`: run the hub, check its config, migrate its database, manage its CA, enrollment tokens and
+agent certificates."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import signal
 import sys
 from pathlib import Path
 
+from sqlalchemy import exc as sa_exc
+
 from hub.config import HubConfig, load_config
+from hub.db import migrate
+from hub.db.engine import create_engine
 from hub.identity import pki
 from hub.identity.db import EnrollState
 from hub.identity.nats_auth import NatsServerFiles, render_config
 from hub.identity.service import EnrollService
 from hub.pipeline import Hub, ensure_pki
-from hub.state import HubState
 from shared import logging as outpost_logging
 from shared.clock import SystemClock
 from shared.config_errors import check_referenced_files
@@ -58,12 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     revoke_agent = agent_sub.add_parser("revoke", help="refuse an agent's data and renewals (within 60 s)")
     revoke_agent.add_argument("id", help="agent identity, site/name")
+    db = sub.add_parser("db", help="the hub's database schema (the hub also upgrades it when it starts)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="migrate the database to this hub's schema (safe while hubs start)")
+    db_sub.add_parser("current", help="the database's schema revision and this hub's newest one")
     nats = sub.add_parser("nats-config", help="print a nats-server config mapping each agent certificate")
     nats.add_argument("--listen", default="0.0.0.0:4222")
     nats.add_argument("--store-dir", type=Path, required=True)
     nats.add_argument("--cert", type=Path, required=True, help="nats-server's certificate (from this CA)")
     nats.add_argument("--key", type=Path, required=True)
-    for sp in {*tok_sub.choices.values(), revoke_agent, nats}:
+    for sp in {*tok_sub.choices.values(), *db_sub.choices.values(), revoke_agent, nats}:
         sp.add_argument("--config", type=Path)
     return p
 
@@ -89,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_pki(config)
         print(f"CA ready in {config.pki_dir}")
         return 0
+    if args.command == "db":
+        return _db(config, args.db_command)
     if args.command in ("token", "agent", "nats-config"):
         return _enrollment(config, args)
     return _issue(config, args)
@@ -103,13 +113,32 @@ def _ttl_seconds(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
+def _db(config: HubConfig, command: str) -> int:
+    """`db upgrade` / `db current`: exit 1 with the reason when the database cannot be migrated."""
+    private_dir(config.data_dir)
+    engine = create_engine(config.resolved_state_url())
+    try:
+        if command == "upgrade":
+            done = migrate.upgrade(engine)
+            was = "pre-Alembic tables" if done.stamped else (done.before or "empty")
+            print(f"database at {done.after} (was {was})")
+            return 0
+        rev, head = migrate.current(engine), migrate.head()
+        print(f"{rev or 'none'} ({'head' if rev == head else f'head is {head}'})")
+        return 0
+    except (migrate.MigrationError, sa_exc.OperationalError) as exc:
+        print(f"outpost-hub: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
 def _enrollment(config: HubConfig, args: argparse.Namespace) -> int:
     """Token, agent-revocation and NATS-config commands: they work on the hub's database directly."""
-    state = HubState(config.resolved_state_url())
+    engine = create_engine(config.resolved_state_url())
     private_dir(config.data_dir)
-    state.open()
-    db = EnrollState(state.engine)
-    db.open()
+    migrate.upgrade(engine)
+    db = EnrollState(engine)
     now = SystemClock().now_ms()
     try:
         if args.command == "agent":
@@ -146,7 +175,7 @@ def _enrollment(config: HubConfig, args: argparse.Namespace) -> int:
             print(f"{e.at_ms}  {e.action}  token={e.token_id}  agent={e.agent}  peer={e.peer}  {e.outcome}")
         return 0
     finally:
-        state.close()
+        engine.dispose()
 
 
 def _enroll_port(config: HubConfig) -> str:

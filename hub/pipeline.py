@@ -9,7 +9,11 @@ from pathlib import Path
 
 from hub.api.app import create_app
 from hub.api.deps import HubContext
+from hub.auth.tokens import ApiTokens
 from hub.config import HubConfig
+from hub.db import migrate
+from hub.db.engine import create_engine
+from hub.fleet.agents import Fleet
 from hub.identity import pki
 from hub.identity.db import EnrollState
 from hub.identity.nats_auth import HUB_NATS_CN
@@ -21,7 +25,6 @@ from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
 from hub.live_metrics import StoreCollector
 from hub.serve import AsgiServer
-from hub.state import HubState
 from hub.store.factory import build_store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock, SystemClock
@@ -61,11 +64,13 @@ class Hub:
         self.config = config
         self.clock = clock or SystemClock()
         self.metrics = HubMetrics()
-        self.state = HubState(config.resolved_state_url())
+        self.db = create_engine(config.resolved_state_url())  # the one engine every package uses
+        self.fleet = Fleet(self.db)
+        self.tokens = ApiTokens(self.db)
         self.store = build_store(config.store, config.data_dir, self.clock)
         self.metrics.registry.register(StoreCollector(self.store))  # the store's own counters, at scrape
         self._grpc: GrpcIngestServer | None = None
-        self.enroll_state = EnrollState(self.state.engine)
+        self.enroll_state = EnrollState(self.db)
         self.revocations = RevocationCache(self.enroll_state, config.enroll.revocation_refresh_s)
         self.enroll: EnrollService | None = None
         self._enroll_server: EnrollServer | None = None
@@ -77,14 +82,13 @@ class Hub:
         cfg = self.config
         private_dir(cfg.data_dir)  # 0700: state, store, PKI and the admin token are private to the hub
         ca = ensure_pki(cfg)
-        await asyncio.to_thread(self.state.open)
-        await asyncio.to_thread(self.enroll_state.open)
+        await asyncio.to_thread(migrate.upgrade, self.db)  # raises MigrationError: the hub does not start
         await self.revocations.start()
         self._write_admin_token()
         await asyncio.to_thread(self.store.open)
         ingestor = Ingestor(
             self.store,
-            self.state,
+            self.fleet,
             self.metrics,
             max_inflight=cfg.grpc.max_inflight,
             retry_after_ms=cfg.grpc.retry_after_ms,
@@ -122,7 +126,7 @@ class Hub:
                 ingestor, cfg.nats, ClientTls(ca.cert, ncert, nkey), self.metrics, self.revocations.is_revoked
             )
             await self._nats.start()
-        app = create_app(HubContext(self.store, self.state, self.metrics, self.clock))
+        app = create_app(HubContext(self.store, self.fleet, self.tokens, self.metrics, self.clock))
         self._api = AsgiServer(app, cfg.api.listen)
         await self._api.start()  # raises why the API could not start (e.g. port in use)
         log.info("API and dashboard on http://%s:%d", self._api.host, self._api.port)
@@ -140,7 +144,7 @@ class Hub:
             self.metrics.retention_removed.inc(removed)
 
     def _write_admin_token(self) -> None:
-        token = self.state.ensure_admin_token(self.clock.now_ms())
+        token = self.tokens.ensure_admin_token(self.clock.now_ms())
         if token is None:
             return
         path: Path = self.config.data_dir / ADMIN_TOKEN_FILE
@@ -168,4 +172,4 @@ class Hub:
             await self._api.aclose()
             self._api = None
         await asyncio.to_thread(self.store.close)
-        await asyncio.to_thread(self.state.close)
+        await asyncio.to_thread(self.db.dispose)

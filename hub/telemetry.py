@@ -31,7 +31,7 @@ class HubMetrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         Info("outpost_build", "The running hub's version", registry=r).info(build_labels("hub"))
-        # result="duplicate" counts the hub state's batch-id decisions (hub/state.py record_batch), the
+        # result="duplicate" counts the hub state's batch-id decisions (hub/fleet/agents.py record_batch), the
         # same events as `duplicates` on /api/v1/agents (which also sums restarts and hubs sharing a DB).
         self.batches = Counter(
             "outpost_hub_ingest_batches",

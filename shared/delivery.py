@@ -7,7 +7,7 @@ still remembers that id. So one number binds three places, and each is validated
 - the agent's `spool.max_age_s` must be `<= DEDUP_WINDOW_S` (else it replays batches the hub forgot,
   and they are stored and counted twice);
 - the hub store's `dedup_window` (embedded and InfluxDB ledgers) must be `>= DEDUP_WINDOW_S`;
-- the hub state's seen-batch table (`hub/state.py`) keeps ids for `DEDUP_WINDOW_S`.
+- the hub state's seen-batch table (`hub/fleet/models.py`) keeps ids for `DEDUP_WINDOW_S`.
 """
 
 from __future__ import annotations

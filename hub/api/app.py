@@ -33,7 +33,7 @@ def create_app(ctx: HubContext) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        ctx.metrics.seq_gaps.set(await asyncio.to_thread(ctx.state.total_gaps))
+        ctx.metrics.seq_gaps.set(await asyncio.to_thread(ctx.fleet.total_gaps))
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)

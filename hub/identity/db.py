@@ -1,5 +1,7 @@
 """Enrollment state in the hub's SQL database: tokens, the audit log, issued certificates, revocations.
 
+The tables are in `hub.identity.models`; migrations create them (`hub.db.migrate`).
+
 Token secrets are stored as SHA-256 hashes only; a token is consumed in the same transaction that checks
 it (and the enrolling agent's revocation), so two agents racing for the last use cannot both get it and a
 revoked agent's attempt costs the token nothing.
@@ -13,50 +15,8 @@ from enum import Enum
 
 import sqlalchemy as sa
 
-from hub.state import hash_secret
-
-_meta = sa.MetaData()
-
-tokens = sa.Table(
-    "enroll_tokens",
-    _meta,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("secret_hash", sa.String(64), nullable=False),
-    sa.Column("site", sa.String(64), nullable=False),
-    sa.Column("created_ms", sa.BigInteger, nullable=False),
-    sa.Column("expires_ms", sa.BigInteger, nullable=False),
-    sa.Column("max_uses", sa.Integer, nullable=False),
-    sa.Column("uses", sa.Integer, nullable=False, default=0),
-    sa.Column("revoked_ms", sa.BigInteger, nullable=True),
-)
-
-audit = sa.Table(
-    "enroll_audit",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at_ms", sa.BigInteger, nullable=False),
-    sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("token_id", sa.String(32), nullable=False),
-    sa.Column("agent", sa.String(160), nullable=False),
-    sa.Column("peer", sa.String(80), nullable=False),
-    sa.Column("outcome", sa.String(24), nullable=False),
-)
-
-certificates = sa.Table(
-    "agent_certificates",
-    _meta,
-    sa.Column("serial", sa.String(48), primary_key=True),
-    sa.Column("agent", sa.String(160), nullable=False, index=True),
-    sa.Column("issued_ms", sa.BigInteger, nullable=False),
-    sa.Column("not_after_ms", sa.BigInteger, nullable=False),
-)
-
-revoked_agents = sa.Table(
-    "revoked_agents",
-    _meta,
-    sa.Column("agent", sa.String(160), primary_key=True),
-    sa.Column("revoked_ms", sa.BigInteger, nullable=False),
-)
+from hub.auth.tokens import hash_secret
+from hub.identity.models import audit, certificates, revoked_agents, tokens
 
 
 class TokenCheck(Enum):
@@ -96,9 +56,6 @@ class EnrollState:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-
-    def open(self) -> None:
-        _meta.create_all(self._engine)
 
     def add_token(self, token_id: str, secret: str, site: str, now_ms: int, ttl_ms: int, uses: int) -> None:
         with self._engine.begin() as db:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from hub.state import HubState
+from hub.fleet.agents import Fleet
 from hub.store.base import Store
 from hub.store.errors import StoreError
 from hub.telemetry import HubMetrics
@@ -47,7 +47,7 @@ class Ingestor:
     def __init__(
         self,
         store: Store,
-        state: HubState,
+        state: Fleet,
         metrics: HubMetrics,
         *,
         max_inflight: int,

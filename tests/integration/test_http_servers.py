@@ -21,9 +21,10 @@ from agent.enroll.enroll import enroll
 from agent.telemetry import AgentMetrics, TelemetryServer
 from hub.identity import pki
 from hub.identity.db import EnrollState
+from hub.identity.models import tokens
 from hub.identity.server import MAX_BODY, EnrollServer
 from hub.identity.service import EnrollService
-from hub.state import HubState
+from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
@@ -86,20 +87,18 @@ async def enroll_hub(tmp_path: Path) -> AsyncIterator[EnrollHub]:
     pki.init_ca(ca)
     cert, key = tmp_path / "pki" / "hub.pem", tmp_path / "pki" / "hub.key"
     pki.write_pair(pki.issue(ca, "outpost-hub", server_names=("localhost",), days=1), cert, key)
-    hub_state = HubState(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    hub_state.open()
-    state = EnrollState(hub_state.engine)
-    state.open()
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    state = EnrollState(engine)
     service = EnrollService(ca, state, 90)
     server = EnrollServer(
         service, "127.0.0.1:0", cert_file=cert, key_file=key, ca_file=ca.cert, timeout_s=TIMEOUT_S
     )
     await server.start()
     try:
-        yield EnrollHub(server, service, hub_state.engine, ca, state)
+        yield EnrollHub(server, service, engine, ca, state)
     finally:
         await server.aclose()
-        hub_state.close()
+        engine.dispose()
 
 
 def _post(length: int, body: bytes = b"") -> bytes:
@@ -185,7 +184,7 @@ async def test_enroll_unexpected_failure_is_answered_500_and_logged_once_until_i
     for i in range(3):
         with pytest.raises(Exception, match="hub refused enrollment: internal error"):
             await asyncio.to_thread(enroll, enroll_hub.address, token, f"r{i}", tmp_path / f"r{i}")
-    enroll_hub.state.open()  # the table is back (empty): the next request works again, and says so
+    tokens.create(enroll_hub.engine)  # the table is back (empty): the next request works again, and says so
     with pytest.raises(Exception, match="unknown_token"):
         await asyncio.to_thread(enroll, enroll_hub.address, token, "r9", tmp_path / "r9")
     lines = [r.getMessage() for r in caplog.records if r.name == "hub.identity.server"]

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from hub.auth.tokens import ApiTokens, CallerInfo
+from hub.db.engine import create_engine
+from hub.fleet.agents import Fleet
 from hub.identity.db import EnrollState, TokenCheck
-from hub.state import HubState
+from tests.support.hubdb import migrated_engine
 from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.integration
@@ -39,8 +42,8 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_concurrent_repeated_and_out_of_order_batches_are_counted_exactly_once(state_url: str) -> None:
-    workers = [HubState(state_url) for _ in range(2)]  # two hub processes sharing one database
-    workers[0].open()
+    engines = [migrated_engine(state_url), create_engine(state_url)]  # two hub processes, one database
+    workers = [Fleet(e) for e in engines]
     deliveries = [
         (seq, w) for seq in [*range(1, 101), *range(1, 101, 3)] for w in (0, 1) if (seq + w) % 2 == 0
     ]
@@ -50,8 +53,8 @@ def test_concurrent_repeated_and_out_of_order_batches_are_counted_exactly_once(s
             list(pool.map(lambda d: workers[d[1]].record_batch("dc1/a", 5, d[0], 10, NOW), deliveries))
         (info,) = workers[1].agents()
     finally:
-        for w in workers:
-            w.close()
+        for e in engines:
+            e.dispose()
     sent = len(deliveries)
     assert (info.batches_received, info.points_received) == (100, 1000)
     assert info.duplicates == sent - 100
@@ -59,8 +62,8 @@ def test_concurrent_repeated_and_out_of_order_batches_are_counted_exactly_once(s
 
 
 def test_missing_batches_are_gaps_until_they_arrive(state_url: str) -> None:
-    state = HubState(state_url)
-    state.open()
+    engine = migrated_engine(state_url)
+    state = Fleet(engine)
     try:
         for seq in (1, 2, 5, 9):
             state.record_batch("dc1/b", 1, seq, 1, NOW)
@@ -69,23 +72,23 @@ def test_missing_batches_are_gaps_until_they_arrive(state_url: str) -> None:
             state.record_batch("dc1/b", 1, seq, 1, NOW)
         assert state.total_gaps() == 0
     finally:
-        state.close()
+        engine.dispose()
 
 
 def test_api_token_is_created_once_and_checked_by_hash(state_url: str) -> None:
-    state = HubState(state_url)
-    state.open()
+    engine = migrated_engine(state_url)
+    state = ApiTokens(engine)
     try:
         token = state.ensure_admin_token(NOW)
         assert token is not None and state.ensure_admin_token(NOW) is None
-        assert (state.check_token(token), state.check_token(token + "x")) == ("admin", None)
+        assert state.check_token(token) == CallerInfo("admin", "admin")
+        assert state.check_token(token + "x") is None
     finally:
-        state.close()
+        engine.dispose()
 
 
 def test_a_token_with_three_uses_admits_exactly_three_concurrent_enrollments(state_url: str) -> None:
-    hubs = [EnrollState(HubState(state_url).engine) for _ in range(2)]
-    hubs[0].open()
+    hubs = [EnrollState(migrated_engine(state_url)), EnrollState(create_engine(state_url))]
     hubs[0].add_token("tok1", "s3cret", "dc1", NOW, 3_600_000, 3)
     with ThreadPoolExecutor(8) as pool:
         verdicts = list(

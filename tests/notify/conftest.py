@@ -30,7 +30,7 @@ def recorder() -> Iterator[Recorder]:
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    # What the hub's state engine sets (hub/state.py): WAL, and waiting on a lock instead of failing.
+    # What the hub's state engine sets (hub/db/engine.py): WAL, and waiting on a lock instead of failing.
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

@@ -11,10 +11,11 @@ import pytest
 
 from agent.outbox.deliver import Backoff, Deliverer
 from agent.outbox.outbox import MemoryOutbox
-from hub.state import HubState
+from hub.fleet.agents import Fleet
 from shared.clock import FakeClock
 from shared.codec import PushResult
 from shared.errors import TransientError
+from tests.support.hubdb import migrated_engine
 from tests.transport.items import metrics_item
 
 RETRY_AFTER_S = 2.0
@@ -91,8 +92,8 @@ def test_backoff_keeps_the_server_hint_as_a_floor_and_adds_up_to_half_again_as_j
 
 @pytest.mark.integration
 def test_gaps_from_out_of_order_backfill_close_and_duplicates_count_once(tmp_path: Path) -> None:
-    state = HubState(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    state.open()
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    state = Fleet(engine)
     try:
         for seq in (1, 2, 5, 6):  # live lane got ahead while 3 and 4 wait in the spool
             state.record_batch("dc1/a", 77, seq, 10, 1000 + seq)
@@ -104,4 +105,4 @@ def test_gaps_from_out_of_order_backfill_close_and_duplicates_count_once(tmp_pat
         state.record_batch("dc1/a", 78, 2, 10, 3000)  # a restarted agent whose batch 1 is still on its way
         assert state.total_gaps() == 1
     finally:
-        state.close()
+        engine.dispose()

@@ -17,10 +17,10 @@ from cryptography import x509
 from agent.enroll.enroll import EnrollError, enroll, new_key_and_csr
 from agent.transport.base import DeliveryRejected
 from agent.transport.grpc import GrpcTransport, renew_certificate
+from hub.db.engine import create_engine
 from hub.identity import pki
 from hub.identity.db import EnrollState
 from hub.identity.service import EnrollService
-from hub.state import HubState
 from shared.tls import identity_from_pem
 from tests.support.outpost import BIN, HubHandle, start_agent, start_hub, wait_for, write_agent_config
 from tests.support.procs import free_port
@@ -51,8 +51,7 @@ def _hub_cli(hub: HubHandle, *args: str) -> str:
 
 def _enroll_db(hub: HubHandle) -> EnrollState:
     """The hub's enrollment tables, opened from the test process (what the CLI does, without its start-up)."""
-    state = HubState(f"sqlite:///{hub.data_dir / 'state.sqlite'}")
-    return EnrollState(state.engine)
+    return EnrollState(create_engine(f"sqlite:///{hub.data_dir / 'state.sqlite'}"))
 
 
 def _token(hub: HubHandle, site: str = "dc1", ttl_s: float = 3600, uses: int = 1) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
 from hub.config import HubConfig
-from hub.state import SEEN_HORIZON_MS
+from hub.fleet.agents import SEEN_HORIZON_MS
 from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig
 from shared.config_errors import format_validation_error
 from shared.delivery import DEDUP_WINDOW_S

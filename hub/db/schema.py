@@ -1,0 +1,18 @@
+"""The whole hub schema: importing this module puts every package's tables on `METADATA`.
+
+What the migrations must produce (the drift test compares the two) and what `alembic revision
+--autogenerate` would diff against; the hub itself never creates tables from it.
+"""
+
+from __future__ import annotations
+
+import hub.alerts.models
+import hub.auth.models
+import hub.fleet.models
+import hub.identity.models
+import hub.notify.models
+from hub.db.metadata import METADATA
+
+MODELS = (hub.alerts.models, hub.auth.models, hub.fleet.models, hub.identity.models, hub.notify.models)
+
+__all__ = ["METADATA", "MODELS"]
