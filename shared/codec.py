@@ -14,7 +14,18 @@ import numpy as np
 import zstandard
 
 from shared.errors import CodecError
-from shared.model import Batch, BatchClass, Event, MetricKind, SeriesKey, SeriesPoints, Severity
+from shared.model import (
+    Batch,
+    BatchClass,
+    Event,
+    Heartbeat,
+    Limits,
+    MetricKind,
+    SeriesKey,
+    SeriesPoints,
+    Severity,
+    TargetState,
+)
 from shared.pb.outpost.v1 import batch_pb2 as pb
 from shared.pb.outpost.v1 import enroll_pb2 as enroll_pb
 from shared.pb.outpost.v1 import ingest_pb2 as ingest_pb
@@ -27,7 +38,8 @@ ZSTD_LEVEL = 3
 _PB_CLASS = {c: cast(pb.BatchClass, pb.BatchClass.Value(f"BATCH_CLASS_{c.name}")) for c in BatchClass}
 _PB_KIND = {k: cast(pb.MetricKind, pb.MetricKind.Value(f"METRIC_KIND_{k.name}")) for k in MetricKind}
 _PB_SEVERITY = {s: pb.Severity.Value(f"SEVERITY_{s.name}") for s in Severity}
-
+_U32_MAX = 2**32 - 1
+_NAN = float("nan")
 
 
 class _ThreadContexts(threading.local):
@@ -81,6 +93,7 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
     kinds: list[pb.MetricKind] = []
     unit_refs: list[int] = []
     counts: list[int] = []
+    limited = False
     for s in batch.series:
         n = len(s)
         if s.values.shape[0] != n or (s.scores is not None and s.scores.shape[0] != n):
@@ -92,6 +105,7 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
         kinds.append(_PB_KIND[s.kind])
         unit_refs.append(ref(s.unit))
         counts.append(n)
+        limited = limited or s.limits is not None
     cols = msg.series
     cols.metric_refs.extend(metric_refs)
     cols.label_counts.extend(label_counts)
@@ -99,6 +113,8 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
     cols.kinds.extend(kinds)
     cols.unit_refs.extend(unit_refs)
     cols.point_counts.extend(counts)
+    if limited:  # only then: a batch without limits carries four empty columns, i.e. no bytes at all
+        _encode_limits(cols, batch.series)
     if batch.point_count:
         ts = np.concatenate([s.timestamps_ms for s in batch.series])
         deltas = np.diff(ts, prepend=np.int64(base))
@@ -128,6 +144,8 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
         )
         for k, v in e.attributes:
             pe.attributes.add(name=k, value=v)
+    if batch.heartbeat is not None:
+        _encode_heartbeat(msg.heartbeat, batch.heartbeat)
     raw = msg.SerializeToString()
     env = pb.Envelope(
         schema_version=SCHEMA_VERSION,
@@ -183,7 +201,8 @@ def decode(data: bytes, max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> tuple
         raise CodecError("id_mismatch", "envelope and batch ids differ")
     series = _series_from_columns(msg.series, list(msg.symbols), msg.base_time_unix_ms)
     events = tuple(_event_from_pb(pe) for pe in msg.events)
-    batch = Batch(msg.boot_epoch, msg.seq, series, events, _batch_class(msg.batch_class))
+    heartbeat = _heartbeat_from_pb(msg.heartbeat) if msg.HasField("heartbeat") else None
+    batch = Batch(msg.boot_epoch, msg.seq, series, events, _batch_class(msg.batch_class), heartbeat)
     return header, batch
 
 
@@ -214,6 +233,61 @@ def _batch_class(value: int) -> BatchClass:
 def _base_time(batch: Batch) -> int:
     firsts = [int(s.timestamps_ms[0]) for s in batch.series if len(s)]
     return min(firsts) if firsts else 0
+
+
+def _encode_limits(cols: pb.SeriesColumns, series: tuple[SeriesPoints, ...]) -> None:
+    """Fills the four per-series limit columns, NaN where a series (or its device) has no such limit."""
+    none = Limits()
+    lims = [s.limits or none for s in series]
+    cols.limit_warn_high.extend([_NAN if x.warn_high is None else x.warn_high for x in lims])
+    cols.limit_crit_high.extend([_NAN if x.crit_high is None else x.crit_high for x in lims])
+    cols.limit_warn_low.extend([_NAN if x.warn_low is None else x.warn_low for x in lims])
+    cols.limit_crit_low.extend([_NAN if x.crit_low is None else x.crit_low for x in lims])
+
+
+def _limits_from_columns(cols: pb.SeriesColumns, n: int) -> list[Limits | None] | None:
+    """Per-series limits, or None when the batch carries none (the four columns are empty).
+
+    Raises:
+        CodecError: when a limit column is present but does not hold one entry per series.
+    """
+    columns = (cols.limit_warn_high, cols.limit_crit_high, cols.limit_warn_low, cols.limit_crit_low)
+    if not any(len(c) for c in columns):
+        return None
+    if any(len(c) != n for c in columns):
+        raise CodecError("column_length", "limit columns do not hold one entry per series")
+    out: list[Limits | None] = []
+    for wh, ch, wl, cl in zip(*columns, strict=True):
+        vals = [None if v != v else v for v in (wh, ch, wl, cl)]  # NaN: the device gave no such limit
+        out.append(None if vals == [None, None, None, None] else Limits(*vals))
+    return out
+
+
+def _encode_heartbeat(out: pb.Heartbeat, hb: Heartbeat) -> None:
+    out.time_unix_ms = hb.ts_ms
+    out.agent_version = hb.agent_version
+    out.heartbeat_interval_ms = min(max(hb.interval_ms, 0), _U32_MAX)
+    out.spool_records = max(hb.spool_records, 0)
+    out.spool_bytes = max(hb.spool_bytes, 0)
+    out.cert_not_after_unix_ms = hb.cert_not_after_ms
+    for t in hb.targets:
+        # A poll longer than 49 days is reported as the longest representable one, not refused.
+        out.targets.add(name=t.name, up=t.up, last_poll_duration_ms=min(max(t.last_poll_ms, 0), _U32_MAX))
+    # Present even when every field is at its default, so the receiver can tell "heartbeat" from "none".
+    out.SetInParent()
+
+
+def _heartbeat_from_pb(hb: pb.Heartbeat) -> Heartbeat:
+    targets = tuple(TargetState(t.name, t.up, t.last_poll_duration_ms) for t in hb.targets)
+    return Heartbeat(
+        hb.time_unix_ms,
+        hb.agent_version,
+        hb.heartbeat_interval_ms,
+        hb.spool_records,
+        hb.spool_bytes,
+        hb.cert_not_after_unix_ms,
+        targets,
+    )
 
 
 def _series_from_columns(cols: pb.SeriesColumns, symbols: list[str], base: int) -> tuple[SeriesPoints, ...]:
@@ -253,6 +327,7 @@ def _series_from_columns(cols: pb.SeriesColumns, symbols: list[str], base: int) 
     before = np.concatenate(([0], csum))[starts] if n else csum
     ts = csum - np.repeat(before, counts) + np.int64(base)
     kinds = [_metric_kind(k) for k in cols.kinds]
+    limits = _limits_from_columns(cols, n)
     out = []
     label_pos = 0
     for i in range(n):
@@ -269,7 +344,8 @@ def _series_from_columns(cols: pb.SeriesColumns, symbols: list[str], base: int) 
         sc = None
         if scores_all is not None and b > a and not bool(np.all(np.isnan(scores_all[a:b]))):
             sc = scores_all[a:b]
-        out.append(SeriesPoints(key, ts[a:b], values[a:b], kinds[i], symbols[int(unit_refs[i])], sc))
+        lim = limits[i] if limits is not None else None
+        out.append(SeriesPoints(key, ts[a:b], values[a:b], kinds[i], symbols[int(unit_refs[i])], sc, lim))
     return tuple(out)
 
 

@@ -79,6 +79,20 @@ class Sample:
     unit: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Device-reported thresholds for a series (SNMP sensor limits, Redfish UpperThresholdCritical...).
+
+    The edge detectors use them as guardrails that fire even while a baseline is still learning, and
+    they travel with the series' points so the hub's limit rules see what the device said.
+    """
+
+    warn_high: float | None = None
+    crit_high: float | None = None
+    warn_low: float | None = None
+    crit_low: float | None = None
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class SeriesPoints:
     """All points of one series in a batch, column-wise; timestamps strictly increasing (ms)."""
@@ -89,6 +103,8 @@ class SeriesPoints:
     kind: MetricKind = MetricKind.GAUGE
     unit: str = ""
     scores: F32Array | None = None
+    # The device's limits for this series when it reported any (None: no limits, or not known here).
+    limits: Limits | None = None
 
     def __len__(self) -> int:
         return int(self.timestamps_ms.shape[0])
@@ -96,7 +112,7 @@ class SeriesPoints:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened (trap, SEL entry, anomaly onset) rather than a sample."""
+    """Something that happened (trap, SEL entry, anomaly onset or end) rather than a sample."""
 
     ts_ms: int
     kind: str
@@ -119,6 +135,32 @@ class Event:
         return cls(ts_ms, kind, severity, source, message, tuple(sorted((attributes or {}).items())))
 
 
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """One polled target in a heartbeat: is it up, and how long its last poll took."""
+
+    name: str
+    up: bool
+    last_poll_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The agent saying it is alive, and how it is doing right now (mirrors outpost.v1.Heartbeat).
+
+    It travels alone in a HEARTBEAT batch; the hub tracks agents offline from these, so only the newest
+    one matters and the agent's spool never queues more than one.
+    """
+
+    ts_ms: int
+    agent_version: str
+    interval_ms: int
+    spool_records: int = 0
+    spool_bytes: int = 0
+    cert_not_after_ms: int = 0  # 0 = unknown
+    targets: tuple[TargetState, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Batch:
     """The unit of delivery; (agent identity, boot_epoch, seq) identifies it for deduplication."""
@@ -128,6 +170,7 @@ class Batch:
     series: tuple[SeriesPoints, ...] = ()
     events: tuple[Event, ...] = ()
     batch_class: BatchClass = BatchClass.METRICS
+    heartbeat: Heartbeat | None = None
 
     @property
     def batch_id(self) -> str:
@@ -137,19 +180,6 @@ class Batch:
     @property
     def point_count(self) -> int:
         return sum(len(s) for s in self.series)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Device-reported thresholds for a series (SNMP sensor limits, Redfish UpperThresholdCritical...).
-
-    The edge detectors use them as guardrails that fire even while a baseline is still learning.
-    """
-
-    warn_high: float | None = None
-    crit_high: float | None = None
-    warn_low: float | None = None
-    crit_low: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

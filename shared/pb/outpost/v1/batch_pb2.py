@@ -24,29 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16outpost/v1/batch.proto\x12\noutpost.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xde\x01\n\rSeriesColumns\x12\x13\n\x0bmetric_refs\x18\x01 \x03(\r\x12\x14\n\x0clabel_counts\x18\x02 \x03(\r\x12\x12\n\nlabel_refs\x18\x03 \x03(\r\x12%\n\x05kinds\x18\x04 \x03(\x0e\x32\x16.outpost.v1.MetricKind\x12\x11\n\tunit_refs\x18\x05 \x03(\r\x12\x14\n\x0cpoint_counts\x18\x06 \x03(\r\x12\x16\n\x0etime_deltas_ms\x18\x07 \x03(\x12\x12\x0e\n\x06values\x18\x08 \x03(\x01\x12\x16\n\x0e\x61nomaly_scores\x18\t \x03(\x02\"\x9b\x01\n\x05\x45vent\x12\x14\n\x0ctime_unix_ms\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08severity\x18\x03 \x01(\x0e\x32\x14.outpost.v1.Severity\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12%\n\nattributes\x18\x06 \x03(\x0b\x32\x11.outpost.v1.Label\"\xcf\x01\n\x05\x42\x61tch\x12\x12\n\nboot_epoch\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x19\n\x11\x62\x61se_time_unix_ms\x18\x03 \x01(\x03\x12+\n\x0b\x62\x61tch_class\x18\x04 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\x0f\n\x07symbols\x18\x05 \x03(\t\x12)\n\x06series\x18\x06 \x01(\x0b\x32\x19.outpost.v1.SeriesColumns\x12!\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x11.outpost.v1.Event\"\xd9\x01\n\x08\x45nvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12&\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x14.outpost.v1.Encoding\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\nboot_epoch\x18\x04 \x01(\x04\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12+\n\x0b\x62\x61tch_class\x18\x06 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\x19\n\x11uncompressed_size\x18\x07 \x01(\r\x12\x13\n\x0bpoint_count\x18\x08 \x01(\r*o\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x01\x12\x14\n\x10METRIC_KIND_RATE\x10\x02\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03*\xa6\x01\n\nBatchClass\x12\x1b\n\x17\x42\x41TCH_CLASS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41TCH_CLASS_METRICS\x10\x01\x12\x16\n\x12\x42\x41TCH_CLASS_EVENTS\x10\x02\x12\x17\n\x13\x42\x41TCH_CLASS_ANOMALY\x10\x03\x12\x19\n\x15\x42\x41TCH_CLASS_HEARTBEAT\x10\x04\x12\x16\n\x12\x42\x41TCH_CLASS_ROLLUP\x10\x05*J\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_NONE\x10\x01\x12\x11\n\rENCODING_ZSTD\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16outpost/v1/batch.proto\x12\noutpost.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xc0\x02\n\rSeriesColumns\x12\x13\n\x0bmetric_refs\x18\x01 \x03(\r\x12\x14\n\x0clabel_counts\x18\x02 \x03(\r\x12\x12\n\nlabel_refs\x18\x03 \x03(\r\x12%\n\x05kinds\x18\x04 \x03(\x0e\x32\x16.outpost.v1.MetricKind\x12\x11\n\tunit_refs\x18\x05 \x03(\r\x12\x14\n\x0cpoint_counts\x18\x06 \x03(\r\x12\x16\n\x0etime_deltas_ms\x18\x07 \x03(\x12\x12\x0e\n\x06values\x18\x08 \x03(\x01\x12\x16\n\x0e\x61nomaly_scores\x18\t \x03(\x02\x12\x17\n\x0flimit_warn_high\x18\n \x03(\x01\x12\x17\n\x0flimit_crit_high\x18\x0b \x03(\x01\x12\x16\n\x0elimit_warn_low\x18\x0c \x03(\x01\x12\x16\n\x0elimit_crit_low\x18\r \x03(\x01\"\x9b\x01\n\x05\x45vent\x12\x14\n\x0ctime_unix_ms\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08severity\x18\x03 \x01(\x0e\x32\x14.outpost.v1.Severity\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12%\n\nattributes\x18\x06 \x03(\x0b\x32\x11.outpost.v1.Label\"F\n\x0bTargetState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x1d\n\x15last_poll_duration_ms\x18\x03 \x01(\r\"\xcd\x01\n\tHeartbeat\x12\x14\n\x0ctime_unix_ms\x18\x01 \x01(\x03\x12\x15\n\ragent_version\x18\x02 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\x12\x15\n\rspool_records\x18\x04 \x01(\x04\x12\x13\n\x0bspool_bytes\x18\x05 \x01(\x04\x12\x1e\n\x16\x63\x65rt_not_after_unix_ms\x18\x06 \x01(\x03\x12(\n\x07targets\x18\x07 \x03(\x0b\x32\x17.outpost.v1.TargetState\"\xf9\x01\n\x05\x42\x61tch\x12\x12\n\nboot_epoch\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x19\n\x11\x62\x61se_time_unix_ms\x18\x03 \x01(\x03\x12+\n\x0b\x62\x61tch_class\x18\x04 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\x0f\n\x07symbols\x18\x05 \x03(\t\x12)\n\x06series\x18\x06 \x01(\x0b\x32\x19.outpost.v1.SeriesColumns\x12!\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x11.outpost.v1.Event\x12(\n\theartbeat\x18\x08 \x01(\x0b\x32\x15.outpost.v1.Heartbeat\"\xd9\x01\n\x08\x45nvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12&\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x14.outpost.v1.Encoding\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\nboot_epoch\x18\x04 \x01(\x04\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12+\n\x0b\x62\x61tch_class\x18\x06 \x01(\x0e\x32\x16.outpost.v1.BatchClass\x12\x19\n\x11uncompressed_size\x18\x07 \x01(\r\x12\x13\n\x0bpoint_count\x18\x08 \x01(\r*o\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x01\x12\x14\n\x10METRIC_KIND_RATE\x10\x02\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03*\xa6\x01\n\nBatchClass\x12\x1b\n\x17\x42\x41TCH_CLASS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41TCH_CLASS_METRICS\x10\x01\x12\x16\n\x12\x42\x41TCH_CLASS_EVENTS\x10\x02\x12\x17\n\x13\x42\x41TCH_CLASS_ANOMALY\x10\x03\x12\x19\n\x15\x42\x41TCH_CLASS_HEARTBEAT\x10\x04\x12\x16\n\x12\x42\x41TCH_CLASS_ROLLUP\x10\x05*J\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_NONE\x10\x01\x12\x11\n\rENCODING_ZSTD\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'outpost.v1.batch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRICKIND']._serialized_start=889
-  _globals['_METRICKIND']._serialized_end=1000
-  _globals['_SEVERITY']._serialized_start=1002
-  _globals['_SEVERITY']._serialized_end=1102
-  _globals['_BATCHCLASS']._serialized_start=1105
-  _globals['_BATCHCLASS']._serialized_end=1271
-  _globals['_ENCODING']._serialized_start=1273
-  _globals['_ENCODING']._serialized_end=1347
+  _globals['_METRICKIND']._serialized_start=1309
+  _globals['_METRICKIND']._serialized_end=1420
+  _globals['_SEVERITY']._serialized_start=1422
+  _globals['_SEVERITY']._serialized_end=1522
+  _globals['_BATCHCLASS']._serialized_start=1525
+  _globals['_BATCHCLASS']._serialized_end=1691
+  _globals['_ENCODING']._serialized_start=1693
+  _globals['_ENCODING']._serialized_end=1767
   _globals['_LABEL']._serialized_start=38
   _globals['_LABEL']._serialized_end=74
   _globals['_SERIESCOLUMNS']._serialized_start=77
-  _globals['_SERIESCOLUMNS']._serialized_end=299
-  _globals['_EVENT']._serialized_start=302
-  _globals['_EVENT']._serialized_end=457
-  _globals['_BATCH']._serialized_start=460
-  _globals['_BATCH']._serialized_end=667
-  _globals['_ENVELOPE']._serialized_start=670
-  _globals['_ENVELOPE']._serialized_end=887
+  _globals['_SERIESCOLUMNS']._serialized_end=397
+  _globals['_EVENT']._serialized_start=400
+  _globals['_EVENT']._serialized_end=555
+  _globals['_TARGETSTATE']._serialized_start=557
+  _globals['_TARGETSTATE']._serialized_end=627
+  _globals['_HEARTBEAT']._serialized_start=630
+  _globals['_HEARTBEAT']._serialized_end=835
+  _globals['_BATCH']._serialized_start=838
+  _globals['_BATCH']._serialized_end=1087
+  _globals['_ENVELOPE']._serialized_start=1090
+  _globals['_ENVELOPE']._serialized_end=1307
 # @@protoc_insertion_point(module_scope)

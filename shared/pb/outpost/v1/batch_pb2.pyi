@@ -62,7 +62,7 @@ class Label(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class SeriesColumns(_message.Message):
-    __slots__ = ("metric_refs", "label_counts", "label_refs", "kinds", "unit_refs", "point_counts", "time_deltas_ms", "values", "anomaly_scores")
+    __slots__ = ("metric_refs", "label_counts", "label_refs", "kinds", "unit_refs", "point_counts", "time_deltas_ms", "values", "anomaly_scores", "limit_warn_high", "limit_crit_high", "limit_warn_low", "limit_crit_low")
     METRIC_REFS_FIELD_NUMBER: _ClassVar[int]
     LABEL_COUNTS_FIELD_NUMBER: _ClassVar[int]
     LABEL_REFS_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,10 @@ class SeriesColumns(_message.Message):
     TIME_DELTAS_MS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_SCORES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_WARN_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_CRIT_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_WARN_LOW_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_CRIT_LOW_FIELD_NUMBER: _ClassVar[int]
     metric_refs: _containers.RepeatedScalarFieldContainer[int]
     label_counts: _containers.RepeatedScalarFieldContainer[int]
     label_refs: _containers.RepeatedScalarFieldContainer[int]
@@ -81,7 +85,11 @@ class SeriesColumns(_message.Message):
     time_deltas_ms: _containers.RepeatedScalarFieldContainer[int]
     values: _containers.RepeatedScalarFieldContainer[float]
     anomaly_scores: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, metric_refs: _Optional[_Iterable[int]] = ..., label_counts: _Optional[_Iterable[int]] = ..., label_refs: _Optional[_Iterable[int]] = ..., kinds: _Optional[_Iterable[_Union[MetricKind, str]]] = ..., unit_refs: _Optional[_Iterable[int]] = ..., point_counts: _Optional[_Iterable[int]] = ..., time_deltas_ms: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ...) -> None: ...
+    limit_warn_high: _containers.RepeatedScalarFieldContainer[float]
+    limit_crit_high: _containers.RepeatedScalarFieldContainer[float]
+    limit_warn_low: _containers.RepeatedScalarFieldContainer[float]
+    limit_crit_low: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, metric_refs: _Optional[_Iterable[int]] = ..., label_counts: _Optional[_Iterable[int]] = ..., label_refs: _Optional[_Iterable[int]] = ..., kinds: _Optional[_Iterable[_Union[MetricKind, str]]] = ..., unit_refs: _Optional[_Iterable[int]] = ..., point_counts: _Optional[_Iterable[int]] = ..., time_deltas_ms: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ..., limit_warn_high: _Optional[_Iterable[float]] = ..., limit_crit_high: _Optional[_Iterable[float]] = ..., limit_warn_low: _Optional[_Iterable[float]] = ..., limit_crit_low: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("time_unix_ms", "kind", "severity", "source", "message", "attributes")
@@ -99,8 +107,36 @@ class Event(_message.Message):
     attributes: _containers.RepeatedCompositeFieldContainer[Label]
     def __init__(self, time_unix_ms: _Optional[int] = ..., kind: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., source: _Optional[str] = ..., message: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Label, _Mapping]]] = ...) -> None: ...
 
+class TargetState(_message.Message):
+    __slots__ = ("name", "up", "last_poll_duration_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    LAST_POLL_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    up: bool
+    last_poll_duration_ms: int
+    def __init__(self, name: _Optional[str] = ..., up: _Optional[bool] = ..., last_poll_duration_ms: _Optional[int] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("time_unix_ms", "agent_version", "heartbeat_interval_ms", "spool_records", "spool_bytes", "cert_not_after_unix_ms", "targets")
+    TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CERT_NOT_AFTER_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    time_unix_ms: int
+    agent_version: str
+    heartbeat_interval_ms: int
+    spool_records: int
+    spool_bytes: int
+    cert_not_after_unix_ms: int
+    targets: _containers.RepeatedCompositeFieldContainer[TargetState]
+    def __init__(self, time_unix_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., spool_records: _Optional[int] = ..., spool_bytes: _Optional[int] = ..., cert_not_after_unix_ms: _Optional[int] = ..., targets: _Optional[_Iterable[_Union[TargetState, _Mapping]]] = ...) -> None: ...
+
 class Batch(_message.Message):
-    __slots__ = ("boot_epoch", "seq", "base_time_unix_ms", "batch_class", "symbols", "series", "events")
+    __slots__ = ("boot_epoch", "seq", "base_time_unix_ms", "batch_class", "symbols", "series", "events", "heartbeat")
     BOOT_EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BASE_TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +144,7 @@ class Batch(_message.Message):
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     boot_epoch: int
     seq: int
     base_time_unix_ms: int
@@ -115,7 +152,8 @@ class Batch(_message.Message):
     symbols: _containers.RepeatedScalarFieldContainer[str]
     series: SeriesColumns
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., base_time_unix_ms: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., symbols: _Optional[_Iterable[str]] = ..., series: _Optional[_Union[SeriesColumns, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    heartbeat: Heartbeat
+    def __init__(self, boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., base_time_unix_ms: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., symbols: _Optional[_Iterable[str]] = ..., series: _Optional[_Union[SeriesColumns, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("schema_version", "encoding", "payload", "boot_epoch", "seq", "batch_class", "uncompressed_size", "point_count")
