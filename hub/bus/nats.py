@@ -102,20 +102,25 @@ class NatsBus:
 
     async def _run(self, ctx: ssl.SSLContext) -> None:
         cfg = self._cfg
-        # With max_reconnect_attempts=-1 nats-py retries the first connection forever too.
-        self._nc = await nats.connect(
-            servers=list(cfg.servers),
-            tls=ctx,
-            tls_hostname=cfg.server_name,
-            name="outpost-hub-bus",
-            connect_timeout=5,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
+        while self._nc is None:
+            try:
+                # With max_reconnect_attempts=-1 nats-py retries the first connection forever too.
+                self._nc = await nats.connect(
+                    servers=list(cfg.servers),
+                    tls=ctx,
+                    tls_hostname=cfg.server_name,
+                    name="outpost-hub-bus",
+                    connect_timeout=5,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+            except Exception as exc:  # never give up after start-up; publishes meanwhile time out
+                self._link.down(f"cannot connect: {type(exc).__name__} {exc}, retrying")
+                await asyncio.sleep(_RETRY_S)
         self._js = self._nc.jetstream(timeout=5)
         while True:
             try:
@@ -178,7 +183,7 @@ class NatsBus:
             if psub is None:
                 try:
                     psub = await self._bind(c)
-                except _NATS_ERRORS as exc:
+                except Exception as exc:  # stream missing (server restarting), API timeout: retry
                     self._link.down(f"cannot bind consumer: {type(exc).__name__} {exc}, retrying")
                     await asyncio.sleep(_RETRY_S)
                     continue
@@ -187,7 +192,7 @@ class NatsBus:
                 msgs = await psub.fetch(self._cfg.concurrency, timeout=_FETCH_WAIT_S)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
-            except _NATS_ERRORS as exc:  # consumer or stream gone, connection closed: bind afresh
+            except Exception as exc:  # consumer or stream gone, connection closed: bind afresh
                 self._link.down(f"fetch failed: {type(exc).__name__} {exc}, rebinding")
                 with contextlib.suppress(*_NATS_ERRORS):
                     await psub.unsubscribe()
@@ -218,7 +223,10 @@ class NatsBus:
         except Exception as exc:  # a handler's bug or outage: counted and redelivered, the bus lives on
             inc(self.stats.handler_failures, key)
             c.health.down(f"{type(exc).__name__}: {exc} (redelivering, then counting as dead)")
-            delivered = m.metadata.num_delivered
+            try:
+                delivered = m.metadata.num_delivered
+            except (nats.errors.Error, ValueError, IndexError):
+                delivered = self._cfg.max_deliver  # not a JetStream delivery: nothing to redeliver
             if delivered >= self._cfg.max_deliver:
                 inc(self.stats.dead, key)
                 await self._settle(m.term())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from hub.bus.base import Bus
-from hub.bus.config import MemoryBusConfig, NatsBusConfig
-from hub.bus.memory import MemoryBus
-from hub.bus.nats import NatsBus
+from hub.bus.config import BusConfig, MemoryBusConfig, NatsBusConfig
+from hub.bus.factory import BUSES, build_bus
 from hub.identity import pki
 from hub.identity.nats_auth import HUB_NATS_CN, NatsServerFiles, render_config
 from hub.ingest.nats_consumer import ClientTls
@@ -94,24 +93,28 @@ def bus_nats(tmp_path: Path) -> Iterator[BusNats]:
 MakeBus = Callable[..., Bus]
 
 
-@pytest.fixture(params=["memory", "nats"])
+@pytest.fixture(params=sorted(BUSES))
 async def make_bus(request: pytest.FixtureRequest) -> AsyncIterator[MakeBus]:
-    """`make_bus(**delivery)` builds a bus of the parametrized kind; NATS buses share one server and
-    stream, like hub processes do. Every bus is closed afterwards."""
+    """`make_bus(**delivery)` builds (through `build_bus`) a bus of each registered kind; NATS buses
+    share one server and stream, like hub processes do. Every bus is closed afterwards.
+
+    `max_deliver` (default 3) means the same for both: the memory bus gets `retries = max_deliver - 1`.
+    """
     built: list[Bus] = []
     srv: BusNats | None = request.getfixturevalue("bus_nats") if request.param == "nats" else None
 
     def make(**delivery: Any) -> Bus:
-        bus: Bus
-        if srv is None:
-            retries = delivery.pop("max_deliver", 3) - 1
-            bus = MemoryBus(MemoryBusConfig(retries=retries, retry_backoff_s=0.02, **delivery))
+        config: BusConfig
+        max_deliver = delivery.pop("max_deliver", 3)
+        if request.param == "memory":
+            config = MemoryBusConfig(retries=max_deliver - 1, retry_backoff_s=0.02, **delivery)
         else:
-            bus = NatsBus(srv.config(**{"max_deliver": 3, "retry_backoff_s": 0.05, **delivery}), srv.tls)
+            assert srv is not None, f"no fixture for bus kind {request.param}: add one here"
+            config = srv.config(max_deliver=max_deliver, retry_backoff_s=0.05, **delivery)
+        bus = build_bus(config, srv.tls if srv else None)
         built.append(bus)
         return bus
 
-    make.kind = request.param  # type: ignore[attr-defined]
     try:
         yield make
     finally:
@@ -131,5 +134,3 @@ async def settle(seconds: float = 0.3) -> None:
     """Gives any extra (duplicate) delivery time to show up before asserting exact counts."""
     await asyncio.sleep(seconds)
 
-
-Recorder = Callable[[Any], Awaitable[None]]

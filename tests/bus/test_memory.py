@@ -221,6 +221,8 @@ def test_config_picks_the_implementation_by_kind_and_forbids_unknown_fields() ->
         adapter.validate_python({"kind": "memory", "queue_sise": 5})
     with pytest.raises(ValidationError, match="block"):
         adapter.validate_python({"kind": "nats", "block": True})  # a memory-only option
+    with pytest.raises(ValidationError, match="duplicate_window must not exceed max_age"):
+        adapter.validate_python({"kind": "nats", "max_age": 60, "duplicate_window": 120})
     assert isinstance(build_bus(MemoryBusConfig()), MemoryBus)
     with pytest.raises(BusError, match="client certificate"):
         build_bus(NatsBusConfig())

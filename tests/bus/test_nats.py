@@ -176,6 +176,12 @@ async def test_acked_publishes_survive_a_nats_server_kill_and_restart(bus_nats: 
 
 
 async def test_the_stream_and_a_groups_consumer_are_created_as_configured(bus_nats: BusNats) -> None:
+    earlier = nats_bus(bus_nats, max_deliver=2, ack_wait_s=3.0)  # the same group, an older config
+    earlier.subscribe("anomaly.reported", "alerts", Inbox())
+    await earlier.start()
+    await earlier.publish(batch(0))
+    await asyncio.sleep(0.3)  # let it bind its consumer
+    await earlier.aclose()
     bus = nats_bus(bus_nats, max_deliver=4, ack_wait_s=7.0, max_bytes=1 << 20)
     bus.subscribe("anomaly.reported", "alerts", Inbox())
     ctx = ssl.create_default_context(cafile=str(bus_nats.tls.ca_file))
@@ -193,14 +199,11 @@ async def test_the_stream_and_a_groups_consumer_are_created_as_configured(bus_na
         async def consumer() -> Any:
             return (await jsm.consumer_info("OUTPOST_BUS", "outpost-bus-alerts-anomaly-reported")).config
 
-        for _ in range(100):  # the consumer is bound in the background after start()
-            try:
-                cc = await consumer()
+        for _ in range(100):  # the consumer is bound (and updated) in the background after start()
+            cc = await consumer()
+            if cc.ack_wait == 7.0:
                 break
-            except nats.js.errors.NotFoundError:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the group's durable consumer was never created")
+            await asyncio.sleep(0.05)
         assert (cc.filter_subject, cc.ack_wait, cc.max_deliver) == ("outpost.bus.anomaly.reported", 7.0, 4)
         assert str(cc.ack_policy) == "explicit"
     finally:
