@@ -101,8 +101,8 @@ class BusStats:
     thread never iterates a dict that is changing.
     """
 
-    published: dict[str, int] = field(default_factory=dict)  # by topic (broker duplicates excluded)
-    duplicates: dict[str, int] = field(default_factory=dict)  # by topic: same id again, stored once
+    published: dict[str, int] = field(default_factory=dict)  # by topic: publish() calls that returned
+    duplicates: dict[str, int] = field(default_factory=dict)  # of those, ids the broker already had
     publish_failures: dict[str, int] = field(default_factory=dict)  # by topic: BusUnavailable raised
     decode_errors: dict[str, int] = field(default_factory=dict)  # by topic: unreadable, terminated
     delivered: dict[TopicGroup, int] = field(default_factory=dict)  # handler returned

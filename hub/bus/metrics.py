@@ -24,8 +24,8 @@ class BusCollector:
     def collect(self) -> Iterable[Metric]:
         s = self._stats.snapshot()
         by_topic = (
-            ("published", "Messages published (broker-side duplicates excluded)", s.published),
-            ("duplicates", "Publishes of an id already stored (dropped by the broker)", s.duplicates),
+            ("published", "Messages published (confirmed by the broker, for nats)", s.published),
+            ("duplicates", "Published ids the broker already had (stored once)", s.duplicates),
             ("publish_failures", "Publishes the broker did not confirm in time (raised)", s.publish_failures),
             ("decode_errors", "Messages that could not be decoded (dropped)", s.decode_errors),
         )

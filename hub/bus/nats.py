@@ -278,7 +278,9 @@ class NatsBus:
             except _NATS_ERRORS as exc:
                 reason = f"{type(exc).__name__} {exc}".strip()
             else:
-                inc(self.stats.duplicates if ack.duplicate else self.stats.published, topic)
+                inc(self.stats.published, topic)
+                if ack.duplicate:  # stored already (a retry of ours, or another process's publish)
+                    inc(self.stats.duplicates, topic)
                 return
             await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
         inc(self.stats.publish_failures, topic)
