@@ -36,10 +36,12 @@ class Bus(Protocol):
         """Starts delivering to the handlers subscribed so far."""
 
     async def publish(self, msg: Message) -> None:
-        """Hands `msg` to every group subscribed to its topic.
+        """Hands `msg` to every group subscribed to its topic (call after `start()`; the memory bus
+        also accepts messages before, queued until it starts).
 
         Raises:
             BusClosed: after `aclose()`.
+            BusError: (nats) before `start()`.
             BusUnavailable: (nats) the broker did not confirm the message in time; retrying is safe.
         """
 
