@@ -26,7 +26,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -49,6 +49,10 @@ _WRITE_BATCH = 500
 _DB_RETRY_MAX_S = 5.0
 _CLOSE_FLUSH_S = 5.0
 _MIN_LEASE_S = 60.0
+
+
+class _Refused(Exception):
+    """The outbox refused a row for its content: retrying the same row cannot help."""
 
 
 @dataclass
@@ -112,6 +116,7 @@ class Dispatcher:
         # Unbounded, yet bounded in practice: at most one outcome per row a lane holds.
         self._outcomes: asyncio.Queue[tuple[Outcome, _Lane, Callable[[], None]]] = asyncio.Queue()
         self._outcomes_task: asyncio.Task[None] | None = None
+        self._db_calls: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._closed = False
@@ -224,12 +229,15 @@ class Dispatcher:
                 log.warning("notify: %d send outcomes not recorded at shutdown", self._outcomes.qsize())
             self._outcomes_task.cancel()
             await asyncio.gather(self._outcomes_task, return_exceptions=True)
-        held = [c.lease_token for lane in self._lanes.values() for c in lane.held.values()]
-        if held:
+        if self._db_calls:
+            await asyncio.wait(set(self._db_calls), timeout=_CLOSE_FLUSH_S)
+        if self._started:
+            # Every lease this owner holds: rows queued or cut off mid-send, and claims that landed
+            # after their loader was cancelled.
             try:
-                await asyncio.to_thread(self.outbox.release, set(held), self._clock.now_ms())
+                await asyncio.to_thread(self.outbox.release_owner, self.owner, self._clock.now_ms())
             except sa.exc.SQLAlchemyError as exc:  # the leases expire by themselves
-                log.warning("notify: could not hand back %d leased rows: %s", len(held), type(exc).__name__)
+                log.warning("notify: could not hand back leased rows: %s", type(exc).__name__)
         for lane in self._lanes.values():
             lane.held.clear()
             await lane.receiver.aclose()
@@ -241,27 +249,62 @@ class Dispatcher:
             batch = [await self._intake.get()]
             while len(batch) < _WRITE_BATCH and not self._intake.empty():
                 batch.append(self._intake.get_nowait())
-            new = await self._db(self.outbox.insert_many, batch, self._clock.now_ms())
+            try:
+                new = await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._intake.task_done()
             for n, is_new in zip(batch, new, strict=True):
-                if not is_new:
+                if is_new is False:
                     self.stats.duplicate(n.receiver)
                 self._lanes[n.receiver].wake.set()
-                self._intake.task_done()
 
-    async def _db(self, fn: Callable[..., _T], *args: object) -> _T:
-        """Runs a blocking outbox call in a thread until it succeeds (the outbox is the source of truth)."""
+    async def _write(self, batch: list[Notification]) -> list[bool | None]:
+        """Inserts a batch; if the database refuses it for its content, row by row, dropping (and
+        counting) only the rows it refuses, so one bad notification never blocks the intake."""
+        try:
+            return list(await self._db(self.outbox.insert_many, batch, self._clock.now_ms(), refused=True))
+        except _Refused:
+            pass
+        out: list[bool | None] = []
+        for n in batch:
+            try:
+                (is_new,) = await self._db(self.outbox.insert_many, [n], self._clock.now_ms(), refused=True)
+                out.append(is_new)
+            except _Refused as exc:
+                self.stats.dropped(n.receiver, "invalid")
+                self._guard.down(f"notification {n.id[:80]!r} refused by the outbox: {exc}")
+                out.append(None)
+        return out
+
+    async def _db(self, fn: Callable[..., _T], *args: object, refused: bool = False) -> _T:
+        """Runs a blocking outbox call in a thread until it succeeds (the outbox is the source of truth).
+
+        With `refused`, an error about the data rather than the database (a value out of range, a
+        violated constraint) raises `_Refused` instead of being retried for ever.
+        """
         delay = 0.05
         while True:
+            # Shielded and tracked: cancelling the caller does not stop the thread, so aclose waits for
+            # it (a claim committing after shutdown would otherwise hold its rows until the lease ends).
+            call = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+            self._db_calls.add(call)
+            call.add_done_callback(self._db_calls.discard)
             try:
-                result = await asyncio.to_thread(fn, *args)
+                result = await asyncio.shield(call)
+            except (sa.exc.DataError, sa.exc.IntegrityError, OverflowError) as exc:
+                if refused:
+                    raise _Refused(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+                error: Exception = exc
             except sa.exc.SQLAlchemyError as exc:
-                self.stats.outbox_error()
-                self._outbox_updown.down(f"{type(exc).__name__}: {exc}")
-                await self._clock.sleep(delay)
-                delay = min(_DB_RETRY_MAX_S, delay * 2)
-                continue
-            self._outbox_updown.up()
-            return result
+                error = exc
+            else:
+                self._outbox_updown.up()
+                return result
+            self.stats.outbox_error()
+            self._outbox_updown.down(f"{type(error).__name__}: {error}")
+            await self._clock.sleep(delay)
+            delay = min(_DB_RETRY_MAX_S, delay * 2)
 
     async def _record_loop(self) -> None:
         """Writes attempt outcomes in batches (one commit for many sends), then counts them.

@@ -129,8 +129,9 @@ class Notification:
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_labels", pairs(self.group_labels))
         object.__setattr__(self, "alerts", tuple(self.alerts))
-        if not self.id or not self.receiver:
-            raise ValueError("a notification needs an id and a receiver")
+        for what, value, limit in (("id", self.id, 255), ("receiver", self.receiver, 200)):
+            if not value or len(value) > limit or "\x00" in value:
+                raise ValueError(f"a notification's {what} must be 1 to {limit} characters, without NUL")
         if not self.alerts:
             raise ValueError(f"notification {self.id!r} has no alerts")
         if self.status != group_status(self.alerts):

@@ -10,7 +10,7 @@ expires, and a restarted hub with the same `owner` takes its own leases back at 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -204,21 +204,9 @@ class Outbox:
                     ],
                 )
 
-    def release(self, tokens: Iterable[str], now_ms: int) -> int:
-        """Hands leased rows back as due now (a dispatcher stopping mid-send); returns how many."""
-        tokens = list(tokens)
-        if not tokens:
-            return 0
-        with self._engine.begin() as conn:
-            res = conn.execute(
-                t.update()
-                .where(t.c.lease_token.in_(tokens), t.c.state == "pending")
-                .values(next_attempt_ms=now_ms, lease_owner=None, lease_token=None, updated_ms=now_ms)
-            )
-        return int(res.rowcount or 0)
-
     def release_owner(self, owner: str, now_ms: int) -> int:
-        """At start: leases this hub held before it stopped are its own again at once."""
+        """Hands back every lease of `owner` as due now: at start (leases held before a crash) and at
+        a clean stop (rows queued or cut off mid-send); returns how many."""
         with self._engine.begin() as conn:
             res = conn.execute(
                 t.update()

@@ -80,7 +80,8 @@ class Recorder:
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll so stop() returns at once (shutdown waits for serve_forever's next poll).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     def start(self) -> Recorder:
         self._thread.start()

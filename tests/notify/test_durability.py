@@ -8,6 +8,7 @@ receiver is up. Every notification arrives exactly once, a group's resolve after
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -155,3 +156,24 @@ async def test_submit_refuses_unknown_receivers_a_full_intake_and_a_closed_dispa
 def _submit_in(engine: sa.Engine, d: Dispatcher, n: Any) -> bool:
     with engine.begin() as conn:
         return d.submit_in(conn, n)
+
+
+async def test_a_notification_the_database_refuses_is_dropped_and_counted_and_the_rest_of_its_batch_goes_out(
+    db_url: str, recorder: Recorder
+) -> None:
+    engine = make_engine(db_url)
+    d = Dispatcher(engine, _config(recorder.url()), owner="hub-a")
+    bad = dataclasses.replace(note(2), created_ms=2**63)  # beyond BIGINT: SQLite and PostgreSQL refuse it
+    try:
+        assert [d.submit(n) for n in (note(1), bad, note(3))] == [True, True, True]
+        await d.start()  # the three are written as one batch
+        await recorder.until(2)
+        await asyncio.sleep(0.3)
+        assert d.submit(note(4))  # the intake is not stuck behind the bad row
+        await recorder.until(3)
+    finally:
+        await d.aclose()
+        engine.dispose()
+    keys = sorted(r.headers["idempotency-key"] for r in recorder.requests())
+    assert keys == ["n-pager-1", "n-pager-3", "n-pager-4"]
+    assert d.stats.snapshot().dropped == {("pager", "invalid"): 1}

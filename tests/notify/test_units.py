@@ -98,6 +98,9 @@ def test_a_notifications_status_must_agree_with_its_alerts() -> None:
     assert Notification.of("n", "pager", "g", {}, (resolved,), T0).status == "resolved"
     with pytest.raises(ValueError, match="has no alerts"):
         Notification.of("n", "pager", "g", {}, (), T0)
+    for bad_id in ("", "x" * 256, "a\x00b"):
+        with pytest.raises(ValueError, match="id must be 1 to 255 characters, without NUL"):
+            Notification.of(bad_id, "pager", "g", {}, (firing,), T0)
 
 
 def test_labels_are_sorted_pairs_whatever_order_they_came_in() -> None:
