@@ -22,13 +22,13 @@ T = TypeVar("T")
 
 # Threads running store reads. Ingest has its own pool (`hub.ingest.service`), but both need the one
 # interpreter lock: every query thread busy with Python work (numpy set-up, JSON) takes a share of it
-# from gRPC intake, so few threads...
-QUERY_THREADS = 1
+# from gRPC intake. Threads let reads that wait (disk, InfluxDB over HTTP) overlap...
+QUERY_THREADS = 4
 # ...and a budget: all queries together may use this share of one core's time (thread CPU time,
 # measured per query), with bursts up to `QUERY_BURST_S`. 20 dashboards querying 119 series back to
 # back cut ingest to a quarter without it; with it, they wait their turn instead.
-QUERY_CPU_SHARE = 0.1
-QUERY_BURST_S = 1.0
+QUERY_CPU_SHARE = 0.15
+QUERY_BURST_S = 0.5
 # Queries admitted at once (running or waiting for a thread or budget); beyond it the API answers 429
 # with Retry-After at once, so a burst of dashboards cannot pile up unbounded work or memory.
 MAX_CONCURRENT_QUERIES = 64
@@ -54,6 +54,9 @@ class QueryRunner:
         self._running = 0
         self._budget = burst_s
         self._refilled = time.monotonic()
+        # Expected CPU seconds of the next query (moving average), charged when it starts so that many
+        # queries waiting at once do not all start on the same positive budget.
+        self._estimate = 0.005
         self.rejected = Counter(
             "outpost_hub_api_rejected",
             "API requests refused: bad parameters (400) or too many queries at once (429)",
@@ -76,8 +79,14 @@ class QueryRunner:
         try:
             while self._refill() <= 0:
                 await asyncio.sleep(min(0.25, -self._budget / self._share + 0.001))
-            result, cpu = await asyncio.get_running_loop().run_in_executor(self._pool, _timed, fn, args)
-            self._budget -= cpu
+            charged = self._estimate
+            self._budget -= charged
+            cpu = charged
+            try:
+                result, cpu = await asyncio.get_running_loop().run_in_executor(self._pool, _timed, fn, args)
+            finally:
+                self._budget += charged - cpu
+                self._estimate = 0.8 * self._estimate + 0.2 * cpu
             return result
         finally:
             self._running -= 1
