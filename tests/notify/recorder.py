@@ -119,6 +119,12 @@ class Recorder:
         with self._lock:
             self._always[path] = _Plan(hang_s=seconds)
 
+    def reset(self, path: str) -> None:
+        """`path` answers 200 again (requests already held keep waiting until stop)."""
+        with self._lock:
+            self._always.pop(path, None)
+            self._plans.pop(path, None)
+
     def _record(self, r: Recorded) -> _Plan:
         with self._lock:
             plan = self._plans[r.path].popleft() if self._plans[r.path] else self._always.get(r.path, _Plan())

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +24,7 @@ from hub.notify.dispatcher import Dispatcher
 from hub.notify.models import notify_outbox
 from tests.notify.conftest import make_engine, note
 from tests.notify.recorder import Recorder
-from tests.support.procs import free_port
+from tests.support.procs import free_port, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +161,10 @@ def _submit_in(engine: sa.Engine, d: Dispatcher, n: Any) -> bool:
         return d.submit_in(conn, n)
 
 
+# PostgreSQL refuses with DataError, SQLite with OverflowError: both paths, the second in the slow suite.
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True
+)
 async def test_a_notification_the_database_refuses_is_dropped_and_counted_and_the_rest_of_its_batch_goes_out(
     db_url: str, recorder: Recorder
 ) -> None:
@@ -177,3 +184,43 @@ async def test_a_notification_the_database_refuses_is_dropped_and_counted_and_th
     keys = sorted(r.headers["idempotency-key"] for r in recorder.requests())
     assert keys == ["n-pager-1", "n-pager-3", "n-pager-4"]
     assert d.stats.snapshot().dropped == {("pager", "invalid"): 1}
+
+
+async def test_a_hub_killed_mid_send_gets_its_leased_rows_back_at_once_when_it_restarts(
+    sqlite_url: str, recorder: Recorder, tmp_path: Path
+) -> None:
+    engine = make_engine(sqlite_url)
+    recorder.hang("/hook", seconds=30)  # the killed hub's requests never get an answer
+    proc = start_service(
+        "crash-sender",
+        [sys.executable, "-m", "tests.notify.crash_sender", sqlite_url, recorder.url(), "hub-a", "4"],
+        tmp_path,
+        ready_log="queued",
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        await recorder.until(4)  # all four in flight, leased by the process
+        proc.kill()  # SIGKILL: no shutdown, the leases stay in the table
+    finally:
+        proc.kill()
+    recorder.reset("/hook")
+    with engine.connect() as conn:
+        leased = conn.execute(
+            sa.select(sa.func.count()).where(notify_outbox.c.lease_owner == "hub-a")
+        ).scalar()
+    assert leased == 4
+    d = Dispatcher(engine, _config(recorder.url()), owner="hub-a")
+    started = time.monotonic()
+    await d.start()
+    try:
+        await recorder.until(8, timeout=10)
+        took = time.monotonic() - started
+        await asyncio.sleep(0.3)
+    finally:
+        await d.aclose()
+        engine.dispose()
+    assert took < 5  # not the minute a stranger's lease lasts
+    reqs = recorder.requests()
+    assert Counter(r.headers["idempotency-key"] for r in reqs) == {f"n-pager-{i}": 2 for i in range(4)}
+    assert [r.status for r in reqs[4:]] == [200] * 4
+    assert {s for _, s, _ in _attempts(engine)} == {"sent"}
