@@ -30,7 +30,8 @@ REDACTED = "<redacted>"
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each secret (and its basic-auth/base64 forms are the caller's to add) replaced."""
+    """`text` with every occurrence of each secret replaced, longest first (callers add derived forms,
+    such as a basic-auth header's base64, as secrets of their own)."""
     for s in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(s, REDACTED)
     return text
