@@ -2,9 +2,15 @@
 
 Series are rows in per-rule groups (one rule = one detector setup); a key is mapped to its row once and
 the mapping of a whole poll is cached, so a poll that repeats the previous poll's key list costs no
-Python work per series. Anomaly onsets come out as events the runtime sends immediately; the score
-reported per point is the raw score shaped by `refractory` (an event's echoes report 0), while the gate
-and the events use the raw score.
+Python work per series. Anomaly onsets and their ends come out as events the runtime sends immediately;
+the score reported per point is the raw score shaped by `refractory` (an event's echoes report 0), while
+the gate and the events use the raw score.
+
+An `anomaly.end` is emitted when a series with an open onset is back to normal (the gate's rule: a run
+of normal points, see shared/detect/gate.py). It carries the attributes of the series' latest onset
+(metric, labels, value, score, detector, reason) plus `onset_ms`, so the hub pairs it with that onset,
+and its own time. Open onsets are kept per series (in the snapshot too), at most one per series, and
+dropped with the series when it is forgotten, so an anomaly that never ends holds no growing state.
 """
 
 from __future__ import annotations
@@ -27,13 +33,15 @@ from shared.model import Event, Limits, SeriesKey, Severity
 log = logging.getLogger(__name__)
 
 EVENT_KIND = "anomaly.onset"
+END_KIND = "anomaly.end"
 # How often (in data time) stale series are looked for and long-gone ones freed.
 SWEEP_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Observation:
-    """What one poll's scoring produced: a reported score per point and the anomaly onsets it started."""
+    """What one poll's scoring produced: a reported score per point and the anomaly onsets and ends it
+    brought, in point order (an onset and an end never share a point)."""
 
     scores: npt.NDArray[np.float32]
     events: list[Event]
@@ -57,6 +65,8 @@ class DetectorBank:
         self._group_of_metric: dict[str, int] = {}
         self._where: dict[SeriesKey, tuple[int, int]] = {}
         self._plan: _Plan | None = None
+        # The latest onset of every series whose event is open, for its end's attributes.
+        self._open: dict[SeriesKey, Event] = {}
         self._now_ms = 0
         self._next_sweep_ms = 0
         self._last_save_s: float | None = None
@@ -120,7 +130,13 @@ class DetectorBank:
                 p = int(pos[j])
                 level, limit = int(verdict.level[j]), int(verdict.limit_reason[j])
                 point = (int(ts[p]), float(x[p]), float(raw[j]))
-                events.append(self._event(group, keys[p], *point, level, limit))
+                onset = self._event(group, keys[p], *point, level, limit)
+                self._open[keys[p]] = onset
+                events.append(onset)
+            if verdict.end is not None:
+                for j in np.flatnonzero(verdict.end).tolist():
+                    p = int(pos[j])
+                    events.append(self._end(group, keys[p], int(ts[p]), float(x[p]), float(raw[j])))
         self._now_ms = max(self._now_ms, int(ts.max()))
         if self._now_ms >= self._next_sweep_ms:
             self._sweep()
@@ -138,6 +154,7 @@ class DetectorBank:
         """Snapshots all state atomically (temporary file + rename)."""
         header = {
             "now_ms": self._now_ms,
+            "open": [_event_json(k, e) for k, e in self._open.items()],
             "groups": [
                 {"rule": g.rule.model_dump(mode="json"), "keys": [[k.metric, list(k.labels)] for k in g.keys]}
                 for g in self._groups
@@ -209,6 +226,11 @@ class DetectorBank:
             restored += len(group.keys)
         now = header.get("now_ms", 0)
         self._now_ms = int(now) if isinstance(now, int) else 0
+        saved_open = header.get("open", [])  # absent in snapshots from before anomaly ends
+        for item in saved_open if isinstance(saved_open, list) else []:
+            key, onset = _event_of_json(item)
+            if key in self._where:  # a series that relearns (rule changed) has no open event
+                self._open[key] = onset
         self._next_sweep_ms = self._now_ms + SWEEP_MS
         return restored
 
@@ -286,6 +308,7 @@ class DetectorBank:
                 continue
             for key in (group.keys[i] for i in np.flatnonzero(gone).tolist()):
                 del self._where[key]
+                self._open.pop(key, None)
             group.take(np.flatnonzero(~gone))
             for row, key in enumerate(group.keys):
                 self._where[key] = (gi, row)
@@ -315,6 +338,23 @@ class DetectorBank:
             },
         )
 
+    def _end(self, group: Group, key: SeriesKey, ts_ms: int, value: float, score: float) -> Event:
+        """The end of `key`'s open event: its onset's attributes, this point's time."""
+        onset = self._open.pop(key, None)
+        if onset is None:  # the gate restored an open event whose onset was not saved: describe this point
+            onset = self._event(group, key, ts_ms, value, score, Level.WARNING, -1)
+        attrs = dict(onset.attributes)
+        attrs["onset_ms"] = str(onset.ts_ms)
+        took = (ts_ms - onset.ts_ms) / 1000
+        return Event.of(
+            ts_ms,
+            END_KIND,
+            onset.severity,
+            onset.source,
+            f"{key.metric} back to normal after {took:.0f}s: value {value:.6g}, score {score:.3f}",
+            attrs,
+        )
+
     def _reject(self, count: int, kind: str, message: str) -> None:
         self.rejected_points += count
         self._log_once(kind, message)
@@ -323,6 +363,25 @@ class DetectorBank:
         if kind not in self._logged:
             self._logged.add(kind)
             log.warning("%s", message)
+
+
+def _event_json(key: SeriesKey, e: Event) -> list[object]:
+    labels = [list(kv) for kv in key.labels]
+    return [key.metric, labels, e.ts_ms, e.severity.value, e.message, [list(kv) for kv in e.attributes]]
+
+
+def _event_of_json(item: list[object]) -> tuple[SeriesKey, Event]:
+    """Inverse of `_event_json`.
+
+    Raises:
+        ValueError, KeyError, TypeError: the item is not what `_event_json` writes (the caller starts fresh).
+    """
+    metric, labels, ts_ms, severity, message, attrs = item
+    if not (isinstance(labels, list) and isinstance(attrs, list) and isinstance(ts_ms, int)):
+        raise ValueError("open onset in snapshot is malformed")
+    key = SeriesKey(str(metric), tuple((str(k), str(v)) for k, v in labels))
+    pairs = tuple((str(k), str(v)) for k, v in attrs)
+    return key, Event(ts_ms, EVENT_KIND, Severity(severity), str(key), str(message), pairs)
 
 
 def _count_keys(header: dict[str, object]) -> int:

@@ -7,7 +7,7 @@ gate keep their state here so growth, compaction and snapshots are written once.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,25 +69,34 @@ class Columns:
         """The live rows of every column (copies), for snapshots."""
         return {name: arr[: self.n].copy() for name, arr in self.a.items()}
 
-    def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+    def restore(self, arrays: Mapping[str, np.ndarray], added: Collection[str] = ()) -> None:
         """Replaces the state with exported arrays.
+
+        Args:
+            added: columns newer than some snapshots; when absent their rows start with fresh values, so
+                an upgrade keeps the state instead of relearning every series.
 
         Raises:
             ValueError: a column is missing or has the wrong dtype or row shape.
         """
         lengths = {int(arrays[name].shape[0]) for name in self.spec if name in arrays}
-        missing = sorted(set(self.spec) - set(arrays))
+        missing = sorted(set(self.spec) - set(arrays) - set(added))
         if missing or len(lengths) > 1:
             raise ValueError(f"snapshot columns missing or ragged: {missing or sorted(lengths)}")
         n = lengths.pop() if lengths else 0
         for name, c in self.spec.items():
+            if name not in arrays:
+                continue
             arr = arrays[name]
             if arr.dtype != np.dtype(c.dtype) or arr.shape[1:] != c.shape:
                 raise ValueError(f"snapshot column {name} has {arr.dtype}{arr.shape[1:]}, want {c.shape}")
         self.n = 0
         self.grow(n)
         for name in self.spec:
-            self.a[name][:n] = arrays[name]
+            if name in arrays:
+                self.a[name][:n] = arrays[name]
+            else:
+                self.a[name][:n] = self.spec[name].fill
 
 
 class Scratch:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
 from shared.detect.columns import Rows
 from shared.detect.config import DetectRule
 from shared.detect.detectors import DETECTORS, Detector
-from shared.detect.gate import Gate, Verdict
+from shared.detect.gate import ADDED_COLUMNS, Gate, Verdict
 from shared.detect.refractory import Refractory
 from shared.detect.river_hst import DeviceHalfSpaceTrees
 from shared.model import SeriesKey
@@ -91,8 +94,8 @@ class Group:
         Raises:
             ValueError: the arrays do not fit this rule's components or the number of keys.
         """
-        parts = {
-            "gate": self.gate.columns.restore,
+        parts: dict[str, Callable[[dict[str, np.ndarray]], None]] = {
+            "gate": functools.partial(self.gate.columns.restore, added=ADDED_COLUMNS),
             "refr": self.refractory.columns.restore,
             "det": self.detector.restore,
         }

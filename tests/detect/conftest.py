@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from shared.detect import DetectConfig, DetectorBank, DetectRule
+from shared.detect.bank import END_KIND, EVENT_KIND
 from shared.model import Event, Limits, SeriesKey
 
 T0_MS = 1_700_000_000_000  # a Tuesday, 22:13 UTC
@@ -22,10 +23,23 @@ class Run:
     scores: np.ndarray
     events: list[Event] = field(default_factory=list)
 
+    @property
+    def onsets(self) -> list[Event]:
+        return [e for e in self.events if e.kind == EVENT_KIND]
+
+    @property
+    def ends(self) -> list[Event]:
+        return [e for e in self.events if e.kind == END_KIND]
+
     def event_ticks(self, ts_ms: np.ndarray) -> list[int]:
-        """Tick index of every event, in order."""
+        """Tick index of every anomaly onset, in order."""
         where = {int(t): i for i, t in enumerate(ts_ms.tolist())}
-        return [where[e.ts_ms] for e in self.events]
+        return [where[e.ts_ms] for e in self.onsets]
+
+    def end_ticks(self, ts_ms: np.ndarray) -> list[int]:
+        """Tick index of every anomaly end, in order."""
+        where = {int(t): i for i, t in enumerate(ts_ms.tolist())}
+        return [where[e.ts_ms] for e in self.ends]
 
 
 def ticks(n: int, step_ms: int = MINUTE_MS) -> np.ndarray:
