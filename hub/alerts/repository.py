@@ -1,0 +1,335 @@
+"""Alerts in SQL: loading the engine's state at start, writing each step, and the reads the API serves.
+
+SQLAlchemy Core on the hub's state database (SQLite by default, PostgreSQL at scale). A step is written
+in one transaction together with the notifications it produced (the notify outbox joins it), so a crash
+can neither lose a resolve nor send a page whose alert state was never saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub.alerts import models
+from hub.alerts.core import Step
+from hub.alerts.grouping import LogEntry
+from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
+from hub.alerts.matchers import LabelMatcher, all_match, parse_matchers
+from hub.alerts.model import Alert, AlertStatus, Labels
+from hub.alerts.windows import Window, WindowKind
+
+# A listing never scans more rows than this to apply label matchers (a bound on every query).
+MAX_SCAN = 20_000
+
+
+def _pairs(value: Any) -> Labels:
+    return tuple(sorted((str(k), str(v)) for k, v in dict(value).items()))
+
+
+def alert_row(a: Alert) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "fingerprint": a.fingerprint,
+        "status": a.status.value,
+        "severity": a.severity,
+        "labels": dict(a.labels),
+        "annotations": dict(a.annotations),
+        "source": a.source,
+        "links": [list(p) for p in a.links],
+        "count": a.count,
+        "first_seen_ms": a.first_seen_ms,
+        "last_seen_ms": a.last_seen_ms,
+        "starts_ms": a.starts_ms,
+        "ends_ms": a.ends_ms,
+        "active": a.active,
+        "flapping": a.flapping,
+        "transitions": list(a.transitions),
+        "resolve_after_ms": a.resolve_after_ms,
+        "eligible_ms": a.eligible_ms,
+        "notified": sorted(a.notified),
+        "resolved_notified": sorted(a.resolved_notified),
+        "resolve_owed": not a.is_open and bool(a.notified - a.resolved_notified),
+        "silenced_by": a.silenced_by,
+        "ack_by": a.ack_by,
+        "ack_ms": a.ack_ms,
+        "resolved_by": a.resolved_by,
+        "incident_id": a.incident_id,
+    }
+
+
+def alert_of(r: Any) -> Alert:
+    return Alert(
+        id=r.id,
+        fingerprint=r.fingerprint,
+        labels=_pairs(r.labels),
+        annotations=_pairs(r.annotations),
+        severity=r.severity,
+        source=r.source,
+        status=AlertStatus(r.status),
+        starts_ms=r.starts_ms,
+        first_seen_ms=r.first_seen_ms,
+        last_seen_ms=r.last_seen_ms,
+        count=r.count,
+        ends_ms=r.ends_ms,
+        active=r.active,
+        flapping=r.flapping,
+        transitions=list(r.transitions),
+        links=tuple((str(k), str(v)) for k, v in r.links),
+        resolve_after_ms=r.resolve_after_ms,
+        eligible_ms=r.eligible_ms,
+        notified=set(r.notified),
+        resolved_notified=set(r.resolved_notified),
+        silenced_by=r.silenced_by,
+        ack_by=r.ack_by,
+        ack_ms=r.ack_ms,
+        resolved_by=r.resolved_by,
+        incident_id=r.incident_id,
+    )
+
+
+def incident_row(i: Incident) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "group_key": i.group_key,
+        "labels": dict(i.labels),
+        "status": i.status.value,
+        "opened_ms": i.opened_ms,
+        "updated_ms": i.updated_ms,
+        "resolved_ms": i.resolved_ms,
+        "assignee": i.assignee,
+        "ack_by": i.ack_by,
+        "ack_ms": i.ack_ms,
+        "alert_ids": sorted(i.alert_ids),
+        "open_alerts": sorted(i.open_alerts),
+    }
+
+
+def incident_of(r: Any) -> Incident:
+    return Incident(
+        id=r.id,
+        group_key=r.group_key,
+        labels=_pairs(r.labels),
+        status=IncidentStatus(r.status),
+        opened_ms=r.opened_ms,
+        updated_ms=r.updated_ms,
+        resolved_ms=r.resolved_ms,
+        assignee=r.assignee,
+        ack_by=r.ack_by,
+        ack_ms=r.ack_ms,
+        alert_ids=set(r.alert_ids),
+        open_alerts=set(r.open_alerts),
+    )
+
+
+def window_row(w: Window) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "kind": w.kind.value,
+        "matchers": [str(m) for m in w.matchers],
+        "starts_ms": w.starts_ms,
+        "ends_ms": w.ends_ms,
+        "rrule": w.rrule,
+        "duration_ms": w.duration_ms,
+        "timezone": w.timezone,
+        "created_by": w.created_by,
+        "created_ms": w.created_ms,
+        "comment": w.comment,
+        "deleted_ms": None,
+    }
+
+
+def window_of(r: Any) -> Window:
+    return Window(
+        id=r.id,
+        kind=WindowKind(r.kind),
+        matchers=parse_matchers(list(r.matchers)),
+        starts_ms=r.starts_ms,
+        ends_ms=r.ends_ms,
+        created_by=r.created_by,
+        created_ms=r.created_ms,
+        comment=r.comment,
+        rrule=r.rrule,
+        duration_ms=r.duration_ms,
+        timezone=r.timezone,
+    )
+
+
+def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
+    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=cols), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    alerts: list[Alert]
+    windows: list[Window]
+    incidents: list[Incident]
+    log: list[LogEntry]
+
+
+class AlertRepository:
+    """All SQL of the alerts package. Methods are blocking: call them off the event loop."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def load(self, now_ms: int, recent_ms: int) -> Loaded:
+        """Open alerts, those resolved within `recent_ms` or still owed a resolved notification, live
+        windows, open incidents and the notification log."""
+        a, w, i = models.alerts, models.windows, models.incidents
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(a).where(
+                    sa.or_(
+                        a.c.status != AlertStatus.RESOLVED.value,
+                        a.c.ends_ms >= now_ms - recent_ms,
+                        a.c.resolve_owed.is_(True),
+                    )
+                )
+            ).all()
+            alerts = [alert_of(r) for r in rows]
+            windows = [window_of(r) for r in conn.execute(sa.select(w).where(w.c.deleted_ms.is_(None)))]
+            incidents = [
+                incident_of(r)
+                for r in conn.execute(sa.select(i).where(i.c.status != IncidentStatus.RESOLVED.value))
+            ]
+            log = [
+                LogEntry(r.receiver, r.group_key, frozenset(r.firing), r.last_notify_ms)
+                for r in conn.execute(sa.select(models.notify_log))
+            ]
+        return Loaded(alerts, windows, incidents, log)
+
+    def write(self, conn: sa.Connection, step: Step) -> None:
+        """Writes one step inside the caller's transaction."""
+        _upsert(conn, models.alerts, [alert_row(x) for x in step.alerts], "id")
+        _upsert(conn, models.incidents, [incident_row(x) for x in step.incidents], "id")
+        if step.timeline:
+            conn.execute(sa.insert(models.timeline), [_entry_row(e) for e in step.timeline])
+        _upsert(
+            conn,
+            models.notify_log,
+            [
+                {
+                    "group_key": e.group_key,
+                    "receiver": e.receiver,
+                    "firing": sorted(e.firing),
+                    "last_notify_ms": e.last_notify_ms,
+                }
+                for e in step.log
+            ],
+            "group_key",
+        )
+        if step.gone_groups:
+            conn.execute(sa.delete(models.notify_log).where(models.notify_log.c.group_key.in_(step.gone_groups)))
+
+    def write_incident(self, conn: sa.Connection, inc: Incident, entries: Sequence[TimelineEntry]) -> None:
+        _upsert(conn, models.incidents, [incident_row(inc)], "id")
+        if entries:
+            conn.execute(sa.insert(models.timeline), [_entry_row(e) for e in entries])
+
+    def add_window(self, w: Window) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(models.windows), [window_row(w)])
+
+    def delete_window(self, window_id: str, kind: WindowKind, now_ms: int) -> bool:
+        w = models.windows
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                sa.update(w)
+                .where(w.c.id == window_id, w.c.kind == kind.value, w.c.deleted_ms.is_(None))
+                .values(deleted_ms=now_ms)
+            )
+            return bool(res.rowcount)
+
+    # ---- reads for the API ---------------------------------------------------------------------------
+
+    def alerts(
+        self,
+        *,
+        status: Sequence[str] = (),
+        severity: Sequence[str] = (),
+        matchers: tuple[LabelMatcher, ...] = (),
+        before_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Newest first; `before_id` pages backwards (ids sort by creation time)."""
+        a = models.alerts
+        q = sa.select(a).order_by(a.c.id.desc())
+        if status:
+            q = q.where(a.c.status.in_(list(status)))
+        if severity:
+            q = q.where(a.c.severity.in_(list(severity)))
+        if before_id:
+            q = q.where(a.c.id < before_id)
+        out: list[Alert] = []
+        with self.engine.connect() as conn:
+            for r in conn.execute(q.limit(limit if not matchers else MAX_SCAN)):
+                alert = alert_of(r)
+                if all_match(matchers, alert.labels):
+                    out.append(alert)
+                    if len(out) >= limit:
+                        break
+        return out
+
+    def alert(self, alert_id: str) -> Alert | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(models.alerts).where(models.alerts.c.id == alert_id)).first()
+        return alert_of(r) if r is not None else None
+
+    def windows(self, kind: WindowKind, include_expired: bool, now_ms: int, limit: int) -> list[Window]:
+        w = models.windows
+        q = sa.select(w).where(w.c.kind == kind.value, w.c.deleted_ms.is_(None)).order_by(w.c.id.desc())
+        with self.engine.connect() as conn:
+            found = [window_of(r) for r in conn.execute(q.limit(MAX_SCAN))]
+        if not include_expired:
+            found = [x for x in found if not x.expired(now_ms)]
+        return found[:limit]
+
+    def incidents(self, status: Sequence[str], before_id: str | None, limit: int) -> list[Incident]:
+        i = models.incidents
+        q = sa.select(i).order_by(i.c.id.desc())
+        if status:
+            q = q.where(i.c.status.in_(list(status)))
+        if before_id:
+            q = q.where(i.c.id < before_id)
+        with self.engine.connect() as conn:
+            return [incident_of(r) for r in conn.execute(q.limit(limit))]
+
+    def incident(self, incident_id: str) -> tuple[Incident, list[TimelineEntry]] | None:
+        t = models.timeline
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(models.incidents).where(models.incidents.c.id == incident_id)).first()
+            if r is None:
+                return None
+            entries = [
+                TimelineEntry(e.incident_id, e.ts_ms, e.kind, e.text, e.actor, e.alert_id)
+                for e in conn.execute(sa.select(t).where(t.c.incident_id == incident_id).order_by(t.c.seq))
+            ]
+        return incident_of(r), entries
+
+    def alerts_by_ids(self, ids: Iterable[str]) -> list[Alert]:
+        ids = list(ids)
+        if not ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(models.alerts).where(models.alerts.c.id.in_(ids))).all()
+        return [alert_of(r) for r in rows]
+
+
+def _entry_row(e: TimelineEntry) -> dict[str, Any]:
+    return {
+        "incident_id": e.incident_id,
+        "ts_ms": e.ts_ms,
+        "kind": e.kind,
+        "text": e.text,
+        "actor": e.actor,
+        "alert_id": e.alert_id,
+    }

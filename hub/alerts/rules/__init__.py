@@ -1,0 +1,21 @@
+"""Alert sources, one small module each: a bus message in, the `Signal`s it means out.
+
+`RULES` maps a bus topic to its rule; the agent-offline rule also keeps time (heartbeats) and lives in
+`agent_offline.py`. External alerts come from the API (`external.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hub.alerts.model import Signal
+from hub.alerts.rules import anomaly, device_events, limits
+from hub.bus.messages import AnomalyReported, DeviceEvent, LimitCrossed, Message
+
+Rule = Callable[[Message], list[Signal]]
+
+RULES: dict[str, Rule] = {
+    AnomalyReported.TOPIC: anomaly.signals,  # type: ignore[dict-item]
+    DeviceEvent.TOPIC: device_events.signals,  # type: ignore[dict-item]
+    LimitCrossed.TOPIC: limits.signals,  # type: ignore[dict-item]
+}

@@ -1,0 +1,41 @@
+"""Edge anomaly onsets and ends → an `EdgeAnomaly` alert per series; severity from the edge score."""
+
+from __future__ import annotations
+
+from hub.alerts.model import Signal, labels_of
+from hub.alerts.rules.common import base_labels
+from hub.bus.messages import AnomalyReported
+
+# An onset whose end never arrives (the agent was replaced) must not page for ever.
+RESOLVE_AFTER_MS = 6 * 3600 * 1000
+_RESERVED = {"alertname", "agent", "site", "device", "metric"}
+
+
+def severity_of(score: float, reported: str) -> str:
+    """The agent's own level wins; a score of 0.99 or more is critical whatever it said."""
+    return "critical" if score >= 0.99 or reported == "critical" else "warning"
+
+
+def signals(msg: AnomalyReported) -> list[Signal]:
+    labels = base_labels("EdgeAnomaly", msg.agent, msg.device) | {"metric": msg.metric}
+    labels |= {k: v for k, v in msg.labels if k not in _RESERVED}
+    series = msg.metric + "{" + ",".join(f'{k}="{v}"' for k, v in msg.labels) + "}"
+    value = "" if msg.value is None else f"{msg.value:.6g}"
+    annotations = {
+        "summary": f"{msg.metric} anomalous on {msg.device or msg.agent}",
+        "score": f"{msg.score:.3f}",
+    }
+    if value:
+        annotations["value"] = value
+    return [
+        Signal(
+            labels_of(labels),
+            msg.phase == "onset",
+            msg.ts_ms,
+            severity=severity_of(msg.score, msg.severity),
+            annotations=labels_of(annotations),
+            source="edge-anomaly",
+            links=(("series", series),),
+            resolve_after_ms=RESOLVE_AFTER_MS,
+        )
+    ]
