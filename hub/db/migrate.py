@@ -10,6 +10,7 @@ the second hub then finds the schema at head and does nothing); on SQLite the mi
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,9 @@ LEGACY_TABLES = frozenset(
         "revoked_agents",
     }
 )
+# Alembic's `op` and `context` are module globals while a migration runs: one at a time per process,
+# whatever the database's own lock does (an in-memory SQLite database has none).
+_PROCESS_LOCK = threading.Lock()
 # Any fixed 64-bit key: every hub (and `outpost-hub db upgrade`) takes the same one.
 PG_LOCK_KEY = 0x6F7574706F7374  # "outpost"
 # A second hub waits this long for the first one's migration before giving up (SQLite's busy timeout).
@@ -86,7 +90,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> Upgraded:
     Raises:
         MigrationError: the database is neither empty, pre-Alembic complete, nor at a known revision.
     """
-    with _locked(engine) as conn:
+    with _PROCESS_LOCK, _locked(engine) as conn:
         before = MigrationContext.configure(conn).get_current_revision()
         config = alembic_config(conn)
         stamped = False
