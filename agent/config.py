@@ -112,6 +112,9 @@ class AgentConfig(_Frozen):
     traps: TrapConfig = TrapConfig()
     detect: DetectConfig = DetectConfig()
     max_concurrency: int = Field(default=64, ge=1, le=4096)
+    # Seconds between heartbeats. At most 15: the hub calls an agent offline after 3 missed heartbeats
+    # but never later than 45 s, so a longer interval would make a healthy agent look offline.
+    heartbeat_s: float = Field(default=10.0, ge=1.0, le=15.0)
 
     @field_validator("devices")
     @classmethod

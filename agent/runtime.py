@@ -3,7 +3,8 @@
 Collection never waits on delivery: results are scored and go into the batcher synchronously, full
 batches are encoded into the disk spool (store-and-forward), and the deliverer drains it at the hub's
 pace. An anomaly onset does not wait for its batch: it is spooled at once in its own small envelope,
-on the urgent lane, so the hub hears of it within a second.
+on the urgent lane, so the hub hears of it within a second; so does its end. Every `heartbeat_s` a
+heartbeat goes out in its own envelope (class HEARTBEAT, no series); the spool keeps at most one waiting.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agent.config import AgentConfig
 from agent.detect.scoring import EdgeScorer
 from agent.enroll.enroll import TlsFiles, finish_install
 from agent.enroll.renew import CertRenewer
+from agent.heartbeat import CertExpiry, build_heartbeat
 from agent.outbox.batch import Batcher, Sequencer
 from agent.outbox.deliver import Deliverer
 from agent.outbox.outbox import OutboxItem
@@ -96,6 +98,8 @@ class Agent:
             else None
         )
         self._flusher: asyncio.Task[None] | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._cert_expiry = CertExpiry(tls.cert_file)
 
     async def start(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,8 @@ class Agent:
         self.supervisor.watch("collect", *self.scheduler.tasks)
         self._flusher = asyncio.create_task(self._flush_loop(), name="flush")
         self.supervisor.watch("flush", self._flusher)
+        self._heartbeats = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        self.supervisor.watch("heartbeat", self._heartbeats)
         log.info(
             "agent started: %d targets, delivering to %s over %s",
             len(self.config.devices),
@@ -165,7 +171,7 @@ class Agent:
             if result.errors:
                 self.metrics.collect_errors.labels(result.target).inc()
             obs = self.scorer.score(result, self.clock.monotonic()) if result.samples else None
-            self.batcher.add(result.samples, obs.scores if obs else None, result.events)
+            self.batcher.add(result.samples, obs.scores if obs else None, result.events, result.limits)
             if obs is not None and obs.events:
                 self.metrics.anomaly_events.inc(len(obs.events))
                 self._enqueue(self.batcher.event_batch(obs.events))
@@ -180,6 +186,30 @@ class Agent:
                     self._flush()
                 self.outbox.maintain()
                 self._export_spool_stats()
+
+    async def _heartbeat_loop(self) -> None:
+        """One heartbeat at start (the hub learns of the agent at once), then every `heartbeat_s`."""
+        while True:
+            with self._guard("heartbeat"):
+                self._beat()
+            await self.clock.sleep(self.config.heartbeat_s)
+
+    def _beat(self) -> None:
+        """Spools a fresh heartbeat, under the id of this boot's unsent one if there is one (it replaces
+        it, so the hub sees no seq gap); none while one is out for delivery (the next tick sends it)."""
+        held = self.outbox.heartbeat(self.sequencer.boot_epoch)
+        if held is not None and held[1]:
+            return
+        stats = self.outbox.stats()
+        hb = build_heartbeat(
+            self.clock.now_ms(),
+            self.config.heartbeat_s,
+            stats.records,
+            stats.bytes,
+            self._cert_expiry.not_after_ms(),
+            self.scheduler.stats,
+        )
+        self._enqueue(self.batcher.heartbeat_batch(hb, held[0] if held is not None else None))
 
     def _export_spool_stats(self) -> None:
         stats = self.outbox.stats()
@@ -239,9 +269,10 @@ class Agent:
         self.scorer.save_all()
         if self.renewer is not None:
             await self.renewer.aclose()
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        for task in (self._flusher, self._heartbeats):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         self._flush()
         if not await self.deliverer.drain(SHUTDOWN_DRAIN_S):
             log.warning("shutdown with %d batches still spooled for the next start", self.outbox.pending())

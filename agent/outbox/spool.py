@@ -27,6 +27,14 @@ incoming raw METRICS batches are rolled up (outbox.downsample); when full, the o
 are rolled up in place before anything is dropped, then the oldest ROLLUP, then other batches are
 dropped; expired batches are dropped by age. Every drop is counted by class and reason in `dropped`.
 
+Heartbeats are about now, so at most one per boot waits: a new HEARTBEAT envelope replaces the one of
+its boot still queued (not out for delivery), which is acked internally and counted in `dropped` as
+("heartbeat", "replaced"); a 3-day outage leaves one heartbeat in the spool, not 26,000. The runtime
+gives the replacement the replaced one's batch id (`heartbeat()` tells it), so replacing never shows as
+a lost batch (a seq gap) at the hub, and it sends no new heartbeat while one is out for delivery. A
+heartbeat of an earlier boot found on disk is sent as it is: dropping it would leave a gap in that
+boot's sequence, and the hub takes only the newest heartbeat time into account.
+
 Lanes: envelopes written while the hub keeps up are the live lane; anything older than `live_window_s`
 (an outage's backlog, or everything found on disk at start) is the backfill lane. Urgent classes (events,
 anomalies, heartbeats) go first; otherwise backfill gets at most `backfill_share` of the bytes handed out
@@ -137,6 +145,8 @@ class Spool:
         self._clock = clock or SystemClock()
         self._segments: dict[int, _Segment] = {}
         self._records: dict[str, _Record] = {}
+        # The HEARTBEAT records among them (queued or out for delivery), at most one per boot.
+        self._heartbeats: dict[str, _Record] = {}
         self._lanes = _Lanes()
         self._active: _Segment | None = None
         self._bytes = 0
@@ -186,6 +196,7 @@ class Spool:
                 path.unlink()
                 path.with_suffix(".ack").unlink(missing_ok=True)
             log.info("spool: %d batches converted from %d old-format segments", len(converted), len(legacy))
+        self._keep_newest_heartbeats()
         for seg in list(self._segments.values()):
             self._release_if_done(seg)
         if self._records:
@@ -206,7 +217,12 @@ class Spool:
     # --- the Outbox protocol ---
 
     def put(self, item: OutboxItem) -> None:
-        """Appends an envelope (durable against SIGKILL on return), after applying the overflow policy."""
+        """Appends an envelope (durable against SIGKILL on return), after applying the overflow policy.
+
+        A HEARTBEAT first replaces the queued heartbeat of its boot (same batch id or not).
+        """
+        if item.batch_class is BatchClass.HEARTBEAT:
+            self._replace_heartbeats(item.batch_id)
         if item.batch_id in self._records:
             return  # already waiting: the same batch id means the same batch
         kept = self._make_room(item)
@@ -242,11 +258,59 @@ class Spool:
         rec = self._records.get(item.batch_id)
         if rec is None:
             return
+        if rec.batch_class is BatchClass.HEARTBEAT and self._queued_heartbeat(_boot_of(rec.batch_id)):
+            self._records.pop(rec.batch_id)  # a newer heartbeat of this boot waits: this one is old news
+            self.dropped[("heartbeat", "replaced")] += 1
+            self._release(rec)
+            return
         self._lane_of(rec).appendleft(rec)
         self._ready.set()
 
     def pending(self) -> int:
         return len(self._records)
+
+    # --- heartbeats ---
+
+    def heartbeat(self, boot_epoch: int) -> tuple[int, bool] | None:
+        """This boot's heartbeat still in the spool: (its seq, whether it is out for delivery), or None."""
+        prefix = f"{boot_epoch}-"
+        for bid, rec in self._heartbeats.items():
+            if bid.startswith(prefix):
+                return int(bid[len(prefix) :]), rec not in self._lanes.urgent
+        return None
+
+    @property
+    def replaced_heartbeats(self) -> int:
+        """Heartbeats dropped unsent because a newer one of their boot replaced them."""
+        return self.dropped[("heartbeat", "replaced")]
+
+    def _queued_heartbeat(self, boot: str) -> _Record | None:
+        """The heartbeat of `boot` waiting in the urgent lane (not out for delivery), if any."""
+        for rec in self._heartbeats.values():
+            if _boot_of(rec.batch_id) == boot and rec in self._lanes.urgent:
+                return rec
+        return None
+
+    def _replace_heartbeats(self, batch_id: str) -> None:
+        """Acks internally (and counts) the queued heartbeat of `batch_id`'s boot, before it is written."""
+        old = self._queued_heartbeat(_boot_of(batch_id))
+        if old is not None:
+            self._drop(self._lanes.urgent, old, "replaced")
+
+    def _keep_newest_heartbeats(self) -> None:
+        """After recovery: per boot only the newest heartbeat stays (more than one is only possible when
+        an internal ack could not be written, e.g. on a full disk)."""
+        newest: dict[str, _Record] = {}
+        for rec in list(self._heartbeats.values()):
+            boot = _boot_of(rec.batch_id)
+            other = newest.get(boot)
+            if other is None:
+                newest[boot] = rec
+                continue
+            # Records are in write order across segments: the later (segment, offset) is the newer one.
+            older, newer = (other, rec) if (other.seg, other.offset) < (rec.seg, rec.offset) else (rec, other)
+            newest[boot] = newer
+            self._drop(self._lanes.urgent, older, "replaced")
 
     # --- upkeep, called periodically by the runtime ---
 
@@ -354,6 +418,8 @@ class Spool:
         self._dirty = True
         active.live += 1
         self._records[item.batch_id] = rec
+        if rec.batch_class is BatchClass.HEARTBEAT:
+            self._heartbeats[rec.batch_id] = rec
         self._bytes += rec.size
         self._watermark_ms = max(self._watermark_ms, item.max_ts_ms)
         (self._lanes.urgent if rec.batch_class in URGENT else lane).append(rec)
@@ -460,6 +526,8 @@ class Spool:
         return body[_META.size + id_len :]
 
     def _release(self, rec: _Record) -> None:
+        if self._heartbeats.get(rec.batch_id) is rec:
+            del self._heartbeats[rec.batch_id]
         seg = self._segments.get(rec.seg)
         self._bytes -= rec.size
         if seg is None:
@@ -559,6 +627,8 @@ class Spool:
                 continue
             seg.live += 1
             self._records[rec.batch_id] = rec
+            if rec.batch_class is BatchClass.HEARTBEAT:
+                self._heartbeats[rec.batch_id] = rec
             self._bytes += rec.size
             (self._lanes.urgent if rec.batch_class in URGENT else self._lanes.backfill).append(rec)
         if skipped:
@@ -594,6 +664,11 @@ class Spool:
             "spool: segment %s holds no readable record (%d bytes): moved to %s", path.name, len(data), target
         )
         return None
+
+
+def _boot_of(batch_id: str) -> str:
+    """The boot epoch part of a batch id ("<boot_epoch>-<seq>")."""
+    return batch_id.partition("-")[0]
 
 
 def _parse_body(body: bytes, seg: int, offset: int, size: int) -> _Record | None:
