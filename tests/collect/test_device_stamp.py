@@ -123,9 +123,8 @@ def test_edge_detector_state_snapshots_and_events_are_per_device(tmp_path: Path)
                 value += 30.0  # only sw-b misbehaves; sw-a's identical series must not notice
             result = stamp.result(CollectResult(device, [Sample(PORT, ts, value)]))
             events.extend(scorer.score(result, monotonic_s=float(tick)).events)
-    assert [e.source for e in events] == [
-        'net_if_receive_bytes_per_second{device="sw-b",index="1",interface="Ethernet1"}'
-    ]
+    sw_b = 'net_if_receive_bytes_per_second{device="sw-b",index="1",interface="Ethernet1"}'
+    assert [(e.kind, e.source) for e in events] == [("anomaly.onset", sw_b), ("anomaly.end", sw_b)]
     assert sum(scorer.states().values()) == 2  # one series per device, not one shared
     scorer.save_all()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(_file_name(d) for d in stamps)
