@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hub.store.base import Agg, Matcher, MatchOp, RangeQuery
+from hub.matchers import Matcher, MatchOp
+from hub.store.base import Agg, RangeQuery
 from hub.store.config import EmbeddedStoreConfig
 from hub.store.embedded.store import EmbeddedStore
 from shared.model import Batch, SeriesKey, SeriesPoints

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.alerts.matchers import MatcherError, parse_matchers
+from hub.matchers import parse_matchers
 
 
 class _Frozen(BaseModel):
@@ -47,10 +47,7 @@ class RouteConfig(_Frozen):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            parse_matchers(v)
-        except MatcherError as exc:
-            raise ValueError(str(exc)) from None
+        parse_matchers(list(v))  # raises ValueError with the reason
         return v
 
 

@@ -17,14 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hub.alerts.config import AlertsConfig, Timers
-from hub.alerts.matchers import LabelMatcher, all_match, parse_matchers
 from hub.alerts.model import Alert, Labels
+from hub.matchers import Matcher, all_match, parse_matchers
 from hub.notify.model import AlertView, Notification
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    matchers: tuple[LabelMatcher, ...]
+    matchers: tuple[Matcher, ...]
     receiver: str
     group_by: tuple[str, ...]
     timers: Timers
@@ -34,7 +34,7 @@ class Route:
 def compile_routes(config: AlertsConfig) -> tuple[Route, ...]:
     return tuple(
         Route(
-            parse_matchers(r.matchers),
+            parse_matchers(list(r.matchers)),
             r.receiver,
             r.group_by if r.group_by is not None else config.group_by,
             r.timers or config.timers,

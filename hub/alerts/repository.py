@@ -18,9 +18,9 @@ from hub.alerts import models
 from hub.alerts.core import Step
 from hub.alerts.grouping import LogEntry
 from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
-from hub.alerts.matchers import LabelMatcher, all_match, parse_matchers
 from hub.alerts.model import Alert, AlertStatus, Labels
 from hub.alerts.windows import Window, WindowKind
+from hub.matchers import Matcher, all_match, parse_matchers
 
 # A listing never scans more rows than this to apply label matchers (a bound on every query).
 MAX_SCAN = 20_000
@@ -256,7 +256,7 @@ class AlertRepository:
         *,
         status: Sequence[str] = (),
         severity: Sequence[str] = (),
-        matchers: tuple[LabelMatcher, ...] = (),
+        matchers: tuple[Matcher, ...] = (),
         before_id: str | None = None,
         limit: int = 100,
     ) -> list[Alert]:

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule as RRule
 from dateutil.rrule import rrulestr
 
-from hub.alerts.matchers import LabelMatcher, all_match
 from hub.alerts.model import Labels
+from hub.matchers import Matcher, all_match
 
 MAX_RRULE_LEN = 256
 MAX_DURATION_MS = 7 * 86_400_000
@@ -41,7 +41,7 @@ class Window:
 
     id: str
     kind: WindowKind
-    matchers: tuple[LabelMatcher, ...]
+    matchers: tuple[Matcher, ...]
     starts_ms: int
     ends_ms: int | None
     created_by: str

@@ -19,54 +19,23 @@ from fastapi import APIRouter, Depends, Query, Response
 from hub.api.auth import require_token
 from hub.api.deps import Ctx, HubContext
 from hub.api.timeparse import parse_duration_ms, parse_time_ms
+from hub.matchers import parse_matchers
 from hub.store.base import (
-    MAX_MATCHERS,
     MAX_NAME_LEN,
     MAX_POINTS_LIMIT,
     Agg,
-    Matcher,
-    MatchOp,
     RangeQuery,
     SeriesResult,
     Store,
 )
-from hub.store.regex import MAX_PATTERN_LEN
 from shared.model import SeriesKey
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
 
-_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*', re.DOTALL)
-# A matcher's whole text: the name, operator and quotes around a value or regex of the longest allowed.
-MAX_MATCHER_LEN = MAX_NAME_LEN + MAX_PATTERN_LEN + 8
 MAX_POINTS_DEFAULT = 11_000
 MAX_SERIES_LIMIT = 100_000
 MAX_EVENTS_LIMIT = 10_000
 _AGGS = ", ".join(a.value for a in Agg)
-
-
-def parse_matchers(raw: list[str] | None) -> tuple[Matcher, ...]:
-    """Parses `name=value`, `name!=value`, `name=~regex`, `name!~regex` (quotes optional).
-
-    Regexes are RE2, anchored (`^(?:re)$`) and compiled here, once per request.
-
-    Raises:
-        ValueError: too many matchers, one too long, malformed, or a regex RE2 rejects (with its reason).
-    """
-    texts = raw or []
-    if len(texts) > MAX_MATCHERS:
-        raise ValueError(f"at most {MAX_MATCHERS} matchers, got {len(texts)}")
-    out = []
-    for text in texts:
-        if len(text) > MAX_MATCHER_LEN:
-            raise ValueError(f"matcher longer than {MAX_MATCHER_LEN} characters")
-        m = _MATCHER.fullmatch(text)
-        if not m:
-            raise ValueError(f"bad matcher {text!r}: expected name=value, name!=value, name=~re or name!~re")
-        try:
-            out.append(Matcher(m.group(1), MatchOp(m.group(2)), m.group(3)))
-        except ValueError as exc:
-            raise ValueError(f"bad matcher {text!r}: {exc}") from None
-    return tuple(out)
 
 
 def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from typing import Protocol
 
 import numpy as np
 
-from hub.store.regex import Pattern, compile_anchored
+from hub.matchers import MAX_MATCHERS, MAX_NAME_LEN, Matcher
 from shared.model import Batch, Event, F64Array, I64Array, SeriesKey
 
 # Label the store adds to every series: the agent identity taken from its client certificate.
@@ -21,8 +21,6 @@ TIME_MIN_MS = 0
 TIME_MAX_MS = 7_258_118_400_000
 # Bounds of one query, so no request can ask for unbounded work.
 MAX_POINTS_LIMIT = 1_000_000
-MAX_MATCHERS = 32
-MAX_NAME_LEN = 256
 
 
 class Agg(Enum):
@@ -34,45 +32,6 @@ class Agg(Enum):
     LAST = "last"
     COUNT = "count"
     SUM = "sum"
-
-
-class MatchOp(Enum):
-    EQ = "="
-    NE = "!="
-    RE = "=~"
-    NRE = "!~"
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    """A label matcher in PromQL's dialect (`name="v"`, `name!="v"`, `name=~"re"`, `name!~"re"`).
-
-    Regexes are RE2, anchored at both ends (`^(?:re)$`), and compiled once, here, not per series.
-    A missing label has the value "" (so `rack=~"x?"` matches series without `rack`).
-
-    Raises:
-        ValueError: the name or value is too long, or the regex is not valid RE2 (the message says why).
-    """
-
-    name: str
-    op: MatchOp
-    value: str
-    _rx: Pattern | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.name or len(self.name) > MAX_NAME_LEN:
-            raise ValueError(f"label name must be 1 to {MAX_NAME_LEN} characters")
-        if self.op in (MatchOp.RE, MatchOp.NRE):
-            object.__setattr__(self, "_rx", compile_anchored(self.value))
-        elif len(self.value) > 4 * MAX_NAME_LEN:
-            raise ValueError(f"label value longer than {4 * MAX_NAME_LEN} characters")
-
-    def matches(self, key: SeriesKey) -> bool:
-        actual = key.label(self.name)
-        if self._rx is None:
-            return (actual == self.value) is (self.op is MatchOp.EQ)
-        hit = self._rx.fullmatch(actual) is not None
-        return hit if self.op is MatchOp.RE else not hit
 
 
 @dataclass(frozen=True, slots=True)

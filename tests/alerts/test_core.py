@@ -10,9 +10,9 @@ from hub.alerts.config import AlertsConfig, FlapConfig, RouteConfig, Timers
 from hub.alerts.core import AlertCore, Step
 from hub.alerts.engine import new_id
 from hub.alerts.grouping import LogEntry
-from hub.alerts.matchers import parse_matchers
 from hub.alerts.model import Alert, AlertStatus, Signal, labels_of
 from hub.alerts.windows import Window, WindowError, WindowKind
+from hub.matchers import parse_matchers
 from hub.notify.model import Notification
 
 pytestmark = pytest.mark.unit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -28,8 +29,13 @@ pytestmark = pytest.mark.integration
 FAST = Timers(group_wait_s=0, group_interval_s=0.2, repeat_interval_s=3600)
 
 
+_ids = itertools.count()
+
+
 def link(state: str, i: int = 0, device: str = "sw1", agent: str = "dc1/rack12") -> DeviceEvent:
-    return DeviceEvent.create(
+    """A trap event as ingest publishes it: its id is its place in its batch, unique per event."""
+    return DeviceEvent(
+        id=f"event:{agent}:1-{next(_ids)}:0",
         agent=agent,
         device=device,
         kind="snmp.trap",

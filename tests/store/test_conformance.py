@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hub.store.base import Agg, Matcher, MatchOp, RangeQuery, SeriesResult
+from hub.matchers import Matcher, MatchOp
+from hub.store.base import Agg, RangeQuery, SeriesResult
 from shared.model import Batch, BatchClass, Event, SeriesKey, SeriesPoints, Severity
 from tests.store.conftest import T0, Backend
 

@@ -13,7 +13,8 @@ import re
 import httpx
 import numpy as np
 
-from hub.store.base import Matcher, RangeQuery, SeriesResult, aggregate, effective_step
+from hub.matchers import Matcher
+from hub.store.base import RangeQuery, SeriesResult, aggregate, effective_step
 from shared.model import SeriesKey
 
 _ALL_TIME = {"start": "0", "end": "4102444800"}

@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
+from hub.matchers import Matcher, MatchOp
 from hub.store import ledger
 from hub.store.base import (
     AGENT_LABEL,
-    Matcher,
-    MatchOp,
     RangeQuery,
     SeriesResult,
     WriteResult,

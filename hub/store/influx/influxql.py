@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hub.store.base import Agg, Matcher, MatchOp, RangeQuery, SeriesResult, effective_step
+from hub.matchers import Matcher, MatchOp
+from hub.store.base import Agg, RangeQuery, SeriesResult, effective_step
 from hub.store.errors import StoreError
 from hub.store.influx.http import InfluxHttp
 from hub.store.influx.lineproto import FIELD, parse_series_key

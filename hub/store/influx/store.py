@@ -21,8 +21,9 @@ from pathlib import Path
 from influxdb_client import InfluxDBClient, WriteOptions
 from influxdb_client.client.write_api import WriteApi, WritePrecision
 
+from hub.matchers import Matcher
 from hub.store import ledger
-from hub.store.base import Matcher, RangeQuery, SeriesResult, WriteResult, millis
+from hub.store.base import RangeQuery, SeriesResult, WriteResult, millis
 from hub.store.config import InfluxStoreConfig
 from hub.store.influx import lineproto
 from hub.store.influx.http import InfluxHttp, status_error

@@ -1,4 +1,4 @@
-"""Label-matcher regexes: RE2 (linear time), fully anchored as in Prometheus. The only importer of re2.
+"""Label-matcher regexes for `hub.matchers`: RE2 (linear time), fully anchored. The only importer of re2.
 
 Why RE2: a backtracking engine (Python's `re`) takes exponential time on patterns such as `(.*.*)*X`, and
 one such matcher from any API client froze the hub for minutes. RE2 matches in time linear in the input
