@@ -55,8 +55,9 @@ class QueryRunner:
         self._budget = burst_s
         self._refilled = time.monotonic()
         # Expected CPU seconds of the next query (moving average), charged when it starts so that many
-        # queries waiting at once do not all start on the same positive budget.
-        self._estimate = 0.005
+        # queries waiting at once do not all start on the same positive budget. It starts pessimistic
+        # (a whole burst) and learns down within a few cheap queries.
+        self._estimate = burst_s
         self.rejected = Counter(
             "outpost_hub_api_rejected",
             "API requests refused: bad parameters (400) or too many queries at once (429)",
