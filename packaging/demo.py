@@ -5,8 +5,14 @@ every process this script started; they are also told by the kernel to stop if t
 cleaning up (SIGKILL, a crash), so no run leaves a hub, agent or simulator behind. A run whose ports are
 taken refuses to start, naming the port and what holds it, before it starts anything.
 
-OUTPOST_DEMO_STATE, OUTPOST_DEMO_API, OUTPOST_DEMO_GRPC and OUTPOST_DEMO_TELEMETRY move the state and
-the ports; OUTPOST_DEMO_DEVICES=lab starts only the lab switch and the BMC (what the tests use).
+Half a minute in, a simulated fault shows the alerting at work (`demo_faults.py`): the lab switch sends a
+linkDown trap (a LinkDown alert fires, its incident opens) and 90 s later linkUp (both resolve); the BMC's
+inlet temperature climbs past its critical limit and back. They repeat every 10 and 15 minutes.
+
+OUTPOST_DEMO_STATE, OUTPOST_DEMO_API, OUTPOST_DEMO_GRPC, OUTPOST_DEMO_TELEMETRY and OUTPOST_DEMO_TRAPS (UDP;
+default a free port, printed) move the state and the ports; OUTPOST_DEMO_DEVICES=lab starts only the lab
+switch and the BMC (what the tests use); OUTPOST_DEMO_LINK_FAULT and OUTPOST_DEMO_TEMP_FAULT set the
+faults' timings (`first,duration,every` seconds, or `off`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from pathlib import Path
 
 import psutil
 import yaml
-from demo_devices import die_with_parent, start_demo_devices
+from demo_devices import BMC, LAB, LAB_ADDRESS, die_with_parent, start_demo_devices
+from demo_faults import LINK_DEFAULT, TEMP_DEFAULT, TRAP_COMMUNITY, Faults, LinkFault, TempFault, timings
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("OUTPOST_DEMO_STATE") or ROOT / ".outpost")
@@ -30,6 +37,7 @@ BIN = Path(sys.executable).parent
 API = os.environ.get("OUTPOST_DEMO_API") or "127.0.0.1:8080"
 GRPC = os.environ.get("OUTPOST_DEMO_GRPC") or "127.0.0.1:4317"
 TELEMETRY = os.environ.get("OUTPOST_DEMO_TELEMETRY") or "127.0.0.1:9465"
+TRAPS = os.environ.get("OUTPOST_DEMO_TRAPS") or ""  # "" = a free UDP port on 127.0.0.1
 LAB_ONLY = os.environ.get("OUTPOST_DEMO_DEVICES") == "lab"
 CERTS = STATE / "agent" / "certs"
 # Signals that end the demo: Ctrl-C, a service manager's stop, and the terminal closing.
@@ -48,8 +56,9 @@ def _hub_config() -> Path:
     return hub_cfg
 
 
-def _agent_config(devices: list[dict[str, object]]) -> Path:
-    """Writes agent.yaml: this host (fast, so the API shows it within seconds) plus the simulated devices."""
+def _agent_config(devices: list[dict[str, object]], traps: str) -> Path:
+    """Writes agent.yaml: this host (fast, so the API shows it within seconds) plus the simulated devices,
+    and the trap receiver on `traps` (host:port) for the demo's faults and anyone's `snmptrap`."""
     agent_cfg = STATE / "agent.yaml"
     tls = {
         name: str(CERTS / f)
@@ -60,6 +69,7 @@ def _agent_config(devices: list[dict[str, object]]) -> Path:
         "hub": {"address": GRPC, "server_name": "localhost", "tls": tls},
         "devices": [{"kind": "host", "interval_s": 2}, *devices],
         "batch": {"max_age_s": 1},
+        "traps": {"enabled": True, "listen": traps, "communities": [TRAP_COMMUNITY]},
         "telemetry": {"listen": TELEMETRY},
     }
     agent_cfg.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -75,6 +85,12 @@ def _wait_http(url: str, timeout: float) -> bool:
         except OSError:
             time.sleep(0.2)
     return False
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -97,23 +113,26 @@ def _holder(port: int) -> str:
     return ""
 
 
-def busy_ports(listens: dict[str, str]) -> list[str]:
-    """One line per `name -> host:port` that cannot be bound now, saying what holds it when known.
+def busy_ports(listens: dict[str, str], udp: dict[str, str] | None = None) -> list[str]:
+    """One line per `name -> host:port` (TCP; UDP for `udp`) that cannot be bound now, saying what holds
+    it when known.
 
     Checked before anything starts: otherwise a hub left over from an earlier run answers the health
     check, the demo says it is running, and then its own hub fails to bind.
     """
     lines = []
-    for name, listen in listens.items():
+    wanted = [(n, a, socket.SOCK_STREAM) for n, a in listens.items()]
+    wanted += [(n, a, socket.SOCK_DGRAM) for n, a in (udp or {}).items()]
+    for name, listen, kind in wanted:
         host, _, port = listen.rpartition(":")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with socket.socket(socket.AF_INET, kind) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
             try:
                 s.bind((host, int(port)))
                 continue
             except OSError as exc:
                 reason = exc.strerror or str(exc)
-        who = _holder(int(port))
+        who = _holder(int(port)) if kind == socket.SOCK_STREAM else ""
         held = f", held by {who}" if who else ""
         lines.append(f"port {port} ({name}, {listen}) is not free: {reason}{held}")
     return lines
@@ -124,17 +143,27 @@ def main() -> int:
     # when started in the background (where a shell would otherwise leave SIGINT ignored).
     for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
-    busy = busy_ports({"API": API, "gRPC": GRPC, "agent telemetry": TELEMETRY})
+    try:
+        link_timing = timings(os.environ.get("OUTPOST_DEMO_LINK_FAULT"), LINK_DEFAULT)
+        temp_timing = timings(os.environ.get("OUTPOST_DEMO_TEMP_FAULT"), TEMP_DEFAULT)
+    except ValueError as exc:
+        print(f"make run: OUTPOST_DEMO_LINK_FAULT / OUTPOST_DEMO_TEMP_FAULT: {exc}", file=sys.stderr)
+        return 2
+    busy = busy_ports(
+        {"API": API, "gRPC": GRPC, "agent telemetry": TELEMETRY}, udp={"agent traps": TRAPS} if TRAPS else {}
+    )
     if busy:
         print("make run: not starting, its ports are taken:", *busy, sep="\n  ", file=sys.stderr)
         print(
-            "Stop what holds them (an earlier `make run`?) or set OUTPOST_DEMO_API/GRPC/TELEMETRY.",
+            "Stop what holds them (an earlier `make run`?) or set OUTPOST_DEMO_API/GRPC/TELEMETRY/TRAPS.",
             file=sys.stderr,
         )
         return 1
+    traps = TRAPS or f"127.0.0.1:{_free_udp_port()}"
     STATE.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     device_procs: list[subprocess.Popen[bytes]] = []  # stopped last
+    faults: Faults | None = None
     try:
         hub_cfg = _hub_config()
         procs.append(
@@ -146,7 +175,7 @@ def main() -> int:
         )
         # the simulators start while the hub does
         devices = start_demo_devices(STATE / "devices", device_procs, lab_only=LAB_ONLY)
-        agent_cfg = _agent_config(devices)
+        agent_cfg = _agent_config(devices, traps)
         if not _wait_http(f"http://{API}/healthz", 30):
             print("hub did not start; see its log above", file=sys.stderr)
             return 1
@@ -157,11 +186,21 @@ def main() -> int:
                 preexec_fn=die_with_parent(),
             )
         )
+        runs = []
+        if link_timing:
+            runs.append(LinkFault(LAB, LAB_ADDRESS, traps, *link_timing).run)
+        if temp_timing:
+            runs.append(TempFault(BMC, STATE / "devices" / "redfish", *temp_timing).run)
+        faults = Faults(runs)
         # The hub prints the token itself, once, when it creates it; here only where it is kept.
         token_file = STATE / "hub" / "admin.token"
+        link = f"in {link_timing[0]:g} s the lab switch's link goes down" if link_timing else "no link fault"
         print(
             f"\n  Outpost is running.\n  Dashboard: http://{API}/   API token: in {token_file} (0600)\n"
             f"  Try: curl -H \"Authorization: Bearer $(cat {token_file})\" http://{API}/api/v1/agents\n"
+            f"  Faults: {link} (watch Alerts and Incidents on the dashboard); traps go to {traps}:\n"
+            f"    snmptrap -v2c -c {TRAP_COMMUNITY} {traps} '' 1.3.6.1.6.3.1.1.5.3"
+            " 1.3.6.1.2.1.2.2.1.1.7 i 7\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -172,6 +211,8 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        if faults is not None:
+            faults.stop()
         _stop([*device_procs, *procs])
 
 

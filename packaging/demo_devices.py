@@ -2,9 +2,12 @@
 
 The recorded devices come from the `snmpsim-data` wheel (a Cisco Catalyst, an Arista switch, an APC rack
 PDU, an Eaton UPS) plus one lab switch whose counters grow, so rates move; the Redfish tree is the
-Dell iDRAC mockup the collector tests use. `start_demo_devices` adds each process to a list as it
-starts (stop them by PID) and returns the agent `devices:` entries that poll them. Every process is
-started with `die_with_parent`, so the kernel stops it if the demo dies without stopping it.
+Dell iDRAC mockup the collector tests use. The lab switch answers on its own loopback address too
+(LAB_ADDRESS, 127.0.0.2: Linux routes all of 127.0.0.0/8 to lo), so the traps the demo's fault sends from
+there name it, as a real switch's traps name it by their source address. `start_demo_devices` adds each
+process to a list as it starts (stop them by PID) and returns the agent `devices:` entries that poll them.
+Every process is started with `die_with_parent`, so the kernel stops it if the demo dies without
+stopping it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ RECORDED = {
     "UPS/eaton-93e-80": "eaton-93e",
 }
 REDFISH_TREE = "dell-idrac9-legacy"
+BMC = "bmc-r740"
 LAB = "lab-growing"
+LAB_ADDRESS = "127.0.0.2"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
@@ -68,8 +73,10 @@ def _recorded_dir() -> Path:
     return Path(snmpsim_data.__file__).parent / "data"
 
 
-def start_snmpsim(data_dir: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Starts snmpsim on 127.0.0.1:port and waits until it answers.
+def start_snmpsim(
+    data_dir: Path, workdir: Path, port: int, also: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Starts snmpsim on 127.0.0.1:port (and on port of each address in `also`) and waits until it answers.
 
     snmpsim refuses root unless SNMPSIM_ALLOW_ROOT=true; dropping to `nobody` instead would lose access
     to an interpreter living under /root. A just-started snmpsim drops early requests, hence the
@@ -83,6 +90,7 @@ def start_snmpsim(data_dir: Path, workdir: Path, port: int) -> subprocess.Popen[
             f"--data-dir={data_dir}",
             f"--cache-dir={workdir / 'cache'}",
             f"--agent-udpv4-endpoint=127.0.0.1:{port}",
+            *(f"--agent-udpv4-endpoint={address}:{port}" for address in also),
             "--max-var-binds=128",
         ],
         stdout=log,
@@ -141,16 +149,17 @@ def start_demo_devices(
             dest.write_bytes(plain.read_bytes() if plain.exists() else bz2.decompress(packed.read_bytes()))
     shutil.copyfile(FIXTURES / "snmprec" / f"{LAB}.snmprec", data / f"{LAB}.snmprec")
     tree = workdir / "redfish"
-    if not tree.exists():
-        shutil.copytree(FIXTURES / "redfish" / REDFISH_TREE, tree)
+    # Fresh each run: the temperature fault rewrites files in it, and a killed demo may have left one hot.
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(FIXTURES / "redfish" / REDFISH_TREE, tree)
     snmp_port, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
-    started.append(start_snmpsim(data, workdir / "snmpsim", snmp_port))
+    started.append(start_snmpsim(data, workdir / "snmpsim", snmp_port, also=(LAB_ADDRESS,)))
     started.append(start_sushy_static(tree, workdir, http_port))
     devices: list[dict[str, object]] = [
         {
             "kind": "snmp",
             "name": community,
-            "address": "127.0.0.1",
+            "address": LAB_ADDRESS if community == LAB else "127.0.0.1",
             "port": snmp_port,
             "community": community,
             "interval_s": 30,
@@ -159,7 +168,8 @@ def start_demo_devices(
         for community in [*recorded.values(), LAB]
     ]
     devices.append(
-        {"kind": "redfish", "name": "bmc-r740", "url": f"http://127.0.0.1:{http_port}", "interval_s": 30}
+        # every 10 s, so the temperature fault's climb shows as a curve, not three points
+        {"kind": "redfish", "name": BMC, "url": f"http://127.0.0.1:{http_port}", "interval_s": 10}
     )
     return devices
 
