@@ -9,7 +9,8 @@ AGENT_VENV := .venv-agent
 STAMP := $(VENV)/.installed
 APT_STAMP := .outpost/.apt-installed
 # Debian packages of the real peers the tests start (SNMP, InfluxDB-protocol servers, NATS, browser).
-APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server postgresql prometheus-alertmanager
+APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server postgresql prometheus-alertmanager \
+  chromium
 
 .PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean
 

@@ -11,6 +11,13 @@ async function api(path) {
   return r.json();
 }
 
+async function post(path) {
+  const r = await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  if (r.status === 401) { signOut("token rejected"); throw new Error("unauthorized"); }
+  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  return r.json().catch(() => ({}));
+}
+
 function signOut(why) {
   token = ""; sessionStorage.removeItem("outpost-token");
   $("#main").hidden = true; $("#login").hidden = false; $("#status").textContent = why;
@@ -18,7 +25,12 @@ function signOut(why) {
 
 function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
 function row(cells) { const tr = document.createElement("tr"); cells.forEach((c) => tr.appendChild(c)); return tr; }
-function ago(ms) { const s = Math.round((Date.now() - ms) / 1000); return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`; }
+function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 120) return `${s}s ago`;
+  if (s < 7200) return `${Math.round(s / 60)}m ago`;
+  return s < 172800 ? `${Math.round(s / 3600)}h ago` : `${Math.round(s / 86400)}d ago`;
+}
 function keyText(s) { return `${s.metric}{${Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(",")}}`; }
 
 async function refresh() {
@@ -35,6 +47,50 @@ async function refresh() {
       cell(e.agent), cell(e.source), cell(e.message)]));
   }
   $("#status").textContent = `${agents.length} agents · updated ${new Date().toLocaleTimeString()}`;
+}
+
+// Alerts: firing first, then acknowledged, then suppressed; within each, critical first, newest first.
+const STATUS_ORDER = { firing: 0, acknowledged: 1, suppressed: 2, resolved: 3 };
+const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
+const rank = (order, v) => (v in order ? order[v] : 9);
+const OPEN_ALERTS = "/api/v1/alerts?status=firing&status=acknowledged&status=suppressed&limit=100";
+
+function button(text, onClick) {
+  const b = document.createElement("button"); b.type = "button"; b.textContent = text; b.onclick = onClick; return b;
+}
+
+async function act(id, action) {
+  try { await post(`/api/v1/alerts/${encodeURIComponent(id)}/${action}`); } catch (e) { alertsState(`${action} failed: ${e.message}`, true); }
+  refreshAlerts().catch(() => {});
+}
+
+function alertsState(text, error) { const el = $("#alerts-state"); el.textContent = text; el.className = error ? "error" : ""; }
+
+function alertRow(a) {
+  const labels = a.labels || {}, notes = a.annotations || {};
+  const status = cell(a.status, `st-${a.status}`);
+  if (a.flapping) { const f = document.createElement("span"); f.className = "flapping"; f.textContent = " flapping"; status.appendChild(f); }
+  const actions = cell("", "actions");
+  if (a.status === "acknowledged") actions.appendChild(button("Unack", () => act(a.id, "unack")));
+  else actions.appendChild(button("Ack", () => act(a.id, "ack")));
+  actions.appendChild(button("Resolve", () => act(a.id, "resolve")));
+  const tr = row([cell(a.severity, `sev-${a.severity}`), cell(labels.alertname || ""), cell(labels.device || labels.agent || ""),
+    cell(notes.summary || ""), status, cell(ago(a.starts_ms || a.first_seen_ms)), cell(a.count), actions]);
+  tr.dataset.id = a.id; tr.title = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(", ");
+  return tr;
+}
+
+async function refreshAlerts() {
+  const [{ alerts }, { incidents }] = await Promise.all([api(OPEN_ALERTS), api("/api/v1/incidents?limit=50")]);
+  alerts.sort((x, y) => rank(STATUS_ORDER, x.status) - rank(STATUS_ORDER, y.status)
+    || rank(SEVERITY_ORDER, x.severity) - rank(SEVERITY_ORDER, y.severity) || (y.starts_ms || 0) - (x.starts_ms || 0));
+  $("#alerts tbody").replaceChildren(...alerts.map(alertRow));
+  $("#alerts-empty").hidden = alerts.length > 0;
+  const firing = alerts.filter((a) => a.status === "firing").length;
+  alertsState(`${firing} firing · ${alerts.length} open`, false);
+  $("#incidents tbody").replaceChildren(...incidents.map((i) => row([cell(i.title), cell(i.status, `st-${i.status}`),
+    cell(`${new Date(i.opened_ms).toLocaleString()} (${ago(i.opened_ms)})`), cell((i.alert_ids || []).length)])));
+  $("#incidents-empty").hidden = incidents.length > 0;
 }
 
 async function loadSeries() {
@@ -66,7 +122,11 @@ async function chart(s) {
 
 async function start() {
   $("#login").hidden = true; $("#main").hidden = false;
+  // Alerts on their own: a hub without them (or a failed read) must not blank the rest.
+  const alerts = () => refreshAlerts().catch((e) => { if (token) alertsState(`not available: ${e.message}`, true); });
+  alerts();
   try { await refresh(); await loadSeries(); } catch (e) { return; }
+  setInterval(alerts, 3000);
   setInterval(() => refresh().catch(() => {}), 5000);
   setInterval(() => loadSeries().catch(() => {}), 30000);
 }
