@@ -143,12 +143,15 @@ def main() -> int:
     # when started in the background (where a shell would otherwise leave SIGINT ignored).
     for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
-    try:
-        link_timing = timings(os.environ.get("OUTPOST_DEMO_LINK_FAULT"), LINK_DEFAULT)
-        temp_timing = timings(os.environ.get("OUTPOST_DEMO_TEMP_FAULT"), TEMP_DEFAULT)
-    except ValueError as exc:
-        print(f"make run: OUTPOST_DEMO_LINK_FAULT / OUTPOST_DEMO_TEMP_FAULT: {exc}", file=sys.stderr)
-        return 2
+    fault_timings = []
+    faults_env = (("OUTPOST_DEMO_LINK_FAULT", LINK_DEFAULT), ("OUTPOST_DEMO_TEMP_FAULT", TEMP_DEFAULT))
+    for name, default in faults_env:
+        try:
+            fault_timings.append(timings(os.environ.get(name), default))
+        except ValueError as exc:
+            print(f"make run: {name}: {exc}", file=sys.stderr)
+            return 2
+    link_timing, temp_timing = fault_timings
     busy = busy_ports(
         {"API": API, "gRPC": GRPC, "agent telemetry": TELEMETRY}, udp={"agent traps": TRAPS} if TRAPS else {}
     )

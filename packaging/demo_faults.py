@@ -42,15 +42,19 @@ def timings(value: str | None, default: tuple[float, float, float]) -> tuple[flo
     """`first,second,every` seconds from an env value; None for `off`; the default when unset.
 
     Raises:
-        ValueError: not three positive numbers (the demo refuses to start, naming the variable).
+        ValueError: not three numbers of seconds in (0, 1 day) (the demo refuses to start, naming the
+            variable).
     """
     if value is None or not value.strip():
         return default
     if value.strip().lower() == "off":
         return None
-    parts = [float(p) for p in value.split(",")]
-    if len(parts) != 3 or min(parts) <= 0:
-        raise ValueError(f"expected `first,duration,every` positive seconds or `off`, got {value!r}")
+    try:
+        parts = [float(p) for p in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or not all(0 < p < 86_400 for p in parts):  # also refuses nan and inf
+        raise ValueError(f"expected `first,duration,every` seconds (each > 0, < 1 day) or `off`: {value!r}")
     return parts[0], parts[1], parts[2]
 
 
