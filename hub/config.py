@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hub.alerts.config import AlertsConfig
+from hub.bus.config import BusConfig, MemoryBusConfig
+from hub.notify.config import NotifyConfig
 from hub.store.config import EmbeddedStoreConfig, StoreConfig
 from shared.config_errors import load_yaml_model
 
@@ -71,6 +74,9 @@ class HubConfig(_Frozen):
 
     data_dir: Path = Path("/var/lib/outpost-hub")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # What this process runs: everything (the embedded default), only the API, or only the workers
+    # (ingest, alerts, notifications); api and worker processes share NATS (bus) and a state database.
+    role: Literal["all", "api", "worker"] = "all"
     # SQLAlchemy URL of the hub's state (agents, tokens); default: SQLite under data_dir.
     state_url: str | None = None
     grpc: GrpcConfig = GrpcConfig()
@@ -78,6 +84,22 @@ class HubConfig(_Frozen):
     enroll: EnrollConfig = EnrollConfig()
     api: ApiConfig = ApiConfig()
     store: StoreConfig = EmbeddedStoreConfig()
+    # How hub packages tell each other what happened: in-process by default, NATS JetStream at scale.
+    bus: BusConfig = MemoryBusConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    notify: NotifyConfig = NotifyConfig()
+
+    @model_validator(mode="after")
+    def _roles_share_engines(self) -> HubConfig:
+        if self.role != "all" and self.bus.kind != "nats":
+            raise ValueError("role api or worker needs bus.kind: nats (processes share NATS, not memory)")
+        if self.role != "all" and not (self.state_url or "").startswith("postgresql"):
+            raise ValueError("role api or worker needs a shared state_url (postgresql+psycopg://...)")
+        known = {r.name for r in self.notify.receivers}
+        missing = sorted({r.receiver for r in self.alerts.routes} - known)
+        if missing:
+            raise ValueError(f"alerts.routes name receivers that notify.receivers lacks: {missing}")
+        return self
 
     @property
     def pki_dir(self) -> Path:

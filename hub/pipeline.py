@@ -1,5 +1,6 @@
-"""The only module that wires the hub's stages: PKI → state → store → ingest (gRPC, NATS) → API, plus
-enrollment (token + CSR listener, renewal on the gRPC port, revocation cache)."""
+"""The only module that wires the hub's stages: PKI → state → store → ingest (gRPC, NATS) → bus →
+alerts → notify, the API, and enrollment (token + CSR listener, renewal on the gRPC port, revocation
+cache). Ingest publishes on the bus after each durable write; alerts consume it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import asyncio
 import logging
 from pathlib import Path
 
+from hub.alerts.metrics import AlertsCollector
+from hub.alerts.service import AlertService
 from hub.api.app import create_app
 from hub.api.deps import HubContext
 from hub.auth.tokens import ApiTokens
+from hub.bus.factory import build_bus
+from hub.bus.metrics import BusCollector
 from hub.config import HubConfig
 from hub.db import migrate
 from hub.db.engine import create_engine
@@ -24,6 +29,8 @@ from hub.ingest.grpc_server import GrpcIngestServer
 from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
 from hub.live_metrics import StoreCollector
+from hub.notify.dispatcher import Dispatcher
+from hub.notify.metrics import NotifyCollector
 from hub.serve import AsgiServer
 from hub.store.factory import build_store
 from hub.telemetry import HubMetrics
@@ -47,7 +54,7 @@ def ensure_pki(config: HubConfig) -> pki.CaPaths:
         pki.write_pair(pair, cert, key)
         log.info("issued hub server certificate for %s", ", ".join(config.grpc.server_names))
     ncert, nkey = nats_client_files(config)
-    if config.nats.enabled and not (ncert.exists() and nkey.exists()):
+    if (config.nats.enabled or config.bus.kind == "nats") and not (ncert.exists() and nkey.exists()):
         pki.write_pair(pki.issue(ca, HUB_NATS_CN, days=825), ncert, nkey)  # nats-server maps its CN
     return ca
 
@@ -77,6 +84,16 @@ class Hub:
         self._nats: NatsConsumer | None = None
         self._api: AsgiServer | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        uses_nats = config.bus.kind == "nats"
+        tls = ClientTls(pki.CaPaths(config.pki_dir).cert, *nats_client_files(config)) if uses_nats else None
+        self.bus = build_bus(config.bus, tls, self.clock)
+        self.metrics.registry.register(BusCollector(self.bus.stats))
+        self.dispatcher = Dispatcher(self.db, config.notify, clock=self.clock)
+        self.metrics.registry.register(NotifyCollector(self.dispatcher.stats, lambda: self.dispatcher.queued))
+        self.alerts = AlertService(
+            config.alerts, self.db, self.bus, self.dispatcher, self.clock, config.notify.external_url
+        )
+        self.metrics.registry.register(AlertsCollector(self.alerts))
 
     async def start(self) -> None:
         cfg = self.config
@@ -86,6 +103,9 @@ class Hub:
         await self.revocations.start()
         self._write_admin_token()
         await asyncio.to_thread(self.store.open)
+        await self.dispatcher.start()
+        await self.alerts.start()  # subscribes before the bus starts delivering
+        await self.bus.start()
         ingestor = Ingestor(
             self.store,
             self.fleet,
@@ -93,6 +113,7 @@ class Hub:
             max_inflight=cfg.grpc.max_inflight,
             retry_after_ms=cfg.grpc.retry_after_ms,
             clock=self.clock,
+            bus=self.bus,
         )
         enroll = self.enroll = EnrollService(ca, self.enroll_state, cfg.enroll.cert_days, self.clock)
 
@@ -126,7 +147,9 @@ class Hub:
                 ingestor, cfg.nats, ClientTls(ca.cert, ncert, nkey), self.metrics, self.revocations.is_revoked
             )
             await self._nats.start()
-        app = create_app(HubContext(self.store, self.fleet, self.tokens, self.metrics, self.clock))
+        app = create_app(
+            HubContext(self.store, self.fleet, self.tokens, self.metrics, self.clock, alerts=self.alerts)
+        )
         self._api = AsgiServer(app, cfg.api.listen)
         await self._api.start()  # raises why the API could not start (e.g. port in use)
         log.info("API and dashboard on http://%s:%d", self._api.host, self._api.port)
@@ -171,5 +194,8 @@ class Hub:
         if self._api is not None:
             await self._api.aclose()
             self._api = None
+        await self.bus.aclose()  # delivers what is queued to the alerts before they stop
+        await self.alerts.aclose()
+        await self.dispatcher.aclose()
         await asyncio.to_thread(self.store.close)
         await asyncio.to_thread(self.db.dispose)

@@ -146,14 +146,15 @@ class AlertService:
                 await self._reload()
             raise
         self._db_health.up()
+        if self._dispatcher is not None and step.notifications:
+            self._dispatcher.committed({n.receiver for n in step.notifications})
         await self._announce(step)
 
     def _write(self, step: Step) -> None:
         with self._db.begin() as conn:
             self.repo.write(conn, step)
-            if self._dispatcher is not None:
-                for n in step.notifications:
-                    self._dispatcher.submit_in(conn, n)
+            if self._dispatcher is not None and step.notifications:
+                self._dispatcher.submit_all_in(conn, step.notifications)
 
     async def _announce(self, step: Step) -> None:
         """One AlertChanged per alert per step (its last change): a storm of repeats is one message."""

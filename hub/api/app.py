@@ -9,10 +9,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api import routes
 from hub.api.deps import HubContext
 from hub.api.docs import add_docs
 from hub.api.metrics_middleware import ApiRequestMetrics, RequestMetricsMiddleware
+from hub.api.routes import ROUTERS
 from hub.dashboard import STATIC_DIR
 
 
@@ -40,7 +40,8 @@ def create_app(ctx: HubContext) -> FastAPI:
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    app.include_router(routes.router)
+    for router in ROUTERS:
+        app.include_router(router)
     add_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

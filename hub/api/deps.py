@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter
 
+from hub.alerts.service import AlertService
 from hub.auth.tokens import ApiTokens
 from hub.fleet.agents import Fleet
 from hub.store.base import Store
@@ -121,10 +122,20 @@ class HubContext:
     tokens: ApiTokens
     metrics: HubMetrics
     clock: Clock
+    # The alert engine of this process (None in an `api`-only process, which reads alerts from the
+    # shared database and cannot act on them).
+    alerts: AlertService | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queries", QueryRunner(self.metrics.registry))
+
+
+def alerts_of(ctx: HubContext) -> AlertService:
+    """The alert engine, or a 503 saying this process does not run one."""
+    if ctx.alerts is None:
+        raise HTTPException(503, "this hub process runs no alert engine (role: api); ask a worker")
+    return ctx.alerts
 
 
 def get_context(request: Request) -> HubContext:

@@ -90,7 +90,7 @@ class BatchStored(_Message):
 
     id: str
     agent: str
-    batch_id: int
+    batch_id: str  # "<boot_epoch>-<seq>", as the agent numbers its batches
     points: int
     max_ts_ms: int
 

@@ -14,7 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from hub.bus.base import Bus
+from hub.bus.errors import BusError
 from hub.fleet.agents import Fleet
+from hub.ingest.publish import messages
 from hub.store.base import Store
 from hub.store.errors import StoreError
 from hub.telemetry import HubMetrics
@@ -54,8 +57,10 @@ class Ingestor:
         retry_after_ms: int,
         max_uncompressed: int = codec.MAX_UNCOMPRESSED_BYTES,
         clock: Clock | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self._store = store
+        self._bus = bus
         self._state = state
         self._metrics = metrics
         self._max_inflight = max_inflight
@@ -116,6 +121,19 @@ class Ingestor:
             self._set_store_ok(False, f"hub state: {exc}")
             return IngestOutcome(retry_after_ms=self._retry_after_ms)
         self._set_store_ok(True, "")
+        if self._bus is not None:
+            # Published before the ack, also for a duplicate (the first copy's messages may not have gone
+            # out before a crash): ids are per batch, so consumers skip what they have seen.
+            published = messages(agent, header.batch_id, batch)
+            if published.refused:
+                self._metrics.rejected.labels(transport, "bus_message").inc(published.refused)
+            try:
+                for msg in published.messages:
+                    await self._bus.publish(msg)
+            except BusError as exc:  # not announced, so not acknowledged: the agent retries
+                self._metrics.store_errors.labels("bus").inc()
+                self._set_store_ok(False, f"hub bus: {exc}")
+                return IngestOutcome(retry_after_ms=self._retry_after_ms)
         # The state's batch-id decision is the one source of truth: /metrics counts what /api/v1/agents
         # counts (the store's own duplicate flag differs for a batch stored but not yet counted).
         if not new:

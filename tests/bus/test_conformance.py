@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def batch(n: int) -> BatchStored:
-    return BatchStored.create(agent="dc1/edge1", batch_id=n, points=10, max_ts_ms=1000 + n)
+    return BatchStored.create(agent="dc1/edge1", batch_id=str(n), points=10, max_ts_ms=1000 + n)
 
 
 async def test_lifecycle_is_safe_in_any_order(make_bus: MakeBus) -> None:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 
 def batch(n: int, agent: str = "dc1/edge1") -> BatchStored:
-    return BatchStored.create(agent=agent, batch_id=n, points=10, max_ts_ms=1000 + n)
+    return BatchStored.create(agent=agent, batch_id=str(n), points=10, max_ts_ms=1000 + n)
 
 
 class Inbox:
@@ -55,7 +55,7 @@ async def test_each_queue_is_handled_in_publish_order() -> None:
     for n in range(300):
         await bus.publish(batch(n))
     await until(lambda: len(inbox.got) == 300)
-    assert [m.batch_id for m in inbox.got] == list(range(300))  # type: ignore[union-attr]
+    assert [m.batch_id for m in inbox.got] == [str(i) for i in range(300)]  # type: ignore[union-attr]
     await bus.aclose()
 
 
@@ -86,7 +86,7 @@ async def test_a_full_queue_drops_for_that_group_only_and_counts_it() -> None:
     assert bus.stats.published == {"batch.stored": 5}
     await bus.start()
     await until(lambda: len(slow.got) == len(fast.got) == 3)
-    assert [m.batch_id for m in slow.got] == [0, 1, 2]  # type: ignore[union-attr]
+    assert [m.batch_id for m in slow.got] == ["0", "1", "2"]  # type: ignore[union-attr]
     await bus.aclose()
 
 

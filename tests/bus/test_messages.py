@@ -74,9 +74,9 @@ def test_registry_names_each_class_by_its_own_topic() -> None:
 
 
 def test_batch_id_is_derived_from_agent_and_batch_id() -> None:
-    msg = BatchStored.create(agent="dc1/edge1", batch_id=7, points=120, max_ts_ms=1_700_000_000_000)
-    assert msg.id == "batch:dc1/edge1:7"
-    assert msg == BatchStored("batch:dc1/edge1:7", "dc1/edge1", 7, 120, 1_700_000_000_000)
+    msg = BatchStored.create(agent="dc1/edge1", batch_id="17-7", points=120, max_ts_ms=1_700_000_000_000)
+    assert msg.id == "batch:dc1/edge1:17-7"
+    assert msg == BatchStored("batch:dc1/edge1:17-7", "dc1/edge1", "17-7", 120, 1_700_000_000_000)
 
 
 def _anomaly(**over: Any) -> AnomalyReported:

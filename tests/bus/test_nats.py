@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def batch(n: int, agent: str = "dc1/edge1") -> BatchStored:
-    return BatchStored.create(agent=agent, batch_id=n, points=10, max_ts_ms=1000 + n)
+    return BatchStored.create(agent=agent, batch_id=str(n), points=10, max_ts_ms=1000 + n)
 
 
 class Inbox:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.api.routes import parse_int
+from hub.api.routes.params import parse_int
 from hub.api.timeparse import MAX_DURATION_MS, parse_duration_ms, parse_time_ms
 from hub.matchers import parse_matchers
 from hub.store.base import MAX_POINTS_LIMIT, TIME_MAX_MS, TIME_MIN_MS, RangeQuery, effective_step

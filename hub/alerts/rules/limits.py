@@ -13,7 +13,9 @@ _RESERVED = {"alertname", "agent", "site", "device", "metric", "limit"}
 
 def signals(msg: LimitCrossed) -> list[Signal]:
     limit = msg.limit_name
-    family = limit.split("_", 1)[0]  # crit / warn / health: one alert per family, so crit replaces warn
+    # One alert per series and direction (high / low / health): crossing crit after warn raises its
+    # severity instead of opening a second alert.
+    family = "health" if limit.startswith("health") else limit.rsplit("_", 1)[-1]
     labels = base_labels("LimitCrossed", msg.agent, msg.device) | {"metric": msg.metric, "limit": family}
     labels |= {k: v for k, v in msg.labels if k not in _RESERVED}
     series = msg.metric + "{" + ",".join(f'{k}="{v}"' for k, v in msg.labels) + "}"

@@ -1,4 +1,4 @@
-"""REST endpoints: agents, series and range queries (`/api/v1/...`).
+"""`/api/v1/series` and `/api/v1/query`: series keys and range queries.
 
 Every parameter is bounded and a bad one is a 400 saying which and why (counted in
 `outpost_hub_api_rejected_total`): times in 1970 .. 2200, durations and steps within that range,
@@ -8,20 +8,18 @@ API's own bounded pool (`deps.QueryRunner`); too many at once is a 429 with Retr
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 
 from hub.api.auth import require_token
-from hub.api.deps import Ctx, HubContext
-from hub.api.timeparse import parse_duration_ms, parse_time_ms
+from hub.api.deps import Ctx
+from hub.api.routes.params import parse_agg, parse_int, parse_metric, time_range
+from hub.api.timeparse import parse_duration_ms
 from hub.matchers import parse_matchers
 from hub.store.base import (
-    MAX_NAME_LEN,
     MAX_POINTS_LIMIT,
     Agg,
     RangeQuery,
@@ -30,76 +28,14 @@ from hub.store.base import (
 )
 from shared.model import SeriesKey
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["series"])
 
 MAX_POINTS_DEFAULT = 11_000
 MAX_SERIES_LIMIT = 100_000
-MAX_EVENTS_LIMIT = 10_000
-_AGGS = ", ".join(a.value for a in Agg)
-
-
-def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
-    """An integer parameter within [lo, hi].
-
-    Raises:
-        ValueError: not a decimal integer of at most 16 digits, or out of bounds.
-    """
-    if text is None:
-        return default
-    t = text.strip()
-    if not re.fullmatch(r"\d{1,16}", t) or not lo <= int(t) <= hi:
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {text[:32]!r}")
-    return int(t)
-
-
-def parse_agg(text: str) -> Agg:
-    try:
-        return Agg(text)
-    except ValueError:
-        raise ValueError(f"agg must be one of {_AGGS}, got {text[:32]!r}") from None
-
-
-def parse_metric(text: str | None) -> str | None:
-    if text is not None and not 0 < len(text) <= MAX_NAME_LEN:
-        raise ValueError(f"metric name must be 1 to {MAX_NAME_LEN} characters")
-    return text
-
-
-def _time_range(ctx: HubContext, start: str, end: str) -> tuple[int, int]:
-    """Resolves `start`/`end` parameters.
-
-    Raises:
-        ValueError: unparsable, out of bounds, or reversed.
-    """
-    now = ctx.clock.now_ms()
-    start_ms, end_ms = parse_time_ms(start, now), parse_time_ms(end, now)
-    if end_ms < start_ms:
-        raise ValueError("end is before start")
-    return start_ms, end_ms
 
 
 def _key_json(key: SeriesKey) -> dict[str, Any]:
     return {"metric": key.metric, "labels": dict(key.labels)}
-
-
-@router.get("/agents")
-async def list_agents(ctx: Ctx) -> dict[str, Any]:
-    """Every agent that ever delivered, with last-seen time, points received and sequence gaps."""
-    agents = await asyncio.to_thread(ctx.fleet.agents)
-    return {
-        "agents": [
-            {
-                "id": a.id,
-                "first_seen_ms": a.first_seen_ms,
-                "last_seen_ms": a.last_seen_ms,
-                "points_received": a.points_received,
-                "batches_received": a.batches_received,
-                "duplicates": a.duplicates,
-                "gaps": a.gaps,
-            }
-            for a in agents
-        ]
-    }
 
 
 @router.get("/series")
@@ -172,7 +108,7 @@ async def query(
     to a browser and a wide range around an hour of data still gets a useful resolution.
     """
     try:
-        start_ms, end_ms = _time_range(ctx, start, end)
+        start_ms, end_ms = time_range(ctx, start, end)
         if metric is None:
             raise ValueError("metric is required")
         q = RangeQuery(
@@ -188,37 +124,3 @@ async def query(
         raise ctx.queries.bad_request("query", str(exc)) from None
     body = await ctx.queries.run("query", _query_body, ctx.store, q)
     return Response(body, media_type="application/json")
-
-
-@router.get("/events")
-async def list_events(
-    ctx: Ctx,
-    start: str = "-1h",
-    end: str = "now",
-    kind: str | None = None,
-    limit: str | None = None,
-) -> dict[str, Any]:
-    """Events (traps, SEL entries, anomaly onsets) in [start, end], newest first; `kind` filters by prefix."""
-    try:
-        start_ms, end_ms = _time_range(ctx, start, end)
-        most = parse_int("limit", limit, 500, 1, MAX_EVENTS_LIMIT)
-        if kind is not None and len(kind) > MAX_NAME_LEN:
-            raise ValueError(f"kind longer than {MAX_NAME_LEN} characters")
-    except ValueError as exc:
-        raise ctx.queries.bad_request("events", str(exc)) from None
-    rows = await ctx.queries.run("events", ctx.store.events, start_ms, end_ms, most, kind)
-    return {
-        "events": [
-            {
-                "agent": agent,
-                "ts_ms": e.ts_ms,
-                "kind": e.kind,
-                "severity": e.severity.name.lower(),
-                "source": e.source,
-                "message": e.message,
-                "attributes": dict(e.attributes),
-            }
-            for agent, e in rows
-        ]
-    }
-

@@ -1,0 +1,122 @@
+"""`/api/v1/incidents`: alerts grouped per site and device, with a timeline, assignee and notes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.alerts.incidents import MAX_NOTE_LEN, Incident, IncidentStatus, TimelineEntry
+from hub.alerts.service import NotFound
+from hub.api.auth import Caller, require_token
+from hub.api.deps import Ctx, alerts_of
+from hub.api.routes.alerts import alert_json
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["incidents"])
+
+_ID = Path(max_length=24, pattern=r"^[0-9a-f]{1,24}$")
+
+
+def incident_json(i: Incident) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "title": i.title,
+        "status": i.status.value,
+        "labels": dict(i.labels),
+        "opened_ms": i.opened_ms,
+        "updated_ms": i.updated_ms,
+        "resolved_ms": i.resolved_ms,
+        "assignee": i.assignee,
+        "acknowledged_by": i.ack_by,
+        "acknowledged_ms": i.ack_ms,
+        "alert_ids": sorted(i.alert_ids),
+        "open_alerts": sorted(i.open_alerts),
+    }
+
+
+def entry_json(e: TimelineEntry) -> dict[str, Any]:
+    return {"ts_ms": e.ts_ms, "kind": e.kind, "text": e.text, "actor": e.actor, "alert_id": e.alert_id}
+
+
+@router.get("/incidents")
+async def list_incidents(
+    ctx: Ctx,
+    status: Annotated[list[IncidentStatus] | None, Query(max_length=3)] = None,
+    before: Annotated[str | None, Query(max_length=24, pattern=r"^[0-9a-f]{1,24}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Incidents newest first; `status` filters (repeatable), `before=<id>` pages back."""
+    repo = alerts_of(ctx).repo
+    found = await ctx.queries.run("incidents", repo.incidents, [s.value for s in status or []], before, limit)
+    return {
+        "incidents": [incident_json(i) for i in found],
+        "next": found[-1].id if len(found) == limit else None,
+    }
+
+
+@router.get("/incidents/{incident_id}")
+async def get_incident(ctx: Ctx, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
+    """One incident with its alerts and its timeline (alerts joined, state changes, notes)."""
+    repo = alerts_of(ctx).repo
+    found = await ctx.queries.run("incidents", repo.incident, incident_id)
+    if found is None:
+        raise HTTPException(404, "no such incident")
+    inc, timeline = found
+    alerts = await ctx.queries.run("incidents", repo.alerts_by_ids, sorted(inc.alert_ids))
+    return {
+        **incident_json(inc),
+        "alerts": [alert_json(a) for a in alerts],
+        "timeline": [entry_json(e) for e in timeline],
+    }
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_NOTE_LEN)
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee: str | None = Field(default=None, max_length=255)
+
+
+async def _act(
+    ctx: Ctx, incident_id: str, act: Callable[[Incident, int], list[TimelineEntry]]
+) -> dict[str, Any]:
+    try:
+        inc = await alerts_of(ctx).incident_action(incident_id, act)
+    except NotFound:
+        raise HTTPException(404, "no such incident") from None
+    return incident_json(inc)
+
+
+@router.post("/incidents/{incident_id}/notes")
+async def add_note(
+    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: NoteIn
+) -> dict[str, Any]:
+    incidents = alerts_of(ctx).core.incidents
+    return await _act(ctx, incident_id, lambda inc, now: incidents.note(inc.id, body.text, caller.name, now))
+
+
+@router.post("/incidents/{incident_id}/assign")
+async def assign(
+    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: AssignIn
+) -> dict[str, Any]:
+    incidents = alerts_of(ctx).core.incidents
+    return await _act(
+        ctx, incident_id, lambda inc, now: incidents.assign(inc.id, body.assignee, caller.name, now)
+    )
+
+
+@router.post("/incidents/{incident_id}/ack")
+async def acknowledge(ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
+    incidents = alerts_of(ctx).core.incidents
+    return await _act(ctx, incident_id, lambda inc, now: incidents.acknowledge(inc.id, caller.name, now))
+
+
+@router.post("/incidents/{incident_id}/unack")
+async def unacknowledge(ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
+    incidents = alerts_of(ctx).core.incidents
+    return await _act(ctx, incident_id, lambda inc, now: incidents.unacknowledge(inc.id, caller.name, now))
