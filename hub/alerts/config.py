@@ -4,9 +4,10 @@ In hub.yaml:
 
     alerts:
       group_by: [site, device]          # incidents and notification groups
-      group_wait_s: 30                  # Alertmanager semantics
-      group_interval_s: 300
-      repeat_interval_s: 14400
+      timers:                           # Alertmanager semantics
+        group_wait_s: 30
+        group_interval_s: 300
+        repeat_interval_s: 14400
       routes:
         - matchers: ['severity="critical"']
           receiver: noc-webhook
