@@ -24,7 +24,7 @@ import logging
 import random
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -143,23 +143,46 @@ class Dispatcher:
         """Writes `n` to the outbox in the caller's transaction (blocking: call it off the event loop).
 
         Workers see the row once the caller commits: at once if it was already committed when they
-        are woken, else within `poll_interval_s`. Returns False when (receiver, id) is already queued.
+        are woken (call `committed` after the commit), else within `poll_interval_s`. Returns False
+        when (receiver, id) is already queued.
 
         Raises:
             ValueError: the receiver is unknown or the dispatcher is closed.
             sqlalchemy.exc.SQLAlchemyError: the write failed; the caller's transaction decides.
         """
-        reason = self._refusal(n)
-        if reason is not None:
-            self.stats.dropped(n.receiver, reason)
-            raise ValueError(f"notification {n.id!r} refused: {reason}")
-        new = self.outbox.insert(conn, n, self._clock.now_ms())
-        if not new:
-            self.stats.duplicate(n.receiver)
+        (new,) = self.submit_all_in(conn, [n])
+        return new
+
+    def submit_all_in(self, conn: sa.Connection, ns: Sequence[Notification]) -> list[bool]:
+        """`submit_in` for many notifications in one statement; per notification, whether it was new.
+
+        Raises:
+            ValueError: a receiver is unknown or the dispatcher is closed (nothing is written).
+            sqlalchemy.exc.SQLAlchemyError: the write failed; the caller's transaction decides.
+        """
+        for n in ns:
+            reason = self._refusal(n)
+            if reason is not None:
+                self.stats.dropped(n.receiver, reason)
+                raise ValueError(f"notification {n.id!r} refused: {reason}")
+        added = self.outbox.insert_all(conn, ns, self._clock.now_ms())
+        for n, new in zip(ns, added, strict=True):
+            if not new:
+                self.stats.duplicate(n.receiver)
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._lanes[n.receiver].wake.set)
-        return new
+            for receiver in {n.receiver for n in ns}:
+                loop.call_soon_threadsafe(self._lanes[receiver].wake.set)
+        return added
+
+    def committed(self, receivers: Iterable[str]) -> None:
+        """Wakes the lanes of `receivers` at once: call it from the event loop right after the
+        transaction `submit_in` wrote in has committed, so the rows are claimed now, not at the next poll
+        (a wake from `submit_in` itself can come before the commit, when the rows are not visible yet)."""
+        for receiver in receivers:
+            lane = self._lanes.get(receiver)
+            if lane is not None:
+                lane.wake.set()
 
     def _refusal(self, n: Notification) -> str | None:
         if self._closed:

@@ -78,7 +78,13 @@ class Outbox:
     def insert_many(self, ns: Sequence[Notification], now_ms: int) -> list[bool]:
         """Adds each notification in one transaction; per notification, whether it was new."""
         with self._engine.begin() as conn:
-            added = self._insert(conn, ns, now_ms)
+            return self.insert_all(conn, ns, now_ms)
+
+    def insert_all(self, conn: sa.Connection, ns: Sequence[Notification], now_ms: int) -> list[bool]:
+        """Adds each notification in the caller's transaction (one statement); per one, whether it was new."""
+        if not ns:
+            return []
+        added = self._insert(conn, ns, now_ms)
         out = []
         for n in ns:  # the same id twice in one batch: only the first is new
             key = (n.receiver, n.id)
