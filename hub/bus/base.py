@@ -28,7 +28,11 @@ _GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class Bus(Protocol):
-    """A typed message bus with a lifecycle; `subscribe` before `start`, `publish` after."""
+    """A typed message bus with a lifecycle; `subscribe` before or after `start`, `publish` after.
+
+    Subscribing after `start` is how a run-once job (the alert engine) joins when its process takes the
+    job's lock; `unsubscribe` is how it leaves when it loses the lock or stops.
+    """
 
     stats: BusStats
 
@@ -46,12 +50,19 @@ class Bus(Protocol):
         """
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
-        """Registers `handler` for `topic` in consumer group `group` (before `start()`).
+        """Registers `handler` for `topic` in consumer group `group`; after `start()` it is delivered to
+        at once (memory) or once connected (nats).
 
         Raises:
             UnknownTopic: `topic` is not in `hub.bus.messages.MESSAGES`.
-            BusError: a bad group name, or the bus has already started.
+            BusError: a bad group name, or the bus is closed.
         """
+
+    async def unsubscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Stops delivering to `handler` (a no-op if it is not subscribed); returns once its calls in
+        flight have finished. Messages it had not handled go to the group's other members (nats: after
+        `ack_wait_s`, or at once when nak'ed) or, with no member left, wait for the next one (nats) or
+        are dropped and counted (memory)."""
 
     async def aclose(self) -> None:
         """Stops delivering; safe without `start()` and safe twice."""
@@ -64,14 +75,14 @@ class Subscription:
     handler: Handler
 
 
-def check_subscription(topic: str, group: str, handler: Handler, started: bool) -> Subscription:
+def check_subscription(topic: str, group: str, handler: Handler, closed: bool) -> Subscription:
     """The validated subscription, or the error `Bus.subscribe` documents."""
     if topic not in MESSAGES:
         raise UnknownTopic(topic)
     if not _GROUP.match(group):
         raise BusError(f"bus group {group!r}: 1..64 letters, digits, '-' or '_'")
-    if started:
-        raise BusError(f"subscribe({topic!r}, {group!r}) after start(): subscribe every handler first")
+    if closed:
+        raise BusError(f"subscribe({topic!r}, {group!r}) after aclose(): the bus is closed")
     return Subscription(topic, group, handler)
 
 

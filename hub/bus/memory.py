@@ -60,7 +60,7 @@ class MemoryBus:
         self._closed = False
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
-        sub = check_subscription(topic, group, handler, self._started or self._closed)
+        sub = check_subscription(topic, group, handler, self._closed)
         g = self._groups.get((sub.topic, sub.group))
         if g is None:
             what = f"bus {topic}/{group}"
@@ -74,17 +74,39 @@ class MemoryBus:
             )
             self._groups[g.key] = g
             self._by_topic.setdefault(topic, []).append(g)
+            if self._started:  # a group joining a running bus gets its consumers now
+                self._spawn(g)
         g.handlers.append(handler)
+
+    async def unsubscribe(self, topic: str, group: str, handler: Handler) -> None:
+        g = self._groups.get((topic, group))
+        if g is None or handler not in g.handlers:
+            return
+        if len(g.handlers) > 1:
+            g.handlers.remove(handler)  # the other members take the queue over
+            return
+        # The last member: stop its consumers (a call in flight finishes first), drop what is queued.
+        del self._groups[g.key]
+        self._by_topic[topic].remove(g)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(g.queue.join(), self._cfg.drain_timeout_s)
+        await stop_tasks(set(g.tasks))
+        while not g.queue.empty():
+            g.queue.get_nowait()
+            inc(self.stats.dropped, g.key)
+
+    def _spawn(self, g: _Group) -> None:
+        g.tasks = [
+            asyncio.create_task(self._work(g), name=f"bus-{g.topic}-{g.group}-{i}")
+            for i in range(self._cfg.concurrency)
+        ]
 
     async def start(self) -> None:
         if self._started or self._closed:
             return
         self._started = True
         for g in self._groups.values():
-            g.tasks = [
-                asyncio.create_task(self._work(g), name=f"bus-{g.topic}-{g.group}-{i}")
-                for i in range(self._cfg.concurrency)
-            ]
+            self._spawn(g)
 
     async def publish(self, msg: Message) -> None:
         if self._closed:

@@ -63,6 +63,7 @@ class _Consumer:
     sub: Subscription
     health: UpDown
     task: asyncio.Task[None] | None = None
+    stopped: bool = False  # unsubscribed: fetch no more
     inflight: set[asyncio.Future[list[None]]] = field(default_factory=set)
 
 
@@ -84,8 +85,28 @@ class NatsBus:
         self._closed = False
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
-        sub = check_subscription(topic, group, handler, self._started or self._closed)
-        self._consumers.append(_Consumer(sub, UpDown(log, f"bus {topic}/{group} handler")))
+        sub = check_subscription(topic, group, handler, self._closed)
+        c = _Consumer(sub, UpDown(log, f"bus {topic}/{group} handler"))
+        self._consumers.append(c)
+        if self._ready.is_set():  # connected already; otherwise `_run` starts it with the others
+            self._spawn(c)
+
+    async def unsubscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Stops fetching for `handler`, lets its fetched batch finish; the durable consumer stays, so
+        the group's other members (or the next subscriber) carry on where it stopped."""
+        mine = [c for c in self._consumers if c.sub == Subscription(topic, group, handler)]
+        for c in mine:
+            c.stopped = True
+            self._consumers.remove(c)
+        tasks = {c.task for c in mine if c.task is not None}
+        # The loop notices `stopped` within one fetch wait; a batch being handled finishes first.
+        if tasks:
+            pending = (await asyncio.wait(tasks, timeout=_FETCH_WAIT_S + 2.0))[1]
+            if pending:
+                await stop_tasks(pending)
+
+    def _spawn(self, c: _Consumer) -> None:
+        c.task = asyncio.create_task(self._consume(c), name=f"bus-{c.sub.topic}-{c.sub.group}")
 
     async def start(self) -> None:
         """Reads the client certificate (raising BusError when it cannot), then connects in the
@@ -133,7 +154,8 @@ class NatsBus:
             log.info("bus on NATS stream %s (%d subscriptions)", cfg.stream, len(self._consumers))
         self._ready.set()
         for c in self._consumers:
-            c.task = asyncio.create_task(self._consume(c), name=f"bus-{c.sub.topic}-{c.sub.group}")
+            if c.task is None:
+                self._spawn(c)
 
     async def _ensure_stream(self) -> None:
         assert self._js is not None
@@ -178,36 +200,41 @@ class NatsBus:
 
     async def _consume(self, c: _Consumer) -> None:
         psub: JetStreamContext.PullSubscription | None = None
-        # `_closed` as well as cancellation: nats-py's fetch can swallow a cancel (a wait_for race).
-        while not self._closed:
-            if psub is None:
+        try:
+            # `_closed` as well as cancellation: nats-py's fetch can swallow a cancel (a wait_for race).
+            while not self._closed and not c.stopped:
+                if psub is None:
+                    try:
+                        psub = await self._bind(c)
+                    except Exception as exc:  # stream missing (server restarting), API timeout: retry
+                        self._link.down(f"cannot bind consumer: {type(exc).__name__} {exc}, retrying")
+                        await asyncio.sleep(_RETRY_S)
+                        continue
+                    self._link.up()
                 try:
-                    psub = await self._bind(c)
-                except Exception as exc:  # stream missing (server restarting), API timeout: retry
-                    self._link.down(f"cannot bind consumer: {type(exc).__name__} {exc}, retrying")
+                    msgs = await psub.fetch(self._cfg.concurrency, timeout=_FETCH_WAIT_S)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+                except Exception as exc:  # consumer or stream gone, connection closed: bind afresh
+                    self._link.down(f"fetch failed: {type(exc).__name__} {exc}, rebinding")
+                    with contextlib.suppress(*_NATS_ERRORS):
+                        await psub.unsubscribe()
+                    psub = None
                     await asyncio.sleep(_RETRY_S)
                     continue
-                self._link.up()
-            try:
-                msgs = await psub.fetch(self._cfg.concurrency, timeout=_FETCH_WAIT_S)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except Exception as exc:  # consumer or stream gone, connection closed: bind afresh
-                self._link.down(f"fetch failed: {type(exc).__name__} {exc}, rebinding")
+                if self._closed or c.stopped:  # fetched while leaving: hand them straight back
+                    for m in msgs:
+                        await self._settle(m.nak())
+                    return
+                batch = asyncio.gather(*(self._handle(c, m) for m in msgs))
+                c.inflight.add(batch)
+                batch.add_done_callback(c.inflight.discard)
+                # Shielded: aclose() cancels this loop but lets the handlers of a fetched batch finish.
+                await asyncio.shield(batch)
+        finally:
+            if c.stopped and psub is not None and not self._closed:
                 with contextlib.suppress(*_NATS_ERRORS):
-                    await psub.unsubscribe()
-                psub = None
-                await asyncio.sleep(_RETRY_S)
-                continue
-            if self._closed:  # fetched while closing: hand them straight back for another process
-                for m in msgs:
-                    await self._settle(m.nak())
-                return
-            batch = asyncio.gather(*(self._handle(c, m) for m in msgs))
-            c.inflight.add(batch)
-            batch.add_done_callback(c.inflight.discard)
-            # Shielded: aclose() cancels this loop but lets the handlers of a fetched batch finish.
-            await asyncio.shield(batch)
+                    await psub.unsubscribe()  # the durable consumer stays for the group's others
 
     async def _handle(self, c: _Consumer, m: Msg) -> None:
         topic, key = c.sub.topic, (c.sub.topic, c.sub.group)

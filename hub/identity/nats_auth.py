@@ -2,7 +2,9 @@
 
 `verify_and_map` makes nats-server map each client certificate to a user: agents by their SAN URI
 (`outpost://<site>/<agent>`), each allowed to publish only to `<prefix>.<site>.<agent>` (and to receive
-its JetStream acks); the hub by its certificate's subject, allowed to run the stream and consumer.
+its JetStream acks); the hub by its certificate's subject, allowed to run the ingest stream and consumer,
+and to publish and consume the bus (`<bus_prefix>.>`, `hub/bus/nats.py`) that its api and worker processes
+share.
 Regenerate it (`outpost-hub nats-config`) and reload nats-server after enrolling or revoking agents.
 """
 
@@ -32,6 +34,7 @@ def render_config(
     files: NatsServerFiles,
     agents: list[str],
     subject_prefix: str = "outpost.ingest",
+    bus_prefix: str = "outpost.bus",
 ) -> str:
     """A complete nats-server config (JetStream on, mTLS required, one user per agent `site/name`)."""
     users = [
@@ -48,8 +51,9 @@ def render_config(
         {
             "user": f"CN={HUB_NATS_CN}",
             "permissions": {
-                "publish": {"allow": ["$JS.API.>", "$JS.ACK.>", "_INBOX.>"]},
-                "subscribe": {"allow": ["_INBOX.>", f"{subject_prefix}.>"]},
+                # The JetStream API (streams, consumers, pull requests), acks, and the bus's subjects.
+                "publish": {"allow": ["$JS.API.>", "$JS.ACK.>", "_INBOX.>", f"{bus_prefix}.>"]},
+                "subscribe": {"allow": ["_INBOX.>", f"{subject_prefix}.>", f"{bus_prefix}.>"]},
             },
         }
     )

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from hub.bus.errors import BusClosed, BusError, UnknownTopic
+from hub.bus.memory import MemoryBus
 from hub.bus.messages import AlertChanged, BatchStored, Message
 from tests.bus.conftest import MakeBus, settle, until
 
@@ -29,14 +30,49 @@ async def test_lifecycle_is_safe_in_any_order(make_bus: MakeBus) -> None:
     bus.subscribe("batch.stored", "alerts", _noop)
     await bus.start()
     await bus.start()  # a second start is a no-op
-    with pytest.raises(BusError, match="after start"):
-        bus.subscribe("alert.changed", "notify", _noop)
     await bus.publish(batch(1))
     assert bus.stats.published == {"batch.stored": 1}
+    await bus.unsubscribe("alert.changed", "notify", _noop)  # never subscribed: a no-op
     await bus.aclose()
     await bus.aclose()
     with pytest.raises(BusClosed):
         await bus.publish(batch(2))
+    with pytest.raises(BusError, match="after aclose"):
+        bus.subscribe("alert.changed", "notify", _noop)
+
+
+async def test_a_handler_subscribed_after_start_gets_messages_and_its_successor_the_rest_after_it_left(
+    make_bus: MakeBus,
+) -> None:
+    """How a run-once job moves: the leader subscribes once it holds the lock and unsubscribes when it
+    stops; the next leader (on NATS another process's bus) subscribes to the same group later."""
+    leader = make_bus()
+    # A memory bus is one process: there the successor is the same process, later.
+    successor = leader if isinstance(leader, MemoryBus) else make_bus()
+    first: list[str] = []
+    second: list[str] = []
+
+    async def lead(msg: Message) -> None:
+        first.append(msg.id)
+
+    async def follow(msg: Message) -> None:
+        second.append(msg.id)
+
+    await leader.start()
+    await successor.start()
+    leader.subscribe("batch.stored", "alerts", lead)
+    for n in range(5):
+        await leader.publish(batch(n))
+    await until(lambda: len(first) == 5, what="the late subscriber's messages")
+    await leader.unsubscribe("batch.stored", "alerts", lead)
+    successor.subscribe("batch.stored", "alerts", follow)
+    for n in range(5, 8):
+        await leader.publish(batch(n))
+    await until(lambda: len(second) == 3, what="the successor's messages")
+    await settle()
+    assert first == [batch(n).id for n in range(5)]
+    assert sorted(second) == sorted(batch(n).id for n in range(5, 8))
+    assert leader.stats.delivered[("batch.stored", "alerts")] == (5 if successor is not leader else 8)
 
 
 async def test_every_group_gets_every_message_once_and_a_group_shares_them(make_bus: MakeBus) -> None:
