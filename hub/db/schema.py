@@ -6,13 +6,23 @@ What the migrations must produce (the drift test compares the two) and what `ale
 
 from __future__ import annotations
 
+import hub.alerts.command_models
 import hub.alerts.models
 import hub.auth.models
 import hub.fleet.models
 import hub.identity.models
 import hub.notify.models
+import hub.store.models
 from hub.db.metadata import METADATA
 
-MODELS = (hub.alerts.models, hub.auth.models, hub.fleet.models, hub.identity.models, hub.notify.models)
+MODELS = (
+    hub.alerts.command_models,
+    hub.alerts.models,
+    hub.auth.models,
+    hub.fleet.models,
+    hub.identity.models,
+    hub.notify.models,
+    hub.store.models,
+)
 
 __all__ = ["METADATA", "MODELS"]

@@ -1,8 +1,14 @@
-"""Batch-id ledger and event table: the bookkeeping every backend keeps in SQLite beside its data.
+"""Batch-id ledger and event table: the bookkeeping every backend keeps beside its data.
 
-Batch ids are (agent, boot_epoch, seq). An agent's seqs within one boot rise mostly without gaps, so
-the ledger keeps, per (agent, boot_epoch), the ranges of seqs seen rather than every id: a few ranges
-per agent cover days of batches, and a lookup is a bisect.
+Locally (one hub process) it is SQLite beside the data. Batch ids are (agent, boot_epoch, seq). An
+agent's seqs within one boot rise mostly without gaps, so the ledger keeps, per (agent, boot_epoch), the
+ranges of seqs seen rather than every id: a few ranges per agent cover days of batches, and a lookup
+is a bisect.
+
+With several hub processes (`api` + N `worker` on one PostgreSQL) each process's own file would see only
+its own batches and events, so `SharedLedger` keeps them in the shared state database instead: one row
+per batch id, recorded together with the batch's events in one transaction, so two workers storing the
+same batch (a redelivery after ack_wait) record its events once.
 """
 
 from __future__ import annotations
@@ -13,6 +19,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from hub.store.models import store_batches, store_events
 from shared.model import Event, Severity
 
 SCHEMA = """
@@ -157,3 +168,85 @@ def expire(db: sqlite3.Connection, seen: SeenBatches, events_before_ms: int, ids
     delete_events_before(db, events_before_ms)
     seen.prune(ids_before_ms)
     seen.save(db)
+
+
+class SharedLedger:
+    """Batch ids and events in the hub's state database (PostgreSQL at scale; SQLite works too).
+
+    Thread-safe (SQLAlchemy's pool); methods block, call them from the store's threads.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._dialect = postgresql if engine.dialect.name == "postgresql" else sqlite_dialect
+
+    def seen(self, agent: str, boot: int, seq: int) -> bool:
+        b = store_batches.c
+        q = sa.select(sa.literal(1)).where(b.agent == agent, b.boot_epoch == boot, b.seq == seq)
+        with self._engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
+    def record(self, agent: str, boot: int, seq: int, events: Iterable[Event], now_ms: int) -> bool:
+        """Records the batch id and, if it is new, its events, in one transaction.
+
+        Returns:
+            False when another process recorded this id first (its events are not added again).
+        """
+        stmt = (
+            self._dialect.insert(store_batches)
+            .values(agent=agent, boot_epoch=boot, seq=seq, stored_ms=now_ms)
+            .on_conflict_do_nothing()
+            .returning(sa.literal_column("1"))
+        )
+        rows = [
+            {
+                "agent": agent,
+                "ts_ms": e.ts_ms,
+                "kind": e.kind,
+                "severity": e.severity.value,
+                "source": e.source,
+                "message": e.message,
+                "attributes": [list(p) for p in e.attributes],
+            }
+            for e in events
+        ]
+        with self._engine.begin() as conn:
+            if conn.execute(stmt).first() is None:
+                return False
+            if rows:
+                conn.execute(sa.insert(store_events), rows)
+        return True
+
+    def events(
+        self, start_ms: int, end_ms: int, limit: int, kind: str | None = None
+    ) -> list[tuple[str, Event]]:
+        """As `select_events`: newest first, the kind prefix filtered before the limit."""
+        e = store_events.c
+        q = sa.select(e.agent, e.ts_ms, e.kind, e.severity, e.source, e.message, e.attributes).where(
+            e.ts_ms.between(start_ms, end_ms)
+        )
+        if kind is not None:
+            q = q.where(sa.func.substr(e.kind, 1, len(kind)) == kind)
+        q = q.order_by(e.ts_ms.desc(), e.seq.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            (
+                r.agent,
+                Event(
+                    r.ts_ms,
+                    r.kind,
+                    Severity(r.severity),
+                    r.source,
+                    r.message,
+                    tuple((str(k), str(v)) for k, v in r.attributes),
+                ),
+            )
+            for r in rows
+        ]
+
+    def expire(self, events_before_ms: int, ids_before_ms: int) -> None:
+        """Deletes events older than `events_before_ms` and batch ids stored before `ids_before_ms`."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(store_events).where(store_events.c.ts_ms < events_before_ms))
+            conn.execute(sa.delete(store_batches).where(store_batches.c.stored_ms < ids_before_ms))

@@ -22,7 +22,7 @@ from tests.db.legacy import ADMIN_TOKEN, create_legacy_database
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0003_constraint_names"
+HEAD = "0004_shared_ledger_commands"
 
 
 def _drift(engine: sa.Engine, metadata: sa.MetaData = METADATA) -> list[Any]:

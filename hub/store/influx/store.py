@@ -6,7 +6,8 @@ or error callback of each of its request bodies, so nothing is acknowledged to a
 accepted it. Mode v1 POSTs to `/write?db=` (InfluxDB 1.x before 1.8) with the same retry policy.
 Reads use InfluxQL over `/query` (see `influxql.py`; the measurement/tag/field mapping is in
 `lineproto.py`). Points are stamped with the edge's time, so a replay overwrites rather than duplicates;
-a local SQLite ledger also remembers batch ids (to answer `duplicate=True`) and keeps the events.
+a ledger also remembers batch ids (to answer `duplicate=True`) and keeps the events: a local SQLite file
+for one hub process, or `ledger.SharedLedger` in the shared state database when several run.
 """
 
 from __future__ import annotations
@@ -64,15 +65,19 @@ class InfluxStore:
         ledger_path: Path,
         clock: Clock | None = None,
         reader: InfluxReader | None = None,
+        shared: ledger.SharedLedger | None = None,
     ) -> None:
         """
         Args:
             config: server, credentials, write mode and retry policy.
-            ledger_path: SQLite file for batch ids and events.
+            ledger_path: SQLite file for batch ids and events (unused with `shared`).
             clock: wall time for the dedup window.
             reader: the read path; InfluxQL over `/query` unless given (a server without InfluxQL, such as
                 VictoriaMetrics, plugs in its own).
+            shared: batch ids and events in the hub's shared state database instead of the local file,
+                for hub processes that share one InfluxDB (`api` + N `worker`).
         """
+        self._shared = shared
         self._cfg = config
         self._ledger_path = ledger_path
         self._clock = clock or SystemClock()
@@ -86,15 +91,18 @@ class InfluxStore:
         self._inflight: dict[bytes, list[_Acks]] = {}
         self._inflight_lock = threading.Lock()
         self.skipped_points = 0
+        self._opened = False
 
     def open(self) -> None:
-        self._ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._ledger_path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(ledger.SCHEMA)
-        self._seen.load(db)
-        self._db = db
+        if self._shared is None:
+            self._ledger_path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._ledger_path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(ledger.SCHEMA)
+            self._seen.load(db)
+            self._db = db
+        self._opened = True
         if self._cfg.write_mode == "v2":
             token = self._cfg.token.get_secret_value() if self._cfg.token else ""
             self._client = InfluxDBClient(
@@ -131,6 +139,7 @@ class InfluxStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._opened = False
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -141,11 +150,16 @@ class InfluxStore:
             TransientError: InfluxDB did not accept the batch within `write_timeout` (do not acknowledge).
             StoreError: InfluxDB rejected the data for good (HTTP 400/413/422).
         """
-        db = self._conn()
-        batch_id = (agent, batch.boot_epoch, batch.seq)
-        with self._lock:
-            if batch_id in self._seen:
+        shared = self._shared
+        if shared is not None:
+            self._check_open()
+            if shared.seen(agent, batch.boot_epoch, batch.seq):
                 return WriteResult(0, duplicate=True)
+        else:
+            db = self._conn()
+            with self._lock:
+                if (agent, batch.boot_epoch, batch.seq) in self._seen:
+                    return WriteResult(0, duplicate=True)
         bodies, points, skipped = lineproto.encode_batch(agent, batch, self._cfg.batch_size)
         if skipped:
             if self.skipped_points == 0:
@@ -156,6 +170,12 @@ class InfluxStore:
         else:
             for body in bodies:
                 self._send_v1(body)
+        if shared is not None:
+            # Another worker may have stored the same batch meanwhile (a redelivery): the points were
+            # overwritten with themselves, and the id decides which of the two records the events.
+            if not shared.record(agent, batch.boot_epoch, batch.seq, batch.events, self._clock.now_ms()):
+                return WriteResult(0, duplicate=True)
+            return WriteResult(points)
         with self._lock:
             with ledger.transaction(db):
                 ledger.insert_events(db, [(agent, e) for e in batch.events])
@@ -236,6 +256,9 @@ class InfluxStore:
     def events(
         self, start_ms: int, end_ms: int, limit: int = 1000, kind: str | None = None
     ) -> list[tuple[str, Event]]:
+        if self._shared is not None:
+            self._check_open()
+            return self._shared.events(start_ms, end_ms, limit, kind)
         with self._lock:
             return ledger.select_events(self._conn(), start_ms, end_ms, limit, kind)
 
@@ -245,6 +268,11 @@ class InfluxStore:
         Returns:
             0, as no points are deleted here.
         """
+        events_before = now_ms - millis(self._cfg.events_retention)
+        if self._shared is not None:
+            self._check_open()
+            self._shared.expire(events_before, now_ms - millis(self._cfg.dedup_window))
+            return 0
         db = self._conn()
         with self._lock:
             with ledger.transaction(db):
@@ -256,6 +284,10 @@ class InfluxStore:
                 )
             self._seen.mark_saved()
         return 0
+
+    def _check_open(self) -> None:
+        if not self._opened:
+            raise RuntimeError("store is not open")
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
