@@ -83,7 +83,7 @@ def test_alerts_show_firing_critical_first_and_ack_and_resolve_change_them(
     )  # fmt: skip
     _post_alerts(
         hub,
-        [{"labels": {"alertname": "LinkDown", "device": "sw1", "severity": "critical"},
+        [{"labels": {"alertname": "LinkDown", "device": "sw1", "severity": "critical", "ifIndex": "7"},
           "annotations": {"summary": HOSTILE}}],
     )  # fmt: skip
     page = _signed_in(browser, hub)
@@ -91,7 +91,7 @@ def test_alerts_show_firing_critical_first_and_ack_and_resolve_change_them(
 
     rows = _rows(page)
     assert [r[:5] for r in rows] == [
-        ["critical", "LinkDown", "sw1", HOSTILE, "firing"],
+        ["critical", "LinkDown\nifIndex=7", "sw1", HOSTILE, "firing"],  # labels beyond name and device below
         ["warning", "DiskFull", "srv2", "/var at 93 %", "firing"],
     ]
     assert all(r[5].endswith("s ago") for r in rows), rows
@@ -120,7 +120,7 @@ def test_alerts_show_firing_critical_first_and_ack_and_resolve_change_them(
 
     page.locator("#alerts tbody tr", has_text="DiskFull").get_by_role("button", name="Resolve").click()
     expect(page.locator("#alerts tbody tr")).to_have_count(1)
-    expect(page.locator("#alerts tbody tr").first.locator("td").nth(1)).to_have_text("LinkDown")
+    expect(page.locator("#alerts tbody tr").first.locator("td").nth(1)).to_have_text("LinkDownifIndex=7")
     resolved = hub.get("/api/v1/alerts", status="resolved", limit=100)["alerts"]
     assert [a["labels"]["alertname"] for a in resolved] == ["DiskFull"]
 

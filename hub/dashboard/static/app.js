@@ -53,6 +53,7 @@ async function refresh() {
 const STATUS_ORDER = { firing: 0, acknowledged: 1, suppressed: 2, resolved: 3 };
 const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
 const rank = (order, v) => (v in order ? order[v] : 9);
+const SHOWN_LABELS = new Set(["alertname", "device", "agent", "site", "severity"]);
 const OPEN_ALERTS = "/api/v1/alerts?status=firing&status=acknowledged&status=suppressed&limit=100";
 
 function button(text, onClick) {
@@ -68,14 +69,18 @@ function alertsState(text, error) { const el = $("#alerts-state"); el.textConten
 
 function alertRow(a) {
   const labels = a.labels || {}, notes = a.annotations || {};
-  const status = cell(a.status, `st-${a.status}`);
+  const status = cell(a.status, `st-${a.status} nowrap`);
   if (a.flapping) { const f = document.createElement("span"); f.className = "flapping"; f.textContent = " flapping"; status.appendChild(f); }
   const actions = cell("", "actions");
   if (a.status === "acknowledged") actions.appendChild(button("Unack", () => act(a.id, "unack")));
   else actions.appendChild(button("Ack", () => act(a.id, "ack")));
   actions.appendChild(button("Resolve", () => act(a.id, "resolve")));
-  const tr = row([cell(a.severity, `sev-${a.severity}`), cell(labels.alertname || ""), cell(labels.device || labels.agent || ""),
-    cell(notes.summary || ""), status, cell(ago(a.starts_ms || a.first_seen_ms)), cell(a.count), actions]);
+  // Alerts of one name on one device (a BMC's sensors) differ only by their other labels: show those under the name.
+  const name = cell(labels.alertname || "");
+  const extra = Object.entries(labels).filter(([k]) => !SHOWN_LABELS.has(k)).map(([k, v]) => `${k}=${v}`).join(" ");
+  if (extra) { const d = document.createElement("div"); d.className = "labels"; d.textContent = extra.slice(0, 160); name.appendChild(d); }
+  const tr = row([cell(a.severity, `sev-${a.severity}`), name, cell(labels.device || labels.agent || "", "nowrap"),
+    cell(notes.summary || ""), status, cell(ago(a.starts_ms || a.first_seen_ms), "nowrap"), cell(a.count), actions]);
   tr.dataset.id = a.id; tr.title = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(", ");
   return tr;
 }
