@@ -7,6 +7,7 @@ can neither lose a resolve nor send a page whose alert state was never saved.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.alerts import models
 from hub.alerts.core import Step
+from hub.alerts.engine import ChangeKind
 from hub.alerts.grouping import LogEntry
 from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
 from hub.alerts.model import Alert, AlertStatus, Labels
@@ -158,13 +160,74 @@ def window_of(r: Any) -> Window:
     )
 
 
+# Set once, when the engine creates an alert: a row already written is updated without them (its labels
+# are not encoded again, its fingerprint index entry is left alone).
+_ALERT_FIXED = frozenset(
+    {"id", "fingerprint", "labels", "source", "links", "first_seen_ms", "starts_ms", "resolve_after_ms"}
+)
+
+
+def alert_update_row(a: Alert) -> dict[str, Any]:
+    """`alert_row` without the columns in `_ALERT_FIXED`, keyed for `_alert_update`."""
+    return {
+        "b_id": a.id,
+        "status": a.status.value,
+        "severity": a.severity,
+        "annotations": dict(a.annotations),
+        "count": a.count,
+        "last_seen_ms": a.last_seen_ms,
+        "ends_ms": a.ends_ms,
+        "active": a.active,
+        "flapping": a.flapping,
+        "transitions": list(a.transitions),
+        "eligible_ms": a.eligible_ms,
+        "notified": sorted(a.notified),
+        "resolved_notified": sorted(a.resolved_notified),
+        "resolve_owed": not a.is_open and bool(a.notified - a.resolved_notified),
+        "silenced_by": a.silenced_by,
+        "ack_by": a.ack_by,
+        "ack_ms": a.ack_ms,
+        "resolved_by": a.resolved_by,
+        "incident_id": a.incident_id,
+    }
+
+
+@functools.cache
+def _alert_update() -> sa.Update:
+    # SET comes from the parameter keys (every one but b_id): executemany, one statement per step.
+    return models.alerts.update().where(models.alerts.c.id == sa.bindparam("b_id"))
+
+
+@functools.cache
+def _upsert_stmt(table: sa.Table, key: str, dialect_name: str) -> sa.Insert:
+    """Built once per table and dialect: building it (its `excluded` columns, its cache key) cost more
+    than running it for a step of 100 rows."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
+    return stmt.on_conflict_do_update(index_elements=[key], set_=cols)
+
+
 def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str) -> None:
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
-    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=cols), rows)
+    conn.execute(_upsert_stmt(table, key, conn.dialect.name), rows)
+
+
+def _write_alerts(conn: sa.Connection, step: Step) -> None:
+    """Alerts created in this step are inserted whole; the others are updated without their fixed
+    columns. Should an alert thought written have no row, the rows are upserted whole instead."""
+    created = {c.alert.id for c in step.changes if c.kind is ChangeKind.CREATED}
+    new: list[Alert] = []
+    known: list[Alert] = []
+    for a in step.alerts:
+        (new if a.id in created else known).append(a)
+    _upsert(conn, models.alerts, [alert_row(a) for a in new], "id")
+    if not known:
+        return
+    res = conn.execute(_alert_update(), [alert_update_row(a) for a in known])
+    if not conn.dialect.supports_sane_multi_rowcount or res.rowcount != len(known):
+        _upsert(conn, models.alerts, [alert_row(a) for a in known], "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +272,7 @@ class AlertRepository:
 
     def write(self, conn: sa.Connection, step: Step) -> None:
         """Writes one step inside the caller's transaction."""
-        _upsert(conn, models.alerts, [alert_row(x) for x in step.alerts], "id")
+        _write_alerts(conn, step)
         _upsert(conn, models.incidents, [incident_row(x) for x in step.incidents], "id")
         if step.timeline:
             conn.execute(sa.insert(models.timeline), [_entry_row(e) for e in step.timeline])
