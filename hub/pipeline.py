@@ -1,23 +1,43 @@
-"""The only module that wires the hub's stages: PKI → state → store → ingest (gRPC, NATS) → bus →
-alerts → notify, the API, and enrollment (token + CSR listener, renewal on the gRPC port, revocation
-cache). Ingest publishes on the bus after each durable write; alerts consume it."""
+"""The only module that wires the hub's stages, as the components of a role: PKI → state → store → bus →
+alerts → notify, the API, ingest (gRPC, NATS) and enrollment (token + CSR listener, renewal on the gRPC
+port, revocation cache). Ingest publishes on the bus after each durable write; alerts consume it.
+
+Roles (`role:` in hub.yaml):
+- `all`: everything in one process (the embedded default).
+- `api`: the REST API and dashboard; reads alerts, incidents and windows from the shared database and
+  hands operator actions to the alert engine over the bus (`hub.alerts.commands`).
+- `worker`: ingest, notifications and the run-once jobs (the alert engine, the retention pass), each of
+  which runs in the one worker holding its lock (`hub.db.locks`); `/healthz` and `/metrics` only.
+
+Components start in order and stop in reverse; a component that fails to start stops the hub (the CLI
+stops what started and exits 1).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from hub.alerts.commands import CommandClient, CommandExecutor
 from hub.alerts.metrics import AlertsCollector
+from hub.alerts.repository import AlertRepository
+from hub.alerts.service import GROUP as ALERTS_GROUP
 from hub.alerts.service import AlertService
-from hub.api.app import create_app
+from hub.api.app import create_app, create_probe_app
 from hub.api.deps import HubContext
 from hub.auth.tokens import ApiTokens
+from hub.bus.base import Bus
 from hub.bus.factory import build_bus
+from hub.bus.messages import AlertCommand
 from hub.bus.metrics import BusCollector
 from hub.config import HubConfig
 from hub.db import migrate
 from hub.db.engine import create_engine
+from hub.db.locks import RunOnce, job_lock
 from hub.fleet.agents import Fleet
 from hub.identity import pki
 from hub.identity.db import EnrollState
@@ -32,6 +52,7 @@ from hub.live_metrics import StoreCollector
 from hub.notify.dispatcher import Dispatcher
 from hub.notify.metrics import NotifyCollector
 from hub.serve import AsgiServer
+from hub.store.base import Store
 from hub.store.factory import build_store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock, SystemClock
@@ -41,6 +62,8 @@ log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_FILE = "admin.token"
 RETENTION_INTERVAL_S = 3600.0
+# Outcomes of operator commands are kept this long (a redelivered command finds its row well within it).
+COMMANDS_RETENTION_MS = 86_400_000
 
 
 def ensure_pki(config: HubConfig) -> pki.CaPaths:
@@ -64,8 +87,104 @@ def nats_client_files(config: HubConfig) -> tuple[Path, Path]:
     return config.pki_dir / "nats-client.pem", config.pki_dir / "nats-client.key"
 
 
+class Component(Protocol):
+    """One stage of a role: started in order, stopped in reverse; `aclose` is safe without `start`."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Step:
+    """A component made of two coroutines (for stages whose objects need no class of their own)."""
+
+    name: str
+    up: Callable[[], Awaitable[None]]
+    down: Callable[[], Awaitable[None]] = _nothing
+
+    async def start(self) -> None:
+        await self.up()
+
+    async def aclose(self) -> None:
+        await self.down()
+
+
+class AlertEngineJob:
+    """The alert engine as a run-once job: its topics and the operator commands are subscribed only
+    while this process holds the lock; `start` reloads state from the database (a standby taking over
+    sees what the dead leader wrote)."""
+
+    name = "alerts"
+
+    def __init__(self, service: AlertService, bus: Bus, executor: CommandExecutor | None) -> None:
+        self.service = service
+        self._bus = bus
+        self._executor = executor
+
+    async def start(self) -> None:
+        await self.service.start()
+        if self._executor is not None:
+            self._bus.subscribe(AlertCommand.TOPIC, ALERTS_GROUP, self._executor.handle)
+
+    async def aclose(self) -> None:
+        if self._executor is not None:
+            await self._bus.unsubscribe(AlertCommand.TOPIC, ALERTS_GROUP, self._executor.handle)
+        await self.service.aclose()
+
+
+class RetentionJob:
+    """Applies retention hourly (run once across processes): expired data, old batch ids, old command
+    outcomes."""
+
+    name = "retention"
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: HubMetrics,
+        clock: Clock,
+        executor: CommandExecutor | None,
+        interval_s: float = RETENTION_INTERVAL_S,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._executor = executor
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="retention")
+
+    async def _loop(self) -> None:
+        while True:
+            await self._clock.sleep(self._interval_s)
+            now = self._clock.now_ms()
+            try:
+                removed = await asyncio.to_thread(self._store.apply_retention, now)
+                if self._executor is not None:
+                    await asyncio.to_thread(self._executor.expire, now - COMMANDS_RETENTION_MS)
+            except Exception:  # a failed pass is retried next hour; the hub keeps serving
+                log.exception("retention pass failed")
+                continue
+            self._metrics.retention_removed.inc(removed)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
 class Hub:
-    """A running hub on embedded defaults (or the engines its config names)."""
+    """A running hub of one role (`config.role`) on embedded defaults or the engines its config names."""
 
     def __init__(self, config: HubConfig, clock: Clock | None = None) -> None:
         self.config = config
@@ -74,38 +193,140 @@ class Hub:
         self.db = create_engine(config.resolved_state_url())  # the one engine every package uses
         self.fleet = Fleet(self.db)
         self.tokens = ApiTokens(self.db)
-        self.store = build_store(config.store, config.data_dir, self.clock)
+        # Several processes share the state database on PostgreSQL: the store's ledger goes there too.
+        shared = self.db if self.db.dialect.name == "postgresql" else None
+        self.store = build_store(config.store, config.data_dir, self.clock, shared_state=shared)
         self.metrics.registry.register(StoreCollector(self.store))  # the store's own counters, at scrape
-        self._grpc: GrpcIngestServer | None = None
         self.enroll_state = EnrollState(self.db)
         self.revocations = RevocationCache(self.enroll_state, config.enroll.revocation_refresh_s)
         self.enroll: EnrollService | None = None
-        self._enroll_server: EnrollServer | None = None
-        self._nats: NatsConsumer | None = None
-        self._api: AsgiServer | None = None
-        self._retention_task: asyncio.Task[None] | None = None
+        self.ca: pki.CaPaths | None = None
         uses_nats = config.bus.kind == "nats"
         tls = ClientTls(pki.CaPaths(config.pki_dir).cert, *nats_client_files(config)) if uses_nats else None
         self.bus = build_bus(config.bus, tls, self.clock)
         self.metrics.registry.register(BusCollector(self.bus.stats))
-        self.dispatcher = Dispatcher(self.db, config.notify, clock=self.clock)
-        self.metrics.registry.register(NotifyCollector(self.dispatcher.stats, lambda: self.dispatcher.queued))
-        self.alerts = AlertService(
-            config.alerts, self.db, self.bus, self.dispatcher, self.clock, config.notify.external_url
-        )
-        self.metrics.registry.register(AlertsCollector(self.alerts))
+        self.dispatcher: Dispatcher | None = None
+        self.alerts: AlertService | None = None
+        self.jobs: list[RunOnce] = []
+        self._executor: CommandExecutor | None = None
+        self.api_port: int | None = None
+        self.components: list[Component] = BUILDERS[config.role](self)
+        self._started: list[Component] = []
 
     async def start(self) -> None:
+        """Starts the role's components in order; raises what the failing one raised (call `aclose`)."""
+        for component in self.components:
+            await component.start()
+            self._started.append(component)
+
+    async def aclose(self) -> None:
+        """Stops what started, in reverse: intake first, then the API, the bus (which delivers what is
+        queued to the alerts before they stop), notify, storage; nothing acknowledged is lost."""
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.aclose()
+            except Exception:  # one stage failing to stop must not leave the others running
+                log.exception("stopping %s failed", component.name)
+        await asyncio.to_thread(self.db.dispose)
+
+    # ---- components every role builds from ---------------------------------------------------------------
+
+    def _setup(self) -> list[Component]:
+        """Private data dir, PKI, schema: before anything touches them."""
+
+        async def pki_up() -> None:
+            private_dir(self.config.data_dir)  # 0700: state, store, PKI and the admin token are the hub's
+            self.ca = ensure_pki(self.config)
+
+        async def migrate_up() -> None:
+            await asyncio.to_thread(migrate.upgrade, self.db)  # raises MigrationError: the hub does not start
+
+        return [Step("pki", pki_up), Step("state database", migrate_up)]
+
+    def _store(self) -> Component:
+        async def up() -> None:
+            await asyncio.to_thread(self.store.open)
+
+        async def down() -> None:
+            await asyncio.to_thread(self.store.close)
+
+        return Step("store", up, down)
+
+    def _admin_token(self) -> Component:
+        async def up() -> None:
+            self._write_admin_token()
+
+        return Step("admin token", up)
+
+    def _revocations(self) -> Component:
+        return Step("revocations", self.revocations.start, self.revocations.aclose)
+
+    def _bus(self) -> Component:
+        return Step("bus", self.bus.start, self.bus.aclose)
+
+    def _dispatcher(self) -> Component:
+        self.dispatcher = dispatcher = Dispatcher(self.db, self.config.notify, clock=self.clock)
+        self.metrics.registry.register(NotifyCollector(dispatcher.stats, lambda: dispatcher.queued))
+        return Step("notify", dispatcher.start, dispatcher.aclose)
+
+    def _alert_engine(self, commands: bool) -> RunOnce:
+        assert self.dispatcher is not None, "the dispatcher is built before the alert engine"
         cfg = self.config
-        private_dir(cfg.data_dir)  # 0700: state, store, PKI and the admin token are private to the hub
-        ca = ensure_pki(cfg)
-        await asyncio.to_thread(migrate.upgrade, self.db)  # raises MigrationError: the hub does not start
-        await self.revocations.start()
-        self._write_admin_token()
-        await asyncio.to_thread(self.store.open)
-        await self.dispatcher.start()
-        await self.alerts.start()  # subscribes before the bus starts delivering
-        await self.bus.start()
+        self.alerts = AlertService(
+            cfg.alerts, self.db, self.bus, self.dispatcher, self.clock, cfg.notify.external_url
+        )
+        self.metrics.registry.register(AlertsCollector(self.alerts))
+        executor = CommandExecutor(self.alerts, self.db, self.clock) if commands else None
+        job = RunOnce(AlertEngineJob(self.alerts, self.bus, executor), job_lock(self.db, "alerts"))
+        self.jobs.append(job)
+        self._executor = executor
+        return job
+
+    def _retention(self) -> RunOnce:
+        executor = self._executor
+        job = RunOnce(
+            RetentionJob(self.store, self.metrics, self.clock, executor), job_lock(self.db, "retention")
+        )
+        self.jobs.append(job)
+        return job
+
+    def _api(self, ctx: Callable[[], HubContext]) -> Component:
+        server: list[AsgiServer] = []
+
+        async def up() -> None:
+            api = AsgiServer(create_app(ctx()), self.config.api.listen)
+            server.append(api)
+            await api.start()  # raises why the API could not start (e.g. port in use)
+            self.api_port = api.port
+            log.info("API and dashboard on http://%s:%d", api.host, api.port)
+
+        async def down() -> None:
+            for api in server:
+                await api.aclose()
+
+        return Step("api", up, down)
+
+    def _probe(self) -> Component:
+        server: list[AsgiServer] = []
+
+        async def up() -> None:
+            probe = AsgiServer(create_probe_app(self.metrics), self.config.api.listen)
+            server.append(probe)
+            await probe.start()
+            self.api_port = probe.port
+            log.info("worker health and metrics on http://%s:%d", probe.host, probe.port)
+
+        async def down() -> None:
+            for probe in server:
+                await probe.aclose()
+
+        return Step("health and metrics", up, down)
+
+    def _ingest(self) -> list[Component]:
+        """gRPC ingest (with renewal), the enrollment listener if `enroll.listen` is set, and the NATS
+        consumer if `nats.enabled`."""
+        cfg = self.config
         ingestor = Ingestor(
             self.store,
             self.fleet,
@@ -115,56 +336,82 @@ class Hub:
             clock=self.clock,
             bus=self.bus,
         )
-        enroll = self.enroll = EnrollService(ca, self.enroll_state, cfg.enroll.cert_days, self.clock)
+        grpc: list[GrpcIngestServer] = []
 
-        async def renew(agent: str, csr_der: bytes, peer: str) -> bytes:
-            return await asyncio.to_thread(enroll.renew, agent, csr_der, peer)
+        async def grpc_up() -> None:
+            assert self.ca is not None
+            enroll = self.enroll = EnrollService(self.ca, self.enroll_state, cfg.enroll.cert_days, self.clock)
 
-        self._grpc = GrpcIngestServer(
-            ingestor,
-            cfg.grpc.listen,
-            ca_pem=ca.cert.read_bytes(),
-            cert_pem=(cfg.pki_dir / "hub.pem").read_bytes(),
-            key_pem=(cfg.pki_dir / "hub.key").read_bytes(),
-            max_message_bytes=cfg.grpc.max_message_bytes,
-            renew=renew,
-            is_revoked=self.revocations.is_revoked,
-        )
-        await self._grpc.start()
-        if cfg.enroll.listen:
-            self._enroll_server = EnrollServer(
-                enroll,
-                cfg.enroll.listen,
-                cert_file=cfg.pki_dir / "hub.pem",
-                key_file=cfg.pki_dir / "hub.key",
-                ca_file=ca.cert,
-                clock=self.clock,
+            async def renew(agent: str, csr_der: bytes, peer: str) -> bytes:
+                return await asyncio.to_thread(enroll.renew, agent, csr_der, peer)
+
+            server = GrpcIngestServer(
+                ingestor,
+                cfg.grpc.listen,
+                ca_pem=self.ca.cert.read_bytes(),
+                cert_pem=(cfg.pki_dir / "hub.pem").read_bytes(),
+                key_pem=(cfg.pki_dir / "hub.key").read_bytes(),
+                max_message_bytes=cfg.grpc.max_message_bytes,
+                renew=renew,
+                is_revoked=self.revocations.is_revoked,
             )
-            await self._enroll_server.start()
+            grpc.append(server)
+            await server.start()
+
+        async def grpc_down() -> None:
+            for server in grpc:
+                await server.aclose()
+
+        out: list[Component] = [Step("grpc ingest", grpc_up, grpc_down)]
+        if cfg.enroll.listen:
+            listener: list[EnrollServer] = []
+            enroll_listen = cfg.enroll.listen
+
+            async def enroll_up() -> None:
+                assert self.ca is not None and self.enroll is not None
+                server = EnrollServer(
+                    self.enroll,
+                    enroll_listen,
+                    cert_file=cfg.pki_dir / "hub.pem",
+                    key_file=cfg.pki_dir / "hub.key",
+                    ca_file=self.ca.cert,
+                    clock=self.clock,
+                )
+                listener.append(server)
+                await server.start()
+
+            async def enroll_down() -> None:
+                for server in listener:
+                    await server.aclose()
+
+            out.append(Step("enrollment", enroll_up, enroll_down))
         if cfg.nats.enabled:
             ncert, nkey = nats_client_files(cfg)
-            self._nats = NatsConsumer(
-                ingestor, cfg.nats, ClientTls(ca.cert, ncert, nkey), self.metrics, self.revocations.is_revoked
+            consumer = NatsConsumer(
+                ingestor,
+                cfg.nats,
+                ClientTls(pki.CaPaths(cfg.pki_dir).cert, ncert, nkey),
+                self.metrics,
+                self.revocations.is_revoked,
             )
-            await self._nats.start()
-        app = create_app(
-            HubContext(self.store, self.fleet, self.tokens, self.metrics, self.clock, alerts=self.alerts)
-        )
-        self._api = AsgiServer(app, cfg.api.listen)
-        await self._api.start()  # raises why the API could not start (e.g. port in use)
-        log.info("API and dashboard on http://%s:%d", self._api.host, self._api.port)
-        self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
+            out.append(Step("nats ingest", consumer.start, consumer.aclose))
+        return out
 
-    async def _retention_loop(self) -> None:
-        """Applies retention hourly: deletes expired data, rolls up quiet series, forgets old batch ids."""
-        while True:
-            await self.clock.sleep(RETENTION_INTERVAL_S)
-            try:
-                removed = await asyncio.to_thread(self.store.apply_retention, self.clock.now_ms())
-            except Exception:  # a failed pass is retried next hour; the hub keeps serving
-                log.exception("retention pass failed")
-                continue
-            self.metrics.retention_removed.inc(removed)
+    def _context(self, with_engine: bool) -> HubContext:
+        if with_engine:
+            return HubContext(
+                self.store, self.fleet, self.tokens, self.metrics, self.clock, alerts=self.alerts
+            )
+        commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
+        return HubContext(
+            self.store,
+            self.fleet,
+            self.tokens,
+            self.metrics,
+            self.clock,
+            repo=AlertRepository(self.db),
+            commands=commands,
+        )
 
     def _write_admin_token(self) -> None:
         token = self.tokens.ensure_admin_token(self.clock.now_ms())
@@ -175,27 +422,55 @@ class Hub:
         # Printed once, on the console only (never to the log): the operator needs it to log in.
         print(f"admin API token (shown once, also saved 0600 in {path}): {token}", flush=True)
 
-    async def aclose(self) -> None:
-        """Stops intake first, then the API, then closes storage: nothing acknowledged is lost."""
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            await asyncio.gather(self._retention_task, return_exceptions=True)
-            self._retention_task = None
-        if self._nats is not None:
-            await self._nats.aclose()
-            self._nats = None
-        if self._grpc is not None:
-            await self._grpc.aclose()
-            self._grpc = None
-        if self._enroll_server is not None:
-            await self._enroll_server.aclose()
-            self._enroll_server = None
-        await self.revocations.aclose()
-        if self._api is not None:
-            await self._api.aclose()
-            self._api = None
-        await self.bus.aclose()  # delivers what is queued to the alerts before they stop
-        await self.alerts.aclose()
-        await self.dispatcher.aclose()
-        await asyncio.to_thread(self.store.close)
-        await asyncio.to_thread(self.db.dispose)
+
+# ---- one builder per role: the ordered components -----------------------------------------------------
+
+
+def build_all(hub: Hub) -> list[Component]:
+    """Everything in one process. The alert engine subscribes before the bus delivers (on SQLite its
+    lock is granted at once); intake stops before the API, the bus before the alerts."""
+    return [
+        *hub._setup(),
+        hub._revocations(),
+        hub._admin_token(),
+        hub._store(),
+        hub._dispatcher(),
+        hub._alert_engine(commands=False),
+        hub._bus(),
+        hub._api(lambda: hub._context(with_engine=True)),
+        *hub._ingest(),
+        hub._retention(),
+    ]
+
+
+def build_api(hub: Hub) -> list[Component]:
+    """The REST API and dashboard; alerts are read from the shared database, actions go over the bus."""
+    return [
+        *hub._setup(),
+        hub._admin_token(),
+        hub._store(),
+        hub._bus(),
+        hub._api(lambda: hub._context(with_engine=False)),
+    ]
+
+
+def build_worker(hub: Hub) -> list[Component]:
+    """Ingest, notifications and the run-once jobs (alert engine, retention); health and metrics only."""
+    return [
+        *hub._setup(),
+        hub._revocations(),
+        hub._store(),
+        hub._dispatcher(),
+        hub._alert_engine(commands=True),
+        hub._bus(),
+        hub._probe(),
+        *hub._ingest(),
+        hub._retention(),
+    ]
+
+
+BUILDERS: dict[str, Callable[[Hub], list[Component]]] = {
+    "all": build_all,
+    "api": build_api,
+    "worker": build_worker,
+}

@@ -74,15 +74,24 @@ class AlertService:
         self._db_health = UpDown(log, "alert state database", self.clock)
         self.failed_writes = 0
         self.duplicate_messages = 0
+        self._subscribed = False
 
     async def start(self, subscribe: bool = True) -> None:
+        """Loads state from the database and subscribes; also after `aclose` (a standby taking over)."""
         await self._reload()
         if subscribe:
             for topic in TOPICS:
                 self._bus.subscribe(topic, GROUP, self.handle)
+            self._subscribed = True
         self._task = asyncio.create_task(self._loop(), name="alerts")
 
     async def aclose(self) -> None:
+        """Unsubscribes (the bus hands what this process did not handle to the next leader), stops the
+        loop; safe without start and safe twice."""
+        if self._subscribed:
+            self._subscribed = False
+            for topic in TOPICS:
+                await self._bus.unsubscribe(topic, GROUP, self.handle)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -256,6 +265,10 @@ class AlertService:
     async def delete_window(self, window_id: str, kind: WindowKind) -> None:
         if not await asyncio.to_thread(self.repo.delete_window, window_id, kind, self.clock.now_ms()):
             raise NotFound(window_id)
+        await self._refresh_windows()
+
+    async def reload_windows(self) -> None:
+        """Re-reads silences and maintenance windows another process wrote (an `api` process)."""
         await self._refresh_windows()
 
     async def _refresh_windows(self) -> None:

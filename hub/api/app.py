@@ -14,6 +14,7 @@ from hub.api.docs import add_docs
 from hub.api.metrics_middleware import ApiRequestMetrics, RequestMetricsMiddleware
 from hub.api.routes import ROUTERS
 from hub.dashboard import STATIC_DIR
+from hub.telemetry import HubMetrics
 
 
 def create_app(ctx: HubContext) -> FastAPI:
@@ -44,4 +45,20 @@ def create_app(ctx: HubContext) -> FastAPI:
         app.include_router(router)
     add_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def create_probe_app(metrics: HubMetrics) -> FastAPI:
+    """What a `worker` process serves on `api.listen`: `/healthz` and `/metrics` (no API, no dashboard),
+    so its ingest, bus and notify counters can be scraped and supervisors can probe it."""
+    app = FastAPI(title="Outpost hub worker", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics_page() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app

@@ -12,8 +12,11 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter
 
+from hub.alerts.commands import CommandClient, Outcome
+from hub.alerts.repository import AlertRepository
 from hub.alerts.service import AlertService
 from hub.auth.tokens import ApiTokens
+from hub.bus.errors import BusError
 from hub.fleet.agents import Fleet
 from hub.store.base import Store
 from hub.telemetry import HubMetrics
@@ -122,9 +125,11 @@ class HubContext:
     tokens: ApiTokens
     metrics: HubMetrics
     clock: Clock
-    # The alert engine of this process (None in an `api`-only process, which reads alerts from the
-    # shared database and cannot act on them).
+    # The alert engine of this process (role `all`); None in an `api` process, which reads alerts from
+    # the shared database (`repo`) and hands operator actions to the engine's leader (`commands`).
     alerts: AlertService | None = None
+    repo: AlertRepository | None = None
+    commands: CommandClient | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -136,6 +141,46 @@ def alerts_of(ctx: HubContext) -> AlertService:
     if ctx.alerts is None:
         raise HTTPException(503, "this hub process runs no alert engine (role: api); ask a worker")
     return ctx.alerts
+
+
+def repo_of(ctx: HubContext) -> AlertRepository:
+    """Where alerts, incidents and windows are read: the shared database, in every role."""
+    if ctx.repo is not None:
+        return ctx.repo
+    return alerts_of(ctx).repo
+
+
+def commands_of(ctx: HubContext) -> CommandClient:
+    """The command path to the engine's leader, or a 503 when this process has neither."""
+    if ctx.commands is None:
+        raise HTTPException(503, "this hub process can neither run nor reach an alert engine")
+    return ctx.commands
+
+
+async def run_command(
+    ctx: HubContext, action: str, target: str, actor: str, payload: str = ""
+) -> Outcome | str:
+    """Runs an operator action through the engine's leader (role `api`).
+
+    Returns:
+        The outcome once the leader recorded it, or the command id when it has not within the wait
+        (the route answers 202 with it).
+
+    Raises:
+        HTTPException: 503 when the bus does not take the command, 404 when the target does not exist,
+            400 when the engine refused the command.
+    """
+    try:
+        command_id, outcome = await commands_of(ctx).run(action, target, actor, payload)
+    except BusError as exc:
+        raise HTTPException(503, f"the alert engine cannot be reached: {exc}") from None
+    if outcome is None:
+        return command_id
+    if outcome.outcome == "not_found":
+        raise HTTPException(404, outcome.detail)
+    if not outcome.ok:
+        raise HTTPException(400, outcome.detail)
+    return outcome
 
 
 def get_context(request: Request) -> HubContext:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import secrets
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -207,8 +208,42 @@ class IncidentChanged(_Message):
     ts_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class AlertCommand(_Message):
+    """An operator action an `api` process asks the alert engine (in the worker leading it) to run.
+
+    `action` is one of `hub.alerts.commands.ACTIONS`; `target` the alert or incident id (empty for
+    `signals` and `windows`); `payload` a JSON text the action reads (note text, assignee, signals).
+    Ids are random (`new()`): two operators acting alike are two commands. The engine records each
+    command's outcome in the state database once, which is what the api process waits for.
+    """
+
+    TOPIC: ClassVar[str] = "alert.command"
+    ID_PREFIX: ClassVar[str] = "cmd"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("action", "target", "actor", "ts_ms")
+
+    id: str
+    action: str
+    target: str
+    actor: str
+    payload: str
+    ts_ms: int
+
+    @classmethod
+    def new(cls, action: str, target: str, actor: str, payload: str, ts_ms: int) -> AlertCommand:
+        """A command with a fresh random id (at most 64 characters, the outcome table's key)."""
+        return cls(f"cmd:{secrets.token_hex(16)}", action, target, actor, payload, ts_ms)
+
+
 Message = (
-    BatchStored | AnomalyReported | DeviceEvent | AgentSeen | LimitCrossed | AlertChanged | IncidentChanged
+    BatchStored
+    | AnomalyReported
+    | DeviceEvent
+    | AgentSeen
+    | LimitCrossed
+    | AlertChanged
+    | IncidentChanged
+    | AlertCommand
 )
 
 MESSAGES: dict[str, type[Message]] = {
@@ -219,6 +254,7 @@ MESSAGES: dict[str, type[Message]] = {
     LimitCrossed.TOPIC: LimitCrossed,
     AlertChanged.TOPIC: AlertChanged,
     IncidentChanged.TOPIC: IncidentChanged,
+    AlertCommand.TOPIC: AlertCommand,
 }
 
 

@@ -16,6 +16,7 @@ from hub.bus.messages import (
     MAX_MESSAGE_BYTES,
     MESSAGES,
     AgentSeen,
+    AlertCommand,
     AnomalyReported,
     BatchStored,
     Labels,
@@ -70,7 +71,7 @@ def test_every_message_round_trips_through_its_bytes(msg: Message) -> None:
 
 def test_registry_names_each_class_by_its_own_topic() -> None:
     assert {topic: cls.TOPIC for topic, cls in MESSAGES.items()} == {t: t for t in MESSAGES}
-    assert len(MESSAGES) == 7
+    assert len(MESSAGES) == 8
 
 
 def test_batch_id_is_derived_from_agent_and_batch_id() -> None:
@@ -166,3 +167,12 @@ def test_a_message_with_a_wrong_field_cannot_be_built_so_it_never_reaches_the_wi
         _anomaly(score=float("nan"))
     with pytest.raises(MessageError, match="create\\(\\) needs batch_id"):
         BatchStored.create(agent="a", points=1, max_ts_ms=1)
+
+
+def test_alert_commands_get_random_ids_so_two_alike_are_two_commands() -> None:
+    a = AlertCommand.new("ack", "0190aa", "alice", "{}", 5)
+    b = AlertCommand.new("ack", "0190aa", "alice", "{}", 5)
+    assert a.id != b.id and a.id.startswith("cmd:") and len(a.id) == 36
+    assert decode("alert.command", a.to_bytes()) == a
+    with pytest.raises(MessageError, match="payload"):
+        AlertCommand("cmd:x", "ack", "t", "alice", 7, 5)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.e2e
 
-HEAD = "0003_constraint_names"
+HEAD = "0004_shared_ledger_commands"
 MIGRATED = "hub database migrated from an empty database to " + HEAD
 
 

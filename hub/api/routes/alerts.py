@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.alerts.model import SEVERITIES, Alert, AlertStatus, Signal, labels_of
 from hub.alerts.service import NotFound
 from hub.api.auth import Caller, require_token
-from hub.api.deps import Ctx, alerts_of
+from hub.api.deps import Ctx, alerts_of, commands_of, repo_of, run_command
+from hub.bus.errors import BusError
 from hub.matchers import parse_matchers
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["alerts"])
@@ -61,7 +62,7 @@ async def list_alerts(
 ) -> dict[str, Any]:
     """Alerts newest first. Filters: `status` and `severity` (repeatable), label matchers `match`
     (`device="sw1"`, `alertname=~"Link.*"`), and `before=<id>` to page back (see `next`)."""
-    alerts = alerts_of(ctx)
+    repo = repo_of(ctx)
     for s in severity or []:
         if s not in SEVERITIES:
             raise HTTPException(400, f"severity must be one of {', '.join(SEVERITIES)}")
@@ -71,7 +72,7 @@ async def list_alerts(
         raise ctx.queries.bad_request("alerts", str(exc)) from None
     found = await ctx.queries.run(
         "alerts",
-        lambda: alerts.repo.alerts(
+        lambda: repo.alerts(
             status=[s.value for s in status or []],
             severity=severity or [],
             matchers=matchers,
@@ -87,14 +88,26 @@ async def list_alerts(
 
 @router.get("/alerts/{alert_id}")
 async def get_alert(ctx: Ctx, alert_id: Annotated[str, _ID]) -> dict[str, Any]:
-    alert = await ctx.queries.run("alerts", alerts_of(ctx).repo.alert, alert_id)
+    alert = await ctx.queries.run("alerts", repo_of(ctx).alert, alert_id)
     if alert is None:
         raise HTTPException(404, "no such alert")
     return alert_json(alert)
 
 
-async def _act(ctx: Ctx, caller: Caller, alert_id: str, action: str) -> dict[str, Any]:
-    service = alerts_of(ctx)
+async def _act(ctx: Ctx, caller: Caller, alert_id: str, action: str, response: Response) -> dict[str, Any]:
+    """Role `all` runs the action on its engine; an `api` process sends it to the engine's leader and
+    answers with the alert as the database then has it, or 202 with the command id if not run within
+    a few seconds."""
+    if ctx.alerts is None:
+        done = await run_command(ctx, action, alert_id, caller.name)
+        if isinstance(done, str):
+            response.status_code = 202
+            return {"command": done, "status": "pending"}
+        alert = await ctx.queries.run("alerts", repo_of(ctx).alert, alert_id)
+        if alert is None:
+            raise HTTPException(404, "no such open alert")
+        return alert_json(alert)
+    service = ctx.alerts
     fn = {"ack": service.acknowledge, "unack": service.unacknowledge, "resolve": service.resolve}[action]
     try:
         return alert_json(await fn(alert_id, caller.name))
@@ -103,21 +116,27 @@ async def _act(ctx: Ctx, caller: Caller, alert_id: str, action: str) -> dict[str
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def acknowledge(ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID]) -> dict[str, Any]:
+async def acknowledge(
+    ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID], response: Response
+) -> dict[str, Any]:
     """Acknowledges an open alert (who and when are recorded); it stops repeating, its resolve still
     notifies."""
-    return await _act(ctx, caller, alert_id, "ack")
+    return await _act(ctx, caller, alert_id, "ack", response)
 
 
 @router.post("/alerts/{alert_id}/unack")
-async def unacknowledge(ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID]) -> dict[str, Any]:
-    return await _act(ctx, caller, alert_id, "unack")
+async def unacknowledge(
+    ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID], response: Response
+) -> dict[str, Any]:
+    return await _act(ctx, caller, alert_id, "unack", response)
 
 
 @router.post("/alerts/{alert_id}/resolve")
-async def resolve(ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID]) -> dict[str, Any]:
+async def resolve(
+    ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID], response: Response
+) -> dict[str, Any]:
     """Resolves an open alert by hand; a resolved notification goes to every receiver that was paged."""
-    return await _act(ctx, caller, alert_id, "resolve")
+    return await _act(ctx, caller, alert_id, "resolve", response)
 
 
 class PostedAlert(BaseModel):
@@ -148,8 +167,14 @@ async def post_alerts(
     caller: Caller,
     body: Annotated[list[PostedAlert], Body(max_length=MAX_ALERTS_PER_POST)],
 ) -> dict[str, Any]:
-    """Alerts from an external source. Firing unless `endsAt` is in the past; `alertname` is required."""
+    """Alerts from an external source. Firing unless `endsAt` is in the past; `alertname` is required.
+
+    `changed` is how many alerts changed; in an `api` process it is null if the engine's leader has not
+    applied them within a few seconds (they are applied once it has, `commands` names them)."""
     now = ctx.clock.now_ms()
+    resolve_timeout_s = (
+        ctx.alerts.config.resolve_timeout_s if ctx.alerts is not None else commands_of(ctx).resolve_timeout_s
+    )
     signals = []
     for i, p in enumerate(body):
         if not p.labels.get("alertname"):
@@ -170,8 +195,14 @@ async def post_alerts(
                 source=f"api:{caller.name}",
                 fingerprint=p.fingerprint,
                 links=links,
-                resolve_after_ms=int(alerts_of(ctx).config.resolve_timeout_s * 1000),
+                resolve_after_ms=int(resolve_timeout_s * 1000),
             )
         )
+    if ctx.alerts is None:
+        try:
+            ids, changed = await commands_of(ctx).signals(signals, caller.name)
+        except BusError as exc:
+            raise HTTPException(503, f"the alert engine cannot be reached: {exc}") from None
+        return {"accepted": len(signals), "changed": changed, "commands": ids}
     step = await alerts_of(ctx).apply(signals)
     return {"accepted": len(signals), "changed": len(step.changes)}

@@ -1,17 +1,22 @@
-"""`/api/v1/incidents`: alerts grouped per site and device, with a timeline, assignee and notes."""
+"""`/api/v1/incidents`: alerts grouped per site and device, with a timeline, assignee and notes.
+
+Reads come from the shared database in every role; actions run on the engine in role `all` and are sent
+to the engine's leader in an `api` process (`hub.alerts.commands`).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.alerts.incidents import MAX_NOTE_LEN, Incident, IncidentStatus, TimelineEntry
 from hub.alerts.service import NotFound
 from hub.api.auth import Caller, require_token
-from hub.api.deps import Ctx, alerts_of
+from hub.api.deps import Ctx, alerts_of, repo_of, run_command
 from hub.api.routes.alerts import alert_json
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["incidents"])
@@ -48,7 +53,7 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Incidents newest first; `status` filters (repeatable), `before=<id>` pages back."""
-    repo = alerts_of(ctx).repo
+    repo = repo_of(ctx)
     found = await ctx.queries.run("incidents", repo.incidents, [s.value for s in status or []], before, limit)
     return {
         "incidents": [incident_json(i) for i in found],
@@ -59,7 +64,7 @@ async def list_incidents(
 @router.get("/incidents/{incident_id}")
 async def get_incident(ctx: Ctx, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
     """One incident with its alerts and its timeline (alerts joined, state changes, notes)."""
-    repo = alerts_of(ctx).repo
+    repo = repo_of(ctx)
     found = await ctx.queries.run("incidents", repo.incident, incident_id)
     if found is None:
         raise HTTPException(404, "no such incident")
@@ -82,11 +87,33 @@ class AssignIn(BaseModel):
     assignee: str | None = Field(default=None, max_length=255)
 
 
+Act = Callable[[Any, str], Callable[[Incident, int], list[TimelineEntry]]]
+
+
 async def _act(
-    ctx: Ctx, incident_id: str, act: Callable[[Incident, int], list[TimelineEntry]]
+    ctx: Ctx,
+    caller: Caller,
+    incident_id: str,
+    action: str,
+    payload: dict[str, Any],
+    act: Act,
+    response: Response,
 ) -> dict[str, Any]:
+    """`act(incidents, actor)` builds the engine's change (role `all`); an `api` process sends `action`
+    with `payload` to the engine's leader and answers with the incident as the database then has it
+    (202 with the command id if it has not run within a few seconds)."""
+    if ctx.alerts is None:
+        done = await run_command(ctx, action, incident_id, caller.name, json.dumps(payload))
+        if isinstance(done, str):
+            response.status_code = 202
+            return {"command": done, "status": "pending"}
+        found = await ctx.queries.run("incidents", repo_of(ctx).incident, incident_id)
+        if found is None:
+            raise HTTPException(404, "no such incident")
+        return incident_json(found[0])
+    service = alerts_of(ctx)
     try:
-        inc = await alerts_of(ctx).incident_action(incident_id, act)
+        inc = await service.incident_action(incident_id, act(service.core.incidents, caller.name))
     except NotFound:
         raise HTTPException(404, "no such incident") from None
     return incident_json(inc)
@@ -94,29 +121,59 @@ async def _act(
 
 @router.post("/incidents/{incident_id}/notes")
 async def add_note(
-    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: NoteIn
+    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: NoteIn, response: Response
 ) -> dict[str, Any]:
-    incidents = alerts_of(ctx).core.incidents
-    return await _act(ctx, incident_id, lambda inc, now: incidents.note(inc.id, body.text, caller.name, now))
+    return await _act(
+        ctx,
+        caller,
+        incident_id,
+        "incident_note",
+        {"text": body.text},
+        lambda incidents, actor: lambda inc, now: incidents.note(inc.id, body.text, actor, now),
+        response,
+    )
 
 
 @router.post("/incidents/{incident_id}/assign")
 async def assign(
-    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: AssignIn
+    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: AssignIn, response: Response
 ) -> dict[str, Any]:
-    incidents = alerts_of(ctx).core.incidents
     return await _act(
-        ctx, incident_id, lambda inc, now: incidents.assign(inc.id, body.assignee, caller.name, now)
+        ctx,
+        caller,
+        incident_id,
+        "incident_assign",
+        {"assignee": body.assignee},
+        lambda incidents, actor: lambda inc, now: incidents.assign(inc.id, body.assignee, actor, now),
+        response,
     )
 
 
 @router.post("/incidents/{incident_id}/ack")
-async def acknowledge(ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
-    incidents = alerts_of(ctx).core.incidents
-    return await _act(ctx, incident_id, lambda inc, now: incidents.acknowledge(inc.id, caller.name, now))
+async def acknowledge(
+    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], response: Response
+) -> dict[str, Any]:
+    return await _act(
+        ctx,
+        caller,
+        incident_id,
+        "incident_ack",
+        {},
+        lambda incidents, actor: lambda inc, now: incidents.acknowledge(inc.id, actor, now),
+        response,
+    )
 
 
 @router.post("/incidents/{incident_id}/unack")
-async def unacknowledge(ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
-    incidents = alerts_of(ctx).core.incidents
-    return await _act(ctx, incident_id, lambda inc, now: incidents.unacknowledge(inc.id, caller.name, now))
+async def unacknowledge(
+    ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], response: Response
+) -> dict[str, Any]:
+    return await _act(
+        ctx,
+        caller,
+        incident_id,
+        "incident_unack",
+        {},
+        lambda incidents, actor: lambda inc, now: incidents.unacknowledge(inc.id, actor, now),
+        response,
+    )

@@ -3,10 +3,15 @@
 A silence is one-off (`startsAt`..`endsAt`, Alertmanager's shape); a maintenance window may recur by an
 RFC 5545 RRULE (`FREQ=WEEKLY;BYDAY=SA;BYHOUR=2`) in a time zone, each occurrence lasting `duration`.
 Deleting one expires it at once; alerts it suppressed notify if they are still firing.
+
+In an `api` process the window is written to the shared database here and the alert engine's leader
+is told to reload them (an `AlertCommand` it runs within a second or two); role `all` hands it to its
+own engine, which writes and applies it at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any
 
@@ -17,8 +22,9 @@ from hub.alerts.engine import new_id
 from hub.alerts.service import NotFound
 from hub.alerts.windows import Window, WindowError, WindowKind
 from hub.api.auth import Caller, require_token
-from hub.api.deps import Ctx, alerts_of
+from hub.api.deps import Ctx, HubContext, commands_of, repo_of
 from hub.api.timeparse import parse_duration_ms
+from hub.bus.errors import BusError
 from hub.matchers import MAX_MATCHERS, parse_matchers
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["silences"])
@@ -91,21 +97,41 @@ async def _create(ctx: Ctx, caller: Caller, kind: WindowKind, body: WindowIn) ->
         window = _build(kind, body, caller.name, now)
     except ValueError as exc:
         raise ctx.queries.bad_request(kind.value, str(exc)) from None
-    await alerts_of(ctx).add_window(window)
+    if ctx.alerts is not None:
+        await ctx.alerts.add_window(window)
+    else:
+        await asyncio.to_thread(repo_of(ctx).add_window, window)
+        await _tell_engine(ctx, caller.name)
     return window_json(window, now)
+
+
+async def _tell_engine(ctx: HubContext, actor: str) -> None:
+    """Has the engine's leader reload the windows; the window is saved whatever the bus says, and the
+    leader reloads every window when it next starts."""
+    try:
+        await commands_of(ctx).send("windows", "", actor)
+    except BusError as exc:
+        detail = f"saved, but the alert engine was not told (it applies it when it next starts): {exc}"
+        raise HTTPException(503, detail) from None
 
 
 async def _list(ctx: Ctx, kind: WindowKind, expired: bool, limit: int) -> dict[str, Any]:
     now = ctx.clock.now_ms()
-    repo = alerts_of(ctx).repo
+    repo = repo_of(ctx)
     found = await ctx.queries.run(kind.value, repo.windows, kind, expired, now, limit)
     key = "silences" if kind is WindowKind.SILENCE else "windows"
     return {key: [window_json(w, now) for w in found]}
 
 
-async def _delete(ctx: Ctx, kind: WindowKind, window_id: str) -> dict[str, str]:
+async def _delete(ctx: Ctx, caller: Caller, kind: WindowKind, window_id: str) -> dict[str, str]:
+    if ctx.alerts is None:
+        deleted = await asyncio.to_thread(repo_of(ctx).delete_window, window_id, kind, ctx.clock.now_ms())
+        if not deleted:
+            raise HTTPException(404, f"no such {kind.value}")
+        await _tell_engine(ctx, caller.name)
+        return {"id": window_id, "status": "expired"}
     try:
-        await alerts_of(ctx).delete_window(window_id, kind)
+        await ctx.alerts.delete_window(window_id, kind)
     except NotFound:
         raise HTTPException(404, f"no such {kind.value}") from None
     return {"id": window_id, "status": "expired"}
@@ -126,8 +152,8 @@ async def create_silence(ctx: Ctx, caller: Caller, body: WindowIn) -> dict[str, 
 
 
 @router.delete("/silences/{window_id}")
-async def delete_silence(ctx: Ctx, window_id: Annotated[str, _ID]) -> dict[str, str]:
-    return await _delete(ctx, WindowKind.SILENCE, window_id)
+async def delete_silence(ctx: Ctx, caller: Caller, window_id: Annotated[str, _ID]) -> dict[str, str]:
+    return await _delete(ctx, caller, WindowKind.SILENCE, window_id)
 
 
 @router.get("/maintenance")
@@ -145,5 +171,5 @@ async def create_maintenance(ctx: Ctx, caller: Caller, body: WindowIn) -> dict[s
 
 
 @router.delete("/maintenance/{window_id}")
-async def delete_maintenance(ctx: Ctx, window_id: Annotated[str, _ID]) -> dict[str, str]:
-    return await _delete(ctx, WindowKind.MAINTENANCE, window_id)
+async def delete_maintenance(ctx: Ctx, caller: Caller, window_id: Annotated[str, _ID]) -> dict[str, str]:
+    return await _delete(ctx, caller, WindowKind.MAINTENANCE, window_id)
