@@ -9,6 +9,9 @@ import pytest
 
 from tests.support.outpost import HubHandle, start_hub
 
+# Suite-wide database fixtures (`postgres`, `state_url`), defined once.
+pytest_plugins = ["tests.support.databases"]
+
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubHandle]:

@@ -140,12 +140,12 @@ def _limits(ident: str, agent: str, s: SeriesPoints) -> list[LimitCrossed]:
     out = []
     highs = [(n, v) for n, v in (("crit_high", lim.crit_high), ("warn_high", lim.warn_high)) if v is not None]
     if highs:
-        hit = next(((n, v) for n, v in highs if value >= v), None)
+        hit = next(((n, v) for n, v in highs if value > v), None)
         name, limit = hit or highs[-1]
         out.append(msg("high", name, limit, hit is not None))
     lows = [(n, v) for n, v in (("crit_low", lim.crit_low), ("warn_low", lim.warn_low)) if v is not None]
     if lows:
-        hit = next(((n, v) for n, v in lows if value <= v), None)
+        hit = next(((n, v) for n, v in lows if value < v), None)
         name, limit = hit or lows[-1]
         out.append(msg("low", name, limit, hit is not None))
     return out

@@ -1,7 +1,7 @@
-"""Alerts fixtures: the notify suite's databases (SQLite file, real PostgreSQL) and recording receiver."""
+"""Alerts fixtures: the notify suite's recording receiver (databases come from tests.support.databases)."""
 
 from __future__ import annotations
 
-from tests.notify.conftest import db_url, postgres, recorder
+from tests.notify.conftest import recorder
 
-__all__ = ["db_url", "postgres", "recorder"]
+__all__ = ["recorder"]

@@ -17,8 +17,8 @@ from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
 from hub.notify.config import NotifyConfig, WebhookConfig
 from hub.notify.dispatcher import Dispatcher
-from tests.notify.conftest import make_engine
 from tests.notify.recorder import Recorder
+from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +27,8 @@ POLL_S = 30.0
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[sa.Engine]:
-    engine = make_engine(db_url)
+async def db(state_url: str) -> AsyncIterator[sa.Engine]:
+    engine = migrated_engine(state_url)
     try:
         yield engine
     finally:

@@ -21,8 +21,8 @@ from hub.bus.memory import MemoryBus
 from hub.bus.messages import AgentSeen, DeviceEvent
 from hub.notify.config import NotifyConfig, WebhookConfig
 from hub.notify.dispatcher import Dispatcher
-from tests.notify.conftest import make_engine
 from tests.notify.recorder import Recorder
+from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +82,8 @@ class Running:
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[sa.Engine]:
-    engine = make_engine(db_url)
+async def db(state_url: str) -> AsyncIterator[sa.Engine]:
+    engine = migrated_engine(state_url)
     try:
         yield engine
     finally:

@@ -6,9 +6,7 @@ and out-of-order deliveries, and an enrollment token's use limit must hold under
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -17,28 +15,14 @@ from hub.db.engine import create_engine
 from hub.fleet.agents import Fleet
 from hub.identity.db import EnrollState, TokenCheck
 from tests.support.hubdb import migrated_engine
-from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.integration
 
 NOW = 1_800_000_000_000
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    pg = Postgres(tmp_path_factory.mktemp("pg-logs"))
-    try:
-        yield pg
-    finally:
-        pg.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.sqlite'}"
-    pg: Postgres = request.getfixturevalue("postgres")
-    return pg.create_database(f"t{abs(hash(tmp_path)) % 10**9}")
 
 
 def test_concurrent_repeated_and_out_of_order_batches_are_counted_exactly_once(state_url: str) -> None:

@@ -1,8 +1,7 @@
-"""Notify fixtures: a recording HTTP receiver, outbox databases (SQLite file, real PostgreSQL), builders."""
+"""Notify fixtures: a recording HTTP receiver, a migrated SQLite engine, notification builders."""
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,14 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import hub.notify.models  # noqa: F401  (registers the outbox table on METADATA)
-from hub.db.metadata import METADATA
 from hub.notify.model import AlertView, Notification
 from tests.notify.recorder import Recorder
-from tests.support.postgres import Postgres
+from tests.support.hubdb import migrated_engine
 
 T0 = 1_800_000_000_000
-_db_ids = itertools.count(1)
 
 
 @pytest.fixture
@@ -29,50 +25,16 @@ def recorder() -> Iterator[Recorder]:
         rec.stop()
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    # What the hub's state engine sets (hub/db/engine.py): WAL, and waiting on a lock instead of failing.
-    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
-
-
-def make_engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = sa.create_engine(url, pool_size=10)
-    METADATA.create_all(engine)
-    return engine
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    pg = Postgres(tmp_path_factory.mktemp("pg-logs"))
-    try:
-        yield pg
-    finally:
-        pg.stop()
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hub.sqlite'}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub.sqlite'}"
-    pg: Postgres = request.getfixturevalue("postgres")
-    return pg.create_database(f"notify{next(_db_ids)}")
 
 
 @pytest.fixture
 async def engine(sqlite_url: str) -> AsyncIterator[sa.Engine]:
-    eng = make_engine(sqlite_url)
+    eng = migrated_engine(sqlite_url)
     try:
         yield eng
     finally:

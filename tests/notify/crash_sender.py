@@ -16,8 +16,8 @@ from hub.notify.dispatcher import Dispatcher
 from tests.notify.conftest import note
 
 
-async def main(db_url: str, url: str, owner: str, count: int) -> None:
-    engine = sa.create_engine(db_url)
+async def main(state_url: str, url: str, owner: str, count: int) -> None:
+    engine = sa.create_engine(state_url)
     cfg = NotifyConfig.model_validate(
         {
             "receivers": [{"kind": "webhook", "name": "pager", "url": url, "timeout_s": 60}],

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from hub.notify.config import NotifyConfig
 from hub.notify.dispatcher import Dispatcher
 from hub.notify.metrics import NotifyCollector
-from tests.notify.conftest import make_engine, note
+from tests.notify.conftest import note
 from tests.notify.recorder import Recorder
+from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +96,7 @@ async def _run(engine: sa.Engine, recorder: Recorder) -> None:
 async def test_a_thousand_notifications_from_many_tasks_reach_two_receivers_exactly_once(
     sqlite_url: str, recorder: Recorder
 ) -> None:
-    engine = make_engine(sqlite_url)
+    engine = migrated_engine(sqlite_url)
     try:
         await _run(engine, recorder)
     finally:
@@ -106,7 +107,7 @@ async def test_a_thousand_notifications_from_many_tasks_reach_two_receivers_exac
 async def test_a_thousand_notifications_reach_two_receivers_exactly_once_on_postgresql(
     postgres: object, recorder: Recorder
 ) -> None:
-    engine = make_engine(postgres.create_database("notifyconc"))  # type: ignore[attr-defined]
+    engine = migrated_engine(postgres.create_database("notifyconc"))  # type: ignore[attr-defined]
     try:
         await _run(engine, recorder)
     finally:

@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from hub.notify.config import NotifyConfig
 from hub.notify.dispatcher import Dispatcher
 from hub.notify.models import notify_outbox
-from tests.notify.conftest import make_engine, note
+from tests.notify.conftest import note
 from tests.notify.recorder import Recorder
+from tests.support.hubdb import migrated_engine
 from tests.support.procs import free_port, start_service
 
 pytestmark = pytest.mark.integration
@@ -44,9 +45,9 @@ def _attempts(engine: sa.Engine) -> list[tuple[str, str, int]]:
 
 
 async def test_twenty_notifications_queued_while_the_receiver_is_down_go_out_exactly_once_after_a_restart(
-    db_url: str,
+    state_url: str,
 ) -> None:
-    engine = make_engine(db_url)
+    engine = migrated_engine(state_url)
     port = free_port()
     cfg = NotifyConfig.model_validate(
         {
@@ -163,12 +164,12 @@ def _submit_in(engine: sa.Engine, d: Dispatcher, n: Any) -> bool:
 
 # PostgreSQL refuses with DataError, SQLite with OverflowError: both paths, the second in the slow suite.
 @pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True
+    "state_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True
 )
 async def test_a_notification_the_database_refuses_is_dropped_and_counted_and_the_rest_of_its_batch_goes_out(
-    db_url: str, recorder: Recorder
+    state_url: str, recorder: Recorder
 ) -> None:
-    engine = make_engine(db_url)
+    engine = migrated_engine(state_url)
     d = Dispatcher(engine, _config(recorder.url()), owner="hub-a")
     bad = dataclasses.replace(note(2), created_ms=2**63)  # beyond BIGINT: SQLite and PostgreSQL refuse it
     try:
@@ -189,7 +190,7 @@ async def test_a_notification_the_database_refuses_is_dropped_and_counted_and_th
 async def test_a_hub_killed_mid_send_gets_its_leased_rows_back_at_once_when_it_restarts(
     sqlite_url: str, recorder: Recorder, tmp_path: Path
 ) -> None:
-    engine = make_engine(sqlite_url)
+    engine = migrated_engine(sqlite_url)
     recorder.hang("/hook", seconds=30)  # the killed hub's requests never get an answer
     proc = start_service(
         "crash-sender",

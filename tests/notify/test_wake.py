@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from hub.notify.config import NotifyConfig
 from hub.notify.dispatcher import Dispatcher
-from tests.notify.conftest import make_engine, note
+from tests.notify.conftest import note
 from tests.notify.recorder import Recorder
+from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +23,8 @@ POLL_S = 30.0  # far longer than the test waits
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[sa.Engine]:
-    engine = make_engine(db_url)
+async def db(state_url: str) -> AsyncIterator[sa.Engine]:
+    engine = migrated_engine(state_url)
     try:
         yield engine
     finally:

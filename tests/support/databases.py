@@ -1,4 +1,9 @@
-"""Hub databases to migrate: a fresh SQLite file, or a fresh database on one real PostgreSQL per module."""
+"""Database fixtures for the whole suite: one PostgreSQL server per run, a fresh database per test.
+
+`state_url` is parametrized over SQLite (a file under tmp_path) and PostgreSQL, so every test that takes it
+runs on both; `postgres` is the running server for tests that need it directly. Registered for every
+test module by `tests/conftest.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ import pytest
 
 from tests.support.postgres import Postgres
 
-_names = itertools.count()
+_names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     pg = Postgres(tmp_path_factory.mktemp("pg-logs"))
     try:
@@ -24,7 +29,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLAlchemy URL of an empty database: a SQLite file, or a new database on the session's server."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.sqlite'}"
     pg: Postgres = request.getfixturevalue("postgres")
-    return pg.create_database(f"db{next(_names)}")
+    return pg.create_database(f"t{next(_names)}")
