@@ -147,6 +147,10 @@ def test_external_alerts_ack_resolve_silence_maintenance_and_incidents_over_the_
             return [h["status"] for h in hooks if h["groupLabels"].get("device") == "nas1"]
 
         wait_for(lambda: nas_hooks() == ["firing", "resolved"], what="firing then resolved, once each")
+        metrics = api.c.get("/metrics").text
+        assert 'outpost_hub_alert_signals_total{outcome="deduplicated"} 2.0' in metrics
+        assert 'outpost_hub_alerts_open{severity="warning",status="firing"} 1.0' in metrics  # sw9
+        assert 'outpost_hub_notify_sent_total{receiver="noc"}' in metrics
         hooks = [json.loads(r.body) for r in recorder.requests("/hook")]
         assert not [h for h in hooks if h["groupLabels"].get("device") == "sw9" and h["status"] == "resolved"]
     finally:
