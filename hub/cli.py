@@ -207,7 +207,7 @@ async def _run(config: HubConfig) -> int:
         log.error("cannot start: %s: %s", type(exc).__name__, exc)
         await hub.aclose()
         return 1
-    log.info("hub running")
+    log.info("hub running (role %s)", config.role)
     await stop.wait()
     log.info("shutting down")
     await hub.aclose()
