@@ -44,16 +44,14 @@ SEAMS = {
     "shared.pb.outpost.v1": {"shared/codec.py"},
     "pysnmp": {"agent/collect/snmp/session.py"},
     "redfish": {"agent/collect/redfish/session.py"},
-    # aiohttp: the Redfish client, and the agent's /metrics + /healthz server.
-    "aiohttp": {"agent/collect/redfish/session.py", "agent/telemetry.py"},
+    # aiohttp: the Redfish client, the agent's /metrics + /healthz server, the hub's outbound notifications.
+    "aiohttp": {"agent/collect/redfish/session.py", "agent/telemetry.py", "hub/notify/http.py"},
     "nats": {"agent/transport/nats.py", "hub/ingest/nats_consumer.py", "hub/bus/nats.py"},
     "influxdb_client": {"hub/store/influx/store.py"},
     "river": {"shared/detect/river_hst.py"},
     "psutil": {"agent/collect/host.py"},
     # uvicorn serves the REST API and the enrollment listener through one module.
     "uvicorn": {"hub/serve.py"},
-    # httpx: the hub's outbound notifications (webhooks, Alertmanager).
-    "httpx": {"hub/notify/http.py"},
 }
 
 
