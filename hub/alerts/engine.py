@@ -16,6 +16,8 @@ Rules (after Alertmanager, Keep and the NOC's experience):
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import secrets
 from collections import Counter, OrderedDict
@@ -80,6 +82,16 @@ class AlertEngine:
         self.offline: dict[str, tuple[str, ...]] = {}  # agent -> devices behind it
         self.stats: Counter[str] = Counter()
         self._next_boundary_ms: int | None = None
+        # Deadlines, so a tick looks only at alerts with something due instead of every open one: heaps
+        # of (due ms, tie, fingerprint, alert id), checked against the alert when popped (an entry whose
+        # alert moved on is dropped or pushed again with its new due time).
+        self._tie = itertools.count()
+        self._resolve_due: list[tuple[int, int, str, str]] = []  # last_seen + resolve_after (a lower bound)
+        self._eligible_due: list[tuple[int, int, str, str]] = []
+        self._recent_due: list[tuple[int, int, str, str]] = []  # ends_ms of alerts in _recent
+        self._flapping: dict[str, Alert] = {}  # open or recent alerts that were flapping, by fingerprint
+        # Order of insertion into `open`: a tick's changes come out in that order, as a scan would give.
+        self._opened_at: dict[str, int] = {}
 
     # ---- state loading -------------------------------------------------------------------------------
 
@@ -88,10 +100,10 @@ class AlertEngine:
         window_ms = int(self.config.flap.window_s * 1000)
         for a in alerts:
             if a.is_open:
-                self.open[a.fingerprint] = a
+                self._open(a)
                 self.by_id[a.id] = a
             elif a.ends_ms is not None and a.ends_ms >= now_ms - window_ms:
-                self._recent[a.fingerprint] = a
+                self._remember(a)
                 self.by_id[a.id] = a
         self.windows = [w for w in windows if not w.expired(now_ms)]
         self._next_boundary_ms = self._boundary(now_ms)
@@ -128,7 +140,7 @@ class AlertEngine:
             self.stats["recorded_over"] += 1
             alert = self._new(fp, s, now_ms)
             alert.status, alert.active, alert.ends_ms = AlertStatus.RESOLVED, False, ended
-            self._recent[fp] = alert
+            self._remember(alert)
             return Change(alert, ChangeKind.CREATED)
         recent = self._recent.get(fp)
         if recent is not None and recent.resolved_by is None and recent.ends_ms is not None:
@@ -143,7 +155,7 @@ class AlertEngine:
             self.stats["refused_full"] += 1
             return None
         alert = self._new(fp, s, now_ms)
-        self.open[fp] = alert
+        self._open(alert)
         self._suppress_if_windowed(alert, now_ms)
         self.stats["created"] += 1
         return Change(alert, ChangeKind.CREATED)
@@ -170,13 +182,13 @@ class AlertEngine:
 
     def _reopen(self, alert: Alert, s: Signal, now_ms: int) -> Change:
         del self._recent[alert.fingerprint]
-        self.open[alert.fingerprint] = alert
         alert.status, alert.active, alert.ends_ms = AlertStatus.FIRING, True, None
         alert.count += 1
         alert.last_seen_ms = max(s.ts_ms, now_ms)
         alert.annotations, alert.severity = s.annotations or alert.annotations, s.severity
         alert.resolved_notified.clear()
         alert.ack_by = alert.ack_ms = None
+        self._open(alert)
         self._flip(alert, now_ms)
         self._suppress_if_windowed(alert, now_ms)
         self.stats["reopened"] += 1
@@ -203,11 +215,12 @@ class AlertEngine:
 
     def _resolve(self, alert: Alert, ends_ms: int, now_ms: int, actor: str, flip: bool) -> Change:
         del self.open[alert.fingerprint]
+        del self._opened_at[alert.fingerprint]
         alert.status, alert.active, alert.ends_ms = AlertStatus.RESOLVED, False, ends_ms
         alert.resolved_by = actor or None
         if flip:
             self._flip(alert, now_ms)
-        self._recent[alert.fingerprint] = alert
+        self._remember(alert)
         self.stats["resolved"] += 1
         return Change(alert, ChangeKind.RESOLVED, actor)
 
@@ -218,6 +231,30 @@ class AlertEngine:
         if not alert.flapping and len(alert.transitions) >= self.config.flap.transitions:
             alert.flapping = True
             self.stats["flapping"] += 1
+        if alert.flapping:
+            self._flapping[alert.fingerprint] = alert
+
+    def _open(self, alert: Alert) -> None:
+        """Puts `alert` in `open` (it was not there) and schedules its deadlines."""
+        self.open[alert.fingerprint] = alert
+        self._opened_at[alert.fingerprint] = next(self._tie)
+        self._schedule(alert)
+
+    def _schedule(self, alert: Alert, resolve: bool = True, eligible: bool = True) -> None:
+        fp, aid = alert.fingerprint, alert.id
+        if resolve and alert.resolve_after_ms is not None:
+            due = alert.last_seen_ms + alert.resolve_after_ms
+            heapq.heappush(self._resolve_due, (due, next(self._tie), fp, aid))
+        if eligible and alert.eligible_ms:
+            heapq.heappush(self._eligible_due, (alert.eligible_ms, next(self._tie), fp, aid))
+        if alert.flapping:
+            self._flapping[fp] = alert
+
+    def _remember(self, alert: Alert) -> None:
+        """Keeps a resolved alert for a flap window (it may reopen), by fingerprint."""
+        self._recent[alert.fingerprint] = alert
+        if alert.ends_ms is not None:
+            heapq.heappush(self._recent_due, (alert.ends_ms, next(self._tie), alert.fingerprint, alert.id))
 
     def _inhibited(self, s: Signal) -> bool:
         """Creation of an alert about something behind an offline agent is inhibited (not its end)."""
@@ -282,7 +319,8 @@ class AlertEngine:
             changes += self._reevaluate(now_ms)
         window_ms = int(self.config.flap.window_s * 1000)
         calm = math.ceil(self.config.flap.transitions / 2)
-        for alert in list(self.open.values()):
+        due, resolve_popped, eligible_popped = self._due_alerts(now_ms)
+        for alert in due:
             if alert.flapping:
                 alert.transitions = [t for t in alert.transitions if t > now_ms - window_ms]
                 if len(alert.transitions) < calm:
@@ -297,11 +335,74 @@ class AlertEngine:
             elif alert.eligible_ms and now_ms >= alert.eligible_ms:
                 alert.eligible_ms = 0
                 changes.append(Change(alert, ChangeKind.ELIGIBLE))
-        for fp, alert in list(self._recent.items()):
-            if alert.ends_ms is not None and alert.ends_ms < now_ms - window_ms:
+        for alert in due:  # still open: its consumed deadlines again (a calmed flap resolves next tick)
+            fp = alert.fingerprint
+            if self.open.get(fp) is alert:
+                self._schedule(alert, resolve=fp in resolve_popped, eligible=fp in eligible_popped)
+        self._forget_recent(now_ms - window_ms)
+        self._compact()
+        return changes
+
+    def _due_alerts(self, now_ms: int) -> tuple[list[Alert], set[str], set[str]]:
+        """The open alerts a tick at `now_ms` may change (flapping ones, a resolve timeout or a settle
+        time passed), once each, in `open`'s order, and the fingerprints whose resolve / settle entries
+        were consumed (pushed again by `tick` for those that stay open)."""
+        found: dict[str, Alert] = {}
+        resolve_popped: set[str] = set()
+        eligible_popped: set[str] = set()
+        for fp, flapping in list(self._flapping.items()):
+            if self.open.get(fp) is flapping and flapping.flapping:
+                found[fp] = flapping
+            elif not flapping.flapping or self._recent.get(fp) is not flapping:
+                del self._flapping[fp]
+        heap = self._resolve_due
+        while heap and heap[0][0] <= now_ms:
+            _, _, fp, aid = heapq.heappop(heap)
+            alert = self.open.get(fp)
+            if alert is None or alert.id != aid or alert.resolve_after_ms is None:
+                continue
+            due_ms = alert.last_seen_ms + alert.resolve_after_ms
+            if due_ms > now_ms:  # seen again since: not due yet
+                heapq.heappush(heap, (due_ms, next(self._tie), fp, aid))
+            else:
+                found[fp] = alert
+                resolve_popped.add(fp)
+        heap = self._eligible_due
+        while heap and heap[0][0] <= now_ms:
+            _, _, fp, aid = heapq.heappop(heap)
+            late = self.open.get(fp)
+            if late is not None and late.id == aid and late.eligible_ms and late.eligible_ms <= now_ms:
+                found[fp] = late
+                eligible_popped.add(fp)
+        due = sorted(found.values(), key=lambda a: self._opened_at[a.fingerprint])
+        return due, resolve_popped, eligible_popped
+
+    def _compact(self) -> None:
+        """Rebuilds a deadline heap grown mostly stale (alerts resolved long before their entry's time),
+        so memory follows the open alerts, not every alert ever created."""
+        limit = 2 * (len(self.open) + len(self._recent)) + 1024
+        if len(self._resolve_due) + len(self._eligible_due) > limit:
+            self._resolve_due, self._eligible_due = [], []
+            for alert in self.open.values():
+                self._schedule(alert)
+        if len(self._recent_due) > limit:
+            recent = [(fp, a.id, a.ends_ms) for fp, a in self._recent.items() if a.ends_ms is not None]
+            self._recent_due = [(ends, next(self._tie), fp, aid) for fp, aid, ends in recent]
+            heapq.heapify(self._recent_due)
+
+    def _forget_recent(self, before_ms: int) -> None:
+        """Drops resolved alerts that ended before `before_ms`: they can no longer reopen."""
+        heap = self._recent_due
+        while heap and heap[0][0] < before_ms:
+            _, _, fp, aid = heapq.heappop(heap)
+            alert = self._recent.get(fp)
+            if alert is None or alert.id != aid or alert.ends_ms is None:
+                continue
+            if alert.ends_ms < before_ms:
                 del self._recent[fp]
                 self.by_id.pop(alert.id, None)
-        return changes
+            else:
+                heapq.heappush(heap, (alert.ends_ms, next(self._tie), fp, aid))
 
     def _boundary(self, now_ms: int) -> int | None:
         bounds = [b for w in self.windows if (b := w.next_boundary(now_ms)) is not None]

@@ -13,6 +13,8 @@ inhibited or acknowledged it since (Alertmanager #226, #2754).
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -65,6 +67,8 @@ class Group:
     last_notify_ms: int | None = None
     # The notification log entry: fingerprints of the firing set last sent.
     notified_firing: frozenset[str] = frozenset()
+    # When the group was made: due groups flush in this order (the order of `Grouper.groups`).
+    order: int = 0
 
     def firing(self) -> list[Alert]:
         return [
@@ -108,6 +112,10 @@ class Grouper:
         self.groups: dict[str, Group] = {}
         self._external_url = external_url
         self._log: dict[str, LogEntry] = {}
+        # (next_flush_ms, group order, key) of every group's flush time, so finding the due groups does
+        # not look at every group; an entry no longer matching its group is dropped when it comes up.
+        self._due: list[tuple[int, int, str]] = []
+        self._order = itertools.count(1)
 
     def restore(self, entries: Iterable[LogEntry]) -> None:
         """Loads the notification log before the first `observe` after a restart."""
@@ -130,23 +138,42 @@ class Grouper:
                 key = group_key(route.receiver, glabels)
                 group = self.groups.get(key)
                 if group is None:
-                    group = self.groups[key] = Group(route.receiver, key, glabels, route.timers)
+                    group = Group(route.receiver, key, glabels, route.timers, order=next(self._order))
+                    self.groups[key] = group
                     logged = self._log.pop(key, None)
                     if logged is not None:  # restarted: carry on where the log says we were
                         group.notified_firing, group.last_notify_ms = logged.firing, logged.last_notify_ms
-                        group.next_flush_ms = max(
-                            now_ms, logged.last_notify_ms + int(route.timers.group_interval_s * 1000)
-                        )
+                        interval_ms = int(route.timers.group_interval_s * 1000)
+                        self._flush_at(group, max(now_ms, logged.last_notify_ms + interval_ms))
                     else:
-                        group.next_flush_ms = now_ms + int(route.timers.group_wait_s * 1000)
+                        self._flush_at(group, now_ms + int(route.timers.group_wait_s * 1000))
                 group.alerts[alert.id] = alert
                 if group.last_notify_ms is None:  # nothing sent yet: the first page waits group_wait only
                     wait_until = now_ms + int(route.timers.group_wait_s * 1000)
-                    group.next_flush_ms = min(group.next_flush_ms or wait_until, wait_until)
+                    flush_ms = min(group.next_flush_ms or wait_until, wait_until)
+                    if flush_ms != group.next_flush_ms:
+                        self._flush_at(group, flush_ms)
+
+    def _flush_at(self, group: Group, flush_ms: int) -> None:
+        group.next_flush_ms = flush_ms
+        heapq.heappush(self._due, (flush_ms, group.order, group.key))
+
+    def _live(self, entry: tuple[int, int, str]) -> Group | None:
+        group = self.groups.get(entry[2])
+        if group is None or group.order != entry[1] or group.next_flush_ms != entry[0]:
+            return None
+        return group
 
     def next_due_ms(self) -> int | None:
-        dues = [g.next_flush_ms for g in self.groups.values() if g.next_flush_ms is not None]
-        return min(dues) if dues else None
+        heap = self._due
+        while heap and self._live(heap[0]) is None:
+            heapq.heappop(heap)
+        if len(heap) > 2 * len(self.groups) + 1024:  # mostly stale entries of regrouped or gone groups
+            groups = self.groups.items()
+            heap = [(g.next_flush_ms, g.order, k) for k, g in groups if g.next_flush_ms is not None]
+            heapq.heapify(heap)
+            self._due = heap
+        return heap[0][0] if heap else None
 
     def flush_due(self, now_ms: int) -> Flushed:
         """Notifications due at `now_ms`, the log entries they make, the alerts whose notified sets
@@ -155,9 +182,14 @@ class Grouper:
         entries: list[LogEntry] = []
         gone: list[str] = []
         touched: list[Alert] = []
-        for key, group in list(self.groups.items()):
-            if group.next_flush_ms is None or group.next_flush_ms > now_ms:
-                continue
+        due: dict[str, Group] = {}
+        heap = self._due
+        while heap and heap[0][0] <= now_ms:
+            group = self._live(heapq.heappop(heap))
+            if group is not None:
+                due[group.key] = group
+        for group in sorted(due.values(), key=lambda g: g.order):
+            key = group.key
             note = self._flush(group, now_ms, touched)
             if note is not None:
                 notes.append(note)
@@ -168,7 +200,7 @@ class Grouper:
                 ):
                     del group.alerts[alert_id]
             if group.alerts:
-                group.next_flush_ms = now_ms + int(group.timers.group_interval_s * 1000)
+                self._flush_at(group, now_ms + int(group.timers.group_interval_s * 1000))
             else:
                 del self.groups[key]
                 gone.append(key)
