@@ -193,6 +193,7 @@ class Hub:
         self.db = create_engine(config.resolved_state_url())  # the one engine every package uses
         self.fleet = Fleet(self.db)
         self.tokens = ApiTokens(self.db)
+        self.ingestor: Ingestor | None = None  # built with the ingest components of the role
         # Several processes share the state database on PostgreSQL: the store's ledger goes there too.
         shared = self.db if self.db.dialect.name == "postgresql" else None
         self.store = build_store(config.store, config.data_dir, self.clock, shared_state=shared)
@@ -327,7 +328,7 @@ class Hub:
         """gRPC ingest (with renewal), the enrollment listener if `enroll.listen` is set, and the NATS
         consumer if `nats.enabled`."""
         cfg = self.config
-        ingestor = Ingestor(
+        ingestor = self.ingestor = Ingestor(
             self.store,
             self.fleet,
             self.metrics,
@@ -400,7 +401,13 @@ class Hub:
     def _context(self, with_engine: bool) -> HubContext:
         if with_engine:
             return HubContext(
-                self.store, self.fleet, self.tokens, self.metrics, self.clock, alerts=self.alerts
+                self.store,
+                self.fleet,
+                self.tokens,
+                self.metrics,
+                self.clock,
+                alerts=self.alerts,
+                ingest_busy=lambda: self.ingestor is not None and self.ingestor.busy(),
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(

@@ -28,10 +28,13 @@ T = TypeVar("T")
 # interpreter lock: every query thread busy with Python work (numpy set-up, JSON) takes a share of it
 # from gRPC intake. Threads let reads that wait (disk, InfluxDB over HTTP) overlap...
 QUERY_THREADS = 4
-# ...and a budget: all queries together may use this share of one core's time (thread CPU time,
-# measured per query), with bursts up to `QUERY_BURST_S`. 20 dashboards querying 119 series back to
-# back cut ingest to a quarter without it; with it, they wait their turn instead.
-QUERY_CPU_SHARE = 0.15
+# ...and a budget while ingest is busy: all queries together may then use this share of one core's
+# time (thread CPU time, measured per query), with bursts up to `QUERY_BURST_S`. 20 dashboards querying
+# 119 series back to back cut ingest to a quarter without it; at 5 % ingest keeps ~85 % of its rate
+# (bench/query_ingest.py) and the dashboards wait their turn. With no batch arriving for a second the
+# budget refills at `QUERY_IDLE_SHARE` (every query thread), so an idle hub answers at full speed.
+QUERY_CPU_SHARE = 0.05
+QUERY_IDLE_SHARE = float(QUERY_THREADS)
 QUERY_BURST_S = 0.5
 # Queries admitted at once (running or waiting for a thread or budget); beyond it the API answers 429
 # with Retry-After at once, so a burst of dashboards cannot pile up unbounded work or memory.
@@ -49,10 +52,14 @@ class QueryRunner:
         max_concurrent: int = MAX_CONCURRENT_QUERIES,
         cpu_share: float = QUERY_CPU_SHARE,
         burst_s: float = QUERY_BURST_S,
+        ingest_busy: Callable[[], bool] = lambda: True,
+        idle_share: float = QUERY_IDLE_SHARE,
     ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="api-query")
         self._max = max_concurrent
+        self._busy_share, self._idle_share = cpu_share, idle_share
         self._share = cpu_share
+        self._ingest_busy = ingest_busy
         self._burst = burst_s
         # Only touched on the event loop: admitted queries, and the CPU budget (seconds) left.
         self._running = 0
@@ -62,6 +69,11 @@ class QueryRunner:
         # queries waiting at once do not all start on the same positive budget. It starts pessimistic
         # (a whole burst) and learns down within a few cheap queries.
         self._estimate = burst_s
+        self.throttled = Counter(
+            "outpost_hub_api_query_throttled_seconds",
+            "Time queries waited for their CPU share while ingest was busy",
+            registry=registry,
+        )
         self.rejected = Counter(
             "outpost_hub_api_rejected",
             "API requests refused: bad parameters (400) or too many queries at once (429)",
@@ -83,7 +95,9 @@ class QueryRunner:
         self._running += 1
         try:
             while self._refill() <= 0:
-                await asyncio.sleep(min(0.25, -self._budget / self._share + 0.001))
+                wait_s = min(0.25, -self._budget / self._share + 0.001)
+                self.throttled.inc(wait_s)
+                await asyncio.sleep(wait_s)
             charged = self._estimate
             self._budget -= charged
             cpu = charged
@@ -97,7 +111,9 @@ class QueryRunner:
             self._running -= 1
 
     def _refill(self) -> float:
+        """Adds what the budget earned since the last call, at the busy or the idle share."""
         now = time.monotonic()
+        self._share = self._busy_share if self._ingest_busy() else self._idle_share
         self._budget = min(self._burst, self._budget + (now - self._refilled) * self._share)
         self._refilled = now
         return self._budget
@@ -130,10 +146,12 @@ class HubContext:
     alerts: AlertService | None = None
     repo: AlertRepository | None = None
     commands: CommandClient | None = None
+    # True while this process is ingesting: queries then get only their small CPU share.
+    ingest_busy: Callable[[], bool] = lambda: False
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "queries", QueryRunner(self.metrics.registry))
+        object.__setattr__(self, "queries", QueryRunner(self.metrics.registry, ingest_busy=self.ingest_busy))
 
 
 def alerts_of(ctx: HubContext) -> AlertService:

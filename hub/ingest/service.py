@@ -72,6 +72,7 @@ class Ingestor:
             max_workers=min(max_inflight, MAX_INGEST_THREADS), thread_name_prefix="ingest"
         )
         self._inflight = 0
+        self._last_active = float("-inf")
         self._rejected_once: set[str] = set()
         self._store_health = UpDown(log, "store", self._clock)
 
@@ -85,6 +86,11 @@ class Ingestor:
             return await self._ingest(agent, data, transport)
         finally:
             self._inflight -= 1
+            self._last_active = self._clock.monotonic()
+
+    def busy(self, within_s: float = 1.0) -> bool:
+        """True while a batch is being stored or one was within `within_s`: queries then yield."""
+        return self._inflight > 0 or self._clock.monotonic() - self._last_active < within_s
 
     async def _ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
         try:

@@ -67,3 +67,17 @@ async def test_cpu_heavy_queries_are_held_to_their_share_of_one_core() -> None:
     assert done == [0.05] * 8
     # 0.4 s of CPU at half a core, less the 0.05 s burst: at least ~0.7 s of wall time.
     assert took >= 0.6
+
+
+async def test_queries_run_at_full_speed_while_ingest_is_idle_and_yield_while_it_is_busy() -> None:
+    for busy in (False, True):
+        runner = QueryRunner(
+            CollectorRegistry(), threads=4, cpu_share=0.05, burst_s=0.02, ingest_busy=lambda b=busy: b
+        )
+        try:
+            await asyncio.gather(*(runner.run("query", _spin, 0.02) for _ in range(4)))
+        finally:
+            runner.close()
+        waited = runner.throttled._value.get()
+        # Busy: 0.08 s of CPU at 5 % of a core, less the burst, is about 1.2 s of waiting; idle: none.
+        assert (waited > 0.5) is busy, (busy, waited)
