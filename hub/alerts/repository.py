@@ -8,6 +8,7 @@ can neither lose a resolve nor send a page whose alert state was never saved.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -208,10 +209,53 @@ def _upsert_stmt(table: sa.Table, key: str, dialect_name: str) -> sa.Insert:
     return stmt.on_conflict_do_update(index_elements=[key], set_=cols)
 
 
+@functools.lru_cache(maxsize=256)
+def _driver_plan(
+    stmt: sa.Insert | sa.Update, keys: tuple[str, ...], dialect: sa.Dialect
+) -> tuple[str, tuple[tuple[str, bool], ...], bool] | None:
+    """`stmt` compiled once for rows with these keys: (SQL, (bind name, is JSON) in parameter order,
+    positional); None when the driver's paramstyle or the binds are not ones `_executemany` can feed."""
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+    table = stmt.table
+    assert isinstance(table, sa.Table)
+    json_cols = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    if dialect.paramstyle == "qmark":
+        names = tuple(compiled.positiontup or ())
+        positional = True
+    elif dialect.paramstyle == "pyformat":
+        names = tuple(compiled.binds)
+        positional = False
+    else:
+        return None
+    if not names or not set(names) <= set(keys):
+        return None
+    return compiled.string, tuple((n, n in json_cols) for n in names), positional
+
+
+def _executemany(conn: sa.Connection, stmt: sa.Insert | sa.Update, rows: list[dict[str, Any]]) -> int:
+    """Runs `stmt` for every row through the driver directly; the rows affected.
+
+    The per-row work SQLAlchemy does in `execute` (building each parameter set, a bind processor call per
+    value) was most of a step's write: here the statement is compiled once per key set and JSON columns
+    are encoded as SQLAlchemy's JSON type would (`json.dumps`); nothing else of these tables needs a bind
+    processor on SQLite or psycopg (booleans and integers go to the driver as they are).
+    """
+    plan = _driver_plan(stmt, tuple(rows[0]), conn.dialect)
+    if plan is None:
+        return int(conn.execute(stmt, rows).rowcount)
+    sql, binds, positional = plan
+    dumps = json.dumps
+    if positional:
+        params: list[Any] = [tuple(dumps(r[n]) if j else r[n] for n, j in binds) for r in rows]
+    else:
+        params = [{n: dumps(r[n]) if j else r[n] for n, j in binds} for r in rows]
+    return int(conn.exec_driver_sql(sql, params).rowcount)
+
+
 def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str) -> None:
     if not rows:
         return
-    conn.execute(_upsert_stmt(table, key, conn.dialect.name), rows)
+    _executemany(conn, _upsert_stmt(table, key, conn.dialect.name), rows)
 
 
 def _write_alerts(conn: sa.Connection, step: Step) -> None:
@@ -225,8 +269,8 @@ def _write_alerts(conn: sa.Connection, step: Step) -> None:
     _upsert(conn, models.alerts, [alert_row(a) for a in new], "id")
     if not known:
         return
-    res = conn.execute(_alert_update(), [alert_update_row(a) for a in known])
-    if not conn.dialect.supports_sane_multi_rowcount or res.rowcount != len(known):
+    updated = _executemany(conn, _alert_update(), [alert_update_row(a) for a in known])
+    if not conn.dialect.supports_sane_multi_rowcount or updated != len(known):
         _upsert(conn, models.alerts, [alert_row(a) for a in known], "id")
 
 
