@@ -555,7 +555,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--rate", type=float, default=1000.0, help="latency: events/s offered")
     p.add_argument("--seconds", type=float, default=10.0, help="latency: how long")
-    p.add_argument("--concurrency", type=int, default=4, help="latency: webhook sends at once (hub default)")
+    concurrency = WebhookConfig.model_fields["concurrency"].default
+    p.add_argument(
+        "--concurrency", type=int, default=concurrency, help="latency: webhook sends at once (hub default)"
+    )
     p.add_argument(
         "--poll-interval-s", type=float, default=1.0, help="latency: the dispatcher's (hub default)"
     )
