@@ -139,3 +139,33 @@ def test_rows_written_through_the_driver_read_back_as_sqlalchemy_writes_them(db:
         assert firing == [b.fingerprint]
     found = AlertRepository(db).incident(inc.id)
     assert found is not None and found[0].alert_ids == {b.id} and found[0].labels == (("site", "dc1"),)
+
+
+def test_a_step_that_only_repeats_an_alert_writes_just_what_a_repeat_changes(db: sa.Engine) -> None:
+    a, b = _alert(21), _alert(22)
+    with db.begin() as conn:
+        AlertRepository(db).write(
+            conn, Step(changes=[Change(a, ChangeKind.CREATED), Change(b, ChangeKind.CREATED)])
+        )
+    for x in (a, b):
+        x.count, x.last_seen_ms, x.transitions, x.incident_id = 5, 9000, [8000], "i" * 24
+        # Not something a repeat does: shows which statement wrote the row.
+        x.notified, x.status = {"noc"}, AlertStatus.ACKNOWLEDGED
+    with db.begin() as conn:
+        AlertRepository(db).write(
+            conn,
+            Step(
+                changes=[
+                    Change(a, ChangeKind.UPDATED),
+                    Change(b, ChangeKind.UPDATED),
+                    Change(b, ChangeKind.ACKNOWLEDGED),
+                ]
+            ),
+        )
+    got = {r.id: r for r in AlertRepository(db).alerts_by_ids([a.id, b.id])}
+    assert [
+        (got[x.id].count, got[x.id].last_seen_ms, got[x.id].transitions, got[x.id].incident_id)
+        for x in (a, b)
+    ] == [(5, 9000, [8000], "i" * 24)] * 2
+    assert (got[a.id].status, got[a.id].notified) == (AlertStatus.FIRING, set())  # repeat only: narrow
+    assert (got[b.id].status, got[b.id].notified) == (AlertStatus.ACKNOWLEDGED, {"noc"})  # whole update
