@@ -226,6 +226,11 @@ def _upsert_stmt(table: sa.Table, key: str, dialect_name: str) -> sa.Insert:
     return stmt.on_conflict_do_update(index_elements=[key], set_=cols)
 
 
+@functools.cache
+def _timeline_insert() -> sa.Insert:
+    return sa.insert(models.timeline)
+
+
 @functools.lru_cache(maxsize=256)
 def _driver_plan(
     stmt: sa.Insert | sa.Update, keys: tuple[str, ...], dialect: sa.Dialect
@@ -348,7 +353,7 @@ class AlertRepository:
         _write_alerts(conn, step)
         _upsert(conn, models.incidents, [incident_row(x) for x in step.incidents], "id")
         if step.timeline:
-            conn.execute(sa.insert(models.timeline), [_entry_row(e) for e in step.timeline])
+            _executemany(conn, _timeline_insert(), [_entry_row(e) for e in step.timeline])
         _upsert(
             conn,
             models.notify_log,
@@ -369,7 +374,7 @@ class AlertRepository:
     def write_incident(self, conn: sa.Connection, inc: Incident, entries: Sequence[TimelineEntry]) -> None:
         _upsert(conn, models.incidents, [incident_row(inc)], "id")
         if entries:
-            conn.execute(sa.insert(models.timeline), [_entry_row(e) for e in entries])
+            _executemany(conn, _timeline_insert(), [_entry_row(e) for e in entries])
 
     def add_window(self, w: Window) -> None:
         with self.engine.begin() as conn:

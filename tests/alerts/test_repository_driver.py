@@ -12,7 +12,7 @@ from hub.alerts import models
 from hub.alerts.core import Step
 from hub.alerts.engine import Change, ChangeKind
 from hub.alerts.grouping import LogEntry
-from hub.alerts.incidents import Incident, IncidentStatus
+from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
 from hub.alerts.model import Alert, AlertStatus
 from hub.alerts.repository import AlertRepository, _driver_plan, _upsert_stmt, alert_row
 from tests.support.hubdb import migrated_engine
@@ -120,9 +120,13 @@ def test_rows_written_through_the_driver_read_back_as_sqlalchemy_writes_them(db:
         open_alerts=set(),
     )
     log = [LogEntry("noc", 'noc:{device="sw11"}', frozenset({b.fingerprint}), 7000)]
+    timeline = [
+        TimelineEntry(inc.id, 7000, "alert_resolved", "sw11 résolu", "", b.id),
+        TimelineEntry(inc.id, 7001, "note", "n", "op"),
+    ]
     with db.begin() as conn:
         AlertRepository(db).write(
-            conn, Step(changes=[Change(b, ChangeKind.RESOLVED)], incidents=[inc], log=log)
+            conn, Step(changes=[Change(b, ChangeKind.RESOLVED)], incidents=[inc], timeline=timeline, log=log)
         )
     (row,) = AlertRepository(db).alerts_by_ids([b.id])
     assert (row.count, row.status, row.ends_ms, row.notified, row.labels) == (
@@ -139,6 +143,7 @@ def test_rows_written_through_the_driver_read_back_as_sqlalchemy_writes_them(db:
         assert firing == [b.fingerprint]
     found = AlertRepository(db).incident(inc.id)
     assert found is not None and found[0].alert_ids == {b.id} and found[0].labels == (("site", "dc1"),)
+    assert found[1] == timeline
 
 
 def test_a_step_that_only_repeats_an_alert_writes_just_what_a_repeat_changes(db: sa.Engine) -> None:
