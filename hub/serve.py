@@ -35,10 +35,31 @@ class _HeaderDeadlineH11(H11Protocol):
     """
 
     header_timeout_s = 10.0
+    # h11 bounds only a request head that is still incomplete, so a large head that arrives whole in one
+    # read passed (whether it did depended on how TLS records were coalesced): bounded here, always.
+    max_head_bytes = 16 * 1024
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_deadline_passed)
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._head_done = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self._head_done:
+            seen = self._head_tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._head_bytes += (end + 4 - len(self._head_tail)) if end >= 0 else len(data)
+            self._head_done, self._head_tail = end >= 0, seen[-3:]
+            if self._head_bytes > self.max_head_bytes:
+                self.transport.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
+                    b"connection: close\r\n\r\n"
+                )
+                self.transport.close()
+                return
+        super().data_received(data)
 
     def _header_deadline_passed(self) -> None:
         if self.cycle is None and not self.transport.is_closing():

@@ -145,7 +145,7 @@ async def test_enroll_body_that_stops_arriving_is_answered_408(enroll_hub: Enrol
     [
         (b"NONSENSE\r\n\r\n", 400),
         (b"GET /v1/ca.pem HTTP/1.1\r\nHost: localhost\r\nContent-Length: nope\r\n\r\n", 400),
-        (b"GET /v1/ca.pem HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 400),
+        (b"GET /v1/ca.pem HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
         (b"GET /v1/enroll HTTP/1.1\r\nHost: localhost\r\n\r\n", 405),
         (b"GET /v1/other HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
         (_post(5, b"\xff\xff\xff\xff\xff"), 400),
