@@ -29,6 +29,14 @@ def _hub_nats(nats: NatsServer, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _start_nats_hub(tmp: Path, name: str, nats: NatsServer, extra: dict[str, Any] | None = None) -> HubHandle:
+    """A hub consuming from `nats`, returned once it has declared its stream: "hub running" comes before
+    the consumer's first subscription, and a publish in between gets "no response from stream"."""
+    hub = start_hub(tmp, name, extra=extra or _hub_nats(nats))
+    hub.service.wait_log(r"consuming \S+ from NATS stream")
+    return hub
+
+
 def _prepare(tmp: Path, *hubs: str) -> pki.CaPaths:
     """One CA shared by the hub workers and nats-server (as in a real deployment)."""
     ca = pki.CaPaths(tmp / "ca")
@@ -63,7 +71,7 @@ def _agents(hub: HubHandle) -> dict[str, dict[str, Any]]:
 async def test_batches_published_to_nats_are_stored_under_the_certificate_identity(tmp_path: Path) -> None:
     ca = _prepare(tmp_path, "hub")
     nats = start_nats(tmp_path, ca, AGENTS)
-    hub = start_hub(tmp_path, extra=_hub_nats(nats))
+    hub = _start_nats_hub(tmp_path, "hub", nats)
     t = _transport(tmp_path, ca, "dc1/edge1", nats)
     try:
         await t.start()
@@ -100,7 +108,7 @@ async def test_an_agent_cannot_publish_under_another_agents_subject(tmp_path: Pa
 async def test_two_hub_workers_share_the_durable_consumer_without_loss_or_duplicates(tmp_path: Path) -> None:
     ca = _prepare(tmp_path, "hub-a", "hub-b")
     nats = start_nats(tmp_path, ca, AGENTS)
-    hubs = [start_hub(tmp_path, name, extra=_hub_nats(nats, fetch_batch=4)) for name in ("hub-a", "hub-b")]
+    hubs = [_start_nats_hub(tmp_path, n, nats, _hub_nats(nats, fetch_batch=4)) for n in ("hub-a", "hub-b")]
     t = _transport(tmp_path, ca, "dc1/edge2", nats)
     batches, points = 200, 20
     try:
@@ -131,7 +139,7 @@ async def test_two_hub_workers_share_the_durable_consumer_without_loss_or_duplic
 async def test_messages_of_a_revoked_agent_are_discarded_and_counted(tmp_path: Path) -> None:
     ca = _prepare(tmp_path, "hub")
     nats = start_nats(tmp_path, ca, AGENTS)
-    hub = start_hub(tmp_path, extra={**_hub_nats(nats), "enroll": {"revocation_refresh_s": 0.5}})
+    hub = _start_nats_hub(tmp_path, "hub", nats, {**_hub_nats(nats), "enroll": {"revocation_refresh_s": 0.5}})
     t = _transport(tmp_path, ca, "dc1/edge1", nats)
     try:
         await t.start()
