@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -23,6 +23,8 @@ from hub.bus.errors import BusError, UnknownTopic
 from hub.bus.messages import MESSAGES, Message
 
 Handler = Callable[[Message], Awaitable[None]]
+# Called with a message's global sequence number and the message; must not block (see `Bus.tail`).
+TailHandler = Callable[[int, Message], None]
 
 _GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -64,6 +66,19 @@ class Bus(Protocol):
         `ack_wait_s`, or at once when nak'ed) or, with no member left, wait for the next one (nats) or
         are dropped and counted (memory)."""
 
+    def tail(self, topics: Collection[str], handler: TailHandler, replay_s: float = 0.0) -> None:
+        """Hands `handler` every message on `topics` in this process (no group: each caller gets all),
+        in order, with a sequence number that increases with publish order and is the same in every
+        process: the JetStream stream sequence (nats; gaps where other topics were published), or a
+        counter starting at the boot time in microseconds (memory). A live feed for streaming to
+        clients, not for work: nothing is retried or acknowledged. nats starts `replay_s` back in the
+        stream (what this process missed before it started); memory has nothing from before.
+
+        Raises:
+            UnknownTopic: a topic not in `hub.bus.messages.MESSAGES`.
+            BusError: the bus is closed.
+        """
+
     async def aclose(self) -> None:
         """Stops delivering; safe without `start()` and safe twice."""
 
@@ -84,6 +99,16 @@ def check_subscription(topic: str, group: str, handler: Handler, closed: bool) -
     if closed:
         raise BusError(f"subscribe({topic!r}, {group!r}) after aclose(): the bus is closed")
     return Subscription(topic, group, handler)
+
+
+def check_tail(topics: Collection[str], closed: bool) -> frozenset[str]:
+    """The validated topics of a `Bus.tail` call, or the error it documents."""
+    for topic in topics:
+        if topic not in MESSAGES:
+            raise UnknownTopic(topic)
+    if closed:
+        raise BusError("tail() after aclose(): the bus is closed")
+    return frozenset(topics)
 
 
 def backoff_s(attempt: int, first_s: float, max_s: float) -> float:
@@ -122,6 +147,7 @@ class BusStats:
     handler_failures: dict[TopicGroup, int] = field(default_factory=dict)  # handler raised (each time)
     dead: dict[TopicGroup, int] = field(default_factory=dict)  # given up after the last attempt
     dropped: dict[TopicGroup, int] = field(default_factory=dict)  # queue full (memory bus)
+    tail_failures: int = 0  # a tail handler raised (the message is skipped for that tail)
 
     def snapshot(self) -> BusStats:
         return BusStats(
@@ -133,6 +159,7 @@ class BusStats:
             dict(self.handler_failures),
             dict(self.dead),
             dict(self.dropped),
+            self.tail_failures,
         )
 
 

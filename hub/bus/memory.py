@@ -12,9 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from hub.bus.base import BusStats, Handler, TopicGroup, backoff_s, check_subscription, inc, stop_tasks
+from hub.bus.base import (
+    BusStats,
+    Handler,
+    TailHandler,
+    TopicGroup,
+    backoff_s,
+    check_subscription,
+    check_tail,
+    inc,
+    stop_tasks,
+)
 from hub.bus.config import MemoryBusConfig
 from hub.bus.errors import BusClosed, UnknownTopic
 from hub.bus.messages import MESSAGES, Message
@@ -58,6 +69,10 @@ class MemoryBus:
         self._by_topic: dict[str, list[_Group]] = {}
         self._started = False
         self._closed = False
+        self._tails: list[tuple[frozenset[str], TailHandler]] = []
+        # Tail sequence numbers: from the boot time in microseconds, so a restarted hub's numbers are
+        # higher than the last boot's (unless it published over a million messages a second on average).
+        self._seq = self._clock.now_ms() * 1000
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         sub = check_subscription(topic, group, handler, self._closed)
@@ -77,6 +92,9 @@ class MemoryBus:
             if self._started:  # a group joining a running bus gets its consumers now
                 self._spawn(g)
         g.handlers.append(handler)
+
+    def tail(self, topics: Collection[str], handler: TailHandler, replay_s: float = 0.0) -> None:
+        self._tails.append((check_tail(topics, self._closed), handler))
 
     async def unsubscribe(self, topic: str, group: str, handler: Handler) -> None:
         g = self._groups.get((topic, group))
@@ -115,6 +133,13 @@ class MemoryBus:
         if MESSAGES.get(topic) is not type(msg):
             raise UnknownTopic(topic)
         inc(self.stats.published, topic)
+        self._seq += 1
+        for topics, handler in self._tails:
+            if topic in topics:
+                try:
+                    handler(self._seq, msg)
+                except Exception:  # a tail's bug never reaches the publisher
+                    self.stats.tail_failures += 1
         for g in self._by_topic.get(topic, ()):
             if self._cfg.block:
                 await g.queue.put(msg)

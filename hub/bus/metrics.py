@@ -45,3 +45,6 @@ class BusCollector:
             for (topic, group), n in sorted(pairs.items()):
                 family.add_metric([topic, group], n)
             yield family
+        yield CounterMetricFamily(
+            f"{_PREFIX}_tail_failures", "Tail handler calls that raised (message skipped)", s.tail_failures
+        )

@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import nats
 import nats.errors
@@ -31,7 +32,17 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from hub.bus.base import BusStats, Handler, Subscription, backoff_s, check_subscription, inc, stop_tasks
+from hub.bus.base import (
+    BusStats,
+    Handler,
+    Subscription,
+    TailHandler,
+    backoff_s,
+    check_subscription,
+    check_tail,
+    inc,
+    stop_tasks,
+)
 from hub.bus.config import NatsBusConfig
 from hub.bus.errors import BusClosed, BusError, BusUnavailable, MessageError, UnknownTopic
 from hub.bus.messages import MESSAGES, Message, decode
@@ -41,6 +52,8 @@ from shared.logging import UpDown
 log = logging.getLogger(__name__)
 
 _RETRY_S = 1.0
+# A tail's ordered consumer restarts itself where it stopped after missing two heartbeats.
+_TAIL_HEARTBEAT_S = 2.0
 _FETCH_WAIT_S = 1.0
 _NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError)
 # What nats-py hands error_cb when the link itself fails (the outage is logged once, as down).
@@ -67,6 +80,14 @@ class _Consumer:
     inflight: set[asyncio.Future[list[None]]] = field(default_factory=set)
 
 
+@dataclass
+class _Tail:
+    topics: frozenset[str]
+    handler: TailHandler
+    replay_s: float
+    task: asyncio.Task[None] | None = None
+
+
 class NatsBus:
     """`Bus` over NATS JetStream; `start` returns at once and keeps (re)connecting in the background."""
 
@@ -83,6 +104,7 @@ class NatsBus:
         self._run_task: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
+        self._tails: list[_Tail] = []
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         sub = check_subscription(topic, group, handler, self._closed)
@@ -104,6 +126,75 @@ class NatsBus:
             pending = (await asyncio.wait(tasks, timeout=_FETCH_WAIT_S + 2.0))[1]
             if pending:
                 await stop_tasks(pending)
+
+    def tail(self, topics: Collection[str], handler: TailHandler, replay_s: float = 0.0) -> None:
+        """An ordered consumer of this process (ephemeral, no acks) over the topics' subjects; the
+        sequence is the stream's, so every hub process numbers a message alike."""
+        t = _Tail(check_tail(topics, self._closed), handler, replay_s)
+        self._tails.append(t)
+        if self._ready.is_set():
+            self._spawn_tail(t)
+
+    def _spawn_tail(self, t: _Tail) -> None:
+        t.task = asyncio.create_task(self._follow(t), name="bus-tail")
+
+    async def _follow(self, t: _Tail) -> None:
+        """Creates the tail's consumer, retrying until it can; nats-py keeps it going from there (it
+        re-creates it from the last sequence seen after a gap or a server restart)."""
+        while not self._closed:
+            try:
+                await self._subscribe_tail(t)
+                return
+            except Exception as exc:  # stream missing (server restarting), API timeout: retry
+                self._link.down(f"cannot start a tail: {type(exc).__name__} {exc}, retrying")
+                await asyncio.sleep(_RETRY_S)
+
+    async def _subscribe_tail(self, t: _Tail) -> None:
+        assert self._js is not None
+        cfg, prefix = self._cfg, self._cfg.subject_prefix + "."
+        subjects = sorted(prefix + topic for topic in t.topics)
+        # More than one subject needs nats-server 2.10's filter_subjects; one works on any JetStream.
+        many = subjects if len(subjects) > 1 else None
+        # nats-py's ordered consumer restarts "by start sequence" after a gap, which JetStream refuses
+        # while a start time is also set: resolve the time to a sequence first, with a throwaway consumer.
+        probe = await self._js.add_consumer(
+            cfg.stream,
+            api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_TIME,
+                opt_start_time=datetime.now(UTC) - timedelta(seconds=t.replay_s),
+                filter_subject=None if many else subjects[0],
+                filter_subjects=many,
+                inactive_threshold=5.0,
+            ),
+        )
+        first = (probe.delivered.stream_seq if probe.delivered else 0) + 1
+        with contextlib.suppress(*_NATS_ERRORS):
+            await self._js.delete_consumer(cfg.stream, probe.name)
+
+        async def deliver(m: Msg) -> None:
+            topic = m.subject.removeprefix(prefix)
+            try:
+                message = decode(topic, m.data)
+            except MessageError:
+                inc(self.stats.decode_errors, topic)
+                return
+            try:
+                t.handler(m.metadata.sequence.stream, message)
+            except Exception:  # a tail's bug skips that message for it; the feed goes on
+                self.stats.tail_failures += 1
+
+        await self._js.subscribe(
+            subjects[0],
+            cb=deliver,
+            stream=cfg.stream,
+            ordered_consumer=True,
+            idle_heartbeat=_TAIL_HEARTBEAT_S,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=first,
+                filter_subjects=many,
+            ),
+        )
 
     def _spawn(self, c: _Consumer) -> None:
         c.task = asyncio.create_task(self._consume(c), name=f"bus-{c.sub.topic}-{c.sub.group}")
@@ -156,6 +247,9 @@ class NatsBus:
         for c in self._consumers:
             if c.task is None:
                 self._spawn(c)
+        for t in self._tails:
+            if t.task is None:
+                self._spawn_tail(t)
 
     async def _ensure_stream(self) -> None:
         assert self._js is not None
@@ -340,7 +434,8 @@ class NatsBus:
         if self._closed:
             return
         self._closed = True
-        loops = {t for t in (self._run_task, *(c.task for c in self._consumers)) if t is not None}
+        tasks = (self._run_task, *(c.task for c in self._consumers), *(t.task for t in self._tails))
+        loops = {t for t in tasks if t is not None}
         # Cancelled again until done: a cancel nats-py swallowed must not hang shutdown.
         if stuck := await stop_tasks(loops):
             log.warning("NATS bus: %d tasks did not stop; closing the connection under them", stuck)
