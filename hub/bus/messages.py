@@ -26,6 +26,7 @@ from hub.bus.errors import MessageError, UnknownTopic
 
 Labels = tuple[tuple[str, str], ...]
 Phase = Literal["onset", "end"]
+Verdict = Literal["confirmed", "dismissed", "unscored"]
 
 # Messages are references, not payloads: anything bigger than this on the wire is refused.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -114,6 +115,33 @@ class AnomalyReported(_Message):
     severity: str
     phase: Phase
     value: float | None
+    # The edge detector that raised it (the bank's rule label); "" from agents that do not say.
+    detector: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyVerdict(_Message):
+    """The hub's second opinion on an edge onset (`hub.confirm`): the onset's fields, `verdict`
+    (`confirmed`, `dismissed`, or `unscored` when the device has too little history for a model), the
+    context model's score and the features that isolated the onset most, as (name, share) pairs."""
+
+    TOPIC: ClassVar[str] = "anomaly.verdict"
+    ID_PREFIX: ClassVar[str] = "verdict"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("agent", "device", "metric", "labels", "ts_ms")
+
+    id: str
+    agent: str
+    device: str
+    metric: str
+    labels: Labels
+    ts_ms: int
+    score: float
+    severity: str
+    value: float | None
+    detector: str
+    verdict: Verdict
+    confirm_score: float
+    top_features: Labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +266,7 @@ class AlertCommand(_Message):
 Message = (
     BatchStored
     | AnomalyReported
+    | AnomalyVerdict
     | DeviceEvent
     | AgentSeen
     | LimitCrossed
@@ -249,6 +278,7 @@ Message = (
 MESSAGES: dict[str, type[Message]] = {
     BatchStored.TOPIC: BatchStored,
     AnomalyReported.TOPIC: AnomalyReported,
+    AnomalyVerdict.TOPIC: AnomalyVerdict,
     DeviceEvent.TOPIC: DeviceEvent,
     AgentSeen.TOPIC: AgentSeen,
     LimitCrossed.TOPIC: LimitCrossed,
@@ -277,7 +307,8 @@ def decode(topic: str, data: bytes) -> Message:
     if not isinstance(obj, dict):
         raise MessageError(topic, f"expected a JSON object, got {type(obj).__name__}")
     names = _SPECS[cls].keys()
-    missing, extra = sorted(names - obj.keys()), sorted(obj.keys() - names)
+    # A field added later with a default may be absent (a message from a hub one version older).
+    missing, extra = sorted(names - obj.keys() - _DEFAULTED[cls]), sorted(obj.keys() - names)
     if missing or extra:
         raise MessageError(topic, f"missing fields {missing}, unexpected fields {extra}")
     return cls(**obj)
@@ -390,6 +421,10 @@ def _spec(cls: type) -> dict[str, Convert]:
 
 
 _SPECS: dict[type, dict[str, Convert]] = {cls: _spec(cls) for cls in MESSAGES.values()}
+_DEFAULTED: dict[type, frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING)
+    for cls in MESSAGES.values()
+}
 _LABEL_FIELDS: dict[type, frozenset[str]] = {
     cls: frozenset(n for n, c in spec.items() if c is _labels) for cls, spec in _SPECS.items()
 }

@@ -79,6 +79,7 @@ def _anomaly(ident: str, agent: str, e: Event, phase: str) -> AnomalyReported:
         severity=e.severity.name.lower(),
         phase=phase,  # type: ignore[arg-type]
         value=value,
+        detector=attrs.get("detector", "")[:64],
     )
 
 
