@@ -51,6 +51,7 @@ from hub.ingest.service import Ingestor
 from hub.live_metrics import StoreCollector
 from hub.notify.dispatcher import Dispatcher
 from hub.notify.metrics import NotifyCollector
+from hub.notify.outbox import Outbox
 from hub.serve import AsgiServer
 from hub.store.base import Store
 from hub.store.factory import build_store
@@ -141,7 +142,7 @@ class AlertEngineJob:
 
 class RetentionJob:
     """Applies retention hourly (run once across processes): expired data, old batch ids, old command
-    outcomes."""
+    outcomes, sent and dead-lettered notifications past `notify.keep_done_days`."""
 
     name = "retention"
 
@@ -151,9 +152,13 @@ class RetentionJob:
         metrics: HubMetrics,
         clock: Clock,
         executor: CommandExecutor | None,
+        outbox: Outbox,
+        outbox_keep_ms: int,
         interval_s: float = RETENTION_INTERVAL_S,
     ) -> None:
         self._store = store
+        self._outbox = outbox
+        self._outbox_keep_ms = outbox_keep_ms
         self._metrics = metrics
         self._clock = clock
         self._executor = executor
@@ -171,10 +176,12 @@ class RetentionJob:
                 removed = await asyncio.to_thread(self._store.apply_retention, now)
                 if self._executor is not None:
                     await asyncio.to_thread(self._executor.expire, now - COMMANDS_RETENTION_MS)
+                pruned = await asyncio.to_thread(self._outbox.prune, now - self._outbox_keep_ms)
             except Exception:  # a failed pass is retried next hour; the hub keeps serving
                 log.exception("retention pass failed")
                 continue
             self._metrics.retention_removed.inc(removed)
+            self._metrics.notifications_pruned.inc(pruned)
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -287,7 +294,15 @@ class Hub:
     def _retention(self) -> RunOnce:
         executor = self._executor
         job = RunOnce(
-            RetentionJob(self.store, self.metrics, self.clock, executor), job_lock(self.db, "retention")
+            RetentionJob(
+                self.store,
+                self.metrics,
+                self.clock,
+                executor,
+                Outbox(self.db),
+                int(self.config.notify.keep_done_days * 86_400_000),
+            ),
+            job_lock(self.db, "retention"),
         )
         self.jobs.append(job)
         return job

@@ -74,6 +74,11 @@ class HubMetrics:
             "Values deleted by retention (raw points and rollup buckets)",
             registry=r,
         )
+        self.notifications_pruned = Counter(
+            "outpost_hub_notifications_pruned",
+            "Sent and dead-lettered notifications deleted by retention",
+            registry=r,
+        )
         self.api_auth_failures = Counter(
             "outpost_hub_api_auth_failures", "Rejected API credentials", registry=r
         )

@@ -172,6 +172,9 @@ class NotifyConfig(_Frozen):
     queue_size: int = Field(default=10_000, ge=1)
     # How often each receiver looks for due rows it was not woken for (submit_in, other hubs, retries).
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Sent and dead-lettered notifications are kept this long (the dead letters API, audits), then pruned
+    # by the hourly retention pass.
+    keep_done_days: float = Field(default=7.0, gt=0, le=3650)
     # Shown to webhook consumers as `externalURL` (where the hub's UI is).
     external_url: str = ""
 

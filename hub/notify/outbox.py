@@ -21,6 +21,7 @@ from hub.notify.model import Notification
 from hub.notify.models import notify_outbox as t
 
 MAX_ERROR_TEXT = 1000
+PRUNE_CHUNK = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,10 +257,18 @@ class Outbox:
             ).all()
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
-    def prune(self, older_than_ms: int) -> int:
-        """Deletes sent and dead rows last touched before `older_than_ms` (retention); returns how many."""
-        with self._engine.begin() as conn:
-            res = conn.execute(
-                t.delete().where(t.c.state.in_(("sent", "dead")), t.c.updated_ms < older_than_ms)
-            )
-        return int(res.rowcount or 0)
+    def prune(self, older_than_ms: int, chunk: int = PRUNE_CHUNK) -> int:
+        """Deletes sent and dead rows last touched before `older_than_ms` (retention); returns how many.
+
+        In transactions of at most `chunk` rows, so a first pass over months of rows never holds the
+        database's write lock long enough to stall the alert path's own commits.
+        """
+        done = t.c.state.in_(("sent", "dead")) & (t.c.updated_ms < older_than_ms)
+        total = 0
+        while True:
+            with self._engine.begin() as conn:
+                batch = sa.select(t.c.seq).where(done).order_by(t.c.seq).limit(chunk).scalar_subquery()
+                n = int(conn.execute(t.delete().where(t.c.seq.in_(batch))).rowcount or 0)
+            total += n
+            if n < chunk:
+                return total
