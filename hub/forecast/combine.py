@@ -1,0 +1,30 @@
+"""A combination of methods: the mean of their forecasts. Averaging a noisy method (seasonal naive) with a
+smooth one (the profile) often beats both, and costs only their sum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hub.forecast.base import Forecaster
+from shared.model import F64Array
+
+
+@dataclass(frozen=True, slots=True)
+class MeanOf:
+    """The mean of `members`' forecasts; its trend is their mean trend."""
+
+    name: str
+    members: tuple[Forecaster, ...]
+
+    def min_history(self, periods: tuple[int, ...]) -> int:
+        return max(m.min_history(periods) for m in self.members)
+
+    def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
+        return np.mean([m.predict(history, horizon, periods) for m in self.members], axis=0)
+
+    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
+        trends = [m.trend_per_step(history, periods) for m in self.members]
+        k = len(trends)
+        return sum(t for t, _ in trends) / k, sum(se for _, se in trends) / k

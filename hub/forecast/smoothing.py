@@ -1,0 +1,60 @@
+"""Exponential smoothing with a seasonal term (additive Holt–Winters without trend), on the log of
+positive series so that the seasonal swing scales with the level.
+
+The smoothing constants are not optimised per series with a solver: a small grid is run side by side
+as numpy vectors (one pass over the history for all of it) and the pair with the least one-step squared
+error wins. That is about as accurate on hourly data and costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.model import F64Array
+
+_ALPHAS = (0.05, 0.1, 0.2, 0.4)
+_GAMMAS = (0.05, 0.2)
+
+
+@dataclass(frozen=True, slots=True)
+class HoltWinters:
+    """Level and seasonal state, smoothed; the forecast is the last level plus the seasonal state."""
+
+    name: str = "holt_winters"
+    season: int = 0
+    # Seasons of the history used to start the state (the error is counted only after them).
+    warmup: int = 2
+    # Points smoothed at most: the oldest state is forgotten anyway, and the pass is the cost.
+    max_points: int = 2016
+
+    def min_history(self, periods: tuple[int, ...]) -> int:
+        return (self.warmup + 1) * periods[min(self.season, len(periods) - 1)]
+
+    def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
+        p = periods[min(self.season, len(periods) - 1)]
+        x = history[-self.max_points :]
+        x = x[x.shape[0] % p :]  # whole seasons, so phase 0 of the state is phase 0 of the data
+        log = bool((x > 0).all())
+        z = np.log(x) if log else x
+        first = z[: self.warmup * p].reshape(self.warmup, p)
+        alpha, gamma = (g.ravel() for g in np.meshgrid(_ALPHAS, _GAMMAS))
+        level = np.full(alpha.shape, first[0].mean())
+        season = np.tile((first - first.mean(axis=1, keepdims=True)).mean(axis=0), (alpha.shape[0], 1))
+        sse = np.zeros(alpha.shape)
+        start = self.warmup * p
+        for t in range(z.shape[0]):
+            phase = t % p
+            err = z[t] - level - season[:, phase]
+            if t >= start:
+                sse += err * err
+            level = level + alpha * err
+            season[:, phase] += gamma * (1 - alpha) * err
+        best = int(np.argmin(sse))
+        phases = np.arange(z.shape[0], z.shape[0] + horizon) % p
+        out = level[best] + season[best, phases]
+        return np.exp(out) if log else out
+
+    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
+        return 0.0, 0.0
