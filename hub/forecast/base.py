@@ -36,7 +36,10 @@ class Forecaster(Protocol):
     points: a day and a week). `history` holds finite values only, oldest first.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The method's name in the registry and in API answers."""
+        ...
 
     def min_history(self, periods: tuple[int, ...]) -> int:
         """The fewest points `predict` works with."""
