@@ -55,7 +55,12 @@ async def test_legacy_thermal_and_power_speak_the_common_vocabulary(sushy_static
     assert values(result, "hw_power_watts") == {"System Power Control": 238.0}
     inlet = SeriesKey.of(
         "hw_temperature_celsius",
-        {"chassis": "System.Embedded.1", "component": "Intake", "sensor": "System Board Inlet Temp"},
+        {
+            "chassis": "System.Embedded.1",
+            "component": "Intake",
+            "id": "iDRAC.Embedded.1#SystemBoardInletTemp",
+            "sensor": "System Board Inlet Temp",
+        },
     )
     lim = result.limits[inlet]
     assert (lim.warn_high, lim.crit_high, lim.warn_low, lim.crit_low) == (38.0, 42.0, 8.0, 3.0)
@@ -72,11 +77,13 @@ async def test_legacy_thermal_and_power_speak_the_common_vocabulary(sushy_static
 async def test_newer_subsystem_schema_speaks_the_same_vocabulary(sushy_static: StartSushy) -> None:
     result = await poll(sushy_static("openbmc-subsystems").url)
     assert values(result, "hw_temperature_celsius") == {"Inlet Temp": 24.5, "CPU0 Temp": 55.25}
-    assert values(result, "hw_fan_speed_percent") == {"Fan 0": 41.0, "Fan 1": 39.5}
+    assert values(result, "hw_fan_speed_ratio") == pytest.approx({"Fan 0": 0.41, "Fan 1": 0.395})
     assert values(result, "hw_psu_output_watts") == {"PSU 0": 305.5, "PSU 1": 0.0}
-    assert values(result, "hw_power_watts") == {"total power": 312.0, "EnvironmentMetrics": 312.0}
+    # EnvironmentMetrics.PowerWatts names total_power as its DataSourceUri: one reading, kept once
+    assert values(result, "hw_power_watts") == {"total power": 312.0}
     cpu = SeriesKey.of(
-        "hw_temperature_celsius", {"chassis": "chassis", "component": "CPU", "sensor": "CPU0 Temp"}
+        "hw_temperature_celsius",
+        {"chassis": "chassis", "component": "CPU", "id": "CPU0_Temp", "sensor": "CPU0 Temp"},
     )
     assert (result.limits[cpu].crit_high, result.limits[cpu].crit_low) == (100.0, 5.0)
 
@@ -85,8 +92,8 @@ async def test_ilo4_fans_need_the_ilo4_thermal_quirk(sushy_static: StartSushy) -
     url = sushy_static("hpe-ilo4").url
     without = await poll(url)
     with_quirk = await poll(url, quirks=["ilo4-thermal"])
-    assert values(without, "hw_fan_speed_percent") == {}
-    assert values(with_quirk, "hw_fan_speed_percent") == {"Fan 1": 23.0, "Fan 2": 25.0}
+    assert values(without, "hw_fan_speed_ratio") == {}
+    assert values(with_quirk, "hw_fan_speed_ratio") == pytest.approx({"Fan 1": 0.23, "Fan 2": 0.25})
     assert values(with_quirk, "hw_temperature_celsius") == {"01-Inlet Ambient": 21.0, "02-CPU 1": 40.0}
 
 

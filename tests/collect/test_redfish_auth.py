@@ -104,7 +104,7 @@ async def test_one_session_is_created_reused_across_polls_and_deleted_on_close(
 ) -> None:
     ca = self_signed_cert[0]
     results = await polls(bmc(bmc_server.url, ca_file=str(ca)), 3)
-    assert [len(r.samples) for r in results] == [16, 16, 16] and all(r.errors == [] for r in results)
+    assert [len(r.samples) for r in results] == [34, 34, 34] and all(r.errors == [] for r in results)
     assert bmc_server.requests("POST") == [SESSIONS]
     assert {s.auth for s in bmc_server.seen if s.method == "GET" and s.path != "/redfish/v1"} == {"token"}
     assert bmc_server.requests("DELETE") == [f"{SESSIONS}/1"]
@@ -117,16 +117,17 @@ async def test_one_session_is_created_reused_across_polls_and_deleted_on_close(
             assert (resp.status, (await resp.json())["Members"]) == (200, [])
 
 
-async def test_an_error_deletes_the_session_and_the_next_poll_logs_in_again(
+async def test_a_bad_document_costs_its_readings_and_keeps_the_session(
     bmc_server: BmcServer, self_signed_cert: tuple[Path, Path]
 ) -> None:
     bmc_server.fail("/redfish/v1/Chassis", Fault(status=500))
     c = bmc(bmc_server.url, ca_file=str(self_signed_cert[0]))
     failed, recovered = await polls(c, 2)
     assert failed.errors == ["bmc: HTTP 500 (/redfish/v1/Chassis)"]
-    assert recovered.errors == [] and len(recovered.samples) == 16
-    assert bmc_server.requests("POST") == [SESSIONS, SESSIONS]
-    assert bmc_server.requests("DELETE") == [f"{SESSIONS}/1", f"{SESSIONS}/2"]
+    assert {s.key.label("component") for s in failed.samples} == {"system"}  # Systems was still read
+    assert recovered.errors == [] and len(recovered.samples) == 34
+    assert bmc_server.requests("POST") == [SESSIONS]
+    assert bmc_server.requests("DELETE") == [f"{SESSIONS}/1"]  # only on close
     assert bmc_server.sessions == {}
 
 

@@ -62,8 +62,8 @@ async def test_a_busy_bmc_is_left_alone_for_its_retry_after_then_read_in_full(
         await c.aclose()
     assert busy.errors == [f"bmc: busy (HTTP {status}), retry after {backoff_s}s ({THERMAL})"]
     assert waiting.samples == [] and waiting.errors == ["backing off for 1s after the BMC said busy"]
-    assert full.errors == [] and len(full.samples) == 16
-    assert metric(full, "hw_fan_speed_percent") == {"Fan 0": 41.0, "Fan 1": 39.5}
+    assert full.errors == [] and len(full.samples) == 34
+    assert metric(full, "hw_fan_speed_ratio") == pytest.approx({"Fan 0": 0.41, "Fan 1": 0.395})
     assert bmc_server.requests("POST") == [SESSIONS]  # backing off keeps the session
 
 
@@ -81,7 +81,7 @@ async def test_a_stalled_resource_is_cut_at_the_deadline_and_what_was_read_is_pu
         await c.aclose()
     assert partial.errors == ["deadline of 0.5s: partial read"]
     assert metric(partial, "hw_temperature_celsius") == {"Inlet Temp": 24.5, "CPU0 Temp": 55.25}
-    assert metric(partial, "hw_fan_speed_percent") == {"Fan 0": 41.0, "Fan 1": 39.5}
+    assert metric(partial, "hw_fan_speed_ratio") == pytest.approx({"Fan 0": 0.41, "Fan 1": 0.395})
     assert metric(partial, "hw_psu_output_watts") == {}
     assert full.errors == [] and metric(full, "hw_psu_output_watts") == {"PSU 0": 305.5, "PSU 1": 0.0}
     assert bmc_server.requests("POST") == [SESSIONS]  # a slow read is no reason for a new session
