@@ -129,6 +129,7 @@ class AlertEngine:
             alert.last_seen_ms = max(alert.last_seen_ms, s.ts_ms, now_ms)
             alert.annotations = s.annotations or alert.annotations
             alert.severity = s.severity
+            _take_verdict(alert, s)
             if alert.flapping and not alert.active:
                 alert.active = True
                 self._flip(alert, now_ms)
@@ -175,6 +176,8 @@ class AlertEngine:
             last_seen_ms=max(s.ts_ms, now_ms),
             links=s.links,
             resolve_after_ms=s.resolve_after_ms,
+            verdict=s.verdict,
+            verdict_features=s.verdict_features,
             eligible_ms=now_ms + int(self.config.late_settle_s * 1000) if late else 0,
         )
         self.by_id[alert.id] = alert
@@ -186,6 +189,7 @@ class AlertEngine:
         alert.count += 1
         alert.last_seen_ms = max(s.ts_ms, now_ms)
         alert.annotations, alert.severity = s.annotations or alert.annotations, s.severity
+        _take_verdict(alert, s)
         alert.resolved_notified.clear()
         alert.ack_by = alert.ack_ms = None
         self._open(alert)
@@ -435,3 +439,9 @@ class AlertEngine:
             alert.status = AlertStatus.ACKNOWLEDGED
         else:
             alert.status = AlertStatus.FIRING
+
+
+def _take_verdict(alert: Alert, s: Signal) -> None:
+    """A repeat's verdict is the latest word: a dismissed alert whose onset comes back confirmed pages."""
+    if s.verdict is not None:
+        alert.verdict, alert.verdict_features = s.verdict, s.verdict_features

@@ -23,6 +23,9 @@ from hub.alerts.model import Alert, Labels
 from hub.matchers import Matcher, all_match, parse_matchers
 from hub.notify.model import AlertView, Notification
 
+# The confirmation verdict of an onset the hub judged normal for its device: recorded, never paged.
+DISMISSED = "dismissed"
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -74,7 +77,11 @@ class Group:
         return [
             a
             for a in self.alerts.values()
-            if a.is_open and (a.active or a.flapping) and a.silenced_by is None and not a.eligible_ms
+            if a.is_open
+            and (a.active or a.flapping)
+            and a.silenced_by is None
+            and not a.eligible_ms
+            and a.verdict != DISMISSED
         ]
 
     def resolved(self) -> list[Alert]:

@@ -48,6 +48,9 @@ class Signal:
     fingerprint: str | None = None
     links: Labels = ()
     resolve_after_ms: int | None = None
+    # The hub's confirmation of an edge onset (`hub.confirm`): a dismissed alert never pages.
+    verdict: str | None = None
+    verdict_features: Labels = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -82,6 +85,8 @@ class Alert:
     ack_ms: int | None = None
     resolved_by: str | None = None
     incident_id: str | None = None
+    verdict: str | None = None  # confirmed / dismissed / unscored, for confirmed sources only
+    verdict_features: Labels = ()  # (feature, share) that isolated the onset most
 
     def label(self, name: str) -> str:
         for k, v in self.labels:

@@ -36,6 +36,9 @@ alerts = sa.Table(
     sa.Column("ack_ms", sa.BigInteger, nullable=True),
     sa.Column("resolved_by", sa.String(255), nullable=True),
     sa.Column("incident_id", sa.String(24), nullable=True, index=True),
+    # The hub's confirmation of an edge onset (hub.confirm) and the features that decided it.
+    sa.Column("verdict", sa.String(16), nullable=True),
+    sa.Column("verdict_features", sa.JSON, nullable=True),
 )
 
 # Silences and maintenance windows; deleting one expires it (kept for the audit of who silenced what).

@@ -61,7 +61,13 @@ def alert_row(a: Alert) -> dict[str, Any]:
         "ack_ms": a.ack_ms,
         "resolved_by": a.resolved_by,
         "incident_id": a.incident_id,
+        **_verdict_row(a),
     }
+
+
+def _verdict_row(a: Alert) -> dict[str, Any]:
+    """Features as a list of pairs: their order (largest share first) is part of the verdict."""
+    return {"verdict": a.verdict, "verdict_features": [list(p) for p in a.verdict_features]}
 
 
 def alert_of(r: Any) -> Alert:
@@ -91,6 +97,8 @@ def alert_of(r: Any) -> Alert:
         ack_ms=r.ack_ms,
         resolved_by=r.resolved_by,
         incident_id=r.incident_id,
+        verdict=r.verdict,
+        verdict_features=tuple((str(k), str(v)) for k, v in r.verdict_features or ()),
     )
 
 
@@ -190,6 +198,7 @@ def alert_update_row(a: Alert) -> dict[str, Any]:
         "ack_ms": a.ack_ms,
         "resolved_by": a.resolved_by,
         "incident_id": a.incident_id,
+        **_verdict_row(a),
     }
 
 
@@ -207,6 +216,7 @@ def alert_repeat_row(a: Alert) -> dict[str, Any]:
         "flapping": a.flapping,
         "transitions": list(a.transitions),
         "incident_id": a.incident_id,  # a repeat joins an incident when its own was closed
+        **_verdict_row(a),  # a repeat's verdict is the latest word
     }
 
 

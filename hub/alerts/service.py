@@ -23,7 +23,7 @@ from hub.alerts.engine import Change
 from hub.alerts.incidents import Incident, TimelineEntry
 from hub.alerts.model import Alert, Signal
 from hub.alerts.repository import AlertRepository
-from hub.alerts.rules import RULES
+from hub.alerts.rules import RULES, Rule
 from hub.alerts.rules.agent_offline import OfflineTracker
 from hub.alerts.windows import Window, WindowKind
 from hub.bus.base import Bus
@@ -35,7 +35,6 @@ from shared.logging import UpDown
 log = logging.getLogger(__name__)
 
 GROUP = "alerts"
-TOPICS = (*RULES, AgentSeen.TOPIC)
 # Longest the loop sleeps with nothing due: bounds how late a window boundary or resolve timeout is seen.
 MAX_IDLE_S = 1.0
 _SEEN_IDS = 100_000
@@ -56,8 +55,12 @@ class AlertService:
         dispatcher: Dispatcher | None,
         clock: Clock | None = None,
         external_url: str = "",
+        rules: dict[str, Rule] = RULES,
     ) -> None:
+        """`rules` maps topics to rules: `RULES`, or `CONFIRMED_RULES` when edge onsets are confirmed."""
         self.config = config
+        self._rules = rules
+        self._topics = (*rules, AgentSeen.TOPIC)
         self.clock = clock or SystemClock()
         self.repo = AlertRepository(db)
         self._db = db
@@ -80,7 +83,7 @@ class AlertService:
         """Loads state from the database and subscribes; also after `aclose` (a standby taking over)."""
         await self._reload()
         if subscribe:
-            for topic in TOPICS:
+            for topic in self._topics:
                 self._bus.subscribe(topic, GROUP, self.handle)
             self._subscribed = True
         self._task = asyncio.create_task(self._loop(), name="alerts")
@@ -90,7 +93,7 @@ class AlertService:
         loop; safe without start and safe twice."""
         if self._subscribed:
             self._subscribed = False
-            for topic in TOPICS:
+            for topic in self._topics:
                 await self._bus.unsubscribe(topic, GROUP, self.handle)
         if self._task is not None:
             self._task.cancel()
@@ -119,7 +122,7 @@ class AlertService:
             if not self.offline.agents[msg.agent].offline:
                 self.core.engine.set_online(msg.agent)
         else:
-            signals = RULES[msg.TOPIC](msg)
+            signals = self._rules[msg.TOPIC](msg)
         if signals:
             await self.apply(signals)
         self._seen[msg.id] = None

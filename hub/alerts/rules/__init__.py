@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from hub.alerts.model import Signal
 from hub.alerts.rules import anomaly, device_events, limits
-from hub.bus.messages import AnomalyReported, DeviceEvent, LimitCrossed, Message
+from hub.bus.messages import AnomalyReported, AnomalyVerdict, DeviceEvent, LimitCrossed, Message
 
 Rule = Callable[[Message], list[Signal]]
 
@@ -18,4 +18,11 @@ RULES: dict[str, Rule] = {
     AnomalyReported.TOPIC: anomaly.signals,  # type: ignore[dict-item]
     DeviceEvent.TOPIC: device_events.signals,  # type: ignore[dict-item]
     LimitCrossed.TOPIC: limits.signals,  # type: ignore[dict-item]
+}
+
+# With `confirm.enabled`: edge onsets become alerts once the hub's confirmation has judged them.
+CONFIRMED_RULES: dict[str, Rule] = {
+    **RULES,
+    AnomalyReported.TOPIC: anomaly.ends,  # type: ignore[dict-item]
+    AnomalyVerdict.TOPIC: anomaly.confirmed,  # type: ignore[dict-item]
 }

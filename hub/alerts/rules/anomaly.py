@@ -1,10 +1,15 @@
-"""Edge anomaly onsets and ends → an `EdgeAnomaly` alert per series; severity from the edge score."""
+"""Edge anomaly onsets and ends → an `EdgeAnomaly` alert per series; severity from the edge score.
+
+With confirmation on (`confirm.enabled`), onsets come from the hub's `AnomalyVerdict` instead of the
+agent's `AnomalyReported`: the alert carries the verdict, and a dismissed one is recorded but not paged.
+Ends still come from the agent.
+"""
 
 from __future__ import annotations
 
-from hub.alerts.model import Signal, labels_of
+from hub.alerts.model import Labels, Signal, labels_of
 from hub.alerts.rules.common import base_labels
-from hub.bus.messages import AnomalyReported
+from hub.bus.messages import AnomalyReported, AnomalyVerdict
 
 # An onset whose end never arrives (the agent was replaced) must not page for ever.
 RESOLVE_AFTER_MS = 6 * 3600 * 1000
@@ -17,6 +22,22 @@ def severity_of(score: float, reported: str) -> str:
 
 
 def signals(msg: AnomalyReported) -> list[Signal]:
+    return [_signal(msg, msg.phase == "onset", None, ())]
+
+
+def ends(msg: AnomalyReported) -> list[Signal]:
+    """The rule for `AnomalyReported` while onsets go through confirmation: ends only."""
+    return signals(msg) if msg.phase == "end" else []
+
+
+def confirmed(msg: AnomalyVerdict) -> list[Signal]:
+    """An onset with the hub's verdict on it."""
+    return [_signal(msg, True, msg.verdict, msg.top_features)]
+
+
+def _signal(
+    msg: AnomalyReported | AnomalyVerdict, firing: bool, verdict: str | None, features: Labels
+) -> Signal:
     labels = base_labels("EdgeAnomaly", msg.agent, msg.device) | {"metric": msg.metric}
     labels |= {k: v for k, v in msg.labels if k not in _RESERVED}
     series = msg.metric + "{" + ",".join(f'{k}="{v}"' for k, v in msg.labels) + "}"
@@ -27,15 +48,17 @@ def signals(msg: AnomalyReported) -> list[Signal]:
     }
     if value:
         annotations["value"] = value
-    return [
-        Signal(
-            labels_of(labels),
-            msg.phase == "onset",
-            msg.ts_ms,
-            severity=severity_of(msg.score, msg.severity),
-            annotations=labels_of(annotations),
-            source="edge-anomaly",
-            links=(("series", series),),
-            resolve_after_ms=RESOLVE_AFTER_MS,
-        )
-    ]
+    if isinstance(msg, AnomalyVerdict):
+        annotations["confirm_score"] = f"{msg.confirm_score:.3f}"
+    return Signal(
+        labels_of(labels),
+        firing,
+        msg.ts_ms,
+        severity=severity_of(msg.score, msg.severity),
+        annotations=labels_of(annotations),
+        source="edge-anomaly",
+        links=(("series", series),),
+        resolve_after_ms=RESOLVE_AFTER_MS,
+        verdict=verdict,
+        verdict_features=features,
+    )
