@@ -205,6 +205,37 @@ class LimitCrossed(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class ForecastCrossing(_Message):
+    """A series' forecast band crosses a threshold within the horizon (`onset`, repeated at every refit
+    while it does) or has stopped doing so (`end`); the forecast that decided it travels along.
+
+    Crossing times are epoch ms, 0 when beyond the horizon: `p10_ms` is the early (pessimistic) one.
+    """
+
+    TOPIC: ClassVar[str] = "forecast.crossing"
+    ID_PREFIX: ClassVar[str] = "forecast"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("agent", "device", "metric", "labels", "ts_ms", "phase")
+
+    id: str
+    agent: str
+    device: str
+    metric: str
+    labels: Labels
+    ts_ms: int
+    value: float  # the last point the forecast started from
+    threshold: float
+    threshold_source: str
+    direction: str
+    p10_ms: int
+    p50_ms: int
+    p90_ms: int
+    horizon_ms: int
+    method: str
+    backtest_mase: float
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True)
 class AlertChanged(_Message):
     """An alert was created or changed state (firing, acknowledged, resolved...); notify reacts."""
 
@@ -270,6 +301,7 @@ Message = (
     | DeviceEvent
     | AgentSeen
     | LimitCrossed
+    | ForecastCrossing
     | AlertChanged
     | IncidentChanged
     | AlertCommand
@@ -282,6 +314,7 @@ MESSAGES: dict[str, type[Message]] = {
     DeviceEvent.TOPIC: DeviceEvent,
     AgentSeen.TOPIC: AgentSeen,
     LimitCrossed.TOPIC: LimitCrossed,
+    ForecastCrossing.TOPIC: ForecastCrossing,
     AlertChanged.TOPIC: AlertChanged,
     IncidentChanged.TOPIC: IncidentChanged,
     AlertCommand.TOPIC: AlertCommand,

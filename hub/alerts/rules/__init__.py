@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hub.alerts.model import Signal
-from hub.alerts.rules import anomaly, device_events, limits
-from hub.bus.messages import AnomalyReported, AnomalyVerdict, DeviceEvent, LimitCrossed, Message
+from hub.alerts.rules import anomaly, device_events, limits, predictive
+from hub.bus.messages import (
+    AnomalyReported,
+    AnomalyVerdict,
+    DeviceEvent,
+    ForecastCrossing,
+    LimitCrossed,
+    Message,
+)
 
 Rule = Callable[[Message], list[Signal]]
 
@@ -18,6 +25,7 @@ RULES: dict[str, Rule] = {
     AnomalyReported.TOPIC: anomaly.signals,  # type: ignore[dict-item]
     DeviceEvent.TOPIC: device_events.signals,  # type: ignore[dict-item]
     LimitCrossed.TOPIC: limits.signals,  # type: ignore[dict-item]
+    ForecastCrossing.TOPIC: predictive.signals,  # type: ignore[dict-item]
 }
 
 # With `confirm.enabled`: edge onsets become alerts once the hub's confirmation has judged them.
