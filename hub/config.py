@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.alerts.config import AlertsConfig
+from hub.auth.config import AuthConfig
 from hub.bus.config import BusConfig, MemoryBusConfig
 from hub.notify.config import NotifyConfig
 from hub.store.config import EmbeddedStoreConfig, StoreConfig
@@ -88,6 +89,8 @@ class HubConfig(_Frozen):
     bus: BusConfig = MemoryBusConfig()
     alerts: AlertsConfig = AlertsConfig()
     notify: NotifyConfig = NotifyConfig()
+    # Users, sessions, API keys and rate limits (hub/auth).
+    auth: AuthConfig = AuthConfig()
 
     @model_validator(mode="after")
     def _roles_share_engines(self) -> HubConfig:

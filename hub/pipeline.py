@@ -29,7 +29,7 @@ from hub.alerts.service import GROUP as ALERTS_GROUP
 from hub.alerts.service import AlertService
 from hub.api.app import create_app, create_probe_app
 from hub.api.deps import HubContext
-from hub.auth.tokens import ApiTokens
+from hub.auth.service import AuthService
 from hub.bus.base import Bus
 from hub.bus.factory import build_bus
 from hub.bus.messages import AlertCommand
@@ -199,7 +199,7 @@ class Hub:
         self.metrics = HubMetrics()
         self.db = create_engine(config.resolved_state_url())  # the one engine every package uses
         self.fleet = Fleet(self.db)
-        self.tokens = ApiTokens(self.db)
+        self.auth = AuthService(self.db, self.clock, config.auth, self.metrics.registry)
         self.ingestor: Ingestor | None = None  # built with the ingest components of the role
         # Several processes share the state database on PostgreSQL: the store's ledger goes there too.
         shared = self.db if self.db.dialect.name == "postgresql" else None
@@ -236,6 +236,7 @@ class Hub:
                 await component.aclose()
             except Exception:  # one stage failing to stop must not leave the others running
                 log.exception("stopping %s failed", component.name)
+        self.auth.close()
         await asyncio.to_thread(self.db.dispose)
 
     # ---- components every role builds from ---------------------------------------------------------------
@@ -418,7 +419,7 @@ class Hub:
             return HubContext(
                 self.store,
                 self.fleet,
-                self.tokens,
+                self.auth,
                 self.metrics,
                 self.clock,
                 alerts=self.alerts,
@@ -428,7 +429,7 @@ class Hub:
         return HubContext(
             self.store,
             self.fleet,
-            self.tokens,
+            self.auth,
             self.metrics,
             self.clock,
             repo=AlertRepository(self.db),
@@ -436,7 +437,7 @@ class Hub:
         )
 
     def _write_admin_token(self) -> None:
-        token = self.tokens.ensure_admin_token(self.clock.now_ms())
+        token = self.auth.keys.ensure_admin_key(self.clock.now_ms())
         if token is None:
             return
         path: Path = self.config.data_dir / ADMIN_TOKEN_FILE

@@ -1,42 +1,91 @@
-"""Bearer-token authentication for the API. Tokens are stored hashed; failures are counted, not logged."""
+"""Authentication and authorization of API requests: every route declares the scope it needs.
+
+`require("alerts:write")` is a route's (or router's) dependency. It rate-limits the client IP before any
+credential is looked at, authenticates an `Authorization: Bearer` token (JWT access token or API key) or
+an `X-API-Key` header, answers 401 (no or bad credential; counted, never saying why), 403 (a scope the
+caller lacks; counted by scope) or 429 with `Retry-After` (counted by group), and leaves the caller on
+the request, where handlers that record who acted read it (`caller: Caller`).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from hub.api.deps import Ctx
-from hub.auth.tokens import CallerInfo
+from hub.auth.principal import Principal
+from hub.auth.ratelimit import retry_after
+from hub.auth.service import Limit
 
-_bearer = HTTPBearer(auto_error=False)
+_bearer = HTTPBearer(auto_error=False, description="A JWT access token (from login) or an API key")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def require_caller(
+def client_ip(request: Request) -> str:
+    """The peer address (the hub trusts no forwarding header: it is not meant to sit behind a proxy
+    that rewrites them)."""
+    return request.client.host if request.client is not None else "-"
+
+
+def too_many(ctx: Ctx, wait_s: float, group: str, by: str) -> HTTPException:
+    """Counts a rate-limited request and returns the 429 to raise."""
+    ctx.auth.metrics.rate_limited.labels(group, by).inc()
+    return HTTPException(429, "too many requests; retry later", headers={"Retry-After": retry_after(wait_s)})
+
+
+def _unauthorized(ctx: Ctx) -> HTTPException:
+    ctx.metrics.api_auth_failures.inc()
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "missing or invalid credential", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def authorize(
+    scopes: SecurityScopes,
+    request: Request,
     ctx: Ctx,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> CallerInfo:
-    """Returns who is calling (token name and role); answers 401 without saying whether the token existed."""
-    caller = None
-    if creds is not None and creds.scheme.lower() == "bearer":
-        caller = await asyncio.to_thread(ctx.tokens.check_token, creds.credentials)
-    if caller is None:
-        ctx.metrics.api_auth_failures.inc()
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing or invalid bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return caller
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    """The caller, once per request, checked for every scope in `scopes` (see the module docstring)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await _authenticate(request, ctx, bearer, api_key)
+    for scope in scopes.scopes:
+        if not principal.allows(scope):
+            ctx.auth.metrics.forbidden.labels(scope).inc()
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs scope {scope}")
+    return principal
 
 
-# A handler that records who acted (e.g. acknowledged an alert) takes `caller: Caller`. FastAPI runs a
-# dependency once per request, so a route under `require_token` that also asks for it checks one token.
-Caller = Annotated[CallerInfo, Depends(require_caller)]
+async def _authenticate(
+    request: Request, ctx: Ctx, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+) -> Principal:
+    group = "read" if request.method in _READS else "write"
+    wait = ctx.auth.limit(Limit.API_PER_IP, client_ip(request))
+    if wait:
+        raise too_many(ctx, wait, group, "ip")
+    token = api_key if api_key else (bearer.credentials if bearer is not None else None)
+    principal = await ctx.auth.authenticate(token) if token else None
+    if principal is None:
+        raise _unauthorized(ctx)
+    limit = Limit.READ_PER_PRINCIPAL if group == "read" else Limit.WRITE_PER_PRINCIPAL
+    wait = ctx.auth.limit(limit, principal.actor)
+    if wait:
+        raise too_many(ctx, wait, group, "principal")
+    request.state.principal = principal
+    return principal
 
 
-async def require_token(caller: Caller) -> str:
-    """Gates a route (or a router, as a dependency) on a valid token; returns the caller's role."""
-    return caller.role
+def require(scope: str) -> Any:
+    """The dependency a route (or router) declares: the caller must hold `scope`. It appears as the
+    operation's security requirement in the OpenAPI document."""
+    return Security(authorize, scopes=[scope])
+
+
+# A handler that records who acted takes `caller: Caller`; the route's `require(...)` has authenticated
+# the request already, so this only reads the caller back (one credential check per request).
+Caller = Annotated[Principal, Security(authorize)]

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 from hub.alerts.commands import CommandClient, Outcome
 from hub.alerts.repository import AlertRepository
 from hub.alerts.service import AlertService
-from hub.auth.tokens import ApiTokens
+from hub.auth.service import AuthService
 from hub.bus.errors import BusError
 from hub.fleet.agents import Fleet
 from hub.store.base import Store
@@ -138,7 +138,7 @@ def _timed(fn: Callable[..., T], args: tuple[object, ...]) -> tuple[T, float]:
 class HubContext:
     store: Store
     fleet: Fleet
-    tokens: ApiTokens
+    auth: AuthService
     metrics: HubMetrics
     clock: Clock
     # The alert engine of this process (role `all`); None in an `api` process, which reads alerts from

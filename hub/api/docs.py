@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # no py.typed
 
-from hub.api.auth import require_token
+from hub.api.auth import require
 
 ASSETS = "/docs/assets"
 
@@ -61,7 +61,7 @@ def add_docs(app: FastAPI) -> None:
     `app` must be created with `docs_url=None, redoc_url=None, openapi_url=None`.
     """
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[require("docs:read")])
     async def openapi() -> dict[str, Any]:
         return app.openapi()
 

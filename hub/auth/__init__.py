@@ -1,1 +1,1 @@
-"""Who may call the hub's API: API tokens (stored hashed) and the caller they name."""
+"""Who may call the hub and what they may do: users, API keys, JWT sessions, roles, rate limits, audit."""

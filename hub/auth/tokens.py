@@ -1,55 +1,28 @@
-"""API tokens: created once for the admin, checked by their hash, naming the caller (name and role)."""
+"""How secrets the hub hands out are made and stored: random, prefixed by kind, kept only as a SHA-256."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from hub.auth.models import api_tokens
-from hub.db.sql import insert_ignore
-
-ADMIN = "admin"
+API_KEY_PREFIX = "opk_"
+REFRESH_PREFIX = "opr_"
 
 
-@dataclass(frozen=True, slots=True)
-class CallerInfo:
-    """Who made an API request: the token's name (recorded, e.g., as who acknowledged an alert) and role."""
+def new_secret(prefix: str) -> str:
+    """256 random bits, URL-safe, with a prefix saying what it is (so a leaked one is recognisable)."""
+    return prefix + secrets.token_urlsafe(32)
 
-    name: str
-    role: str
+
+def new_id() -> str:
+    """Public ids of users, keys and sessions: 128 random bits, hex."""
+    return secrets.token_hex(16)
 
 
 def hash_secret(secret: str) -> str:
-    """How API and enrollment tokens are stored: only their SHA-256, compared in constant time."""
+    """How API keys, refresh and enrollment tokens are stored: only their SHA-256.
+
+    Their 256 random bits make a slow hash pointless, and the lookup is by the hash on a unique index, so
+    timing reveals nothing about the secret itself.
+    """
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class ApiTokens:
-    """Blocking accessors over the hub's engine; call them from worker threads."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def ensure_admin_token(self, now_ms: int) -> str | None:
-        """Creates the admin API token on first start. Returns it once (then only its hash is kept)."""
-        token = "opt_" + secrets.token_urlsafe(32)
-        with self._engine.begin() as db:  # hubs starting together on one database: exactly one creates it
-            new = insert_ignore(
-                db, api_tokens, name=ADMIN, token_hash=hash_secret(token), role=ADMIN, created_ms=now_ms
-            )
-        return token if new else None
-
-    def check_token(self, token: str) -> CallerInfo | None:
-        """Returns who holds a valid token, else None.
-
-        Looked up by the token's SHA-256 on a unique index: timing reveals nothing about the token itself.
-        """
-        q = sa.select(api_tokens.c.name, api_tokens.c.role).where(
-            api_tokens.c.token_hash == hash_secret(token)
-        )
-        with self._engine.connect() as db:
-            row = db.execute(q).first()
-        return None if row is None else CallerInfo(str(row.name), str(row.role))

@@ -20,7 +20,7 @@ from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.e2e
 
-HEAD = "0004_shared_ledger_commands"
+HEAD = "0005_auth"
 MIGRATED = "hub database migrated from an empty database to " + HEAD
 
 

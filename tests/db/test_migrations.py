@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from hub.auth.tokens import ApiTokens, CallerInfo
+from hub.auth.keys import ApiKeys
 from hub.db import migrate
 from hub.db.engine import create_engine
 from hub.db.schema import METADATA
@@ -22,7 +22,7 @@ from tests.db.legacy import ADMIN_TOKEN, create_legacy_database
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0004_shared_ledger_commands"
+HEAD = "0005_auth"
 
 
 def _drift(engine: sa.Engine, metadata: sa.MetaData = METADATA) -> list[Any]:
@@ -83,9 +83,10 @@ def test_a_database_made_before_alembic_is_stamped_at_the_baseline_then_upgraded
             AgentInfo("dc2/edge7", 1_800_000_000_000, 1_800_000_030_000, 40, 1, 0, gaps=0),
         ]
         assert Fleet(engine).record_batch("dc2/edge7", 1, 1, 40, 1_800_000_090_000) is False  # seen before
-        tokens = ApiTokens(engine)
-        assert tokens.check_token(ADMIN_TOKEN) == CallerInfo("admin", "admin")
-        assert tokens.ensure_admin_token(1_800_000_100_000) is None  # the old admin token stays the one
+        keys = ApiKeys(engine)  # the admin token became the API key `admin`
+        admin = keys.check(ADMIN_TOKEN, 1_800_000_100_000)
+        assert admin is not None and (admin.id, admin.role) == ("admin", "admin")
+        assert keys.ensure_admin_key(1_800_000_100_000) is None  # the old admin token stays the one
         enroll = EnrollState(engine)
         assert [(t.id, t.uses, t.max_uses) for t in enroll.list_tokens()] == [("tok1", 1, 3)]
         assert enroll.audit_log() == [
@@ -108,7 +109,7 @@ def test_legacy_and_fresh_postgresql_databases_end_with_the_same_constraint_name
         migrate.upgrade(legacy)
         names = _pg_constraints(fresh)
         assert names == _pg_constraints(legacy)
-        assert {("agents", "pk_agents"), ("api_tokens", "uq_api_tokens_token_hash")} <= names
+        assert {("agents", "pk_agents"), ("api_keys", "uq_api_keys_secret_hash")} <= names
         assert not [n for _, n in names if n.endswith(("_pkey", "_key"))]
     finally:
         fresh.dispose()

@@ -1,4 +1,4 @@
-"""The API's `Caller` dependency names who holds the token, on a real migrated database and real HTTP."""
+"""The API's `Caller` dependency names who holds the key, on a real migrated database and real HTTP."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 
-from hub.api.auth import Caller, require_token
+from hub.api.auth import Caller, require
 from hub.api.deps import HubContext
-from hub.auth.tokens import ApiTokens
+from hub.auth.config import AuthConfig
+from hub.auth.service import AuthService
 from hub.config import HubConfig
 from hub.fleet.agents import Fleet
 from hub.store.factory import build_store
@@ -21,16 +22,16 @@ from tests.support.hubdb import migrated_engine
 pytestmark = pytest.mark.integration
 
 
-async def test_a_route_under_require_token_gets_the_caller_and_a_bad_token_is_a_counted_401(
+async def test_a_route_under_require_gets_the_caller_and_a_bad_token_is_a_counted_401(
     tmp_path: Path,
 ) -> None:
     engine = migrated_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    tokens = ApiTokens(engine)
-    token = tokens.ensure_admin_token(1_800_000_000_000)
     metrics = HubMetrics()
+    auth = AuthService(engine, SystemClock(), AuthConfig(), metrics.registry)
+    token = auth.keys.ensure_admin_key(1_800_000_000_000)
     store = build_store(HubConfig(data_dir=tmp_path).store, tmp_path)
-    ctx = HubContext(store, Fleet(engine), tokens, metrics, SystemClock())
-    router = APIRouter(dependencies=[Depends(require_token)])
+    ctx = HubContext(store, Fleet(engine), auth, metrics, SystemClock())
+    router = APIRouter(dependencies=[require("agents:read")])
 
     @router.get("/whoami")
     async def whoami(caller: Caller) -> dict[str, str]:
@@ -46,6 +47,7 @@ async def test_a_route_under_require_token_gets_the_caller_and_a_bad_token_is_a_
             none = await client.get("/whoami")
     finally:
         ctx.queries.close()
+        auth.close()
         engine.dispose()
     assert (ok.status_code, ok.json()) == (200, {"name": "admin", "role": "admin"})
     assert (bad.status_code, none.status_code) == (401, 401)

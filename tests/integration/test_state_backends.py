@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hub.auth.tokens import ApiTokens, CallerInfo
+from hub.auth.keys import ApiKeys
 from hub.db.engine import create_engine
 from hub.fleet.agents import Fleet
 from hub.identity.db import EnrollState, TokenCheck
@@ -59,14 +59,15 @@ def test_missing_batches_are_gaps_until_they_arrive(state_url: str) -> None:
         engine.dispose()
 
 
-def test_api_token_is_created_once_and_checked_by_hash(state_url: str) -> None:
+def test_the_admin_api_key_is_created_once_and_checked_by_hash(state_url: str) -> None:
     engine = migrated_engine(state_url)
-    state = ApiTokens(engine)
+    state = ApiKeys(engine)
     try:
-        token = state.ensure_admin_token(NOW)
-        assert token is not None and state.ensure_admin_token(NOW) is None
-        assert state.check_token(token) == CallerInfo("admin", "admin")
-        assert state.check_token(token + "x") is None
+        token = state.ensure_admin_key(NOW)
+        assert token is not None and state.ensure_admin_key(NOW) is None
+        caller = state.check(token, NOW)
+        assert caller is not None and (caller.id, caller.name, caller.role) == ("admin", "admin", "admin")
+        assert state.check(token + "x", NOW) is None
     finally:
         engine.dispose()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from hub.api.auth import require_token
+from hub.api.auth import require
 from hub.api.deps import Ctx
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["agents"])
+router = APIRouter(prefix="/api/v1", dependencies=[require("agents:read")], tags=["agents"])
 
 
 @router.get("/agents")

@@ -10,17 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.alerts.model import SEVERITIES, Alert, AlertStatus, Signal, labels_of
 from hub.alerts.service import NotFound
-from hub.api.auth import Caller, require_token
+from hub.api.auth import Caller, require
 from hub.api.deps import Ctx, alerts_of, commands_of, repo_of, run_command
 from hub.bus.errors import BusError
 from hub.matchers import parse_matchers
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["alerts"])
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
 _ID = Path(max_length=24, pattern=r"^[0-9a-f]{1,24}$")
 
 MAX_ALERTS_PER_POST = 1000
@@ -51,7 +51,7 @@ def alert_json(a: Alert) -> dict[str, Any]:
     }
 
 
-@router.get("/alerts")
+@router.get("/alerts", dependencies=[require("alerts:read")])
 async def list_alerts(
     ctx: Ctx,
     status: Annotated[list[AlertStatus] | None, Query(max_length=4)] = None,
@@ -86,7 +86,7 @@ async def list_alerts(
     }
 
 
-@router.get("/alerts/{alert_id}")
+@router.get("/alerts/{alert_id}", dependencies=[require("alerts:read")])
 async def get_alert(ctx: Ctx, alert_id: Annotated[str, _ID]) -> dict[str, Any]:
     alert = await ctx.queries.run("alerts", repo_of(ctx).alert, alert_id)
     if alert is None:
@@ -115,7 +115,7 @@ async def _act(ctx: Ctx, caller: Caller, alert_id: str, action: str, response: R
         raise HTTPException(404, "no such open alert") from None
 
 
-@router.post("/alerts/{alert_id}/ack")
+@router.post("/alerts/{alert_id}/ack", dependencies=[require("alerts:write")])
 async def acknowledge(
     ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID], response: Response
 ) -> dict[str, Any]:
@@ -124,14 +124,14 @@ async def acknowledge(
     return await _act(ctx, caller, alert_id, "ack", response)
 
 
-@router.post("/alerts/{alert_id}/unack")
+@router.post("/alerts/{alert_id}/unack", dependencies=[require("alerts:write")])
 async def unacknowledge(
     ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID], response: Response
 ) -> dict[str, Any]:
     return await _act(ctx, caller, alert_id, "unack", response)
 
 
-@router.post("/alerts/{alert_id}/resolve")
+@router.post("/alerts/{alert_id}/resolve", dependencies=[require("alerts:write")])
 async def resolve(
     ctx: Ctx, caller: Caller, alert_id: Annotated[str, _ID], response: Response
 ) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def _ms(t: dt.datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
-@router.post("/alerts", status_code=202)
+@router.post("/alerts", status_code=202, dependencies=[require("alerts:ingest")])
 async def post_alerts(
     ctx: Ctx,
     caller: Caller,

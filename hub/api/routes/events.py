@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from hub.api.auth import require_token
+from hub.api.auth import require
 from hub.api.deps import Ctx
 from hub.api.routes.params import parse_int, time_range
 from hub.store.base import MAX_NAME_LEN
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["events"])
+router = APIRouter(prefix="/api/v1", dependencies=[require("events:read")], tags=["events"])
 
 MAX_EVENTS_LIMIT = 10_000
 

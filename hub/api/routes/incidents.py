@@ -10,16 +10,16 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.alerts.incidents import MAX_NOTE_LEN, Incident, IncidentStatus, TimelineEntry
 from hub.alerts.service import NotFound
-from hub.api.auth import Caller, require_token
+from hub.api.auth import Caller, require
 from hub.api.deps import Ctx, alerts_of, repo_of, run_command
 from hub.api.routes.alerts import alert_json
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["incidents"])
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 _ID = Path(max_length=24, pattern=r"^[0-9a-f]{1,24}$")
 
@@ -45,7 +45,7 @@ def entry_json(e: TimelineEntry) -> dict[str, Any]:
     return {"ts_ms": e.ts_ms, "kind": e.kind, "text": e.text, "actor": e.actor, "alert_id": e.alert_id}
 
 
-@router.get("/incidents")
+@router.get("/incidents", dependencies=[require("incidents:read")])
 async def list_incidents(
     ctx: Ctx,
     status: Annotated[list[IncidentStatus] | None, Query(max_length=3)] = None,
@@ -61,7 +61,7 @@ async def list_incidents(
     }
 
 
-@router.get("/incidents/{incident_id}")
+@router.get("/incidents/{incident_id}", dependencies=[require("incidents:read")])
 async def get_incident(ctx: Ctx, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
     """One incident with its alerts and its timeline (alerts joined, state changes, notes)."""
     repo = repo_of(ctx)
@@ -119,7 +119,7 @@ async def _act(
     return incident_json(inc)
 
 
-@router.post("/incidents/{incident_id}/notes")
+@router.post("/incidents/{incident_id}/notes", dependencies=[require("incidents:write")])
 async def add_note(
     ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: NoteIn, response: Response
 ) -> dict[str, Any]:
@@ -134,7 +134,7 @@ async def add_note(
     )
 
 
-@router.post("/incidents/{incident_id}/assign")
+@router.post("/incidents/{incident_id}/assign", dependencies=[require("incidents:write")])
 async def assign(
     ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], body: AssignIn, response: Response
 ) -> dict[str, Any]:
@@ -149,7 +149,7 @@ async def assign(
     )
 
 
-@router.post("/incidents/{incident_id}/ack")
+@router.post("/incidents/{incident_id}/ack", dependencies=[require("incidents:write")])
 async def acknowledge(
     ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], response: Response
 ) -> dict[str, Any]:
@@ -164,7 +164,7 @@ async def acknowledge(
     )
 
 
-@router.post("/incidents/{incident_id}/unack")
+@router.post("/incidents/{incident_id}/unack", dependencies=[require("incidents:write")])
 async def unacknowledge(
     ctx: Ctx, caller: Caller, incident_id: Annotated[str, _ID], response: Response
 ) -> dict[str, Any]:

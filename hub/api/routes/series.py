@@ -12,9 +12,9 @@ import json
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from hub.api.auth import require_token
+from hub.api.auth import require
 from hub.api.deps import Ctx
 from hub.api.routes.params import parse_agg, parse_int, parse_metric, time_range
 from hub.api.timeparse import parse_duration_ms
@@ -28,7 +28,7 @@ from hub.store.base import (
 )
 from shared.model import SeriesKey
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["series"])
+router = APIRouter(prefix="/api/v1", dependencies=[require("series:read")], tags=["series"])
 
 MAX_POINTS_DEFAULT = 11_000
 MAX_SERIES_LIMIT = 100_000

@@ -15,19 +15,19 @@ import asyncio
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.alerts.engine import new_id
 from hub.alerts.service import NotFound
 from hub.alerts.windows import Window, WindowError, WindowKind
-from hub.api.auth import Caller, require_token
+from hub.api.auth import Caller, require
 from hub.api.deps import Ctx, HubContext, commands_of, repo_of
 from hub.api.timeparse import parse_duration_ms
 from hub.bus.errors import BusError
 from hub.matchers import MAX_MATCHERS, parse_matchers
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["silences"])
+router = APIRouter(prefix="/api/v1", tags=["silences"])
 
 _ID = Path(max_length=24, pattern=r"^[0-9a-f]{1,24}$")
 
@@ -137,7 +137,7 @@ async def _delete(ctx: Ctx, caller: Caller, kind: WindowKind, window_id: str) ->
     return {"id": window_id, "status": "expired"}
 
 
-@router.get("/silences")
+@router.get("/silences", dependencies=[require("silences:read")])
 async def list_silences(
     ctx: Ctx, expired: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
@@ -145,18 +145,18 @@ async def list_silences(
     return await _list(ctx, WindowKind.SILENCE, expired, limit)
 
 
-@router.post("/silences", status_code=201)
+@router.post("/silences", status_code=201, dependencies=[require("silences:write")])
 async def create_silence(ctx: Ctx, caller: Caller, body: WindowIn) -> dict[str, Any]:
     """Silences alerts matching every matcher from `startsAt` (default now) to `endsAt` (required)."""
     return await _create(ctx, caller, WindowKind.SILENCE, body)
 
 
-@router.delete("/silences/{window_id}")
+@router.delete("/silences/{window_id}", dependencies=[require("silences:write")])
 async def delete_silence(ctx: Ctx, caller: Caller, window_id: Annotated[str, _ID]) -> dict[str, str]:
     return await _delete(ctx, caller, WindowKind.SILENCE, window_id)
 
 
-@router.get("/maintenance")
+@router.get("/maintenance", dependencies=[require("maintenance:read")])
 async def list_maintenance(
     ctx: Ctx, expired: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
@@ -164,12 +164,12 @@ async def list_maintenance(
     return await _list(ctx, WindowKind.MAINTENANCE, expired, limit)
 
 
-@router.post("/maintenance", status_code=201)
+@router.post("/maintenance", status_code=201, dependencies=[require("maintenance:write")])
 async def create_maintenance(ctx: Ctx, caller: Caller, body: WindowIn) -> dict[str, Any]:
     """One-off (`startsAt`..`endsAt`) or recurring (`rrule` + `duration`, until `endsAt` if given)."""
     return await _create(ctx, caller, WindowKind.MAINTENANCE, body)
 
 
-@router.delete("/maintenance/{window_id}")
+@router.delete("/maintenance/{window_id}", dependencies=[require("maintenance:write")])
 async def delete_maintenance(ctx: Ctx, caller: Caller, window_id: Annotated[str, _ID]) -> dict[str, str]:
     return await _delete(ctx, caller, WindowKind.MAINTENANCE, window_id)
