@@ -48,8 +48,3 @@ class Forecaster(Protocol):
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
         """`horizon` point forecasts, one per step after the last point of `history`."""
         ...
-
-    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
-        """The method's trend per step and that trend's standard error (0, 0 for methods without one):
-        the bands widen by the error times the steps ahead."""
-        ...

@@ -13,7 +13,7 @@ from shared.model import F64Array
 
 @dataclass(frozen=True, slots=True)
 class MeanOf:
-    """The mean of `members`' forecasts; its trend is their mean trend."""
+    """The mean of `members`' forecasts."""
 
     name: str
     members: tuple[Forecaster, ...]
@@ -23,8 +23,3 @@ class MeanOf:
 
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
         return np.mean([m.predict(history, horizon, periods) for m in self.members], axis=0)
-
-    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
-        trends = [m.trend_per_step(history, periods) for m in self.members]
-        k = len(trends)
-        return sum(t for t, _ in trends) / k, sum(se for _, se in trends) / k

@@ -43,9 +43,6 @@ class SeasonalNaive:
         p = _period(periods, self.season)
         return np.resize(history[-p:], horizon).astype(np.float64)
 
-    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
-        return 0.0, 0.0
-
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -94,9 +91,6 @@ class SeasonalProfile:
         profile = Profile.fit(history, _period(periods, self.season), self.keep)
         return profile.extend(np.full(horizon, profile.level))
 
-    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
-        return 0.0, 0.0
-
 
 @dataclass(frozen=True, slots=True)
 class RobustTrend:
@@ -105,7 +99,7 @@ class RobustTrend:
     Theil–Sen (the median of pairwise slopes) ignores a few odd seasons (a log rotation, a backup night)
     that would tilt a least-squares line; damping keeps a short burst of growth from being extrapolated
     at full slope for a month. Its standard error comes from the scatter of the season means around the
-    line, never below what the per-step noise alone implies, and widens the bands of what it forecasts.
+    line (`drift_se`) widens the bands of every method's forecast.
     """
 
     name: str = "robust_trend"
@@ -126,22 +120,26 @@ class RobustTrend:
         damped = phi * (1 - phi**steps) / (1 - phi) if phi < 1 else steps.astype(np.float64)
         return profile.extend(profile.level + slope * ((p - 1) / 2 + damped))
 
-    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
-        p = _period(periods, self.season)
-        profile = Profile.fit(history, p, self.keep)
-        means = profile.season_means
-        n = means.shape[0]
-        if n < 2:
-            return 0.0, 0.0
-        slope = _theil_sen(means)
-        t = np.arange(n, dtype=np.float64)
-        resid = means - (np.median(means - slope * t) + slope * t)
-        sxx = float(((t - t.mean()) ** 2).sum())
-        spread = _MAD_TO_SD * float(np.median(np.abs(resid - np.median(resid))))
-        # A season's mean averages `p` steps of noise; scale it back to the level the shape rides on.
-        floor = profile.residual_sd / np.sqrt(p)
-        se = max(spread, floor) / np.sqrt(sxx)
-        return slope / p, se / p
+
+def drift_se(history: F64Array, period: int, keep: int = 28) -> float:
+    """The standard error of the history's trend per step, from its last `keep` season means.
+
+    From the scatter of those means around their Theil–Sen line, but never below what the per-step noise
+    alone implies (a mean of `period` steps): a short or very regular history does not make the future
+    level look certain. Zero with fewer than two seasons (no trend can be seen at all).
+    """
+    profile = Profile.fit(history, period, keep)
+    means = profile.season_means
+    n = means.shape[0]
+    if n < 2:
+        return 0.0
+    slope = _theil_sen(means)
+    t = np.arange(n, dtype=np.float64)
+    resid = means - slope * t
+    spread = _MAD_TO_SD * float(np.median(np.abs(resid - np.median(resid))))
+    floor = profile.residual_sd / np.sqrt(period)
+    sxx = float(((t - t.mean()) ** 2).sum())
+    return max(spread, floor) / np.sqrt(sxx) / period
 
 
 def _theil_sen(y: F64Array) -> float:

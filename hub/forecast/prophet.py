@@ -79,6 +79,3 @@ class ProphetForecaster:
             model.fit(pd.DataFrame({"ds": days[:n], "y": history}))
             out = model.predict(pd.DataFrame({"ds": days[n:]}))
         return np.asarray(out["yhat"].to_numpy(), dtype=np.float64)
-
-    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
-        return 0.0, 0.0

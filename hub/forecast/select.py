@@ -6,8 +6,10 @@ error (MASE, so errors compare across series). The best candidate forecasts from
 its back-test error is kept and shown with the forecast.
 
 Bands come from that same back-test: the 10th and 90th percentiles of the signed errors, by how far
-ahead they were made (never narrowing with distance), widened with the square root of the distance
-beyond the back-tested window, and by the method's own trend uncertainty times the steps ahead.
+ahead they were made (never narrowing with distance; beyond the back-tested window, those of its last
+part), combined with the uncertainty of the history's trend times the steps ahead (`naive.drift_se`).
+Nothing widens them further with distance: a stationary series stays as uncertain as the back-test
+found it, and a drifting one is caught by the trend term.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hub.forecast.base import Forecaster, ForecastError, NotEnoughHistory
+from hub.forecast.naive import drift_se
 from shared.model import F64Array
 
 MAX_HORIZON = 100_000
@@ -85,8 +88,7 @@ def forecast(
     score, name, best, errs = results[0]
     yhat = best.predict(x, horizon, periods)
     lo, hi = _bands(errs, horizon)
-    _, trend_se = best.trend_per_step(x, periods)
-    trend = _Z90 * trend_se * np.arange(1, horizon + 1)
+    trend = _Z90 * drift_se(x, periods[0]) * np.arange(1, horizon + 1)
     lo, hi = np.hypot(lo, trend), np.hypot(hi, trend)
     return Prediction(
         yhat=yhat,
@@ -126,5 +128,4 @@ def _bands(errs: F64Array, horizon: int) -> tuple[F64Array, F64Array]:
     hi = np.array([max(0.0, np.quantile(errs[:, a:b], 0.9)) for a, b in zip(edges, edges[1:], strict=False)])
     lo, hi = np.maximum.accumulate(lo), np.maximum.accumulate(hi)
     chunk = np.minimum(np.searchsorted(edges[1:], np.arange(horizon), side="right"), lo.shape[0] - 1)
-    grow = np.sqrt(np.maximum(1.0, np.arange(1, horizon + 1) / bt))
-    return lo[chunk] * grow, hi[chunk] * grow
+    return lo[chunk], hi[chunk]

@@ -55,6 +55,3 @@ class HoltWinters:
         phases = np.arange(z.shape[0], z.shape[0] + horizon) % p
         out = level[best] + season[best, phases]
         return np.exp(out) if log else out
-
-    def trend_per_step(self, history: F64Array, periods: tuple[int, ...]) -> tuple[float, float]:
-        return 0.0, 0.0
