@@ -1,10 +1,11 @@
-"""`outpost-hub`: run the hub, check its config, migrate its database, manage its CA, enrollment tokens and
-agent certificates."""
+"""`outpost-hub`: run the hub, check its config, migrate its database, manage its CA, enrollment tokens,
+agent certificates and users, and read the audit log."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
@@ -12,6 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import exc as sa_exc
 
+from hub.auth.audit import MAX_LIMIT, AuditLog
+from hub.auth.passwords import WeakPassword, hash_password
+from hub.auth.rbac import Role
+from hub.auth.users import UserError, Users
 from hub.config import HubConfig, load_config
 from hub.db import migrate
 from hub.db.engine import create_engine
@@ -71,7 +76,23 @@ def _parser() -> argparse.ArgumentParser:
     nats.add_argument("--store-dir", type=Path, required=True)
     nats.add_argument("--cert", type=Path, required=True, help="nats-server's certificate (from this CA)")
     nats.add_argument("--key", type=Path, required=True)
-    for sp in {*tok_sub.choices.values(), *db_sub.choices.values(), revoke_agent, nats}:
+    user = sub.add_parser("user", help="users of the API and dashboard")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_sub.add_parser("add", help="add a user (password asked twice, or read from stdin)")
+    user_add.add_argument("username")
+    user_add.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    user_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user_sub.add_parser("list", help="users with their role and state (never a password)")
+    audit = sub.add_parser("audit", help="who changed what through the API or this CLI, newest first")
+    audit.add_argument("--limit", type=int, default=50)
+    for sp in {
+        *tok_sub.choices.values(),
+        *db_sub.choices.values(),
+        *user_sub.choices.values(),
+        revoke_agent,
+        nats,
+        audit,
+    }:
         sp.add_argument("--config", type=Path)
     return p
 
@@ -101,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return _db(config, args.db_command)
     if args.command in ("token", "agent", "nats-config"):
         return _enrollment(config, args)
+    if args.command in ("user", "audit"):
+        return _identity(config, args)
     return _issue(config, args)
 
 
@@ -176,6 +199,51 @@ def _enrollment(config: HubConfig, args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
+
+
+def _identity(config: HubConfig, args: argparse.Namespace) -> int:
+    """`user add`, `user list` and `audit`: on the hub's database directly; CLI changes are audited too."""
+    engine = create_engine(config.resolved_state_url())
+    private_dir(config.data_dir)
+    migrate.upgrade(engine)
+    try:
+        if args.command == "audit":
+            for e in AuditLog(engine).entries(min(max(args.limit, 1), MAX_LIMIT)):
+                print(f"{e.id}  {e.at_ms}  {e.actor}  {e.action}  {e.target}  peer={e.peer}  {e.outcome}")
+            return 0
+        users = Users(engine)
+        if args.user_command == "list":
+            for u in users.list():
+                print(f"{u.id}  {u.username}  {u.role}  {'disabled' if u.disabled_ms else 'active'}")
+            return 0
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else _ask_password()
+        now = SystemClock().now_ms()
+        try:
+            added = users.add(args.username, hash_password(password), Role(args.role), now)
+        except (UserError, WeakPassword) as exc:
+            print(f"outpost-hub: {exc}", file=sys.stderr)
+            return 2
+        AuditLog(engine).record(
+            now,
+            f"cli:{getpass.getuser()}",
+            "user.add",
+            f"user:{added.username}",
+            "cli",
+            "ok",
+            None,
+            added.as_json(),
+        )
+        print(f"user {added.username} added (role {added.role}, id {added.id})")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _ask_password() -> str:
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("outpost-hub: the passwords differ")
+    return first
 
 
 def _enroll_port(config: HubConfig) -> str:

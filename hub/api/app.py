@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.api.audit_middleware import AuditMiddleware
 from hub.api.deps import HubContext
 from hub.api.docs import add_docs
 from hub.api.metrics_middleware import ApiRequestMetrics, RequestMetricsMiddleware
@@ -26,6 +27,7 @@ def create_app(ctx: HubContext) -> FastAPI:
     # token: both are replaced by `add_docs`.
     app = FastAPI(title="Outpost hub", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
+    app.add_middleware(AuditMiddleware, audit=ctx.auth.audit, clock=ctx.clock)
     app.add_middleware(RequestMetricsMiddleware, metrics=ApiRequestMetrics(ctx.metrics.registry))
 
     @app.get("/healthz")

@@ -21,6 +21,7 @@ from hub.auth.ratelimit import RateLimiter
 from hub.auth.rbac import Role, scopes_of
 from hub.auth.sessions import RefreshOutcome, Sessions
 from hub.auth.users import UserError, UserInfo, Users
+from hub.identity.db import EnrollState
 from shared.clock import Clock
 
 # Longer than any token or key the hub issues: anything bigger is refused before parsing or hashing.
@@ -68,6 +69,8 @@ class AuthService:
         self.keys = ApiKeys(engine)
         self.sessions = Sessions(engine)
         self.audit = AuditLog(engine)
+        # Enrollment keeps its own audit (hub/identity); /api/v1/audit?source=enrollment reads it here.
+        self.enrollment = EnrollState(engine)
         self.metrics = AuthMetrics(registry)
         ttl_ms = int(config.access_ttl_s * 1000)
         signing = SigningKeys(engine, clock, int(config.signing_key_rotate_s * 1000), ttl_ms)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hub.api.routes import agents, alerts, events, incidents, series, windows
+from hub.api.routes import agents, alerts, audit, auth, events, incidents, keys, series, users, windows
 
 ROUTERS: tuple[APIRouter, ...] = (
     agents.router,
@@ -13,4 +13,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     alerts.router,
     windows.router,
     incidents.router,
+    auth.router,
+    users.router,
+    keys.router,
+    audit.router,
 )
