@@ -207,7 +207,7 @@ class RedfishCollector(ConfiguredTarget[RedfishConfig]):
             ("Managers", self._manager),
         ):
             if path := link(root, collection):
-                jobs.append(self._each(out, path, lambda doc, h=handle: h(out, doc)))  # type: ignore[misc]
+                jobs.append(self._each(out, path, partial(handle, out)))
         await _side_by_side(jobs)
 
     async def _system(self, out: PollReadings, system: Resource) -> None:

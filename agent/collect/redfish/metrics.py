@@ -10,7 +10,7 @@ are told apart by a `property` label (`RailVoltage/1`).
 from __future__ import annotations
 
 from agent.collect import vocabulary as v
-from agent.collect.redfish.readings import Component, PollReadings, Rank, Resource
+from agent.collect.redfish.readings import Component, PollReadings, Rank, Resource, source_of
 
 # property -> (metric, scale into the metric's unit)
 Table = dict[str, tuple[v.Metric, float]]
@@ -61,8 +61,11 @@ HEATER: Table = {"PowerWatts": (v.POWER, 1.0)}
 
 
 def speed_rpm(out: PollReadings, excerpt: Resource, who: Component, rank: Rank, prop: str = "") -> None:
-    """A fan excerpt's `SpeedRPM`: the same fan's speed in RPM beside its percentage."""
-    out.reading(v.FAN_SPEED_RPM, excerpt.get("SpeedRPM"), who, rank, prop=prop)
+    """A fan excerpt's `SpeedRPM`: the same fan's speed in RPM beside its percentage. It has no source of
+    its own, so it is keyed by the percentage's: the fan and the chassis' FanSpeedsPercent keep one."""
+    uri = source_of(excerpt.get("DataSourceUri"))
+    source = f"{uri}#SpeedRPM" if uri else ""
+    out.reading(v.FAN_SPEED_RPM, excerpt.get("SpeedRPM"), who, rank, prop=prop, source=source)
 
 
 def read_table(out: PollReadings, doc: Resource, who: Component, table: Table, rank: Rank) -> None:
