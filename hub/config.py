@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hub.alerts.config import AlertsConfig
 from hub.auth.config import AuthConfig
 from hub.bus.config import BusConfig, MemoryBusConfig
+from hub.forecast.config import ForecastConfig
 from hub.notify.config import NotifyConfig
 from hub.store.config import EmbeddedStoreConfig, StoreConfig
 from shared.config_errors import load_yaml_model
@@ -89,6 +90,8 @@ class HubConfig(_Frozen):
     bus: BusConfig = MemoryBusConfig()
     alerts: AlertsConfig = AlertsConfig()
     notify: NotifyConfig = NotifyConfig()
+    # Forecasts, time to threshold and predictive alerts (hub/forecast).
+    forecast: ForecastConfig = ForecastConfig()
     # Users, sessions, API keys and rate limits (hub/auth).
     auth: AuthConfig = AuthConfig()
 

@@ -39,6 +39,9 @@ from hub.db import migrate
 from hub.db.engine import create_engine
 from hub.db.locks import RunOnce, job_lock
 from hub.fleet.agents import Fleet
+from hub.forecast.jobs import ForecastJob
+from hub.forecast.metrics import ForecastMetrics
+from hub.forecast.service import ForecastService
 from hub.identity import pki
 from hub.identity.db import EnrollState
 from hub.identity.nats_auth import HUB_NATS_CN
@@ -216,6 +219,8 @@ class Hub:
         self.dispatcher: Dispatcher | None = None
         self.alerts: AlertService | None = None
         self.jobs: list[RunOnce] = []
+        # Forecasts for the API and the forecast job (None: forecasting disabled).
+        self.forecast = ForecastService(self.store, config.forecast) if config.forecast.enabled else None
         self._executor: CommandExecutor | None = None
         self.api_port: int | None = None
         self.components: list[Component] = BUILDERS[config.role](self)
@@ -307,6 +312,15 @@ class Hub:
         )
         self.jobs.append(job)
         return job
+
+    def _forecast_job(self) -> list[Component]:
+        """The forecast job (run once across processes), when forecasting is enabled."""
+        if self.forecast is None:
+            return []
+        job = ForecastJob(self.forecast, self.bus, self.clock, ForecastMetrics(self.metrics.registry))
+        run = RunOnce(job, job_lock(self.db, "forecast"))
+        self.jobs.append(run)
+        return [run]
 
     def _api(self, ctx: Callable[[], HubContext]) -> Component:
         server: list[AsgiServer] = []
@@ -424,6 +438,7 @@ class Hub:
                 self.clock,
                 alerts=self.alerts,
                 ingest_busy=lambda: self.ingestor is not None and self.ingestor.busy(),
+                forecast=self.forecast,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(
@@ -434,6 +449,7 @@ class Hub:
             self.clock,
             repo=AlertRepository(self.db),
             commands=commands,
+            forecast=self.forecast,
         )
 
     def _write_admin_token(self) -> None:
@@ -463,6 +479,7 @@ def build_all(hub: Hub) -> list[Component]:
         hub._api(lambda: hub._context(with_engine=True)),
         *hub._ingest(),
         hub._retention(),
+        *hub._forecast_job(),
     ]
 
 
@@ -489,6 +506,7 @@ def build_worker(hub: Hub) -> list[Component]:
         hub._probe(),
         *hub._ingest(),
         hub._retention(),
+        *hub._forecast_job(),
     ]
 
 

@@ -18,6 +18,7 @@ from hub.alerts.service import AlertService
 from hub.auth.service import AuthService
 from hub.bus.errors import BusError
 from hub.fleet.agents import Fleet
+from hub.forecast.service import ForecastService
 from hub.store.base import Store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock
@@ -148,6 +149,8 @@ class HubContext:
     commands: CommandClient | None = None
     # True while this process is ingesting: queries then get only their small CPU share.
     ingest_busy: Callable[[], bool] = lambda: False
+    # Forecasts for GET /api/v1/forecast; None when forecasting is disabled.
+    forecast: ForecastService | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from hub.bus.base import Bus
-from hub.bus.messages import ForecastCrossing
+from hub.bus.messages import ForecastCrossing, LimitCrossed
 from hub.forecast.crossing import CrossingTracker, Phase
 from hub.forecast.metrics import ForecastMetrics
 from hub.forecast.service import ForecastService, SeriesForecast
@@ -27,6 +27,7 @@ from shared.model import SeriesKey
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+GROUP = "forecast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ class ForecastJob:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # Device limits are learnt while leading, so the one process that forecasts sees every state.
+        self._bus.subscribe(LimitCrossed.TOPIC, GROUP, self._service.limits.handle)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecast")
         self._task = asyncio.create_task(self._loop(), name="forecast")
         log.info(
@@ -64,6 +67,7 @@ class ForecastJob:
         )
 
     async def aclose(self) -> None:
+        await self._bus.unsubscribe(LimitCrossed.TOPIC, GROUP, self._service.limits.handle)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

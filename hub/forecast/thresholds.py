@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from hub.bus.messages import LimitCrossed
+from hub.bus.messages import LimitCrossed, Message
 from hub.forecast.config import ThresholdRule
 from hub.forecast.crossing import Direction
 from hub.matchers import Matcher, MatchOp
@@ -34,8 +34,10 @@ class DeviceLimits:
         self._limits: OrderedDict[SeriesKey, Threshold] = OrderedDict()
         self._lock = threading.Lock()
 
-    async def handle(self, msg: LimitCrossed) -> None:
-        """Bus handler: remembers the message's limit for its series (health states carry none)."""
+    async def handle(self, msg: Message) -> None:
+        """Bus handler: remembers a `LimitCrossed`'s limit for its series (health states carry none)."""
+        if not isinstance(msg, LimitCrossed):
+            return
         direction = {"high": Direction.ABOVE, "low": Direction.BELOW}.get(msg.limit_name.rsplit("_", 1)[-1])
         if direction is None:
             return

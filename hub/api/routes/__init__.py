@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hub.api.routes import agents, alerts, audit, auth, events, incidents, keys, series, users, windows
+from hub.api.routes import (
+    agents,
+    alerts,
+    audit,
+    auth,
+    events,
+    forecast,
+    incidents,
+    keys,
+    series,
+    users,
+    windows,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     agents.router,
     series.router,
+    forecast.router,
     events.router,
     alerts.router,
     windows.router,
