@@ -89,6 +89,7 @@ class Agent:
                     scorer=self.scorer,
                     spool_quarantined_segments=lambda: len(self.outbox.quarantined),
                     spool_skipped_records=lambda: self.outbox.skipped_records,
+                    collectors=self.scheduler.collectors,
                 )
             )
         )

@@ -10,7 +10,7 @@ armed from the moment a connection opens, so a client that never completes a req
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from agent.collect.base import Counted
 from agent.collect.scheduler import TargetStats
 from agent.collect.traps import TrapStats
 from shared.buildinfo import build_labels
@@ -99,6 +100,7 @@ class LiveSources:
     scorer: _Scorer
     spool_quarantined_segments: Callable[[], int]
     spool_skipped_records: Callable[[], int]
+    collectors: Sequence[object] = ()  # those that are `Counted` export their per-item counters
 
 
 class LiveCollector:
@@ -145,6 +147,16 @@ class LiveCollector:
             "Traps lost because handing them on failed (logged when it starts and stops)",
             value=s.traps.sink_failures,
         )
+        items = CounterMetricFamily(
+            "outpost_agent_collect_item_events",
+            "Per-item events of polls (Redfish: bad, malformed, missing documents, duplicate readings...)",
+            labels=["target", "event"],
+        )
+        for c in s.collectors:
+            if isinstance(c, Counted):
+                for event, n in c.counters().items():
+                    items.add_metric([c.target, event], n)
+        yield items
         yield CounterMetricFamily(
             "outpost_agent_spool_quarantined_segments",
             "Damaged spool segments set aside since start (their valid records were salvaged)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from shared.model import CollectResult
@@ -54,6 +55,18 @@ class ConfiguredTarget(Generic[C]):
     @property
     def interval_s(self) -> float:
         return self._config.interval_s
+
+
+@runtime_checkable
+class Counted(Protocol):
+    """A collector that counts per-item events of its polls (a Redfish document that was not JSON, a
+    reading dropped as a duplicate): the poll's errors say what happened, these say how often, and the
+    agent's /metrics reads them at scrape time."""
+
+    @property
+    def target(self) -> str: ...
+
+    def counters(self) -> Mapping[str, int]: ...
 
 
 @runtime_checkable

@@ -11,10 +11,13 @@ import json
 from collections.abc import Callable
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.collect import vocabulary as v
 from agent.collect.redfish.collector import RedfishCollector
 from agent.collect.redfish.config import RedfishConfig
+from agent.collect.traps import TrapStats
+from agent.telemetry import LiveCollector, LiveSources
 from shared.clock import FakeClock
 from shared.model import CollectResult, Sample
 from tests.collect.conftest import REDFISH_TREES, RedfishPeer
@@ -60,6 +63,19 @@ def state(result: CollectResult, metric: str, **labels: str) -> float:
 
 def write(peer: RedfishPeer, rel: str, text: str) -> None:
     peer.resource(rel).write_text(text)
+
+
+class _NoScores:
+    def rejected_points(self) -> dict[str, int]:
+        return {}
+
+
+def scrape(c: RedfishCollector) -> str:
+    """The agent's /metrics text as its LiveCollector renders it for this one collector."""
+    registry = CollectorRegistry()
+    sources = LiveSources({}, TrapStats(), _NoScores(), lambda: 0, lambda: 0, collectors=[c])
+    registry.register(LiveCollector(sources))
+    return generate_latest(registry).decode()
 
 
 @pytest.mark.parametrize(
@@ -255,6 +271,7 @@ async def test_a_bad_document_costs_only_its_own_readings_every_poll_alike(sushy
         ]
     ] * 3
     assert c.stats.bad_documents == 9
+    assert 'outpost_agent_collect_item_events_total{event="bad_documents",target="bmc"} 9.0' in scrape(c)
     lost = {s.key for s in good.samples} - {s.key for s in polls[0].samples}
     # the system's states, CPU1 Power and its states, and ThermalMetrics' only own reading (Internal)
     assert {(k.metric, k.label("sensor")) for k in lost} == {

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -106,6 +106,10 @@ class RedfishCollector(ConfiguredTarget[RedfishConfig]):
     @property
     def session(self) -> RedfishSession:
         return self._session
+
+    def counters(self) -> dict[str, int]:
+        """`stats` for the agent's /metrics (see agent.collect.base.Counted)."""
+        return asdict(self.stats)
 
     async def start(self) -> None:
         if not self._config.verify_tls:
