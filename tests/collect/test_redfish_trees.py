@@ -307,3 +307,18 @@ async def test_null_redundancy_absent_sensors_and_a_looping_next_link_are_no_tro
     }
     assert len(series(result, v.VOLTAGE.name, component="SystemBoard")) == 10
     assert len(series(result, v.VOLTAGE.name, property="LineInputVoltage")) == 2
+
+
+async def test_a_document_of_the_wrong_shape_costs_only_its_own_readings(sushy_static: StartSushy) -> None:
+    peer = sushy_static("hpe-ilo4")
+    thermal = json.loads(peer.resource("Chassis/1/Thermal").read_text())
+    write(peer, "Chassis/1/Thermal", json.dumps(thermal | {"Fans": 5}))  # the quirk iterates Fans
+    c = collector(peer.url, quirks=["ilo4-thermal"])
+    try:
+        result = await c.collect()
+    finally:
+        await c.aclose()
+    assert result.errors == ["bmc: unexpected document shape (TypeError) (/redfish/v1/Chassis/1/Thermal)"]
+    assert c.stats.malformed_documents == 1
+    assert series(result, v.TEMPERATURE.name) == {}
+    assert series(result, v.PSU_OUTPUT.name) == {"HpServerPowerSupply": 95.0, "HpServerPowerSupply 2": 92.0}
