@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hub.alerts.config import AlertsConfig
 from hub.auth.config import AuthConfig
 from hub.bus.config import BusConfig, MemoryBusConfig
+from hub.confirm.config import ConfirmConfig
 from hub.forecast.config import ForecastConfig
 from hub.notify.config import NotifyConfig
 from hub.store.config import EmbeddedStoreConfig, StoreConfig
@@ -92,6 +93,8 @@ class HubConfig(_Frozen):
     notify: NotifyConfig = NotifyConfig()
     # Forecasts, time to threshold and predictive alerts (hub/forecast).
     forecast: ForecastConfig = ForecastConfig()
+    # IsolationForest confirmation of edge onsets before they page (hub/confirm).
+    confirm: ConfirmConfig = ConfirmConfig()
     # Users, sessions, API keys and rate limits (hub/auth).
     auth: AuthConfig = AuthConfig()
 

@@ -1,0 +1,131 @@
+"""Context features of a device at every point of its recent history, from its series on one time grid.
+
+Each row describes the device at one time step, from what was known then (trailing windows only, so a
+row never looks ahead): per series its robust z against the trailing window, the robust z of its rate
+of change, a short-run mean of z (a level shift persists, a spike does not), the change in volatility,
+the seasonal residual against the same time one day earlier, and, on devices with several series, its
+coupling residual (its z minus the median z of the device's other series: under load CPU, traffic and
+temperature rise together, a temperature jump with everything else steady does not).
+The same function builds the training rows (all history) and the rows scored for onsets (their times),
+so a fitted forest and the rows it scores always agree on columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from shared.model import F64Array
+
+# Trailing window the baselines are taken over, in points (a day of 5-minute samples).
+WINDOW = 288
+SHORT = 6  # points in the short-run mean and volatility
+DAY_MS = 86_400_000
+CLIP = 50.0  # |z| beyond this carries no more information and would dominate the splits
+_MAD_TO_SIGMA = 1.4826
+PER_SERIES = ("z", "dz", "season")
+COUPLED = ("z", "dz")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Context:
+    """Feature rows of a device: `rows[i]` describes time step `i` of the grid it was built on."""
+
+    names: tuple[str, ...]
+    rows: F64Array  # (steps, len(names))
+    ready: int  # rows before this index lack a full trailing window: not used for fitting
+
+
+def lookback_steps(step_ms: int) -> int:
+    """Steps of history before a step for its every feature to have a full baseline (a day and a window)."""
+    return DAY_MS // step_ms + WINDOW + SHORT + 1
+
+
+def feature_names(series: tuple[str, ...]) -> tuple[str, ...]:
+    """Column names for a device's series, in order: `<series>:<feature>`."""
+    per = [f"{s}:{f}" for s in series for f in PER_SERIES]
+    coupled = [f"{s}:coupled_{f}" for f in COUPLED for s in series] if len(series) > 1 else []
+    return tuple(per + coupled)
+
+
+def context(
+    series: tuple[str, ...],
+    values: F64Array,
+    step_ms: int,
+    at: npt.NDArray[np.intp] | None = None,
+    window: int = WINDOW,
+) -> Context:
+    """Feature rows for `values` (series x steps, NaN where a series has no point) on a grid of `step_ms`.
+
+    Args:
+        at: the steps to describe (an onset's step), default every step; each costs the same whatever
+            the history length, so scoring a tick's onsets does not redo the training rows.
+
+    Raises:
+        ValueError: `values` is not (len(series), steps), the step is not positive, or `at` is outside.
+    """
+    if values.ndim != 2 or values.shape[0] != len(series) or step_ms <= 0 or values.shape[1] == 0:
+        raise ValueError(f"need ({len(series)}, steps > 0) values on a positive step, got {values.shape}")
+    steps = values.shape[1]
+    at = np.arange(steps) if at is None else np.asarray(at, dtype=np.intp)
+    if at.size and (at.min() < 0 or at.max() >= steps):
+        raise ValueError(f"steps to describe must be in 0..{steps - 1}")
+    x = _fill_forward(values)
+    # z is needed at each described step and the SHORT - 1 before it (the short-run mean).
+    near = np.unique(np.clip(at[:, None] - np.arange(SHORT)[None, :], 0, None))
+    z_near = _robust_z(x, near, window)
+    z = z_near[:, np.searchsorted(near, at)]
+    dx = np.diff(x, axis=1, prepend=x[:, :1])
+    per: dict[str, F64Array] = {"z": z, "dz": _robust_z(dx, at, window)}
+    lagged = np.searchsorted(near, np.clip(at[:, None] - np.arange(SHORT)[None, :], 0, None))
+    per["zbar"] = z_near[:, lagged].mean(axis=2)
+    short_sd = _trailing(x, at, SHORT + 1)[:, :, 1:].std(axis=2)
+    per["vol"] = np.clip(
+        np.log((short_sd + 1e-9) / (_trailing(x, at, window).std(axis=2) + 1e-9)), -CLIP, CLIP
+    )
+    season_lag = DAY_MS // step_ms
+    per["season"] = np.zeros_like(z)
+    if 0 < season_lag < steps:
+        diff = np.zeros_like(x)
+        diff[:, season_lag:] = x[:, season_lag:] - x[:, :-season_lag]
+        per["season"] = _robust_z(diff, at, window)
+        per["season"][:, at < season_lag + window] = 0.0  # no full day-ago baseline yet
+    parts = [per[f][k] for k in range(len(series)) for f in PER_SERIES]
+    if len(series) > 1:
+        for f in COUPLED:
+            v = per[f]
+            others = np.stack([np.median(np.delete(v, k, axis=0), axis=0) for k in range(len(series))])
+            parts += list(np.clip(v - others, -CLIP, CLIP))
+    rows = np.nan_to_num(np.stack(parts, axis=1), nan=0.0, posinf=CLIP, neginf=-CLIP)
+    return Context(feature_names(series), rows, int(np.searchsorted(at, window + 1)))
+
+
+def _fill_forward(values: F64Array) -> F64Array:
+    """A missed poll repeats the last value (0 before a series' first point), so gaps are not jumps."""
+    x = values.astype(np.float64, copy=True)
+    missing = ~np.isfinite(x)
+    idx = np.where(missing, 0, np.arange(x.shape[1])[None, :])
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    x = np.take_along_axis(x, idx, axis=1)
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _trailing(x: F64Array, at: npt.NDArray[np.intp], window: int) -> F64Array:
+    """(series, len(at), window): the `window` points before each step of `at`; before the first full
+    window the first point stands in for the missing past (those rows are not `ready`)."""
+    padded = np.concatenate([np.repeat(x[:, :1], window, axis=1), x], axis=1)
+    return np.asarray(sliding_window_view(padded[:, :-1], window, axis=1)[:, at, :])
+
+
+def _robust_z(x: F64Array, at: npt.NDArray[np.intp], window: int) -> F64Array:
+    """(x - trailing median) / trailing robust scale at the steps `at`; the scale never falls below a
+    small share of the level, so a flat series that moves by a hair is not infinitely surprising."""
+    past = _trailing(x, at, window)
+    med = np.median(past, axis=2)
+    dev = np.abs(past - med[:, :, None])
+    mad, mean_dev = np.median(dev, axis=2), dev.mean(axis=2)
+    scale = np.fmax(np.fmax(_MAD_TO_SIGMA * mad, 0.5 * mean_dev), 1e-6 * (1.0 + np.abs(med)))
+    return np.clip((x[:, at] - med) / scale, -CLIP, CLIP)
