@@ -41,6 +41,12 @@ class Forecaster(Protocol):
         """The method's name in the registry and in API answers."""
         ...
 
+    @property
+    def models_trend(self) -> bool:
+        """True when the forecast extrapolates the history's trend; the bands of a method that does not
+        widen by the part of the trend that is clearly there (`select`)."""
+        ...
+
     def min_history(self, periods: tuple[int, ...]) -> int:
         """The fewest points `predict` works with."""
         ...

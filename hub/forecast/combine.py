@@ -18,6 +18,10 @@ class MeanOf:
     name: str
     members: tuple[Forecaster, ...]
 
+    @property
+    def models_trend(self) -> bool:
+        return all(m.models_trend for m in self.members)
+
     def min_history(self, periods: tuple[int, ...]) -> int:
         return max(m.min_history(periods) for m in self.members)
 

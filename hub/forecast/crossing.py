@@ -35,10 +35,6 @@ class TimeToThreshold:
     p50: int | None
     p90: int | None
 
-    @property
-    def pessimistic_crossing(self) -> bool:
-        return self.p10 is not None
-
 
 def _first(beyond: npt.NDArray[np.bool_]) -> int | None:
     hits = np.flatnonzero(beyond)

@@ -58,7 +58,6 @@ class ForecastJob:
     async def start(self) -> None:
         # Device limits are learnt while leading, so the one process that forecasts sees every state.
         self._bus.subscribe(LimitCrossed.TOPIC, GROUP, self._service.limits.handle)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecast")
         self._task = asyncio.create_task(self._loop(), name="forecast")
         log.info(
             "forecast job: refitting series with a threshold every %.0f s within %.0f %% of a core",
@@ -85,8 +84,11 @@ class ForecastJob:
             await self._clock.sleep(self._cfg.interval_s)
 
     async def run_round(self) -> Round:
-        """Lists the eligible series and refits them, oldest first, until the CPU budget is spent."""
-        assert self._pool is not None, "start() first"
+        """Lists the eligible series and refits them, oldest first, until the CPU budget is spent.
+
+        `start` runs it every `interval_s`; called alone (tests, a one-off pass) it needs no `start`,
+        only `aclose` afterwards to stop the job's thread.
+        """
         now = self._clock.now_ms()
         keys = await self._run(self._eligible)
         self._metrics.eligible.set(len(keys))
@@ -128,12 +130,17 @@ class ForecastJob:
 
     def _judge(self, key: SeriesKey, f: SeriesForecast | None, now_ms: int) -> ForecastCrossing | None:
         """The message this refit publishes: an onset while the pessimistic band crosses within the
-        horizon (history covering `min_history_days`), an end once it stayed clear, else nothing."""
+        horizon, an end once it stayed clear, else nothing.
+
+        Only a history covering `min_history_days` may raise one, and a crossing counts only as far
+        ahead as the history reaches back: two days of points say little about the month after them.
+        """
         crossing = (
             f is not None
             and f.crossing is not None
-            and f.crossing.pessimistic_crossing
+            and f.crossing.p10 is not None
             and f.history_points >= self._service.min_history_steps
+            and f.crossing.p10 <= f.history_points
         )
         phase = self._tracker.update(str(key), crossing)
         if phase is None or f is None or f.threshold is None:
@@ -160,7 +167,8 @@ class ForecastJob:
         )
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        assert self._pool is not None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecast")
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
 

@@ -35,6 +35,7 @@ class SeasonalNaive:
 
     name: str = "seasonal_naive"
     season: int = 0  # index into `periods`
+    models_trend: bool = False
 
     def min_history(self, periods: tuple[int, ...]) -> int:
         return _period(periods, self.season)
@@ -67,7 +68,9 @@ class Profile:
         else:
             shape = np.median(seg - means[:, None], axis=0)
             fitted = means[:, None] + shape
-        residual_sd = float(np.std(seg - fitted)) if seg.shape[0] > 1 else 0.0
+        k = seg.shape[0]
+        # The shape is fitted to these very seasons: the raw scatter understates the noise by k/(k-1).
+        residual_sd = float(np.std(seg - fitted)) * np.sqrt(k / (k - 1)) if k > 1 else 0.0
         return cls(float(means[-1]), shape, multiplicative, means, residual_sd)
 
     def extend(self, trend: F64Array) -> F64Array:
@@ -83,6 +86,7 @@ class SeasonalProfile:
     name: str = "seasonal_profile"
     season: int = 0
     keep: int = 7
+    models_trend: bool = False
 
     def min_history(self, periods: tuple[int, ...]) -> int:
         return 2 * _period(periods, self.season)
@@ -99,13 +103,14 @@ class RobustTrend:
     Theil–Sen (the median of pairwise slopes) ignores a few odd seasons (a log rotation, a backup night)
     that would tilt a least-squares line; damping keeps a short burst of growth from being extrapolated
     at full slope for a month. Its standard error comes from the scatter of the season means around the
-    line (`drift_se`) widens the bands of every method's forecast.
+    line (`drift`) widens the bands of every method's forecast.
     """
 
     name: str = "robust_trend"
     season: int = 0
     keep: int = 28
     damping: float = 0.98
+    models_trend: bool = True
 
     def min_history(self, periods: tuple[int, ...]) -> int:
         return 3 * _period(periods, self.season)
@@ -121,25 +126,25 @@ class RobustTrend:
         return profile.extend(profile.level + slope * ((p - 1) / 2 + damped))
 
 
-def drift_se(history: F64Array, period: int, keep: int = 28) -> float:
-    """The standard error of the history's trend per step, from its last `keep` season means.
+def drift(history: F64Array, period: int, keep: int = 28) -> tuple[float, float]:
+    """The history's trend per step (Theil–Sen over its last `keep` season means) and its standard error.
 
-    From the scatter of those means around their Theil–Sen line, but never below what the per-step noise
-    alone implies (a mean of `period` steps): a short or very regular history does not make the future
-    level look certain. Zero with fewer than two seasons (no trend can be seen at all).
+    The error comes from the scatter of those means around their line, but never below what the per-step
+    noise alone implies (a mean of `period` steps): a short or very regular history does not make the
+    future level look certain. Both are zero with fewer than two seasons (no trend can be seen at all).
     """
     profile = Profile.fit(history, period, keep)
     means = profile.season_means
     n = means.shape[0]
     if n < 2:
-        return 0.0
+        return 0.0, 0.0
     slope = _theil_sen(means)
     t = np.arange(n, dtype=np.float64)
     resid = means - slope * t
     spread = _MAD_TO_SD * float(np.median(np.abs(resid - np.median(resid))))
     floor = profile.residual_sd / np.sqrt(period)
     sxx = float(((t - t.mean()) ** 2).sum())
-    return max(spread, floor) / np.sqrt(sxx) / period
+    return slope / period, max(spread, floor) / np.sqrt(sxx) / period
 
 
 def _theil_sen(y: F64Array) -> float:

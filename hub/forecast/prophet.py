@@ -59,6 +59,7 @@ class ProphetForecaster:
     """Prophet's trend plus one Fourier seasonality per period; about half a second a fit."""
 
     name: str = "prophet"
+    models_trend: bool = True
 
     def min_history(self, periods: tuple[int, ...]) -> int:
         return 2 * periods[0]

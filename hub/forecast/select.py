@@ -7,9 +7,11 @@ its back-test error is kept and shown with the forecast.
 
 Bands come from that same back-test: the 10th and 90th percentiles of the signed errors, by how far
 ahead they were made (never narrowing with distance; beyond the back-tested window, those of its last
-part), combined with the uncertainty of the history's trend times the steps ahead (`naive.drift_se`).
+part), combined with the uncertainty of the history's trend times the steps ahead (`naive.drift`).
 Nothing widens them further with distance: a stationary series stays as uncertain as the back-test
-found it, and a drifting one is caught by the trend term.
+found it. A short back-test cannot tell a month-long drift from noise, so when the chosen method keeps
+the level flat, the band on the drift's side also widens by the part of the trend beyond its noise:
+a series clearly growing is never forecast as safely flat just because a day ahead it looks so.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from hub.forecast.base import Forecaster, ForecastError, NotEnoughHistory
-from hub.forecast.naive import drift_se
+from hub.forecast.naive import drift
 from shared.model import F64Array
 
 MAX_HORIZON = 100_000
 ORIGINS = 2
 # The normal quantile of the 90th percentile: trend uncertainty enters the bands at this many errors.
 _Z90 = 1.2816
+# A trend the chosen method ignores widens its band only beyond this many standard errors (~98 %).
+_Z_CLEAR = 2.0
 # Error quantiles are taken over this many chunks of the back-test window, each from every origin.
 _CHUNKS = 4
 
@@ -88,8 +92,16 @@ def forecast(
     score, name, best, errs = results[0]
     yhat = best.predict(x, horizon, periods)
     lo, hi = _bands(errs, horizon)
-    trend = _Z90 * drift_se(x, periods[0]) * np.arange(1, horizon + 1)
-    lo, hi = np.hypot(lo, trend), np.hypot(hi, trend)
+    steps = np.arange(1, horizon + 1)
+    slope, se = drift(x, periods[0])
+    lo, hi = np.hypot(lo, _Z90 * se * steps), np.hypot(hi, _Z90 * se * steps)
+    if not best.models_trend:
+        # The method keeps the level flat: its band admits the part of the trend that is clearly there.
+        clear = max(0.0, abs(slope) - _Z_CLEAR * se)
+        if slope > 0:
+            hi = hi + clear * steps
+        else:
+            lo = lo + clear * steps
     return Prediction(
         yhat=yhat,
         p10=yhat - lo,

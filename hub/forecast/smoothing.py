@@ -28,6 +28,7 @@ class HoltWinters:
     warmup: int = 2
     # Points smoothed at most: the oldest state is forgotten anyway, and the pass is the cost.
     max_points: int = 2016
+    models_trend: bool = False
 
     def min_history(self, periods: tuple[int, ...]) -> int:
         return (self.warmup + 1) * periods[min(self.season, len(periods) - 1)]

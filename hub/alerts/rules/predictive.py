@@ -25,17 +25,18 @@ def _days(ms: int, now_ms: int) -> str:
     if ms <= 0:
         return "beyond the horizon"
     days = max(0.0, (ms - now_ms) / _DAY_MS)
-    return f"{days:.1f}" if days < 10 else f"{days:.0f}"
+    return f"{days:.1f} days" if days < 10 else f"{days:.0f} days"
 
 
 def summary(msg: ForecastCrossing) -> str:
     """One line an operator can act on: what, where, which limit, when (p50, with p10 and p90)."""
     where = msg.device or msg.agent
-    return (
-        f"{msg.metric} on {where} reaches {msg.threshold:.6g} ({msg.threshold_source}) "
-        f"in about {_days(msg.p50_ms, msg.ts_ms)} days "
-        f"(p10 {_days(msg.p10_ms, msg.ts_ms)}, p90 {_days(msg.p90_ms, msg.ts_ms)})"
-    )
+    what = f"{msg.metric} on {where}"
+    limit = f"{msg.threshold:.6g} ({msg.threshold_source})"
+    p10, p90 = _days(msg.p10_ms, msg.ts_ms), _days(msg.p90_ms, msg.ts_ms)
+    if msg.p50_ms <= 0:  # only the pessimistic band gets there
+        return f"{what} may reach {limit} in {p10} (p10; p50 beyond the horizon)"
+    return f"{what} reaches {limit} in about {_days(msg.p50_ms, msg.ts_ms)} (p10 {p10}, p90 {p90})"
 
 
 def signals(msg: ForecastCrossing) -> list[Signal]:
