@@ -118,7 +118,9 @@ async def test_flat_noisy_series_never_alerts(walk: Callable, seed: int) -> None
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_growing_series_alerts_a_week_before_it_crosses_and_stays_raised(walk: Callable, seed: int) -> None:
+async def test_growing_series_alerts_a_week_before_it_crosses_and_stays_raised(
+    walk: Callable, seed: int
+) -> None:
     values = fixtures.growing(seed)
     run = await walk(values)
     assert run.created_ms, "the growing series never alerted"
