@@ -13,6 +13,7 @@ from hub.bus.config import BusConfig, MemoryBusConfig
 from hub.confirm.config import ConfirmConfig
 from hub.forecast.config import ForecastConfig
 from hub.notify.config import NotifyConfig
+from hub.notify.ws_config import WsConfig
 from hub.store.config import EmbeddedStoreConfig, StoreConfig
 from shared.config_errors import load_yaml_model
 
@@ -95,6 +96,7 @@ class HubConfig(_Frozen):
     forecast: ForecastConfig = ForecastConfig()
     # IsolationForest confirmation of edge onsets before they page (hub/confirm).
     confirm: ConfirmConfig = ConfirmConfig()
+    ws: WsConfig = WsConfig()
     # Users, sessions, API keys and rate limits (hub/auth).
     auth: AuthConfig = AuthConfig()
 

@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hub.alerts.commands import CommandClient, CommandExecutor
 from hub.alerts.metrics import AlertsCollector
 from hub.alerts.repository import AlertRepository
+from hub.alerts.rules import CONFIRMED_RULES, RULES
 from hub.alerts.service import GROUP as ALERTS_GROUP
 from hub.alerts.service import AlertService
 from hub.api.app import create_app, create_probe_app
 from hub.api.deps import HubContext
+from hub.api.routes.alerts import alert_json
 from hub.auth.service import AuthService
 from hub.bus.base import Bus
 from hub.bus.factory import build_bus
 from hub.bus.messages import AlertCommand
 from hub.bus.metrics import BusCollector
 from hub.config import HubConfig
+from hub.confirm.jobs import ConfirmJob
+from hub.confirm.metrics import ConfirmCollector
 from hub.db import migrate
 from hub.db.engine import create_engine
 from hub.db.locks import RunOnce, job_lock
@@ -55,6 +59,7 @@ from hub.live_metrics import StoreCollector
 from hub.notify.dispatcher import Dispatcher
 from hub.notify.metrics import NotifyCollector
 from hub.notify.outbox import Outbox
+from hub.notify.ws import WsHub
 from hub.serve import AsgiServer
 from hub.store.base import Store
 from hub.store.factory import build_store
@@ -218,11 +223,13 @@ class Hub:
         self.metrics.registry.register(BusCollector(self.bus.stats))
         self.dispatcher: Dispatcher | None = None
         self.alerts: AlertService | None = None
+        self.confirm: ConfirmJob | None = None  # with confirm.enabled, in the roles running jobs
         self.jobs: list[RunOnce] = []
         # Forecasts for the API and the forecast job (None: forecasting disabled).
         self.forecast = ForecastService(self.store, config.forecast) if config.forecast.enabled else None
         self._executor: CommandExecutor | None = None
         self.api_port: int | None = None
+        self.ws: WsHub | None = None  # built with the API, in the roles serving one
         self.components: list[Component] = BUILDERS[config.role](self)
         self._started: list[Component] = []
 
@@ -288,7 +295,13 @@ class Hub:
         assert self.dispatcher is not None, "the dispatcher is built before the alert engine"
         cfg = self.config
         self.alerts = AlertService(
-            cfg.alerts, self.db, self.bus, self.dispatcher, self.clock, cfg.notify.external_url
+            cfg.alerts,
+            self.db,
+            self.bus,
+            self.dispatcher,
+            self.clock,
+            cfg.notify.external_url,
+            rules=CONFIRMED_RULES if cfg.confirm.enabled else RULES,
         )
         self.metrics.registry.register(AlertsCollector(self.alerts))
         executor = CommandExecutor(self.alerts, self.db, self.clock) if commands else None
@@ -312,6 +325,19 @@ class Hub:
         )
         self.jobs.append(job)
         return job
+
+    def _confirm_job(self) -> list[Component]:
+        """Confirmation of edge onsets (run once across processes), when `confirm.enabled`: subscribed
+        before the bus delivers, like the alert engine that waits for its verdicts."""
+        if not self.config.confirm.enabled:
+            return []
+        job = self.confirm = ConfirmJob(
+            self.config.confirm, self.store, self.bus, self.clock, self.config.data_dir / "confirm"
+        )
+        self.metrics.registry.register(ConfirmCollector(job))
+        run = RunOnce(job, job_lock(self.db, "confirm"))
+        self.jobs.append(run)
+        return [run]
 
     def _forecast_job(self) -> list[Component]:
         """The forecast job (run once across processes), when forecasting is enabled."""
@@ -337,6 +363,17 @@ class Hub:
                 await api.aclose()
 
         return Step("api", up, down)
+
+    def _streams(self) -> Component:
+        """The WebSocket streams the API serves: listed after it, so they start once it is up and stop
+        first, each client told 1001 (reconnect elsewhere with last_event_id)."""
+        repo = AlertRepository(self.db)
+
+        def describe(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+            return {a.id: alert_json(a) for a in repo.alerts_by_ids(ids)}
+
+        self.ws = WsHub(self.config.ws, self.bus, self.metrics.registry, self.clock, describe)
+        return self.ws
 
     def _probe(self) -> Component:
         server: list[AsgiServer] = []
@@ -439,6 +476,7 @@ class Hub:
                 alerts=self.alerts,
                 ingest_busy=lambda: self.ingestor is not None and self.ingestor.busy(),
                 forecast=self.forecast,
+                ws=self.ws,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(
@@ -450,6 +488,7 @@ class Hub:
             repo=AlertRepository(self.db),
             commands=commands,
             forecast=self.forecast,
+            ws=self.ws,
         )
 
     def _write_admin_token(self) -> None:
@@ -475,8 +514,10 @@ def build_all(hub: Hub) -> list[Component]:
         hub._store(),
         hub._dispatcher(),
         hub._alert_engine(commands=False),
+        *hub._confirm_job(),
         hub._bus(),
         hub._api(lambda: hub._context(with_engine=True)),
+        hub._streams(),
         *hub._ingest(),
         hub._retention(),
         *hub._forecast_job(),
@@ -491,6 +532,7 @@ def build_api(hub: Hub) -> list[Component]:
         hub._store(),
         hub._bus(),
         hub._api(lambda: hub._context(with_engine=False)),
+        hub._streams(),
     ]
 
 
@@ -502,6 +544,7 @@ def build_worker(hub: Hub) -> list[Component]:
         hub._store(),
         hub._dispatcher(),
         hub._alert_engine(commands=True),
+        *hub._confirm_job(),
         hub._bus(),
         hub._probe(),
         *hub._ingest(),

@@ -19,6 +19,7 @@ from hub.auth.service import AuthService
 from hub.bus.errors import BusError
 from hub.fleet.agents import Fleet
 from hub.forecast.service import ForecastService
+from hub.notify.ws import WsHub
 from hub.store.base import Store
 from hub.telemetry import HubMetrics
 from shared.clock import Clock
@@ -151,6 +152,8 @@ class HubContext:
     ingest_busy: Callable[[], bool] = lambda: False
     # Forecasts for GET /api/v1/forecast; None when forecasting is disabled.
     forecast: ForecastService | None = None
+    # The WebSocket streams of this process (None: the app serves none, e.g. in tests of REST alone).
+    ws: WsHub | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:

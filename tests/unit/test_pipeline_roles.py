@@ -36,6 +36,7 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
         "alerts (run once)",
         "bus",
         "api",
+        "websockets",
         "grpc ingest",
         "retention (run once)",
     ]
@@ -44,7 +45,7 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
 
 def test_role_api_serves_the_api_without_engine_ingest_or_notify(tmp_path: Path) -> None:
     hub = Hub(HubConfig(data_dir=tmp_path, role="api", **_SCALE))  # type: ignore[arg-type]
-    assert _names(hub) == ["pki", "state database", "admin token", "store", "bus", "api"]
+    assert _names(hub) == ["pki", "state database", "admin token", "store", "bus", "api", "websockets"]
     assert (hub.alerts, hub.dispatcher, hub.jobs) == (None, None, [])
 
 

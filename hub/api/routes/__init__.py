@@ -16,6 +16,7 @@ from hub.api.routes import (
     series,
     users,
     windows,
+    ws,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -30,4 +31,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     users.router,
     keys.router,
     audit.router,
+    ws.router,
 )
