@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -34,7 +34,8 @@ def create_app(ctx: HubContext) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics")
+    # Documented as what it is (Prometheus text), not JSON: the contract fuzzing checks content types.
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         ctx.metrics.seq_gaps.set(await asyncio.to_thread(ctx.fleet.total_gaps))
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
