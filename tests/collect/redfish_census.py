@@ -8,10 +8,10 @@ pre-standard `CurrentReading`. Thresholds,
 ratings, limits, allocations and statistics (PowerMetrics' min/max/average) are not readings.
 
 Counted once when several resources point at the same source: an excerpt's `DataSourceUri` names the
-Sensor it copies (`SpeedRPM` rides on its excerpt's source). Resources the schema superseded describe
-the same sensors again without saying so, so they are not counted when their successor is there: a
-legacy Thermal when its chassis has a ThermalSubsystem, a legacy Power when it has a PowerSubsystem,
-and legacy inline Temperatures / Voltages when the chassis has a Sensors collection.
+Sensor it copies (`SpeedRPM` rides on its excerpt's source). Legacy Thermal / Power members carry no
+such link; one that has the name of a newer resource of its chassis (a Sensor, Fan, PowerSupply,
+Battery, Heater, or a ThermalMetrics / EnvironmentMetrics excerpt's DeviceName) is that resource's
+sensor served twice and is not counted again.
 """
 
 from __future__ import annotations
@@ -46,29 +46,60 @@ def documents(tree: Path) -> dict[str, dict[str, Any]]:
     return {str(p.parent.relative_to(tree)): json.loads(p.read_text()) for p in tree.rglob("index.json")}
 
 
-def _superseded(doc: dict[str, Any], chassis_links: dict[str, dict[str, Any]]) -> set[str]:
-    """Which parts of `doc` a newer resource of its chassis replaces ("*" for all of it)."""
-    kind = str(doc.get("@odata.type", ""))
-    odata = str(doc.get("@odata.id", "")).rstrip("/")
-    chassis = chassis_links.get(odata.rsplit("/", 1)[0], {})
-    out: set[str] = set()
-    if kind.startswith("#Thermal.") and "ThermalSubsystem" in chassis:
-        out.add("*")
-    if kind.startswith("#Power.") and "PowerSubsystem" in chassis:
-        out.add("*")
-    if kind.startswith(("#Thermal.", "#Power.")) and "Sensors" in chassis:
-        out |= {"Temperatures", "Voltages"}
+NEWER = (
+    "#Sensor.",
+    "#Fan.",
+    "#PowerSupply.",
+    "#Battery.",
+    "#Heater.",
+    "#ThermalMetrics.",
+    "#EnvironmentMetrics.",
+)
+LEGACY = ("#Thermal.", "#Power.")
+LEGACY_MEMBERS = ("Temperatures", "Fans", "Voltages", "PowerSupplies", "PowerControl")
+
+
+def _chassis_of(odata: str) -> str:
+    """`/redfish/v1/Chassis/1U/...` -> `/redfish/v1/Chassis/1U`."""
+    parts = odata.rstrip("/").split("/")
+    return "/".join(parts[:5])
+
+
+def _newer_names(docs: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
+    """(chassis, name) of every sensor the newer resources describe."""
+    names: set[tuple[str, str]] = set()
+    for doc in docs.values():
+        if not str(doc.get("@odata.type", "")).startswith(NEWER):
+            continue
+        chassis = _chassis_of(str(doc.get("@odata.id", "")))
+        if "Name" in doc and not str(doc["@odata.type"]).startswith(
+            ("#ThermalMetrics.", "#EnvironmentMetrics.")
+        ):
+            names.add((chassis, str(doc["Name"]).casefold()))
+        for value in doc.values():
+            for x in value if isinstance(value, list) else []:
+                if isinstance(x, dict) and x.get("DeviceName"):
+                    names.add((chassis, str(x["DeviceName"]).casefold()))
+    return names
+
+
+def _without_repeats(doc: dict[str, Any], newer: set[tuple[str, str]]) -> dict[str, Any]:
+    """A legacy document without the members a newer resource of its chassis names."""
+    if not str(doc.get("@odata.type", "")).startswith(LEGACY):
+        return doc
+    chassis = _chassis_of(str(doc.get("@odata.id", "")))
+    out = dict(doc)
+    for key in LEGACY_MEMBERS:
+        members = doc.get(key)
+        if isinstance(members, list):
+            out[key] = [m for m in members if (chassis, str(m.get("Name", "")).casefold()) not in newer]
     return out
 
 
 def held_readings(tree: Path) -> set[str]:
     """The distinct readings of a tree: a source URI for sourced ones, a document path otherwise."""
     docs = documents(tree)
-    chassis_links = {
-        str(d.get("@odata.id", "")).rstrip("/"): d
-        for d in docs.values()
-        if "#Chassis." in str(d.get("@odata.type"))
-    }
+    newer = _newer_names(docs)
     found: set[str] = set()
 
     def walk(node: object, where: str, doc_id: str, is_sensor: bool) -> None:
@@ -95,10 +126,6 @@ def held_readings(tree: Path) -> set[str]:
             found.add(f"{where}/output")
 
     for rel, doc in docs.items():
-        skip = _superseded(doc, chassis_links)
-        if "*" in skip:
-            continue
-        body = {k: x for k, x in doc.items() if k not in skip}
         doc_id = str(doc.get("@odata.id", "")).rstrip("/")
-        walk(body, rel, doc_id, "#Sensor." in str(doc.get("@odata.type")))
+        walk(_without_repeats(doc, newer), rel, doc_id, "#Sensor." in str(doc.get("@odata.type")))
     return found

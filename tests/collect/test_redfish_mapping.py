@@ -40,6 +40,11 @@ def test_a_sensor_maps_by_reading_type_else_by_its_units(
     assert metric_for(reading_type, units, context) == (metric, pytest.approx(scale))
 
 
+def test_a_percentage_named_after_a_fan_is_that_fans_speed_wherever_it_sits() -> None:
+    assert metric_for("Percent", "%", "CPU", "CPU #1 Fan Speed") == (v.FAN_SPEED_RATIO, 0.01)
+    assert metric_for("Percent", "%", "CPU", "CPU1 Utilization") == (v.LEVEL, 0.01)
+
+
 @pytest.mark.parametrize(("reading_type", "units"), [("Heat", None), (None, "lx"), (None, None), (3, [])])
 def test_a_sensor_of_an_unknown_kind_maps_to_nothing(reading_type: object, units: object) -> None:
     assert metric_for(reading_type, units) is None
@@ -85,6 +90,26 @@ def test_the_most_specific_copy_of_a_source_is_kept_and_inherits_the_thresholds(
     ]
     assert result.limits[result.samples[0].key] == Limits(crit_low=0.1)
     assert out.duplicates == 2
+
+
+def test_a_legacy_member_naming_a_newer_resources_sensor_is_dropped_and_a_unique_one_kept() -> None:
+    out = PollReadings("bmc", 1000)
+    sensor = Component("1U", "CPU", "CPU1 Temp", "CPU1Temp")
+    out.reading(v.TEMPERATURE, 61.5, sensor, Rank.SENSOR, source="/redfish/v1/Chassis/1U/Sensors/CPU1Temp")
+    out.status({"Status": {"Health": "OK"}}, sensor)
+    for i, name in enumerate(("cpu1 temp", "Riser Temp")):
+        legacy = Component("1U", "CPU", name, str(i))
+        out.reading(v.TEMPERATURE, 61.5, legacy, Rank.LEGACY)
+        out.status({"Status": {"Health": "OK"}}, legacy, legacy=True)
+    out.reading(v.VOLTAGE, 1.8, Component("1U", "CPU", "CPU1 Temp", "0"), Rank.LEGACY)  # another metric
+    kept = {(s.key.metric, s.key.label("sensor")) for s in out.result().samples}
+    assert kept == {
+        ("hw_temperature_celsius", "CPU1 Temp"),
+        ("hw_health", "CPU1 Temp"),
+        ("hw_temperature_celsius", "Riser Temp"),
+        ("hw_health", "Riser Temp"),
+        ("hw_voltage_volts", "CPU1 Temp"),
+    }
 
 
 def test_states_are_codes_and_unknown_words_are_not_states() -> None:

@@ -131,9 +131,22 @@ async def test_a_reading_several_resources_publish_is_kept_once_with_the_most_sp
     finally:
         await c.aclose()
     # TotalPower, EnvironmentMetrics.PowerWatts (DataSourceUri -> TotalPower) and the PSU's input sensor
-    # (PSU1 Metrics.InputPowerWatts -> PS1InputPower): two readings, not three or four
+    # (PSU1 Metrics.InputPowerWatts -> PS1InputPower): two readings, not four. The legacy PowerControl
+    # names no source and no newer sensor of its name: a reading of its own.
     watts_374 = {k: x for k, x in series(result, v.POWER.name).items() if x == 374.0}
-    assert watts_374 == {"Total Power": 374.0, "Power Supply 1/InputPowerWatts": 374.0}
+    assert watts_374 == {
+        "Total Power": 374.0,
+        "Power Supply 1/InputPowerWatts": 374.0,
+        "System Input Power": 374.0,
+    }
+    # legacy members naming a newer resource's sensor are not read twice; the others are read
+    assert len(series(result, v.TEMPERATURE.name, sensor="CPU1 Temperature")) == 1
+    assert series(result, v.TEMPERATURE.name, sensor="Riser Temp") == {"Riser Temp": 35.0}
+    assert series(result, v.VOLTAGE.name, sensor="12V Rail") == {"12V Rail": 12.08}
+    assert series(result, v.VOLTAGE.name, sensor="VRM1 Voltage") == {"VRM1 Voltage": 1.8}
+    assert series(result, v.FAN_SPEED_RPM.name, sensor="BaseBoard System Fan") == {
+        "BaseBoard System Fan": 2100
+    }
     # ThermalMetrics repeats CPU1Temp: the Sensor is kept, with its thresholds
     cpu1 = [s.key for s in result.samples if s.key.metric == v.TEMPERATURE.name and s.value == 61.5]
     assert len(cpu1) == 1 and result.limits[cpu1[0]].crit_high == 100.0
@@ -142,7 +155,7 @@ async def test_a_reading_several_resources_publish_is_kept_once_with_the_most_sp
     fan = {"chassis": "1U", "component": "Fan", "id": "1", "sensor": "Fan 1"}
     assert series(result, v.FAN_SPEED_RATIO.name, id="1") == {"Fan 1": pytest.approx(0.42)}
     assert series(result, v.FAN_SPEED_RATIO.name, id="Fan1Speed") == {}
-    assert {dict(s.key.labels) == fan for s in result.samples if s.key.label("id") == "1"} == {True}
+    assert {dict(s.key.labels) == fan for s in result.samples if s.key.label("sensor") == "Fan 1"} == {True}
     assert {s.key.metric for s in result.samples if dict(s.key.labels) == fan} == {
         v.FAN_SPEED_RATIO.name,
         v.FAN_SPEED_RPM.name,
@@ -150,7 +163,7 @@ async def test_a_reading_several_resources_publish_is_kept_once_with_the_most_sp
         v.HEALTH.name,
         v.STATUS.name,
     }
-    assert c.stats.duplicate_readings == 20
+    assert c.stats.duplicate_readings == 25
 
 
 async def test_an_absent_supply_and_a_group_that_lost_redundancy_are_visible_states(
@@ -165,7 +178,9 @@ async def test_an_absent_supply_and_a_group_that_lost_redundancy_are_visible_sta
     assert state(result, v.HEALTH.name, **group) == 0.0  # what the BMC says; the state shows the loss
     assert state(result, v.HEALTH.name, component="power-subsystem") == v.HEALTH_CODES["Warning"]
     assert state(result, v.HEALTH_ROLLUP.name, component="chassis") == v.HEALTH_CODES["Warning"]
-    assert state(result, v.STATUS.name, component="fan-redundancy") == v.STATUS_CODES["Enabled"]
+    assert (
+        state(result, v.STATUS.name, component="fan-redundancy", sensor="NPlusM") == v.STATUS_CODES["Enabled"]
+    )
     assert state(result, v.HEALTH.name, component="manager") == 0.0
     bbu = series(result, v.BATTERY_CHARGE.name) | series(result, v.BATTERY_HEALTH.name)
     assert bbu == {

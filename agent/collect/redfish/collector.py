@@ -1,10 +1,9 @@
 """The Redfish collector: walks Systems, Chassis and Managers of one BMC into the hw_* vocabulary.
 
 What is read from where is tabled in docs/redfish.md; the mapping of each resource lives in sensors.py,
-thermal.py, power.py and metrics.py, and this module only walks the tree. The newer ThermalSubsystem /
-PowerSubsystem are preferred; legacy Thermal / Power are read when they are absent, and their inline
-temperatures and voltages only when the chassis has no Sensors collection (which lists them again).
-Readings published by several resources (`DataSourceUri`) are kept once (readings.py).
+thermal.py, power.py and metrics.py, and this module only walks the tree: the newer ThermalSubsystem /
+PowerSubsystem / Sensors and the legacy Thermal / Power alike. Readings published by several resources
+(`DataSourceUri`, or a legacy member naming a newer one's sensor) are kept once (readings.py).
 
 A bad document costs only its own readings: an HTTP error, a body that is not JSON or JSON of the wrong
 shape becomes one entry in the poll's errors and one count in `stats`, and the session is kept. A read
@@ -203,16 +202,15 @@ class RedfishCollector(ConfiguredTarget[RedfishConfig]):
         return await self._doc(out, link(doc, "Metrics"))
 
     async def _read_all(self, out: PollReadings) -> None:
+        """Systems, then Chassis, then Managers (each one's members side by side): in this order, the
+        first refusal or busy answer of a poll is always the same request."""
         root = await self._session.get(ROOT)
-        jobs: list[Awaitable[None]] = []
         for collection, handle in (
             ("Systems", self._system),
             ("Chassis", self._chassis),
             ("Managers", self._manager),
         ):
-            if path := link(root, collection):
-                jobs.append(self._each(out, path, partial(handle, out)))
-        await _side_by_side(jobs)
+            await self._each(out, link(root, collection), partial(handle, out))
 
     async def _system(self, out: PollReadings, system: Resource) -> None:
         out.status(system, Component("", "system", str(system.get("Name") or ident(system))))
@@ -247,14 +245,14 @@ class RedfishCollector(ConfiguredTarget[RedfishConfig]):
             jobs.append(self._read(out, env, lambda d: read_table(out, d, who, ENVIRONMENT, Rank.SUMMARY)))
         if path := link(chassis, "ThermalSubsystem"):
             jobs.append(self._read(out, path, lambda d: self._thermal_subsystem(out, cid, d)))
-        elif path := link(chassis, "Thermal"):
+        if path := link(chassis, "Thermal"):
             thermal = partial(quirks.apply, "Thermal", enabled=enabled)
-            jobs.append(self._read(out, path, lambda d: legacy_thermal(out, cid, thermal(d), not sensors)))
+            jobs.append(self._read(out, path, lambda d: legacy_thermal(out, cid, thermal(d))))
         if path := link(chassis, "PowerSubsystem"):
             jobs.append(self._read(out, path, lambda d: self._power_subsystem(out, cid, d)))
-        elif path := link(chassis, "Power"):
+        if path := link(chassis, "Power"):
             power = partial(quirks.apply, "Power", enabled=enabled)
-            jobs.append(self._read(out, path, lambda d: legacy_power(out, cid, power(d), not sensors)))
+            jobs.append(self._read(out, path, lambda d: legacy_power(out, cid, power(d))))
         await _side_by_side(jobs)
 
     def _sensor(self, out: PollReadings, cid: str, sensor: Resource) -> None:

@@ -57,7 +57,7 @@ BATTERY_UNIT: Table = {
     "StateOfHealthPercent": (v.BATTERY_HEALTH, 0.01),
     "CapacityActualWattHours": (v.BATTERY_CAPACITY, 3600.0),
 }
-HEATER: Table = {"PowerWatts": (v.POWER, 1.0)}
+HEATER: Table = {"PowerWatts": (v.POWER, 1.0), "TemperatureReadingsCelsius": (v.TEMPERATURE, 1.0)}
 
 
 def speed_rpm(out: PollReadings, excerpt: Resource, who: Component, rank: Rank, prop: str = "") -> None:

@@ -17,26 +17,26 @@ from agent.collect.redfish.thermal import legacy_limits
 PSU = "PowerSupply"
 
 
-def legacy_power(out: PollReadings, chassis: str, power: Resource, with_voltages: bool) -> None:
-    """PowerControl, Voltages (unless a Sensors collection lists them), supplies and redundancy."""
+def legacy_power(out: PollReadings, chassis: str, power: Resource) -> None:
+    """PowerControl, Voltages, supplies and redundancy groups of a legacy Power resource."""
     for pc in items(power, "PowerControl"):
         who = Component.of(chassis, pc, "chassis")
-        out.reading(v.POWER, pc.get("PowerConsumedWatts"), who, Rank.COMPONENT)
-        out.status(pc, who)
-    for volt in items(power, "Voltages") if with_voltages else []:
+        out.reading(v.POWER, pc.get("PowerConsumedWatts"), who, Rank.LEGACY)
+        out.status(pc, who, legacy=True)
+    for volt in items(power, "Voltages"):
         who = Component.of(chassis, volt, "voltage")
-        out.reading(v.VOLTAGE, volt.get("ReadingVolts"), who, Rank.COMPONENT, limits=legacy_limits(volt))
-        out.status(volt, who)
+        out.reading(v.VOLTAGE, volt.get("ReadingVolts"), who, Rank.LEGACY, limits=legacy_limits(volt))
+        out.status(volt, who, legacy=True)
     for psu in items(power, "PowerSupplies"):
         who = Component(chassis, PSU, str(psu.get("Name") or ""), ident(psu))
         last = psu.get("LastPowerOutputWatts")
         output = last if last is not None else psu.get("PowerOutputWatts")
-        out.reading(v.PSU_OUTPUT, output, who, Rank.COMPONENT)
-        out.reading(v.POWER, psu.get("PowerInputWatts"), who, Rank.COMPONENT, prop="PowerInputWatts")
-        out.reading(v.VOLTAGE, psu.get("LineInputVoltage"), who, Rank.COMPONENT, prop="LineInputVoltage")
-        out.status(psu, who)
-        redundancy(out, chassis, items(psu, "Redundancy"), "psu-redundancy")
-    redundancy(out, chassis, items(power, "Redundancy"), "psu-redundancy")
+        out.reading(v.PSU_OUTPUT, output, who, Rank.LEGACY)
+        out.reading(v.POWER, psu.get("PowerInputWatts"), who, Rank.LEGACY, prop="PowerInputWatts")
+        out.reading(v.VOLTAGE, psu.get("LineInputVoltage"), who, Rank.LEGACY, prop="LineInputVoltage")
+        out.status(psu, who, legacy=True)
+        redundancy(out, chassis, items(psu, "Redundancy"), "psu-redundancy", legacy=True)
+    redundancy(out, chassis, items(power, "Redundancy"), "psu-redundancy", legacy=True)
 
 
 def power_subsystem(out: PollReadings, chassis: str, sub: Resource) -> None:

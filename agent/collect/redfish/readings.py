@@ -7,6 +7,11 @@ all, so readings are gathered first and the one from the most specific resource 
 component's own metrics share their labels with that component's health, so its speed and its status
 join; a Sensor beats a chassis-wide summary because it carries the thresholds. A dropped copy hands its
 thresholds to the winner when the winner has none.
+
+Legacy Thermal and Power members have no `DataSourceUri`. Where a chassis also has the newer resources,
+a legacy member that names the same sensor (same metric, chassis and name) as one of them is the same
+sensor served twice (iLO 6 and newer iDRACs do this) and is dropped, readings and states alike; legacy
+members the newer resources do not name are kept (the DMTF mockup's legacy voltages exist nowhere else).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ Resource = dict[str, Any]
 class Rank(IntEnum):
     """How specific the resource a reading came from is; the highest copy of a source is kept."""
 
+    LEGACY = 0  # inline members of legacy Thermal / Power: dropped when a newer resource names them
     SUMMARY = 1  # chassis-wide excerpts: EnvironmentMetrics, ThermalMetrics arrays
     SENSOR = 2  # a Sensor resource: the source the excerpts point at
     COMPONENT = 3  # a component's own resource or metrics: a fan, a power supply, a battery
@@ -121,7 +127,7 @@ class PollReadings:
     events: list[Event] = field(default_factory=list)
     duplicates: int = 0  # readings dropped because another resource published the same source
     _readings: list[_Reading] = field(default_factory=list)
-    _states: dict[SeriesKey, float] = field(default_factory=dict)
+    _states: dict[SeriesKey, tuple[float, bool]] = field(default_factory=dict)  # key -> (code, legacy)
 
     def reading(
         self,
@@ -160,7 +166,7 @@ class PollReadings:
         else:
             self.reading(metric, excerpt, who, rank, scale=scale, prop=prop)
 
-    def status(self, res: Resource, who: Component) -> None:
+    def status(self, res: Resource, who: Component, legacy: bool = False) -> None:
         """The component's Status as states: Health, HealthRollup and State (Absent is a state too)."""
         status = obj(res, "Status")
         for metric, codes, raw in (
@@ -170,10 +176,12 @@ class PollReadings:
         ):
             code = codes.get(raw) if isinstance(raw, str) else None
             if code is not None:
-                self._states[SeriesKey.of(metric.name, who.labels())] = code
+                self._states[SeriesKey.of(metric.name, who.labels())] = (code, legacy)
 
     def result(self) -> CollectResult:
-        """The poll as samples: each source once, each series key once."""
+        """The poll as samples: each source once, each series key once, legacy repeats dropped."""
+        newer = {_named(r.key) for r in self._readings if r.rank > Rank.LEGACY}
+        newer |= {_named(key) for key, (_, legacy) in self._states.items() if not legacy}
         best: dict[str, _Reading] = {}
         for r in self._readings:
             if not r.source:
@@ -188,21 +196,30 @@ class PollReadings:
         out = CollectResult(self.target, events=self.events, errors=self.errors)
         seen: set[SeriesKey] = set()
         for r in self._readings:
-            if (r.source and best[r.source] is not r) or r.key in seen:
+            repeated = r.rank == Rank.LEGACY and _named(r.key) in newer
+            if (r.source and best[r.source] is not r) or r.key in seen or repeated:
                 self.duplicates += 1
                 continue
             seen.add(r.key)
             out.samples.append(Sample(r.key, self.now_ms, r.value, MetricKind.GAUGE, r.unit))
             if r.limits is not None:
                 out.limits[r.key] = r.limits
-        for key, code in self._states.items():
-            out.samples.append(Sample(key, self.now_ms, code, MetricKind.GAUGE, ""))
+        for key, (code, legacy) in self._states.items():
+            if not (legacy and _named(key) in newer):
+                out.samples.append(Sample(key, self.now_ms, code, MetricKind.GAUGE, ""))
         return out
 
 
-def redundancy(out: PollReadings, chassis: str, groups: list[Resource], component: str) -> None:
+def _named(key: SeriesKey) -> tuple[str, str, str]:
+    """What identifies a sensor across schemas that share no link: metric, chassis and name."""
+    return key.metric, key.label("chassis"), key.label("sensor").casefold()
+
+
+def redundancy(
+    out: PollReadings, chassis: str, groups: list[Resource], component: str, legacy: bool = False
+) -> None:
     """Redundancy groups as states: legacy `Redundancy` (Name, MemberId) and newer `RedundantGroup`
     (RedundancyType, no name); a group that lost a member says so in its State (UnavailableOffline)."""
     for i, group in enumerate(groups):
         name = str(group.get("Name") or group.get("RedundancyType") or component)
-        out.status(group, Component(chassis, component, name, ident(group) or str(i)))
+        out.status(group, Component(chassis, component, name, ident(group) or str(i)), legacy)

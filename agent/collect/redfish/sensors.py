@@ -76,12 +76,15 @@ THRESHOLDS = {
 }
 
 
-def metric_for(reading_type: object, units: object, context: object = "") -> tuple[v.Metric, float] | None:
+def metric_for(
+    reading_type: object, units: object, context: object = "", name: object = ""
+) -> tuple[v.Metric, float] | None:
     """The metric and scale of a reading of this type and unit; None when neither is known.
 
     ReadingType decides the quantity; the unit only scales within it (a Voltage sensor in `mV`). A unit
     of another quantity is a firmware typo, so the schema's unit for the type is trusted instead.
-    A percentage whose sensor sits on a fan is that fan's speed.
+    A percentage whose sensor sits on a fan, or is named after one ("CPU #1 Fan Speed" in the CPU
+    context), is that fan's speed.
     """
     typed = READING_TYPES.get(reading_type) if isinstance(reading_type, str) else None
     by_unit = UNITS.get(units) if isinstance(units, str) else None
@@ -93,7 +96,7 @@ def metric_for(reading_type: object, units: object, context: object = "") -> tup
         metric, scale = by_unit
     else:
         return None
-    if metric == v.LEVEL and context == "Fan":
+    if metric == v.LEVEL and (context == "Fan" or "fan" in str(name).casefold()):
         metric = v.FAN_SPEED_RATIO
     return metric, scale
 
@@ -113,7 +116,12 @@ def read_sensor(out: PollReadings, chassis: str, sensor: Resource) -> bool:
     """One Sensor's reading and state. Returns False for a sensor of a type this vocabulary lacks."""
     who = Component.of(chassis, sensor, "sensor")
     out.status(sensor, who)
-    mapped = metric_for(sensor.get("ReadingType"), sensor.get("ReadingUnits"), sensor.get("PhysicalContext"))
+    mapped = metric_for(
+        sensor.get("ReadingType"),
+        sensor.get("ReadingUnits"),
+        sensor.get("PhysicalContext"),
+        sensor.get("Name"),
+    )
     if mapped is None:
         return False
     metric, scale = mapped

@@ -38,21 +38,20 @@ def legacy_limits(item: Resource, scale: float = 1.0) -> Limits:
     return Limits(**{f: None if x is None else x * scale for f, x in found.items()})
 
 
-def legacy_thermal(out: PollReadings, chassis: str, thermal: Resource, with_temperatures: bool) -> None:
-    """Temperatures (unless the chassis has a Sensors collection, which lists them again), fans and
-    the fan redundancy groups of a legacy Thermal resource."""
-    for t in items(thermal, "Temperatures") if with_temperatures else []:
+def legacy_thermal(out: PollReadings, chassis: str, thermal: Resource) -> None:
+    """Temperatures, fans and fan redundancy groups of a legacy Thermal resource."""
+    for t in items(thermal, "Temperatures"):
         who = Component.of(chassis, t, "temperature")
-        out.reading(v.TEMPERATURE, t.get("ReadingCelsius"), who, Rank.COMPONENT, limits=legacy_limits(t))
-        out.status(t, who)
+        out.reading(v.TEMPERATURE, t.get("ReadingCelsius"), who, Rank.LEGACY, limits=legacy_limits(t))
+        out.status(t, who, legacy=True)
     for f in items(thermal, "Fans"):
         who = Component.of(chassis, f, "fan")
         percent = str(f.get("ReadingUnits", "RPM")).lower() == "percent"
         metric, scale = (v.FAN_SPEED_RATIO, 0.01) if percent else (v.FAN_SPEED_RPM, 1.0)
         value = f.get("Reading") if f.get("Reading") is not None else f.get("ReadingRPM")
-        out.reading(metric, value, who, Rank.COMPONENT, scale=scale, limits=legacy_limits(f, scale))
-        out.status(f, who)
-    redundancy(out, chassis, items(thermal, "Redundancy"), "fan-redundancy")
+        out.reading(metric, value, who, Rank.LEGACY, scale=scale, limits=legacy_limits(f, scale))
+        out.status(f, who, legacy=True)
+    redundancy(out, chassis, items(thermal, "Redundancy"), "fan-redundancy", legacy=True)
 
 
 def thermal_subsystem(out: PollReadings, chassis: str, sub: Resource) -> None:
