@@ -56,16 +56,17 @@ def main() -> int:
     series = load(train_csv)
     methods = candidates(a.method)
     baseline = (FORECASTERS["seasonal_naive"],)
-    cost, base_cost, chosen = [], [], Counter[str]()
+    cost, cpu, base_cost, chosen = [], [], [], Counter[str]()
     rows = []
     for sid, x in series.items():
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             p = forecast(x, HORIZON, PERIODS, methods)
         except ForecastError as exc:
             print(f"error: {sid}: {exc}", file=sys.stderr)
             return 1
         cost.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         t = time.perf_counter()
         forecast(x, HORIZON, PERIODS, baseline, origins=1)
         base_cost.append(time.perf_counter() - t)
@@ -75,12 +76,15 @@ def main() -> int:
         w = csv.writer(f)
         w.writerow(["id", *(f"F{i}" for i in range(1, HORIZON + 1))])
         w.writerows(rows)
-    ms, base = np.array(cost) * 1000, np.array(base_cost) * 1000
+    ms, cpu_ms, base = np.array(cost) * 1000, np.array(cpu) * 1000, np.array(base_cost) * 1000
     print(f"{len(rows)} series, horizon {HORIZON}, method {a.method} -> {a.out}")
-    print(
-        f"  fit + forecast per series: median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, "
-        f"max {ms.max():.1f} ms (goal: median <= 50 ms)"
-    )
+
+    def spread(v: np.ndarray) -> str:
+        return f"median {np.median(v):.1f} ms, p90 {np.percentile(v, 90):.1f} ms, max {v.max():.1f} ms"
+
+    print(f"  fit + forecast per series, wall: {spread(ms)} (goal: median <= 50 ms)")
+    # CPU time too: on a shared machine the wall time also measures the neighbours.
+    print(f"  fit + forecast per series, CPU:  {spread(cpu_ms)}")
     print(f"  baseline (seasonal naive, one origin, same path): median {np.median(base):.2f} ms")
     print("  methods chosen: " + ", ".join(f"{m} {n}" for m, n in chosen.most_common()))
     return 0

@@ -58,16 +58,21 @@ class Profile:
     residual_sd: float  # per step, around the fitted shape
 
     @classmethod
-    def fit(cls, history: F64Array, period: int, keep: int) -> Profile:
+    def fit(cls, history: F64Array, period: int, keep: int, detrend: bool = False) -> Profile:
+        """The profile of the last `keep` seasons; with `detrend`, the shape is taken around the trend
+        of the season means (within each season too), so steady growth is not mistaken for a sawtooth
+        shape that climbs every season and drops back at its end."""
         seg = _seasons(history, period, keep)
         means = seg.mean(axis=1)
-        multiplicative = bool((seg > 0).all())
+        slope = _theil_sen(means) / period if detrend else 0.0
+        base = means[:, None] + slope * (np.arange(period) - (period - 1) / 2)
+        multiplicative = bool((seg > 0).all() and (base > 0).all())
         if multiplicative:
-            shape = np.median(seg / means[:, None], axis=0)
-            fitted = means[:, None] * shape
+            shape = np.median(seg / base, axis=0)
+            fitted = base * shape
         else:
-            shape = np.median(seg - means[:, None], axis=0)
-            fitted = means[:, None] + shape
+            shape = np.median(seg - base, axis=0)
+            fitted = base + shape
         k = seg.shape[0]
         # The shape is fitted to these very seasons: the raw scatter understates the noise by k/(k-1).
         residual_sd = float(np.std(seg - fitted)) * np.sqrt(k / (k - 1)) if k > 1 else 0.0
@@ -117,7 +122,7 @@ class RobustTrend:
 
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
         p = _period(periods, self.season)
-        profile = Profile.fit(history, p, self.keep)
+        profile = Profile.fit(history, p, self.keep, detrend=True)
         slope = _theil_sen(profile.season_means) / p
         phi = self.damping ** (1.0 / p)
         steps = np.arange(1, horizon + 1)
@@ -133,7 +138,7 @@ def drift(history: F64Array, period: int, keep: int = 28) -> tuple[float, float]
     noise alone implies (a mean of `period` steps): a short or very regular history does not make the
     future level look certain. Both are zero with fewer than two seasons (no trend can be seen at all).
     """
-    profile = Profile.fit(history, period, keep)
+    profile = Profile.fit(history, period, keep, detrend=True)
     means = profile.season_means
     n = means.shape[0]
     if n < 2:

@@ -27,7 +27,7 @@ class HoltWinters:
     # Seasons of the history used to start the state (the error is counted only after them).
     warmup: int = 2
     # Points smoothed at most: the oldest state is forgotten anyway, and the pass is the cost.
-    max_points: int = 2016
+    max_points: int = 672
     models_trend: bool = False
 
     def min_history(self, periods: tuple[int, ...]) -> int:
@@ -41,18 +41,22 @@ class HoltWinters:
         z = np.log(x) if log else x
         first = z[: self.warmup * p].reshape(self.warmup, p)
         alpha, gamma = (g.ravel() for g in np.meshgrid(_ALPHAS, _GAMMAS))
+        gain = gamma * (1 - alpha)
         level = np.full(alpha.shape, first[0].mean())
-        season = np.tile((first - first.mean(axis=1, keepdims=True)).mean(axis=0), (alpha.shape[0], 1))
+        # One row per phase, one column per grid point: each step touches one contiguous row in place.
+        season = np.repeat(
+            (first - first.mean(axis=1, keepdims=True)).mean(axis=0)[:, None], alpha.shape[0], 1
+        )
         sse = np.zeros(alpha.shape)
         start = self.warmup * p
-        for t in range(z.shape[0]):
-            phase = t % p
-            err = z[t] - level - season[:, phase]
+        for t, zt in enumerate(z.tolist()):
+            row = season[t % p]
+            err = zt - level - row
             if t >= start:
                 sse += err * err
-            level = level + alpha * err
-            season[:, phase] += gamma * (1 - alpha) * err
+            level += alpha * err
+            row += gain * err
         best = int(np.argmin(sse))
         phases = np.arange(z.shape[0], z.shape[0] + horizon) % p
-        out = level[best] + season[best, phases]
+        out = level[best] + season[phases, best]
         return np.exp(out) if log else out
