@@ -1,13 +1,13 @@
 """Real SNMP and Redfish peers for the collector tests: snmpsim, Debian snmpd, sushy-static, sushy-emulator.
 
 Every peer listens on 127.0.0.1, is started here as a subprocess and stopped by PID in `finally`.
-snmpsim serves recorded devices from the `snmpsim-data` wheel plus the .snmprec files in
-fixtures/snmprec/ (writecache records a test can SET, numeric counters that grow, an error record).
+snmpsim serves recorded devices from the `snmpsim-data` wheel (cut to what the profiles read, see
+recordings.py) plus the .snmprec files in fixtures/snmprec/ (writecache records a test can SET,
+numeric counters that grow, an error record).
 """
 
 from __future__ import annotations
 
-import bz2
 import os
 import shutil
 import socket
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.collect.snmp.profiles import profiles_for
 from tests.collect.bmc_server import BmcServer
+from tests.collect.recordings import materialize, profile_prefixes
 from tests.support.procs import Service, free_port, start_service
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -31,60 +33,6 @@ RECORDED = {
     "UPS/apc-8932": "apc-8932",
     "UPS/eaton-93e-80": "eaton-93e",
 }
-
-
-def snmpsim_data_dir() -> Path:
-    import snmpsim_data  # the data wheel has no API; its directory is what we need
-
-    return Path(snmpsim_data.__file__).parent / "data"
-
-
-# Subtrees the shipped profiles read: system, IF-MIB, ENTITY-MIB, ENTITY-SENSOR, HOST-RESOURCES, UPS-MIB,
-# and the vendor trees. Keeping only these (still the real recording) makes snmpsim index in seconds.
-KEEP_PREFIXES = (
-    "1.3.6.1.2.1.1.",
-    "1.3.6.1.2.1.2.",
-    "1.3.6.1.2.1.31.",
-    "1.3.6.1.2.1.47.",
-    "1.3.6.1.2.1.99.",
-    "1.3.6.1.2.1.25.2.",
-    "1.3.6.1.2.1.25.3.3.",
-    "1.3.6.1.2.1.33.",
-    "1.3.6.1.4.1.9.9.13.",
-    "1.3.6.1.4.1.9.9.91.",
-    "1.3.6.1.4.1.9.9.109.",
-    "1.3.6.1.4.1.2636.3.1.13.",
-    "1.3.6.1.4.1.318.1.1.26.",
-)
-
-
-def frozen(line: str) -> str:
-    """A record with snmpsim's `numeric` variation pinned to its recorded `initial` value.
-
-    That module computes `initial + (seconds since the snmpsim process booted)`, wrapped into
-    [min, max]: the APC recording's outlet states flip between 1 and 2 every wall-clock second, so a
-    snapshot of them depended on when the test ran relative to the session-wide simulator's start.
-    The recorded value is what the real device said; other variation modules are refused so a new
-    recording cannot bring time-dependent values back unnoticed.
-    """
-    oid, tag, value = line.split("|", 2)
-    if ":" not in tag:
-        return line
-    base, module = tag.split(":", 1)
-    settings = dict(kv.split("=", 1) for kv in value.strip().split(",") if "=" in kv)
-    if module != "numeric" or "initial" not in settings:
-        raise ValueError(f"unexpected variated record in a recorded device: {line.strip()}")
-    return f"{oid}|{base}|{int(float(settings['initial']))}\n"
-
-
-def install_snmprec(src_base: Path, rel: str, dest: Path) -> None:
-    """Copies one recorded device (decompressing .bz2) to dest, keeping the subtrees profiles read,
-    with time-varying records frozen (see `frozen`)."""
-    plain, packed = src_base / f"{rel}.snmprec", src_base / f"{rel}.snmprec.bz2"
-    raw = plain.read_bytes() if plain.exists() else bz2.decompress(packed.read_bytes())
-    text = raw.decode(errors="surrogateescape")
-    kept = [frozen(line) for line in text.splitlines(keepends=True) if line.startswith(KEEP_PREFIXES)]
-    dest.write_bytes("".join(kept).encode(errors="surrogateescape"))
 
 
 @dataclass
@@ -154,8 +102,9 @@ def snmpsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpPeer]:
     root = tmp_path_factory.mktemp("snmpsim")
     data = root / "data"
     data.mkdir()
+    prefixes = profile_prefixes(profiles_for(None))
     for rel, community in RECORDED.items():
-        install_snmprec(snmpsim_data_dir(), rel, data / f"{community}.snmprec")
+        materialize(rel, data / f"{community}.snmprec", prefixes)
     for f in (FIXTURES / "snmprec").glob("*.snmprec"):
         shutil.copyfile(f, data / f.name)
     shutil.copyfile(data / "lab-growing.snmprec", data / "lab-counters.snmprec")

@@ -90,5 +90,5 @@ def test_agent_builds_500_targets_over_20_profiles_in_under_10_seconds(tmp_path:
     ]
     collectors = [build_collector(c, FakeClock()) for c in configs]
     elapsed = time.perf_counter() - started
-    assert len(collectors) == 500 and len(load_profiles((tmp_path,)).profiles) == 20
+    assert len(collectors) == 500 and len(load_profiles((tmp_path,)).profiles) >= 20
     assert elapsed < 10.0

@@ -62,7 +62,7 @@ def rate_of(result_samples: list, metric: str, interface: str) -> float | None: 
         ("cisco-c3560", "cisco", False),
         ("arista-7150s", "arista", False),
         ("apc-8932", "apc-rpdu", False),
-        ("eaton-93e", "generic", True),
+        ("eaton-93e", "eaton", False),
     ],
 )
 async def test_recorded_device_matches_its_profile_and_yields_the_snapshot_samples(
@@ -83,18 +83,29 @@ async def test_recorded_device_matches_its_profile_and_yields_the_snapshot_sampl
 
 
 async def test_unprofiled_device_is_reported_with_the_generic_profile(snmpsim: SnmpPeer) -> None:
-    c = collector(snmpsim.port, "eaton-93e", FakeClock())
+    snmpsim.write_device("lab-counters", lab_records(100_000, 1000, 1000))
+    c = collector(snmpsim.port, "lab-counters", FakeClock())
     try:
         result = await c.collect()
     finally:
         await c.aclose()
     flag = [s for s in result.samples if s.key.metric == "snmp_device_unprofiled"]
     assert [(s.key.label("profile"), s.value) for s in flag] == [("generic", 1.0)]
+
+
+async def test_eaton_ups_battery_comes_from_its_own_mib_over_ups_mib(snmpsim: SnmpPeer) -> None:
+    c = collector(snmpsim.port, "eaton-93e", FakeClock())
+    try:
+        result = await c.collect()
+    finally:
+        await c.aclose()
     ups = {s.key.metric: s.value for s in result.samples if s.key.metric.startswith("ups_battery")}
     assert ups == {
         "ups_battery_status": 2.0,
-        "ups_battery_runtime_seconds": 65520.0,
+        "ups_battery_on_battery_seconds": 0.0,
+        "ups_battery_runtime_seconds": 65535.0,  # xupsBatTimeRemaining; UPS-MIB says 1092 min
         "ups_battery_charge_percent": 100.0,
+        "ups_battery_voltage_volts": 521.0,
         "ups_battery_temperature_celsius": 25.0,
     }
 

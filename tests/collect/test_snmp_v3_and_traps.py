@@ -71,7 +71,7 @@ async def test_v3_user_with_each_auth_and_priv_protocol_reads_the_device(
     finally:
         await c.aclose()
     assert result.errors == []
-    assert c.profile_name == "generic"  # net-snmp's sysObjectID is claimed by no profile
+    assert c.profile_name == "net-snmp"  # Debian snmpd: sysObjectID 1.3.6.1.4.1.8072.3.2.10
     assert any(
         s.key.metric == "net_if_oper_status" and s.key.label("interface") == "lo" for s in result.samples
     )

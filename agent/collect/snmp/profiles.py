@@ -4,6 +4,10 @@ A profile lists scalar OIDs and tables (numeric OIDs only, so start-up compiles 
 are keyed by index; label columns (ifName, ifAlias, entPhysicalName...) name the rows. The shipped
 profiles live next to this module in `profiles/`; a target may add a directory whose files override
 shipped ones of the same name. Loading is cached per directory set, so 500 targets load once.
+
+Two kinds of profile: a vendor profile claims devices by `sysobjectid`; a device-kind profile (UPS-MIB,
+HOST-RESOURCES, ENTITY-SENSOR, UCD-SNMP) names `detect` subtrees and is added to any device that answers
+under one of them, whatever its vendor (`ProfileSet.compose`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,7 +23,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from agent.collect.device import DEVICE_LABEL
-from agent.collect.snmp.session import Oid, parse_oid
+from agent.collect.snmp.session import Oid, oid_text, parse_oid
 from shared.config_errors import format_validation_error
 
 log = logging.getLogger(__name__)
@@ -49,8 +54,11 @@ class _Frozen(BaseModel):
 
 
 class NamedUnit(_Frozen):
+    """A metric name and unit chosen by a type column; `scale` converts into that unit (percent -> ratio)."""
+
     name: str
     unit: str = ""
+    scale: float = 1.0
 
 
 class NameBy(_Frozen):
@@ -61,16 +69,39 @@ class NameBy(_Frozen):
     names: dict[int, NamedUnit]
 
 
+class When(_Frozen):
+    """A row condition on another column of the same row: its value is one of `in_`, or above `above`.
+    Rows failing it are not readings (entSensorStatus unavailable, a Juniper component with no DRAM)."""
+
+    oid: OidField
+    in_: tuple[int, ...] = Field(default=(), alias="in")
+    above: float | None = None
+
+    def holds(self, value: object) -> bool:
+        if not isinstance(value, int | float):
+            return False
+        if self.in_ and value not in self.in_:
+            return False
+        return self.above is None or value > self.above
+
+
 class MetricDef(_Frozen):
     """One value. `counter` values become per-second rates (the name is the rate's name).
 
     value = raw * scale * column(multiply_by) / 10**column(precision_by) * 1000**(column(si_scale_by)-9)
+
+    `sentinels` are raw values the MIB documents as "no reading" (UPS-MIB -1); `valid` bounds the value
+    after scaling (else the unit's sanity bounds apply, see collect/snmp/sanity.py); `at_most` names a
+    sibling column the raw value may not exceed (hrStorageUsed <= hrStorageSize, broken by 32-bit
+    overflow); `extract` pulls the number out of a text value ("52 PERCENT").
     """
 
     name: str = ""
     oid: OidField
     # A 32-bit column to use for rows whose preferred (64-bit HC) column is absent.
     fallback_oid: OidField | None = None
+    # Fixed labels of a scalar (the load average's period).
+    tags: dict[str, str] = Field(default_factory=dict)
     type: Literal["gauge", "counter"] = "gauge"
     unit: str = ""
     scale: float = 1.0
@@ -80,6 +111,26 @@ class MetricDef(_Frozen):
     name_by: NameBy | None = None
     # Device thresholds from sibling columns: warn_high, crit_high, warn_low, crit_low.
     limits: dict[LimitName, OidField] = Field(default_factory=dict)
+    when: When | None = None
+    sentinels: frozenset[float] = frozenset()
+    valid: tuple[float, float] | None = None
+    at_most: OidField | None = None
+    extract: re.Pattern[str] | None = None
+
+    @field_validator("extract")
+    @classmethod
+    def _one_bounded_group(cls, pattern: re.Pattern[str] | None) -> re.Pattern[str] | None:
+        """A text value is at most one SNMP string; the pattern must capture exactly the number."""
+        if pattern is not None and (pattern.groups != 1 or len(pattern.pattern) > 100):
+            raise ValueError("extract: one capture group, at most 100 characters")
+        return pattern
+
+    def columns(self) -> list[Oid]:
+        """Every column this metric reads for a row, its own first."""
+        cols = [self.oid, self.fallback_oid, self.multiply_by, self.precision_by, self.si_scale_by]
+        cols += [self.name_by.oid if self.name_by else None, self.when.oid if self.when else None]
+        cols += [self.at_most, *self.limits.values()]
+        return [c for c in cols if c is not None]
 
 
 class TableDef(_Frozen):
@@ -104,6 +155,7 @@ class ProfileFile(_Frozen):
 
     name: str
     sysobjectid: tuple[str, ...] = ()
+    detect: OidList = ()
     extends: tuple[str, ...] = ()
     metrics: tuple[MetricDef, ...] = ()
     tables: tuple[TableDef, ...] = ()
@@ -115,6 +167,9 @@ class Profile(_Frozen):
 
     name: str
     sysobjectid: tuple[str, ...]
+    detect: tuple[Oid, ...] = ()
+    # This profile and every ancestor: a kind profile already included is not added again.
+    includes: frozenset[str] = frozenset()
     metrics: tuple[MetricDef, ...]
     tables: tuple[TableDef, ...]
 
@@ -125,12 +180,7 @@ class Profile(_Frozen):
             for cols in t.labels.values():
                 roots.update(dict.fromkeys(cols))
             for m in t.metrics:
-                for col in (m.oid, m.fallback_oid, m.multiply_by, m.precision_by, m.si_scale_by):
-                    if col is not None:
-                        roots[col] = None
-                if m.name_by is not None:
-                    roots[m.name_by.oid] = None
-                roots.update(dict.fromkeys(m.limits.values()))
+                roots.update(dict.fromkeys(m.columns()))
         return list(roots)
 
 
@@ -145,6 +195,8 @@ class ProfileSet:
             key=lambda item: -len(item[0].replace("*", "")),
         )
 
+        self.kinds = [p for p in profiles.values() if p.detect]
+
     def match(self, sys_object_id: str) -> Profile | None:
         """The profile for a device's sysObjectID, or None when no profile claims it."""
         oid = sys_object_id.lstrip(".")
@@ -152,6 +204,25 @@ class ProfileSet:
             if fnmatch.fnmatchcase(oid, pattern.lstrip(".")):
                 return self.profiles[name]
         return None
+
+    def detect_roots(self) -> list[Oid]:
+        """The subtrees whose presence adds a device-kind profile, without duplicates."""
+        return list(dict.fromkeys(r for p in self.kinds for r in p.detect))
+
+    def compose(self, vendor: Profile | None, present: set[Oid]) -> Profile | None:
+        """`vendor` plus every kind profile with a detect subtree in `present` that it does not already
+        include; None when there is neither (the device is unprofiled)."""
+        included = set(vendor.includes) if vendor else set()
+        parts = [vendor] if vendor else []
+        for kind in self.kinds:
+            if kind.name not in included and present.intersection(kind.detect):
+                parts.append(kind)
+                included |= kind.includes
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return _merged("+".join(p.name for p in parts), parts[0].sysobjectid, parts)
 
     @property
     def generic(self) -> Profile:
@@ -174,16 +245,28 @@ def _resolve(name: str, files: dict[str, ProfileFile], seen: tuple[str, ...] = (
     if name not in files:
         raise ValueError(f"profile {seen[-1] if seen else name}: extends unknown profile {name}")
     f = files[name]
-    metrics: dict[tuple[str, Oid], MetricDef] = {}
+    parents = [_resolve(parent, files, (*seen, name)) for parent in f.extends]
+    own = Profile(name=name, sysobjectid=f.sysobjectid, metrics=f.metrics, tables=f.tables)
+    merged = _merged(name, f.sysobjectid, [*parents, own])
+    return merged.model_copy(update={"detect": f.detect})
+
+
+def _merged(name: str, sysobjectid: tuple[str, ...], parts: list[Profile]) -> Profile:
+    """Later parts win: a scalar of the same name and fixed labels (a vendor's own column for what
+    UPS-MIB also offers), a table of the same name."""
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], MetricDef] = {}
     tables: dict[str, TableDef] = {}
-    for parent in f.extends:
-        p = _resolve(parent, files, (*seen, name))
-        metrics.update({(m.name, m.oid): m for m in p.metrics})
+    includes: set[str] = {name}
+    for p in parts:
+        metrics.update({(m.name or oid_text(m.oid), tuple(sorted(m.tags.items()))): m for m in p.metrics})
         tables.update({t.name: t for t in p.tables})
-    metrics.update({(m.name, m.oid): m for m in f.metrics})
-    tables.update({t.name: t for t in f.tables})
+        includes |= p.includes | {p.name}
     return Profile(
-        name=name, sysobjectid=f.sysobjectid, metrics=tuple(metrics.values()), tables=tuple(tables.values())
+        name=name,
+        sysobjectid=sysobjectid,
+        includes=frozenset(includes),
+        metrics=tuple(metrics.values()),
+        tables=tuple(tables.values()),
     )
 
 

@@ -283,11 +283,34 @@ class SnmpSession:
                 break
         return out
 
+    async def present(self, roots: Sequence[Oid]) -> set[Oid]:
+        """Which of `roots` hold at least one variable: one GETNEXT per root (v1 noSuchName drops the
+        root it names and asks again for the rest).
+
+        Raises:
+            SnmpError: timeout, auth or protocol failure of the whole request.
+        """
+        found: set[Oid] = set()
+        for i in range(0, len(roots), _GET_CHUNK):
+            pending = list(roots[i : i + _GET_CHUNK])
+            while pending:
+                _, status, index, var_binds = await self._request("next", pending)
+                if status == 2 and 0 < index <= len(pending):
+                    pending.pop(index - 1)
+                    continue
+                if status:
+                    raise SnmpProtocolError(self.device, f"error status {status}", oid_text(pending[0]))
+                for root, (name, value) in zip(pending, var_binds, strict=False):
+                    if not isinstance(value, _END) and _as_oid(name)[: len(root)] == root:
+                        found.add(root)
+                break
+        return found
+
     async def walk(self, roots: Sequence[Oid]) -> dict[Oid, list[VarBind]]:
         """Walks several table columns side by side (one GETBULK per round, GETNEXT for v1).
 
-        Returns each root's rows in OID order. Stops a column at its subtree's end, endOfMibView, or
-        an OID that does not increase (a broken agent must not loop us forever).
+        Returns each root's rows in OID order. Stops a column at its subtree's end, endOfMibView, v1
+        noSuchName naming it, or an OID that does not increase (a broken agent must not loop us forever).
         """
         rows: dict[Oid, list[VarBind]] = {r: [] for r in roots}
         cursor: dict[Oid, Oid] = {r: r for r in roots}
@@ -295,12 +318,15 @@ class SnmpSession:
             active = list(cursor)
             starts = [cursor[r] for r in active]
             if self._config.version == "1":
-                _, status, _, var_binds = await self._request("next", starts)
+                _, status, index, var_binds = await self._request("next", starts)
             else:
                 reps = max(1, self._config.max_repetitions // len(active))
-                _, status, _, var_binds = await self._request("bulk", starts, reps)
-            if status == 2:  # v1 noSuchName on GETNEXT means end of the MIB
-                break
+                _, status, index, var_binds = await self._request("bulk", starts, reps)
+            if status == 2 and 0 < index <= len(active):
+                # v1 noSuchName: that column ran past the end of the MIB view. Only it is finished; the
+                # agent answered nothing for the others, so they are asked again without it.
+                cursor.pop(active[index - 1])
+                continue
             if status:
                 raise SnmpProtocolError(self.device, f"error status {status}", oid_text(active[0]))
             if not var_binds:
