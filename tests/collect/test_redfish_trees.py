@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.collect import vocabulary as v
-from agent.collect.redfish.collector import RedfishCollector
+from agent.collect.redfish.collector import MAX_PAGES, RedfishCollector
 from agent.collect.redfish.config import RedfishConfig
 from agent.collect.traps import TrapStats
 from agent.telemetry import LiveCollector, LiveSources
@@ -337,3 +337,28 @@ async def test_a_document_of_the_wrong_shape_costs_only_its_own_readings(sushy_s
     assert c.stats.malformed_documents == 1
     assert series(result, v.TEMPERATURE.name) == {}
     assert series(result, v.PSU_OUTPUT.name) == {"HpServerPowerSupply": 95.0, "HpServerPowerSupply 2": 92.0}
+
+
+async def test_a_collection_longer_than_the_page_limit_is_read_up_to_it_and_counted(
+    sushy_static: StartSushy,
+) -> None:
+    peer = sushy_static("supermicro-x12")
+    entries = "Systems/1/LogServices/Log1/Entries"
+    first = json.loads(peer.resource(entries).read_text())
+    for n in range(MAX_PAGES + 5):  # page n links to page n + 1, one new entry each
+        rel = entries if n == 0 else f"{entries}?$skip={n}"
+        page = dict(first, Members=[dict(first["Members"][0], Id=f"p{n}")])
+        page["Members@odata.nextLink"] = f"/redfish/v1/{entries}?$skip={n + 1}"
+        peer.resource(rel).parent.mkdir(exist_ok=True)
+        write(peer, rel, json.dumps(page))
+    c = collector(peer.url)
+    try:
+        await c.collect()
+        page = json.loads(peer.resource(entries).read_text())
+        page["Members"].append(dict(page["Members"][0], Id="new", Message="seen on the first page"))
+        write(peer, entries, json.dumps(page))
+        second = await c.collect()
+    finally:
+        await c.aclose()
+    assert c.stats.truncated_collections == 2
+    assert [e.message for e in second.events] == ["seen on the first page"]
