@@ -28,6 +28,15 @@ CLIP = 6.0
 # Relative floor of the spread: a series at 1000 that moves by 1e-4 is flat, not anomalous.
 REL_FLOOR = 1e-3
 TINY = 1e-12
+# However rare for its series, a deviation of fewer than Z_QUIET spreads (mean absolute deviations, ~0.8
+# sigma of Gaussian noise) is not an anomaly, and its score ramps up to full at Z_LOUD: pure noise sets a
+# new record now and then, and without this floor every record of a quiet series would page.
+Z_QUIET = 4.0
+Z_LOUD = 6.0
+# The views measured against the expected value (level and short average), as opposed to the step.
+RESIDUAL_VIEWS = np.array([True, False, True])
+# Against a learned cycle the level view is as specific as the others (it no longer moves with the day).
+CYCLE_WEIGHTS = np.array([0.4, 0.2, 0.4])
 
 
 class Detector(Protocol):
@@ -144,13 +153,17 @@ class EwmaDetector(ColumnDetector):
 class RobustDetector(ColumnDetector):
     """Robust EWMA z-scores of three views of a series, scored by how rare they are for that series.
 
-    Views: the value against its baseline level (catches level shifts), the step from the previous value
-    (catches spikes and drops on a drifting series), and a short average against the baseline (catches a
-    sustained small change). Spreads are mean absolute deviations updated with clipped residuals, so the
-    outlier itself cannot widen them. With seasonality on, each view's spread is widened by its
-    time-of-day envelope and deviations routine for the hour are damped (see `seasonal`). After
-    `new_normal_points` consecutive rejected points the baseline jumps to the new level instead of
-    flagging forever. A constant series has zero deviations and scores 0 (flat-line guard).
+    Views: the value against its expected value (catches level shifts), the step from the previous value
+    (catches spikes and drops on a drifting series), and a short average of the residual (catches a
+    sustained small change). The expected value is a baseline level plus, where the data shows a daily
+    cycle, the learned offset of the point's time-of-day bin (see `seasonal`): the cycle is switched on
+    per series only while its residuals are clearly tighter than those of the plain level, so a missing
+    peak or a day gone flat is a deviation while a series without a cycle is scored as before.
+    Spreads are mean absolute deviations updated with clipped residuals, so the outlier itself cannot
+    widen them. With seasonality on, each view's spread is also widened by its time-of-day envelope and
+    deviations routine for the hour are damped. After `new_normal_points` consecutive rejected points
+    the baseline jumps to the new level instead of flagging forever. A constant series has zero
+    deviations and scores 0 (flat-line guard).
     """
 
     name: ClassVar[str] = "robust"
@@ -171,13 +184,17 @@ class RobustDetector(ColumnDetector):
             "rejects": Column(np.int32),
             "mu": Column(np.float64, NAN),
             "prev": Column(np.float64, NAN),
-            "fast": Column(np.float64, NAN),
+            "fast": Column(np.float64, 0.0),  # short average of the residual x - expected
             "spread": Column(np.float64, NAN, (self.VIEWS,)),
             "hist": Column(np.float32, 0.0, (self.VIEWS, rarity.BINS)),
         }
         if nb:
             spec["env"] = Column(np.float32, 0.0, (self.VIEWS, nb))
             spec["env_min"] = Column(np.int32, 0, (nb,))
+            spec["off"] = Column(np.float32, NAN, (nb,))  # x - mu by bin: the daily cycle
+            spec["cyc_spread"] = Column(np.float64, NAN)  # spread of x - mu - off (the cycle's residual)
+            spec["last_ts"] = Column(np.int64)
+            spec["born_min"] = Column(np.int32)  # minute of the series' first point
         self.columns = Columns(spec)
         self._cache: tuple[object, object, _Views] | None = None
 
@@ -191,34 +208,64 @@ class RobustDetector(ColumnDetector):
         mu = np.where(np.isnan(mu), x, mu)
         prev = c["prev"][idx]
         prev = np.where(np.isnan(prev), x, prev)
-        fast = c["fast"][idx]
-        fast = np.where(np.isnan(fast), x, fast) * (1.0 - self.FAST_ALPHA) + self.FAST_ALPHA * x
-        dev = np.stack([np.abs(x - mu), np.abs(x - prev), np.abs(fast - mu)], axis=1)
         floor = np.maximum(REL_FLOOR * np.abs(mu), self.min_scale) + TINY
         spread = c["spread"][idx]
-        spread = np.maximum(np.where(np.isnan(spread), dev, spread), floor[:, None])
-        width = spread
-        sbin = env = None
+        plain = np.abs(x - mu)
+        cycle = sbin = env = None
+        on = np.zeros(x.shape[0], dtype=np.bool_)
+        expected, level_spread = mu, spread[:, 0]
         if self.seasonality != "none":
             sbin = seasonal.bin_of(ts_ms, self.seasonality)
+            # np.maximum keeps NaN: a series whose cycle has no residual spread yet stays unknown.
+            cycle = _Cycle(c["off"][idx, sbin].astype(np.float64), np.maximum(c["cyc_spread"][idx], floor))
+            # A cycle is a daily one only once the series has been seen for a day: within the first day
+            # an offset per hour would just as well fit a trend (a counter's ramp).
+            on = cycle.fits(spread[:, 0]) & (seasonal.minutes(ts_ms) - c["born_min"][idx] >= seasonal.DAY_MIN)
+            expected = np.where(on, mu + cycle.off, mu)
+            level_spread = np.where(on, cycle.spread, spread[:, 0])
+        resid = x - expected
+        fast = c["fast"][idx] * (1.0 - self.FAST_ALPHA) + self.FAST_ALPHA * resid
+        dev = np.stack([np.abs(resid), np.abs(x - prev), np.abs(fast)], axis=1)
+        fresh = np.isnan(spread)
+        spread = np.maximum(
+            np.where(fresh, np.stack([plain, dev[:, 1], dev[:, 2]], axis=1), spread), floor[:, None]
+        )
+        width = spread.copy()
+        width[:, 0] = np.maximum(np.where(fresh[:, 0], dev[:, 0], level_spread), floor)
+        if sbin is not None:
             env = seasonal.decayed(
                 c["env"][idx, :, sbin], c["env_min"][idx, sbin][:, None], seasonal.minutes(ts_ms)[:, None]
             )
-            width = np.maximum(spread, seasonal.WEIGHT * env)
-        bins = rarity.bin_of(dev / width)
-        views = _Views(idx, mu, fast, dev, spread, bins, sbin, env)
+            # Where the cycle is on it already says what this hour looks like: the residual views are
+            # judged against it alone (an envelope kept from before the cycle was learned would hide a
+            # broken day); the step view keeps its envelope (a routine morning ramp is a big step).
+            env = np.where(on[:, None] & RESIDUAL_VIEWS, 0.0, env)
+            width = np.maximum(width, seasonal.WEIGHT * env)
+        z = dev / width
+        views = _Views(idx, mu, resid, plain, fast, dev, spread, z, rarity.bin_of(z), sbin, env, cycle, on)
         self._cache = (rows, x, views)
         return views
 
     def score_many(self, rows: Rows, ts_ms: I64, x: F64) -> F64:
         v = self._views(rows, ts_ms, x)
         per = rarity.rarity(self.columns.a["hist"][rows], v.bins, self.memory)
-        scores = per @ self.VIEW_WEIGHTS
+        weights = (
+            self.VIEW_WEIGHTS
+            if v.cycle is None
+            else np.where(v.on[:, None], CYCLE_WEIGHTS, self.VIEW_WEIGHTS)
+        )
+        scores = (per * weights).sum(axis=1) * np.clip(
+            (v.z.max(axis=1) - Z_QUIET) / (Z_LOUD - Z_QUIET), 0.0, 1.0
+        )
         if v.env is not None:
             # Routine for this hour: a deviation within ROUTINE x the bin's envelope is damped in proportion.
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 beyond = np.nan_to_num((v.dev / v.env).max(axis=1), nan=np.inf, posinf=np.inf)
             scores = scores * np.clip(beyond / seasonal.ROUTINE, 0.0, 1.0)
+        if v.cycle is not None:
+            # A time of day never seen yet: whether this is its usual level is unknown (a daily step on the
+            # first day looks like a shift), so its score counts half.
+            scores = np.where(np.isnan(v.cycle.off), seasonal.UNSEEN_BIN * scores, scores)
         return np.asarray(scores)
 
     def learn_many(self, rows: Rows, ts_ms: I64, x: F64, accept: Mask) -> None:
@@ -232,27 +279,78 @@ class RobustDetector(ColumnDetector):
             hist = c["hist"][idx]
             rarity.learn(hist, v.bins, self.memory)
             c["hist"][idx] = hist
-        # The baseline sees only accepted points, with clipped residuals.
+        # The baseline sees only accepted points, with clipped residuals; it follows the residual, so with
+        # the cycle on it is the level the cycle rides on.
         a = self.alpha * accept
-        step = np.minimum(v.dev, CLIP * v.spread)
         first = c["n"][idx] == 0
-        c["mu"][idx] = np.where(first, x, v.mu + a * np.sign(x - v.mu) * step[:, 0])
+        mu = np.where(first, x, v.mu + a * np.clip(v.resid, -CLIP * v.spread[:, 0], CLIP * v.spread[:, 0]))
+        learned = np.stack([v.plain, v.dev[:, 1], v.dev[:, 2]], axis=1)
+        step = np.minimum(learned, CLIP * v.spread)
         old = c["spread"][idx]
         has_prev = (c["n"][idx] > 0)[:, None]
         c["spread"][idx] = np.where(
-            np.isnan(old), np.where(has_prev, v.dev, np.nan), old + a[:, None] * (step - old)
+            np.isnan(old), np.where(has_prev, learned, np.nan), old + a[:, None] * (step - old)
         )
-        if v.sbin is not None and v.env is not None:
-            c["env"][idx, :, v.sbin] = np.maximum(v.env, v.dev).astype(np.float32)
+        fast = v.fast
+        if v.sbin is not None and v.env is not None and v.cycle is not None:
+            # The level view's envelope holds residuals from the cycle (none before the bin has an offset):
+            # a first day's plain deviations would otherwise mask a broken day for the envelope's memory.
+            seen = v.dev.copy()
+            seen[:, 0] = np.where(np.isnan(v.cycle.off), 0.0, np.abs(x - v.mu - v.cycle.off))
+            c["env"][idx, :, v.sbin] = np.maximum(v.env, seen).astype(np.float32)
             c["env_min"][idx, v.sbin] = seasonal.minutes(ts_ms)
+            weight = seasonal.offset_weight(ts_ms, c["last_ts"][idx], first)
+            alpha = np.asarray(a, dtype=np.float64)
+            off, cyc = v.cycle.learned(x - v.mu, accept, weight, alpha, v.spread[:, 0])
+            c["off"][idx, v.sbin] = off.astype(np.float32)
+            c["cyc_spread"][idx] = cyc
+            c["last_ts"][idx] = ts_ms
+            c["born_min"][idx] = np.where(first, seasonal.minutes(ts_ms), c["born_min"][idx])
         # New normal: after enough consecutive rejections the level has moved; follow it.
         rejects = np.where(accept, 0, c["rejects"][idx] + 1)
         moved = rejects >= self.new_normal
-        c["mu"][idx] = np.where(moved, v.fast, c["mu"][idx])
+        c["mu"][idx] = np.where(moved, mu + fast, mu)
+        c["fast"][idx] = np.where(moved, 0.0, fast)
         c["rejects"][idx] = np.where(moved, 0, rejects)
         c["prev"][idx] = x
-        c["fast"][idx] = v.fast
         c["n"][idx] += 1
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Cycle:
+    """The daily-cycle offsets of the points' bins (NaN: bin not seen yet) and the cycle's residual spread."""
+
+    off: F64
+    spread: F64
+    # The cycle is used while its residual spread is below this share of the plain level's spread.
+    GAIN: ClassVar[float] = 0.7
+
+    def fits(self, level_spread: F64) -> Mask:
+        """Where the cycle explains the series better than a flat level does."""
+        with np.errstate(invalid="ignore"):
+            return np.asarray(~np.isnan(self.off) & (self.spread < self.GAIN * level_spread))
+
+    def learned(
+        self, above_mu: F64, accept: Mask, weight: F64, alpha: F64, level_spread: F64
+    ) -> tuple[F64, F64]:
+        """The bins' offsets and the residual spread after learning `above_mu` (= x - mu) of the points.
+
+        Only accepted points are learned (`alpha` is already 0 elsewhere). A bin seen for the first time
+        takes the point's offset; the residual spread learns only where the bin was already known, so a
+        first visit (residual 0 by construction) does not make the cycle look tight.
+        """
+        known = ~np.isnan(self.off)
+        cap = CLIP * np.nan_to_num(level_spread, nan=np.inf)
+        resid = np.where(known, above_mu - self.off, 0.0)
+        step = accept * weight * np.clip(resid, -cap, cap)
+        off = np.where(known, self.off + step, np.where(accept, above_mu, np.nan))
+        dev = np.abs(resid)
+        spread = np.where(
+            np.isnan(self.spread),
+            np.where(known, dev, np.nan),
+            self.spread + alpha * (np.minimum(dev, CLIP * self.spread) - self.spread),
+        )
+        return off, np.where(known | ~np.isnan(self.spread), spread, np.nan)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -261,12 +359,17 @@ class _Views:
 
     idx: npt.NDArray[np.intp]
     mu: F64
+    resid: F64  # x - expected value
+    plain: F64  # |x - mu|, what the level spread learns whether or not the cycle is on
     fast: F64
     dev: F64
     spread: F64
+    z: F64  # dev / width, in spreads
     bins: npt.NDArray[np.intp]
     sbin: npt.NDArray[np.intp] | None
     env: np.ndarray | None
+    cycle: _Cycle | None
+    on: Mask  # the cycle is used for this point
 
 
 DETECTORS: dict[str, type[Detector]] = {

@@ -18,7 +18,8 @@ import numpy as np
 from shared.errors import OutpostError
 
 FORMAT = "outpost-detect"
-VERSION = 2
+# 3: the robust detector's short average holds the residual (was the value) and it learns a daily cycle.
+VERSION = 3
 _HEADER = "__header__"
 
 

@@ -123,7 +123,7 @@ def test_snapshot_is_npz_with_a_json_header_and_no_pickle(tmp_path: Path) -> Non
         assert "__header__" in npz.files
         assert all(npz[name].dtype != object for name in npz.files)
     header, _ = snap.read(path)
-    assert (header["format"], header["version"]) == ("outpost-detect", 2)
+    assert (header["format"], header["version"]) == ("outpost-detect", snap.VERSION)
 
 
 @pytest.mark.parametrize(("content", "level"), [(b"", "WARNING"), (b"not a zip", "WARNING"), (None, "INFO")])
