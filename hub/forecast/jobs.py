@@ -39,6 +39,7 @@ class Round:
     deferred: int
     cpu_s: float
     published: int
+    series: tuple[SeriesKey, ...]  # those fitted, in order
 
 
 class ForecastJob:
@@ -97,7 +98,8 @@ class ForecastJob:
             self._tracker.forget(str(gone))
         keys.sort(key=lambda k: self._fitted.get(k, -1))
         budget = self._cfg.cpu_share * self._cfg.interval_s
-        spent, fitted, published = 0.0, 0, 0
+        spent, published = 0.0, 0
+        fitted: list[SeriesKey] = []
         for key in keys:
             if spent >= budget:
                 break
@@ -108,7 +110,7 @@ class ForecastJob:
                 log.exception("forecast of %s failed", key)
                 result, cpu = None, 0.0
             spent += cpu
-            fitted += 1
+            fitted.append(key)
             self._fitted[key] = now
             self._metrics.fit_seconds.observe(cpu)
             self._metrics.fits.labels("ok" if result and result.prediction else "no_history").inc()
@@ -117,9 +119,9 @@ class ForecastJob:
                 await self._bus.publish(msg)
                 self._metrics.crossings.labels(msg.phase).inc()
                 published += 1
-        deferred = len(keys) - fitted
+        deferred = len(keys) - len(fitted)
         self._metrics.deferred.inc(deferred)
-        return Round(len(keys), fitted, deferred, spent, published)
+        return Round(len(keys), len(fitted), deferred, spent, published, tuple(fitted))
 
     def _eligible(self) -> list[SeriesKey]:
         """Series of the configured families and those with a device limit, at most `max_series`."""

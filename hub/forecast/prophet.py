@@ -8,6 +8,7 @@ seasonality, so the same code serves hourly and five-minute series.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import warnings
@@ -46,12 +47,8 @@ def _prophet() -> ModuleType:
 
 
 def available() -> bool:
-    """True when the `prophet` package can be imported."""
-    try:
-        _prophet()
-    except MethodUnavailable:
-        return False
-    return True
+    """True when the `prophet` package is installed; cheap (it is not imported: that takes seconds)."""
+    return bool(_module) or importlib.util.find_spec("prophet") is not None
 
 
 @dataclass(frozen=True, slots=True)
