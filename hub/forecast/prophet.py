@@ -33,10 +33,12 @@ def _prophet() -> ModuleType:
     """
     with _import_lock:
         if not _module:
-            # Before the import: it logs at ERROR that plotly is missing (only its plots need it).
+            # Before the import: it logs at ERROR that plotly is missing (only its plots need it)...
             logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
             for name in ("prophet", "cmdstanpy"):
                 logging.getLogger(name).setLevel(logging.ERROR)
+            # ...and cmdstanpy, finding no handler, adds its own at DEBUG (two lines a fit): give it one.
+            logging.getLogger("cmdstanpy").addHandler(logging.NullHandler())
             try:
                 import prophet
             except ImportError:

@@ -19,7 +19,7 @@ pytestmark = [
 
 
 def test_prophet_forecasts_a_daily_cycle_through_the_back_test_without_warnings_or_log_lines(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     rng = np.random.default_rng(3)
     t = np.arange(24 * 14)
@@ -32,3 +32,5 @@ def test_prophet_forecasts_a_daily_cycle_through_the_back_test_without_warnings_
     assert np.mean(np.abs(p.yhat - truth)) < 4.0
     assert p.backtest_mase < 1.5
     assert [r for r in caplog.records if r.name.startswith(("prophet", "cmdstanpy"))] == []
+    out, err = capfd.readouterr()
+    assert "cmdstanpy" not in out + err and "plotly" not in out + err
