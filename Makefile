@@ -73,6 +73,7 @@ run: $(STAMP)
 
 # Benchmarks print numbers against a baseline measured in the same run. NAB needs ../shared/data.
 NAB_DATA ?= ../shared/data/nab
+M4_DATA ?= ../shared/data/m4
 bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/codec.py
 	$(PY) bench/detect.py
@@ -84,6 +85,9 @@ bench: $(STAMP) $(APT_STAMP)
 	@if [ -d $(NAB_DATA) ]; then rm -rf .outpost/nab && $(PY) bench/nab_run.py --data $(NAB_DATA) --out .outpost/nab && \
 	  $(PY) ../shared/tools/nab_score.py --nab $(NAB_DATA) --results .outpost/nab; \
 	  else echo "NAB data not found at $(NAB_DATA): skipping the NAB score"; fi
+	@if [ -d $(M4_DATA) ]; then mkdir -p .outpost && $(PY) bench/forecast_m4.py --data $(M4_DATA) --out .outpost/m4.csv && \
+	  $(PY) ../shared/tools/m4_score.py --data $(M4_DATA) --forecasts .outpost/m4.csv; \
+	  else echo "M4 data not found at $(M4_DATA): skipping the forecast bench"; fi
 
 soak: $(STAMP) $(APT_STAMP)
 	$(VENV)/bin/pytest -q -m slow
