@@ -74,7 +74,7 @@ class DeviceModels:
         agent, device = key
         try:
             hist = read_history(
-                self._store, agent, device, now_ms - int(cfg.history_s * 1000), now_ms, cfg.max_series
+                self._store, agent, device, max(0, now_ms - int(cfg.history_s * 1000)), now_ms, cfg.max_series
             )
             ctx = features.context(hist.series, hist.values, hist.step_ms) if hist is not None else None
             if hist is None or ctx is None or ctx.rows.shape[0] - ctx.ready < cfg.min_rows:

@@ -1,11 +1,12 @@
 """Context features of a device at every point of its recent history, from its series on one time grid.
 
 Each row describes the device at one time step, from what was known then (trailing windows only, so a
-row never looks ahead): per series its robust z against the trailing window, the robust z of its rate
-of change, a short-run mean of z (a level shift persists, a spike does not), the change in volatility,
-the seasonal residual against the same time one day earlier, and, on devices with several series, its
-coupling residual (its z minus the median z of the device's other series: under load CPU, traffic and
-temperature rise together, a temperature jump with everything else steady does not).
+row never looks ahead): per series its robust z against the trailing window and its seasonal residual
+against the same time one day earlier; on a device with several series, each series' coupling
+residuals: its z and the robust z of its rate of change minus the median of the device's other series.
+Under load CPU, traffic and temperature rise together (small residuals, however steep the rise); a
+temperature jump with everything else steady does not. A device with one series has nothing to be
+coupled to: its own rate of change stands in.
 The same function builds the training rows (all history) and the rows scored for onsets (their times),
 so a fitted forest and the rows it scores always agree on columns.
 """
@@ -22,11 +23,11 @@ from shared.model import F64Array
 
 # Trailing window the baselines are taken over, in points (a day of 5-minute samples).
 WINDOW = 288
-SHORT = 6  # points in the short-run mean and volatility
 DAY_MS = 86_400_000
 CLIP = 50.0  # |z| beyond this carries no more information and would dominate the splits
 _MAD_TO_SIGMA = 1.4826
-PER_SERIES = ("z", "dz", "season")
+PER_SERIES = ("z", "season")
+LONE = ("dz",)  # per series, on a device of one series only
 COUPLED = ("z", "dz")
 
 
@@ -41,14 +42,15 @@ class Context:
 
 def lookback_steps(step_ms: int) -> int:
     """Steps of history before a step for its every feature to have a full baseline (a day and a window)."""
-    return DAY_MS // step_ms + WINDOW + SHORT + 1
+    return DAY_MS // step_ms + WINDOW + 2
 
 
 def feature_names(series: tuple[str, ...]) -> tuple[str, ...]:
     """Column names for a device's series, in order: `<series>:<feature>`."""
+    if len(series) == 1:
+        return tuple(f"{series[0]}:{f}" for f in (*PER_SERIES, *LONE))
     per = [f"{s}:{f}" for s in series for f in PER_SERIES]
-    coupled = [f"{s}:coupled_{f}" for f in COUPLED for s in series] if len(series) > 1 else []
-    return tuple(per + coupled)
+    return tuple(per + [f"{s}:coupled_{f}" for f in COUPLED for s in series])
 
 
 def context(
@@ -74,27 +76,19 @@ def context(
     if at.size and (at.min() < 0 or at.max() >= steps):
         raise ValueError(f"steps to describe must be in 0..{steps - 1}")
     x = _fill_forward(values)
-    # z is needed at each described step and the SHORT - 1 before it (the short-run mean).
-    near = np.unique(np.clip(at[:, None] - np.arange(SHORT)[None, :], 0, None))
-    z_near = _robust_z(x, near, window)
-    z = z_near[:, np.searchsorted(near, at)]
     dx = np.diff(x, axis=1, prepend=x[:, :1])
-    per: dict[str, F64Array] = {"z": z, "dz": _robust_z(dx, at, window)}
-    lagged = np.searchsorted(near, np.clip(at[:, None] - np.arange(SHORT)[None, :], 0, None))
-    per["zbar"] = z_near[:, lagged].mean(axis=2)
-    short_sd = _trailing(x, at, SHORT + 1)[:, :, 1:].std(axis=2)
-    per["vol"] = np.clip(
-        np.log((short_sd + 1e-9) / (_trailing(x, at, window).std(axis=2) + 1e-9)), -CLIP, CLIP
-    )
+    per: dict[str, F64Array] = {"z": _robust_z(x, at, window), "dz": _robust_z(dx, at, window)}
     season_lag = DAY_MS // step_ms
-    per["season"] = np.zeros_like(z)
+    per["season"] = np.zeros_like(per["z"])
     if 0 < season_lag < steps:
         diff = np.zeros_like(x)
         diff[:, season_lag:] = x[:, season_lag:] - x[:, :-season_lag]
         per["season"] = _robust_z(diff, at, window)
         per["season"][:, at < season_lag + window] = 0.0  # no full day-ago baseline yet
-    parts = [per[f][k] for k in range(len(series)) for f in PER_SERIES]
-    if len(series) > 1:
+    if len(series) == 1:
+        parts = [per[f][0] for f in (*PER_SERIES, *LONE)]
+    else:
+        parts = [per[f][k] for k in range(len(series)) for f in PER_SERIES]
         for f in COUPLED:
             v = per[f]
             others = np.stack([np.median(np.delete(v, k, axis=0), axis=0) for k in range(len(series))])

@@ -31,8 +31,10 @@ def ends(msg: AnomalyReported) -> list[Signal]:
 
 
 def confirmed(msg: AnomalyVerdict) -> list[Signal]:
-    """An onset with the hub's verdict on it."""
-    return [_signal(msg, True, msg.verdict, msg.top_features)]
+    """An onset with the hub's verdict on it; features largest share first (the bus sorts label pairs by
+    name; shares are fixed-width decimals, so their text sorts as their value)."""
+    top = tuple(sorted(msg.top_features, key=lambda p: (p[1], p[0]), reverse=True))
+    return [_signal(msg, True, msg.verdict, top)]
 
 
 def _signal(

@@ -48,6 +48,9 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "acknowledged_ms": a.ack_ms,
         "resolved_by": a.resolved_by,
         "incident_id": a.incident_id,
+        # Edge onsets judged by hub.confirm: confirmed / dismissed (kept, never paged) / unscored.
+        "verdict": a.verdict,
+        "verdict_features": [{"feature": k, "share": float(v)} for k, v in a.verdict_features],
     }
 
 
