@@ -9,6 +9,7 @@ the request, where handlers that record who acted read it (`caller: Caller`).
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security, status
@@ -64,6 +65,7 @@ async def authorize(
 async def _authenticate(
     request: Request, ctx: Ctx, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
 ) -> Principal:
+    began = time.perf_counter()
     group = "read" if request.method in _READS else "write"
     wait = ctx.auth.limit(Limit.API_PER_IP, client_ip(request))
     if wait:
@@ -77,6 +79,7 @@ async def _authenticate(
     if wait:
         raise too_many(ctx, wait, group, "principal")
     request.state.principal = principal
+    ctx.auth.metrics.seconds.labels(principal.kind.value).observe(time.perf_counter() - began)
     return principal
 
 

@@ -207,7 +207,9 @@ async def run_command(
     return outcome
 
 
-def get_context(request: Request) -> HubContext:
+async def get_context(request: Request) -> HubContext:
+    """Async on purpose: FastAPI runs a plain `def` dependency on a worker thread, and that hop (not the
+    lookup) was most of what an authenticated request cost on a busy machine (bench/auth.py)."""
     ctx: HubContext = request.app.state.ctx
     return ctx
 

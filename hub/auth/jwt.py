@@ -75,10 +75,11 @@ class SigningKeys:
             newest = self._rotate(now)
         return newest
 
-    def verifying_key(self, kid: str) -> bytes | None:
-        """The secret of key `kid` if it is known and not retired."""
+    def verifying_key(self, kid: str, reload: bool = True) -> bytes | None:
+        """The secret of key `kid` if it is known and not retired; `reload=False` never reads the database
+        (an unknown kid is then None)."""
         key = self._keys.get(kid)
-        if key is None and self._clock.monotonic() - self._loaded_at >= RELOAD_EVERY_S:
+        if key is None and reload and self._clock.monotonic() - self._loaded_at >= RELOAD_EVERY_S:
             self._reload()
             key = self._keys.get(kid)
         if key is None or key.retire_ms <= self._clock.now_ms():
@@ -150,11 +151,12 @@ class AccessTokens:
             claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid}
         ), exp_ms // 1000 * 1000
 
-    def verify(self, token: str) -> AccessClaims | None:
-        """The claims of a genuine, current token; None for anything else (never raises)."""
+    def verify(self, token: str, reload: bool = True) -> AccessClaims | None:
+        """The claims of a genuine, current token; None for anything else (never raises). With
+        `reload=False` it does no I/O (a token of a key this process has not loaded yet is None)."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            secret = self._keys.verifying_key(kid) if isinstance(kid, str) else None
+            secret = self._keys.verifying_key(kid, reload) if isinstance(kid, str) else None
             if secret is None:
                 return None
             claims = jwt.decode(

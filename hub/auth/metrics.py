@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+AUTH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 
 
 class AuthMetrics:
@@ -29,5 +31,12 @@ class AuthMetrics:
             "outpost_hub_api_rate_limited",
             "Requests answered 429, by route group and what was limited (ip, principal, user)",
             ["group", "by"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "outpost_hub_api_auth_seconds",
+            "Time an API request spent in authentication (rate limits, credential check), by kind",
+            ["kind"],
+            buckets=AUTH_BUCKETS,
             registry=registry,
         )

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from hub.auth.audit import AuditLog
 from hub.auth.config import AuthConfig, BucketConfig
-from hub.auth.jwt import AccessTokens, SigningKeys
+from hub.auth.jwt import LEEWAY_MS, AccessClaims, AccessTokens, SigningKeys
 from hub.auth.keys import ApiKeyInfo, ApiKeys
 from hub.auth.metrics import AuthMetrics
 from hub.auth.passwords import PasswordPool, check_policy
@@ -20,12 +21,21 @@ from hub.auth.principal import Principal, PrincipalKind
 from hub.auth.ratelimit import RateLimiter
 from hub.auth.rbac import Role, scopes_of
 from hub.auth.sessions import RefreshOutcome, Sessions
+from hub.auth.tokens import hash_secret
 from hub.auth.users import UserError, UserInfo, Users
 from hub.identity.db import EnrollState
 from shared.clock import Clock
 
+T = TypeVar("T")
+
 # Longer than any token or key the hub issues: anything bigger is refused before parsing or hashing.
 MAX_CREDENTIAL_LEN = 4096
+# A credential the database confirmed is trusted this long without another read, so a request costs no
+# thread hop or query (bench/auth.py). Revocations made through this process forget it at once; other
+# processes sharing the database see them within this.
+RECHECK_S = 1.0
+# Beyond this many remembered keys or sessions the memory starts over (each entry is rechecked anyway).
+MAX_REMEMBERED = 10_000
 
 
 class Limit(StrEnum):
@@ -76,6 +86,11 @@ class AuthService:
         signing = SigningKeys(engine, clock, int(config.signing_key_rotate_s * 1000), ttl_ms)
         self.tokens = AccessTokens(signing, clock, ttl_ms)
         self._passwords = PasswordPool()
+        # SHA-256 of a key's secret -> (who, monotonic time confirmed); session id -> time confirmed live.
+        self._keys_seen: dict[str, tuple[Principal, float]] = {}
+        self._sessions_seen: dict[str, float] = {}
+        # SHA-256 of an access token -> its verified claims (signature checks cost ~0.1 ms each).
+        self._tokens_seen: dict[str, AccessClaims] = {}
         limits = config.rate_limits
         self._limits = {limit: _limiter(getattr(limits, limit.value), clock) for limit in Limit}
 
@@ -89,27 +104,60 @@ class AuthService:
         holding a connection open re-checks before `Principal.expires_ms` (or periodically, to see
         revocations): the answer reflects revocations made by any hub process sharing the database.
         """
-        return await asyncio.to_thread(self.check, token)
+        if not token or len(token) > MAX_CREDENTIAL_LEN:
+            return None
+        known = self._remembered(token)
+        return known if known is not None else await asyncio.to_thread(self.check, token)
 
     def check(self, token: str) -> Principal | None:
-        """`authenticate`, blocking (one indexed read of the state database)."""
+        """`authenticate`, blocking: one indexed read of the state database, whose answer is remembered."""
         if not token or len(token) > MAX_CREDENTIAL_LEN:
             return None
         now = self.clock.now_ms()
         if token.count(".") != 2:
-            return self.keys.check(token, now)
+            principal = self.keys.check(token, now)
+            if principal is not None:
+                self._remember(self._keys_seen, hash_secret(token), (principal, self.clock.monotonic()))
+            return principal
         claims = self.tokens.verify(token)
         if claims is None or not self.sessions.is_live(claims.session_id, now):
             return None
-        return Principal(
-            PrincipalKind.USER,
-            claims.user_id,
-            claims.username,
-            claims.role,
-            scopes_of(claims.role),
-            claims.expires_ms,
-            claims.session_id,
-        )
+        self._remember(self._sessions_seen, claims.session_id, self.clock.monotonic())
+        return _user(claims)
+
+    def _remembered(self, token: str) -> Principal | None:
+        """The caller, when the database confirmed this credential less than RECHECK_S ago (no I/O)."""
+        fresh_after = self.clock.monotonic() - RECHECK_S
+        if token.count(".") != 2:
+            seen = self._keys_seen.get(hash_secret(token))
+            if seen is None or seen[1] < fresh_after:
+                return None
+            principal = seen[0]
+            expired = principal.expires_ms is not None and principal.expires_ms <= self.clock.now_ms()
+            return None if expired else principal
+        digest = hash_secret(token)
+        claims = self._tokens_seen.get(digest)
+        if claims is None:
+            claims = self.tokens.verify(token, reload=False)
+            if claims is None:
+                return None
+            self._remember(self._tokens_seen, digest, claims)  # a genuine token's claims never change
+        if claims.expires_ms + LEEWAY_MS <= self.clock.now_ms():
+            return None
+        if self._sessions_seen.get(claims.session_id, float("-inf")) < fresh_after:
+            return None
+        return _user(claims)
+
+    @staticmethod
+    def _remember(memory: dict[str, T], key: str, value: T) -> None:
+        if len(memory) >= MAX_REMEMBERED:
+            memory.clear()
+        memory[key] = value
+
+    def _forget(self) -> None:
+        """After any revocation or identity change: the next request of everyone reads the database."""
+        self._keys_seen.clear()
+        self._sessions_seen.clear()
 
     def limit(self, limit: Limit, key: str) -> float:
         """Takes one request from `key`'s bucket of `limit`: 0 when allowed, else seconds to wait."""
@@ -161,6 +209,7 @@ class AuthService:
         rotation = await asyncio.to_thread(self.sessions.rotate, refresh_token, self.clock.now_ms())
         self.metrics.refreshes.labels(rotation.outcome.value).inc()
         if rotation.outcome is RefreshOutcome.REUSED:
+            self._forget()
             await asyncio.to_thread(
                 self.audit.record,
                 self.clock.now_ms(),
@@ -192,6 +241,7 @@ class AuthService:
             raise AuthError(400, "an API key has no session; revoke the key instead")
         now = self.clock.now_ms()
         await asyncio.to_thread(self.sessions.revoke, principal.session_id, "logout", now)
+        self._forget()
         await asyncio.to_thread(
             self.audit.record,
             now,
@@ -223,6 +273,7 @@ class AuthService:
         ended = await asyncio.to_thread(
             self.sessions.revoke_user, principal.id, "password_changed", now, principal.session_id
         )
+        self._forget()
         await asyncio.to_thread(
             self.audit.record,
             now,
@@ -264,6 +315,7 @@ class AuthService:
         before, after = changed
         if before.role != after.role or (after.disabled_ms is not None and before.disabled_ms is None):
             await asyncio.to_thread(self.sessions.revoke_user, user_id, "user_changed", now)
+            self._forget()
         await self._record(
             actor, "user.update", f"user:{after.username}", peer, before.as_json(), after.as_json()
         )
@@ -275,6 +327,7 @@ class AuthService:
         if gone is None:
             raise AuthError(404, "no such user")
         await asyncio.to_thread(self.sessions.revoke_user, user_id, "user_deleted", self.clock.now_ms())
+        self._forget()
         await self._record(actor, "user.delete", f"user:{gone.username}", peer, gone.as_json(), None)
         return gone
 
@@ -303,6 +356,7 @@ class AuthService:
         changed = await asyncio.to_thread(self.keys.revoke, key_id, self.clock.now_ms())
         if changed is None:
             raise AuthError(404, "no such live key")
+        self._forget()
         before, after = changed
         await self._record(actor, "key.revoke", f"key:{key_id}", peer, before.as_json(), after.as_json())
         return after
@@ -316,6 +370,18 @@ class AuthService:
 
     def close(self) -> None:
         self._passwords.close()
+
+
+def _user(claims: AccessClaims) -> Principal:
+    return Principal(
+        PrincipalKind.USER,
+        claims.user_id,
+        claims.username,
+        claims.role,
+        scopes_of(claims.role),
+        claims.expires_ms,
+        claims.session_id,
+    )
 
 
 def _limiter(bucket: BucketConfig, clock: Clock) -> RateLimiter:

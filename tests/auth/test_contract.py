@@ -17,7 +17,7 @@ from tests.auth.conftest import AuthHub
 pytestmark = pytest.mark.integration
 
 ST = Path(sys.executable).parent / "st"
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 4
 
 
 def test_fuzzing_every_operation_finds_no_server_error_and_no_answer_breaking_the_schema(

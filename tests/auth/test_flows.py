@@ -202,9 +202,9 @@ def test_many_clients_at_once_authenticate_with_keys_and_tokens_and_log_in_concu
         def hammer(i: int) -> list[int]:
             with httpx.Client(base_url=auth_hub.url) as client:
                 return [
-                    client.get("/api/v1/auth/me", headers=credentials[i % 9]).status_code for _ in range(25)
+                    client.get("/api/v1/auth/me", headers=credentials[i % 9]).status_code for _ in range(20)
                 ]
 
-        answers = [code for codes in pool.map(hammer, range(16)) for code in codes]
+        answers = [code for codes in pool.map(hammer, range(9)) for code in codes]
     assert len({s["refresh_token"] for s in sessions}) == 8
-    assert answers == [200] * 400
+    assert answers == [200] * 180
