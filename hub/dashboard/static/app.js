@@ -125,13 +125,43 @@ async function chart(s) {
   $("#chart").replaceChildren(poly);
 }
 
+// Alerts arrive over /ws/alerts: the table reloads when the hub says something changed (and on each
+// reconnect, so nothing missed while away is lost). The token goes in the first frame, never the URL.
+// While the stream is down the table polls every 3 s, and the stream reconnects after 2 s.
+function streamAlerts(reload) {
+  let poll = null, connected = false;
+  const open = () => {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/alerts`);
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: "auth", token }));
+      ws.send(JSON.stringify({ type: "subscribe", topics: ["alerts"] }));
+    };
+    ws.onmessage = (m) => {
+      const frame = JSON.parse(m.data);
+      if (frame.type === "subscribed") {
+        clearInterval(poll); poll = null;
+        if (connected) reload();  // a reconnect: what changed meanwhile
+        connected = true;
+      }
+      if (frame.type === "events" || frame.type === "reset") reload();
+    };
+    ws.onclose = (ev) => {
+      if (!token) return;
+      if (ev.code === 4401) { signOut("token rejected"); return; }
+      if (!poll) poll = setInterval(reload, 3000);
+      setTimeout(open, 2000);
+    };
+  };
+  open();
+}
+
 async function start() {
   $("#login").hidden = true; $("#main").hidden = false;
   // Alerts on their own: a hub without them (or a failed read) must not blank the rest.
   const alerts = () => refreshAlerts().catch((e) => { if (token) alertsState(`not available: ${e.message}`, true); });
   alerts();
   try { await refresh(); await loadSeries(); } catch (e) { return; }
-  setInterval(alerts, 3000);
+  streamAlerts(alerts);
   setInterval(() => refresh().catch(() => {}), 5000);
   setInterval(() => loadSeries().catch(() => {}), 30000);
 }
