@@ -5,7 +5,8 @@
    silence matching every BMC event at one site) goes
    - through `AlertService.apply` in batches of 100: dedup, offline inhibition, silences, incidents,
      grouping (route to a receiver `null`, group_wait 0) and the durable write (a real SQLite file, WAL,
-     synchronous=NORMAL as the hub runs it; one transaction per step, the notify outbox rows included).
+     synchronous=NORMAL, checkpoints in the background, as the hub runs it; one transaction per step,
+     the notify outbox rows included).
      The dispatcher is never started: notifications are generated and written, none is sent.
    - into a real Alertmanager (Debian's `prometheus-alertmanager`, 127.0.0.1, clustering off, its own
      storage dir; the same group_by and timers; an inhibit rule AgentOffline → same agent; the same
@@ -54,6 +55,7 @@ from hub.alerts.windows import Window, WindowKind  # noqa: E402
 from hub.bus.config import MemoryBusConfig  # noqa: E402
 from hub.bus.memory import MemoryBus  # noqa: E402
 from hub.bus.messages import AgentSeen  # noqa: E402
+from hub.db.checkpoint import WalCheckpointer  # noqa: E402
 from hub.db.engine import create_engine  # noqa: E402
 from hub.db.metadata import METADATA  # noqa: E402
 from hub.matchers import parse_matchers  # noqa: E402
@@ -226,6 +228,8 @@ async def hub_throughput(w: Workload, path: Path, clients: int, deadline_s: floa
     )
     bus = MemoryBus(MemoryBusConfig())
     service = AlertService(config, db, bus, dispatcher)
+    checkpoints = WalCheckpointer(db)  # as the hub runs: the log copied back in the background
+    await checkpoints.start()
     await service.start(subscribe=False)
     try:
         now = int(time.time() * 1000)
@@ -291,6 +295,7 @@ async def hub_throughput(w: Workload, path: Path, clients: int, deadline_s: floa
         await service.aclose()
         await dispatcher.aclose()
         await bus.aclose()
+        await checkpoints.aclose()
         db.dispose()
 
 
@@ -412,6 +417,8 @@ async def latency(args: argparse.Namespace, path: Path) -> tuple[np.ndarray, np.
     dispatcher: Dispatcher | None = None
     service: AlertService | None = None
     bus = MemoryBus(MemoryBusConfig())
+    checkpoints = WalCheckpointer(db)
+    await checkpoints.start()
     try:
         port = await asyncio.to_thread(ready.get, True, 30)
         url = f"http://127.0.0.1:{port}/hook"
@@ -490,6 +497,7 @@ async def latency(args: argparse.Namespace, path: Path) -> tuple[np.ndarray, np.
         if dispatcher is not None:
             await dispatcher.aclose()
         await bus.aclose()
+        await checkpoints.aclose()
         db.dispose()
         proc.join(timeout=10)
         if proc.is_alive():

@@ -40,6 +40,7 @@ from hub.config import HubConfig
 from hub.confirm.jobs import ConfirmJob
 from hub.confirm.metrics import ConfirmCollector
 from hub.db import migrate
+from hub.db.checkpoint import WalCheckpointer
 from hub.db.engine import create_engine
 from hub.db.locks import RunOnce, job_lock
 from hub.fleet.agents import Fleet
@@ -263,7 +264,12 @@ class Hub:
         async def migrate_up() -> None:
             await asyncio.to_thread(migrate.upgrade, self.db)  # raises MigrationError: the hub does not start
 
-        return [Step("pki", pki_up), Step("state database", migrate_up)]
+        return [Step("pki", pki_up), Step("state database", migrate_up), self._checkpoints()]
+
+    def _checkpoints(self) -> Component:
+        checkpointer = WalCheckpointer(self.db, clock=self.clock)
+        self.metrics.state_wal_frames.set_function(lambda: checkpointer.frames_pending)
+        return checkpointer
 
     def _store(self) -> Component:
         async def up() -> None:

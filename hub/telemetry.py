@@ -57,6 +57,11 @@ class HubMetrics:
         )
         self.events = Counter("outpost_hub_ingest_events", "Events stored", ["kind"], registry=r)
         self.seq_gaps = Gauge("outpost_hub_sequence_gaps", "Batches missing across all agents", registry=r)
+        self.state_wal_frames = Gauge(
+            "outpost_hub_state_wal_frames",
+            "SQLite state database: log frames the last background checkpoint could not copy back yet",
+            registry=r,
+        )
         self.write_seconds = Histogram(
             "outpost_hub_store_write_seconds",
             "Durable store write latency per batch",

@@ -89,7 +89,8 @@ class AlertEngine:
         self._resolve_due: list[tuple[int, int, str, str]] = []  # last_seen + resolve_after (a lower bound)
         self._eligible_due: list[tuple[int, int, str, str]] = []
         self._recent_due: list[tuple[int, int, str, str]] = []  # ends_ms of alerts in _recent
-        self._flapping: dict[str, Alert] = {}  # open or recent alerts that were flapping, by fingerprint
+        # When a flapping alert may calm down: its `calm`-th newest transition leaves the flap window.
+        self._flap_due: list[tuple[int, int, str, str]] = []
         # Order of insertion into `open`: a tick's changes come out in that order, as a scan would give.
         self._opened_at: dict[str, int] = {}
 
@@ -235,8 +236,7 @@ class AlertEngine:
         if not alert.flapping and len(alert.transitions) >= self.config.flap.transitions:
             alert.flapping = True
             self.stats["flapping"] += 1
-        if alert.flapping:
-            self._flapping[alert.fingerprint] = alert
+            self._schedule_calm(alert)
 
     def _open(self, alert: Alert) -> None:
         """Puts `alert` in `open` (it was not there) and schedules its deadlines."""
@@ -244,15 +244,26 @@ class AlertEngine:
         self._opened_at[alert.fingerprint] = next(self._tie)
         self._schedule(alert)
 
-    def _schedule(self, alert: Alert, resolve: bool = True, eligible: bool = True) -> None:
+    def _schedule(self, alert: Alert, resolve: bool = True, eligible: bool = True, calm: bool = True) -> None:
         fp, aid = alert.fingerprint, alert.id
         if resolve and alert.resolve_after_ms is not None:
             due = alert.last_seen_ms + alert.resolve_after_ms
             heapq.heappush(self._resolve_due, (due, next(self._tie), fp, aid))
         if eligible and alert.eligible_ms:
             heapq.heappush(self._eligible_due, (alert.eligible_ms, next(self._tie), fp, aid))
-        if alert.flapping:
-            self._flapping[fp] = alert
+        if calm and alert.flapping:
+            self._schedule_calm(alert)
+
+    def _calm_ms(self, alert: Alert) -> int:
+        """When `alert` stops flapping unless it flips again: a transition falls out of the window only
+        by ageing, so this is exact now and a lower bound after later flips (the heap re-checks)."""
+        calm = math.ceil(self.config.flap.transitions / 2)
+        if len(alert.transitions) < calm:
+            return 0
+        return alert.transitions[-calm] + int(self.config.flap.window_s * 1000)
+
+    def _schedule_calm(self, alert: Alert) -> None:
+        heapq.heappush(self._flap_due, (self._calm_ms(alert), next(self._tie), alert.fingerprint, alert.id))
 
     def _remember(self, alert: Alert) -> None:
         """Keeps a resolved alert for a flap window (it may reopen), by fingerprint."""
@@ -323,7 +334,7 @@ class AlertEngine:
             changes += self._reevaluate(now_ms)
         window_ms = int(self.config.flap.window_s * 1000)
         calm = math.ceil(self.config.flap.transitions / 2)
-        due, resolve_popped, eligible_popped = self._due_alerts(now_ms)
+        due, resolve_popped, eligible_popped, calm_popped = self._due_alerts(now_ms)
         for alert in due:
             if alert.flapping:
                 alert.transitions = [t for t in alert.transitions if t > now_ms - window_ms]
@@ -342,23 +353,36 @@ class AlertEngine:
         for alert in due:  # still open: its consumed deadlines again (a calmed flap resolves next tick)
             fp = alert.fingerprint
             if self.open.get(fp) is alert:
-                self._schedule(alert, resolve=fp in resolve_popped, eligible=fp in eligible_popped)
+                self._schedule(
+                    alert,
+                    resolve=fp in resolve_popped,
+                    eligible=fp in eligible_popped,
+                    calm=fp in calm_popped,
+                )
         self._forget_recent(now_ms - window_ms)
         self._compact()
         return changes
 
-    def _due_alerts(self, now_ms: int) -> tuple[list[Alert], set[str], set[str]]:
-        """The open alerts a tick at `now_ms` may change (flapping ones, a resolve timeout or a settle
-        time passed), once each, in `open`'s order, and the fingerprints whose resolve / settle entries
-        were consumed (pushed again by `tick` for those that stay open)."""
+    def _due_alerts(self, now_ms: int) -> tuple[list[Alert], set[str], set[str], set[str]]:
+        """The open alerts a tick at `now_ms` may change (a flap calmed down, a resolve timeout or a
+        settle time passed), once each, in `open`'s order, and the fingerprints whose resolve / settle /
+        calm entries were consumed (pushed again by `tick` for those that stay open)."""
         found: dict[str, Alert] = {}
         resolve_popped: set[str] = set()
         eligible_popped: set[str] = set()
-        for fp, flapping in list(self._flapping.items()):
-            if self.open.get(fp) is flapping and flapping.flapping:
-                found[fp] = flapping
-            elif not flapping.flapping or self._recent.get(fp) is not flapping:
-                del self._flapping[fp]
+        calm_popped: set[str] = set()
+        heap = self._flap_due
+        while heap and heap[0][0] <= now_ms:
+            _, _, fp, aid = heapq.heappop(heap)
+            alert = self.open.get(fp)
+            if alert is None or alert.id != aid or not alert.flapping:
+                continue
+            due_ms = self._calm_ms(alert)
+            if due_ms > now_ms:  # flipped again since: not calm yet
+                heapq.heappush(heap, (due_ms, next(self._tie), fp, aid))
+            else:
+                found[fp] = alert
+                calm_popped.add(fp)
         heap = self._resolve_due
         while heap and heap[0][0] <= now_ms:
             _, _, fp, aid = heapq.heappop(heap)
@@ -379,14 +403,14 @@ class AlertEngine:
                 found[fp] = late
                 eligible_popped.add(fp)
         due = sorted(found.values(), key=lambda a: self._opened_at[a.fingerprint])
-        return due, resolve_popped, eligible_popped
+        return due, resolve_popped, eligible_popped, calm_popped
 
     def _compact(self) -> None:
         """Rebuilds a deadline heap grown mostly stale (alerts resolved long before their entry's time),
         so memory follows the open alerts, not every alert ever created."""
         limit = 2 * (len(self.open) + len(self._recent)) + 1024
-        if len(self._resolve_due) + len(self._eligible_due) > limit:
-            self._resolve_due, self._eligible_due = [], []
+        if len(self._resolve_due) + len(self._eligible_due) + len(self._flap_due) > limit:
+            self._resolve_due, self._eligible_due, self._flap_due = [], [], []
             for alert in self.open.values():
                 self._schedule(alert)
         if len(self._recent_due) > limit:

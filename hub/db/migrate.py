@@ -99,9 +99,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> Upgraded:
                 stamped = _stamp_legacy(conn, config)
             command.upgrade(config, revision)
         except CommandError as exc:
-            raise MigrationError(
-                f"cannot migrate the hub database from {before or 'empty'}: {exc}"
-            ) from exc
+            raise MigrationError(f"cannot migrate the hub database from {before or 'empty'}: {exc}") from exc
         after = MigrationContext.configure(conn).get_current_revision()
     if stamped or before != after:
         was = "its pre-Alembic tables" if stamped else (before or "an empty database")
