@@ -51,3 +51,8 @@ class AlertsCollector:
             "outpost_hub_alert_duplicate_messages", "Bus messages seen twice and skipped",
             value=svc.duplicate_messages,
         )
+        yield CounterMetricFamily(
+            "outpost_hub_alert_changes_unannounced",
+            "Alert and incident changes written but not announced on the bus (it was down or closed)",
+            value=svc.unannounced,
+        )

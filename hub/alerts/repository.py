@@ -290,32 +290,81 @@ def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], ke
     _executemany(conn, _upsert_stmt(table, key, conn.dialect.name), rows)
 
 
-def _write_alerts(conn: sa.Connection, step: Step) -> None:
-    """Alerts created in this step are inserted whole; those only repeated in it get the columns a repeat
-    changes (`alert_repeat_row`); the others are updated without their fixed columns. Should an alert
-    thought written have no row, the rows are upserted whole instead."""
+@dataclass(frozen=True, slots=True)
+class StepRows:
+    """A step's rows, taken on the event loop when the step is made.
+
+    The service writes a step in a worker thread while the next step is already being made from the same
+    alert, incident and group objects, so the values are copied out first; the thread only runs SQL.
+    """
+
+    created: list[dict[str, Any]]
+    updated: list[dict[str, Any]]  # without the columns fixed at creation
+    repeated: list[dict[str, Any]]  # just what a repeat changes
+    changed: list[Alert]  # behind `updated` and `repeated`: the whole-row fallback reads them (see below)
+    incidents: list[dict[str, Any]]
+    timeline: list[dict[str, Any]]
+    log: list[dict[str, Any]]
+    gone_groups: list[str]
+
+
+def step_rows(step: Step) -> StepRows:
+    """Alerts created in `step` are inserted whole; those only repeated in it get the columns a repeat
+    changes (`alert_repeat_row`); the others are updated without their fixed columns."""
     created = {c.alert.id for c in step.changes if c.kind is ChangeKind.CREATED}
     repeat_only: dict[str, bool] = {}  # alert id -> every change of it in this step was a repeat
     for c in step.changes:
         repeat_only[c.alert.id] = repeat_only.get(c.alert.id, True) and c.kind is ChangeKind.UPDATED
     for a in step.notified:  # its notified sets moved
         repeat_only[a.id] = False
-    new: list[Alert] = []
-    known: list[Alert] = []
-    repeats: list[Alert] = []
+    new: list[dict[str, Any]] = []
+    known: list[dict[str, Any]] = []
+    repeats: list[dict[str, Any]] = []
+    changed: list[Alert] = []
     for a in step.alerts:
-        (new if a.id in created else repeats if repeat_only[a.id] else known).append(a)
-    _upsert(conn, models.alerts, [alert_row(a) for a in new], "id")
-    if not known and not repeats:
+        if a.id in created:
+            new.append(alert_row(a))
+            continue
+        if repeat_only[a.id]:
+            repeats.append(alert_repeat_row(a))
+        else:
+            known.append(alert_update_row(a))
+        changed.append(a)
+    log = [
+        {
+            "group_key": e.group_key,
+            "receiver": e.receiver,
+            "firing": sorted(e.firing),
+            "last_notify_ms": e.last_notify_ms,
+        }
+        for e in step.log
+    ]
+    return StepRows(
+        new,
+        known,
+        repeats,
+        changed,
+        [incident_row(x) for x in step.incidents],
+        [_entry_row(e) for e in step.timeline],
+        log,
+        list(step.gone_groups),
+    )
+
+
+def _write_alerts(conn: sa.Connection, rows: StepRows) -> None:
+    _upsert(conn, models.alerts, rows.created, "id")
+    if not rows.changed:
         return
     updated = 0
-    if known:
-        updated += _executemany(conn, _alert_update(), [alert_update_row(a) for a in known])
-    if repeats:
-        updated += _executemany(conn, _alert_update(), [alert_repeat_row(a) for a in repeats])
-    known += repeats
-    if not conn.dialect.supports_sane_multi_rowcount or updated != len(known):
-        _upsert(conn, models.alerts, [alert_row(a) for a in known], "id")
+    if rows.updated:
+        updated += _executemany(conn, _alert_update(), rows.updated)
+    if rows.repeated:
+        updated += _executemany(conn, _alert_update(), rows.repeated)
+    if not conn.dialect.supports_sane_multi_rowcount or updated != len(rows.changed):
+        # An alert thought written has no row (its database was replaced under the hub): upserted whole
+        # from the live objects. A step being made meanwhile may already have moved some of their values;
+        # its own write follows this one and sets them again.
+        _upsert(conn, models.alerts, [alert_row(a) for a in rows.changed], "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,26 +409,19 @@ class AlertRepository:
 
     def write(self, conn: sa.Connection, step: Step) -> None:
         """Writes one step inside the caller's transaction."""
-        _write_alerts(conn, step)
-        _upsert(conn, models.incidents, [incident_row(x) for x in step.incidents], "id")
-        if step.timeline:
-            _executemany(conn, _timeline_insert(), [_entry_row(e) for e in step.timeline])
-        _upsert(
-            conn,
-            models.notify_log,
-            [
-                {
-                    "group_key": e.group_key,
-                    "receiver": e.receiver,
-                    "firing": sorted(e.firing),
-                    "last_notify_ms": e.last_notify_ms,
-                }
-                for e in step.log
-            ],
-            "group_key",
-        )
-        if step.gone_groups:
-            conn.execute(sa.delete(models.notify_log).where(models.notify_log.c.group_key.in_(step.gone_groups)))
+        self.write_rows(conn, step_rows(step))
+
+    def write_rows(self, conn: sa.Connection, rows: StepRows) -> None:
+        """Writes a step's rows (taken by `step_rows`) inside the caller's transaction."""
+        _write_alerts(conn, rows)
+        _upsert(conn, models.incidents, rows.incidents, "id")
+        if rows.timeline:
+            _executemany(conn, _timeline_insert(), rows.timeline)
+        _upsert(conn, models.notify_log, rows.log, "group_key")
+        if rows.gone_groups:
+            conn.execute(
+                sa.delete(models.notify_log).where(models.notify_log.c.group_key.in_(rows.gone_groups))
+            )
 
     def write_incident(self, conn: sa.Connection, inc: Incident, entries: Sequence[TimelineEntry]) -> None:
         _upsert(conn, models.incidents, [incident_row(inc)], "id")

@@ -1,10 +1,12 @@
 """The alerts component: bus messages → rules → the alert core → one transaction (state + notify outbox).
 
 One instance owns alert state at a time (with several hub processes it runs in the worker that holds the
-alerts job lock). Every mutation (a message, a tick, an operator action) runs under one asyncio lock,
-is written with its notifications in one transaction, and is then announced on the bus as
-`AlertChanged` / `IncidentChanged`. If a write fails the in-memory state is reloaded from the database
-and the error goes back to the bus, which redelivers the message: nothing is half-applied.
+alerts job lock). Every mutation (a message, a tick, an operator action) is made under one asyncio lock
+into a step, written with its notifications in one transaction, and then announced on the bus as
+`AlertChanged` / `IncidentChanged`. Making and writing overlap: the next step is made on the loop while
+the SQL of the one before runs in a thread (one step written at a time, in order). If a write fails the
+in-memory state is reloaded from the database, the step made on top of it is dropped too, and the error
+goes back to the inputs (the bus redelivers the message): nothing is half-applied.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from hub.alerts.core import AlertCore, Step
 from hub.alerts.engine import Change
 from hub.alerts.incidents import Incident, TimelineEntry
 from hub.alerts.model import Alert, Signal
-from hub.alerts.repository import AlertRepository
+from hub.alerts.repository import AlertRepository, StepRows, step_rows
 from hub.alerts.rules import RULES, Rule
 from hub.alerts.rules.agent_offline import OfflineTracker
 from hub.alerts.windows import Window, WindowKind
 from hub.bus.base import Bus
+from hub.bus.errors import BusError, BusUnavailable
 from hub.bus.messages import AgentSeen, AlertChanged, IncidentChanged, Message
 from hub.notify.dispatcher import Dispatcher
+from hub.notify.model import Notification
 from shared.clock import Clock, SystemClock
 from shared.logging import UpDown
 
@@ -38,6 +42,12 @@ GROUP = "alerts"
 # Longest the loop sleeps with nothing due: bounds how late a window boundary or resolve timeout is seen.
 MAX_IDLE_S = 1.0
 _SEEN_IDS = 100_000
+_PUBLISH_TRIES = 3
+
+
+class StepDiscarded(RuntimeError):
+    """Raised to the inputs of a step made while the step before it was being written, when that write
+    failed: the state it was made on was reloaded from the database, so it is dropped and retried."""
 
 
 class NotFound(LookupError):
@@ -70,12 +80,16 @@ class AlertService:
         self.core = AlertCore(config, external_url)
         self.offline = OfflineTracker(config.offline)
         self._lock = asyncio.Lock()
+        # The step being written: the next one is made meanwhile, and started once this one is durable.
+        self._writing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._pending: list[tuple[list[Signal], asyncio.Future[Step]]] = []
         self._task: asyncio.Task[None] | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._db_health = UpDown(log, "alert state database", self.clock)
+        self._bus_health = UpDown(log, "alert announcements", self.clock)
         self.failed_writes = 0
+        self.unannounced = 0  # changes written but not announced on the bus
         self.duplicate_messages = 0
         self._subscribed = False
 
@@ -99,6 +113,7 @@ class AlertService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self._settled()  # a step made is written and announced before the bus goes
 
     async def _reload(self) -> None:
         now = self.clock.now_ms()
@@ -141,16 +156,46 @@ class AlertService:
         return await fut
 
     async def _mutate(self, fn: Callable[[AlertCore, int], Step]) -> Step:
-        async with self._lock:
-            step = fn(self.core, self.clock.now_ms())
-            await self._commit(step)
+        """Makes a step and returns once it is durable (or raises what its write raised)."""
+        step, write = await self._begin(fn)
+        if write is not None:
+            await asyncio.shield(write)  # a cancelled caller does not cut the step's announcement short
         return step
 
-    async def _commit(self, step: Step) -> None:
-        if not step and not step.notified:
-            return
+    async def _begin(self, fn: Callable[[AlertCore, int], Step]) -> tuple[Step, asyncio.Task[None] | None]:
+        """Makes a step under the lock and starts writing it; returns once the write has started.
+
+        Steps are made while the one before is written (its SQL runs in a thread, this on the loop), so
+        making and writing overlap, and one step at a time is written, in order: this waits, holding the
+        lock, until the previous write is done. If that write failed, the state was reloaded and this step,
+        made on top of the lost one, is dropped: its inputs get `StepDiscarded` and are retried.
+
+        Raises:
+            StepDiscarded: the previous step's write failed.
+        """
+        async with self._lock:
+            previous = self._writing
+            if previous is not None and previous.done():
+                previous = None  # whatever it ended in (a failure reloads), this step is made on top of it
+            step = fn(self.core, self.clock.now_ms())
+            if not step and not step.notified:
+                return step, None  # an empty step writes nothing, so it can be made on any state
+            rows = step_rows(step)  # copied now: the next step changes the same objects
+            announce = self._announcements(step)
+            if previous is not None:
+                await asyncio.wait([previous])
+                if not previous.cancelled() and previous.exception() is not None:
+                    raise StepDiscarded(
+                        "the step before this one could not be written"
+                    ) from previous.exception()
+            self._writing = write = asyncio.create_task(
+                self._commit(step, rows, announce), name="alerts-write"
+            )
+        return step, write
+
+    async def _commit(self, step: Step, rows: StepRows, announce: list[Message]) -> None:
         try:
-            await asyncio.to_thread(self._write, step)
+            await asyncio.to_thread(self._write, rows, step.notifications)
         except Exception as exc:
             self.failed_writes += 1
             self._db_health.down(f"{type(exc).__name__}: {exc}; state reloaded, the input will be retried")
@@ -160,35 +205,61 @@ class AlertService:
         self._db_health.up()
         if self._dispatcher is not None and step.notifications:
             self._dispatcher.committed({n.receiver for n in step.notifications})
-        await self._announce(step)
+        await self._publish(announce)
 
-    def _write(self, step: Step) -> None:
+    async def _publish(self, announce: list[Message]) -> None:
+        """Announces a durable step. A bus that is down or closed costs the announcement, never the step
+        (its inputs are done: failing them would apply them twice); counted and logged once."""
+        for msg in announce:
+            for attempt in range(_PUBLISH_TRIES):
+                try:
+                    await self._bus.publish(msg)
+                except BusUnavailable as exc:  # the broker dedups by id: trying again is safe
+                    if attempt + 1 < _PUBLISH_TRIES:
+                        await self.clock.sleep(0.2 * 2**attempt)
+                        continue
+                    error: BusError = exc
+                except BusError as exc:
+                    error = exc
+                else:
+                    self._bus_health.up()
+                    break
+                self.unannounced += 1
+                self._bus_health.down(f"{type(error).__name__}: {error}; alert changes not announced")
+                break
+
+    def _write(self, rows: StepRows, notifications: list[Notification]) -> None:
         with self._db.begin() as conn:
-            self.repo.write(conn, step)
-            if self._dispatcher is not None and step.notifications:
-                self._dispatcher.submit_all_in(conn, step.notifications)
+            self.repo.write_rows(conn, rows)
+            if self._dispatcher is not None and notifications:
+                self._dispatcher.submit_all_in(conn, notifications)
 
-    async def _announce(self, step: Step) -> None:
-        """One AlertChanged per alert per step (its last change): a storm of repeats is one message."""
+    async def _settled(self) -> None:
+        """Waits for the step being written, whatever its outcome."""
+        if self._writing is not None:
+            await asyncio.wait([self._writing])
+
+    def _announcements(self, step: Step) -> list[Message]:
+        """One AlertChanged per alert per step (its last change; a storm of repeats is one message) and one
+        IncidentChanged per incident, as they are when the step is made: published once it is durable."""
         now = self.clock.now_ms()
         last = {c.alert.id: c for c in step.changes}
-        for c in last.values():
-            await self._bus.publish(
-                AlertChanged.create(
-                    alert_id=c.alert.id,
-                    fingerprint=c.alert.fingerprint,
-                    status=c.alert.status.value,
-                    severity=c.alert.severity,
-                    change=c.kind.value,
-                    ts_ms=now,
-                )
+        out: list[Message] = [
+            AlertChanged.create(
+                alert_id=c.alert.id,
+                fingerprint=c.alert.fingerprint,
+                status=c.alert.status.value,
+                severity=c.alert.severity,
+                change=c.kind.value,
+                ts_ms=now,
             )
-        for inc in step.incidents:
-            await self._bus.publish(
-                IncidentChanged.create(
-                    incident_id=inc.id, status=inc.status.value, change="updated", ts_ms=now
-                )
-            )
+            for c in last.values()
+        ]
+        out += [
+            IncidentChanged.create(incident_id=inc.id, status=inc.status.value, change="updated", ts_ms=now)
+            for inc in step.incidents
+        ]
+        return out
 
     # ---- time -----------------------------------------------------------------------------------------
 
@@ -202,12 +273,19 @@ class AlertService:
                     await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
             self._wake.clear()
             try:
-                await self.tick()
+                await self._start_tick()  # returns once written is under way: the next step is made meanwhile
             except Exception:  # counted and logged in _commit; the inputs were told, the loop goes on
                 await self.clock.sleep(MAX_IDLE_S)
 
     async def tick(self) -> Step:
-        """Pending signals, offline checks, then the engine's timers and due group flushes: one step."""
+        """Pending signals, offline checks, then the engine's timers and due group flushes: one step;
+        returns once it is durable."""
+        step, write = await self._start_tick()
+        if write is not None:
+            await asyncio.shield(write)
+        return step
+
+    async def _start_tick(self) -> tuple[Step, asyncio.Task[None] | None]:
         batch, self._pending = self._pending, []
         signals = [s for sigs, _ in batch for s in sigs]
 
@@ -219,16 +297,17 @@ class AlertService:
             return _merge(first, core.tick(now))
 
         try:
-            done = await self._mutate(step)
+            done, write = await self._begin(step)
         except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            _settle(batch, exc)
             raise
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_result(done)
-        return done
+        if write is None:
+            _settle(batch, done)
+        else:
+            write.add_done_callback(
+                lambda w: _settle(batch, done if w.cancelled() or w.exception() is None else w.exception())
+            )
+        return done, write
 
     # ---- operator actions -----------------------------------------------------------------------------
 
@@ -284,6 +363,7 @@ class AlertService:
     ) -> Incident:
         """Runs `act` (ack, assign, note...) on an incident and writes it with its timeline entries."""
         async with self._lock:
+            await self._settled()  # the step that opened or last changed it is written first
             inc = self.core.incidents.by_id.get(incident_id)
             if inc is None:
                 found = await asyncio.to_thread(self.repo.incident, incident_id)
@@ -303,6 +383,16 @@ class AlertService:
     def _write_incident(self, inc: Incident, entries: list[TimelineEntry]) -> None:
         with self._db.begin() as conn:
             self.repo.write_incident(conn, inc, entries)
+
+
+def _settle(batch: list[tuple[list[Signal], asyncio.Future[Step]]], outcome: Step | BaseException) -> None:
+    for _, fut in batch:
+        if fut.done():
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
 
 
 def _merge(a: Step, b: Step) -> Step:
