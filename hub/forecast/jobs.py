@@ -22,6 +22,7 @@ from hub.bus.messages import ForecastCrossing, LimitCrossed
 from hub.forecast.crossing import CrossingTracker, Phase
 from hub.forecast.metrics import ForecastMetrics
 from hub.forecast.service import ForecastService, SeriesForecast
+from hub.store.base import AGENT_LABEL
 from shared.clock import Clock
 from shared.model import SeriesKey
 
@@ -148,9 +149,9 @@ class ForecastJob:
         if phase is None or f is None or f.threshold is None:
             return None
         pred, ttt = f.prediction, f.crossing
-        labels = tuple((k, v) for k, v in key.labels if k != "agent")
+        labels = tuple((k, v) for k, v in key.labels if k != AGENT_LABEL)
         return ForecastCrossing.create(
-            agent=key.label("agent"),
+            agent=key.label(AGENT_LABEL),
             device=key.label("device"),
             metric=key.metric,
             labels=labels,

@@ -11,11 +11,12 @@ from hub.bus.messages import LimitCrossed, Message
 from hub.forecast.config import ThresholdRule
 from hub.forecast.crossing import Direction
 from hub.matchers import Matcher, MatchOp
-from hub.store.base import AGENT_LABEL, RangeQuery, Store
+from hub.store.base import AGENT_LABEL, Agg, RangeQuery, Store
 from shared.model import SeriesKey
 
 # Device limits remembered at most (least recently reported dropped first).
 MAX_DEVICE_LIMITS = 100_000
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +62,15 @@ def from_rule(
     store: Store, rule: ThresholdRule, key: SeriesKey, start_ms: int, end_ms: int
 ) -> Threshold | None:
     """The rule's threshold for `key`: its value, or `fraction` of the companion series' latest value in
-    [start_ms, end_ms] (None when that series has no point there)."""
+    [start_ms, end_ms] (None when that series has no point there). The companion is read as daily last
+    values, so a month of a fast-polled capacity gauge is a few dozen points, not a million."""
     direction = Direction(rule.direction)
     if rule.value is not None:
         return Threshold(rule.value, "configured", direction)
     assert rule.capacity_metric is not None  # the rule's validator requires one of the two
     matchers = tuple(Matcher(k, MatchOp.EQ, v) for k, v in key.labels)
-    for r in store.query(RangeQuery(rule.capacity_metric, start_ms, end_ms, matchers)):
+    q = RangeQuery(rule.capacity_metric, start_ms, end_ms, matchers, step_ms=_DAY_MS, agg=Agg.LAST)
+    for r in store.query(q):
         if r.key.labels == key.labels and r.values.shape[0]:
             value = float(r.values[-1]) * rule.fraction
             return Threshold(value, f"capacity {rule.capacity_metric}", direction)
