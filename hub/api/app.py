@@ -27,7 +27,9 @@ def create_app(ctx: HubContext) -> FastAPI:
     # token: both are replaced by `add_docs`.
     app = FastAPI(title="Outpost hub", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
-    app.add_middleware(AuditMiddleware, audit=ctx.auth.audit, clock=ctx.clock)
+    app.add_middleware(
+        AuditMiddleware, audit=ctx.auth.audit, clock=ctx.clock, failures=ctx.auth.metrics.audit_failures
+    )
     app.add_middleware(RequestMetricsMiddleware, metrics=ApiRequestMetrics(ctx.metrics.registry))
 
     @app.get("/healthz")

@@ -10,16 +10,14 @@ Refused requests (401, 403, 429, 422) are not changes and are counted on /metric
 from __future__ import annotations
 
 import asyncio
-import logging
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.metrics_middleware import route_template
 from hub.auth.audit import MAX_STATE_CHARS, AuditLog
 from hub.auth.principal import Principal
 from shared.clock import Clock
-
-log = logging.getLogger(__name__)
 
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PREFIX = "/api/v1/"
@@ -28,10 +26,11 @@ PREFIX = "/api/v1/"
 class AuditMiddleware:
     """Pure ASGI middleware; the entry is written after the answer went out."""
 
-    def __init__(self, app: ASGIApp, audit: AuditLog, clock: Clock) -> None:
+    def __init__(self, app: ASGIApp, audit: AuditLog, clock: Clock, failures: Counter) -> None:
         self._app = app
         self._audit = audit
         self._clock = clock
+        self._failures = failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in CHANGES or not scope["path"].startswith(PREFIX):
@@ -75,4 +74,4 @@ class AuditMiddleware:
                 after,
             )
         except Exception:  # the change is made and answered; a lost audit entry must not fail it
-            log.exception("audit entry for %s not written", action)
+            self._failures.inc()

@@ -40,3 +40,8 @@ class AuthMetrics:
             buckets=AUTH_BUCKETS,
             registry=registry,
         )
+        self.audit_failures = Counter(
+            "outpost_hub_audit_write_failures",
+            "Changes made through the API whose audit entry could not be written (the database failed)",
+            registry=registry,
+        )
