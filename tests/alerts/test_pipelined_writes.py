@@ -57,6 +57,14 @@ async def db(state_url: str) -> AsyncIterator[sa.Engine]:
         engine.dispose()
 
 
+async def _started(db: sa.Engine, bus: MemoryBus | None = None) -> AlertService:
+    """The service alone (no dispatcher), fed by `apply`."""
+    config = AlertsConfig(routes=(RouteConfig(receiver="noc"),))
+    svc = AlertService(config, db, bus or MemoryBus(MemoryBusConfig()), None)
+    await svc.start(subscribe=False)
+    return svc
+
+
 def _signal(device: str, firing: bool = True) -> Signal:
     labels = labels_of({"alertname": "LinkDown", "site": "dc1", "device": device})
     return Signal(labels, firing, int(time.time() * 1000))
@@ -79,10 +87,7 @@ def _rows(db: sa.Engine) -> list[tuple[str, str]]:
 async def test_a_step_made_while_the_write_before_it_fails_is_dropped_with_it_and_then_applies_cleanly(
     db: sa.Engine,
 ) -> None:
-    svc = AlertService(
-        AlertsConfig(routes=(RouteConfig(receiver="noc"),)), db, MemoryBus(MemoryBusConfig()), None
-    )
-    await svc.start(subscribe=False)
+    svc = await _started(db)
     try:
         refused = await _while_writing(svc, _signal("poison"))
         made_on_top = await asyncio.gather(svc.apply([_signal("sw1")]), return_exceptions=True)
@@ -111,8 +116,7 @@ async def test_each_step_is_announced_in_order_as_it_was_when_made_even_while_th
 
     bus.subscribe(AlertChanged.TOPIC, "test", on_change)
     await bus.start()
-    svc = AlertService(AlertsConfig(routes=(RouteConfig(receiver="noc"),)), db, bus, None)
-    await svc.start(subscribe=False)
+    svc = await _started(db, bus)
     try:
         created = await _while_writing(svc, _signal("slow-sw"))
         await svc.apply([_signal("slow-sw", firing=False)])  # made while the creation is written
@@ -131,10 +135,7 @@ async def test_each_step_is_announced_in_order_as_it_was_when_made_even_while_th
 async def test_many_concurrent_callers_through_overlapping_steps_leave_memory_and_database_equal(
     db: sa.Engine,
 ) -> None:
-    svc = AlertService(
-        AlertsConfig(routes=(RouteConfig(receiver="noc"),)), db, MemoryBus(MemoryBusConfig()), None
-    )
-    await svc.start(subscribe=False)
+    svc = await _started(db)
     try:
 
         async def caller(k: int) -> None:
