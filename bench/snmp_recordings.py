@@ -4,7 +4,7 @@ with net-snmp's snmpbulkwalk walking the same columns as the reference measured 
 snmpsim serves the recording (cut to the subtrees profiles read) in its own process, so its CPU is not
 counted. The collector polls `--polls` times in this process; the first poll (profile discovery, no
 rates yet) is reported apart, the others are the steady state: wall seconds, collector CPU seconds and
-CPU microseconds per sample. `--profile` prints the top functions of a cProfile run of one steady poll.
+CPU microseconds per sample. `--profile` prints the top functions of a cProfile run of one more poll.
 Exits non-zero when a poll errs or yields nothing.
 """
 
@@ -71,17 +71,9 @@ async def poll(
     c = SnmpCollector(cfg, clock=clock)
     runs: list[tuple[float, float, int, int]] = []
     try:
-        for i in range(polls):
-            prof = cProfile.Profile() if profile and i == polls - 1 else None
+        for _ in range(polls):
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            if prof:
-                prof.enable()
             result = await c.collect()
-            if prof:
-                prof.disable()
-                s = io.StringIO()
-                pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
-                print(s.getvalue())
             runs.append(
                 (
                     time.perf_counter() - wall0,
@@ -93,6 +85,14 @@ async def poll(
             if result.errors:
                 print("errors:", result.errors[:3])
             await clock.advance(60)
+        if profile:  # one more poll, outside the numbers: cProfile slows what it watches
+            prof = cProfile.Profile()
+            prof.enable()
+            await c.collect()
+            prof.disable()
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+            print(out.getvalue())
         assert c._profile is not None  # discovered by the first poll
         roots = [oid_text(r) for r in c._profile.walk_roots()]
         return runs, roots, c._profile.name

@@ -8,6 +8,7 @@ count).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
 from collections import Counter
@@ -279,3 +280,30 @@ async def test_every_recording_polls_clean_and_80_percent_match_a_profile(everyt
     total = len(matched) + len(unmatched)
     print(f"profile share: {len(matched)} of {total} ({share:.0%}); unmatched: {unmatched}")
     assert share >= 0.8
+
+
+async def test_forty_collectors_polling_at_once_each_get_their_own_devices_answers(snmpsim: SnmpPeer) -> None:
+    """Every community target shares one UDP socket; answers are matched by request-id and sender."""
+    communities = ["cisco-c3560", "apc-8932", "arista-7150s", "eaton-93e"] * 10
+
+    def make(i: int, name: str) -> SnmpCollector:
+        cfg = SnmpConfig(
+            name=f"{name}-{i}", address="127.0.0.1", port=snmpsim.port, community=name, timeout_s=20
+        )
+        return SnmpCollector(cfg, clock=FakeClock())
+
+    alone = {}
+    for name in set(communities):
+        c = make(0, name)
+        try:
+            alone[name] = sorted(str(s.key) for s in (await c.collect()).samples)
+        finally:
+            await c.aclose()
+    together = [make(i, name) for i, name in enumerate(communities)]
+    try:
+        results = await asyncio.gather(*(c.collect() for c in together))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in together))
+    for name, result in zip(communities, results, strict=True):
+        assert result.errors == []
+        assert sorted(str(s.key) for s in result.samples) == alone[name]

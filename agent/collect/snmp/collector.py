@@ -15,11 +15,12 @@ from collections.abc import Mapping
 
 from agent.collect.base import ConfiguredTarget
 from agent.collect.rates import RateTracker
+from agent.collect.snmp.ber import Oid, Value, VarBind
 from agent.collect.snmp.config import SnmpConfig
 from agent.collect.snmp.errors import SnmpError, SnmpTimeout
 from agent.collect.snmp.profiles import MetricDef, Profile, ProfileSet, TableDef, profiles_for
 from agent.collect.snmp.sanity import Rejection, in_bounds
-from agent.collect.snmp.session import Oid, SnmpSession, Value, VarBind, oid_text
+from agent.collect.snmp.session import SnmpSession, oid_text
 from shared.clock import Clock, SystemClock
 from shared.model import CollectResult, Event, Limits, MetricKind, Sample, SeriesKey, Severity
 

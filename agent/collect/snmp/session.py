@@ -3,26 +3,30 @@
 pysnmp is imported here and nowhere else. Everything leaving this module is plain Python (`VarBind`,
 `Trap`, our own errors), so the rest of the agent never sees pyasn1 types.
 
-Engines: v1/v2c targets share one SnmpEngine per event loop (an engine carries a MIB builder, too
-heavy to have one per device). Each v3 target owns its engine, because the engine is where pysnmp
-caches the agent's engine ID, boots and time: after the device reboots (notInTimeWindow /
-unknownEngineID), dropping that one engine drops exactly that target's cache.
+v1/v2c requests do not go through pysnmp: their messages are encoded and decoded by ber.py (pyasn1's
+decoding was most of the collector's CPU) and sent over one UDP socket per event loop and address
+family shared by every community target, answers matched by request-id and sender. v3 targets use
+pysnmp, each with its own engine, because the engine is where pysnmp caches the agent's engine ID,
+boots and time: after the device reboots (notInTimeWindow / unknownEngineID), dropping that one engine
+drops exactly that target's cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import random
+import socket
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config as engine_config
 from pysnmp.entity.rfc3413 import cmdgen, ntfrcv
 from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
     ContextData,
     SnmpEngine,
     UdpTransportTarget,
@@ -32,6 +36,8 @@ from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.proto.api import v2c
 
+from agent.collect.snmp import ber
+from agent.collect.snmp.ber import Item, Oid, VarBind
 from agent.collect.snmp.config import SnmpConfig, TrapConfig, UsmUser, read_secret
 from agent.collect.snmp.errors import (
     SnmpAuthError,
@@ -43,8 +49,6 @@ from shared.clock import Clock
 
 log = logging.getLogger(__name__)
 
-Oid = tuple[int, ...]
-Value = int | float | str
 
 _AUTH = {
     "md5": engine_config.USM_AUTH_HMAC96_MD5,
@@ -67,9 +71,11 @@ _END = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)
 # Largest number of OIDs in one GET; agents reject bigger PDUs with tooBig.
 _GET_CHUNK = 40
 
-_shared_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SnmpEngine] = (
+_endpoints: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Future[_Endpoint]]] = (
     weakref.WeakKeyDictionary()
 )
+# Request-ids of community requests, shared by every target of the process (the socket is shared).
+_request_ids = itertools.count(random.randrange(1 << 30))
 _INTEGERS = (rfc1902.Integer32, rfc1902.Gauge32, rfc1902.Unsigned32, rfc1902.TimeTicks)
 # Requests go to pysnmp's command generators directly, beneath hlapi: hlapi resolves every request
 # OID through the MIB view (a third of the CPU per poll in a profile) although we only send numeric
@@ -79,16 +85,9 @@ _GET = cmdgen.GetCommandGenerator()
 _NEXT = cmdgen.NextCommandGeneratorSingleRun()
 _BULK = cmdgen.BulkCommandGeneratorSingleRun()
 _NULL = v2c.null
-Reply = tuple[object, int, int, Sequence[tuple[object, object]]]
-
-
-@dataclass(frozen=True, slots=True)
-class VarBind:
-    """One decoded variable: `counter_bits` is 32 or 64 for counters, 0 for everything else."""
-
-    oid: Oid
-    value: Value
-    counter_bits: int = 0
+# (error status, error index, the variables decoded)
+Reply = tuple[int, int, list[Item]]
+_PDU = {"get": ber.GET, "next": ber.GETNEXT, "bulk": ber.GETBULK}
 
 
 def parse_oid(text: str) -> Oid:
@@ -127,12 +126,85 @@ def _decode(name: object, value: object) -> VarBind | None:
     return VarBind(oid, str(value))
 
 
-def _shared_engine() -> SnmpEngine:
-    loop = asyncio.get_running_loop()
-    engine = _shared_engines.get(loop)
-    if engine is None:
-        engine = _shared_engines[loop] = SnmpEngine()
-    return engine
+class _Endpoint(asyncio.DatagramProtocol):
+    """The UDP socket of every community target of one event loop and address family.
+
+    Answers go to the request whose id they carry, if they come from the address it was sent to;
+    anything else (a late answer to a retried request, a stranger's datagram) is dropped (`dropped`
+    counts them). Closed when the last session using it closes.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: dict[int, tuple[tuple[object, ...], asyncio.Future[ber.Response]]] = {}
+        self.users = 0
+        self.dropped = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
+        try:
+            response = ber.decode_response(data)
+        except SnmpProtocolError:
+            self.dropped += 1
+            return
+        waiting = self.pending.get(response.request_id & 0x7FFFFFFF)
+        if waiting is None or waiting[0] != addr[:2] or waiting[1].done():
+            self.dropped += 1
+            return
+        waiting[1].set_result(response)
+
+
+async def _open(family: int) -> _Endpoint:
+    endpoint = _Endpoint()
+    host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: endpoint, local_addr=(host, 0), family=family
+    )
+    return endpoint
+
+
+async def _endpoint(device: str, family: int) -> _Endpoint:
+    """The shared socket for `family`, opened once however many sessions ask at the same time.
+
+    Raises:
+        SnmpProtocolError: the socket cannot be opened.
+    """
+    by_family = _endpoints.setdefault(asyncio.get_running_loop(), {})
+    while True:
+        opening = by_family.get(family)
+        if opening is None:
+            opening = by_family[family] = asyncio.ensure_future(_open(family))
+        try:
+            endpoint = await asyncio.shield(opening)
+        except OSError as exc:
+            by_family.pop(family, None)
+            raise SnmpProtocolError(device, f"cannot open a UDP socket: {exc}") from None
+        if endpoint.transport is not None and not endpoint.transport.is_closing():
+            endpoint.users += 1
+            return endpoint
+        # Its last user closed it while we waited: open a new one.
+        if by_family.get(family) is opening:
+            del by_family[family]
+
+
+def _release(family: int, endpoint: _Endpoint) -> None:
+    endpoint.users -= 1
+    if endpoint.users > 0:
+        return
+    if endpoint.transport is not None:
+        endpoint.transport.close()
+    for by_family in _endpoints.values():
+        opening = by_family.get(family)
+        if opening is not None and _opened(opening) is endpoint:
+            del by_family[family]
+
+
+def _opened(opening: asyncio.Future[_Endpoint]) -> _Endpoint | None:
+    if not opening.done() or opening.cancelled() or opening.exception() is not None:
+        return None
+    return opening.result()
 
 
 def _usm_data(user: UsmUser) -> UsmUserData:
@@ -160,7 +232,9 @@ class SnmpSession:
         self._clock = clock
         self._engine: SnmpEngine | None = None
         self._transport: UdpTransportTarget | None = None
-        self._auth: CommunityData | UsmUserData | None = None
+        self._auth: UsmUserData | None = None
+        self._community: bytes | None = None
+        self._endpoint: tuple[int, tuple[object, ...], _Endpoint] | None = None  # family, address, socket
         self._context = ContextData(contextName=config.usm.context_name if config.usm else "")
         self._backoff_s = self.RECOVERY_BACKOFF_S[0]
         self._next_recovery = 0.0
@@ -171,25 +245,41 @@ class SnmpSession:
     def device(self) -> str:
         return self._config.name
 
-    async def _ready(self) -> tuple[SnmpEngine, CommunityData | UsmUserData, UdpTransportTarget]:
+    async def _ready(self) -> tuple[SnmpEngine, UsmUserData, UdpTransportTarget]:
+        """The v3 target's engine, user and transport, made on first use."""
         cfg = self._config
         if self._auth is None:
-            if cfg.version == "3":
-                assert cfg.usm is not None  # the config validator guarantees it
-                self._auth = _usm_data(cfg.usm)
-            else:
-                community = read_secret(cfg.community, cfg.community_file) or ""
-                self._auth = CommunityData(community, mpModel=0 if cfg.version == "1" else 1)
+            assert cfg.usm is not None  # the config validator guarantees it
+            self._auth = _usm_data(cfg.usm)
         if self._transport is None:
             self._transport = await UdpTransportTarget.create(
                 (cfg.address, cfg.port), timeout=cfg.timeout_s, retries=cfg.retries
             )
         if self._engine is None:
-            self._engine = SnmpEngine() if cfg.version == "3" else _shared_engine()
+            self._engine = SnmpEngine()
         return self._engine, self._auth, self._transport
 
+    async def _community_ready(self) -> tuple[bytes, tuple[object, ...], _Endpoint]:
+        """The community, the device's resolved address and the shared socket, made on first use.
+
+        Raises:
+            SnmpProtocolError: the address does not resolve.
+        """
+        cfg = self._config
+        if self._community is None:
+            self._community = (read_secret(cfg.community, cfg.community_file) or "").encode()
+        if self._endpoint is None:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(cfg.address, cfg.port, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                raise SnmpProtocolError(cfg.name, f"cannot resolve address: {exc}") from None
+            family, _, _, _, sockaddr = infos[0]
+            self._endpoint = (family, tuple(sockaddr), await _endpoint(cfg.name, family))
+        return self._community, self._endpoint[1], self._endpoint[2]
+
     def _drop_engine(self) -> None:
-        if self._engine is not None and self._config.version == "3":
+        if self._engine is not None:
             self._engine.close_dispatcher()
         self._engine = None
         self._answered = False
@@ -207,11 +297,39 @@ class SnmpSession:
         raise SnmpProtocolError(dev, str(error_indication), oid)
 
     async def _send(self, op: str, oids: Sequence[Oid], repetitions: int) -> Reply:
-        """One GET/GETNEXT/GETBULK of numeric OIDs through the target's engine; the answer's
-        variables stay pyasn1 objects (no MIB lookup)."""
+        """One GET/GETNEXT/GETBULK of numeric OIDs: community messages through ber.py, v3 through pysnmp.
+
+        Raises:
+            SnmpError: no answer after the retries, or an engine error.
+        """
+        if self._config.version == "3":
+            return await self._send_v3(op, oids, repetitions)
+        community, address, endpoint = await self._community_ready()
+        version = 0 if self._config.version == "1" else 1
+        loop = asyncio.get_running_loop()
+        for _ in range(self._config.retries + 1):
+            request_id = next(_request_ids) & 0x7FFFFFFF
+            message = ber.encode_request(
+                version, community, _PDU[op], request_id, 0, repetitions if op == "bulk" else 0, oids
+            )
+            future: asyncio.Future[ber.Response] = loop.create_future()
+            endpoint.pending[request_id] = (address[:2], future)
+            try:
+                assert endpoint.transport is not None
+                endpoint.transport.sendto(message, address)
+                response = await asyncio.wait_for(future, self._config.timeout_s)
+            except TimeoutError:
+                continue
+            finally:
+                endpoint.pending.pop(request_id, None)
+            return response.error_status, response.error_index, response.items
+        raise SnmpTimeout(self._config.name, "no response", oid_text(oids[0]) if oids else "")
+
+    async def _send_v3(self, op: str, oids: Sequence[Oid], repetitions: int) -> Reply:
+        """One request through the target's pysnmp engine; its variables are decoded to ours."""
         engine, auth, transport = await self._ready()
         addr_name, _ = _LCD.configure(engine, auth, transport, self._context.contextName)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[object, int, int, Any]] = asyncio.get_running_loop().create_future()
 
         def done(
             _engine: object,
@@ -231,7 +349,10 @@ class SnmpSession:
             _BULK.send_varbinds(engine, addr_name, ctx_id, ctx_name, 0, repetitions, binds, done)
         else:
             (_GET if op == "get" else _NEXT).send_varbinds(engine, addr_name, ctx_id, ctx_name, binds, done)
-        return await future
+        indication, status, index, var_binds = await future
+        self._check(indication)
+        items = [(_as_oid(n), _decode(n, v), isinstance(v, _END)) for n, v in var_binds]
+        return status, index, items
 
     async def _request(self, op: str, oids: Sequence[Oid], repetitions: int = 0) -> Reply:
         """Runs one request, rediscovering a stale v3 engine once (with backoff).
@@ -240,9 +361,8 @@ class SnmpSession:
         with new engine boots, pysnmp discards the agent's reports and the request just times out.
         """
         for attempt in (0, 1):
-            error_indication, error_status, error_index, var_binds = await self._send(op, oids, repetitions)
             try:
-                self._check(error_indication)
+                reply = await self._send(op, oids, repetitions)
             except (SnmpEngineStale, SnmpTimeout) as exc:
                 stale = isinstance(exc, SnmpEngineStale) or (self._config.version == "3" and self._answered)
                 now = self._clock.monotonic()
@@ -257,7 +377,7 @@ class SnmpSession:
             if not self._answered:
                 self._answered = True
                 self._backoff_s = self.RECOVERY_BACKOFF_S[0]
-            return error_indication, error_status, error_index, var_binds
+            return reply
         raise AssertionError("unreachable")
 
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, VarBind]:
@@ -270,14 +390,13 @@ class SnmpSession:
         for i in range(0, len(oids), _GET_CHUNK):
             pending = list(oids[i : i + _GET_CHUNK])
             while pending:
-                _, status, index, var_binds = await self._request("get", pending)
+                status, index, items = await self._request("get", pending)
                 if status == 2 and 0 < index <= len(pending):  # v1 noSuchName: drop that OID, ask again
                     pending.pop(index - 1)
                     continue
                 if status:
                     raise SnmpProtocolError(self.device, f"error status {status}", oid_text(pending[0]))
-                for name, value in var_binds:
-                    vb = _decode(name, value)
+                for _, vb, _ in items:
                     if vb is not None:
                         out[vb.oid] = vb
                 break
@@ -294,14 +413,14 @@ class SnmpSession:
         for i in range(0, len(roots), _GET_CHUNK):
             pending = list(roots[i : i + _GET_CHUNK])
             while pending:
-                _, status, index, var_binds = await self._request("next", pending)
+                status, index, items = await self._request("next", pending)
                 if status == 2 and 0 < index <= len(pending):
                     pending.pop(index - 1)
                     continue
                 if status:
                     raise SnmpProtocolError(self.device, f"error status {status}", oid_text(pending[0]))
-                for root, (name, value) in zip(pending, var_binds, strict=False):
-                    if not isinstance(value, _END) and _as_oid(name)[: len(root)] == root:
+                for root, (oid, _, end) in zip(pending, items, strict=False):
+                    if not end and oid[: len(root)] == root:
                         found.add(root)
                 break
         return found
@@ -318,10 +437,10 @@ class SnmpSession:
             active = list(cursor)
             starts = [cursor[r] for r in active]
             if self._config.version == "1":
-                _, status, index, var_binds = await self._request("next", starts)
+                status, index, items = await self._request("next", starts)
             else:
                 reps = max(1, self._config.max_repetitions // len(active))
-                _, status, index, var_binds = await self._request("bulk", starts, reps)
+                status, index, items = await self._request("bulk", starts, reps)
             if status == 2 and 0 < index <= len(active):
                 # v1 noSuchName: that column ran past the end of the MIB view. Only it is finished; the
                 # agent answered nothing for the others, so they are asked again without it.
@@ -329,19 +448,18 @@ class SnmpSession:
                 continue
             if status:
                 raise SnmpProtocolError(self.device, f"error status {status}", oid_text(active[0]))
-            if not var_binds:
+            if not items:
                 break
             finished: set[Oid] = set()
-            for i, (name, value) in enumerate(var_binds):
-                root = active[i % len(active)]
+            width = len(active)
+            for i, (oid, vb, end) in enumerate(items):
+                root = active[i % width]
                 if root in finished:
                     continue
-                oid = _as_oid(name)
-                if isinstance(value, _END) or oid[: len(root)] != root or oid <= cursor[root]:
+                if end or oid[: len(root)] != root or oid <= cursor[root]:
                     finished.add(root)
                     continue
                 cursor[root] = oid
-                vb = _decode(name, value)
                 if vb is not None:
                     rows[root].append(vb)
             for root in finished:
@@ -351,6 +469,9 @@ class SnmpSession:
     async def aclose(self) -> None:
         self._drop_engine()
         self._transport = None
+        if self._endpoint is not None:
+            _release(self._endpoint[0], self._endpoint[2])
+            self._endpoint = None
 
 
 @dataclass(frozen=True, slots=True)
