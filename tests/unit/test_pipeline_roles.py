@@ -39,8 +39,9 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
         "websockets",
         "grpc ingest",
         "retention (run once)",
+        "forecast (run once)",
     ]
-    assert hub.alerts is not None and [type(j) for j in hub.jobs] == [RunOnce, RunOnce]
+    assert hub.alerts is not None and [type(j) for j in hub.jobs] == [RunOnce, RunOnce, RunOnce]
 
 
 def test_role_api_serves_the_api_without_engine_ingest_or_notify(tmp_path: Path) -> None:
@@ -65,5 +66,6 @@ def test_role_worker_ingests_notifies_and_stands_by_for_the_run_once_jobs(tmp_pa
         "enrollment",
         "nats ingest",
         "retention (run once)",
+        "forecast (run once)",
     ]
-    assert [j.name for j in hub.jobs] == ["alerts (run once)", "retention (run once)"]
+    assert [j.name for j in hub.jobs] == ["alerts (run once)", "retention (run once)", "forecast (run once)"]
