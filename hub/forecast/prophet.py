@@ -17,7 +17,7 @@ from types import ModuleType
 
 import numpy as np
 
-from hub.forecast.base import MethodUnavailable
+from hub.forecast.base import ForecastError, MethodUnavailable
 from shared.model import F64Array
 
 _FOURIER = (10, 5, 3)
@@ -76,6 +76,9 @@ class ProphetForecaster:
         with warnings.catch_warnings():
             # pandas and cmdstanpy deprecation notices, which the test suite would turn into errors.
             warnings.simplefilter("ignore")
-            model.fit(pd.DataFrame({"ds": days[:n], "y": history}))
-            out = model.predict(pd.DataFrame({"ds": days[n:]}))
+            try:
+                model.fit(pd.DataFrame({"ds": days[:n], "y": history}))
+                out = model.predict(pd.DataFrame({"ds": days[n:]}))
+            except RuntimeError as exc:  # CmdStan's optimizer gave up: this series has no forecast
+                raise ForecastError(f"prophet could not fit: {exc}") from None
         return np.asarray(out["yhat"].to_numpy(), dtype=np.float64)
