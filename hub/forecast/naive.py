@@ -107,8 +107,8 @@ class RobustTrend:
 
     Theil–Sen (the median of pairwise slopes) ignores a few odd seasons (a log rotation, a backup night)
     that would tilt a least-squares line; damping keeps a short burst of growth from being extrapolated
-    at full slope for a month. Its standard error comes from the scatter of the season means around the
-    line (`drift`) widens the bands of every method's forecast.
+    at full slope for a month. The uncertainty of that trend (`drift`) widens the bands of whichever
+    method is chosen (`select`).
     """
 
     name: str = "robust_trend"
