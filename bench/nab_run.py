@@ -8,6 +8,10 @@ agent polls many series and makes a run take seconds; series never see each othe
     python bench/nab_run.py --data ../shared/data/nab --out /tmp/nab-out
     python ../shared/tools/nab_score.py --nab ../shared/data/nab --results /tmp/nab-out
 
+`--stage two-stage` also runs the hub's confirmation (bench/nab_confirm.py) over the same edge scores
+and writes its results to `--two-stage-out` (default `<out>-two-stage`); `--score` prints both stages'
+scores, per-category scores, false-positive rows and windows detected.
+
 --data is a NAB checkout (data/ and labels/), its data/ directory (category sub-directories of CSVs),
 or one category directory; labels are looked up beside data/ (only to fill the `label` column).
 """
@@ -27,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.nab_confirm import NAB_CONFIRM, confirm_series, nab_scorer, report  # noqa: E402
 from shared.detect import DetectConfig, DetectorBank  # noqa: E402
 from shared.model import SeriesKey  # noqa: E402
 
@@ -110,6 +115,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--labels", type=Path, help="combined_windows.json (default: found beside data/)")
+    ap.add_argument("--stage", choices=("edge", "two-stage"), default="edge")
+    ap.add_argument("--two-stage-out", type=Path, help="two-stage results (default: <out>-two-stage)")
+    ap.add_argument("--score", action="store_true", help="score the stages run with ../shared/tools")
     a = ap.parse_args()
     found, labels_path = find_files(a.data.resolve())
     labels_path = a.labels or labels_path
@@ -121,7 +129,21 @@ def main() -> None:
     for f, s in zip(files, scores, strict=True):
         write_result(a.out, f, s, windows.get(f.relpath, []))
     points = sum(f.values.shape[0] for f in files)
-    print(f"{len(files)} files, {points} points scored in {elapsed:.1f}s -> {a.out}")
+    print(f"{len(files)} files, {points} points scored in {elapsed:.1f}s -> {a.out}", flush=True)
+    stages = {"edge": {f.relpath: s for f, s in zip(files, scores, strict=True)}}
+    if a.stage == "two-stage":
+        out2 = a.two_stage_out or a.out.with_name(a.out.name + "-two-stage")
+        t0 = time.perf_counter()
+        pairs = zip(files, scores, strict=True)
+        confirmed = [confirm_series(f.ts_ms, f.values, s, NAB_CONFIRM) for f, s in pairs]
+        elapsed = time.perf_counter() - t0
+        for f, s in zip(files, confirmed, strict=True):
+            write_result(out2, f, s, windows.get(f.relpath, []))
+        print(f"two-stage: judged in {elapsed:.1f}s -> {out2}", flush=True)
+        stages["two-stage"] = {f.relpath: s for f, s in zip(files, confirmed, strict=True)}
+    if a.score:
+        root = next(p for p in (a.data.resolve(), *a.data.resolve().parents) if (p / "labels").is_dir())
+        report(nab_scorer(Path(__file__).resolve().parents[1]), root, stages)
 
 
 if __name__ == "__main__":

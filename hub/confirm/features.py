@@ -24,6 +24,7 @@ from shared.model import F64Array
 # Trailing window the baselines are taken over, in points (a day of 5-minute samples).
 WINDOW = 288
 DAY_MS = 86_400_000
+STRIDE = 12  # steps a baseline is reused for (see _robust_z)
 CLIP = 50.0  # |z| beyond this carries no more information and would dominate the splits
 _MAD_TO_SIGMA = 1.4826
 PER_SERIES = ("z", "season")
@@ -116,10 +117,16 @@ def _trailing(x: F64Array, at: npt.NDArray[np.intp], window: int) -> F64Array:
 
 def _robust_z(x: F64Array, at: npt.NDArray[np.intp], window: int) -> F64Array:
     """(x - trailing median) / trailing robust scale at the steps `at`; the scale never falls below a
-    small share of the level, so a flat series that moves by a hair is not infinitely surprising."""
-    past = _trailing(x, at, window)
+    small share of the level, so a flat series that moves by a hair is not infinitely surprising.
+
+    The baseline of a step is the window before the last multiple of `STRIDE` at or before it: a day's
+    median moves little in a few steps, and the rolling medians are most of a fit's cost (STRIDE x less).
+    """
+    base = at - at % STRIDE
+    anchors, which = np.unique(base, return_inverse=True)
+    past = _trailing(x, anchors, window)
     med = np.median(past, axis=2)
     dev = np.abs(past - med[:, :, None])
     mad, mean_dev = np.median(dev, axis=2), dev.mean(axis=2)
     scale = np.fmax(np.fmax(_MAD_TO_SIGMA * mad, 0.5 * mean_dev), 1e-6 * (1.0 + np.abs(med)))
-    return np.clip((x[:, at] - med) / scale, -CLIP, CLIP)
+    return np.clip((x[:, at] - med[:, which]) / scale[:, which], -CLIP, CLIP)

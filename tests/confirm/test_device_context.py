@@ -124,4 +124,5 @@ async def test_coupled_surges_are_mostly_dismissed_and_lone_temperature_jumps_co
     per_device = stats.by_device[(AGENT, DEVICE)]
     assert per_device["confirmed"] + per_device["dismissed"] == len(surges) + len(jumps)
     assert {d for d, _ in stats.by_detector} == {"robust"}
-    assert run.job.models.fits == 1 and run.job.queued == 0
+    # The day-old model judged the onsets, then was refitted with the tick's spare fit budget (refit_s 1 h).
+    assert run.job.models.fits == 2 and run.job.queued == 0
