@@ -103,8 +103,17 @@ class AsgiServer:
             options["http"] = _guarded_h11(header_timeout_s)
         # "error": uvicorn logs a warning per malformed request, which anyone reaching the port could
         # repeat; those are answered 400, and failures inside the app are still logged.
+        # WebSockets: no per-message deflate (a stream's frame goes to every client, and deflate would
+        # compress it again for each connection), and client frames are small requests (64 KiB at most).
         self._config = uvicorn.Config(
-            app, host=self.host, port=self._port, log_level="error", lifespan="off", **options
+            app,
+            host=self.host,
+            port=self._port,
+            log_level="error",
+            lifespan="off",
+            ws_max_size=64 * 1024,
+            ws_per_message_deflate=False,
+            **options,
         )
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
