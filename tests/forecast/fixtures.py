@@ -28,3 +28,11 @@ def flat(seed: int = 3) -> F64Array:
     """Flat at 60 % with 3 % noise."""
     rng = np.random.default_rng(seed)
     return 60.0 + rng.normal(0, 3.0, HOURS)
+
+
+def cleaned_up(seed: int = 4) -> F64Array:
+    """Grows by 3 % a day from 40 % for two weeks, then a clean-up drops it to 30 %, flat after."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(HOURS)
+    level = np.where(t < 14 * 24, 40.0 + 3.0 * t / 24, 30.0)
+    return level + 5.0 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2.0, HOURS)

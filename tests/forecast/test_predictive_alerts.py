@@ -136,3 +136,11 @@ async def test_growing_series_alerts_a_week_before_it_crosses_and_stays_raised(
     assert first.phase == "onset" and first.threshold == fixtures.THRESHOLD
     assert 0 < first.p10_ms and (first.p50_ms == 0 or first.p10_ms <= first.p50_ms)
     assert first.method and first.backtest_mase > 0
+
+
+async def test_an_alert_raised_while_growing_resolves_after_the_clean_up(walk: Callable) -> None:
+    run = await walk(fixtures.cleaned_up())
+    cleanup_ms = T0 + 14 * 24 * HOUR_MS
+    assert len(run.created_ms) == 1 and run.created_ms[0] < cleanup_ms
+    assert len(run.resolved_ms) == 1 and run.resolved_ms[0] > cleanup_ms and run.open_at_end == 0
+    assert [m.phase for m in run.messages][-1] == "end"
