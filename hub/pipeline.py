@@ -482,6 +482,7 @@ class Hub:
                 alerts=self.alerts,
                 ingest_busy=lambda: self.ingestor is not None and self.ingestor.busy(),
                 forecast=self.forecast,
+                confirm=self.confirm,
                 ws=self.ws,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)

@@ -17,6 +17,7 @@ from hub.alerts.repository import AlertRepository
 from hub.alerts.service import AlertService
 from hub.auth.service import AuthService
 from hub.bus.errors import BusError
+from hub.confirm.jobs import ConfirmJob
 from hub.fleet.agents import Fleet
 from hub.forecast.service import ForecastService
 from hub.notify.ws import WsHub
@@ -154,6 +155,8 @@ class HubContext:
     forecast: ForecastService | None = None
     # The WebSocket streams of this process (None: the app serves none, e.g. in tests of REST alone).
     ws: WsHub | None = None
+    # The confirmation job of this process, for GET /api/v1/confirm (None: it runs none).
+    confirm: ConfirmJob | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:
