@@ -484,6 +484,7 @@ class Hub:
                 forecast=self.forecast,
                 confirm=self.confirm,
                 ws=self.ws,
+                ingestor=self.ingestor,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(

@@ -54,23 +54,33 @@ async def authorize(
     """The caller, once per request, checked for every scope in `scopes` (see the module docstring)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
-        principal = await _authenticate(request, ctx, bearer, api_key)
+        token = api_key if api_key else (bearer.credentials if bearer is not None else None)
+        principal = await _authenticate(request, ctx, token)
     for scope in scopes.scopes:
-        if not principal.allows(scope):
-            ctx.auth.metrics.forbidden.labels(scope).inc()
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs scope {scope}")
+        _check(ctx, principal, scope)
     return principal
 
 
-async def _authenticate(
-    request: Request, ctx: Ctx, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
-) -> Principal:
+def _check(ctx: Ctx, principal: Principal, scope: str) -> None:
+    if not principal.allows(scope):
+        ctx.auth.metrics.forbidden.labels(scope).inc()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs scope {scope}")
+
+
+async def authorize_token(request: Request, ctx: Ctx, token: str | None, scope: str) -> Principal:
+    """`require(scope)` for receivers whose clients send their credential their own way (InfluxDB's
+    `Authorization: Token`, `u`/`p`): the same rate limits, 401, 403 and counters."""
+    principal = await _authenticate(request, ctx, token)
+    _check(ctx, principal, scope)
+    return principal
+
+
+async def _authenticate(request: Request, ctx: Ctx, token: str | None) -> Principal:
     began = time.perf_counter()
     group = "read" if request.method in _READS else "write"
     wait = ctx.auth.limit(Limit.API_PER_IP, client_ip(request))
     if wait:
         raise too_many(ctx, wait, group, "ip")
-    token = api_key if api_key else (bearer.credentials if bearer is not None else None)
     principal = await ctx.auth.authenticate(token) if token else None
     if principal is None:
         raise _unauthorized(ctx)

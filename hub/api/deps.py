@@ -20,6 +20,7 @@ from hub.bus.errors import BusError
 from hub.confirm.jobs import ConfirmJob
 from hub.fleet.agents import Fleet
 from hub.forecast.service import ForecastService
+from hub.ingest.service import Ingestor
 from hub.notify.ws import WsHub
 from hub.store.base import Store
 from hub.telemetry import HubMetrics
@@ -157,6 +158,8 @@ class HubContext:
     ws: WsHub | None = None
     # The confirmation job of this process, for GET /api/v1/confirm (None: it runs none).
     confirm: ConfirmJob | None = None
+    # Where pushed data (InfluxDB line protocol) is stored; None in a process that ingests nothing.
+    ingestor: Ingestor | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:

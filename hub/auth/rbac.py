@@ -21,9 +21,17 @@ READ_SCOPES = frozenset(
         "docs:read",
     }
 )
-# Operating: acknowledging, resolving, silencing, maintenance windows, incidents, external alerts in.
+# Operating: acknowledging, resolving, silencing, maintenance windows, incidents, external alerts in,
+# and metrics pushed by other tools (InfluxDB line protocol).
 OPERATE_SCOPES = frozenset(
-    {"alerts:write", "alerts:ingest", "incidents:write", "silences:write", "maintenance:write"}
+    {
+        "alerts:write",
+        "alerts:ingest",
+        "ingest:write",
+        "incidents:write",
+        "silences:write",
+        "maintenance:write",
+    }
 )
 # Administering identities and reading who changed what.
 ADMIN_SCOPES = frozenset({"users:read", "users:write", "keys:read", "keys:write", "audit:read"})

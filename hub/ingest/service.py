@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,6 +26,7 @@ from shared import codec
 from shared.clock import Clock, SystemClock
 from shared.errors import CodecError, TransientError
 from shared.logging import UpDown
+from shared.model import Batch, SeriesPoints
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,15 +77,41 @@ class Ingestor:
         self._last_active = float("-inf")
         self._rejected_once: set[str] = set()
         self._store_health = UpDown(log, "store", self._clock)
+        self._push_epoch = self._clock.now_ms()
+        # Per pushing source, so its sequence has no holes (the fleet counts holes as lost batches).
+        self._push_seq: dict[str, itertools.count[int]] = {}
 
     async def ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
         """Stores one envelope for `agent` (its certificate identity) and says what to answer."""
+        return await self._admitted(transport, functools.partial(self._ingest, agent, data, transport))
+
+    async def ingest_series(
+        self, agent: str, series: tuple[SeriesPoints, ...], transport: str
+    ) -> IngestOutcome:
+        """Stores series a receiver decoded itself (pushed line protocol, remote write) for `agent`,
+        through the same admission, durable write, fleet bookkeeping and bus announcements as envelopes.
+
+        The batch id is this ingestor's start time and a counter per source: no restart or other hub
+        reuses it."""
+        return await self._admitted(
+            transport, functools.partial(self._write_pushed, agent, series, transport)
+        )
+
+    async def _write_pushed(
+        self, agent: str, series: tuple[SeriesPoints, ...], transport: str
+    ) -> IngestOutcome:
+        # Numbered once admitted, so a throttled push leaves no hole in the source's sequence.
+        seq = next(self._push_seq.setdefault(agent, itertools.count(1)))
+        batch = Batch(boot_epoch=self._push_epoch, seq=seq, series=series)
+        return await self._write(agent, batch.point_count, batch, transport)
+
+    async def _admitted(self, transport: str, work: Callable[[], Awaitable[IngestOutcome]]) -> IngestOutcome:
         if self._inflight >= self._max_inflight:
             self._metrics.throttled.labels(transport).inc()
             return IngestOutcome(retry_after_ms=self._retry_after_ms)
         self._inflight += 1
         try:
-            return await self._ingest(agent, data, transport)
+            return await work()
         finally:
             self._inflight -= 1
             self._last_active = self._clock.monotonic()
@@ -95,7 +123,7 @@ class Ingestor:
     async def _ingest(self, agent: str, data: bytes, transport: str) -> IngestOutcome:
         try:
             # Decompressing and parsing up to 64 MB must not stall the event loop serving other agents.
-            header, batch = await self._in_pool(codec.decode, data, self._max_uncompressed)
+            header, batch = await self.in_pool(codec.decode, data, self._max_uncompressed)
         except CodecError as exc:
             points = 0
             try:
@@ -103,13 +131,16 @@ class Ingestor:
             except CodecError:
                 pass
             return self.reject(agent, transport, exc, points)
+        return await self._write(agent, header.point_count, batch, transport)
+
+    async def _write(self, agent: str, point_count: int, batch: Batch, transport: str) -> IngestOutcome:
         try:
             with self._metrics.write_seconds.time():
-                result = await self._in_pool(self._store.write, agent, batch)
+                result = await self.in_pool(self._store.write, agent, batch)
         except StoreError as exc:  # the backend refuses this batch for good: count it, never retry it
             self._metrics.store_errors.labels("permanent").inc()
-            log.error("store refused batch %s of %s for good: %s", header.batch_id, agent, exc)
-            return IngestOutcome(rejected_points=header.point_count, error=f"store refused the batch: {exc}")
+            log.error("store refused batch %s of %s for good: %s", batch.batch_id, agent, exc)
+            return IngestOutcome(rejected_points=point_count, error=f"store refused the batch: {exc}")
         except (TransientError, OSError) as exc:  # not stored, so not acknowledged: the agent retries
             self._metrics.store_errors.labels("transient").inc()
             self._set_store_ok(False, str(exc))
@@ -117,10 +148,10 @@ class Ingestor:
         now = self._clock.now_ms()
         # A batch the store already had may still be uncounted (hub killed between the two writes):
         # the state decides by batch id, and then counts the envelope's points.
-        points = header.point_count if result.duplicate else result.accepted_points
+        points = point_count if result.duplicate else result.accepted_points
         try:
-            new = await self._in_pool(
-                self._state.record_batch, agent, header.boot_epoch, header.seq, points, now
+            new = await self.in_pool(
+                self._state.record_batch, agent, batch.boot_epoch, batch.seq, points, now
             )
         except TransientError as exc:  # stored but not counted: not acknowledged, so the retry counts it
             self._metrics.store_errors.labels("state").inc()
@@ -130,7 +161,7 @@ class Ingestor:
         if self._bus is not None:
             # Published before the ack, also for a duplicate (the first copy's messages may not have gone
             # out before a crash): ids are per batch, so consumers skip what they have seen.
-            published = messages(agent, header.batch_id, batch)
+            published = messages(agent, batch.batch_id, batch)
             if published.refused:
                 self._metrics.rejected.labels(transport, "bus_message").inc(published.refused)
             try:
@@ -151,7 +182,8 @@ class Ingestor:
             self._metrics.events.labels(e.kind).inc()
         return IngestOutcome(accepted_points=points)
 
-    async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
+    async def in_pool(self, fn: Callable[..., T], *args: object) -> T:
+        """Runs `fn` on ingest's own threads (receivers parse pushed payloads there, off the loop)."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from hub.api.routes import (
     series,
     users,
     windows,
+    write,
     ws,
 )
 
@@ -34,4 +35,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     keys.router,
     audit.router,
     ws.router,
+    write.router,
 )

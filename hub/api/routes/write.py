@@ -1,0 +1,181 @@
+"""InfluxDB's write endpoints, so Telegraf and the InfluxDB clients push to the hub unchanged.
+
+- `POST /api/v2/write?org=&bucket=&precision=` with `Authorization: Token <API key>` (InfluxDB 2.x);
+- `POST /write?db=&precision=` with `u`/`p` or basic auth, the API key as the password (InfluxDB 1.x).
+
+The body is line protocol, optionally gzip (`Content-Encoding: gzip`). Answers are InfluxDB's: 204 when
+every line was stored; 400 `{"code": "invalid", "message": ...}` naming the first bad line (the good
+lines of the batch are stored all the same, as InfluxDB 2.x does); 413 over the size limit; 415 for a
+body that is not text; 401/403/429 from the API's authentication. The pushed points are stored as
+the batch of an agent named `push:<key name>` (the store sets the `agent` label from it), so one
+credential can never write into another source's or an agent's series.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from hub.api.auth import authorize_token
+from hub.api.deps import Ctx
+from hub.ingest.service import Ingestor
+from hub.ingest.webhooks import lineprotocol
+
+router = APIRouter(tags=["push"])
+
+SCOPE = "ingest:write"
+PUSH_AGENT_PREFIX = "push:"
+# InfluxDB's default `max-body-size` is 25 MB; the limit holds for the body as sent and as unzipped.
+MAX_BODY_BYTES = 25_000_000
+TEXT_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
+MAX_PARAM = 256
+# What the OpenAPI document shows as the request body.
+LINE_PROTOCOL_BODY: dict[str, Any] = {
+    "requestBody": {"content": {"text/plain": {"schema": {"type": "string", "format": "line-protocol"}}}}
+}
+
+Param = Annotated[str, Query(max_length=MAX_PARAM)]
+
+
+class PushRejected(Exception):
+    """Raised for a request refused before parsing; carries the HTTP status and InfluxDB's error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _influx_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+@router.post("/api/v2/write", status_code=204, response_class=Response, openapi_extra=LINE_PROTOCOL_BODY)
+async def write_v2(
+    request: Request,
+    ctx: Ctx,
+    org: Param = "",
+    bucket: Param = "",
+    precision: Param = "ns",
+) -> Response:
+    """Line protocol the InfluxDB 2.x way (`Authorization: Token <API key>`); `org` and `bucket` are
+    accepted and ignored (everything lands in the hub's one store)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    token = credential.strip() if scheme.lower() in ("token", "bearer") else None
+    return await _write(request, ctx, token, precision, "influx_v2")
+
+
+@router.post("/write", status_code=204, response_class=Response, openapi_extra=LINE_PROTOCOL_BODY)
+async def write_v1(
+    request: Request,
+    ctx: Ctx,
+    db: Param = "",
+    rp: Param = "",
+    precision: Param = "ns",
+    u: Param = "",
+    p: Param = "",
+) -> Response:
+    """Line protocol the InfluxDB 1.x way: the API key as the password, in `p` or basic auth (also
+    `Authorization: Token`); `db` and `rp` are accepted and ignored."""
+    return await _write(
+        request, ctx, p or _v1_password(request.headers.get("authorization", "")), precision, "influx_v1"
+    )
+
+
+def _v1_password(header: str) -> str | None:
+    """The password of a basic `Authorization` header, or an InfluxDB `Token` credential."""
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() == "token":
+        return credential.strip() or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
+
+
+async def _write(request: Request, ctx: Ctx, token: str | None, precision: str, transport: str) -> Response:
+    ingestor = _ingestor(ctx)
+    principal = await authorize_token(request, ctx, token, SCOPE)
+    try:
+        unit_ns = lineprotocol.ns_per_unit(precision)
+        _content_type(request)
+        text = _text(await _body(request), request.headers.get("content-encoding", ""))
+    except lineprotocol.PrecisionError as exc:
+        ctx.metrics.rejected.labels(transport, "precision").inc()
+        return _influx_error(400, "invalid", str(exc))
+    except PushRejected as exc:
+        ctx.metrics.rejected.labels(transport, exc.code.replace(" ", "_")).inc()
+        return _influx_error(exc.status, exc.code, exc.message)
+    parsed = await ingestor.in_pool(lineprotocol.parse, text, unit_ns, ctx.clock.now_ms())
+    if parsed.bad_lines:
+        ctx.metrics.rejected.labels(transport, "bad_line").inc(parsed.bad_lines)
+    if parsed.string_fields:
+        ctx.metrics.rejected.labels(transport, "string_field").inc(parsed.string_fields)
+    if parsed.series:
+        outcome = await ingestor.ingest_series(PUSH_AGENT_PREFIX + principal.name, parsed.series, transport)
+        if outcome.retry_after_ms:  # InfluxDB's answer to overload: clients back off and retry
+            retry_s = str(max(1, -(-outcome.retry_after_ms // 1000)))
+            return _influx_error(503, "unavailable", "hub busy; retry later", {"Retry-After": retry_s})
+        if outcome.error:
+            return _influx_error(400, "invalid", outcome.error)
+    if parsed.first_error is not None:
+        err = parsed.first_error
+        stored = parsed.lines - parsed.bad_lines
+        return _influx_error(
+            400,
+            "invalid",
+            f"partial write: {stored} of {parsed.lines} lines stored; line {err.line}: {err.reason}",
+        )
+    return Response(status_code=204)
+
+
+def _ingestor(ctx: Ctx) -> Ingestor:
+    if ctx.ingestor is None:
+        raise HTTPException(503, "this hub process takes no pushed data (role: api); push to role all")
+    return ctx.ingestor
+
+
+def _content_type(request: Request) -> None:
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind not in TEXT_TYPES:
+        raise PushRejected(415, "unsupported media type", f"content type {kind[:64]!r} is not line protocol")
+
+
+async def _body(request: Request) -> bytes:
+    """The body as sent, refused with 413 as soon as it passes the limit (never read whole first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _too_large()
+    return bytes(body)
+
+
+def _text(body: bytes, encoding: str) -> str:
+    """The body unzipped (bounded) and decoded; invalid UTF-8 is replaced, and its line then fails."""
+    encoding = encoding.strip().lower()
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, MAX_BODY_BYTES)
+        except zlib.error as exc:
+            raise PushRejected(400, "invalid", f"gzip body could not be read: {exc}") from None
+        if inflater.unconsumed_tail:
+            raise _too_large()
+    elif encoding not in ("", "identity"):
+        raise PushRejected(415, "unsupported media type", f"content encoding {encoding[:32]!r} is not gzip")
+    return body.decode("utf-8", "replace")
+
+
+def _too_large() -> PushRejected:
+    return PushRejected(413, "request too large", f"body over {MAX_BODY_BYTES} bytes (sent or unzipped)")
