@@ -31,7 +31,7 @@ from hub.alerts.windows import Window, WindowKind
 from hub.bus.base import Bus
 from hub.bus.errors import BusError, BusUnavailable
 from hub.bus.messages import AgentSeen, AlertChanged, IncidentChanged, Message
-from hub.notify.dispatcher import Dispatcher
+from hub.notify.dispatcher import Dispatcher, Submitted
 from hub.notify.model import Notification
 from shared.clock import Clock, SystemClock
 from shared.logging import UpDown
@@ -195,7 +195,7 @@ class AlertService:
 
     async def _commit(self, step: Step, rows: StepRows, announce: list[Message]) -> None:
         try:
-            await asyncio.to_thread(self._write, rows, step.notifications)
+            submitted = await asyncio.to_thread(self._write, rows, step.notifications)
         except Exception as exc:
             self.failed_writes += 1
             self._db_health.down(f"{type(exc).__name__}: {exc}; state reloaded, the input will be retried")
@@ -203,8 +203,8 @@ class AlertService:
                 await self._reload()
             raise
         self._db_health.up()
-        if self._dispatcher is not None and step.notifications:
-            self._dispatcher.committed({n.receiver for n in step.notifications})
+        if self._dispatcher is not None and submitted is not None:
+            self._dispatcher.committed(submitted)  # its notifications go out now, from memory
         await self._publish(announce)
 
     async def _publish(self, announce: list[Message]) -> None:
@@ -228,11 +228,12 @@ class AlertService:
                 self._bus_health.down(f"{type(error).__name__}: {error}; alert changes not announced")
                 break
 
-    def _write(self, rows: StepRows, notifications: list[Notification]) -> None:
+    def _write(self, rows: StepRows, notifications: list[Notification]) -> Submitted | None:
         with self._db.begin() as conn:
             self.repo.write_rows(conn, rows)
             if self._dispatcher is not None and notifications:
-                self._dispatcher.submit_all_in(conn, notifications)
+                return self._dispatcher.submit_all_in(conn, notifications)
+        return None
 
     async def _settled(self) -> None:
         """Waits for the step being written, whatever its outcome."""
@@ -304,9 +305,7 @@ class AlertService:
         if write is None:
             _settle(batch, done)
         else:
-            write.add_done_callback(
-                lambda w: _settle(batch, done if w.cancelled() or w.exception() is None else w.exception())
-            )
+            write.add_done_callback(lambda w: _settle_written(batch, done, w))
         return done, write
 
     # ---- operator actions -----------------------------------------------------------------------------
@@ -393,6 +392,13 @@ def _settle(batch: list[tuple[list[Signal], asyncio.Future[Step]]], outcome: Ste
             fut.set_exception(outcome)
         else:
             fut.set_result(outcome)
+
+
+def _settle_written(
+    batch: list[tuple[list[Signal], asyncio.Future[Step]]], step: Step, write: asyncio.Task[None]
+) -> None:
+    error = None if write.cancelled() else write.exception()
+    _settle(batch, step if error is None else error)
 
 
 def _merge(a: Step, b: Step) -> Step:

@@ -24,7 +24,7 @@ import logging
 import random
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -37,7 +37,7 @@ from hub.notify.errors import NotifyError, RetryableNotifyError
 from hub.notify.http import scrub
 from hub.notify.metrics import NotifyStats
 from hub.notify.model import Notification
-from hub.notify.outbox import Claimed, DeadLetter, Outbox, Outcome
+from hub.notify.outbox import Claimed, DeadLetter, Lease, Outbox, Outcome
 from hub.notify.registry import build_receiver
 from shared.clock import Clock, SystemClock
 from shared.logging import UpDown
@@ -49,6 +49,16 @@ _WRITE_BATCH = 500
 _DB_RETRY_MAX_S = 5.0
 _CLOSE_FLUSH_S = 5.0
 _MIN_LEASE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What `submit_all_in` wrote: per notification whether it was new, the rows leased to this hub, and
+    every receiver named (for `committed`)."""
+
+    added: list[bool]
+    leased: list[Claimed]
+    receivers: frozenset[str] = frozenset()
 
 
 class _Refused(Exception):
@@ -142,44 +152,64 @@ class Dispatcher:
     def submit_in(self, conn: sa.Connection, n: Notification) -> bool:
         """Writes `n` to the outbox in the caller's transaction (blocking: call it off the event loop).
 
-        Workers see the row once the caller commits: at once if it was already committed when they
-        are woken (call `committed` after the commit), else within `poll_interval_s`. Returns False
-        when (receiver, id) is already queued.
+        Workers see the row once the caller commits, within `poll_interval_s` (at once when a lane is
+        woken after the commit). Returns False when (receiver, id) is already queued.
 
         Raises:
             ValueError: the receiver is unknown or the dispatcher is closed.
             sqlalchemy.exc.SQLAlchemyError: the write failed; the caller's transaction decides.
         """
-        (new,) = self.submit_all_in(conn, [n])
-        return new
+        return self._write_in(conn, [n], None).added[0]
 
-    def submit_all_in(self, conn: sa.Connection, ns: Sequence[Notification]) -> list[bool]:
-        """`submit_in` for many notifications in one statement; per notification, whether it was new.
+    def submit_all_in(self, conn: sa.Connection, ns: Sequence[Notification]) -> Submitted:
+        """`submit_in` for many notifications in one statement. Rows its receivers have room for are
+        leased to this hub as they are written: hand the result to `committed` once the caller's
+        transaction has committed, and they are sent from memory at once (otherwise their lease has to
+        run out before they are sent).
 
         Raises:
             ValueError: a receiver is unknown or the dispatcher is closed (nothing is written).
             sqlalchemy.exc.SQLAlchemyError: the write failed; the caller's transaction decides.
         """
+        return self._write_in(conn, ns, self._lease(self._clock.now_ms()))
+
+    def _write_in(self, conn: sa.Connection, ns: Sequence[Notification], lease: Lease | None) -> Submitted:
         for n in ns:
             reason = self._refusal(n)
             if reason is not None:
                 self.stats.dropped(n.receiver, reason)
                 raise ValueError(f"notification {n.id!r} refused: {reason}")
-        added = self.outbox.insert_all(conn, ns, self._clock.now_ms())
+        added, leased = self.outbox.insert_leasing(conn, ns, self._clock.now_ms(), lease)
         for n, new in zip(ns, added, strict=True):
             if not new:
                 self.stats.duplicate(n.receiver)
+        receivers = frozenset(n.receiver for n in ns)
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            for receiver in {n.receiver for n in ns}:
+            for receiver in receivers:
                 loop.call_soon_threadsafe(self._lanes[receiver].wake.set)
-        return added
+        return Submitted(added, leased, receivers)
 
-    def committed(self, receivers: Iterable[str]) -> None:
-        """Wakes the lanes of `receivers` at once: call it from the event loop right after the
-        transaction `submit_in` wrote in has committed, so the rows are claimed now, not at the next poll
-        (a wake from `submit_in` itself can come before the commit, when the rows are not visible yet)."""
-        for receiver in receivers:
+    def _lease(self, now_ms: int) -> Lease | None:
+        """What this hub can take on at once: each running lane's free slots (read from the caller's
+        thread: a slot taken meanwhile by the loader lets a lane hold a few rows over its capacity)."""
+        if not self._started or self._closed:
+            return None
+        room = {name: lane.capacity - len(lane.held) for name, lane in self._lanes.items()}
+        until = {name: now_ms + lane.lease_ms for name, lane in self._lanes.items()}
+        return Lease(self.owner, uuid.uuid4().hex, room, until)
+
+    def committed(self, submitted: Submitted) -> None:
+        """Call from the event loop right after the transaction `submit_all_in` wrote in has committed:
+        the rows it leased go to their lanes' workers now, and the lanes look for the others at once,
+        not at the next poll (a wake from `submit_all_in` itself can come before the commit, when the
+        rows are not visible yet)."""
+        for c in submitted.leased:
+            lane = self._lanes.get(c.receiver)
+            if lane is not None and not self._closed:
+                lane.held[c.seq] = c
+                lane.queue.put_nowait(c)
+        for receiver in {c.receiver for c in submitted.leased} | submitted.receivers:
             lane = self._lanes.get(receiver)
             if lane is not None:
                 lane.wake.set()
@@ -405,10 +435,12 @@ class Dispatcher:
     async def _attempt(self, lane: _Lane, c: Claimed) -> None:
         name = lane.cfg.name
         attempts = c.attempts + 1
-        try:
-            n = Notification.from_json(c.payload)
-        except ValueError as exc:
-            return self._dead(lane, c, attempts, "bad_payload", str(exc))
+        n = c.notification
+        if n is None:
+            try:
+                n = Notification.from_json(c.payload)
+            except ValueError as exc:
+                return self._dead(lane, c, attempts, "bad_payload", str(exc))
         deadline_ms = c.enqueued_ms + int(lane.cfg.deadline_s * 1000)
         # The deadline stops scheduling retries; an attempt once due always runs, so a hub back from a
         # long outage still sends what is pending (a resolve above all) once before giving up on it.

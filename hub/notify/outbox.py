@@ -10,23 +10,25 @@ expires, and a restarted hub with the same `owner` takes its own leases back at 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from hub.notify.model import Notification
 from hub.notify.models import notify_outbox as t
 
 MAX_ERROR_TEXT = 1000
+_IN_CHUNK = 500  # group hashes per IN list (SQLite bounds bound parameters)
 PRUNE_CHUNK = 5_000
 
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A row this hub holds the lease of."""
+    """A row this hub holds the lease of; leased at insert, it still has its notification in memory."""
 
     seq: int
     receiver: str
@@ -35,6 +37,18 @@ class Claimed:
     attempts: int
     enqueued_ms: int
     lease_token: str
+    notification: Notification | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Rows `insert_all` may lease to `owner` as it writes them: up to `room[receiver]` per receiver,
+    each until `until_ms[receiver]`."""
+
+    owner: str
+    token: str
+    room: Mapping[str, int]
+    until_ms: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +75,18 @@ class DeadLetter:
     dead_ms: int
 
 
+def _group_head(o: NamedFromClause, receiver: str) -> sa.ColumnElement[bool]:
+    """Pending rows of `receiver` that no older pending row of their alert group is ahead of."""
+    p = t.alias("p")
+    older_pending = sa.select(sa.literal(1)).where(
+        p.c.receiver == o.c.receiver,
+        p.c.group_hash == o.c.group_hash,
+        p.c.state == "pending",
+        p.c.seq < o.c.seq,
+    )
+    return sa.and_(o.c.receiver == receiver, o.c.state == "pending", ~sa.exists(older_pending))
+
+
 def group_hash(group_key: str) -> str:
     return hashlib.sha256(group_key.encode()).hexdigest()
 
@@ -72,10 +98,6 @@ class Outbox:
         self._engine = engine
         self._dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
 
-    def insert(self, conn: sa.Connection, n: Notification, now_ms: int) -> bool:
-        """Adds `n` as pending in the caller's transaction; False when (receiver, id) is already there."""
-        return bool(self._insert(conn, [n], now_ms))
-
     def insert_many(self, ns: Sequence[Notification], now_ms: int) -> list[bool]:
         """Adds each notification in one transaction; per notification, whether it was new."""
         with self._engine.begin() as conn:
@@ -83,56 +105,108 @@ class Outbox:
 
     def insert_all(self, conn: sa.Connection, ns: Sequence[Notification], now_ms: int) -> list[bool]:
         """Adds each notification in the caller's transaction (one statement); per one, whether it was new."""
-        if not ns:
-            return []
-        added = self._insert(conn, ns, now_ms)
-        out = []
-        for n in ns:  # the same id twice in one batch: only the first is new
-            key = (n.receiver, n.id)
-            out.append(key in added)
-            added.discard(key)
-        return out
+        return self.insert_leasing(conn, ns, now_ms, None)[0]
 
-    def _insert(self, conn: sa.Connection, ns: Sequence[Notification], now_ms: int) -> set[tuple[str, str]]:
-        rows = [
-            {
-                "receiver": n.receiver,
-                "id": n.id,
-                "group_hash": group_hash(n.group_key),
-                "payload": n.to_json(),
-                "state": "pending",
-                "attempts": 0,
-                "next_attempt_ms": now_ms,
-                "created_ms": n.created_ms,
-                "enqueued_ms": now_ms,
-                "updated_ms": now_ms,
-            }
-            for n in ns
-        ]
+    def insert_leasing(
+        self, conn: sa.Connection, ns: Sequence[Notification], now_ms: int, lease: Lease | None
+    ) -> tuple[list[bool], list[Claimed]]:
+        """`insert_all`, leasing some rows to `lease.owner` as they are written, so they can be sent from
+        memory once the caller commits, without a claim query and a payload parse each.
+
+        A row is leased when its receiver has room, it is the first of its alert group in `ns` and no
+        older row of its group is pending: a group's notifications still go out one at a time, in order.
+        Returns, per notification, whether it was new, and the rows leased (new ones only).
+        """
+        if not ns:
+            return [], []
+        hashes = [group_hash(n.group_key) for n in ns]
+        payloads = [n.to_json() for n in ns]
+        leased = self._leasable(conn, ns, hashes, lease) if lease is not None else set()
+        added = self._insert(conn, ns, hashes, payloads, now_ms, leased, lease)
+        out: list[bool] = []
+        claims: list[Claimed] = []
+        for i, n in enumerate(ns):  # the same id twice in one batch: only the first is new
+            seq = added.pop((n.receiver, n.id), None)
+            out.append(seq is not None)
+            if seq is not None and lease is not None and i in leased:
+                claims.append(Claimed(seq, n.receiver, n.id, payloads[i], 0, now_ms, lease.token, n))
+        return out, claims
+
+    def _leasable(
+        self, conn: sa.Connection, ns: Sequence[Notification], hashes: list[str], lease: Lease
+    ) -> set[int]:
+        """Indexes into `ns` of the rows `insert_leasing` leases."""
+        wanted: dict[str, set[str]] = {}
+        for n, h in zip(ns, hashes, strict=True):
+            if lease.room.get(n.receiver, 0) > 0:
+                wanted.setdefault(n.receiver, set()).add(h)
+        busy: set[tuple[str, str]] = set()
+        for receiver, groups in wanted.items():
+            ordered = sorted(groups)
+            for i in range(0, len(ordered), _IN_CHUNK):
+                q = (
+                    sa.select(t.c.group_hash)
+                    .where(
+                        t.c.receiver == receiver,
+                        t.c.group_hash.in_(ordered[i : i + _IN_CHUNK]),
+                        t.c.state == "pending",
+                    )
+                    .distinct()
+                )
+                busy.update((receiver, h) for h in conn.execute(q).scalars())
+        room = dict(lease.room)
+        taken: set[int] = set()
+        for i, (n, h) in enumerate(zip(ns, hashes, strict=True)):
+            key = (n.receiver, h)
+            if key in busy or room.get(n.receiver, 0) <= 0:
+                continue
+            busy.add(key)  # a later notification of the group waits for this one
+            room[n.receiver] -= 1
+            taken.add(i)
+        return taken
+
+    def _insert(
+        self,
+        conn: sa.Connection,
+        ns: Sequence[Notification],
+        hashes: list[str],
+        payloads: list[str],
+        now_ms: int,
+        leased: set[int],
+        lease: Lease | None,
+    ) -> dict[tuple[str, str], int]:
+        rows = []
+        for i, n in enumerate(ns):
+            mine = lease is not None and i in leased
+            rows.append(
+                {
+                    "receiver": n.receiver,
+                    "id": n.id,
+                    "group_hash": hashes[i],
+                    "payload": payloads[i],
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_ms": lease.until_ms[n.receiver] if lease is not None and mine else now_ms,
+                    "lease_owner": lease.owner if lease is not None and mine else None,
+                    "lease_token": lease.token if lease is not None and mine else None,
+                    "created_ms": n.created_ms,
+                    "enqueued_ms": now_ms,
+                    "updated_ms": now_ms,
+                }
+            )
         # One multi-row INSERT; RETURNING names the rows added (a conflicting row returns nothing), where
         # rowcount would not: drivers disagree on it for skipped rows.
-        stmt = self._dialect.insert(t).on_conflict_do_nothing().returning(t.c.receiver, t.c.id)
-        return {(r[0], r[1]) for r in conn.execute(stmt, rows)}
+        stmt = self._dialect.insert(t).on_conflict_do_nothing().returning(t.c.receiver, t.c.id, t.c.seq)
+        return {(r[0], r[1]): int(r[2]) for r in conn.execute(stmt, rows)}
 
     def claim(
         self, receiver: str, now_ms: int, limit: int, lease_ms: int, owner: str, token: str
     ) -> list[Claimed]:
         """Leases up to `limit` due rows of `receiver`, oldest first, at most one per alert group."""
-        o, p = t.alias("o"), t.alias("p")
-        older_pending = sa.select(sa.literal(1)).where(
-            p.c.receiver == o.c.receiver,
-            p.c.group_hash == o.c.group_hash,
-            p.c.state == "pending",
-            p.c.seq < o.c.seq,
-        )
+        o = t.alias("o")
         due = (
             sa.select(o.c.seq)
-            .where(
-                o.c.receiver == receiver,
-                o.c.state == "pending",
-                o.c.next_attempt_ms <= now_ms,
-                ~sa.exists(older_pending),
-            )
+            .where(_group_head(o, receiver), o.c.next_attempt_ms <= now_ms)
             .order_by(o.c.seq)
             .limit(limit)
         )
@@ -223,12 +297,13 @@ class Outbox:
         return int(res.rowcount or 0)
 
     def next_due_ms(self, receiver: str) -> int | None:
-        """When the earliest pending row of `receiver` falls due (None when there is none)."""
+        """When the earliest pending row of `receiver` that is first in its group falls due (None when
+        there is none): a row waiting behind its group's earlier one is not due before that one is
+        done, and counting it made the loader sleep a whole poll past a retry falling due."""
+        o = t.alias("o")
         with self._engine.connect() as conn:
             value = conn.execute(
-                sa.select(sa.func.min(t.c.next_attempt_ms)).where(
-                    t.c.receiver == receiver, t.c.state == "pending"
-                )
+                sa.select(sa.func.min(o.c.next_attempt_ms)).where(_group_head(o, receiver))
             ).scalar()
         return None if value is None else int(value)
 

@@ -1,6 +1,7 @@
-"""Rows written by `submit_in` are claimed as soon as the caller says its transaction committed, not at
-the next outbox poll: the wake `submit_in` gives itself can arrive before the commit, when the row is not
-visible yet (PostgreSQL's claim then finds nothing and waits for the poll)."""
+"""Rows written by `submit_all_in` go out as soon as the caller says its transaction committed, not at
+the next outbox poll: the wake it gives itself can arrive before the commit, when the row is not visible
+yet (PostgreSQL's claim then finds nothing and waits for the poll). Rows its lanes have room for are
+leased as they are written and sent from memory; a group's later rows still wait for its earlier one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from hub.notify.config import NotifyConfig
-from hub.notify.dispatcher import Dispatcher
+from hub.notify.dispatcher import Dispatcher, Submitted
+from hub.notify.model import Notification
 from tests.notify.conftest import note
 from tests.notify.recorder import Recorder
 from tests.support.hubdb import migrated_engine
@@ -39,16 +41,46 @@ async def test_a_row_committed_after_the_wake_is_sent_once_the_caller_says_it_co
     await d.start()
     try:
 
-        def slow_step() -> None:
+        def slow_step() -> Submitted:
             with db.begin() as conn:
-                d.submit_in(conn, note(1))
+                submitted = d.submit_all_in(conn, [note(1)])
                 time.sleep(0.5)  # the rest of a big step: the lane is awake before the row is visible
+            return submitted
 
-        await asyncio.to_thread(slow_step)
+        submitted = await asyncio.to_thread(slow_step)
+        assert [c.id for c in submitted.leased] == ["n-pager-1"]  # leased as written: no claim needed
         t0 = time.monotonic()
-        d.committed(["pager", "nobody"])  # an unknown receiver is ignored
+        d.committed(submitted)
         (got,) = await recorder.until(1, timeout=5.0)
         assert got.at - t0 < 2.0
         assert got.headers["idempotency-key"] == "n-pager-1"
+    finally:
+        await d.aclose()
+
+
+async def test_a_groups_next_row_is_not_leased_while_its_earlier_one_is_pending_and_goes_out_after_it(
+    db: sa.Engine, recorder: Recorder
+) -> None:
+    receiver = {"kind": "webhook", "name": "pager", "url": recorder.url(), "backoff_base_s": 0.1}
+    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
+    await d.start()
+    try:
+        recorder.answer("/hook", 503)  # the first attempt is retried: its row stays pending a while
+
+        def step(*ns: Notification) -> Submitted:
+            with db.begin() as conn:
+                return d.submit_all_in(conn, list(ns))
+
+        group = '{}:{alertname="A"}'
+        first = await asyncio.to_thread(step, note(1, group=group), note(2, group=group), note(3))
+        assert [c.id for c in first.leased] == ["n-pager-1", "n-pager-3"]  # one per group
+        d.committed(first)
+        later = await asyncio.to_thread(step, note(4, group=group))
+        assert later.leased == []  # the group's earlier rows are still pending
+        d.committed(later)
+        got = await recorder.until(5, timeout=20.0)
+        order = [r.headers["idempotency-key"] for r in got if r.status == 200]
+        assert [k for k in order if k != "n-pager-3"] == ["n-pager-1", "n-pager-2", "n-pager-4"]
+        assert len(got) == 5  # four notifications, one of them twice (after its 503)
     finally:
         await d.aclose()
