@@ -264,7 +264,10 @@ class Hub:
         async def migrate_up() -> None:
             await asyncio.to_thread(migrate.upgrade, self.db)  # raises MigrationError: the hub does not start
 
-        return [Step("pki", pki_up), Step("state database", migrate_up), self._checkpoints()]
+        setup: list[Component] = [Step("pki", pki_up), Step("state database", migrate_up)]
+        if self.db.dialect.name == "sqlite":  # PostgreSQL checkpoints by itself
+            setup.append(self._checkpoints())
+        return setup
 
     def _checkpoints(self) -> Component:
         checkpointer = WalCheckpointer(self.db, clock=self.clock)

@@ -29,6 +29,7 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
     assert _names(hub) == [
         "pki",
         "state database",
+        "state database checkpoints",
         "revocations",
         "admin token",
         "store",
