@@ -20,7 +20,7 @@ from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.e2e
 
-HEAD = "0005_auth"
+HEAD = "0006_confirm_verdict"
 MIGRATED = "hub database migrated from an empty database to " + HEAD
 
 

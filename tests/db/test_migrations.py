@@ -22,7 +22,7 @@ from tests.db.legacy import ADMIN_TOKEN, create_legacy_database
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0005_auth"
+HEAD = "0006_confirm_verdict"
 
 
 def _drift(engine: sa.Engine, metadata: sa.MetaData = METADATA) -> list[Any]:
