@@ -128,6 +128,8 @@ class WsHub:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._alerts_db = UpDown(log, "websocket alert details (state database)")
+        # Failures serving a connection (the routes report them): logged when they start and end.
+        self.trouble = UpDown(log, "websocket streams")
         self.events = Counter(
             "outpost_hub_ws_events",
             "Events that reached this process's streams",

@@ -48,6 +48,7 @@ class CloseCode(IntEnum):
     """Why the hub closed a stream (the close frame's reason says more, never a token)."""
 
     GOING_AWAY = 1001  # the hub is stopping: reconnect (with last_event_id) to any replica
+    INTERNAL = 1011  # the hub failed to serve the stream (its state database away): retry
     TRY_LATER = 1013  # this process serves `ws.max_clients` already
     BAD_REQUEST = 4400  # a frame that is not a valid request
     UNAUTHORIZED = 4401  # no valid token in time, or the token expired or was revoked

@@ -40,6 +40,7 @@ _REASONS = {
     CloseCode.UNAUTHORIZED: "unauthorized",
     CloseCode.FORBIDDEN: "forbidden",
     CloseCode.TOO_SLOW: "too_slow",
+    CloseCode.INTERNAL: "internal",
 }
 CLOSE_GRACE_S = 10.0
 _SEND_ERRORS = (WebSocketDisconnect, OSError, RuntimeError)  # the peer went away mid-send
@@ -80,6 +81,7 @@ async def _serve(websocket: WebSocket, allowed: frozenset[str]) -> None:
             _handshake(websocket, ctx, offered, allowed), hub.config.auth_timeout_s
         )
         client = hub.join(sub)
+        hub.trouble.up()
         code, reason = await _run(websocket, ctx, hub, client, token, principal)
     except TimeoutError:
         code, reason = CloseCode.UNAUTHORIZED, "no auth and subscribe in time"
@@ -87,6 +89,9 @@ async def _serve(websocket: WebSocket, allowed: frozenset[str]) -> None:
         code, reason = exc.code, str(exc)
     except WebSocketDisconnect:
         code, reason = None, "client left"
+    except Exception as exc:  # the state database away during the handshake: closed, counted, logged once
+        hub.trouble.down(f"{type(exc).__name__}: {exc}")
+        code, reason = CloseCode.INTERNAL, "the hub could not serve this stream; retry"
     label = "client_left" if code is None else _REASONS[code]
     if client is not None:
         hub.leave(client, label)
@@ -148,7 +153,9 @@ async def _send(websocket: WebSocket, hub: WsHub, client: Client, left: asyncio.
     timeout_s = hub.config.send_timeout_s
     while (frame := await client.next()) is not None:
         try:
-            await asyncio.wait_for(websocket.send_text(frame), timeout_s)
+            # asyncio.timeout, not wait_for: wait_for makes a task per call, ten per client a second here.
+            async with asyncio.timeout(timeout_s):
+                await websocket.send_text(frame)
         except TimeoutError:
             client.close(CloseCode.TOO_SLOW, f"too slow: a frame not taken within {timeout_s:g} s")
         except _SEND_ERRORS:
@@ -192,7 +199,11 @@ async def _guard(ctx: HubContext, hub: WsHub, client: Client, token: str, princi
         if expires_ms is not None and ctx.clock.now_ms() >= expires_ms:
             client.close(CloseCode.UNAUTHORIZED, "token expired")
             return
-        renewed = await ctx.auth.authenticate(token)
+        try:
+            renewed = await ctx.auth.authenticate(token)
+        except Exception as exc:  # the state database away: keep the stream, check again next time
+            hub.trouble.down(f"re-checking a stream's token: {type(exc).__name__}: {exc}")
+            continue
         if renewed is None:
             client.close(CloseCode.UNAUTHORIZED, "token revoked")
             return
