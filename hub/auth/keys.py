@@ -159,11 +159,6 @@ class ApiKeys:
         with self._engine.connect() as db:
             return [_info(r) for r in db.execute(sa.select(*_PUBLIC).order_by(api_keys.c.created_ms))]
 
-    def get(self, key_id: str) -> ApiKeyInfo | None:
-        with self._engine.connect() as db:
-            row = db.execute(sa.select(*_PUBLIC).where(api_keys.c.id == key_id)).first()
-        return None if row is None else _info(row)
-
     def revoke(self, key_id: str, now_ms: int) -> tuple[ApiKeyInfo, ApiKeyInfo] | None:
         """Revokes a live key; returns it before and after, or None when there is no live key of that id."""
         with self._engine.begin() as db:

@@ -16,7 +16,7 @@ from hub.auth.config import AuthConfig, BucketConfig
 from hub.auth.jwt import LEEWAY_MS, AccessClaims, AccessTokens, SigningKeys
 from hub.auth.keys import ApiKeyInfo, ApiKeys
 from hub.auth.metrics import AuthMetrics
-from hub.auth.passwords import PasswordPool, check_policy
+from hub.auth.passwords import PasswordPool, check_policy, needs_rehash
 from hub.auth.principal import Principal, PrincipalKind
 from hub.auth.ratelimit import RateLimiter
 from hub.auth.rbac import Role, scopes_of
@@ -180,6 +180,9 @@ class AuthService:
                 self.audit.record, now, f"user:{username}", "auth.login", username, peer, "denied"
             )
             return None
+        if stored is not None and needs_rehash(stored):  # hashed with older parameters than today's
+            digest = await self._passwords.hash(password)
+            await asyncio.to_thread(self.users.set_password_hash, user.id, digest, now)
         pair = await asyncio.to_thread(self._open_session, user)
         self.metrics.logins.labels("ok").inc()
         await asyncio.to_thread(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from prometheus_client import CollectorRegistry
 
 from hub.auth.config import AuthConfig
@@ -86,5 +87,20 @@ async def test_a_remembered_credential_still_expires_on_time(engines: tuple[sa.E
         await clock.advance(10 + 5)  # its ttl and the leeway for skew between hosts
         assert await service.authenticate(pair.access_token) is None
         assert await service.authenticate("x" * 5000) is None and await service.authenticate("") is None
+    finally:
+        service.close()
+
+
+async def test_a_password_hashed_with_older_parameters_is_rehashed_at_the_next_login(
+    engines: tuple[sa.Engine, sa.Engine],
+) -> None:
+    service = AuthService(engines[0], FakeClock(1_800_000_000_000), AuthConfig(), CollectorRegistry())
+    try:
+        old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+        user = service.users.add("carol", old, Role.VIEWER, 1_800_000_000_000)
+        assert await service.login("carol", PASSWORD, "10.0.0.1") is not None
+        stored = service.users.password_hash(user.id)
+        assert stored is not None and stored != old and "m=19456,t=2,p=1" in stored
+        assert await service.login("carol", PASSWORD, "10.0.0.1") is not None  # the new hash verifies
     finally:
         service.close()
