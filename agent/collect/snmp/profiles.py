@@ -251,21 +251,27 @@ def _resolve(name: str, files: dict[str, ProfileFile], seen: tuple[str, ...] = (
     return merged.model_copy(update={"detect": f.detect})
 
 
+def _metric_key(m: MetricDef) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return m.name or oid_text(m.oid), tuple(sorted(m.tags.items()))
+
+
 def _merged(name: str, sysobjectid: tuple[str, ...], parts: list[Profile]) -> Profile:
-    """Later parts win: a scalar of the same name and fixed labels (a vendor's own column for what
-    UPS-MIB also offers), a table of the same name."""
-    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], MetricDef] = {}
+    """Later parts win: their scalars replace earlier ones of the same name and fixed labels (a vendor's
+    own column for what UPS-MIB also offers), their tables earlier tables of the same name. Scalars of
+    one part are all kept (a vendor whose products put one reading at different OIDs)."""
+    metrics: list[MetricDef] = []
     tables: dict[str, TableDef] = {}
     includes: set[str] = {name}
     for p in parts:
-        metrics.update({(m.name or oid_text(m.oid), tuple(sorted(m.tags.items()))): m for m in p.metrics})
+        replaced = {_metric_key(m) for m in p.metrics}
+        metrics = [m for m in metrics if _metric_key(m) not in replaced] + list(p.metrics)
         tables.update({t.name: t for t in p.tables})
         includes |= p.includes | {p.name}
     return Profile(
         name=name,
         sysobjectid=sysobjectid,
         includes=frozenset(includes),
-        metrics=tuple(metrics.values()),
+        metrics=tuple(metrics),
         tables=tuple(tables.values()),
     )
 
