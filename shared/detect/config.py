@@ -39,8 +39,9 @@ class DetectRule(BaseModel):
     alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
     memory_points: int = Field(default=1000, ge=10)
     # After a reported peak, scores not above it report 0 for this many points: one event, one high
-    # score (0 = report raw scores). The gate still judges raw scores.
-    refractory_points: int = Field(default=100, ge=0)
+    # score (0 = report raw scores). The gate still judges raw scores. 200 points (about 17 hours at
+    # 5-minute polls) because a bursty series' episode lasts hours: at 100 its later bursts re-reported.
+    refractory_points: int = Field(default=200, ge=0)
     # Consecutive points rejected as anomalous after which the baseline jumps to the new level.
     new_normal_points: int = Field(default=12, ge=1)
     # Smallest deviation (metric units) that can count as one unit of spread: keeps a nearly constant
