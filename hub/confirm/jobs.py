@@ -25,6 +25,7 @@ from hub.confirm.devices import DeviceKey, DeviceModels
 from hub.confirm.verdict import CONFIRMED, DISMISSED, UNSCORED, Judgement
 from hub.store.base import Store
 from shared.clock import Clock
+from shared.logging import UpDown
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class ConfirmJob:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._subscribed = False
+        self._health = UpDown(log, "edge onset confirmation", clock)  # logs a failing tick once
 
     async def start(self) -> None:
         self._bus.subscribe(AnomalyReported.TOPIC, GROUP, self.handle)
@@ -121,9 +123,11 @@ class ConfirmJob:
             await self._clock.sleep(self.config.tick_s)
             try:
                 await self.tick()
-            except Exception:  # a failed tick puts its onsets back; the job keeps ticking
+            except Exception as exc:  # a failed tick puts its onsets back; the job keeps ticking
                 self.stats.failed_ticks += 1
-                log.exception("confirmation tick failed")
+                self._health.down(f"{type(exc).__name__}: {exc} (onsets queued again)")
+            else:
+                self._health.up()
 
     async def tick(self) -> int:
         """Judges everything queued and publishes the verdicts; returns how many were published."""

@@ -61,7 +61,8 @@ def test_the_driver_path_is_taken_on_this_database(db: sa.Engine) -> None:
     assert plan is not None
     sql, binds, positional = plan
     assert positional == (db.dialect.paramstyle == "qmark")
-    assert sum(is_json for _, is_json in binds) == 7  # 6 JSON columns, notified x2
+    # labels, annotations, links, transitions, notified, resolved_notified, verdict_features
+    assert sum(is_json for _, is_json in binds) == 7
     assert sql.startswith("INSERT INTO alerts")
 
 
