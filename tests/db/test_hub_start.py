@@ -15,12 +15,12 @@ import yaml
 from hub.db import migrate
 from hub.db.engine import create_engine
 from tests.db.legacy import ADMIN_TOKEN, create_legacy_database
+from tests.support.hubdb import HEAD
 from tests.support.outpost import BIN, HubHandle, start_hub
 from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.e2e
 
-HEAD = "0006_confirm_verdict"
 MIGRATED = "hub database migrated from an empty database to " + HEAD
 
 

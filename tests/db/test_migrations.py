@@ -19,10 +19,9 @@ from hub.db.schema import METADATA
 from hub.fleet.agents import AgentInfo, Fleet
 from hub.identity.db import AuditEntry, EnrollState
 from tests.db.legacy import ADMIN_TOKEN, create_legacy_database
+from tests.support.hubdb import HEAD
 
 pytestmark = pytest.mark.integration
-
-HEAD = "0006_confirm_verdict"
 
 
 def _drift(engine: sa.Engine, metadata: sa.MetaData = METADATA) -> list[Any]:

@@ -7,6 +7,10 @@ import sqlalchemy as sa
 from hub.db import migrate
 from hub.db.engine import create_engine
 
+# The newest migration, named once for every test that checks where a database ended up: a new
+# migration changes it here (and `migrate.head()` must agree, tests/db/test_migrations.py checks).
+HEAD = "0006_confirm_verdict"
+
 
 def migrated_engine(url: str) -> sa.Engine:
     """An engine on `url` whose schema `hub.db.migrate.upgrade` has brought to head."""
