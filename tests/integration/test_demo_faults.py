@@ -59,10 +59,11 @@ def test_the_bmc_inlet_climbs_past_its_critical_limit_and_back_as_sushy_static_s
     try:
         before = (peer.root / faults.THERMAL).read_bytes()
         fault = faults.TempFault("bmc-r740", peer.root, first=0.2, per_degree=0.05, every=600)
-        running = faults.Faults([fault.run])
-        seen: list[int] = []
-        deadline = time.monotonic() + 20
         with httpx.Client(base_url=peer.url, timeout=5) as http:
+            baseline = _inlet(http.get(THERMAL_URL).json())  # before the fault starts, however loaded
+            running = faults.Faults([fault.run])
+            seen: list[int] = []
+            deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 r = http.get(THERMAL_URL)
                 assert r.status_code == 200
@@ -74,7 +75,7 @@ def test_the_bmc_inlet_climbs_past_its_critical_limit_and_back_as_sushy_static_s
         after = (peer.root / faults.THERMAL).read_bytes()
     finally:
         peer.service.stop()
-    assert seen[0] == 23
+    assert baseline == 23
     assert max(seen) == 46  # critical 42 + 4
     assert seen[-1] == 23
     peak = seen.index(46)
