@@ -17,29 +17,13 @@ from hub.store.factory import build_store
 from hub.store.influx.store import InfluxStore
 from shared.clock import FakeClock
 from tests.store.vm_reader import VictoriaMetricsReader
+from tests.support.influxd import start_influxd
 from tests.support.procs import Service, free_port, start_service
 
 # Points are stamped in 2026 so VictoriaMetrics (run with a long retention) accepts them.
 T0 = 1_789_999_200_000
 BACKENDS = ["embedded", "embedded-flushed", "influx-victoriametrics", "influx-1.6"]
 
-_INFLUXD_CONFIG = """
-reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{root}/meta"
-[data]
-  dir = "{root}/data"
-  wal-dir = "{root}/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http_port}"
-  log-enabled = false
-[continuous_queries]
-  enabled = false
-"""
 _database_ids = itertools.count(1)
 
 
@@ -61,17 +45,7 @@ def start_victoria_metrics(root: Path, port: int | None = None) -> Service:
 @pytest.fixture(scope="session")
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """One InfluxDB 1.6 server for the session; each test gets its own database."""
-    root = tmp_path_factory.mktemp("influxd")
-    http_port, rpc_port = free_port(), free_port()
-    conf = root / "influxdb.conf"
-    conf.write_text(_INFLUXD_CONFIG.format(root=root, http_port=http_port, rpc_port=rpc_port))
-    svc = start_service(
-        "influxd",
-        ["influxd", "run", "-config", str(conf)],
-        root,
-        port=http_port,
-        ready_log="Listening on HTTP",
-    )
+    svc = start_influxd(tmp_path_factory.mktemp("influxd"))
     try:
         yield svc
     finally:

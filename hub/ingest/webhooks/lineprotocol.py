@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from line_protocol_parser import LineFormatError, parse_line
 
-from shared.model import SeriesKey, SeriesPoints
+from shared.model import F64Array, SeriesKey, SeriesPoints
 
 # Nanoseconds per unit of each `precision` InfluxDB accepts (v2 spells ns/us/ms/s, v1 also n/u/m/h).
 PRECISION_NS = {
@@ -75,14 +76,21 @@ def ns_per_unit(precision: str) -> int:
         raise PrecisionError(f"precision must be one of {', '.join(PRECISION_NS)}") from None
 
 
+# Lines of one shape: (measurement, tags as written, field names as written).
+Shape = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]
+Row = tuple[float | int | bool | str, ...]
+
+
 def parse(text: str, unit_ns: int, now_ms: int) -> ParsedLines:
     """Parses a line-protocol payload; a line without a timestamp is stamped `now_ms`.
 
     Points of one series at the same timestamp keep the last one written (InfluxDB overwrites too);
-    each series comes out sorted by time.
+    each series comes out sorted by time. Per line only its timestamp and its tuple of values are kept,
+    under the line's shape; everything per field (conversion, sorting, de-duplicating, cutting into
+    series) is an array operation over a shape's rows or over the whole payload.
     """
-    columns: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[int], list[float]]] = {}
-    lines = bad = strings = 0
+    shapes: dict[Shape, tuple[list[int], list[Row]]] = {}
+    lines = bad = 0
     first: LineError | None = None
     for number, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
@@ -104,30 +112,66 @@ def parse(text: str, unit_ns: int, now_ms: int) -> ParsedLines:
             if first is None:
                 first = LineError(number, f"{exc} (line: {line[:MAX_REASON]!r})")
             continue
-        tags = tuple(sorted(point["tags"].items()))
-        measurement = point["measurement"]
-        for field, value in point["fields"].items():
-            if isinstance(value, str):
-                strings += 1
-                continue
-            col = columns.get((f"{measurement}_{field}", tags))
-            if col is None:
-                col = columns[(f"{measurement}_{field}", tags)] = ([], [])
-            col[0].append(ts_ms)
-            col[1].append(float(value))
-    series = tuple(_series(metric, tags, ts, vals) for (metric, tags), (ts, vals) in columns.items())
+        fields = point["fields"]
+        shape = (point["measurement"], tuple(point["tags"].items()), tuple(fields))
+        rows = shapes.get(shape)
+        if rows is None:
+            rows = shapes[shape] = ([], [])
+        rows[0].append(ts_ms)
+        rows[1].append(tuple(fields.values()))
+    series, strings = _series(shapes)
     return ParsedLines(series, lines, bad, first, strings)
 
 
-def _series(
-    metric: str, labels: tuple[tuple[str, str], ...], ts: list[int], vals: list[float]
-) -> SeriesPoints:
-    """One series' columns, sorted by time with the last value written at a repeated timestamp."""
-    t = np.asarray(ts, dtype=np.int64)
-    v = np.asarray(vals, dtype=np.float64)
-    if t.shape[0] > 1 and not bool(np.all(t[1:] > t[:-1])):
-        order = np.argsort(t, kind="stable")
-        t, v = t[order], v[order]
-        last = np.append(t[1:] != t[:-1], True)
-        t, v = t[last], v[last]
-    return SeriesPoints(SeriesKey(metric, labels), t, v)
+def _series(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[tuple[SeriesPoints, ...], int]:
+    """The shapes' rows as series (sorted by time, the last value written kept at a repeated time),
+    and the number of string values left out."""
+    # (metric, labels) -> series number; plain tuples hash in C, a SeriesKey's dataclass hash does not.
+    keys: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+    parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64Array]] = []
+    strings = 0
+    for (measurement, tags, names), (stamps, rows) in shapes.items():
+        labels = tuple(sorted(tags))
+        sids = np.array(
+            [keys.setdefault((f"{measurement}_{name}", labels), len(keys)) for name in names],
+            dtype=np.int64,
+        )
+        ts = np.asarray(stamps, dtype=np.int64)
+        try:
+            block = np.asarray(rows, dtype=np.float64)
+            keep = None
+        except (ValueError, TypeError):  # a string field among them: those values are left out
+            block, keep = _numeric(rows)
+            strings += int(keep.size - np.count_nonzero(keep))
+        sid = np.broadcast_to(sids, (ts.shape[0], sids.shape[0])).ravel()
+        t, v = np.repeat(ts, sids.shape[0]), block.ravel()
+        if keep is not None:
+            flat = keep.ravel()
+            sid, t, v = sid[flat], t[flat], v[flat]
+        parts.append((sid, t, v))
+    if not parts:
+        return (), strings
+    sid = np.concatenate([p[0] for p in parts])
+    ts = np.concatenate([p[1] for p in parts])
+    vals = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((ts, sid))  # stable: equal (series, time) keep the order they were written in
+    sid, ts, vals = sid[order], ts[order], vals[order]
+    last = np.append((sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1]), True)
+    sid, ts, vals = sid[last], ts[last], vals[last]
+    if not sid.shape[0]:
+        return (), strings
+    cuts = (np.flatnonzero(sid[1:] != sid[:-1]) + 1).tolist()
+    starts, ends = [0, *cuts], [*cuts, int(sid.shape[0])]
+    by_sid = list(keys)
+    owners = sid[starts].tolist()
+    return tuple(
+        SeriesPoints(SeriesKey(*by_sid[o]), ts[a:b], vals[a:b])
+        for o, a, b in zip(owners, starts, ends, strict=True)
+    ), strings
+
+
+def _numeric(rows: list[Row]) -> tuple[F64Array, npt.NDArray[np.bool_]]:
+    """Rows holding strings as numbers (strings as 0) and the mask of the values that are numbers."""
+    keep = np.array([[not isinstance(x, str) for x in row] for row in rows], dtype=np.bool_)
+    block = np.array([[0.0 if isinstance(x, str) else float(x) for x in row] for row in rows])
+    return block, keep

@@ -1,0 +1,134 @@
+"""Pushed-data bench: line-protocol points/s into the hub's embedded store beside a real InfluxDB 1.6.
+
+The same Telegraf-shaped payloads (`cpu`/`mem`/`net` of `--hosts` hosts, 4-6 fields a line, `--lines`
+lines a request, nanosecond timestamps) are written by `--clients` concurrent keep-alive clients to:
+- a real `outpost-hub run` (embedded store, rate limits opened up): `POST /api/v2/write`, Token auth;
+- the real InfluxDB 1.6 of this machine (Debian `influxd`): `POST /write?db=`, its own line-protocol
+  ingest into TSM.
+Each side gets one warm-up request, then every payload once; points/s = fields written / wall time.
+Goal (issue 14): the hub >= 50 % of InfluxDB's rate. Both runs share the machine, so the ratio is the
+number to read, not the absolute rates.
+
+Exits non-zero when a write fails or a server does not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.influxd import start_influxd  # noqa: E402
+from tests.support.outpost import start_hub  # noqa: E402
+
+OPEN = {"rate": 1_000_000, "burst": 1_000_000}
+LIMITS = {k: OPEN for k in ("api_per_ip", "read_per_principal", "write_per_principal")}
+GOAL_RATIO = 0.5
+
+
+def payloads(requests: int, lines: int, hosts: int) -> tuple[list[bytes], int]:
+    """`requests` bodies of `lines` lines each, and the number of fields (points) they carry."""
+    start_ns = (int(time.time()) - 3600) * 1_000_000_000
+    out, fields, n = [], 0, 0
+    for _ in range(requests):
+        rows = []
+        for _ in range(lines):
+            host, step = n % hosts, n // hosts
+            ts = start_ns + step * 10_000_000_000
+            kind = n % 3
+            if kind == 0:
+                rows.append(
+                    f"cpu,cpu=cpu-total,host=h{host} usage_user={n % 97 / 3:.3f},usage_system=1.5,"
+                    f"usage_idle=90.25,usage_iowait=0.125 {ts}"
+                )
+                fields += 4
+            elif kind == 1:
+                rows.append(
+                    f"mem,host=h{host} used={n * 4096}i,free=1024i,cached=2048i,buffered=512i,"
+                    f"used_percent={n % 100}.5 {ts}"
+                )
+                fields += 5
+            else:
+                rows.append(
+                    f"net,host=h{host},interface=eth0 bytes_recv={n}i,bytes_sent={2 * n}i,packets_recv=7i,"
+                    f"packets_sent=9i,err_in=0i,err_out=0i {ts}"
+                )
+                fields += 6
+            n += 1
+        out.append("\n".join(rows).encode())
+    return out, fields
+
+
+def run(
+    url: str, params: dict[str, str], headers: dict[str, str], bodies: list[bytes], clients: int
+) -> float:
+    """Writes every body once across `clients` keep-alive clients; returns the wall seconds."""
+    pool = [httpx.Client(headers=headers, timeout=120) for _ in range(clients)]
+    try:
+        warm = pool[0].post(url, params=params, content=bodies[0])
+        if warm.status_code != 204:
+            raise SystemExit(f"warm-up write to {url} failed: {warm.status_code} {warm.text[:300]}")
+
+        def write(i: int) -> None:
+            r = pool[i % clients].post(url, params=params, content=bodies[i])
+            if r.status_code != 204:
+                raise RuntimeError(f"write {i} to {url}: {r.status_code} {r.text[:300]}")
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients) as ex:
+            list(ex.map(write, range(len(bodies))))
+        return time.perf_counter() - began
+    finally:
+        for c in pool:
+            c.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=60)
+    ap.add_argument("--lines", type=int, default=5000)
+    ap.add_argument("--hosts", type=int, default=500)
+    ap.add_argument("--clients", type=int, default=4)
+    args = ap.parse_args()
+    bodies, points = payloads(args.requests, args.lines, args.hosts)
+    print(
+        f"{args.requests} requests x {args.lines} lines ({points} points, "
+        f"{sum(map(len, bodies)) / 1e6:.1f} MB), {args.clients} clients"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp:
+        root = Path(tmp)
+        (root / "influxd").mkdir()
+        influxd = start_influxd(root / "influxd")
+        hub = start_hub(root / "hub", extra={"auth": {"rate_limits": LIMITS}})
+        try:
+            influx_url = f"http://127.0.0.1:{influxd.port}"
+            httpx.post(f"{influx_url}/query", data={"q": 'CREATE DATABASE "bench"'}).raise_for_status()
+            influx_s = run(f"{influx_url}/write", {"db": "bench"}, {}, bodies, args.clients)
+            hub_s = run(
+                f"{hub.api_url}/api/v2/write",
+                {"org": "bench", "bucket": "bench"},
+                {"Authorization": f"Token {hub.token}"},
+                bodies,
+                args.clients,
+            )
+        finally:
+            hub.stop()
+            influxd.stop()
+    influx_rate, hub_rate = points / influx_s, points / hub_s
+    ratio = hub_rate / influx_rate
+    print(f"  InfluxDB 1.6 /write (baseline)   {influx_rate:12,.0f} points/s   ({influx_s:.2f} s)")
+    print(f"  hub /api/v2/write -> embedded    {hub_rate:12,.0f} points/s   ({hub_s:.2f} s)")
+    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
+    print(f"  hub / InfluxDB = {ratio:.2f} (goal >= {GOAL_RATIO:.2f}: {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
