@@ -160,10 +160,11 @@ class RobustDetector(ColumnDetector):
     per series only while its residuals are clearly tighter than those of the plain level, so a missing
     peak or a day gone flat is a deviation while a series without a cycle is scored as before.
     Spreads are mean absolute deviations updated with clipped residuals, so the outlier itself cannot
-    widen them. With seasonality on, each view's spread is also widened by its time-of-day envelope and
-    deviations routine for the hour are damped. After `new_normal_points` consecutive rejected points
-    the baseline jumps to the new level instead of flagging forever. A constant series has zero
-    deviations and scores 0 (flat-line guard).
+    widen them. With seasonality on, a view's spread is also widened by its time-of-day envelope and
+    deviations routine for the hour are damped (the step view always; the others where no cycle is on).
+    A deviation of fewer than Z_QUIET spreads never scores, however rare, so pure noise stays quiet.
+    After `new_normal_points` consecutive rejected points the baseline jumps to the new level instead
+    of flagging forever. A constant series has zero deviations and scores 0 (flat-line guard).
     """
 
     name: ClassVar[str] = "robust"
