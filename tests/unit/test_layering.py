@@ -42,6 +42,10 @@ def test_package_does_not_import_the_other_side(package: str, forbidden: str) ->
 SEAMS = {
     "grpc": {"agent/transport/grpc.py", "hub/ingest/grpc_server.py"},
     "shared.pb.outpost.v1": {"shared/codec.py"},
+    # Prometheus remote write: its protobuf and its snappy codec, in the receiver's parser.
+    "shared.pb.prometheus.v1": {"hub/ingest/webhooks/remote_write.py"},
+    "cramjam": {"hub/ingest/webhooks/remote_write.py"},
+    "line_protocol_parser": {"hub/ingest/webhooks/lineprotocol.py"},
     "pysnmp": {"agent/collect/snmp/session.py"},
     "redfish": {"agent/collect/redfish/session.py"},
     # aiohttp: the Redfish client, the agent's /metrics + /healthz server, the hub's outbound notifications.
