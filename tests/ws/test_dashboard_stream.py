@@ -15,7 +15,8 @@ from tests.support.outpost import HubHandle
 
 __all__ = ["browser"]
 
-pytestmark = pytest.mark.e2e
+# A second hub and browser (~20 s) on top of tests/e2e/test_dashboard.py: run by `make soak`.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_the_dashboard_streams_alerts_with_the_token_in_the_first_frame(
