@@ -23,8 +23,8 @@ class ConfirmConfig(BaseModel):
     # until then its onsets are `unscored` and page as without confirmation.
     min_rows: int = Field(default=288, ge=16, le=100_000)
     # Share of the device's own history scored as normal: an onset scoring above that quantile is
-    # confirmed. 0.995: one history step in 200 looks as unusual as a confirmed onset.
-    quantile: float = Field(default=0.995, gt=0.5, lt=1.0)
+    # confirmed. 0.998: one history step in 500 looks as unusual as a confirmed onset.
+    quantile: float = Field(default=0.998, gt=0.5, lt=1.0)
     # Series of one device in its context (sorted by key); an onset on a series past the cap is unscored.
     max_series: int = Field(default=32, ge=1, le=256)
     # Onsets are judged in batches, one per tick; queued ones beyond `max_pending` are dropped (counted).
