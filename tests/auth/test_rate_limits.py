@@ -99,3 +99,17 @@ async def test_api_requests_are_limited_per_principal_by_group_and_per_ip(
     assert _metric(page, 'outpost_hub_api_rate_limited_total{by="principal",group="write"}') == 1
     assert _metric(page, 'outpost_hub_api_rate_limited_total{by="ip",group="read"}') == 5
     assert _metric(page, "outpost_hub_api_auth_failures_total") == 21
+
+
+async def test_password_changes_share_the_users_login_limit(client: tuple[httpx.AsyncClient, str]) -> None:
+    c, _ = client
+    tokens = await c.post(
+        "/api/v1/auth/login", json={"username": "alice", "password": "a long enough password"}
+    )
+    assert tokens.status_code == 200  # one of alice's two attempts
+    bearer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    guess = {"current_password": "maybe this one", "new_password": "something else entirely"}
+    codes = [
+        (await c.post("/api/v1/auth/password", headers=bearer, json=guess)).status_code for _ in range(2)
+    ]
+    assert codes == [401, 429]

@@ -108,8 +108,12 @@ async def logout(ctx: Ctx, caller: Caller, request: Request) -> Response:
 
 @router.post("/password", status_code=204)
 async def change_password(ctx: Ctx, caller: Caller, request: Request, body: PasswordIn) -> Response:
-    """Changes the caller's own password (the current one is asked again); other sessions end."""
+    """Changes the caller's own password (the current one is asked again); other sessions end. Limited
+    like logins of that user: a stolen access token must not become a way to guess the password."""
     request.state.audited = True
+    wait = ctx.auth.limit(Limit.LOGIN_PER_USER, caller.name)
+    if wait:
+        raise too_many(ctx, wait, "login", "user")
     try:
         await ctx.auth.change_password(caller, body.current_password, body.new_password, client_ip(request))
     except AuthError as exc:
