@@ -9,7 +9,7 @@ AGENT_VENV := .venv-agent
 STAMP := $(VENV)/.installed
 APT_STAMP := .outpost/.apt-installed
 # Debian packages of the real peers the tests start (SNMP, InfluxDB-protocol servers, NATS, browser).
-APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server postgresql prometheus-alertmanager \
+APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server postgresql prometheus-alertmanager prometheus \
   chromium
 
 .PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean
@@ -39,6 +39,9 @@ proto: $(STAMP)
 	  proto/outpost/v1/*.proto
 	find shared/pb/outpost -name '*.py*' -exec sed -i -E 's/^from outpost\.v1 import/from shared.pb.outpost.v1 import/' {} +
 	touch shared/pb/outpost/__init__.py shared/pb/outpost/v1/__init__.py
+	rm -rf shared/pb/prometheus
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=shared/pb --pyi_out=shared/pb proto/prometheus/v1/*.proto
+	touch shared/pb/prometheus/__init__.py shared/pb/prometheus/v1/__init__.py
 
 # Fails when the committed generated code does not match the .proto files.
 proto-check: proto

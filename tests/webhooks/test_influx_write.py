@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import gzip
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,41 +13,10 @@ from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 
-from tests.support.outpost import HubHandle, start_hub
+from tests.support.outpost import HubHandle
+from tests.webhooks.conftest import add_key, now_ms, points
 
 pytestmark = pytest.mark.integration
-LIMITS = {
-    "api_per_ip": {"rate": 100_000, "burst": 100_000},
-    "read_per_principal": {"rate": 100_000, "burst": 100_000},
-    "write_per_principal": {"rate": 100_000, "burst": 100_000},
-}
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHandle]:
-    h = start_hub(tmp_path_factory.mktemp("push"), extra={"auth": {"rate_limits": LIMITS}})
-    try:
-        yield h
-    finally:
-        h.stop()
-
-
-def add_key(hub: HubHandle, name: str, role: str = "operator", **extra: Any) -> str:
-    r = httpx.post(
-        f"{hub.api_url}/api/v1/keys",
-        headers={"Authorization": f"Bearer {hub.token}"},
-        json={"name": name, "role": role, **extra},
-    )
-    assert r.status_code == 201, r.text
-    secret: str = r.json()["secret"]
-    return secret
-
-
-def points(hub: HubHandle, metric: str, **labels: str) -> dict[str, list[list[float]]]:
-    """Every stored series of `metric` (matching `labels`) by its agent label, as [ts, value] pairs."""
-    match = [f"{k}={v}" for k, v in labels.items()]
-    body = hub.get("/api/v1/query", metric=metric, match=match, start="-1d", end="now")
-    return {s["labels"]["agent"]: s["points"] for s in body["series"]}
 
 
 def write_v2(hub: HubHandle, token: str, body: bytes | str, **headers: str) -> httpx.Response:
@@ -60,10 +26,6 @@ def write_v2(hub: HubHandle, token: str, body: bytes | str, **headers: str) -> h
         content=body,
         headers={"Authorization": f"Token {token}", **headers},
     )
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def test_influxdb_client_writes_points_stored_under_its_keys_source(hub: HubHandle) -> None:

@@ -1,7 +1,8 @@
-"""InfluxDB's write endpoints, so Telegraf and the InfluxDB clients push to the hub unchanged.
+"""Write endpoints of other tools, so Telegraf, the InfluxDB clients and Prometheus push unchanged.
 
 - `POST /api/v2/write?org=&bucket=&precision=` with `Authorization: Token <API key>` (InfluxDB 2.x);
-- `POST /write?db=&precision=` with `u`/`p` or basic auth, the API key as the password (InfluxDB 1.x).
+- `POST /write?db=&precision=` with `u`/`p` or basic auth, the API key as the password (InfluxDB 1.x);
+- `POST /api/v1/write`: Prometheus remote write 1.0 with `Authorization: Bearer <API key>`.
 
 The body is line protocol, optionally gzip (`Content-Encoding: gzip`). Answers are InfluxDB's: 204 when
 every line was stored; 400 `{"code": "invalid", "message": ...}` naming the first bad line (the good
@@ -21,10 +22,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hub.api.auth import authorize_token
+from hub.api.auth import Caller, authorize_token, require
 from hub.api.deps import Ctx
+from hub.auth.principal import Principal
 from hub.ingest.service import Ingestor
-from hub.ingest.webhooks import lineprotocol
+from hub.ingest.webhooks import lineprotocol, remote_write
+from shared.model import SeriesPoints
 
 router = APIRouter(tags=["push"])
 
@@ -34,6 +37,9 @@ PUSH_AGENT_PREFIX = "push:"
 MAX_BODY_BYTES = 25_000_000
 TEXT_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 MAX_PARAM = 256
+REMOTE_WRITE_BODY: dict[str, Any] = {
+    "requestBody": {"content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}
+}
 # What the OpenAPI document shows as the request body.
 LINE_PROTOCOL_BODY: dict[str, Any] = {
     "requestBody": {"content": {"text/plain": {"schema": {"type": "string", "format": "line-protocol"}}}}
@@ -118,13 +124,9 @@ async def _write(request: Request, ctx: Ctx, token: str | None, precision: str, 
         ctx.metrics.rejected.labels(transport, "bad_line").inc(parsed.bad_lines)
     if parsed.string_fields:
         ctx.metrics.rejected.labels(transport, "string_field").inc(parsed.string_fields)
-    if parsed.series:
-        outcome = await ingestor.ingest_series(PUSH_AGENT_PREFIX + principal.name, parsed.series, transport)
-        if outcome.retry_after_ms:  # InfluxDB's answer to overload: clients back off and retry
-            retry_s = str(max(1, -(-outcome.retry_after_ms // 1000)))
-            return _influx_error(503, "unavailable", "hub busy; retry later", {"Retry-After": retry_s})
-        if outcome.error:
-            return _influx_error(400, "invalid", outcome.error)
+    refused = await _store(ingestor, principal, parsed.series, transport)
+    if refused is not None:
+        return refused
     if parsed.first_error is not None:
         err = parsed.first_error
         stored = parsed.lines - parsed.bad_lines
@@ -134,6 +136,57 @@ async def _write(request: Request, ctx: Ctx, token: str | None, precision: str, 
             f"partial write: {stored} of {parsed.lines} lines stored; line {err.line}: {err.reason}",
         )
     return Response(status_code=204)
+
+
+@router.post(
+    "/api/v1/write",
+    status_code=204,
+    response_class=Response,
+    openapi_extra=REMOTE_WRITE_BODY,
+    dependencies=[require(SCOPE)],
+)
+async def prometheus_remote_write(request: Request, ctx: Ctx, caller: Caller) -> Response:
+    """Prometheus remote write 1.0: a snappy-compressed protobuf `WriteRequest` (Prometheus's
+    `remote_write` with `authorization: {credentials: <API key>}`). `__name__` is the metric, the other
+    labels are labels; the pushing key's source is the `agent` label as for line protocol."""
+    request.state.audited = True  # pushed data, not an operator's change: the audit log keeps changes
+    ingestor = _ingestor(ctx)
+    transport = "prometheus"
+    try:
+        kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if kind != "application/x-protobuf" or encoding != "snappy":
+            raise PushRejected(
+                415, "unsupported media type", "remote write is application/x-protobuf with snappy encoding"
+            )
+        body = await _body(request)
+        try:
+            parsed = await ingestor.in_pool(remote_write.parse, body, MAX_BODY_BYTES)
+        except remote_write.RemoteWriteError as exc:
+            raise (_too_large() if exc.too_large else PushRejected(400, "invalid", str(exc))) from None
+    except PushRejected as exc:
+        ctx.metrics.rejected.labels(transport, exc.code.replace(" ", "_")).inc()
+        return _influx_error(exc.status, exc.code, exc.message)
+    if parsed.nameless:
+        ctx.metrics.rejected.labels(transport, "nameless_series").inc(parsed.nameless)
+    if parsed.nan_samples:
+        ctx.metrics.rejected.labels(transport, "nan_sample").inc(parsed.nan_samples)
+    return await _store(ingestor, caller, parsed.series, transport) or Response(status_code=204)
+
+
+async def _store(
+    ingestor: Ingestor, principal: Principal, series: tuple[SeriesPoints, ...], transport: str
+) -> Response | None:
+    """Stores the series as the pushing source's batch; the answer to give when that failed."""
+    if not series:
+        return None
+    outcome = await ingestor.ingest_series(PUSH_AGENT_PREFIX + principal.name, series, transport)
+    if outcome.retry_after_ms:  # InfluxDB's and Prometheus's clients back off and retry on 503
+        retry_s = str(max(1, -(-outcome.retry_after_ms // 1000)))
+        return _influx_error(503, "unavailable", "hub busy; retry later", {"Retry-After": retry_s})
+    if outcome.error:
+        return _influx_error(400, "invalid", outcome.error)
+    return None
 
 
 def _ingestor(ctx: Ctx) -> Ingestor:
