@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from hub import cli
+from hub.db.engine import create_engine
+from hub.identity.db import EnrollState
 from tests.auth.conftest import PASSWORD, AuthHub, login
 
 pytestmark = pytest.mark.integration
@@ -208,3 +210,25 @@ def test_many_clients_at_once_authenticate_with_keys_and_tokens_and_log_in_concu
         answers = [code for codes in pool.map(hammer, range(9)) for code in codes]
     assert len({s["refresh_token"] for s in sessions}) == 8
     assert answers == [200] * 180
+
+
+def test_the_enrollment_audit_is_read_through_the_same_endpoint(auth_hub: AuthHub) -> None:
+    engine = create_engine(f"sqlite:///{auth_hub.hub.data_dir / 'state.sqlite'}")
+    try:  # what the enrollment listener records for a refused attempt
+        EnrollState(engine).record(1_800_000_000_000, "enroll", "tok9", "dc1/edge9", "10.0.0.9", "bad_token")
+    finally:
+        engine.dispose()
+    entries = _audit(auth_hub, source="enrollment", limit=10)
+    assert {
+        "at_ms": 1_800_000_000_000,
+        "actor": "agent:dc1/edge9",
+        "action": "enroll.enroll",
+        "target": "token:tok9",
+        "peer": "10.0.0.9",
+        "outcome": "bad_token",
+    } in entries
+    viewer = login(auth_hub.hub, "viewer")
+    refused = httpx.get(
+        f"{auth_hub.url}/api/v1/audit", headers=_bearer(viewer), params={"source": "enrollment"}
+    )
+    assert refused.status_code == 403
