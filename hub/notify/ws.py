@@ -125,9 +125,11 @@ class WsHub:
         self._floor: int | None = None
         self._last_id: int | None = None
         self._last_flush = float("-inf")
+        self._dropped_to: int | None = None  # the newest event dropped since the last flush
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._alerts_db = UpDown(log, "websocket alert details (state database)")
+        self._fell_behind = UpDown(log, "websocket fan-out")
         # Failures serving a connection (the routes report them): logged when they start and end.
         self.trouble = UpDown(log, "websocket streams")
         self.events = Counter(
@@ -148,6 +150,11 @@ class WsHub:
         )
         self.disconnects = Counter(
             "outpost_hub_ws_disconnects", "Streams closed, by reason", ["reason"], registry=registry
+        )
+        self.dropped = Counter(
+            "outpost_hub_ws_dropped",
+            "Events dropped while a tick was late (clients got a reset)",
+            registry=registry,
         )
         self.flush_failures = Counter(
             "outpost_hub_ws_flush_failures", "Ticks whose events could not be streamed", registry=registry
@@ -210,6 +217,10 @@ class WsHub:
     def _arrive(self, seq: int, msg: Message) -> None:
         if self._closed:
             return
+        if len(self._pending) >= self.config.history:  # the fan-out is stalled: drop, then reset everyone
+            self._dropped_to = seq
+            self.dropped.inc()
+            return
         self._pending.append((seq, msg))
         self._arrived.set()
 
@@ -228,6 +239,11 @@ class WsHub:
             except Exception:  # a bug in one tick must not end the streams
                 self.flush_failures.inc()
                 log.exception("websocket streams: flushing %d events failed", len(batch))
+            if self._dropped_to is not None:
+                self._lost(self._dropped_to)
+                self._dropped_to = None
+            else:
+                self._fell_behind.up()
 
     async def _flush(self, batch: list[tuple[int, Message]]) -> None:
         if self._last_id is not None:  # a tail restarted from an older position: skip what went out
@@ -265,6 +281,15 @@ class WsHub:
         oldest = now - self.config.history_s
         while self._history and (len(self._history) > self.config.history or self._history[0][0] < oldest):
             self._floor = self._history.popleft()[1].id
+
+    def _lost(self, upto: int) -> None:
+        """Events up to `upto` were dropped: no resume may cross them, and every client is told to reload."""
+        self._history.clear()
+        self._floor = self._last_id = max(upto, self._last_id or upto)
+        frame = reply("reset", reason="the hub fell behind and dropped events: reload", last_event_id=upto)
+        for client in list(self._clients):
+            client.offer(frame)
+        self._fell_behind.down(f"more than {self.config.history} events waited for one tick; dropped some")
 
     def _fan_out(self, events: list[Event]) -> None:
         """One frame per distinct subscription, shared by its clients; per client only for a resume

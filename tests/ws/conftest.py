@@ -26,7 +26,7 @@ from tests.support.procs import free_port
 __all__ = ["bus_nats", "make_bus"]
 
 # Fast enough for tests: short ticks, token re-checks every second, a quick auth deadline.
-FAST_WS = {"tick_s": 0.05, "recheck_s": 1, "auth_timeout_s": 1, "history": 100, "history_s": 60}
+FAST_WS = {"tick_s": 0.05, "recheck_s": 1, "auth_timeout_s": 1, "history": 1000, "history_s": 60}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
@@ -44,6 +44,10 @@ async def _drain(client: Client) -> list[dict[str, Any]]:
         assert frame is not None
         out.append(json.loads(frame))
     return out
+
+
+def _total(counter: Counter) -> float:
+    return next(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
 
 
 def _ids(frames: list[dict[str, Any]]) -> list[int]:
@@ -100,8 +104,10 @@ async def test_history_is_bounded_by_count_and_by_age(fan: tuple[WsHub, MemoryBu
     await clock.advance(0.1)
     late = hub.join(Subscription(ANOMALIES.topics, ANOMALIES.filter, start))
     assert [f["type"] for f in await _drain(late)] == ["subscribed", "reset"]
-    for n in range(12, 212):  # more than `history` (100): the oldest are gone
+    for n in range(12, 212):  # more than `history` (100), over four ticks: the oldest are gone
         await bus.publish(anomaly(n))
+        if n % 50 == 0:
+            await clock.advance(0.1)
     await clock.advance(0.1)
     tail = hub.join(Subscription(ANOMALIES.topics, ANOMALIES.filter, start + 11))
     assert [f["type"] for f in await _drain(tail)] == ["subscribed", "reset"]
@@ -122,3 +128,22 @@ async def test_a_filtered_subscription_replays_only_what_it_wants(
     critical = Subscription(ANOMALIES.topics, Filter(frozenset({"critical"})), start)
     frames = await _drain(hub.join(critical))
     assert [e["data"]["value"] for f in frames for e in f.get("events", ())] == [1.0, 3.0, 5.0]
+
+
+async def test_a_stalled_fan_out_drops_past_its_bound_and_resets_everyone(
+    fan: tuple[WsHub, MemoryBus, FakeClock],
+) -> None:
+    hub, bus, clock = fan
+    await bus.publish(anomaly(0))
+    await clock.advance(0)
+    client = hub.join(ANOMALIES)
+    start = (await _drain(client))[0]["last_event_id"]
+    for n in range(1, 151):  # within one tick: 100 wait (the bound), 50 are dropped
+        await bus.publish(anomaly(n))
+    await clock.advance(0.1)
+    frames = await _drain(client)
+    assert [f["type"] for f in frames] == ["events", "reset"]
+    assert len(frames[0]["events"]) == 100 and _total(hub.dropped) == 50
+    assert frames[1]["last_event_id"] == start + 150
+    resumed = await _drain(hub.join(Subscription(ANOMALIES.topics, ANOMALIES.filter, start + 10)))
+    assert [f["type"] for f in resumed] == ["subscribed", "reset"]  # no resume across the dropped events

@@ -124,16 +124,19 @@ async def test_a_reconnect_older_than_the_history_is_told_to_reset(live_hub: Liv
     async with ws:
         await bus.publish(anomaly(0))
         (seen,) = events_of(await frames(ws, 1))
-    for n in range(1, 151):  # more than the history (100 events) holds
+    for n in range(1, 1101):  # more than the history (1000 events) holds, a tick's worth at a time
         await bus.publish(anomaly(n))
+        if n % 100 == 0:
+            await asyncio.sleep(0.06)
     await asyncio.sleep(0.2)
     ws, _ = await open_stream(live_hub.url, live_hub.token, topics=["anomalies"], last_event_id=seen["id"])
     async with ws:
         reset = json.loads(await ws.recv())
         assert reset["type"] == "reset" and "reload" in reset["reason"]
-        await bus.publish(anomaly(151))
+        await bus.publish(anomaly(1101))
         (live,) = events_of(await frames(ws, 1))  # then live events, from now on
-        assert live["data"]["value"] == 151.0
+        assert live["data"]["value"] == 1101.0
+    await scrape(live_hub, "outpost_hub_ws_dropped_total 0.0")  # aged out of the history, none dropped
 
 
 async def test_no_or_bad_credentials_close_with_4401_and_a_token_in_the_url_is_ignored(
