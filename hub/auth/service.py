@@ -222,17 +222,21 @@ class AuthService:
                 peer,
                 "revoked",
             )
-        if rotation.outcome is not RefreshOutcome.ROTATED:
+        session_id, user_id, fresh = rotation.session_id, rotation.user_id, rotation.refresh_token
+        if (
+            rotation.outcome is not RefreshOutcome.ROTATED
+            or session_id is None
+            or user_id is None
+            or not fresh
+        ):
             return rotation.outcome
-        assert rotation.user_id is not None and rotation.refresh_token is not None and rotation.session_id
-        user = await asyncio.to_thread(self.users.get, rotation.user_id)
+        user = await asyncio.to_thread(self.users.get, user_id)
         if user is None or user.disabled_ms is not None:
-            await asyncio.to_thread(
-                self.sessions.revoke, rotation.session_id, "user_gone", self.clock.now_ms()
-            )
+            await asyncio.to_thread(self.sessions.revoke, session_id, "user_gone", self.clock.now_ms())
+            self._forget()
             return RefreshOutcome.ENDED
-        access, exp_ms = self.tokens.issue(user.id, user.username, user.role, rotation.session_id)
-        return TokenPair(access, exp_ms, rotation.refresh_token, rotation.session_id)
+        access, exp_ms = self.tokens.issue(user.id, user.username, user.role, session_id)
+        return TokenPair(access, exp_ms, fresh, session_id)
 
     async def logout(self, principal: Principal, peer: str) -> None:
         """Ends the caller's session: its access and refresh tokens stop working at once.
