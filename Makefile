@@ -84,6 +84,7 @@ bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/transport.py
 	$(PY) bench/query_ingest.py
 	$(PY) bench/snmp_poll.py
+	$(PY) bench/snmp_recordings.py
 	$(PY) bench/alerts.py
 	$(PY) bench/auth.py
 	$(PY) bench/webhooks.py

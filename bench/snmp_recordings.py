@@ -93,9 +93,8 @@ async def poll(
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
             print(out.getvalue())
-        assert c._profile is not None  # discovered by the first poll
-        roots = [oid_text(r) for r in c._profile.walk_roots()]
-        return runs, roots, c._profile.name
+        assert c.profile is not None  # discovered by the first poll
+        return runs, [oid_text(r) for r in c.profile.walk_roots()], c.profile.name
     finally:
         await c.aclose()
 

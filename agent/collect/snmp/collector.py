@@ -71,6 +71,11 @@ class SnmpCollector(ConfiguredTarget[SnmpConfig]):
         self.rejected: Counter[Rejection] = Counter()
 
     @property
+    def profile(self) -> Profile | None:
+        """The profile the first poll chose (None before it)."""
+        return self._profile
+
+    @property
     def profile_name(self) -> str | None:
         return self._profile.name if self._profile else None
 
