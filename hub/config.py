@@ -12,6 +12,7 @@ from hub.auth.config import AuthConfig
 from hub.bus.config import BusConfig, MemoryBusConfig
 from hub.confirm.config import ConfirmConfig
 from hub.forecast.config import ForecastConfig
+from hub.ingest.webhooks.config import WebhooksConfig
 from hub.notify.config import NotifyConfig
 from hub.notify.ws_config import WsConfig
 from hub.store.config import EmbeddedStoreConfig, StoreConfig
@@ -99,6 +100,8 @@ class HubConfig(_Frozen):
     ws: WsConfig = WsConfig()
     # Users, sessions, API keys and rate limits (hub/auth).
     auth: AuthConfig = AuthConfig()
+    # Receivers of pushed data that need settings (the Sentry integration's secret).
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     @model_validator(mode="after")
     def _roles_share_engines(self) -> HubConfig:

@@ -488,6 +488,7 @@ class Hub:
                 confirm=self.confirm,
                 ws=self.ws,
                 ingestor=self.ingestor,
+                webhooks=self.config.webhooks,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(
@@ -500,6 +501,7 @@ class Hub:
             commands=commands,
             forecast=self.forecast,
             ws=self.ws,
+            webhooks=self.config.webhooks,
         )
 
     def _write_admin_token(self) -> None:

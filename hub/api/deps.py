@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter
 
 from hub.alerts.commands import CommandClient, Outcome
+from hub.alerts.model import Signal
 from hub.alerts.repository import AlertRepository
 from hub.alerts.service import AlertService
 from hub.auth.service import AuthService
@@ -21,6 +22,7 @@ from hub.confirm.jobs import ConfirmJob
 from hub.fleet.agents import Fleet
 from hub.forecast.service import ForecastService
 from hub.ingest.service import Ingestor
+from hub.ingest.webhooks.config import WebhooksConfig
 from hub.notify.ws import WsHub
 from hub.store.base import Store
 from hub.telemetry import HubMetrics
@@ -160,6 +162,8 @@ class HubContext:
     confirm: ConfirmJob | None = None
     # Where pushed data (InfluxDB line protocol) is stored; None in a process that ingests nothing.
     ingestor: Ingestor | None = None
+    # Settings of the webhook receivers (hub.yaml `webhooks:`).
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -171,6 +175,23 @@ def alerts_of(ctx: HubContext) -> AlertService:
     if ctx.alerts is None:
         raise HTTPException(503, "this hub process runs no alert engine (role: api); ask a worker")
     return ctx.alerts
+
+
+async def submit_signals(
+    ctx: HubContext, signals: Sequence[Signal], actor: str
+) -> tuple[int | None, list[str]]:
+    """Applies signals with this process's engine, or hands them to the engine's leader over the bus.
+
+    Returns how many alerts changed (None: the leader has not applied them within its wait) and the
+    command ids (empty when applied here). Raises a 503 when the leader cannot be reached."""
+    if ctx.alerts is not None:
+        step = await ctx.alerts.apply(signals)
+        return len(step.changes), []
+    try:
+        ids, changed = await commands_of(ctx).signals(signals, actor)
+    except BusError as exc:
+        raise HTTPException(503, f"the alert engine cannot be reached: {exc}") from None
+    return changed, ids
 
 
 def repo_of(ctx: HubContext) -> AlertRepository:

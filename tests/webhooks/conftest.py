@@ -17,10 +17,13 @@ LIMITS = {
     "write_per_principal": {"rate": 100_000, "burst": 100_000},
 }
 
+SENTRY_SECRET = "sentry-client-secret-for-tests"
+
 
 @pytest.fixture(scope="package")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHandle]:
-    h = start_hub(tmp_path_factory.mktemp("push"), extra={"auth": {"rate_limits": LIMITS}})
+    extra = {"auth": {"rate_limits": LIMITS}, "webhooks": {"sentry": {"client_secret": SENTRY_SECRET}}}
+    h = start_hub(tmp_path_factory.mktemp("push"), extra=extra)
     try:
         yield h
     finally:

@@ -16,6 +16,7 @@ from hub.api.routes import (
     keys,
     series,
     users,
+    webhooks,
     windows,
     write,
     ws,
@@ -36,4 +37,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     ws.router,
     write.router,
+    webhooks.router,
 )

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.alerts.model import SEVERITIES, Alert, AlertStatus, Signal, labels_of
 from hub.alerts.service import NotFound
 from hub.api.auth import Caller, require
-from hub.api.deps import Ctx, alerts_of, commands_of, repo_of, run_command
-from hub.bus.errors import BusError
+from hub.api.deps import Ctx, commands_of, repo_of, run_command, submit_signals
 from hub.matchers import parse_matchers
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -201,11 +200,7 @@ async def post_alerts(
                 resolve_after_ms=int(resolve_timeout_s * 1000),
             )
         )
+    changed, ids = await submit_signals(ctx, signals, caller.name)
     if ctx.alerts is None:
-        try:
-            ids, changed = await commands_of(ctx).signals(signals, caller.name)
-        except BusError as exc:
-            raise HTTPException(503, f"the alert engine cannot be reached: {exc}") from None
         return {"accepted": len(signals), "changed": changed, "commands": ids}
-    step = await alerts_of(ctx).apply(signals)
-    return {"accepted": len(signals), "changed": len(step.changes)}
+    return {"accepted": len(signals), "changed": changed}

@@ -1,0 +1,102 @@
+"""`POST /webhooks/sentry`: Sentry's integration webhooks as alerts, signed by the integration's secret.
+
+Checked in this order, each refusal counted (`outpost_hub_ingest_rejected_total{transport="sentry"}`)
+and never logged with the body: 429 + Retry-After (the API's per-IP limit), 415 (not JSON), 413 (over
+1 MB), 401 (bad `Sentry-Hook-Signature`, a `Sentry-Hook-Timestamp` outside the window, a replayed
+`Request-ID`), 400 (not JSON, or a field the resource needs is missing). 503 while the integration has
+no secret configured (`webhooks.sentry.client_secret`). Resources other than issue, event_alert,
+metric_alert and error (installation, comment, ...) are acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from hub.api.auth import client_ip, too_many
+from hub.api.deps import Ctx, submit_signals
+from hub.auth.service import Limit
+from hub.ingest.webhooks import sentry
+from hub.ingest.webhooks.replay import ReplayCache
+
+router = APIRouter(tags=["webhooks"])
+
+TRANSPORT = "sentry"
+MAX_BODY_BYTES = 1_000_000
+MAX_REQUEST_ID = 128
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+
+@router.post(
+    "/webhooks/sentry",
+    status_code=204,
+    response_class=Response,
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def sentry_webhook(request: Request, ctx: Ctx) -> Response:
+    """A Sentry webhook: an issue (created, resolved, ...), an issue or metric alert, or an error."""
+    cfg = ctx.webhooks.sentry
+    if cfg.client_secret is None:
+        return JSONResponse({"detail": "the Sentry integration is not configured"}, status_code=503)
+    wait = ctx.auth.limit(Limit.API_PER_IP, client_ip(request))
+    if wait:
+        raise too_many(ctx, wait, "write", "ip")
+    try:
+        body = await _checked_body(request, ctx, cfg.client_secret.get_secret_value())
+        resolve_after = int(cfg.resolve_after_s * 1000) or None
+        resource = request.headers.get("sentry-hook-resource", "")[:64]
+        try:
+            signal = sentry.signal(resource, body, ctx.clock.now_ms(), resolve_after)
+        except sentry.SentryPayloadError as exc:
+            raise _Refused(400, "invalid", str(exc)) from None
+    except _Refused as exc:
+        ctx.metrics.rejected.labels(TRANSPORT, exc.reason).inc()
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+    if signal is None:
+        ctx.metrics.rejected.labels(TRANSPORT, "ignored_resource").inc()
+        return Response(status_code=204)
+    await submit_signals(ctx, [signal], "sentry")
+    return Response(status_code=204)
+
+
+async def _checked_body(request: Request, ctx: Ctx, secret: str) -> bytes:
+    """The raw body once its type, size, signature, timestamp and request id have passed."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/json":
+        raise _Refused(415, "unsupported_media_type", "Sentry webhooks are application/json")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _Refused(413, "request_too_large", f"body over {MAX_BODY_BYTES} bytes")
+    if not sentry.signature_ok(bytes(body), request.headers.get("sentry-hook-signature", ""), secret):
+        raise _Refused(401, "bad_signature", "invalid signature")
+    now_ms = ctx.clock.now_ms()
+    window_ms = int(ctx.webhooks.sentry.timestamp_window_s * 1000)
+    try:
+        sent_ms = int(float(request.headers.get("sentry-hook-timestamp", "")) * 1000)
+    except ValueError:
+        raise _Refused(401, "stale", "Sentry-Hook-Timestamp is required") from None
+    if abs(now_ms - sent_ms) > window_ms:
+        raise _Refused(401, "stale", "Sentry-Hook-Timestamp is outside the accepted window")
+    request_id = request.headers.get("request-id", "")
+    if not request_id or len(request_id) > MAX_REQUEST_ID:
+        raise _Refused(401, "replayed", f"Request-ID is required (at most {MAX_REQUEST_ID} characters)")
+    if not _replays(request, ctx).first_time(request_id, now_ms):
+        raise _Refused(401, "replayed", "this Request-ID was delivered already")
+    return bytes(body)
+
+
+def _replays(request: Request, ctx: Ctx) -> ReplayCache:
+    """The app's one replay cache (kept on the app, so tests running several hubs keep theirs apart)."""
+    cache: ReplayCache | None = getattr(request.app.state, "sentry_replays", None)
+    if cache is None:
+        cfg = ctx.webhooks.sentry
+        cache = ReplayCache(int(cfg.timestamp_window_s * 1000), cfg.replay_cache_entries)
+        request.app.state.sentry_replays = cache
+    return cache

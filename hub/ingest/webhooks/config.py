@@ -1,0 +1,24 @@
+"""Settings of the pushed-data receivers (`webhooks:` in hub.yaml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class SentryConfig(BaseModel):
+    """The Sentry integration: its client secret signs every webhook (none: `/webhooks/sentry` is off)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_secret: SecretStr | None = None
+    # `Sentry-Hook-Timestamp` must be this close to the hub's clock; replays are refused inside it.
+    timestamp_window_s: float = Field(default=300.0, gt=0, le=3600)
+    replay_cache_entries: int = Field(default=100_000, ge=100, le=10_000_000)
+    # An alert Sentry never resolves resolves this long after its last webhook (0: never).
+    resolve_after_s: float = Field(default=0.0, ge=0)
+
+
+class WebhooksConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sentry: SentryConfig = SentryConfig()
