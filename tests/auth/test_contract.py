@@ -57,6 +57,12 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_answer_breaking_th
             # It answers 503 by design in a hub that runs no confirmation job (confirm.enabled is off).
             "--exclude-path",
             "/api/v1/confirm",
+            # Prometheus remote write is snappy protobuf, which schemathesis cannot generate; webhooks from
+            # other tools answer 503 until their sender's secret is configured. Their own tests cover them.
+            "--exclude-path",
+            "/api/v1/write",
+            "--exclude-path-regex",
+            "^/webhooks/",
         ],
         capture_output=True,
         text=True,
