@@ -26,6 +26,8 @@ class Metric:
 TEMPERATURE = Metric("hw_temperature_celsius", "celsius")
 POWER = Metric("hw_power_watts", "watts")
 PSU_OUTPUT = Metric("hw_psu_output_watts", "watts")
+# A rating, not a reading: what the supply can deliver (the hub forecasts its output against it).
+PSU_CAPACITY = Metric("hw_psu_capacity_watts", "watts")
 VOLTAGE = Metric("hw_voltage_volts", "volts")
 CURRENT = Metric("hw_current_amps", "amperes")
 ENERGY = Metric("hw_energy_joules", "joules")

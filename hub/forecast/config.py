@@ -40,6 +40,8 @@ DEFAULT_THRESHOLDS: tuple[ThresholdRule, ...] = (
     ThresholdRule(metric="device_storage_used_bytes", capacity_metric="device_storage_size_bytes"),
     ThresholdRule(metric="host_disk_utilization_percent", value=100.0),
     ThresholdRule(metric="host_memory_used_bytes", capacity_metric="host_memory_total_bytes"),
+    # A power supply's output against its rating (Redfish PowerCapacityWatts).
+    ThresholdRule(metric="hw_psu_output_watts", capacity_metric="hw_psu_capacity_watts"),
     # Interface rates are bytes/s, their speed bits/s.
     ThresholdRule(
         metric="net_if_receive_bytes_per_second",

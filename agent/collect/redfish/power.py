@@ -2,9 +2,11 @@
 
 Legacy Power lists PowerControl (the chassis' consumption), Voltages and PowerSupplies inline. A supply
 reports its output as `LastPowerOutputWatts` (deprecated) or `PowerOutputWatts`; Dell leaves the former
-null and fills the latter, with `PowerInputWatts` and `LineInputVoltage` beside it. PowerSubsystem links
-supplies and batteries whose readings live in their `Metrics` resources. A supply that is `Absent` has no
-readings, only its state, which is what shows an empty bay in a redundancy group.
+null and fills the latter, with `PowerInputWatts` and `LineInputVoltage` beside it. A supply's
+`PowerCapacityWatts` is kept as a rating (`hw_psu_capacity_watts`): the limit the hub forecasts its output
+against. PowerSubsystem links supplies and batteries whose readings live in their `Metrics` resources. A
+supply that is `Absent` has no readings, only its state, which is what shows an empty bay in a
+redundancy group.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def legacy_power(out: PollReadings, chassis: str, power: Resource) -> None:
         last = psu.get("LastPowerOutputWatts")
         output = last if last is not None else psu.get("PowerOutputWatts")
         out.reading(v.PSU_OUTPUT, output, who, Rank.LEGACY)
+        _rating(out, psu, who, Rank.LEGACY)
         out.reading(v.POWER, psu.get("PowerInputWatts"), who, Rank.LEGACY, prop="PowerInputWatts")
         out.reading(v.VOLTAGE, psu.get("LineInputVoltage"), who, Rank.LEGACY, prop="LineInputVoltage")
         out.status(psu, who, legacy=True)
@@ -48,8 +51,16 @@ def power_supply(out: PollReadings, chassis: str, psu: Resource, metrics: Resour
     """A PowerSubsystem supply: its state (Absent included) and every reading of its Metrics."""
     who = Component(chassis, PSU, str(psu.get("Name") or psu.get("Id") or ""), ident(psu))
     out.status(psu, who)
+    _rating(out, psu, who, Rank.COMPONENT)
     if metrics is not None:
         read_table(out, metrics, who, POWER_SUPPLY, Rank.COMPONENT)
+
+
+def _rating(out: PollReadings, psu: Resource, who: Component, rank: Rank) -> None:
+    """A supply's capacity, unless its bay is empty (an absent supply's rating limits nothing)."""
+    status = psu.get("Status")
+    if not (isinstance(status, dict) and status.get("State") == "Absent"):
+        out.reading(v.PSU_CAPACITY, psu.get("PowerCapacityWatts"), who, rank)
 
 
 def battery(out: PollReadings, chassis: str, doc: Resource, metrics: Resource | None) -> None:
