@@ -155,3 +155,41 @@ def test_sixteen_clients_at_once_all_points_counted(hub: HubHandle) -> None:
     agents = {a["id"]: a for a in hub.get("/api/v1/agents")["agents"]}
     assert [agents[f"push:fleet-{i}"]["points_received"] for i in range(4)] == [8 * 2 * per_request] * 4
     assert [agents[f"push:fleet-{i}"]["gaps"] for i in range(4)] == [0] * 4
+
+
+def test_telegraf_http_output_json_and_line_protocol_are_stored(hub: HubHandle) -> None:
+    token = add_key(hub, "telegraf-http")
+    t_s = now_ms() // 1000 - 50
+    # Telegraf's JSON serializer, batch format, default json_timestamp_units (seconds).
+    batch = {
+        "metrics": [
+            {
+                "fields": {"load1": 0.5, "n_cpus": 4},
+                "name": "system",
+                "tags": {"host": "db1"},
+                "timestamp": t_s,
+            },
+            {
+                "fields": {"uptime_format": "1 day"},
+                "name": "system",
+                "tags": {"host": "db1"},
+                "timestamp": t_s,
+            },
+            {"fields": {}, "name": "broken", "tags": {}, "timestamp": t_s},
+        ]
+    }
+    url = f"{hub.api_url}/webhooks/telegraf"
+    auth = {"Authorization": f"Token {token}"}
+    r = httpx.post(url, json=batch, headers=auth)
+    assert r.status_code == 400 and "2 of 3 lines stored; line 3: fields must be a non-empty object" in r.text
+    single = {"fields": {"load1": 0.75}, "name": "system", "tags": {"host": "db1"}, "timestamp": t_s + 10}
+    assert httpx.post(url, json=single, headers=auth).status_code == 204
+    assert (
+        httpx.post(url, content=b"{", headers={**auth, "Content-Type": "application/json"}).status_code == 400
+    )
+    line = f"system,host=db1 load1=1.25 {(t_s + 20) * 10**9}"
+    assert httpx.post(url, content=line, headers={**auth, "Content-Type": "text/plain"}).status_code == 204
+    assert points(hub, "system_load1") == {
+        "push:telegraf-http": [[t_s * 1000, 0.5], [(t_s + 10) * 1000, 0.75], [(t_s + 20) * 1000, 1.25]]
+    }
+    assert points(hub, "system_n_cpus") == {"push:telegraf-http": [[t_s * 1000, 4.0]]}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.ingest.webhooks import telegraf_json
 from hub.ingest.webhooks.lineprotocol import ParsedLines, PrecisionError, ns_per_unit, parse
 
 pytestmark = pytest.mark.unit
@@ -146,6 +149,7 @@ def test_any_text_parses_without_raising(text: str) -> None:
         assert len(s) and bool(np.all(s.timestamps_ms[1:] > s.timestamps_ms[:-1]))
 
 
+JSON_KEYS = ["metrics", "name", "tags", "fields", "timestamp", "host", "v"]
 LINE_ALPHABET = st.sampled_from(list('cpu,host=a b\\"=1.5ei tf-0\n#'))
 
 
@@ -154,3 +158,21 @@ LINE_ALPHABET = st.sampled_from(list('cpu,host=a b\\"=1.5ei tf-0\n#'))
 def test_near_line_protocol_parses_without_raising(text: str, precision: str) -> None:
     parsed = parse(text, ns_per_unit(precision), NOW_MS)
     assert parsed.points >= 0 and parsed.string_fields >= 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(JSON_KEYS), inner, max_size=4)
+        ),
+        max_leaves=16,
+    )
+)
+def test_any_json_parses_as_telegraf_metrics_or_raises_value_error(doc: object) -> None:
+    try:
+        parsed = telegraf_json.parse(json.dumps(doc), ns_per_unit("s"), NOW_MS)
+    except ValueError:
+        return
+    assert parsed.bad_lines <= parsed.lines

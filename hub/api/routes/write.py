@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -26,7 +28,7 @@ from hub.api.auth import Caller, authorize_token, require
 from hub.api.deps import Ctx
 from hub.auth.principal import Principal
 from hub.ingest.service import Ingestor
-from hub.ingest.webhooks import lineprotocol, remote_write
+from hub.ingest.webhooks import lineprotocol, remote_write, telegraf_json
 from shared.model import SeriesPoints
 
 router = APIRouter(tags=["push"])
@@ -46,6 +48,19 @@ LINE_PROTOCOL_BODY: dict[str, Any] = {
 }
 
 Param = Annotated[str, Query(max_length=MAX_PARAM)]
+
+
+@dataclass(frozen=True, slots=True)
+class BodyFormat:
+    """A pushed body's format: the content types that announce it and its parser."""
+
+    name: str
+    content_types: frozenset[str]
+    parse: Callable[[str, int, int], lineprotocol.ParsedLines]
+
+
+LINE_PROTOCOL = BodyFormat("line protocol", TEXT_TYPES, lineprotocol.parse)
+JSON_BODY = BodyFormat("Telegraf JSON", frozenset({"application/json"}), telegraf_json.parse)
 
 
 class PushRejected(Exception):
@@ -70,9 +85,26 @@ async def write_v2(
 ) -> Response:
     """Line protocol the InfluxDB 2.x way (`Authorization: Token <API key>`); `org` and `bucket` are
     accepted and ignored (everything lands in the hub's one store)."""
+    return await _write(request, ctx, _token(request), precision, "influx_v2")
+
+
+@router.post("/webhooks/telegraf", status_code=204, response_class=Response, openapi_extra=LINE_PROTOCOL_BODY)
+async def telegraf(request: Request, ctx: Ctx, precision: Param = "") -> Response:
+    """Telegraf's `outputs.http`: its JSON serializer (`application/json`; `precision` is the output's
+    `json_timestamp_units`, default `s`) or line protocol (`text/plain`; default `ns`), with
+    `Authorization: Token <API key>` (or `Bearer`)."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind == "application/json":
+        return await _write(request, ctx, _token(request), precision or "s", "telegraf", JSON_BODY)
+    return await _write(request, ctx, _token(request), precision or "ns", "telegraf")
+
+
+def _token(request: Request) -> str | None:
+    """An `Authorization: Token <key>` (InfluxDB's scheme) or `Bearer <key>` credential."""
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    token = credential.strip() if scheme.lower() in ("token", "bearer") else None
-    return await _write(request, ctx, token, precision, "influx_v2")
+    if scheme.lower() not in ("token", "bearer"):
+        return None
+    return credential.strip() or None
 
 
 @router.post("/write", status_code=204, response_class=Response, openapi_extra=LINE_PROTOCOL_BODY)
@@ -106,12 +138,19 @@ def _v1_password(header: str) -> str | None:
     return decoded.partition(":")[2] or None
 
 
-async def _write(request: Request, ctx: Ctx, token: str | None, precision: str, transport: str) -> Response:
+async def _write(
+    request: Request,
+    ctx: Ctx,
+    token: str | None,
+    precision: str,
+    transport: str,
+    body_format: BodyFormat = LINE_PROTOCOL,
+) -> Response:
     ingestor = _ingestor(ctx)
     principal = await authorize_token(request, ctx, token, SCOPE)
     try:
         unit_ns = lineprotocol.ns_per_unit(precision)
-        _content_type(request)
+        _content_type(request, body_format)
         text = _text(await _body(request), request.headers.get("content-encoding", ""))
     except lineprotocol.PrecisionError as exc:
         ctx.metrics.rejected.labels(transport, "precision").inc()
@@ -119,7 +158,11 @@ async def _write(request: Request, ctx: Ctx, token: str | None, precision: str, 
     except PushRejected as exc:
         ctx.metrics.rejected.labels(transport, exc.code.replace(" ", "_")).inc()
         return _influx_error(exc.status, exc.code, exc.message)
-    parsed = await ingestor.in_pool(lineprotocol.parse, text, unit_ns, ctx.clock.now_ms())
+    try:
+        parsed = await ingestor.in_pool(body_format.parse, text, unit_ns, ctx.clock.now_ms())
+    except ValueError as exc:  # a body that is not a batch at all (JSON that does not parse)
+        ctx.metrics.rejected.labels(transport, "invalid").inc()
+        return _influx_error(400, "invalid", str(exc)[:300])
     if parsed.bad_lines:
         ctx.metrics.rejected.labels(transport, "bad_line").inc(parsed.bad_lines)
     if parsed.string_fields:
@@ -195,10 +238,12 @@ def _ingestor(ctx: Ctx) -> Ingestor:
     return ctx.ingestor
 
 
-def _content_type(request: Request) -> None:
+def _content_type(request: Request, body_format: BodyFormat) -> None:
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind not in TEXT_TYPES:
-        raise PushRejected(415, "unsupported media type", f"content type {kind[:64]!r} is not line protocol")
+    if kind not in body_format.content_types:
+        raise PushRejected(
+            415, "unsupported media type", f"content type {kind[:64]!r} is not {body_format.name}"
+        )
 
 
 async def _body(request: Request) -> bytes:

@@ -119,11 +119,11 @@ def parse(text: str, unit_ns: int, now_ms: int) -> ParsedLines:
             rows = shapes[shape] = ([], [])
         rows[0].append(ts_ms)
         rows[1].append(tuple(fields.values()))
-    series, strings = _series(shapes)
+    series, strings = series_of(shapes)
     return ParsedLines(series, lines, bad, first, strings)
 
 
-def _series(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[tuple[SeriesPoints, ...], int]:
+def series_of(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[tuple[SeriesPoints, ...], int]:
     """The shapes' rows as series (sorted by time, the last value written kept at a repeated time),
     and the number of string values left out."""
     # (metric, labels) -> series number; plain tuples hash in C, a SeriesKey's dataclass hash does not.
