@@ -7,7 +7,8 @@ lines a request, nanosecond timestamps) are written by `--clients` concurrent ke
   ingest into TSM.
 Each side gets one warm-up request, then every payload once; points/s = fields written / wall time.
 Goal (issue 14): the hub >= 50 % of InfluxDB's rate. Both runs share the machine, so the ratio is the
-number to read, not the absolute rates.
+number to read, not the absolute rates. Then the same points as Prometheus remote write (one series
+per field, snappy protobuf) to the hub's `/api/v1/write`: samples/s beside the line-protocol rate.
 
 Exits non-zero when a write fails or a server does not start.
 """
@@ -25,6 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hub.ingest.webhooks import lineprotocol, remote_write  # noqa: E402
 from tests.support.influxd import start_influxd  # noqa: E402
 from tests.support.outpost import start_hub  # noqa: E402
 
@@ -64,6 +66,22 @@ def payloads(requests: int, lines: int, hosts: int) -> tuple[list[bytes], int]:
             n += 1
         out.append("\n".join(rows).encode())
     return out, fields
+
+
+def remote_write_bodies(bodies: list[bytes]) -> list[bytes]:
+    """The same points as remote-write requests: each series with its labels and `__name__`."""
+    out = []
+    for body in bodies:
+        parsed = lineprotocol.parse(body.decode(), 1, 0)
+        pairs = [
+            (
+                {"__name__": s.key.metric, **dict(s.key.labels)},
+                list(zip(s.timestamps_ms.tolist(), s.values.tolist(), strict=True)),
+            )
+            for s in parsed.series
+        ]
+        out.append(remote_write.encode(pairs))
+    return out
 
 
 def run(
@@ -118,6 +136,13 @@ def main() -> int:
                 bodies,
                 args.clients,
             )
+            rw_headers = {
+                "Authorization": f"Bearer {hub.token}",
+                "Content-Type": "application/x-protobuf",
+                "Content-Encoding": "snappy",
+            }
+            rw_bodies = remote_write_bodies(bodies)
+            rw_s = run(f"{hub.api_url}/api/v1/write", {}, rw_headers, rw_bodies, args.clients)
         finally:
             hub.stop()
             influxd.stop()
@@ -125,6 +150,7 @@ def main() -> int:
     ratio = hub_rate / influx_rate
     print(f"  InfluxDB 1.6 /write (baseline)   {influx_rate:12,.0f} points/s   ({influx_s:.2f} s)")
     print(f"  hub /api/v2/write -> embedded    {hub_rate:12,.0f} points/s   ({hub_s:.2f} s)")
+    print(f"  hub /api/v1/write (remote write) {points / rw_s:12,.0f} samples/s  ({rw_s:.2f} s)")
     verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
     print(f"  hub / InfluxDB = {ratio:.2f} (goal >= {GOAL_RATIO:.2f}: {verdict})")
     return 0
