@@ -11,10 +11,12 @@ import pytest
 
 from tests.support.outpost import HubHandle, start_hub
 
+WRITE_BURST = 100
 LIMITS = {
     "api_per_ip": {"rate": 100_000, "burst": 100_000},
     "read_per_principal": {"rate": 100_000, "burst": 100_000},
-    "write_per_principal": {"rate": 100_000, "burst": 100_000},
+    # Low enough that a test can exhaust one key's bucket, high enough for every other test's pushes.
+    "write_per_principal": {"rate": 5, "burst": WRITE_BURST},
 }
 
 SENTRY_SECRET = "sentry-client-secret-for-tests"

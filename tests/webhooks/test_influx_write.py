@@ -14,7 +14,7 @@ from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 
 from tests.support.outpost import HubHandle
-from tests.webhooks.conftest import add_key, now_ms, points
+from tests.webhooks.conftest import WRITE_BURST, add_key, now_ms, points
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +193,26 @@ def test_telegraf_http_output_json_and_line_protocol_are_stored(hub: HubHandle) 
         "push:telegraf-http": [[t_s * 1000, 0.5], [(t_s + 10) * 1000, 0.75], [(t_s + 20) * 1000, 1.25]]
     }
     assert points(hub, "system_n_cpus") == {"push:telegraf-http": [[t_s * 1000, 4.0]]}
+
+
+def test_a_source_over_its_write_rate_gets_429_with_retry_after(hub: HubHandle) -> None:
+    token = add_key(hub, "too-eager")
+    other = add_key(hub, "patient")
+    t = now_ms() - 70_000
+    with httpx.Client() as client:
+        codes = []
+        for i in range(WRITE_BURST + 20):
+            r = client.post(
+                f"{hub.api_url}/api/v2/write",
+                content=f"eager v={i} {t + i}",
+                headers={"Authorization": f"Token {token}"},
+            )
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                assert int(r.headers["Retry-After"]) >= 1
+                break
+    assert codes[-1] == 429 and set(codes[:-1]) == {204}
+    # The limit is the source's own: another key writes on.
+    assert write_v2(hub, other, f"eager v=1 {t}").status_code == 204
+    metrics = httpx.get(f"{hub.api_url}/metrics").text
+    assert 'by="principal",group="write"' in metrics
