@@ -21,10 +21,10 @@ from agent.transport.nats import NatsTransport
 from hub.identity import pki
 from shared import codec
 from shared.model import Batch, Event, SeriesKey, SeriesPoints, Severity
-from tests.store.conftest import _INFLUXD_CONFIG
+from tests.support.influxd import start_influxd
 from tests.support.outpost import HubHandle, start_hub, wait_for
 from tests.support.postgres import Postgres
-from tests.support.procs import Service, free_port, start_service
+from tests.support.procs import Service
 from tests.transport.natsd import NatsServer, start_nats
 
 pytestmark = pytest.mark.e2e
@@ -98,17 +98,8 @@ class Cluster:
 
 
 def _start_influxd(root: Path) -> tuple[Service, str]:
-    http_port, rpc_port = free_port(), free_port()
-    conf = root / "influxdb.conf"
-    conf.write_text(_INFLUXD_CONFIG.format(root=root, http_port=http_port, rpc_port=rpc_port))
-    svc = start_service(
-        "influxd",
-        ["influxd", "run", "-config", str(conf)],
-        root / "logs",
-        port=http_port,
-        ready_log="Listening on HTTP",
-    )
-    return svc, f"http://127.0.0.1:{http_port}"
+    svc = start_influxd(root)
+    return svc, f"http://127.0.0.1:{svc.port}"
 
 
 @pytest.fixture
