@@ -3,8 +3,8 @@
 Checked in this order, each refusal counted (`outpost_hub_ingest_rejected_total{transport="sentry"}`)
 and never logged with the body: 429 + Retry-After (the API's per-IP limit), 415 (not JSON), 413 (over
 1 MB), 401 (bad `Sentry-Hook-Signature`, a `Sentry-Hook-Timestamp` outside the window, a replayed
-`Request-ID`), 400 (not JSON, or a field the resource needs is missing). 503 while the integration has
-no secret configured (`webhooks.sentry.client_secret`). Resources other than issue, event_alert,
+`Request-ID`), 400 (not JSON, or a field the resource needs is missing); 404 while the integration
+has no secret configured (`webhooks.sentry.client_secret`). Resources other than issue, event_alert,
 metric_alert and error (installation, comment, ...) are acknowledged and ignored.
 """
 
@@ -42,7 +42,7 @@ async def sentry_webhook(request: Request, ctx: Ctx) -> Response:
     """A Sentry webhook: an issue (created, resolved, ...), an issue or metric alert, or an error."""
     cfg = ctx.webhooks.sentry
     if cfg.client_secret is None:
-        return JSONResponse({"detail": "the Sentry integration is not configured"}, status_code=503)
+        return JSONResponse({"detail": "the Sentry integration is not configured"}, status_code=404)
     wait = ctx.auth.limit(Limit.API_PER_IP, client_ip(request))
     if wait:
         raise too_many(ctx, wait, "write", "ip")
