@@ -13,7 +13,7 @@ from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 
-from tests.support.outpost import HubHandle
+from tests.support.outpost import HubHandle, wait_for
 from tests.webhooks.conftest import WRITE_BURST, add_key, now_ms, points
 
 pytestmark = pytest.mark.integration
@@ -216,3 +216,19 @@ def test_a_source_over_its_write_rate_gets_429_with_retry_after(hub: HubHandle) 
     assert write_v2(hub, other, f"eager v=1 {t}").status_code == 204
     metrics = httpx.get(f"{hub.api_url}/metrics").text
     assert 'by="principal",group="write"' in metrics
+
+
+def test_pushed_series_reach_the_alert_rules_over_the_bus(hub: HubHandle) -> None:
+    token = add_key(hub, "bmc-exporter")
+    t = now_ms() - 2_000
+    # `hw_health` (0 OK, 1 warning, 2 critical) is the series the hardware-health rule watches.
+    assert write_v2(hub, token, f"hw,device=psu-7 health=2 {t}").status_code == 204
+    alerts = wait_for(
+        lambda: [
+            a for a in hub.get("/api/v1/alerts", limit=1000)["alerts"] if a["labels"].get("device") == "psu-7"
+        ],
+        what="an alert from the pushed health series",
+    )
+    (alert,) = alerts
+    assert alert["status"] == "firing" and alert["severity"] == "critical"
+    assert alert["labels"]["agent"] == "push:bmc-exporter" and alert["labels"]["metric"] == "hw_health"
