@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.ingest.webhooks.remote_write import RemoteWriteError, encode, parse
-from tests.support.outpost import HubHandle, wait_for
+from tests.support.outpost import HubHandle, start_agent, wait_for, write_agent_config
 from tests.support.procs import Service, free_port, start_service
 from tests.webhooks.conftest import add_key, now_ms, points
 
@@ -24,6 +24,9 @@ scrape_configs:
   - job_name: hub
     static_configs:
       - targets: ["127.0.0.1:{hub_port}"]
+  - job_name: agent
+    static_configs:
+      - targets: ["127.0.0.1:{agent_port}"]
 remote_write:
   - url: http://127.0.0.1:{hub_port}/api/v1/write
     authorization:
@@ -36,28 +39,38 @@ remote_write:
 
 @pytest.fixture
 def prometheus(hub: HubHandle, tmp_path: Path) -> Iterator[Service]:
+    """A real Prometheus scraping the hub's and a running agent's /metrics and remote-writing to the hub."""
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus is not installed (make apt)")
+    agent_port = free_port()
+    tls = hub.issue_agent("edge-prom", tmp_path)
+    agent_cfg = write_agent_config(
+        tmp_path / "agent.yaml", hub, tls, telemetry={"listen": f"127.0.0.1:{agent_port}"}
+    )
     key = add_key(hub, "prometheus-dc1", scopes=["ingest:write"])
     conf = tmp_path / "prometheus.yml"
-    conf.write_text(PROMETHEUS_CONFIG.format(hub_port=hub.api_port, key=key))
+    conf.write_text(PROMETHEUS_CONFIG.format(hub_port=hub.api_port, agent_port=agent_port, key=key))
     port = free_port()
-    svc = start_service(
-        "prometheus",
-        [
-            "prometheus",
-            f"--config.file={conf}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        tmp_path,
-        port=port,
-        ready_log="Server is ready to receive web requests",
-    )
+    agent = start_agent(agent_cfg, tmp_path)
     try:
-        yield svc
+        svc = start_service(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={conf}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            tmp_path,
+            port=port,
+            ready_log="Server is ready to receive web requests",
+        )
+        try:
+            yield svc
+        finally:
+            svc.stop()
     finally:
-        svc.stop()
+        agent.stop()
 
 
 def post(hub: HubHandle, body: bytes, token: str | None = None, **headers: str) -> httpx.Response:
@@ -68,10 +81,15 @@ def post(hub: HubHandle, body: bytes, token: str | None = None, **headers: str) 
 
 
 @pytest.mark.integration
-def test_prometheus_scrapes_the_hub_and_remote_writes_to_it(hub: HubHandle, prometheus: Service) -> None:
-    # `up` 1 means Prometheus parsed the hub's /metrics; the hub's own counters come back through it.
-    up = wait_for(lambda: points(hub, "up", job="hub"), timeout=30, what="up{job=hub} remote-written")
-    assert list(up) == ["push:prometheus-dc1"] and {v for _, v in up["push:prometheus-dc1"]} == {1.0}
+def test_prometheus_scrapes_the_hub_and_an_agent_and_remote_writes_to_the_hub(
+    hub: HubHandle, prometheus: Service
+) -> None:
+    # `up` 1 means Prometheus parsed that /metrics page; the hub's own counters come back through it.
+    for job in ("hub", "agent"):
+        up = wait_for(
+            lambda j=job: points(hub, "up", job=j), timeout=30, what=f"up{{job={job}}} remote-written"
+        )
+        assert list(up) == ["push:prometheus-dc1"] and {v for _, v in up["push:prometheus-dc1"]} == {1.0}
     scraped = wait_for(
         lambda: points(hub, "outpost_hub_ingest_points_total", transport="prometheus"),
         timeout=30,
