@@ -86,6 +86,7 @@ bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/snmp_poll.py
 	$(PY) bench/snmp_recordings.py
 	$(PY) bench/alerts.py
+	$(PY) bench/confirm.py
 	$(PY) bench/auth.py
 	$(PY) bench/webhooks.py
 	$(PY) bench/ws.py
