@@ -62,7 +62,9 @@ async def test_a_groups_next_row_is_not_leased_while_its_earlier_one_is_pending_
     db: sa.Engine, recorder: Recorder
 ) -> None:
     receiver = {"kind": "webhook", "name": "pager", "url": recorder.url(), "backoff_base_s": 0.1}
-    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
+    # Order is what this checks, not how soon a lane wakes (the test above): a short poll keeps a wake
+    # that a loaded machine delivers late from failing it.
+    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": 1.0}))
     await d.start()
     try:
         recorder.answer("/hook", 503)  # the first attempt is retried: its row stays pending a while
