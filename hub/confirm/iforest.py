@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from shared.model import F64Array, I64Array
 
@@ -88,9 +88,7 @@ def fit(
         raise ValueError(f"need (n >= 2, {len(features)}) rows, got {rows.shape}")
     if not np.isfinite(rows).all():
         raise ValueError("rows hold non-finite values")
-    model = IsolationForest(
-        n_estimators=trees, max_samples=min(MAX_SAMPLES, rows.shape[0]), random_state=seed
-    )
+    model = _forest(trees, rows.shape[0], seed)
     model.fit(rows)
     roots, left, right, feature, split, samples = [], [], [], [], [], []
     offset = 0
@@ -179,7 +177,14 @@ def average_path_length(n: F64Array) -> F64Array:
 def reference_scores(rows: F64Array, probe: F64Array, seed: int = 0, trees: int = N_TREES) -> F64Array:
     """sklearn's own scores (`-score_samples`) of `probe` for a forest fitted like `fit` does: the
     conformance reference `Forest` scoring is tested against."""
-    model = IsolationForest(
-        n_estimators=trees, max_samples=min(MAX_SAMPLES, rows.shape[0]), random_state=seed
-    )
+    model = _forest(trees, rows.shape[0], seed)
     return np.asarray(-model.fit(rows).score_samples(probe), dtype=np.float64)
+
+
+def _forest(trees: int, rows: int, seed: int) -> Any:
+    """An unfitted sklearn IsolationForest. sklearn is imported here, at the first fit, not with the
+    module: it costs ~2.5 s, and every hub process and CLI command imports this package, while only a
+    hub with `confirm.enabled` ever fits a forest (scoring and saved models need none of it)."""
+    from sklearn.ensemble import IsolationForest
+
+    return IsolationForest(n_estimators=trees, max_samples=min(MAX_SAMPLES, rows), random_state=seed)
