@@ -54,3 +54,8 @@ class Forecaster(Protocol):
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
         """`horizon` point forecasts, one per step after the last point of `history`."""
         ...
+
+
+def season_period(periods: tuple[int, ...], which: int) -> int:
+    """The `which`-th seasonal period, or the longest one there is."""
+    return periods[min(which, len(periods) - 1)]

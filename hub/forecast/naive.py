@@ -11,16 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hub.forecast.base import season_period
 from shared.model import F64Array
 
 # A MAD of zero (a perfectly regular series) must not make the trend look certain beyond what the
 # per-step noise allows: 1.4826 turns a MAD into a standard deviation for normal noise.
 _MAD_TO_SD = 1.4826
-
-
-def _period(periods: tuple[int, ...], which: int) -> int:
-    """The `which`-th seasonal period, or the longest one there is."""
-    return periods[min(which, len(periods) - 1)]
 
 
 def _seasons(history: F64Array, period: int, keep: int) -> F64Array:
@@ -38,10 +34,10 @@ class SeasonalNaive:
     models_trend: bool = False
 
     def min_history(self, periods: tuple[int, ...]) -> int:
-        return _period(periods, self.season)
+        return season_period(periods, self.season)
 
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
-        p = _period(periods, self.season)
+        p = season_period(periods, self.season)
         return np.resize(history[-p:], horizon).astype(np.float64)
 
 
@@ -94,10 +90,10 @@ class SeasonalProfile:
     models_trend: bool = False
 
     def min_history(self, periods: tuple[int, ...]) -> int:
-        return 2 * _period(periods, self.season)
+        return 2 * season_period(periods, self.season)
 
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
-        profile = Profile.fit(history, _period(periods, self.season), self.keep)
+        profile = Profile.fit(history, season_period(periods, self.season), self.keep)
         return profile.extend(np.full(horizon, profile.level))
 
 
@@ -118,10 +114,10 @@ class RobustTrend:
     models_trend: bool = True
 
     def min_history(self, periods: tuple[int, ...]) -> int:
-        return 3 * _period(periods, self.season)
+        return 3 * season_period(periods, self.season)
 
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
-        p = _period(periods, self.season)
+        p = season_period(periods, self.season)
         profile = Profile.fit(history, p, self.keep, detrend=True)
         slope = _theil_sen(profile.season_means) / p
         phi = self.damping ** (1.0 / p)

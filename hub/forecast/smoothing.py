@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hub.forecast.base import season_period
 from shared.model import F64Array
 
 _ALPHAS = (0.05, 0.1, 0.2, 0.4)
@@ -31,10 +32,10 @@ class HoltWinters:
     models_trend: bool = False
 
     def min_history(self, periods: tuple[int, ...]) -> int:
-        return (self.warmup + 1) * periods[min(self.season, len(periods) - 1)]
+        return (self.warmup + 1) * season_period(periods, self.season)
 
     def predict(self, history: F64Array, horizon: int, periods: tuple[int, ...]) -> F64Array:
-        p = periods[min(self.season, len(periods) - 1)]
+        p = season_period(periods, self.season)
         x = history[-self.max_points :]
         x = x[x.shape[0] % p :]  # whole seasons, so phase 0 of the state is phase 0 of the data
         log = bool((x > 0).all())
