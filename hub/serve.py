@@ -38,6 +38,10 @@ class _HeaderDeadlineH11(H11Protocol):
     # h11 bounds only a request head that is still incomplete, so a large head that arrives whole in one
     # read passed (whether it did depended on how TLS records were coalesced): bounded here, always.
     max_head_bytes = 16 * 1024
+    # A refused connection reads (and drops) the client's bytes until it has been quiet this long, at most
+    # `linger_s` in all, before it closes.
+    linger_quiet_s = 0.25
+    linger_s = 2.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -45,21 +49,37 @@ class _HeaderDeadlineH11(H11Protocol):
         self._head_bytes = 0
         self._head_tail = b""
         self._head_done = False
+        self._refused = False
+        self._quiet: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:  # answered 431: dropped until the lingering close
+            if self._quiet is not None:
+                self._quiet.cancel()
+            self._quiet = self.loop.call_later(self.linger_quiet_s, self.transport.close)
+            return
         if not self._head_done:
             seen = self._head_tail + data
             end = seen.find(b"\r\n\r\n")
             self._head_bytes += (end + 4 - len(self._head_tail)) if end >= 0 else len(data)
             self._head_done, self._head_tail = end >= 0, seen[-3:]
             if self._head_bytes > self.max_head_bytes:
-                self.transport.write(
-                    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
-                    b"connection: close\r\n\r\n"
-                )
-                self.transport.close()
+                self._refuse_head()
                 return
         super().data_received(data)
+
+    def _refuse_head(self) -> None:
+        """Answers 431, then reads and discards what the client still sends before closing.
+
+        Closing at once with the rest of the head unread makes the kernel answer with a reset, which
+        destroys the 431 in the client's receive buffer before it is read (a lingering close, as nginx's).
+        """
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        self._refused = True
+        self._quiet = self.loop.call_later(self.linger_quiet_s, self.transport.close)
+        self.loop.call_later(self.linger_s, self.transport.close)
 
     def _header_deadline_passed(self) -> None:
         if self.cycle is None and not self.transport.is_closing():
