@@ -43,3 +43,23 @@ def compile_anchored(pattern: str) -> Pattern:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
         raise RegexError(f"not a valid RE2 regex: {reason}") from None
     return compiled
+
+
+class Substituter(Protocol):
+    def sub(self, repl: str, text: str) -> str: ...
+
+
+def compile_search(pattern: str) -> Substituter:
+    """Compiles an unanchored RE2 pattern for search-and-replace (redaction), with the same bounds.
+
+    Raises:
+        RegexError: the pattern is longer than `MAX_PATTERN_LEN` or RE2 rejects it.
+    """
+    if len(pattern) > MAX_PATTERN_LEN:
+        raise RegexError(f"regex longer than {MAX_PATTERN_LEN} characters")
+    try:
+        compiled: Substituter = re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise RegexError(f"not a valid RE2 regex: {reason}") from None
+    return compiled

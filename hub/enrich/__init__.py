@@ -1,0 +1,1 @@
+"""Enrichment stages that add meaning to what the hub ingests (log templates, summaries)."""
