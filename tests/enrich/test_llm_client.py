@@ -1,0 +1,149 @@
+"""The chat client against a real local OpenAI-compatible HTTP server that records what it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from hub.enrich.llm.client import ChatClient, LlmConfig, LlmError, Unavailable
+
+pytestmark = pytest.mark.integration
+
+ANSWER = '{"summary": "s", "probable_cause": "c", "suggested_actions": [], "confidence": 0.5}'
+
+
+class FakeLlm(ThreadingHTTPServer):
+    """`/v1/chat/completions` answering per `mode`: ok, 429, garbage."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.mode = "ok"
+        self.requests: list[dict[str, Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeLlm
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append(body)
+        self.server.headers_seen.append(dict(self.headers))
+        if self.server.mode == "429":
+            self._send(429, b"{}", {"Retry-After": "120"})
+        elif self.server.mode == "garbage":
+            self._send(200, b"<html>", {})
+        else:
+            out = {"choices": [{"message": {"content": ANSWER}}], "usage": {"total_tokens": 100}}
+            self._send(200, json.dumps(out).encode(), {})
+
+    def _send(self, code: int, data: bytes, headers: dict[str, str]) -> None:
+        self.send_response(code)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLlm]:
+    server = FakeLlm()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_answer_is_returned_with_its_usage_and_the_bearer_key(llm: FakeLlm) -> None:
+    client = ChatClient(LlmConfig(base_url=llm.url, api_key="k-123"))  # type: ignore[arg-type]
+    try:
+        content, used = await client.complete("sys", "user text")
+    finally:
+        await client.aclose()
+    assert (content, used, client.spent) == (ANSWER, 100, 100)
+    assert llm.requests[0]["messages"][1] == {"role": "user", "content": "user text"}
+    assert llm.headers_seen[0]["Authorization"] == "Bearer k-123"
+
+
+async def test_429_opens_the_breaker_for_retry_after(llm: FakeLlm) -> None:
+    clock = Clock()
+    client = ChatClient(LlmConfig(base_url=llm.url), clock=clock)
+    llm.mode = "429"
+    try:
+        with pytest.raises(LlmError, match="429"):
+            await client.complete("s", "u")
+        with pytest.raises(Unavailable):
+            await client.complete("s", "u")
+        assert len(llm.requests) == 1
+        clock.now += 121
+        llm.mode = "ok"
+        assert (await client.complete("s", "u"))[1] == 100
+    finally:
+        await client.aclose()
+
+
+async def test_server_down_opens_breaker_then_half_open_probe_closes_it(llm: FakeLlm) -> None:
+    clock = Clock()
+    client = ChatClient(LlmConfig(base_url=llm.url, failures_to_open=2, open_s=30), clock=clock)
+    llm.mode = "garbage"
+    try:
+        for _ in range(2):
+            with pytest.raises(LlmError, match="unusable"):
+                await client.complete("s", "u")
+        with pytest.raises(Unavailable, match="circuit"):
+            await client.complete("s", "u")
+        clock.now += 31
+        llm.mode = "ok"
+        await client.complete("s", "u")
+        await client.complete("s", "u")  # closed again after the probe
+        assert len(llm.requests) == 4
+    finally:
+        await client.aclose()
+
+
+async def test_unreachable_server_is_an_llm_error() -> None:
+    client = ChatClient(LlmConfig(base_url="http://127.0.0.1:9", timeout_s=2))
+    try:
+        with pytest.raises(LlmError):
+            await client.complete("s", "u")
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_calls_never_exceed_the_token_budget(llm: FakeLlm) -> None:
+    # Each call reserves (2 // 4) + 100 = 100 tokens and costs 100: exactly 5 fit in 500.
+    client = ChatClient(LlmConfig(base_url=llm.url, tokens_per_hour=500, max_tokens=100))
+    try:
+        results = await asyncio.gather(
+            *(client.complete("s", "u") for _ in range(20)), return_exceptions=True
+        )
+    finally:
+        await client.aclose()
+    assert sum(1 for r in results if isinstance(r, tuple)) == 5
+    assert all(isinstance(r, Unavailable) for r in results if not isinstance(r, tuple))
+    assert len(llm.requests) == 5 and client.spent == 500
