@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from hub.enrich.llm.client import ChatClient, LlmConfig, LlmError, Unavailable
+from hub.enrich.llm.redact import Redactor
+from hub.enrich.llm.service import IncidentEnricher
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +43,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.headers_seen.append(dict(self.headers))
         if self.server.mode == "429":
             self._send(429, b"{}", {"Retry-After": "120"})
+        elif self.server.mode == "badjson":
+            out = {"choices": [{"message": {"content": "I think the disk is full"}}]}
+            self._send(200, json.dumps(out).encode(), {})
         elif self.server.mode == "garbage":
             self._send(200, b"<html>", {})
         else:
@@ -147,3 +152,21 @@ async def test_concurrent_calls_never_exceed_the_token_budget(llm: FakeLlm) -> N
     assert sum(1 for r in results if isinstance(r, tuple)) == 5
     assert all(isinstance(r, Unavailable) for r in results if not isinstance(r, tuple))
     assert len(llm.requests) == 5 and client.spent == 500
+
+
+async def test_enricher_redacts_caches_and_falls_back_after_one_retry(llm: FakeLlm) -> None:
+    client = ChatClient(LlmConfig(base_url=llm.url))
+    enricher = IncidentEnricher(client, Redactor.build())
+    alerts = ["link down on core1.dc2.example.com (10.1.2.3), owner ops@example.org"]
+    try:
+        first, prov = await enricher.enrich("Uplink lost", alerts)
+        again, _ = await enricher.enrich("Uplink lost", alerts)
+        sent = json.dumps(llm.requests)
+        assert "10.1.2.3" not in sent and "example.com" not in sent and "ops@example.org" not in sent
+        assert len(llm.requests) == 1 and again == first and not first.fallback and prov.tokens == 100
+        llm.mode = "badjson"
+        other, prov2 = await enricher.enrich("Disk full", ["sda1 at 99%"])
+        assert len(llm.requests) == 3  # one retry, then the fallback
+        assert other.fallback and prov2.fallback and other.summary == "Disk full: 1 alert(s): sda1 at 99%"
+    finally:
+        await client.aclose()

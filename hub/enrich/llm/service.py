@@ -1,0 +1,84 @@
+"""Asks the LLM about an incident: redacts the prompt, validates the answer (one retry, then the
+deterministic fallback), caches per prompt hash and records provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hub.enrich.llm.client import ChatClient, LlmError
+from hub.enrich.llm.redact import Redactor
+from hub.enrich.llm.schema import Enrichment, fallback, parse_answer
+
+SYSTEM = (
+    "You explain infrastructure incidents to an on-call engineer. Answer with one JSON object with the keys "
+    '"summary" (string), "probable_cause" (string), "suggested_actions" (list of strings, at most 10) and '
+    '"confidence" (number from 0 to 1). No other text.'
+)
+CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where an enrichment came from, stored and shown next to it."""
+
+    model: str
+    prompt_sha256: str
+    ts_ms: int
+    latency_ms: int
+    tokens: int
+    fallback: bool
+
+
+class IncidentEnricher:
+    """Turns an incident's (title, alert lines, context lines) into an `Enrichment`; never raises."""
+
+    def __init__(self, client: ChatClient, redact: Redactor) -> None:
+        self._client = client
+        self._redact = redact
+        self._cache: OrderedDict[str, tuple[Enrichment, Provenance]] = OrderedDict()
+
+    def prompt(self, title: str, alerts: Sequence[str], context: Sequence[str] = ()) -> str:
+        """The redacted user prompt: what leaves the hub, and the cache key's input."""
+        parts = [f"Incident: {title}", "Alerts:", *(f"- {a}" for a in alerts)]
+        if context:
+            parts += ["Context:", *(f"- {c}" for c in context)]
+        return self._redact("\n".join(parts))
+
+    async def enrich(
+        self, title: str, alerts: Sequence[str], context: Sequence[str] = ()
+    ) -> tuple[Enrichment, Provenance]:
+        """The model's validated explanation, or the fallback when it gives none valid in two tries."""
+        user = self.prompt(title, alerts, context)
+        key = hashlib.sha256(f"{self._client.config.model}\n{user}".encode()).hexdigest()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        started, tokens = time.monotonic(), 0
+        answer: Enrichment | None = None
+        try:
+            for _ in range(2):
+                content, used = await self._client.complete(SYSTEM, user)
+                tokens += used
+                answer = parse_answer(content)
+                if answer is not None:
+                    break
+        except LlmError:
+            answer = None
+        result = answer or fallback(self._redact(title), [self._redact(a) for a in alerts])
+        prov = Provenance(
+            model=self._client.config.model,
+            prompt_sha256=key,
+            ts_ms=int(time.time() * 1000),
+            latency_ms=int((time.monotonic() - started) * 1000),
+            tokens=tokens,
+            fallback=result.fallback,
+        )
+        if answer is not None:  # a fallback is not cached: the next incident update asks again
+            self._cache[key] = (result, prov)
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return result, prov
