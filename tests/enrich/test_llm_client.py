@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hub.enrich.llm.classify import TemplateClass, TemplateClassifier, keyword_class
 from hub.enrich.llm.client import ChatClient, LlmConfig, LlmError, Unavailable
 from hub.enrich.llm.redact import Redactor
 from hub.enrich.llm.service import IncidentEnricher
@@ -43,6 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.headers_seen.append(dict(self.headers))
         if self.server.mode == "429":
             self._send(429, b"{}", {"Retry-After": "120"})
+        elif self.server.mode == "class":
+            out = {"choices": [{"message": {"content": '{"severity": "error", "category": "storage"}'}}]}
+            self._send(200, json.dumps(out).encode(), {})
         elif self.server.mode == "badjson":
             out = {"choices": [{"message": {"content": "I think the disk is full"}}]}
             self._send(200, json.dumps(out).encode(), {})
@@ -170,3 +174,18 @@ async def test_enricher_redacts_caches_and_falls_back_after_one_retry(llm: FakeL
         assert other.fallback and prov2.fallback and other.summary == "Disk full: 1 alert(s): sda1 at 99%"
     finally:
         await client.aclose()
+
+
+async def test_template_classification_is_asked_once_per_template(llm: FakeLlm) -> None:
+    llm.mode = "class"
+    client = ChatClient(LlmConfig(base_url=llm.url))
+    classifier = TemplateClassifier(client, Redactor.build())
+    try:
+        for _ in range(3):
+            got = await classifier.classify_template("Disk <*> write failed on 10.0.0.7")
+        assert got == TemplateClass("error", "storage", "llm")
+        assert len(llm.requests) == 1 and "10.0.0.7" not in json.dumps(llm.requests)
+    finally:
+        await client.aclose()
+    assert keyword_class("FATAL kernel panic").severity == "critical"
+    assert keyword_class("Receiving block <*>").severity == "info"
