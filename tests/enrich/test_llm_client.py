@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,7 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append(body)
         self.server.headers_seen.append(dict(self.headers))
-        if self.server.mode == "429":
+        if self.server.mode == "slow":
+            time.sleep(1.0)
+            self._send(200, b"{}", {})
+        elif self.server.mode == "429":
             self._send(429, b"{}", {"Retry-After": "120"})
         elif self.server.mode == "class":
             out = {"choices": [{"message": {"content": '{"severity": "error", "category": "storage"}'}}]}
@@ -189,3 +193,16 @@ async def test_template_classification_is_asked_once_per_template(llm: FakeLlm) 
         await client.aclose()
     assert keyword_class("FATAL kernel panic").severity == "critical"
     assert keyword_class("Receiving block <*>").severity == "info"
+
+
+async def test_slow_server_times_out_and_opens_the_breaker(llm: FakeLlm) -> None:
+    llm.mode = "slow"
+    client = ChatClient(LlmConfig(base_url=llm.url, timeout_s=0.2, failures_to_open=1))
+    try:
+        with pytest.raises(LlmError, match="Timeout"):
+            await client.complete("s", "u")
+        with pytest.raises(Unavailable, match="circuit"):
+            await client.complete("s", "u")
+        assert len(llm.requests) == 1 and client.spent == 0
+    finally:
+        await client.aclose()
