@@ -1,0 +1,1 @@
+"""Log enrichment: online template mining of syslog and agent log lines."""
