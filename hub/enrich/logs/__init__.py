@@ -1,1 +1,1 @@
-"""Log enrichment: online template mining of syslog and agent log lines."""
+"""Log enrichment: templates mined from log lines and their semantic search."""
