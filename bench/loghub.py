@@ -1,0 +1,84 @@
+"""Loghub-2k bench: the hub's template miner over each system's Content, GA per system and lines/s.
+
+Usage: bench/loghub.py --data ../shared/data/loghub --out PRED_DIR
+Writes PRED_DIR/<S>/<S>_2k.log_structured.csv (LineId,EventTemplate) for /work/shared/tools/loghub_ga.py.
+Exits non-zero when a system cannot be read or written. drain3 is timed beside ours when installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections import defaultdict
+
+from hub.enrich.logs.miner import TemplateMiner
+
+
+def grouping_accuracy(truth: list[str], pred: list[str]) -> float:
+    """GA as the scorer defines it: a line is right when its predicted group equals its true group."""
+    by_truth: dict[str, set[int]] = defaultdict(set)
+    by_pred: dict[str, set[int]] = defaultdict(set)
+    for i, (t, p) in enumerate(zip(truth, pred, strict=True)):
+        by_truth[t].add(i)
+        by_pred[p].add(i)
+    correct = sum(len(m) for m in by_pred.values() if by_truth[truth[next(iter(m))]] == m)
+    return correct / len(truth) if truth else 0.0
+
+
+def _drain3_rate(contents: list[str]) -> float | None:
+    try:
+        from drain3 import TemplateMiner as Drain3  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    d = Drain3()
+    t0 = time.perf_counter()
+    for c in contents:
+        d.add_log_message(c)
+    return len(contents) / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    systems = sorted(d for d in os.listdir(args.data) if os.path.isdir(os.path.join(args.data, d)))
+    if not systems:
+        print(f"no systems under {args.data}", file=sys.stderr)
+        return 1
+    scores: list[float] = []
+    for s in systems:
+        with open(
+            os.path.join(args.data, s, f"{s}_2k.log_structured.csv"), newline="", encoding="utf-8"
+        ) as f:
+            rows = list(csv.DictReader(f))
+        contents = [r["Content"] for r in rows]
+        miner = TemplateMiner()
+        t0 = time.perf_counter()
+        mined = [miner.add(c) for c in contents]
+        ours = len(contents) / (time.perf_counter() - t0)
+        os.makedirs(os.path.join(args.out, s), exist_ok=True)
+        with open(
+            os.path.join(args.out, s, f"{s}_2k.log_structured.csv"), "w", newline="", encoding="utf-8"
+        ) as f:
+            w = csv.writer(f)
+            w.writerow(["LineId", "EventTemplate"])
+            for r, m in zip(rows, mined, strict=True):
+                w.writerow([r["LineId"], m.template_id])
+        d3 = _drain3_rate(contents)
+        line = f"{s:10s} ours {ours:9.0f} lines/s  drain3 {'n/a' if d3 is None else f'{d3:.0f}'} lines/s"
+        if "EventTemplate" in rows[0]:
+            ga = grouping_accuracy([r["EventTemplate"] for r in rows], [m.template_id for m in mined])
+            scores.append(ga)
+            line += f"  GA {ga:.3f}"
+        print(line)
+    if scores:
+        print(f"{'mean':10s} GA {sum(scores) / len(scores):.3f} over {len(scores)} systems (one config)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

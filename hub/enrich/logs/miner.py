@@ -1,0 +1,202 @@
+"""Online log template miner (Drain-style fixed-depth grouping with generic variable masking).
+
+Lines are masked (numbers, hex, IPs, paths, URLs, key=value values), tokenized on whitespace, grouped by
+token count and first token, then matched to the most similar template of that group. A match above
+``sim_threshold`` generalizes the template (differing tokens become ``<*>``) and keeps its id, so callers
+can store ids. Ids are a short hash of the template text at creation and are never reused.
+Thread-safe: one lock guards all state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+
+WILDCARD = "<*>"
+SNAPSHOT_VERSION = 1
+
+_MASKS = [
+    re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)\S+"),  # URLs
+    re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"),  # IPv4[:port]
+    re.compile(r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"),  # MAC
+    re.compile(r"\b0x[0-9a-fA-F]+\b"),  # hex literal
+    re.compile(r"\b[0-9a-fA-F]{8,}\b"),  # long hex ids
+    re.compile(r"(?<![\w/])(?:/[\w.\-]+){2,}/?"),  # paths
+    re.compile(r"\bblk_-?\d+\b"),  # block ids
+    re.compile(r"(?<![A-Za-z])[-+]?\d+(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"),  # numbers, sizes, durations
+]
+_KV = re.compile(r"(\b[\w.\-]+=)([^\s,;]+)")
+_SPLIT = re.compile(r"\s+")
+_KV_TOKEN = re.compile(r"[\w.\-]+=<\*>,?")
+
+
+def _mask(content: str) -> str:
+    """Replace variable-looking substrings with the wildcard, so they never split templates."""
+    out = _KV.sub(lambda m: m.group(1) + WILDCARD, content)
+    for rx in _MASKS:
+        out = rx.sub(WILDCARD, out)
+    return out
+
+
+def _tokens(masked: str) -> list[str]:
+    # Tokens that still contain a wildcard (e.g. "<*>ms", "id<*>") are wholly variable, except "key=<*>"
+    # whose key is the constant part worth keeping.
+    return [
+        WILDCARD if WILDCARD in t and not _KV_TOKEN.fullmatch(t) else t
+        for t in _SPLIT.split(masked.strip())
+        if t
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class MinerConfig:
+    """Bounds and matching threshold; one configuration is meant for all log sources."""
+
+    sim_threshold: float = 0.5
+    max_templates: int = 10_000
+    max_line_length: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class MinedLine:
+    template_id: str
+    template: str
+    params: tuple[str, ...]
+    is_new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    template_id: str
+    template: str
+    count: int
+
+
+@dataclass(slots=True)
+class _Cluster:
+    template_id: str
+    tokens: list[str]
+    key: tuple[int, str]
+    count: int = 0
+
+
+@dataclass
+class MinerCounters:
+    """Reach /metrics through the enrich stage; plain ints read under the miner's lock."""
+
+    lines: int = 0
+    truncated_lines: int = 0
+    templates_evicted: int = 0
+
+
+class TemplateMiner:
+    """Groups log lines into templates one line at a time."""
+
+    def __init__(self, config: MinerConfig | None = None) -> None:
+        self.config = config or MinerConfig()
+        self.counters = MinerCounters()
+        self._lock = threading.Lock()
+        self._groups: dict[tuple[int, str], list[_Cluster]] = {}
+        self._by_id: dict[str, _Cluster] = {}
+        self._used_ids: set[str] = set()
+
+    def add(self, content: str) -> MinedLine:
+        with self._lock:
+            self.counters.lines += 1
+            if len(content) > self.config.max_line_length:
+                content = content[: self.config.max_line_length]
+                self.counters.truncated_lines += 1
+            tokens = _tokens(_mask(content))
+            key = (len(tokens), tokens[0] if tokens and WILDCARD not in tokens[0] else WILDCARD)
+            group = self._groups.setdefault(key, [])
+            best, best_sim = None, -1.0
+            for c in group:
+                sim = self._similarity(c.tokens, tokens)
+                if sim > best_sim:
+                    best, best_sim = c, sim
+            is_new = best is None or best_sim < self.config.sim_threshold
+            if is_new:
+                best = self._create(key, tokens)
+            else:
+                assert best is not None
+                best.tokens = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens, strict=True)]
+            best.count += 1
+            template = " ".join(best.tokens)
+            return MinedLine(best.template_id, template, _params(best.tokens, content), is_new)
+
+    @staticmethod
+    def _similarity(template: list[str], tokens: list[str]) -> float:
+        if not tokens:
+            return 1.0
+        same = sum(1 for a, b in zip(template, tokens, strict=True) if a == b and a != WILDCARD)
+        consts = sum(1 for a in template if a != WILDCARD) or 1
+        return same / consts
+
+    def _create(self, key: tuple[int, str], tokens: list[str]) -> _Cluster:
+        if len(self._by_id) >= self.config.max_templates:
+            victim = min(self._by_id.values(), key=lambda c: c.count)
+            self._drop(victim)
+        text = " ".join(tokens)
+        n = 0
+        while True:
+            tid = hashlib.sha1(f"{text}\x00{n}".encode()).hexdigest()[:12]
+            if tid not in self._used_ids:
+                break
+            n += 1
+        cluster = _Cluster(tid, list(tokens), key)
+        self._used_ids.add(tid)
+        self._by_id[tid] = cluster
+        self._groups.setdefault(key, []).append(cluster)
+        return cluster
+
+    def _drop(self, victim: _Cluster) -> None:
+        self.counters.templates_evicted += 1
+        del self._by_id[victim.template_id]
+        self._groups[victim.key].remove(victim)
+
+    def templates(self) -> list[Template]:
+        with self._lock:
+            return [Template(c.template_id, " ".join(c.tokens), c.count) for c in self._by_id.values()]
+
+    def snapshot(self) -> bytes:
+        """Versioned JSON (never pickle: snapshots may be read back from shared storage)."""
+        with self._lock:
+            data = {
+                "version": SNAPSHOT_VERSION,
+                "config": {
+                    "sim_threshold": self.config.sim_threshold,
+                    "max_templates": self.config.max_templates,
+                    "max_line_length": self.config.max_line_length,
+                },
+                "used_ids": sorted(self._used_ids),
+                "templates": [
+                    {"id": c.template_id, "tokens": c.tokens, "key": list(c.key), "count": c.count}
+                    for c in self._by_id.values()
+                ],
+            }
+        return json.dumps(data).encode()
+
+    @classmethod
+    def restore(cls, data: bytes) -> TemplateMiner:
+        doc = json.loads(data)
+        if doc.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported miner snapshot version {doc.get('version')!r}")
+        miner = cls(MinerConfig(**doc["config"]))
+        miner._used_ids = set(doc["used_ids"])
+        for t in doc["templates"]:
+            key = (int(t["key"][0]), str(t["key"][1]))
+            cluster = _Cluster(t["id"], list(t["tokens"]), key, int(t["count"]))
+            miner._by_id[cluster.template_id] = cluster
+            miner._groups.setdefault(key, []).append(cluster)
+        return miner
+
+
+def _params(template: list[str], content: str) -> tuple[str, ...]:
+    """Raw tokens at the template's wildcard positions (best effort, whitespace tokenization)."""
+    raw = [t for t in _SPLIT.split(content.strip()) if t]
+    if len(raw) != len(template):
+        return ()
+    return tuple(r for r, t in zip(raw, template, strict=True) if t == WILDCARD)

@@ -1,0 +1,98 @@
+"""Template miner: masking, id stability, generalization, snapshots, bounds and threads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from hub.enrich.logs.miner import MinerConfig, TemplateMiner
+
+SAMPLE = [
+    "Accepted password for root from 10.0.0.1 port 2201 ssh2",
+    "Accepted password for alice from 10.0.0.7 port 40122 ssh2",
+    "Received block blk_-1608999687919862906 of size 91178 from /10.250.10.6",
+    "Received block blk_7503483334202473044 of size 233217 from /10.250.14.224",
+    "Connection closed by 192.168.1.5 [preauth]",
+]
+
+
+def test_masking_groups_variable_tokens() -> None:
+    m = TemplateMiner()
+    first = m.add("took 35ms to write /var/log/app/x.log at 0x7f3a size=1024")
+    again = m.add("took 120ms to write /tmp/a/b.log at 0xdeadbeef size=5")
+    assert first.template_id == again.template_id
+    assert again.template == "took <*> to write <*> at <*> size=<*>"
+    assert first.is_new and not again.is_new
+
+
+def test_id_stable_when_template_generalized() -> None:
+    m = TemplateMiner()
+    a = m.add(SAMPLE[0])
+    b = m.add(SAMPLE[1])
+    assert a.template_id == b.template_id
+    assert b.template == "Accepted password for <*> from <*> port <*> ssh2"
+    assert b.params == ("alice", "10.0.0.7", "40122")
+
+
+def test_distinct_templates_and_counts() -> None:
+    m = TemplateMiner()
+    ids = [m.add(s).template_id for s in SAMPLE]
+    assert len(set(ids)) == 3
+    assert sorted(t.count for t in m.templates()) == [1, 2, 2]
+
+
+def test_ids_stable_across_instances() -> None:
+    a, b = TemplateMiner(), TemplateMiner()
+    assert [a.add(s).template_id for s in SAMPLE] == [b.add(s).template_id for s in SAMPLE]
+
+
+def test_snapshot_round_trip() -> None:
+    m = TemplateMiner()
+    for s in SAMPLE:
+        m.add(s)
+    r = TemplateMiner.restore(m.snapshot())
+    assert sorted(r.templates(), key=lambda t: t.template_id) == sorted(
+        m.templates(), key=lambda t: t.template_id
+    )
+    hit = r.add("Connection closed by 10.1.1.1 [preauth]")
+    assert not hit.is_new and hit.template_id == m.add("Connection closed by 10.1.1.2 [preauth]").template_id
+
+
+def test_restore_rejects_unknown_version() -> None:
+    with pytest.raises(ValueError, match="version"):
+        TemplateMiner.restore(b'{"version": 99}')
+
+
+def test_bounds_and_counters() -> None:
+    m = TemplateMiner(MinerConfig(max_templates=2, max_line_length=20))
+    m.add("alpha one")
+    m.add("beta two three")
+    third = m.add("gamma four five six")
+    assert len(m.templates()) == 2 and m.counters.templates_evicted == 1
+    m.add("x" * 50)
+    assert m.counters.truncated_lines == 1 and m.counters.lines == 4
+    assert third.template_id in {t.template_id for t in m.templates()}
+
+
+def test_evicted_id_not_reused() -> None:
+    m = TemplateMiner(MinerConfig(max_templates=1))
+    first = m.add("alpha one")
+    m.add("beta two three")
+    assert m.add("alpha one").template_id != first.template_id
+
+
+def test_concurrent_adds_count_every_line() -> None:
+    m = TemplateMiner()
+
+    def work() -> None:
+        for i in range(500):
+            m.add(f"Accepted password for u{i} from 10.0.0.{i % 250} port {i} ssh2")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert m.counters.lines == 2000
+    assert sum(t.count for t in m.templates()) == 2000
