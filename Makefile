@@ -66,11 +66,8 @@ $(AGENT_VENV)/.installed: pyproject.toml $(shell find agent shared -name '*.py' 
 	$(AGENT_VENV)/bin/pip install -q --force-reinstall --no-deps . && $(AGENT_VENV)/bin/pip install -q '.[agent]'
 	touch $@
 
-# Most tests wait on real processes and sockets, not the CPU: three workers halve the suite on two cores.
-# Whole files go to one worker (--dist loadfile), so a module's fixtures and services are started once.
-PYTEST_WORKERS ?= 3
 pytest: $(STAMP) $(APT_STAMP) agent-venv
-	$(VENV)/bin/pytest -q -m 'not slow' -n $(PYTEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -m 'not slow'
 
 test: $(STAMP) $(APT_STAMP) proto-check lint typecheck buflint pytest
 
