@@ -136,6 +136,28 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One log line as received at the edge (a syslog message today), kept raw for search and mining.
+
+    Fields are plain syslog ones so any source maps onto them; `device` names the sender as the agent
+    knows it (the configured device for its address, else the sending host), so log lines and metric
+    series of one device share a label value.
+    """
+
+    ts_ms: int  # when the sender says it happened (received time when it did not say)
+    received_ms: int
+    message: str
+    facility: int = 1  # syslog numbers; 1 = user
+    severity: int = 5  # 0 emergency .. 7 debug; 5 = notice
+    host: str = ""
+    app: str = ""
+    procid: str = ""
+    msgid: str = ""
+    device: str = ""
+    structured_data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TargetState:
     """One polled target in a heartbeat: is it up, and how long its last poll took."""
 
@@ -171,6 +193,7 @@ class Batch:
     events: tuple[Event, ...] = ()
     batch_class: BatchClass = BatchClass.METRICS
     heartbeat: Heartbeat | None = None
+    logs: tuple[LogRecord, ...] = ()
 
     @property
     def batch_id(self) -> str:
