@@ -11,6 +11,7 @@ import hub.alerts.models
 import hub.auth.models
 import hub.fleet.models
 import hub.identity.models
+import hub.ingest.sources.models
 import hub.notify.models
 import hub.store.models
 from hub.db.metadata import METADATA
@@ -21,6 +22,7 @@ MODELS = (
     hub.auth.models,
     hub.fleet.models,
     hub.identity.models,
+    hub.ingest.sources.models,
     hub.notify.models,
     hub.store.models,
 )
