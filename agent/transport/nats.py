@@ -13,6 +13,7 @@ its own durable store write.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from pathlib import Path
@@ -28,6 +29,7 @@ from shared.errors import CodecError, TransientError
 from shared.tls import identity_from_pem
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_CLOSE_TIMEOUT_S = 5.0
 
 
 def subject_for(prefix: str, identity: str) -> str:
@@ -117,9 +119,9 @@ class NatsTransport:
     async def aclose(self) -> None:
         if self._nc is not None:
             nc, self._nc = self._nc, None
-            try:
-                await nc.close()
-            except (nats.errors.Error, OSError):
+            try:  # bounded: a client mid-reconnect can wait on close forever
+                await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT_S)
+            except (nats.errors.Error, OSError, TimeoutError):
                 pass
 
 

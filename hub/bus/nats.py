@@ -52,6 +52,7 @@ from shared.logging import UpDown
 log = logging.getLogger(__name__)
 
 _RETRY_S = 1.0
+_CLOSE_TIMEOUT_S = 5.0
 # A tail's ordered consumer restarts itself where it stopped after missing two heartbeats.
 _TAIL_HEARTBEAT_S = 2.0
 _FETCH_WAIT_S = 1.0
@@ -451,5 +452,7 @@ class NatsBus:
         if nc is not None:
             with contextlib.suppress(*_NATS_ERRORS):
                 await nc.flush(timeout=1)
-            with contextlib.suppress(*_NATS_ERRORS):
-                await nc.close()
+            # Bounded: a client mid-reconnect (or talking to something that took the server's port)
+            # can wait on the close forever, and a hub that cannot stop is worse than a dropped socket.
+            with contextlib.suppress(*_NATS_ERRORS):  # TimeoutError is among them
+                await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT_S)

@@ -32,6 +32,7 @@ from shared.logging import UpDown
 log = logging.getLogger(__name__)
 
 _RETRY_CONNECT_S = 1.0
+_CLOSE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +192,9 @@ class NatsConsumer:
     async def _close_connection(self) -> None:
         if self._nc is not None:
             nc, self._nc = self._nc, None
-            try:
-                await nc.close()
-            except (nats.errors.Error, OSError):
+            try:  # bounded: a client mid-reconnect can wait on close forever
+                await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT_S)
+            except (nats.errors.Error, OSError, TimeoutError):
                 pass
 
     async def aclose(self) -> None:

@@ -30,11 +30,34 @@ _RUNNING: dict[int, Service] = {}
 _RUNNING_LOCK = threading.Lock()
 
 
+# Fixed ports come from a range of this process's own, below the kernel's ephemeral range (32768+):
+# under pytest-xdist a port freed by one worker's killed service is never handed to another worker's
+# service, and the kernel never gives it to a client socket, while the killed service's clients may
+# still be reconnecting to it. Each range is walked in order, so a port is reused only after the rest.
+_PORT_BASE, _PORT_SPAN = 10000, 2500
+_port_lock = threading.Lock()
+_port_next: dict[int, int] = {}
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # unset: not under xdist
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port the kernel just handed out on 127.0.0.1 (TCP by default, UDP with SOCK_DGRAM)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free right now on 127.0.0.1 (TCP by default, UDP with SOCK_DGRAM), from this worker's range."""
+    low = _PORT_BASE + _worker_index() % 8 * _PORT_SPAN
+    with _port_lock:
+        for _ in range(_PORT_SPAN):
+            port = _port_next.get(kind, low)
+            _port_next[kind] = low + (port + 1 - low) % _PORT_SPAN
+            with socket.socket(socket.AF_INET, kind) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no free port in {low}..{low + _PORT_SPAN - 1}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
