@@ -9,6 +9,7 @@ from __future__ import annotations
 import hub.alerts.command_models
 import hub.alerts.models
 import hub.auth.models
+import hub.enrich.logs.models
 import hub.fleet.models
 import hub.identity.models
 import hub.ingest.sources.models
@@ -20,6 +21,7 @@ MODELS = (
     hub.alerts.command_models,
     hub.alerts.models,
     hub.auth.models,
+    hub.enrich.logs.models,
     hub.fleet.models,
     hub.identity.models,
     hub.ingest.sources.models,
@@ -27,4 +29,13 @@ MODELS = (
     hub.store.models,
 )
 
-__all__ = ["METADATA", "MODELS"]
+# What the migrations create that no Table models (full-text search indexes): comparisons skip it.
+UNMODELLED = hub.enrich.logs.models.SEARCH_OBJECTS
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name` hook for comparing a database with METADATA: leaves out `UNMODELLED`."""
+    return name not in UNMODELLED
+
+
+__all__ = ["METADATA", "MODELS", "UNMODELLED", "include_name"]
