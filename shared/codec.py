@@ -7,6 +7,7 @@ designed in one place: the same bytes are spooled, pushed over gRPC and publishe
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -20,6 +21,7 @@ from shared.model import (
     Event,
     Heartbeat,
     Limits,
+    LogRecord,
     MetricKind,
     SeriesKey,
     SeriesPoints,
@@ -40,6 +42,8 @@ _PB_KIND = {k: cast(pb.MetricKind, pb.MetricKind.Value(f"METRIC_KIND_{k.name}"))
 _PB_SEVERITY = {s: pb.Severity.Value(f"SEVERITY_{s.name}") for s in Severity}
 _U32_MAX = 2**32 - 1
 _NAN = float("nan")
+_MAX_FACILITY = 23
+_MAX_LOG_SEVERITY = 7
 
 
 class _ThreadContexts(threading.local):
@@ -133,6 +137,8 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
                 for s in batch.series
             ]
             cols.anomaly_scores.extend(np.concatenate(scores).tolist())
+    for r in batch.logs:
+        _encode_log(msg.logs.add(), r, ref)
     msg.symbols.extend(symbols)
     for e in batch.events:
         pe = msg.events.add(
@@ -199,10 +205,12 @@ def decode(data: bytes, max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> tuple
         raise CodecError("malformed_batch", type(exc).__name__) from exc
     if msg.boot_epoch != env.boot_epoch or msg.seq != env.seq:
         raise CodecError("id_mismatch", "envelope and batch ids differ")
-    series = _series_from_columns(msg.series, list(msg.symbols), msg.base_time_unix_ms)
+    symbols = list(msg.symbols)
+    series = _series_from_columns(msg.series, symbols, msg.base_time_unix_ms)
     events = tuple(_event_from_pb(pe) for pe in msg.events)
     heartbeat = _heartbeat_from_pb(msg.heartbeat) if msg.HasField("heartbeat") else None
-    batch = Batch(msg.boot_epoch, msg.seq, series, events, _batch_class(msg.batch_class), heartbeat)
+    logs = tuple(_log_from_pb(r, symbols) for r in msg.logs)
+    batch = Batch(msg.boot_epoch, msg.seq, series, events, _batch_class(msg.batch_class), heartbeat, logs)
     return header, batch
 
 
@@ -287,6 +295,54 @@ def _heartbeat_from_pb(hb: pb.Heartbeat) -> Heartbeat:
         hb.spool_bytes,
         hb.cert_not_after_unix_ms,
         targets,
+    )
+
+
+def _encode_log(out: pb.LogRecord, r: LogRecord, ref: Callable[[str], int]) -> None:
+    """Fills one wire log record; the strings that repeat from line to line go through the symbol table.
+
+    Raises:
+        CodecError: when facility or severity are outside the syslog ranges.
+    """
+    if not (0 <= r.facility <= _MAX_FACILITY and 0 <= r.severity <= _MAX_LOG_SEVERITY):
+        raise CodecError("bad_log_priority", f"facility={r.facility} severity={r.severity}")
+    out.time_unix_ms = r.ts_ms
+    out.received_delay_ms = r.received_ms - r.ts_ms
+    out.message = r.message
+    out.facility = r.facility
+    out.severity = r.severity
+    out.host_ref = ref(r.host)
+    out.app_ref = ref(r.app)
+    out.procid_ref = ref(r.procid)
+    out.msgid_ref = ref(r.msgid)
+    out.device_ref = ref(r.device)
+    out.structured_data = r.structured_data
+
+
+def _log_from_pb(r: pb.LogRecord, symbols: list[str]) -> LogRecord:
+    """Rebuilds one log record, validating its priority and symbol references.
+
+    Raises:
+        CodecError: a facility or severity outside the syslog ranges, or a reference past the symbols.
+    """
+    if r.facility > _MAX_FACILITY or r.severity > _MAX_LOG_SEVERITY:
+        raise CodecError("bad_log_priority", f"facility={r.facility} severity={r.severity}")
+    refs = (r.host_ref, r.app_ref, r.procid_ref, r.msgid_ref, r.device_ref)
+    if max(refs) >= len(symbols):
+        raise CodecError("bad_symbol_ref", f"log reference past {len(symbols)} symbols")
+    host, app, procid, msgid, device = (symbols[i] for i in refs)
+    return LogRecord(
+        r.time_unix_ms,
+        r.time_unix_ms + r.received_delay_ms,
+        r.message,
+        r.facility,
+        r.severity,
+        host,
+        app,
+        procid,
+        msgid,
+        device,
+        r.structured_data,
     )
 
 

@@ -35,13 +35,15 @@ class Severity(Enum):
 
 
 class BatchClass(Enum):
-    """What a batch carries; the spool sheds METRICS before anything else under pressure."""
+    """What a batch carries; under pressure the spool sheds LOGS first, then METRICS (rolled up before
+    they are dropped), then the rest."""
 
     METRICS = 1
     EVENTS = 2
     ANOMALY = 3
     HEARTBEAT = 4
     ROLLUP = 5
+    LOGS = 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,10 @@ retried by `maintain` (a restart before that re-sends the batch, which the hub i
 that cannot be written are dropped and counted. Each kind of failure is logged once until it works.
 
 Overflow (size `max_bytes` of pending records, age `max_age_s`): above `downsample_at` of the size limit
-incoming raw METRICS batches are rolled up (outbox.downsample); when full, the oldest spooled raw batches
-are rolled up in place before anything is dropped, then the oldest ROLLUP, then other batches are
-dropped; expired batches are dropped by age. Every drop is counted by class and reason in `dropped`.
+incoming raw METRICS batches are rolled up (outbox.downsample); when full, the oldest LOGS batches are
+dropped first (an incoming log batch evicts only older log batches), then the oldest spooled raw batches
+are rolled up in place, then the oldest ROLLUP, then other batches are dropped; expired batches are
+dropped by age. Every drop is counted by class and reason in `dropped`.
 
 Heartbeats are about now, so at most one per boot waits: a new HEARTBEAT envelope replaces the one of
 its boot still queued (not out for delivery), which is acked internally and counted in `dropped` as
@@ -74,8 +75,11 @@ _MAX_BODY = _MAX_RECORD + _META.size + 0xFFFF
 # The previous record format (read on start, never written): magic, envelope length, crc32, then as above.
 _LEGACY_MAGIC = b"OP"
 _LEGACY_HEAD = struct.Struct("<2sII")
-# Drop order when the spool is full: raw metrics first, then their rollups, then everything else.
+# Drop order when the spool is full: log lines first (bulky, and a log storm is what most often fills
+# the spool: it must not evict the metrics), then raw metrics (rolled up in place before they go), then
+# their rollups, then everything else.
 _DROP_ORDER = (
+    BatchClass.LOGS,
     BatchClass.METRICS,
     BatchClass.ROLLUP,
     BatchClass.HEARTBEAT,

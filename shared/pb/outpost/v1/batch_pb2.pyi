@@ -29,6 +29,7 @@ class BatchClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BATCH_CLASS_ANOMALY: _ClassVar[BatchClass]
     BATCH_CLASS_HEARTBEAT: _ClassVar[BatchClass]
     BATCH_CLASS_ROLLUP: _ClassVar[BatchClass]
+    BATCH_CLASS_LOGS: _ClassVar[BatchClass]
 
 class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,6 +50,7 @@ BATCH_CLASS_EVENTS: BatchClass
 BATCH_CLASS_ANOMALY: BatchClass
 BATCH_CLASS_HEARTBEAT: BatchClass
 BATCH_CLASS_ROLLUP: BatchClass
+BATCH_CLASS_LOGS: BatchClass
 ENCODING_UNSPECIFIED: Encoding
 ENCODING_NONE: Encoding
 ENCODING_ZSTD: Encoding
@@ -107,6 +109,32 @@ class Event(_message.Message):
     attributes: _containers.RepeatedCompositeFieldContainer[Label]
     def __init__(self, time_unix_ms: _Optional[int] = ..., kind: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., source: _Optional[str] = ..., message: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Label, _Mapping]]] = ...) -> None: ...
 
+class LogRecord(_message.Message):
+    __slots__ = ("time_unix_ms", "received_delay_ms", "message", "facility", "severity", "host_ref", "app_ref", "procid_ref", "msgid_ref", "device_ref", "structured_data")
+    TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FACILITY_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    HOST_REF_FIELD_NUMBER: _ClassVar[int]
+    APP_REF_FIELD_NUMBER: _ClassVar[int]
+    PROCID_REF_FIELD_NUMBER: _ClassVar[int]
+    MSGID_REF_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_REF_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURED_DATA_FIELD_NUMBER: _ClassVar[int]
+    time_unix_ms: int
+    received_delay_ms: int
+    message: str
+    facility: int
+    severity: int
+    host_ref: int
+    app_ref: int
+    procid_ref: int
+    msgid_ref: int
+    device_ref: int
+    structured_data: str
+    def __init__(self, time_unix_ms: _Optional[int] = ..., received_delay_ms: _Optional[int] = ..., message: _Optional[str] = ..., facility: _Optional[int] = ..., severity: _Optional[int] = ..., host_ref: _Optional[int] = ..., app_ref: _Optional[int] = ..., procid_ref: _Optional[int] = ..., msgid_ref: _Optional[int] = ..., device_ref: _Optional[int] = ..., structured_data: _Optional[str] = ...) -> None: ...
+
 class TargetState(_message.Message):
     __slots__ = ("name", "up", "last_poll_duration_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -136,7 +164,7 @@ class Heartbeat(_message.Message):
     def __init__(self, time_unix_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., spool_records: _Optional[int] = ..., spool_bytes: _Optional[int] = ..., cert_not_after_unix_ms: _Optional[int] = ..., targets: _Optional[_Iterable[_Union[TargetState, _Mapping]]] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("boot_epoch", "seq", "base_time_unix_ms", "batch_class", "symbols", "series", "events", "heartbeat")
+    __slots__ = ("boot_epoch", "seq", "base_time_unix_ms", "batch_class", "symbols", "series", "events", "heartbeat", "logs")
     BOOT_EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BASE_TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +173,7 @@ class Batch(_message.Message):
     SERIES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
     boot_epoch: int
     seq: int
     base_time_unix_ms: int
@@ -153,7 +182,8 @@ class Batch(_message.Message):
     series: SeriesColumns
     events: _containers.RepeatedCompositeFieldContainer[Event]
     heartbeat: Heartbeat
-    def __init__(self, boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., base_time_unix_ms: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., symbols: _Optional[_Iterable[str]] = ..., series: _Optional[_Union[SeriesColumns, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    logs: _containers.RepeatedCompositeFieldContainer[LogRecord]
+    def __init__(self, boot_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., base_time_unix_ms: _Optional[int] = ..., batch_class: _Optional[_Union[BatchClass, str]] = ..., symbols: _Optional[_Iterable[str]] = ..., series: _Optional[_Union[SeriesColumns, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., logs: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("schema_version", "encoding", "payload", "boot_epoch", "seq", "batch_class", "uncompressed_size", "point_count")

@@ -1,0 +1,54 @@
+"""A real hub decodes, stores and acknowledges a batch of log records, and dedupes its replay.
+
+Until the hub keeps log lines itself, this is the contract the agent's syslog receiver relies on: a LOGS
+batch is acknowledged like any other (so the spool forgets it), never refused and never a crash.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from hub.identity import pki
+from shared import codec
+from shared.model import Batch, BatchClass, LogRecord
+from tests.support.outpost import start_hub
+
+pytestmark = pytest.mark.integration
+
+
+def _stored_batches(api_url: str) -> float:
+    for line in httpx.get(api_url + "/metrics").text.splitlines():
+        if line.startswith("outpost_hub_ingest_batches_total{") and 'result="stored"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_hub_acks_a_batch_of_log_records_and_dedupes_its_replay(tmp_path: Path) -> None:
+    logs = tuple(
+        LogRecord(
+            1_700_000_000_000 + i, 1_700_000_000_100 + i, f"eth{i} down ✗", 4, 3, "sw1", "ifmgr", device="sw1"
+        )
+        for i in range(50)
+    )
+    envelope = codec.encode(Batch(77, 1, batch_class=BatchClass.LOGS, logs=logs))
+    hub = start_hub(tmp_path)
+    try:
+        pair = pki.issue(hub.ca, "edge", agent_uri="dc1/edge")
+        creds = grpc.ssl_channel_credentials(hub.ca.cert.read_bytes(), pair.key_pem, pair.cert_pem)
+        async with grpc.aio.secure_channel(
+            hub.grpc_address, creds, options=[("grpc.ssl_target_name_override", "localhost")]
+        ) as ch:
+            push = ch.unary_unary(codec.PUSH_METHOD, request_serializer=bytes, response_deserializer=bytes)
+            first = codec.parse_push_response(await push(codec.push_request(envelope), timeout=20))
+            again = codec.parse_push_response(await push(codec.push_request(envelope), timeout=20))
+        assert (first.rejected_points, first.error_message, first.duplicate) == (0, "", False)
+        assert (again.duplicate, again.error_message) == (True, "")
+        assert _stored_batches(hub.api_url) == 1
+        assert hub.service.proc.poll() is None
+    finally:
+        hub.stop()
+    assert "Traceback" not in hub.service.log()
