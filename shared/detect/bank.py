@@ -142,6 +142,46 @@ class DetectorBank:
             self._sweep()
         return Observation(scores, events)
 
+    def observe_rounds(
+        self,
+        keys: Sequence[SeriesKey],
+        ts_ms: np.ndarray,
+        values: np.ndarray,
+        limits: Mapping[SeriesKey, Limits] | None = None,
+    ) -> Observation:
+        """`observe` for points where a series may appear several times (a backlog, a multi-tick source,
+        a push): the k-th point of every series goes into step k, in the order given; scores come back
+        in point order. Each series' points must be in time order."""
+        if len(set(keys)) == len(keys):
+            return self.observe(keys, ts_ms, values, limits)
+        seen: dict[SeriesKey, int] = {}
+        rounds: list[list[int]] = []
+        for i, key in enumerate(keys):
+            k = seen.get(key, 0)
+            seen[key] = k + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(i)
+        ts, x = np.asarray(ts_ms, dtype=np.int64), np.asarray(values, dtype=np.float64)
+        scores = np.zeros(len(keys), dtype=np.float32)
+        events: list[Event] = []
+        for idx in rounds:
+            sel = np.asarray(idx)
+            obs = self.observe(tuple(keys[i] for i in idx), ts[sel], x[sel], limits)
+            scores[sel] = obs.scores
+            events.extend(obs.events)
+        return Observation(scores, events)
+
+    def last_seen_ms(self, keys: Sequence[SeriesKey]) -> npt.NDArray[np.int64]:
+        """Time of each key's latest point (-1 for series the bank does not hold), so a caller fed out of
+        order (pushed data) can drop points older than what was learned."""
+        out = np.full(len(keys), -1, dtype=np.int64)
+        for i, key in enumerate(keys):
+            loc = self._where.get(key)
+            if loc is not None:
+                out[i] = self._groups[loc[0]].gate.columns.a["last_ts"][loc[1]]
+        return out
+
     def states(self) -> dict[str, int]:
         """Number of series per lifecycle state (learning / active / stale)."""
         counts = np.zeros(len(SeriesState), dtype=np.int64)

@@ -6,8 +6,10 @@ a JSON header can be checked field by field and loading them cannot execute anyt
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,12 +29,21 @@ class SnapshotError(OutpostError):
     """Raised when a snapshot file is missing, unreadable, of another format or of another version."""
 
 
+def file_name(name: str) -> str:
+    """A filesystem-safe, collision-free snapshot file name for a bank's owner (a target, a pushing
+    source: names may contain '/', ':' or spaces)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80]
+    return f"{safe}-{hashlib.blake2b(name.encode(), digest_size=4).hexdigest()}.npz"
+
+
 def write(path: Path, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-    """Writes atomically: a temporary file in the same directory, fsynced, then renamed over `path`."""
+    """Writes atomically: a temporary file in the same directory, fsynced, then renamed over `path`.
+
+    The file is 0600 from its creation: it describes what is normal for the monitored series."""
     meta = json.dumps({"format": FORMAT, "version": VERSION, **header}).encode()
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         members: dict[str, Any] = {_HEADER: np.frombuffer(meta, dtype=np.uint8), **arrays}
         np.savez(f, **members)
         f.flush()

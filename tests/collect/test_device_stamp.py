@@ -12,9 +12,10 @@ import pytest
 from agent.collect.device import DeviceStamp
 from agent.collect.scheduler import Scheduler
 from agent.collect.snmp.profiles import load_profiles
-from agent.detect.scoring import EdgeScorer, _file_name
+from agent.detect.scoring import EdgeScorer
 from shared.clock import FakeClock
 from shared.detect import DetectConfig, DetectorBank
+from shared.detect.snapshot import file_name
 from shared.model import CollectResult, Event, Limits, Sample, SeriesKey, Severity
 
 pytestmark = pytest.mark.unit
@@ -127,6 +128,6 @@ def test_edge_detector_state_snapshots_and_events_are_per_device(tmp_path: Path)
     assert [(e.kind, e.source) for e in events] == [("anomaly.onset", sw_b), ("anomaly.end", sw_b)]
     assert sum(scorer.states().values()) == 2  # one series per device, not one shared
     scorer.save_all()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(_file_name(d) for d in stamps)
-    restored = DetectorBank.load(tmp_path / _file_name("sw-a"), DetectConfig())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(file_name(d) for d in stamps)
+    restored = DetectorBank.load(tmp_path / file_name("sw-a"), DetectConfig())
     assert len(restored) == 1
