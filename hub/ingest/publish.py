@@ -6,6 +6,8 @@ re-sent after a lost ack publishes the same ids again and every consumer skips w
 - every batch: `BatchStored`;
 - `anomaly.onset` / `anomaly.end` events: `AnomalyReported`; other events: `DeviceEvent`;
 - a heartbeat: `AgentSeen`;
+- a pushed batch (`pushed=True`: line protocol, remote write, metric webhooks): its points in
+  `PointsPushed` parts, for the hub's detector bank (`hub.detect`); agents score their own series;
 - series that carry device limits, and Redfish health gauges: one `LimitCrossed` per series and
   direction with its current state (the last point of the batch), `onset` beyond a limit, `end` inside
   it. Stateless on purpose: any worker can publish it, the alert engine deduplicates.
@@ -20,11 +22,25 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from hub.bus.errors import MessageError
-from hub.bus.messages import AgentSeen, AnomalyReported, BatchStored, DeviceEvent, LimitCrossed, Message
+from hub.bus.messages import (
+    MAX_MESSAGE_BYTES,
+    AgentSeen,
+    AnomalyReported,
+    BatchStored,
+    DeviceEvent,
+    LimitCrossed,
+    Message,
+    PointsPushed,
+    PushedSeries,
+)
 from shared.model import Batch, Event, Heartbeat, SeriesPoints
 
 ANOMALY_KINDS = {"anomaly.onset": "onset", "anomaly.end": "end"}
 HEALTH_METRIC = "hw_health"  # 0 OK, 1 Warning, 2 Critical (agent/collect/redfish)
+# A part of pushed points is filled to this estimate (plain string lengths), then measured once.
+PART_BUDGET_BYTES = 40_000
+# JSON bytes of one point at most: an int64 timestamp (20) and a float's repr (24), with separators.
+POINT_BYTES = 46
 
 
 @dataclass(slots=True)
@@ -34,8 +50,12 @@ class Published:
     refused: int = 0
 
 
-def messages(agent: str, batch_id: str, batch: Batch) -> Published:
-    """Every message `batch` (stored for `agent`) publishes, in order; one bad item never stops the rest."""
+def messages(agent: str, batch_id: str, batch: Batch, pushed: bool = False) -> Published:
+    """Every message `batch` (stored for `agent`) publishes, in order; one bad item never stops the rest.
+
+    Args:
+        pushed: the batch is points a source pushed, to be scored at the hub (`PointsPushed` parts).
+    """
     out = Published()
 
     def add(build: Callable[[], Message | list[LimitCrossed]]) -> None:
@@ -58,7 +78,77 @@ def messages(agent: str, batch_id: str, batch: Batch) -> Published:
     for j, s in enumerate(batch.series):
         if len(s) and (s.limits is not None or s.key.metric == HEALTH_METRIC):
             add(partial(_limits, f"limit:{agent}:{batch_id}:{j}", agent, s))
+    if pushed:
+        part = 0
+        for series in _parts(batch.series):
+            part = _add_parts(out, agent, batch_id, series, part)
     return out
+
+
+def anomaly_message(ident: str, agent: str, e: Event) -> AnomalyReported | None:
+    """The `AnomalyReported` of an `anomaly.onset`/`anomaly.end` event (None for other kinds): the one
+    way an anomaly enters the hub, whether an agent's bank or the hub's (`hub.detect`) raised it.
+
+    Raises:
+        MessageError: a field the bus refuses.
+    """
+    phase = ANOMALY_KINDS.get(e.kind)
+    return _anomaly(ident, agent, e, phase) if phase else None
+
+
+def _parts(series: tuple[SeriesPoints, ...]) -> list[list[PushedSeries]]:
+    """The batch's finite points as lists of series slices, each list estimated under PART_BUDGET_BYTES."""
+    parts: list[list[PushedSeries]] = []
+    current: list[PushedSeries] = []
+    size = 0
+    for s in series:
+        ts, values = s.timestamps_ms.tolist(), s.values.tolist()
+        if not all(map(math.isfinite, values)):  # NaN marks a missing point: nothing to score
+            kept = [i for i, v in enumerate(values) if math.isfinite(v)]
+            ts, values = [ts[i] for i in kept], [values[i] for i in kept]
+        labels = s.key.labels
+        head = 48 + len(s.key.metric) + sum(len(k) + len(v) + 6 for k, v in labels)
+        start = 0
+        while start < len(ts):
+            room = (PART_BUDGET_BYTES - size - head) // POINT_BYTES
+            if room < 1 and current:
+                parts.append(current)
+                current, size = [], 0
+                continue
+            end = start + max(room, 1)
+            current.append(PushedSeries(s.key.metric, labels, tuple(ts[start:end]), tuple(values[start:end])))
+            size += head + POINT_BYTES * (min(end, len(ts)) - start)
+            start = end
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _add_parts(out: Published, agent: str, batch_id: str, series: list[PushedSeries], part: int) -> int:
+    """Adds the message of `series` as part `part`, measured once: one over the bus's limit (long or
+    escaped labels) is split in halves; a single point that alone is too large is refused (counted).
+    Returns the next free part number."""
+    try:
+        msg = PointsPushed.create(agent=agent, batch_id=batch_id, part=part, series=tuple(series))
+    except MessageError:
+        out.refused += 1
+        return part
+    if len(msg.to_bytes()) <= MAX_MESSAGE_BYTES:
+        out.messages.append(msg)
+        return part + 1
+    if len(series) == 1:
+        s = series[0]
+        if len(s.ts_ms) == 1:
+            out.refused += 1
+            return part
+        half = len(s.ts_ms) // 2
+        series = [
+            PushedSeries(s.metric, s.labels, s.ts_ms[:half], s.values[:half]),
+            PushedSeries(s.metric, s.labels, s.ts_ms[half:], s.values[half:]),
+        ]
+    half = len(series) // 2
+    part = _add_parts(out, agent, batch_id, series[:half], part)
+    return _add_parts(out, agent, batch_id, series[half:], part)
 
 
 def _anomaly(ident: str, agent: str, e: Event, phase: str) -> AnomalyReported:

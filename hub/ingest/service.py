@@ -60,9 +60,12 @@ class Ingestor:
         max_uncompressed: int = codec.MAX_UNCOMPRESSED_BYTES,
         clock: Clock | None = None,
         bus: Bus | None = None,
+        score_pushed: bool = False,
     ) -> None:
         self._store = store
         self._bus = bus
+        # Publish the points of pushed batches (`PointsPushed`) for the hub's detector bank (hub.detect).
+        self._score_pushed = score_pushed
         self._state = state
         self._metrics = metrics
         self._max_inflight = max_inflight
@@ -103,7 +106,7 @@ class Ingestor:
         # Numbered once admitted, so a throttled push leaves no hole in the source's sequence.
         seq = next(self._push_seq.setdefault(agent, itertools.count(1)))
         batch = Batch(boot_epoch=self._push_epoch, seq=seq, series=series)
-        return await self._write(agent, batch.point_count, batch, transport)
+        return await self._write(agent, batch.point_count, batch, transport, pushed=True)
 
     async def _admitted(self, transport: str, work: Callable[[], Awaitable[IngestOutcome]]) -> IngestOutcome:
         if self._inflight >= self._max_inflight:
@@ -133,7 +136,9 @@ class Ingestor:
             return self.reject(agent, transport, exc, points)
         return await self._write(agent, header.point_count, batch, transport)
 
-    async def _write(self, agent: str, point_count: int, batch: Batch, transport: str) -> IngestOutcome:
+    async def _write(
+        self, agent: str, point_count: int, batch: Batch, transport: str, pushed: bool = False
+    ) -> IngestOutcome:
         try:
             with self._metrics.write_seconds.time():
                 result = await self.in_pool(self._store.write, agent, batch)
@@ -160,8 +165,12 @@ class Ingestor:
         self._set_store_ok(True, "")
         if self._bus is not None:
             # Published before the ack, also for a duplicate (the first copy's messages may not have gone
-            # out before a crash): ids are per batch, so consumers skip what they have seen.
-            published = messages(agent, batch.batch_id, batch)
+            # out before a crash): ids are per batch, so consumers skip what they have seen. Pushed points
+            # go out too, for the hub's detector bank (hub.detect): every pushed metric passes here.
+            if pushed and self._score_pushed:  # every point becomes message data: built off the loop
+                published = await self.in_pool(messages, agent, batch.batch_id, batch, True)
+            else:
+                published = messages(agent, batch.batch_id, batch)
             if published.refused:
                 self._metrics.rejected.labels(transport, "bus_message").inc(published.refused)
             try:
