@@ -56,6 +56,17 @@ class HubMetrics:
             registry=r,
         )
         self.events = Counter("outpost_hub_ingest_events", "Events stored", ["kind"], registry=r)
+        # Webhook deliveries taken (refused ones are `rejected` by reason) and the alert signals they held;
+        # their metric points are counted in `points` like every other transport's.
+        self.webhook_deliveries = Counter(
+            "outpost_hub_webhook_deliveries", "Webhook deliveries accepted", ["transport"], registry=r
+        )
+        self.webhook_signals = Counter(
+            "outpost_hub_webhook_signals",
+            "Alert signals in accepted webhook deliveries",
+            ["transport"],
+            registry=r,
+        )
         self.seq_gaps = Gauge("outpost_hub_sequence_gaps", "Batches missing across all agents", registry=r)
         self.state_wal_frames = Gauge(
             "outpost_hub_state_wal_frames",

@@ -25,7 +25,8 @@ webhook_sources = sa.Table(
 
 # A source's signing secrets. HMAC needs the secret itself, so it cannot be kept as a hash like an API
 # key: it is kept here and never selected by anything the API answers with (only `hint`). At most two
-# are active (`retired_ms` null) at once, so a sender can be moved to a new one without a gap.
+# are active (`retired_ms` null) at once, so a sender can be moved to a new one without a gap; a
+# retired row keeps its id, hint and times and loses the secret.
 webhook_source_secrets = sa.Table(
     "webhook_source_secrets",
     METADATA,
