@@ -49,10 +49,18 @@ BATTERY_HEALTH = Metric("hw_battery_state_of_health_ratio", "ratio")
 BATTERY_ENERGY = Metric("hw_battery_stored_energy_joules", "joules")
 BATTERY_CAPACITY = Metric("hw_battery_capacity_joules", "joules")
 BATTERY_CYCLES = Metric("hw_battery_discharge_cycles", "")
+# Processors and memory: how busy (bandwidth, kernel and user time), how far from throttling, how
+# many errors corrected or not (counters since the part's first use, `property` names which).
+UTILIZATION = Metric("hw_utilization_ratio", "ratio")
+THROTTLE_MARGIN = Metric("hw_throttle_margin_celsius", "celsius")
+ERRORS = Metric("hw_errors_total", "")
 
 HEALTH = Metric("hw_health", "")
 HEALTH_ROLLUP = Metric("hw_health_rollup", "")
 STATUS = Metric("hw_status", "")
+# Yes/no conditions as 0/1: a processor held below its speed, a memory alarm that tripped.
+THROTTLED = Metric("hw_throttled", "")
+ALARM = Metric("hw_alarm", "")
 
 HEALTH_CODES = {"OK": 0.0, "Warning": 1.0, "Critical": 2.0}
 STATUS_CODES = {

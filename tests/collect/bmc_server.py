@@ -3,7 +3,8 @@
 sushy-static has no authentication and sushy-emulator has no SessionService, so neither can show a
 session being created once, reused and DELETEd. This server serves a mockup tree from fixtures/redfish
 behind a working SessionService (X-Auth-Token sessions, or basic auth per request), answers chosen
-paths with 503/429 or stalls them, and records every request it was sent.
+paths with 503/429 or stalls them, answers `$expand` (`.` with `$levels`) as a service advertising
+ExpandQuery would, and records every request it was sent.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import itertools
 import json
+import re
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ class Seen:
     method: str
     path: str
     auth: str
+    query: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class BmcServer:
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         path, auth = request.path.rstrip("/"), self._auth(request)
-        self.seen.append(Seen(request.method, path, auth))
+        self.seen.append(Seen(request.method, path, auth, request.query_string))
         queued = self.faults.get(path)
         if queued:
             fault = queued.popleft()
@@ -130,7 +133,26 @@ class BmcServer:
         body = self._resource(path)
         if body is None:
             return web.json_response({"error": "not found"}, status=404)
+        if "$expand" in request.query:
+            levels = re.search(r"\$levels=(\d+)", request.query["$expand"])
+            body = self._expanded(body, int(levels.group(1)) if levels else 1)
         return web.json_response(body)
+
+    def _expanded(self, body: dict[str, object], levels: int) -> dict[str, object]:
+        """`body` with every link outside `Links` replaced by its resource, `levels` deep."""
+        if levels <= 0:
+            return body
+
+        def expand(ref: object) -> object:
+            if isinstance(ref, dict) and set(ref) == {"@odata.id"}:
+                target = self._resource(str(ref["@odata.id"]).rstrip("/"))
+                return ref if target is None else self._expanded(target, levels - 1)
+            return ref
+
+        return {
+            k: x if k == "Links" else [expand(m) for m in x] if isinstance(x, list) else expand(x)
+            for k, x in body.items()
+        }
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
         creds = await request.json()

@@ -3,9 +3,11 @@
 A reading (issue 15) is one numeric value of a sensor-like property: `Reading` (a Sensor's, or any
 excerpt's), `ReadingCelsius`, `ReadingVolts`, `ReadingRPM`, `SpeedRPM`, `PowerConsumedWatts`,
 `LineInputVoltage`, `PowerInputWatts`, a supply's output (`PowerOutputWatts`, or its deprecated twin
-`LastPowerOutputWatts`: one reading), a battery's actual capacity and discharge cycles, and iLO 4's
-pre-standard `CurrentReading`. Thresholds,
-ratings, limits, allocations and statistics (PowerMetrics' min/max/average) are not readings.
+`LastPowerOutputWatts`: one reading), a battery's actual capacity and discharge cycles, iLO 4's
+pre-standard `CurrentReading`, and the bare numbers of ProcessorMetrics and MemoryMetrics (temperature,
+power, bandwidth, kernel and user time, throttling margin, capacity used, and a part's current speed
+once, wherever the Processor or its metrics give it). Thresholds, ratings, limits, allocations,
+statistics (PowerMetrics' min/max/average) and error counts are not readings.
 
 Counted once when several resources point at the same source: an excerpt's `DataSourceUri` names the
 Sensor it copies (`SpeedRPM` rides on its excerpt's source). Legacy Thermal / Power members carry no
@@ -34,6 +36,17 @@ READING_KEYS = {
     "CurrentReading",
 }
 OUTPUT_KEYS = ("PowerOutputWatts", "LastPowerOutputWatts")
+PART_METRICS = (
+    "TemperatureCelsius",
+    "ConsumedPowerWatt",
+    "BandwidthPercent",
+    "KernelPercent",
+    "UserPercent",
+    "ThrottlingCelsius",
+    "CapacityUtilizationPercent",
+)
+PART_TYPES = ("#ProcessorMetrics.", "#MemoryMetrics.")
+SPEED_KEYS = ("OperatingSpeedMHz", "AverageFrequencyMHz")
 NOT_READINGS = {"Thresholds", "Oem", "Actions", "Links", "PowerLimit", "PowerMetrics", "InputRanges"}
 
 
@@ -96,6 +109,23 @@ def _without_repeats(doc: dict[str, Any], newer: set[tuple[str, str]]) -> dict[s
     return out
 
 
+def _part_readings(doc: dict[str, Any], doc_id: str) -> set[str]:
+    """A ProcessorMetrics / MemoryMetrics document's bare-number readings, and a Processor's or its
+    metrics' current speed keyed by the part (its metrics live one path segment below it)."""
+    kind = str(doc.get("@odata.type", ""))
+    found: set[str] = set()
+    if kind.startswith(PART_TYPES):
+        found |= {f"{doc_id}/{k}" for k in PART_METRICS if _numeric(doc.get(k))}
+        part = doc_id.rsplit("/", 1)[0]
+    elif kind.startswith("#Processor."):
+        part = doc_id
+    else:
+        return found
+    if any(_numeric(doc.get(k)) for k in SPEED_KEYS):
+        found.add(f"{part}#speed")
+    return found
+
+
 def held_readings(tree: Path) -> set[str]:
     """The distinct readings of a tree: a source URI for sourced ones, a document path otherwise."""
     docs = documents(tree)
@@ -128,4 +158,5 @@ def held_readings(tree: Path) -> set[str]:
     for rel, doc in docs.items():
         doc_id = str(doc.get("@odata.id", "")).rstrip("/")
         walk(_without_repeats(doc, newer), rel, doc_id, "#Sensor." in str(doc.get("@odata.type")))
+        found |= _part_readings(doc, doc_id)
     return found

@@ -32,6 +32,9 @@ class RedfishConfig(BaseModel):
     # Requests in flight to this BMC at once: BMCs are small computers that fall over under load.
     max_concurrent_requests: int = Field(default=2, ge=1, le=2)
     read_logs: bool = True
+    # GETs per poll for processors, memory modules and their metrics (a 64-DIMM host needs ~190 without
+    # $expand); what does not fit is read by the next polls, in turn. 0: not read.
+    component_requests: int = Field(default=48, ge=0)
     quirks: tuple[Quirk, ...] = ()
 
     @model_validator(mode="after")

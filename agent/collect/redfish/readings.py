@@ -88,6 +88,7 @@ class Component:
     component: str
     sensor: str
     id: str = ""
+    system: str = ""  # the ComputerSystem a processor or memory module belongs to (it has no chassis)
 
     @classmethod
     def of(cls, chassis: str, res: Resource, default_component: str) -> Component:
@@ -98,6 +99,7 @@ class Component:
 
     def labels(self, prop: str = "") -> dict[str, str]:
         pairs = {
+            "system": self.system,
             "chassis": self.chassis,
             "component": self.component,
             "sensor": self.sensor,
@@ -115,6 +117,7 @@ class _Reading:
     limits: Limits | None
     source: str
     rank: Rank
+    kind: MetricKind
 
 
 @dataclass(slots=True)
@@ -140,6 +143,7 @@ class PollReadings:
         prop: str = "",
         source: object = "",
         limits: Limits | None = None,
+        kind: MetricKind = MetricKind.GAUGE,
     ) -> None:
         """One reading, scaled into the metric's unit; not a number (null, a string): nothing."""
         x = number(value)
@@ -147,7 +151,7 @@ class PollReadings:
             return
         key = SeriesKey.of(metric.name, who.labels(prop))
         kept = limits if limits is not None and limits != Limits() else None
-        self._readings.append(_Reading(key, x * scale, metric.unit, kept, source_of(source), rank))
+        self._readings.append(_Reading(key, x * scale, metric.unit, kept, source_of(source), rank, kind))
 
     def excerpt(
         self,
@@ -178,6 +182,11 @@ class PollReadings:
             if code is not None:
                 self._states[SeriesKey.of(metric.name, who.labels())] = (code, legacy)
 
+    def flag(self, metric: v.Metric, value: object, who: Component, prop: str = "") -> None:
+        """A yes/no condition as a 0/1 state; anything but a JSON boolean is no state."""
+        if isinstance(value, bool):
+            self._states[SeriesKey.of(metric.name, who.labels(prop))] = (float(value), False)
+
     def result(self) -> CollectResult:
         """The poll as samples: each source once, each series key once, legacy repeats dropped."""
         newer = {_named(r.key) for r in self._readings if r.rank > Rank.LEGACY}
@@ -201,7 +210,7 @@ class PollReadings:
                 self.duplicates += 1
                 continue
             seen.add(r.key)
-            out.samples.append(Sample(r.key, self.now_ms, r.value, MetricKind.GAUGE, r.unit))
+            out.samples.append(Sample(r.key, self.now_ms, r.value, r.kind, r.unit))
             if r.limits is not None:
                 out.limits[r.key] = r.limits
         for key, (code, legacy) in self._states.items():
