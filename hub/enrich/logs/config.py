@@ -1,0 +1,33 @@
+"""The hub's log store (`logs:` in hub.yaml).
+
+logs:
+  retention_days: 7        # lines older than this are pruned
+  max_rows: 5000000        # and beyond this many the oldest go first
+  prune_interval_s: 300    # how often the prune pass runs (once across hub processes)
+  max_template_series: 10000  # distinct log_template_count series written at most
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LogsConfig(BaseModel):
+    """Retention, bounds of one line, and the template-count series written into the series store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retention_days: float = Field(default=7.0, gt=0, le=3650)
+    max_rows: int = Field(default=5_000_000, ge=1, le=2_000_000_000)
+    prune_interval_s: float = Field(default=300.0, gt=0, le=86_400)
+    # Rows deleted per transaction while pruning, so ingest never waits long on the state database.
+    prune_chunk: int = Field(default=5_000, ge=1, le=1_000_000)
+    # A longer message is cut to this many characters (counted as truncated, still stored); bounded so
+    # PostgreSQL's tsvector of one line stays far below its 1 MB limit.
+    max_message_chars: int = Field(default=8192, ge=64, le=100_000)
+    # Distinct (agent, device, template) count series; a new one past the cap is not written (counted).
+    max_template_series: int = Field(default=10_000, ge=1, le=1_000_000)
+    # How often the minutes that received lines are counted again and written as series points.
+    counts_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    # How often the template miner's state is saved under data_dir (also at a clean stop).
+    snapshot_interval_s: float = Field(default=60.0, gt=0, le=86_400)
