@@ -9,6 +9,7 @@ from __future__ import annotations
 import hub.alerts.command_models
 import hub.alerts.models
 import hub.auth.models
+import hub.enrich.llm.models
 import hub.enrich.logs.models
 import hub.fleet.models
 import hub.identity.models
@@ -21,6 +22,7 @@ MODELS = (
     hub.alerts.command_models,
     hub.alerts.models,
     hub.auth.models,
+    hub.enrich.llm.models,
     hub.enrich.logs.models,
     hub.fleet.models,
     hub.identity.models,
