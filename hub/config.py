@@ -11,6 +11,7 @@ from hub.alerts.config import AlertsConfig
 from hub.auth.config import AuthConfig
 from hub.bus.config import BusConfig, MemoryBusConfig
 from hub.confirm.config import ConfirmConfig
+from hub.detect.config import PushDetectConfig
 from hub.forecast.config import ForecastConfig
 from hub.ingest.webhooks.config import WebhooksConfig
 from hub.notify.config import NotifyConfig
@@ -97,6 +98,8 @@ class HubConfig(_Frozen):
     forecast: ForecastConfig = ForecastConfig()
     # IsolationForest confirmation of edge onsets before they page (hub/confirm).
     confirm: ConfirmConfig = ConfirmConfig()
+    # Scoring pushed series (line protocol, remote write) with the detector bank (hub/detect).
+    detect: PushDetectConfig = PushDetectConfig()
     ws: WsConfig = WsConfig()
     # Users, sessions, API keys and rate limits (hub/auth).
     auth: AuthConfig = AuthConfig()

@@ -6,8 +6,9 @@ Roles (`role:` in hub.yaml):
 - `all`: everything in one process (the embedded default).
 - `api`: the REST API and dashboard; reads alerts, incidents and windows from the shared database and
   hands operator actions to the alert engine over the bus (`hub.alerts.commands`).
-- `worker`: ingest, notifications and the run-once jobs (the alert engine, the retention pass), each of
-  which runs in the one worker holding its lock (`hub.db.locks`); `/healthz` and `/metrics` only.
+- `worker`: ingest, notifications and the run-once jobs (the alert engine, the retention pass, the
+  scoring of pushed series), each of which runs in the one worker holding its lock (`hub.db.locks`);
+  `/healthz` and `/metrics` only.
 
 Components start in order and stop in reverse; a component that fails to start stops the hub (the CLI
 stops what started and exits 1).
@@ -43,6 +44,8 @@ from hub.db import migrate
 from hub.db.checkpoint import WalCheckpointer
 from hub.db.engine import create_engine
 from hub.db.locks import RunOnce, job_lock
+from hub.detect.metrics import DetectCollector
+from hub.detect.service import PushScoringJob
 from hub.fleet.agents import Fleet
 from hub.forecast.jobs import ForecastJob
 from hub.forecast.metrics import ForecastMetrics
@@ -225,6 +228,7 @@ class Hub:
         self.dispatcher: Dispatcher | None = None
         self.alerts: AlertService | None = None
         self.confirm: ConfirmJob | None = None  # with confirm.enabled, in the roles running jobs
+        self.push_scoring: PushScoringJob | None = None  # with detect.enabled, in the roles running jobs
         self.jobs: list[RunOnce] = []
         # Forecasts for the API and the forecast job (None: forecasting disabled).
         self.forecast = ForecastService(self.store, config.forecast) if config.forecast.enabled else None
@@ -348,6 +352,19 @@ class Hub:
         self.jobs.append(run)
         return [run]
 
+    def _push_scoring_job(self) -> list[Component]:
+        """Scoring of pushed series (run once across processes, so each series is scored once, in order),
+        when `detect.enabled`: subscribed before the bus delivers."""
+        if not self.config.detect.enabled:
+            return []
+        job = self.push_scoring = PushScoringJob(
+            self.config.detect, self.bus, self.clock, self.config.data_dir / "detect"
+        )
+        self.metrics.registry.register(DetectCollector(job))
+        run = RunOnce(job, job_lock(self.db, "detect"))
+        self.jobs.append(run)
+        return [run]
+
     def _forecast_job(self) -> list[Component]:
         """The forecast job (run once across processes), when forecasting is enabled."""
         if self.forecast is None:
@@ -412,6 +429,7 @@ class Hub:
             retry_after_ms=cfg.grpc.retry_after_ms,
             clock=self.clock,
             bus=self.bus,
+            score_pushed=cfg.detect.enabled,
         )
         grpc: list[GrpcIngestServer] = []
 
@@ -528,6 +546,7 @@ def build_all(hub: Hub) -> list[Component]:
         hub._dispatcher(),
         hub._alert_engine(commands=False),
         *hub._confirm_job(),
+        *hub._push_scoring_job(),
         hub._bus(),
         hub._api(lambda: hub._context(with_engine=True)),
         hub._streams(),
@@ -558,6 +577,7 @@ def build_worker(hub: Hub) -> list[Component]:
         hub._dispatcher(),
         hub._alert_engine(commands=True),
         *hub._confirm_job(),
+        *hub._push_scoring_job(),
         hub._bus(),
         hub._probe(),
         *hub._ingest(),

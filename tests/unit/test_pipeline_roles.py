@@ -35,6 +35,7 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
         "store",
         "notify",
         "alerts (run once)",
+        "push scoring (run once)",
         "bus",
         "api",
         "websockets",
@@ -42,7 +43,7 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
         "retention (run once)",
         "forecast (run once)",
     ]
-    assert hub.alerts is not None and [type(j) for j in hub.jobs] == [RunOnce, RunOnce, RunOnce]
+    assert hub.alerts is not None and [type(j) for j in hub.jobs] == [RunOnce] * 4
 
 
 def test_role_api_serves_the_api_without_engine_ingest_or_notify(tmp_path: Path) -> None:
@@ -61,6 +62,7 @@ def test_role_worker_ingests_notifies_and_stands_by_for_the_run_once_jobs(tmp_pa
         "store",
         "notify",
         "alerts (run once)",
+        "push scoring (run once)",
         "bus",
         "health and metrics",
         "grpc ingest",
@@ -69,4 +71,9 @@ def test_role_worker_ingests_notifies_and_stands_by_for_the_run_once_jobs(tmp_pa
         "retention (run once)",
         "forecast (run once)",
     ]
-    assert [j.name for j in hub.jobs] == ["alerts (run once)", "retention (run once)", "forecast (run once)"]
+    assert [j.name for j in hub.jobs] == [
+        "alerts (run once)",
+        "push scoring (run once)",
+        "retention (run once)",
+        "forecast (run once)",
+    ]

@@ -1,0 +1,269 @@
+"""The push scoring job: `PointsPushed` in, the pushed series scored by a detector bank per source, and
+every anomaly onset and end out as the `AnomalyReported` an agent's would be.
+
+A run-once job in a worker (`hub.pipeline`, lock `detect`): with several workers on NATS exactly one
+scores, so each source's series are scored once, in order, by one bank. Messages go into a bounded queue
+(counted in points) and are scored every `tick_s` in one worker thread; the anomalies are published from
+the loop, so confirmation and the `EdgeAnomaly` rule apply unchanged. Per series, points are scored in
+time order: a message's points are sorted, a repeated timestamp keeps its last value, and a point not
+newer than what the bank learned last (late, or a redelivered message) is skipped and counted, which
+also makes a redelivery after a restart harmless. Queued messages are acknowledged to the bus at once
+(batching needs many in hand), so a worker that dies loses at most one tick of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hub.bus.base import Bus
+from hub.bus.errors import BusError, MessageError
+from hub.bus.messages import AnomalyReported, Message, PointsPushed
+from hub.detect.config import PushDetectConfig
+from hub.detect.state import BankFiles
+from hub.ingest.publish import anomaly_message
+from shared.clock import Clock
+from shared.detect import DetectorBank
+from shared.logging import UpDown
+from shared.model import SeriesKey
+
+log = logging.getLogger(__name__)
+
+GROUP = "detect"
+# Point results on /metrics: scored; late (not newer than the series' last point); duplicate (a
+# timestamp repeated within a message); capped (a new series past max_series_per_source); dropped_queue
+# (the queue was full); dropped_source (past max_sources); dropped_stop (queued when the job stopped).
+RESULTS = ("scored", "late", "duplicate", "capped", "dropped_queue", "dropped_source", "dropped_stop")
+_SEEN_IDS = 100_000
+# Anomalies the bus refused are retried next tick, at most this many (then dropped, counted).
+MAX_UNSENT = 10_000
+
+
+@dataclass(slots=True)
+class DetectStats:
+    """Counts the job keeps for /metrics (written on the loop and in the scoring thread under its lock;
+    the collector copies them)."""
+
+    # Every key present from the start, so a scrape copying them never sees the dict grow.
+    points: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(RESULTS, 0)))  # by result
+    anomalies: Counter[str] = field(default_factory=lambda: Counter({"onset": 0, "end": 0}))  # by phase
+    duplicate_messages: int = 0
+    refused_anomalies: int = 0  # a field the bus refuses
+    publish_failures: int = 0  # anomalies the bus did not take (retried)
+    unsent_dropped: int = 0
+    snapshot_failures: int = 0
+    failed_ticks: int = 0
+    ticks: int = 0
+    tick_seconds: float = 0.0
+    series: dict[str, int] = field(default_factory=dict)  # by state, after the last tick
+    sources: int = 0
+
+
+class PushScoringJob:
+    """`start` subscribes and starts ticking; `aclose` unsubscribes, stops and saves every bank (safe
+    twice, safe unstarted)."""
+
+    name = "push scoring"
+
+    def __init__(self, config: PushDetectConfig, bus: Bus, clock: Clock, state_dir: Path) -> None:
+        self.config = config
+        self.stats = DetectStats()
+        self._bank_config = config.bank_config()
+        self._files = BankFiles(state_dir)
+        self._bus = bus
+        self._clock = clock
+        self._banks: dict[str, DetectorBank] = {}
+        self._pending: deque[PointsPushed] = deque()
+        self._queued_points = 0
+        self._unsent: list[AnomalyReported] = []
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        # One scoring thread at a time: a tick cancelled at stop may still be running when aclose saves.
+        self._lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = False
+        self._queue_room = UpDown(log, "push scoring queue", clock)
+        self._health = UpDown(log, "push scoring", clock)
+        self._snapshots = UpDown(log, "push scoring snapshots", clock)
+        self._sources_full_logged = False
+
+    async def start(self) -> None:
+        self._bus.subscribe(PointsPushed.TOPIC, GROUP, self.handle)
+        self._subscribed = True
+        self._task = asyncio.create_task(self._loop(), name="push-scoring")
+
+    async def aclose(self) -> None:
+        if self._subscribed:
+            self._subscribed = False
+            await self._bus.unsubscribe(PointsPushed.TOPIC, GROUP, self.handle)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        # The bus stops before this job (pipeline order): what is queued could not be announced.
+        self.stats.points["dropped_stop"] += self._queued_points
+        self._pending.clear()
+        self._queued_points = 0
+        await asyncio.to_thread(self._save_all)
+
+    @property
+    def queued_points(self) -> int:
+        return self._queued_points
+
+    async def handle(self, msg: Message) -> None:
+        """Queues a message for the next tick; a repeated id or a full queue is not queued (counted)."""
+        if not isinstance(msg, PointsPushed):
+            return
+        if msg.id in self._seen:
+            self.stats.duplicate_messages += 1
+            return
+        n = msg.point_count
+        if self._queued_points + n > self.config.max_queued_points:
+            self.stats.points["dropped_queue"] += n
+            self._queue_room.down(f"full ({self.config.max_queued_points} points), dropping pushed points")
+            return
+        if self._queued_points * 2 <= self.config.max_queued_points:
+            self._queue_room.up()  # "back" only once half drained, not at every message near the limit
+        self._pending.append(msg)
+        self._queued_points += n
+        self._seen[msg.id] = None
+        while len(self._seen) > _SEEN_IDS:
+            self._seen.popitem(last=False)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._clock.sleep(self.config.tick_s)
+            try:
+                await self.tick()
+            except Exception as exc:  # a failed tick loses its points (counted); the job keeps ticking
+                self.stats.failed_ticks += 1
+                self._health.down(f"{type(exc).__name__}: {exc}", exc_info=True)
+            else:
+                self._health.up()
+
+    async def tick(self) -> int:
+        """Scores everything queued and publishes the anomalies; returns how many were published."""
+        batch = list(self._pending)
+        self._pending.clear()
+        self._queued_points = 0
+        if batch:
+            started = time.perf_counter()
+            self._unsent += await asyncio.to_thread(self._score, batch)
+            self.stats.ticks += 1
+            self.stats.tick_seconds += time.perf_counter() - started
+        return await self._publish()
+
+    async def _publish(self) -> int:
+        published = 0
+        for i, msg in enumerate(self._unsent):
+            try:
+                await self._bus.publish(msg)
+            except BusError:
+                self.stats.publish_failures += len(self._unsent) - i
+                keep = self._unsent[i:]
+                self.stats.unsent_dropped += max(0, len(keep) - MAX_UNSENT)
+                self._unsent = keep[:MAX_UNSENT]
+                return published
+            self.stats.anomalies[msg.phase] += 1
+            published += 1
+        self._unsent = []
+        return published
+
+    def _score(self, batch: list[PointsPushed]) -> list[AnomalyReported]:
+        """Scores the messages in order (in a worker thread); the anomalies to publish."""
+        out: list[AnomalyReported] = []
+        with self._lock:
+            for msg in batch:
+                bank = self._bank(msg.agent)
+                if bank is None:
+                    self.stats.points["dropped_source"] += msg.point_count
+                    continue
+                out += self._score_one(bank, msg)
+                try:
+                    self._files.maybe_save(msg.agent, bank, self._clock.monotonic())
+                except OSError as exc:  # a full disk costs the snapshot, never the scoring
+                    self.stats.snapshot_failures += 1
+                    self._snapshots.down(f"could not save detector state of {msg.agent}: {exc.strerror}")
+                else:
+                    self._snapshots.up()
+            self._count_series()
+        return out
+
+    def _score_one(self, bank: DetectorBank, msg: PointsPushed) -> list[AnomalyReported]:
+        keys, ts, values = self._in_order(bank, msg)
+        capped = bank.dropped_series
+        obs = bank.observe_rounds(keys, ts, values)
+        capped = bank.dropped_series - capped  # one per point of a series the bank had no room for
+        self.stats.points["capped"] += capped
+        self.stats.points["scored"] += len(keys) - capped
+        out = []
+        for i, event in enumerate(obs.events):
+            ident = f"{msg.agent}:{msg.batch_id}:{msg.part}.{i}"
+            try:
+                anomaly = anomaly_message(ident, msg.agent, event)
+            except MessageError:
+                self.stats.refused_anomalies += 1
+                continue
+            if anomaly is not None:
+                out.append(anomaly)
+        return out
+
+    def _in_order(
+        self, bank: DetectorBank, msg: PointsPushed
+    ) -> tuple[list[SeriesKey], np.ndarray, np.ndarray]:
+        """The message's points to score, each series' in time order: one value per timestamp (the last
+        sent), none older than or as old as the bank's latest point of that series."""
+        ids: dict[SeriesKey, int] = {}
+        per_series = [ids.setdefault(SeriesKey(s.metric, s.labels), len(ids)) for s in msg.series]
+        lengths = [len(s.ts_ms) for s in msg.series]
+        total = sum(lengths)
+        kid = np.repeat(np.asarray(per_series, dtype=np.intp), lengths)
+        ts = np.fromiter(itertools.chain.from_iterable(s.ts_ms for s in msg.series), np.int64, total)
+        x = np.fromiter(itertools.chain.from_iterable(s.values for s in msg.series), np.float64, total)
+        order = np.lexsort((np.arange(total), ts, kid))  # by series, then time, then as sent
+        kid, ts, x = kid[order], ts[order], x[order]
+        repeated = np.zeros(total, dtype=np.bool_)
+        repeated[:-1] = (kid[:-1] == kid[1:]) & (ts[:-1] == ts[1:])  # a later copy follows: keep that one
+        keys = list(ids)
+        late = ~repeated & (ts <= bank.last_seen_ms(keys)[kid])
+        self.stats.points["duplicate"] += int(repeated.sum())
+        self.stats.points["late"] += int(late.sum())
+        keep = ~(repeated | late)
+        return [keys[i] for i in kid[keep].tolist()], ts[keep], x[keep]
+
+    def _bank(self, source: str) -> DetectorBank | None:
+        bank = self._banks.get(source)
+        if bank is not None:
+            return bank
+        if len(self._banks) >= self.config.max_sources:
+            if not self._sources_full_logged:
+                self._sources_full_logged = True
+                log.warning("max_sources=%d reached; points of new sources dropped", self.config.max_sources)
+            return None
+        bank = self._banks[source] = self._files.load(source, self._bank_config)
+        return bank
+
+    def _count_series(self) -> None:
+        total: Counter[str] = Counter()
+        for bank in self._banks.values():
+            total.update(bank.states())
+        self.stats.series = dict(total)
+        self.stats.sources = len(self._banks)
+
+    def _save_all(self) -> None:
+        """Saves every bank and forgets them (a job that leads again reloads its files)."""
+        with self._lock:
+            for source, bank in self._banks.items():
+                try:
+                    self._files.save(source, bank)
+                except OSError as exc:
+                    self.stats.snapshot_failures += 1
+                    log.warning("could not save detector state of %s: %s", source, exc.strerror)
+            self._banks.clear()

@@ -1,0 +1,173 @@
+"""The push scoring job in-process: pushed points in order per series, anomalies as agents send them,
+state that survives a restart, and pushed batches split into bus-sized parts."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hub.bus.config import MemoryBusConfig
+from hub.bus.memory import MemoryBus
+from hub.bus.messages import MAX_MESSAGE_BYTES, AnomalyReported, Message, PointsPushed, PushedSeries
+from hub.detect.config import PushDetectConfig
+from hub.detect.service import PushScoringJob
+from hub.ingest.publish import messages
+from shared.clock import FakeClock
+from shared.detect import snapshot
+from shared.model import Batch, SeriesKey, SeriesPoints
+
+pytestmark = pytest.mark.unit
+
+SOURCE = "push:telegraf"
+CONFIG = PushDetectConfig.model_validate(
+    {"bank": {"default": {"warmup_points": 30, "warmup_s": 0, "seasonality": "none"}}}
+)
+LABELS = (("host", "web1"),)
+
+
+def _msg(
+    batch: str, ts: list[int], values: list[float], metric: str = "cpu_idle", part: int = 0
+) -> PointsPushed:
+    series = (PushedSeries(metric, LABELS, tuple(ts), tuple(values)),)
+    return PointsPushed.create(agent=SOURCE, batch_id=batch, part=part, series=series)
+
+
+class Harness:
+    def __init__(self, job: PushScoringJob, bus: MemoryBus, seen: list[AnomalyReported]) -> None:
+        self.job, self.bus, self.seen = job, bus, seen
+
+    async def push(self, msg: PointsPushed) -> None:
+        await self.job.handle(msg)
+        await self.job.tick()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    clock = FakeClock()
+    bus = MemoryBus(MemoryBusConfig(), clock)
+    seen: list[AnomalyReported] = []
+
+    async def collect(msg: Message) -> None:
+        assert isinstance(msg, AnomalyReported)
+        seen.append(msg)
+
+    bus.subscribe(AnomalyReported.TOPIC, "test", collect)
+    await bus.start()
+    job = PushScoringJob(CONFIG, bus, clock, tmp_path / "detect")
+    try:
+        yield Harness(job, bus, seen)
+    finally:
+        await job.aclose()
+        await bus.aclose()
+
+
+def _learning(n: int = 60, start: int = 1_000) -> tuple[list[int], list[float]]:
+    rng = np.random.default_rng(7)
+    return [start + 10_000 * i for i in range(n)], (50 + rng.normal(0, 1, n)).tolist()
+
+
+async def test_points_are_scored_in_time_order_once_each_and_late_or_repeated_ones_are_counted(
+    harness: Harness,
+) -> None:
+    job = harness.job
+    await harness.push(_msg("1-1", [3_000, 1_000, 2_000, 2_000, 5_000], [1.0, 1.0, 9.0, 1.0, 1.0]))
+    assert job.stats.points["scored"] == 4 and job.stats.points["duplicate"] == 1
+    await harness.push(_msg("1-2", [4_000, 6_000], [1.0, 1.0]))  # 4000 is older than what was learned
+    assert job.stats.points["late"] == 1 and job.stats.points["scored"] == 5
+    await harness.push(_msg("1-2", [4_000, 6_000], [1.0, 1.0]))  # a redelivery: the same id
+    assert job.stats.duplicate_messages == 1 and job.stats.points["scored"] == 5
+    assert job.stats.series == {"learning": 1, "active": 0, "stale": 0}
+
+
+async def test_a_spike_after_learning_is_reported_as_an_agents_anomaly_would_be_and_a_flat_series_is_not(
+    harness: Harness,
+) -> None:
+    ts, values = _learning()
+    flat = [42.0] * len(ts)
+    for i in range(len(ts)):  # one point per push, as Telegraf sends every interval
+        await harness.job.handle(_msg(f"1-{i}", [ts[i]], [values[i]]))
+        await harness.job.handle(_msg(f"1-{i}", [ts[i]], [flat[i]], metric="mem_used", part=1))
+    await harness.job.tick()
+    assert harness.seen == []
+    spike_ts = ts[-1] + 10_000
+    await harness.job.handle(_msg("2-1", [spike_ts], [500.0]))
+    await harness.job.handle(_msg("2-1", [spike_ts], [42.0], metric="mem_used", part=1))
+    assert await harness.job.tick() == 1
+    await harness.bus.aclose()  # delivers what is queued
+    (onset,) = harness.seen
+    assert (onset.agent, onset.metric, onset.labels, onset.phase) == (SOURCE, "cpu_idle", LABELS, "onset")
+    assert onset.ts_ms == spike_ts and onset.value == 500.0 and onset.score >= CONFIG.bank.default.threshold
+    assert onset.device == "" and onset.detector
+    assert harness.job.stats.anomalies["onset"] == 1
+
+
+async def test_detector_state_is_saved_0600_at_stop_and_a_new_job_starts_warm(
+    harness: Harness, tmp_path: Path
+) -> None:
+    ts, values = _learning()
+    await harness.push(_msg("1-1", ts, values))
+    await harness.job.aclose()
+    (path,) = (tmp_path / "detect").iterdir()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    header, arrays = snapshot.read(path)
+    (group,) = [g for g in header["groups"] if g["keys"]]
+    assert group["keys"] == [["cpu_idle", [["host", "web1"]]]]
+    (seen,) = [a for name, a in arrays.items() if name.endswith(".gate.n")]
+    assert seen.tolist() == [60]
+    again = PushScoringJob(CONFIG, harness.bus, FakeClock(), tmp_path / "detect")
+    await again.handle(_msg("9-1", [ts[-1] + 10_000], [50.0]))
+    await again.tick()
+    assert again.stats.series == {"learning": 0, "active": 1, "stale": 0}
+    # A redelivered message from before the restart is all late: nothing is learned twice.
+    await again.handle(_msg("1-1", ts, values))
+    await again.tick()
+    assert again.stats.points["late"] == 60 and again.stats.points["scored"] == 1
+
+
+async def test_a_full_queue_drops_whole_messages_and_counts_their_points(tmp_path: Path) -> None:
+    clock = FakeClock()
+    bus = MemoryBus(MemoryBusConfig(), clock)
+    job = PushScoringJob(CONFIG.model_copy(update={"max_queued_points": 5}), bus, clock, tmp_path)
+    await job.handle(_msg("1-1", [1, 2, 3, 4], [1.0] * 4))
+    await job.handle(_msg("1-2", [5, 6], [1.0] * 2))
+    assert job.queued_points == 4 and job.stats.points["dropped_queue"] == 2
+    await job.aclose()
+    assert job.stats.points["dropped_stop"] == 4
+
+
+def test_a_pushed_batch_is_split_into_parts_under_the_bus_limit_holding_every_finite_point_once() -> None:
+    n = 5_000
+    long_values = np.linspace(0.1, 1e300, n)
+    long_values[7] = np.nan
+    series = (
+        SeriesPoints(SeriesKey.of("big", {"host": "a" * 300}), np.arange(n, dtype=np.int64), long_values),
+        SeriesPoints(SeriesKey.of("small", {"q": 'quo"te\n'}), np.array([5], np.int64), np.array([1.5])),
+    )
+    out = messages(SOURCE, "1-1", Batch(boot_epoch=1, seq=1, series=series), pushed=True)
+    parts = [m for m in out.messages if isinstance(m, PointsPushed)]
+    assert len(parts) > 1 and out.refused == 0
+    assert [p.part for p in parts] == list(range(len(parts)))
+    assert all(len(p.to_bytes()) <= MAX_MESSAGE_BYTES for p in parts)
+    big = [
+        (t, v)
+        for p in parts
+        for s in p.series
+        if s.metric == "big"
+        for t, v in zip(s.ts_ms, s.values, strict=True)
+    ]
+    expect = [(int(t), float(v)) for t, v in zip(range(n), long_values, strict=True) if t != 7]
+    assert big == expect
+    (small,) = [s for p in parts for s in p.series if s.metric == "small"]
+    assert json.loads(parts[-1].to_bytes())["series"][-1]["labels"] == {"q": 'quo"te\n'}
+    assert small.values == (1.5,)
+    # An agent's batch carries no points: its agent scored them.
+    assert not any(
+        isinstance(m, PointsPushed)
+        for m in messages("dc1/edge", "1-1", Batch(boot_epoch=1, seq=1, series=series)).messages
+    )
