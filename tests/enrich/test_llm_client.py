@@ -54,6 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.server.mode == "badjson":
             out = {"choices": [{"message": {"content": "I think the disk is full"}}]}
             self._send(200, json.dumps(out).encode(), {})
+        elif self.server.mode == "huge":
+            self._send(200, b" " * (2 << 20), {})
         elif self.server.mode == "garbage":
             self._send(200, b"<html>", {})
         else:
@@ -206,3 +208,15 @@ async def test_slow_server_times_out_and_opens_the_breaker(llm: FakeLlm) -> None
         assert len(llm.requests) == 1 and client.spent == 0
     finally:
         await client.aclose()
+
+
+async def test_an_answer_over_the_size_bound_is_an_llm_error_not_a_read_into_memory(llm: FakeLlm) -> None:
+    llm.mode = "huge"
+    client = ChatClient(LlmConfig(base_url=llm.url))
+    try:
+        with pytest.raises(LlmError, match="ValueError"):
+            await client.complete("s", "u")
+        assert client.spent == 0
+    finally:
+        await client.aclose()
+        await client.aclose()  # safe twice

@@ -48,8 +48,14 @@ SEAMS = {
     "line_protocol_parser": {"hub/ingest/webhooks/lineprotocol.py"},
     "pysnmp": {"agent/collect/snmp/session.py"},
     "redfish": {"agent/collect/redfish/session.py"},
-    # aiohttp: the Redfish client, the agent's /metrics + /healthz server, the hub's outbound notifications.
-    "aiohttp": {"agent/collect/redfish/session.py", "agent/telemetry.py", "hub/notify/http.py"},
+    # aiohttp: the Redfish client, the agent's /metrics + /healthz server, the hub's outbound notifications
+    # and its LLM client.
+    "aiohttp": {
+        "agent/collect/redfish/session.py",
+        "agent/telemetry.py",
+        "hub/notify/http.py",
+        "hub/enrich/llm/client.py",
+    },
     "nats": {"agent/transport/nats.py", "hub/ingest/nats_consumer.py", "hub/bus/nats.py"},
     "influxdb_client": {"hub/store/influx/store.py"},
     "river": {"shared/detect/river_hst.py"},

@@ -1,5 +1,7 @@
 """An OpenAI-compatible chat-completions client (OpenAI, Ollama, vLLM, llama.cpp server) with a circuit
-breaker and a token budget. The only importer of httpx in hub.enrich.
+breaker and a token budget, on aiohttp like the rest of the hub's outbound HTTP (`hub.notify.http`): one
+client stack, one session per client with a connection pool, the same explicit bounds (connect, socket read
+and a total per request), redirects never followed and no proxy or netrc from the environment.
 
 The breaker opens after `failures_to_open` failures in a row and lets one probe through after
 `open_s`; a 429 opens it for the server's Retry-After. The budget counts the `usage` the server reports
@@ -10,12 +12,18 @@ refused before it is sent.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from hub.notify.http import parse_retry_after, safe_url
+
+# Bigger answers are cut off: a chat answer of `max_tokens` is a few KB, so 1 MiB is a broken server.
+MAX_ANSWER_BYTES = 1 << 20
 
 
 class LlmConfig(BaseModel):
@@ -47,7 +55,7 @@ class ChatClient:
     def __init__(self, config: LlmConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._clock = clock
-        self._http = httpx.AsyncClient(timeout=config.timeout_s)
+        self._http: aiohttp.ClientSession | None = None
         self._failures = 0
         self._open_until = 0.0
         self._probing = False
@@ -107,34 +115,51 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
         url = self.config.base_url.rstrip("/") + "/v1/chat/completions"
         try:
-            r = await self._http.post(url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
+            status, retry_after, raw = await self._post(url, body, headers)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # aiohttp's timeouts are TimeoutErrors
             await self._settle(estimate, None, None)
-            raise LlmError(f"{type(exc).__name__} from the LLM server") from None
-        if r.status_code == 429:
-            await self._settle(estimate, None, _retry_after(r.headers.get("retry-after")))
+            raise LlmError(f"{type(exc).__name__} from the LLM server at {safe_url(url)}") from None
+        if status == 429:
+            wait_s = parse_retry_after(retry_after)
+            await self._settle(estimate, None, 1.0 if wait_s is None else wait_s)
             raise LlmError("rate limited (429)")
         try:
-            r.raise_for_status()
-            data = r.json()
+            if not 200 <= status < 300:
+                raise ValueError(status)
+            data = json.loads(raw)
             content = str(data["choices"][0]["message"]["content"])
-        except (httpx.HTTPStatusError, ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError):
             await self._settle(estimate, None, None)
-            raise LlmError(f"unusable answer (HTTP {r.status_code})") from None
-        usage = data.get("usage") or {}
-        used = usage.get("total_tokens")
+            raise LlmError(f"unusable answer (HTTP {status})") from None
+        usage = data.get("usage")
+        used = usage.get("total_tokens") if isinstance(usage, dict) else None
         if not isinstance(used, int):
             used = (len(system) + len(user) + len(content)) // 4
         await self._settle(estimate, used, None)
         return content, used
 
+    async def _post(
+        self, url: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, str | None, bytes]:
+        """(status, Retry-After, body) of one POST, bounded in time and size."""
+        if self._http is None:
+            t = self.config.timeout_s
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=t, connect=t, sock_read=t), trust_env=False
+            )
+        async with (
+            asyncio.timeout(self.config.timeout_s),
+            self._http.post(url, json=body, headers=headers, allow_redirects=False) as r,
+        ):
+            raw = bytearray()
+            async for chunk in r.content.iter_chunked(65536):
+                raw += chunk
+                if len(raw) > MAX_ANSWER_BYTES:
+                    raise ValueError(f"answer longer than {MAX_ANSWER_BYTES} bytes")
+            return r.status, r.headers.get("Retry-After"), bytes(raw)
+
     async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-def _retry_after(value: str | None) -> float:
-    """Seconds from a Retry-After header (seconds form); 1 s when absent or an HTTP date."""
-    try:
-        return max(0.0, float(value)) if value is not None else 1.0
-    except ValueError:
-        return 1.0
+        """Closes the connection pool; safe without a request and safe twice."""
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
