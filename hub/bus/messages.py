@@ -313,6 +313,24 @@ class IncidentChanged(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentEnriched(_Message):
+    """An incident's LLM explanation was stored (`hub.enrich.llm`): `source` says whether the model
+    answered (`llm`) or the deterministic summary stands in for an invalid answer (`fallback`). The text
+    stays in the state database; a stream client reads it with the incident."""
+
+    TOPIC: ClassVar[str] = "incident.enriched"
+    ID_PREFIX: ClassVar[str] = "enriched"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("incident_id", "prompt_sha256", "ts_ms")
+
+    id: str
+    incident_id: str
+    model: str
+    prompt_sha256: str
+    source: Literal["llm", "fallback"]
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class AlertCommand(_Message):
     """An operator action an `api` process asks the alert engine (in the worker leading it) to run.
 
@@ -349,6 +367,7 @@ Message = (
     | ForecastCrossing
     | AlertChanged
     | IncidentChanged
+    | IncidentEnriched
     | AlertCommand
     | PointsPushed
 )
@@ -363,6 +382,7 @@ MESSAGES: dict[str, type[Message]] = {
     ForecastCrossing.TOPIC: ForecastCrossing,
     AlertChanged.TOPIC: AlertChanged,
     IncidentChanged.TOPIC: IncidentChanged,
+    IncidentEnriched.TOPIC: IncidentEnriched,
     AlertCommand.TOPIC: AlertCommand,
     PointsPushed.TOPIC: PointsPushed,
 }

@@ -20,6 +20,7 @@ from hub.bus.messages import (
     AnomalyReported,
     DeviceEvent,
     IncidentChanged,
+    IncidentEnriched,
     LimitCrossed,
     Message,
 )
@@ -28,7 +29,7 @@ from shared.errors import OutpostError
 # Stream topics and the bus topics each carries.
 TOPICS: dict[str, tuple[str, ...]] = {
     "alerts": (AlertChanged.TOPIC,),
-    "incidents": (IncidentChanged.TOPIC,),
+    "incidents": (IncidentChanged.TOPIC, IncidentEnriched.TOPIC),
     "anomalies": (AnomalyReported.TOPIC, LimitCrossed.TOPIC),
     "events": (DeviceEvent.TOPIC,),
     "agents": (AgentSeen.TOPIC,),

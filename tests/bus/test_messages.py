@@ -86,7 +86,7 @@ def test_every_message_round_trips_through_its_bytes(msg: Message) -> None:
 
 def test_registry_names_each_class_by_its_own_topic() -> None:
     assert {topic: cls.TOPIC for topic, cls in MESSAGES.items()} == {t: t for t in MESSAGES}
-    assert len(MESSAGES) == 11
+    assert len(MESSAGES) == 12
 
 
 def test_batch_id_is_derived_from_agent_and_batch_id() -> None:
