@@ -19,9 +19,11 @@ from hub.alerts.service import AlertService
 from hub.auth.service import AuthService
 from hub.bus.errors import BusError
 from hub.confirm.jobs import ConfirmJob
+from hub.enrich.logs.store import LogStore
 from hub.fleet.agents import Fleet
 from hub.forecast.service import ForecastService
 from hub.ingest.service import Ingestor
+from hub.ingest.sources.repository import WebhookSources
 from hub.ingest.webhooks.config import WebhooksConfig
 from hub.notify.ws import WsHub
 from hub.store.base import Store
@@ -164,6 +166,10 @@ class HubContext:
     ingestor: Ingestor | None = None
     # Settings of the webhook receivers (hub.yaml `webhooks:`).
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    # The senders of `/webhooks/generic/{source_id}` (None: a process built without the database).
+    sources: WebhookSources | None = None
+    # The log store for GET /api/v1/logs (None: an app serving no logs, e.g. tests of REST alone).
+    logs: LogStore | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:

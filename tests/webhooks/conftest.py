@@ -20,11 +20,21 @@ LIMITS = {
 }
 
 SENTRY_SECRET = "sentry-client-secret-for-tests"
+# One source's bucket is small enough for a test to exhaust, and holds every other test's deliveries.
+GENERIC_BURST = 60
+GENERIC = {
+    "per_source": {"rate": 1, "burst": GENERIC_BURST},
+    "per_ip": {"rate": 100_000, "burst": 100_000},
+    "max_body_bytes": 100_000,
+}
 
 
 @pytest.fixture(scope="package")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHandle]:
-    extra = {"auth": {"rate_limits": LIMITS}, "webhooks": {"sentry": {"client_secret": SENTRY_SECRET}}}
+    extra = {
+        "auth": {"rate_limits": LIMITS},
+        "webhooks": {"sentry": {"client_secret": SENTRY_SECRET}, "generic": GENERIC},
+    }
     h = start_hub(tmp_path_factory.mktemp("push"), extra=extra)
     try:
         yield h

@@ -28,3 +28,7 @@ class ReplayCache:
         if len(self._seen) > self._max:
             self._seen.popitem(last=False)
         return True
+
+    def forget(self, ident: str) -> None:
+        """Forgets `ident`, so the sender's retry of a delivery the hub could not take (503) is accepted."""
+        self._seen.pop(ident, None)
