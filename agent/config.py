@@ -11,6 +11,7 @@ from agent.collect.host import HostConfig
 from agent.collect.redfish.config import RedfishConfig
 from agent.collect.sequence import SequenceConfig
 from agent.collect.snmp.config import SnmpConfig, TrapConfig
+from agent.collect.syslog.config import SyslogConfig
 from shared.config_errors import InputFile, SecretFile, load_yaml_model
 from shared.delivery import DEDUP_WINDOW_S, describe_window
 from shared.detect import DetectConfig
@@ -110,6 +111,7 @@ class AgentConfig(_Frozen):
     spool: SpoolConfig = SpoolConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     traps: TrapConfig = TrapConfig()
+    syslog: SyslogConfig = SyslogConfig()
     detect: DetectConfig = DetectConfig()
     max_concurrency: int = Field(default=64, ge=1, le=4096)
     # Seconds between heartbeats. At most 15: the hub calls an agent offline after 3 missed heartbeats

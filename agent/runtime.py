@@ -5,6 +5,8 @@ batches are encoded into the disk spool (store-and-forward), and the deliverer d
 pace. An anomaly onset does not wait for its batch: it is spooled at once in its own small envelope,
 on the urgent lane, so the hub hears of it within a second; so does its end. Every `heartbeat_s` a
 heartbeat goes out in its own envelope (class HEARTBEAT, no series); the spool keeps at most one waiting.
+Syslog records wait in the receiver's bounded queue and are batched apart from metrics (class LOGS,
+bounded in records and bytes), with ids from the same sequence, into the same spool.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from agent.collect.base import Resumable
 from agent.collect.registry import build_collector
 from agent.collect.scheduler import Scheduler
+from agent.collect.syslog.records import device_addresses
+from agent.collect.syslog.server import SyslogReceiver
 from agent.collect.traps import TrapReceiver, trap_sources
 from agent.config import AgentConfig
 from agent.detect.scoring import EdgeScorer
@@ -26,6 +30,7 @@ from agent.enroll.renew import CertRenewer
 from agent.heartbeat import CertExpiry, build_heartbeat
 from agent.outbox.batch import Batcher, Sequencer
 from agent.outbox.deliver import Deliverer
+from agent.outbox.log_batch import LogBatcher
 from agent.outbox.outbox import OutboxItem
 from agent.outbox.spool import Spool
 from agent.supervise import Supervisor
@@ -67,6 +72,11 @@ class Agent:
         self.scheduler = Scheduler(self.collectors, self._on_collect, self.clock, config.max_concurrency)
         self.scorer = EdgeScorer(config.detect, config.data_dir / "detect")
         self.traps = TrapReceiver(config.traps, self._on_collect, self.clock, trap_sources(config.devices))
+        sl = config.syslog
+        self.syslog = SyslogReceiver(sl, self.clock, device_addresses(config.devices))
+        self.log_batcher = LogBatcher(
+            self.sequencer, self.clock, sl.batch_max_records, sl.batch_max_bytes, sl.batch_max_age_s
+        )
         self._reported_drops: dict[tuple[str, str], int] = {}
         self._stages: dict[str, UpDown] = {}
         self.renewer = (
@@ -90,6 +100,7 @@ class Agent:
                     spool_quarantined_segments=lambda: len(self.outbox.quarantined),
                     spool_skipped_records=lambda: self.outbox.skipped_records,
                     collectors=self.scheduler.collectors,
+                    syslog=self.syslog.stats if sl.enabled else None,
                 )
             )
         )
@@ -100,6 +111,7 @@ class Agent:
         )
         self._flusher: asyncio.Task[None] | None = None
         self._heartbeats: asyncio.Task[None] | None = None
+        self._logs: asyncio.Task[None] | None = None
         self._cert_expiry = CertExpiry(tls.cert_file)
 
     async def start(self) -> None:
@@ -118,6 +130,10 @@ class Agent:
         if self.telemetry is not None:
             await self.telemetry.start()
         await self.traps.start()
+        await self.syslog.start()
+        if self.config.syslog.enabled:
+            self._logs = asyncio.create_task(self._log_loop(), name="logs")
+            self.supervisor.watch("logs", self._logs)
         await self.scheduler.start()
         self.supervisor.watch("collect", *self.scheduler.tasks)
         self._flusher = asyncio.create_task(self._flush_loop(), name="flush")
@@ -179,12 +195,23 @@ class Agent:
             if self.batcher.due():
                 self._flush()
 
+    async def _log_loop(self) -> None:
+        """Moves syslog records from the receiver's queue into LOGS batches as they arrive."""
+        limit = self.config.syslog.batch_max_records
+        while True:
+            records = await self.syslog.take(limit)
+            with self._guard("logs"):
+                for batch in self.log_batcher.add(records):
+                    self._enqueue(batch)
+
     async def _flush_loop(self) -> None:
         while True:
             await self.clock.sleep(FLUSH_TICK_S)
             with self._guard("flush"):
                 if self.batcher.due():
                     self._flush()
+                if self.log_batcher.due():
+                    self._flush_logs()
                 self.outbox.maintain()
                 self._export_spool_stats()
 
@@ -230,6 +257,11 @@ class Agent:
         if batch is not None:
             self._enqueue(batch)
 
+    def _flush_logs(self) -> None:
+        batch = self.log_batcher.flush()
+        if batch is not None:
+            self._enqueue(batch)
+
     def _enqueue(self, batch: Batch) -> None:
         self.outbox.put(OutboxItem.of(batch, codec.encode(batch)))
         self.metrics.outbox_pending.set(self.outbox.pending())
@@ -266,15 +298,20 @@ class Agent:
         """Stops polling, flushes the open batch and gives delivery a bounded time to drain."""
         self.supervisor.stopping()
         await self.traps.aclose()
+        await self.syslog.aclose()
         await self.scheduler.aclose()
         self.scorer.save_all()
         if self.renewer is not None:
             await self.renewer.aclose()
-        for task in (self._flusher, self._heartbeats):
+        for task in (self._flusher, self._heartbeats, self._logs):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._flush()
+        # Records received before the listeners closed are spooled too (sent now or after the next start).
+        for batch in self.log_batcher.add(self.syslog.take_nowait(self.config.syslog.queue_size)):
+            self._enqueue(batch)
+        self._flush_logs()
         if not await self.deliverer.drain(SHUTDOWN_DRAIN_S):
             log.warning("shutdown with %d batches still spooled for the next start", self.outbox.pending())
         await self.deliverer.aclose()

@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from agent.collect.base import Counted
 from agent.collect.scheduler import TargetStats
+from agent.collect.syslog.server import SyslogStats
 from agent.collect.traps import TrapStats
 from shared.buildinfo import build_labels
 from shared.logging import UpDown
@@ -101,6 +102,7 @@ class LiveSources:
     spool_quarantined_segments: Callable[[], int]
     spool_skipped_records: Callable[[], int]
     collectors: Sequence[object] = ()  # those that are `Counted` export their per-item counters
+    syslog: SyslogStats | None = None
 
 
 class LiveCollector:
@@ -157,6 +159,8 @@ class LiveCollector:
                 for event, n in c.counters().items():
                     items.add_metric([c.target, event], n)
         yield items
+        if s.syslog is not None:
+            yield from _syslog_metrics(s.syslog)
         yield CounterMetricFamily(
             "outpost_agent_spool_quarantined_segments",
             "Damaged spool segments set aside since start (their valid records were salvaged)",
@@ -167,6 +171,44 @@ class LiveCollector:
             "Damaged spool records skipped on start (the records around them were kept)",
             value=s.spool_skipped_records(),
         )
+
+
+def _syslog_metrics(st: SyslogStats) -> Iterable[Metric]:
+    received = CounterMetricFamily(
+        "outpost_agent_syslog_messages_received", "Syslog messages received", labels=["transport"]
+    )
+    for transport, n in st.received.items():
+        received.add_metric([transport], n)
+    dropped = CounterMetricFamily(
+        "outpost_agent_syslog_messages_dropped",
+        "Syslog messages dropped (rate_limited: sender over its limit; queue_full: batcher behind)",
+        labels=["reason"],
+    )
+    for reason, n in st.dropped.items():
+        dropped.add_metric([reason], n)
+    refused = CounterMetricFamily(
+        "outpost_agent_syslog_connections_refused",
+        "Syslog TCP/TLS connections refused (max_connections, tls_handshake)",
+        labels=["reason"],
+    )
+    for reason, n in st.refused_connections.items():
+        refused.add_metric([reason], n)
+    closed = CounterMetricFamily(
+        "outpost_agent_syslog_connections_closed",
+        "Syslog connections the agent closed (idle, framing_error)",
+        labels=["reason"],
+    )
+    for reason, n in st.closed_connections.items():
+        closed.add_metric([reason], n)
+    yield from (received, dropped, refused, closed)
+    yield CounterMetricFamily(
+        "outpost_agent_syslog_messages_truncated",
+        "Syslog messages cut at max_message_bytes",
+        value=st.truncated,
+    )
+    yield GaugeMetricFamily(
+        "outpost_agent_syslog_connections_open", "Syslog TCP/TLS connections open", value=st.open_connections
+    )
 
 
 class TelemetryServer:

@@ -23,7 +23,8 @@ retried by `maintain` (a restart before that re-sends the batch, which the hub i
 that cannot be written are dropped and counted. Each kind of failure is logged once until it works.
 
 Overflow (size `max_bytes` of pending records, age `max_age_s`): above `downsample_at` of the size limit
-incoming raw METRICS batches are rolled up (outbox.downsample); when full, the oldest LOGS batches are
+incoming raw METRICS batches are rolled up (outbox.downsample; LOGS bytes do not count towards that
+threshold, since they go first anyway); when full, the oldest LOGS batches are
 dropped first (an incoming log batch evicts only older log batches), then the oldest spooled raw batches
 are rolled up in place, then the oldest ROLLUP, then other batches are dropped; expired batches are
 dropped by age. Every drop is counted by class and reason in `dropped`.
@@ -154,6 +155,8 @@ class Spool:
         self._lanes = _Lanes()
         self._active: _Segment | None = None
         self._bytes = 0
+        # Bytes of the LOGS records among them: logs are shed first, so they do not push metrics into rollups.
+        self._log_bytes = 0
         self._dirty = False
         self._disk = UpDown(log, f"spool writes to {self._dir}", self._clock)
         self._ack_disk = UpDown(log, f"spool ack writes to {self._dir}", self._clock)
@@ -425,6 +428,8 @@ class Spool:
         if rec.batch_class is BatchClass.HEARTBEAT:
             self._heartbeats[rec.batch_id] = rec
         self._bytes += rec.size
+        if rec.batch_class is BatchClass.LOGS:
+            self._log_bytes += rec.size
         self._watermark_ms = max(self._watermark_ms, item.max_ts_ms)
         (self._lanes.urgent if rec.batch_class in URGENT else lane).append(rec)
         self._ready.set()
@@ -451,7 +456,8 @@ class Spool:
         """Applies the overflow policy to an incoming item; returns what to write, or None when dropped."""
         size = len(item.envelope) + _HDR_SIZE + len(item.batch_id.encode())
         limit = self._cfg.max_bytes
-        if item.batch_class is BatchClass.METRICS and self._bytes + size > limit * self._cfg.downsample_at:
+        pressure = self._bytes - self._log_bytes + size  # log batches make way before metrics shrink
+        if item.batch_class is BatchClass.METRICS and pressure > limit * self._cfg.downsample_at:
             item = _downsampled(item)
             size = len(item.envelope) + _HDR_SIZE + len(item.batch_id.encode())
             self.dropped[("metrics", "downsampled")] += 1
@@ -534,6 +540,8 @@ class Spool:
             del self._heartbeats[rec.batch_id]
         seg = self._segments.get(rec.seg)
         self._bytes -= rec.size
+        if rec.batch_class is BatchClass.LOGS:
+            self._log_bytes -= rec.size
         if seg is None:
             return
         seg.live -= 1
@@ -634,6 +642,8 @@ class Spool:
             if rec.batch_class is BatchClass.HEARTBEAT:
                 self._heartbeats[rec.batch_id] = rec
             self._bytes += rec.size
+            if rec.batch_class is BatchClass.LOGS:
+                self._log_bytes += rec.size
             (self._lanes.urgent if rec.batch_class in URGENT else self._lanes.backfill).append(rec)
         if skipped:
             self.skipped_records += skipped

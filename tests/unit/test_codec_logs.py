@@ -33,7 +33,7 @@ _records = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(_records, max_size=20), st.booleans(), st.integers(1, 2**40))
 def test_any_list_of_log_records_decodes_to_itself(logs: list[LogRecord], compress: bool, seq: int) -> None:
     batch = Batch(5, seq, batch_class=BatchClass.LOGS, logs=tuple(logs))
