@@ -15,7 +15,9 @@ import pytest
 from hub.identity import pki
 from shared import codec
 from shared.model import Batch, BatchClass, LogRecord
-from tests.support.outpost import start_hub
+from tests.support.outpost import start_hub, wait_for
+from tests.transport.natsd import start_nats
+from tests.transport.test_nats import _agents, _prepare, _start_nats_hub, _transport
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +54,22 @@ async def test_a_hub_acks_a_batch_of_log_records_and_dedupes_its_replay(tmp_path
     finally:
         hub.stop()
     assert "Traceback" not in hub.service.log()
+
+
+@pytest.mark.slow
+async def test_a_batch_of_log_records_published_to_nats_is_acked_and_counted(tmp_path: Path) -> None:
+    """The NATS path takes the very same envelope (slow: a nats-server and a hub for one envelope)."""
+    ca = _prepare(tmp_path, "hub")
+    nats = start_nats(tmp_path, ca, ["dc1/edge1"])
+    hub = _start_nats_hub(tmp_path, "hub", nats)
+    t = _transport(tmp_path, ca, "dc1/edge1", nats)
+    logs = (LogRecord(1_700_000_000_000, 1_700_000_000_001, "fan 2 failed", 0, 2, "bmc7", "ipmi"),)
+    try:
+        await t.start()
+        result = await t.send(codec.encode(Batch(5, 1, batch_class=BatchClass.LOGS, logs=logs)))
+        assert (result.rejected_points, result.error_message) == (0, "")
+        wait_for(lambda: _agents(hub).get("dc1/edge1", {}).get("batches_received") == 1, what="counted")
+    finally:
+        await t.aclose()
+        hub.stop()
+        nats.stop()
