@@ -6,6 +6,10 @@ counted. The collector polls `--polls` times in this process; the first poll (pr
 rates yet) is reported apart, the others are the steady state: wall seconds, collector CPU seconds and
 CPU microseconds per sample. `--profile` prints the top functions of a cProfile run of one more poll.
 Exits non-zero when a poll errs or yields nothing.
+
+`--census` instead polls every recording (or those given with `--recording`) once and prints, for each,
+the profile it got and whether that profile yielded readings of its own (beyond IF-MIB), then the counts
+issue 15 is judged by: matched, matched and yielding, unmatched. Exits non-zero below 80 % yielding.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from agent.collect.snmp.config import SnmpConfig  # noqa: E402
 from agent.collect.snmp.profiles import profiles_for  # noqa: E402
 from agent.collect.snmp.session import oid_text  # noqa: E402
 from shared.clock import FakeClock  # noqa: E402
-from tests.collect.recordings import materialize, profile_prefixes  # noqa: E402
+from tests.collect.recordings import all_recordings, materialize, profile_prefixes, vendor_metrics  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("demo_devices", REPO / "packaging" / "demo_devices.py")
 assert _spec and _spec.loader
@@ -99,41 +103,84 @@ async def poll(
         await c.aclose()
 
 
+def snmpget_ready(port: int, community: str) -> None:
+    """One GET, retried: the first request of a community makes snmpsim index its file."""
+    subprocess.run(
+        ["snmpget", "-v2c", "-c", community, "-t", "60", "-r", "3", f"127.0.0.1:{port}", "1.3.6.1.2.1.1.3.0"],
+        capture_output=True,
+        timeout=400,
+        check=True,
+    )
+
+
+async def census_polls(port: int, names: list[str]) -> list[tuple[str, str, bool]]:
+    """One poll of each recording (served under its path as community): (recording, profile, yields)."""
+    out = []
+    for rel in names:
+        community = rel.replace("/", "-")
+        cfg = SnmpConfig(name=community, address="127.0.0.1", port=port, community=community, timeout_s=10)
+        c = SnmpCollector(cfg, clock=FakeClock())
+        try:
+            result = await c.collect()
+        finally:
+            await c.aclose()
+        profile = "" if c.unprofiled else (c.profile_name or "")
+        out.append((rel, profile, bool(profile) and bool(vendor_metrics(result))))
+    return out
+
+
+def census(names: list[str]) -> int:
+    work = Path(tempfile.mkdtemp(prefix="outpost-snmp-census-"))
+    proc = None
+    try:
+        (work / "data").mkdir()
+        prefixes = profile_prefixes(profiles_for(None))
+        for rel in names:
+            materialize(rel, work / "data" / f"{rel.replace('/', '-')}.snmprec", prefixes)
+        port = demo._free_port(socket.SOCK_DGRAM)
+        proc = demo.start_snmpsim(work / "data", work / "snmpsim", port)
+        for rel in names:
+            snmpget_ready(port, rel.replace("/", "-"))
+        rows = asyncio.run(census_polls(port, names))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+    for rel, profile, yields in rows:
+        print(f"{rel:60} {profile or '(unmatched)':32} {'yields' if yields else '-'}")
+    matched = sum(1 for _, p, _ in rows if p)
+    yielding = sum(1 for *_, y in rows if y)
+    print(
+        f"matched {matched}, matched and yielding {yielding} ({yielding / len(rows):.1%}), "
+        f"unmatched {len(rows) - matched}, of {len(rows)} recordings"
+    )
+    return 0 if yielding >= 0.8 * len(rows) else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recording", default="network/wifi/ruijie-m18000")
+    ap.add_argument("--recording", action="append", help="default: network/wifi/ruijie-m18000")
     ap.add_argument("--polls", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="cProfile the last poll")
+    ap.add_argument("--census", action="store_true", help="profile share of all (or the given) recordings")
     args = ap.parse_args()
+    if args.census:
+        return census(args.recording or all_recordings())
+    recording = (args.recording or ["network/wifi/ruijie-m18000"])[-1]
     work = Path(tempfile.mkdtemp(prefix="outpost-snmp-rec-"))
     proc = None
     try:
         (work / "data").mkdir()
         records = materialize(
-            args.recording, work / "data" / f"{COMMUNITY}.snmprec", profile_prefixes(profiles_for(None))
+            recording, work / "data" / f"{COMMUNITY}.snmprec", profile_prefixes(profiles_for(None))
         )
         port = demo._free_port(socket.SOCK_DGRAM)
         proc = demo.start_snmpsim(work / "data", work / "snmpsim", port)
-        subprocess.run(
-            [
-                "snmpget",
-                "-v2c",
-                "-c",
-                COMMUNITY,
-                "-t",
-                "60",
-                "-r",
-                "3",
-                f"127.0.0.1:{port}",
-                "1.3.6.1.2.1.1.3.0",
-            ],
-            capture_output=True,
-            timeout=400,
-            check=True,
-        )  # the first request of a community makes snmpsim index the file
+        snmpget_ready(port, COMMUNITY)
         runs, roots, profile = asyncio.run(poll(port, args.polls, args.profile))
         ref_cpu, ref_oids = reference(port, roots)
-        print(f"{args.recording}: {records:,} records served, profile {profile}, {len(roots)} columns walked")
+        print(f"{recording}: {records:,} records served, profile {profile}, {len(roots)} columns walked")
         print(
             f"snmpbulkwalk reference: {ref_oids:,} OIDs, {ref_cpu:.2f} CPU-s, "
             f"{1e6 * ref_cpu / max(ref_oids, 1):.1f} us per OID"

@@ -12,9 +12,18 @@ from pathlib import Path
 
 from agent.collect.snmp.profiles import ProfileSet
 from agent.collect.snmp.session import oid_text
+from shared.model import CollectResult
 
 # sysUpTime/sysObjectID and the rest of the system group are read by every poll.
 SYSTEM_PREFIX = "1.3.6.1.2.1.1."
+# What every poll publishes whatever its profile (every profile extends IF-MIB): not a profile's readings.
+BASELINE_METRICS = {"snmp_uptime_seconds", "snmp_device_unprofiled", "snmp_readings_rejected_total"}
+
+
+def vendor_metrics(result: CollectResult) -> set[str]:
+    """The metrics a poll yielded beyond IF-MIB and the collector's own: what its profile is there for."""
+    names = {s.key.metric for s in result.samples} - BASELINE_METRICS
+    return {m for m in names if not m.startswith("net_if_")}
 
 
 def data_dir() -> Path:

@@ -64,3 +64,13 @@ def test_a_profile_with_an_unbounded_extract_pattern_is_rejected(tmp_path: Path)
 )
 def test_unit_bounds(value: float, unit: str, valid: tuple[float, float] | None, ok: bool) -> None:
     assert in_bounds(value, unit, valid) is ok
+
+
+def test_a_huawei_device_counting_its_aaa_users_gets_the_aaa_kind_and_an_oceanstor_its_own_profile() -> None:
+    ps = load_profiles()
+    router = ps.match("1.3.6.1.4.1.2011.2.89.5")  # the BRAS recording, network/router/huawei-unknown-001
+    composed = ps.compose(router, {parse_oid("1.3.6.1.4.1.2011.5.2.1.14.1.1")})
+    assert composed is not None and composed.name == "huawei+huawei-aaa"
+    assert {m.name for m in composed.metrics} >= {"aaa_online_users", "aaa_access_attempts_per_second"}
+    oceanstor = ps.match("1.3.6.1.4.1.2011.2.91")  # longer than the switches' 2011.2.*
+    assert oceanstor is not None and oceanstor.name == "huawei-oceanstor"
