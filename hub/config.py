@@ -12,6 +12,7 @@ from hub.auth.config import AuthConfig
 from hub.bus.config import BusConfig, MemoryBusConfig
 from hub.confirm.config import ConfirmConfig
 from hub.detect.config import PushDetectConfig
+from hub.enrich.logs.config import LogsConfig
 from hub.forecast.config import ForecastConfig
 from hub.ingest.webhooks.config import WebhooksConfig
 from hub.notify.config import NotifyConfig
@@ -105,6 +106,8 @@ class HubConfig(_Frozen):
     auth: AuthConfig = AuthConfig()
     # Receivers of pushed data that need settings (the Sentry integration's secret).
     webhooks: WebhooksConfig = WebhooksConfig()
+    # The log store: retention, line bounds, template-count series (hub/enrich/logs).
+    logs: LogsConfig = LogsConfig()
 
     @model_validator(mode="after")
     def _roles_share_engines(self) -> HubConfig:

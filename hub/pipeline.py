@@ -46,6 +46,11 @@ from hub.db.engine import create_engine
 from hub.db.locks import RunOnce, job_lock
 from hub.detect.metrics import DetectCollector
 from hub.detect.service import PushScoringJob
+from hub.enrich.logs.counts import TemplateCounts
+from hub.enrich.logs.intake import LogIntake
+from hub.enrich.logs.metrics import LogMetrics
+from hub.enrich.logs.retention import LogRetention
+from hub.enrich.logs.store import LogStore
 from hub.fleet.agents import Fleet
 from hub.forecast.jobs import ForecastJob
 from hub.forecast.metrics import ForecastMetrics
@@ -213,6 +218,10 @@ class Hub:
         self.fleet = Fleet(self.db)
         self.auth = AuthService(self.db, self.clock, config.auth, self.metrics.registry)
         self.ingestor: Ingestor | None = None  # built with the ingest components of the role
+        # Log lines in the state database: every role reads them, the ingesting roles mine and store them.
+        self.log_store = LogStore(self.db)
+        self.log_metrics = LogMetrics(self.metrics.registry)
+        self.log_intake: LogIntake | None = None
         # Several processes share the state database on PostgreSQL: the store's ledger goes there too.
         shared = self.db if self.db.dialect.name == "postgresql" else None
         self.store = build_store(config.store, config.data_dir, self.clock, shared_state=shared)
@@ -339,6 +348,14 @@ class Hub:
         self.jobs.append(job)
         return job
 
+    def _log_retention(self) -> RunOnce:
+        job = RunOnce(
+            LogRetention(self.log_store, self.config.logs, self.log_metrics, self.clock),
+            job_lock(self.db, "log-retention"),
+        )
+        self.jobs.append(job)
+        return job
+
     def _confirm_job(self) -> list[Component]:
         """Confirmation of edge onsets (run once across processes), when `confirm.enabled`: subscribed
         before the bus delivers, like the alert engine that waits for its verdicts."""
@@ -421,6 +438,12 @@ class Hub:
         """gRPC ingest (with renewal), the enrollment listener if `enroll.listen` is set, and the NATS
         consumer if `nats.enabled`."""
         cfg = self.config
+        # Listed before the listeners: started before the first batch, stopped (miner saved, marked
+        # minutes counted) after the last.
+        counts = TemplateCounts(self.log_store, self.store, cfg.logs, self.log_metrics, self.clock)
+        self.log_intake = LogIntake(
+            self.log_store, counts, cfg.logs, self.log_metrics, cfg.data_dir / "logs", self.clock
+        )
         ingestor = self.ingestor = Ingestor(
             self.store,
             self.fleet,
@@ -430,6 +453,7 @@ class Hub:
             clock=self.clock,
             bus=self.bus,
             score_pushed=cfg.detect.enabled,
+            logs=self.log_intake,
         )
         grpc: list[GrpcIngestServer] = []
 
@@ -457,7 +481,7 @@ class Hub:
             for server in grpc:
                 await server.aclose()
 
-        out: list[Component] = [Step("grpc ingest", grpc_up, grpc_down)]
+        out: list[Component] = [counts, self.log_intake, Step("grpc ingest", grpc_up, grpc_down)]
         if cfg.enroll.listen:
             listener: list[EnrollServer] = []
             enroll_listen = cfg.enroll.listen
@@ -507,6 +531,7 @@ class Hub:
                 ws=self.ws,
                 ingestor=self.ingestor,
                 webhooks=self.config.webhooks,
+                logs=self.log_store,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(
@@ -520,6 +545,7 @@ class Hub:
             forecast=self.forecast,
             ws=self.ws,
             webhooks=self.config.webhooks,
+            logs=self.log_store,
         )
 
     def _write_admin_token(self) -> None:
@@ -552,6 +578,7 @@ def build_all(hub: Hub) -> list[Component]:
         hub._streams(),
         *hub._ingest(),
         hub._retention(),
+        hub._log_retention(),
         *hub._forecast_job(),
     ]
 
@@ -582,6 +609,7 @@ def build_worker(hub: Hub) -> list[Component]:
         hub._probe(),
         *hub._ingest(),
         hub._retention(),
+        hub._log_retention(),
         *hub._forecast_job(),
     ]
 

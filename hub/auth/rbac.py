@@ -14,6 +14,7 @@ READ_SCOPES = frozenset(
         "agents:read",
         "series:read",
         "events:read",
+        "logs:read",
         "alerts:read",
         "incidents:read",
         "silences:read",

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from hub.bus.base import Bus
 from hub.bus.errors import BusError
+from hub.enrich.logs.intake import LogIntake, LogsRefused
 from hub.fleet.agents import Fleet
 from hub.ingest.publish import messages
 from hub.store.base import Store
@@ -61,8 +62,11 @@ class Ingestor:
         clock: Clock | None = None,
         bus: Bus | None = None,
         score_pushed: bool = False,
+        logs: LogIntake | None = None,
     ) -> None:
         self._store = store
+        # Where the log lines of batches go before the ack (None: a hub that stores no logs).
+        self._logs = logs
         self._bus = bus
         # Publish the points of pushed batches (`PointsPushed`) for the hub's detector bank (hub.detect).
         self._score_pushed = score_pushed
@@ -150,6 +154,10 @@ class Ingestor:
             self._metrics.store_errors.labels("transient").inc()
             self._set_store_ok(False, str(exc))
             return IngestOutcome(retry_after_ms=self._retry_after_ms)
+        if batch.logs and self._logs is not None:
+            refused = await self._write_logs(agent, batch)
+            if refused is not None:
+                return refused
         now = self._clock.now_ms()
         # A batch the store already had may still be uncounted (hub killed between the two writes):
         # the state decides by batch id, and then counts the envelope's points.
@@ -190,6 +198,22 @@ class Ingestor:
         for e in batch.events:
             self._metrics.events.labels(e.kind).inc()
         return IngestOutcome(accepted_points=points)
+
+    async def _write_logs(self, agent: str, batch: Batch) -> IngestOutcome | None:
+        """Stores the batch's log lines (also when the store calls the batch a duplicate: its lines may
+        not have committed before a crash; the log store's own ledger stores them once). None: stored."""
+        assert self._logs is not None
+        try:
+            await self.in_pool(self._logs.store_batch, agent, batch)
+        except LogsRefused as exc:
+            self._metrics.store_errors.labels("logs_permanent").inc()
+            log.error("log store refused batch %s of %s for good: %s", batch.batch_id, agent, exc)
+            return IngestOutcome(rejected_points=batch.point_count, error=str(exc))
+        except TransientError as exc:  # lines not durable, so not acknowledged: the agent retries
+            self._metrics.store_errors.labels("logs").inc()
+            self._set_store_ok(False, str(exc))
+            return IngestOutcome(retry_after_ms=self._retry_after_ms)
+        return None
 
     async def in_pool(self, fn: Callable[..., T], *args: object) -> T:
         """Runs `fn` on ingest's own threads (receivers parse pushed payloads there, off the loop)."""

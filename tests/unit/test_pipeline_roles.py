@@ -39,11 +39,14 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
         "bus",
         "api",
         "websockets",
+        "log template counts",
+        "log intake",
         "grpc ingest",
         "retention (run once)",
+        "log retention (run once)",
         "forecast (run once)",
     ]
-    assert hub.alerts is not None and [type(j) for j in hub.jobs] == [RunOnce] * 4
+    assert hub.alerts is not None and [type(j) for j in hub.jobs] == [RunOnce] * 5
 
 
 def test_role_api_serves_the_api_without_engine_ingest_or_notify(tmp_path: Path) -> None:
@@ -65,15 +68,19 @@ def test_role_worker_ingests_notifies_and_stands_by_for_the_run_once_jobs(tmp_pa
         "push scoring (run once)",
         "bus",
         "health and metrics",
+        "log template counts",
+        "log intake",
         "grpc ingest",
         "enrollment",
         "nats ingest",
         "retention (run once)",
+        "log retention (run once)",
         "forecast (run once)",
     ]
     assert [j.name for j in hub.jobs] == [
         "alerts (run once)",
         "push scoring (run once)",
         "retention (run once)",
+        "log retention (run once)",
         "forecast (run once)",
     ]
