@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import random
 import re
 import signal
 import socket
@@ -33,23 +34,28 @@ _RUNNING_LOCK = threading.Lock()
 # Fixed ports come from a range of this process's own, below the kernel's ephemeral range (32768+):
 # under pytest-xdist a port freed by one worker's killed service is never handed to another worker's
 # service, and the kernel never gives it to a client socket, while the killed service's clients may
-# still be reconnecting to it. Each range is walked in order, so a port is reused only after the rest.
-_PORT_BASE, _PORT_SPAN = 10000, 2500
+# still be reconnecting to it. Each range is walked in order from a random start (other test runs on
+# the machine walk theirs too), so a port is reused only after the rest of the range.
+_PORT_BASE, _PORT_SPAN, _RANGES = 10000, 2500, 8
 _port_lock = threading.Lock()
 _port_next: dict[int, int] = {}
 
 
 def _worker_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # unset: not under xdist
-    return int(worker[2:]) if worker[2:].isdigit() else 0
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) % _RANGES if worker[2:].isdigit() else random.randrange(_RANGES)
+
+
+_PORT_LOW = _PORT_BASE + _worker_index() * _PORT_SPAN
+_PORT_FIRST = _PORT_LOW + random.randrange(_PORT_SPAN)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port free right now on 127.0.0.1 (TCP by default, UDP with SOCK_DGRAM), from this worker's range."""
-    low = _PORT_BASE + _worker_index() % 8 * _PORT_SPAN
+    low = _PORT_LOW
     with _port_lock:
         for _ in range(_PORT_SPAN):
-            port = _port_next.get(kind, low)
+            port = _port_next.get(kind, _PORT_FIRST)
             _port_next[kind] = low + (port + 1 - low) % _PORT_SPAN
             with socket.socket(socket.AF_INET, kind) as s:
                 try:
