@@ -72,8 +72,6 @@ class _Message:
             value = getattr(self, name)
             if name in _LABEL_FIELDS[type(self)]:
                 value = dict(value)
-            elif name in _SERIES_FIELDS[type(self)]:
-                value = [s.to_json() for s in value]
             elif isinstance(value, tuple):
                 value = list(value)
             out[name] = value
@@ -100,32 +98,17 @@ class BatchStored(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class PushedSeries:
-    """One series' points inside a `PointsPushed` message: finite values, in the order they were stored."""
-
-    metric: str
-    labels: Labels
-    ts_ms: tuple[int, ...]
-    values: tuple[float, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "labels": dict(self.labels),
-            "ts_ms": self.ts_ms,
-            "values": self.values,
-        }
-
-
-PushedSeriesList = tuple[PushedSeries, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class PointsPushed(_Message):
     """Points a source pushed (line protocol, remote write, metric webhooks) are durably stored; the hub's
     detector bank scores them (`hub.detect`). The one message that carries its points: pushed series have
     no edge detector, and reading them back from the store would race with the source's next write.
-    A batch is split into `part`s that each stay under `MAX_MESSAGE_BYTES`."""
+
+    Column-wise, so a push of thousands of series costs no Python object per series on the request path:
+    `series` is a JSON array with one `[metric, [[label, value], ...]]` per series, `counts` how many of
+    the points belong to each in turn, `ts_ms` and `values` the points (finite), series after series.
+    A batch is split into `part`s that each stay under `MAX_MESSAGE_BYTES`; the consumer checks that the
+    columns agree.
+    """
 
     TOPIC: ClassVar[str] = "points.pushed"
     ID_PREFIX: ClassVar[str] = "pushed"
@@ -135,11 +118,10 @@ class PointsPushed(_Message):
     agent: str  # "push:<key name>", the pushing credential's source
     batch_id: str
     part: int
-    series: PushedSeriesList
-
-    @property
-    def point_count(self) -> int:
-        return sum(len(s.ts_ms) for s in self.series)
+    series: str
+    counts: tuple[int, ...]
+    ts_ms: tuple[int, ...]
+    values: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,29 +470,8 @@ def _labels(v: Any) -> Labels:
     return v if isinstance(v, tuple) and v == out else out
 
 
-def _pushed_series(v: Any) -> PushedSeriesList:
-    """Pushed series in canonical form; the fast path (our own tuples of ints and floats) checks types in
-    one pass per column, because a push can carry many thousand points."""
-    if not isinstance(v, tuple | list):
-        raise TypeError(f"expected a list of series, got {type(v).__name__}")
-    out = [_one_series(s) for s in v]
-    return v if isinstance(v, tuple) and all(a is b for a, b in zip(out, v, strict=True)) else tuple(out)
-
-
-def _one_series(s: Any) -> PushedSeries:
-    if isinstance(s, PushedSeries):
-        metric, labels, ts, values = s.metric, s.labels, s.ts_ms, s.values
-    elif isinstance(s, Mapping) and s.keys() == {"metric", "labels", "ts_ms", "values"}:
-        metric, labels, ts, values = s["metric"], s["labels"], s["ts_ms"], s["values"]
-    else:
-        raise TypeError("expected a series object of metric, labels, ts_ms and values")
-    out = PushedSeries(_str(metric), _labels(labels), _ints(ts), _finite_floats(values))
-    if len(out.ts_ms) != len(out.values):
-        raise ValueError(f"series {metric!r}: {len(out.ts_ms)} timestamps, {len(out.values)} values")
-    return s if isinstance(s, PushedSeries) and s == out else out
-
-
 def _ints(v: Any) -> tuple[int, ...]:
+    """A column of integers, checked in one pass (a push can carry many thousand points)."""
     if not isinstance(v, tuple | list):
         raise TypeError(f"expected a list of integers, got {type(v).__name__}")
     if not all(type(t) is int for t in v):
@@ -519,6 +480,7 @@ def _ints(v: Any) -> tuple[int, ...]:
 
 
 def _finite_floats(v: Any) -> tuple[float, ...]:
+    """A column of finite numbers as floats, checked in one pass when they already are floats."""
     if not isinstance(v, tuple | list):
         raise TypeError(f"expected a list of numbers, got {type(v).__name__}")
     if all(type(x) is float for x in v):
@@ -550,8 +512,10 @@ def _converter(hint: Any) -> Convert:
         return _strings
     if hint == Labels:
         return _labels
-    if hint == PushedSeriesList:
-        return _pushed_series
+    if hint == tuple[int, ...]:
+        return _ints
+    if hint == tuple[float, ...]:
+        return _finite_floats
     if typing.get_origin(hint) is Literal:
         return _literal(typing.get_args(hint))
     raise TypeError(f"no bus converter for {hint!r}")  # a programming error, caught at import
@@ -569,7 +533,4 @@ _DEFAULTED: dict[type, frozenset[str]] = {
 }
 _LABEL_FIELDS: dict[type, frozenset[str]] = {
     cls: frozenset(n for n, c in spec.items() if c is _labels) for cls, spec in _SPECS.items()
-}
-_SERIES_FIELDS: dict[type, frozenset[str]] = {
-    cls: frozenset(n for n, c in spec.items() if c is _pushed_series) for cls, spec in _SPECS.items()
 }

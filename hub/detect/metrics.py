@@ -40,6 +40,7 @@ class DetectCollector:
         yield series
         for name, help_text, value in (
             ("duplicate_messages", "Pushed-point messages seen twice and skipped", stats.duplicate_messages),
+            ("malformed_messages", "Pushed-point messages whose columns disagree", stats.malformed_messages),
             ("refused_anomalies", "Anomalies the bus refuses a field of", stats.refused_anomalies),
             ("publish_failures", "Anomalies the bus did not take (retried)", stats.publish_failures),
             ("unsent_dropped", "Anomalies dropped: too many waiting for the bus", stats.unsent_dropped),

@@ -5,16 +5,17 @@ A run-once job in a worker (`hub.pipeline`, lock `detect`): with several workers
 scores, so each source's series are scored once, in order, by one bank. Messages go into a bounded queue
 (counted in points) and are scored every `tick_s` in one worker thread; the anomalies are published from
 the loop, so confirmation and the `EdgeAnomaly` rule apply unchanged. Per series, points are scored in
-time order: a message's points are sorted, a repeated timestamp keeps its last value, and a point not
-newer than what the bank learned last (late, or a redelivered message) is skipped and counted, which
-also makes a redelivery after a restart harmless. Queued messages are acknowledged to the bus at once
+time order: a tick's points of one source are sorted together (one vectorized bank step per point of
+a series, not per message), a repeated timestamp keeps its last value, and a point not newer than what
+the bank learned last (late, or a redelivered message) is skipped and counted, which also makes a
+redelivery after a restart harmless. Queued messages are acknowledged to the bus at once
 (batching needs many in hand), so a worker that dies loses at most one tick of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
 import logging
 import threading
 import time
@@ -56,6 +57,7 @@ class DetectStats:
     points: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(RESULTS, 0)))  # by result
     anomalies: Counter[str] = field(default_factory=lambda: Counter({"onset": 0, "end": 0}))  # by phase
     duplicate_messages: int = 0
+    malformed_messages: int = 0  # columns that disagree (not from this hub's ingest)
     refused_anomalies: int = 0  # a field the bus refuses
     publish_failures: int = 0  # anomalies the bus did not take (retried)
     unsent_dropped: int = 0
@@ -124,7 +126,7 @@ class PushScoringJob:
         if msg.id in self._seen:
             self.stats.duplicate_messages += 1
             return
-        n = msg.point_count
+        n = len(msg.ts_ms)
         if self._queued_points + n > self.config.max_queued_points:
             self.stats.points["dropped_queue"] += n
             self._queue_room.down(f"full ({self.config.max_queued_points} points), dropping pushed points")
@@ -177,37 +179,42 @@ class PushScoringJob:
         return published
 
     def _score(self, batch: list[PointsPushed]) -> list[AnomalyReported]:
-        """Scores the messages in order (in a worker thread); the anomalies to publish."""
+        """Scores the tick's messages (in a worker thread), each source's together so a series' points of
+        several pushes are one vectorized step per point; the anomalies to publish."""
+        by_source: dict[str, list[PointsPushed]] = {}
+        for msg in batch:
+            by_source.setdefault(msg.agent, []).append(msg)
         out: list[AnomalyReported] = []
         with self._lock:
-            for msg in batch:
-                bank = self._bank(msg.agent)
+            for source, msgs in by_source.items():
+                bank = self._bank(source)
                 if bank is None:
-                    self.stats.points["dropped_source"] += msg.point_count
+                    self.stats.points["dropped_source"] += sum(len(m.ts_ms) for m in msgs)
                     continue
-                out += self._score_one(bank, msg)
+                out += self._score_source(source, bank, msgs)
                 try:
-                    self._files.maybe_save(msg.agent, bank, self._clock.monotonic())
+                    self._files.maybe_save(source, bank, self._clock.monotonic())
                 except OSError as exc:  # a full disk costs the snapshot, never the scoring
                     self.stats.snapshot_failures += 1
-                    self._snapshots.down(f"could not save detector state of {msg.agent}: {exc.strerror}")
+                    self._snapshots.down(f"could not save detector state of {source}: {exc.strerror}")
                 else:
                     self._snapshots.up()
             self._count_series()
         return out
 
-    def _score_one(self, bank: DetectorBank, msg: PointsPushed) -> list[AnomalyReported]:
-        keys, ts, values = self._in_order(bank, msg)
+    def _score_source(
+        self, source: str, bank: DetectorBank, msgs: list[PointsPushed]
+    ) -> list[AnomalyReported]:
+        keys, ts, values, ranks = self._in_order(bank, msgs)
         capped = bank.dropped_series
-        obs = bank.observe_rounds(keys, ts, values)
+        obs = bank.observe_rounds(keys, ts, values, ranks=ranks)
         capped = bank.dropped_series - capped  # one per point of a series the bank had no room for
         self.stats.points["capped"] += capped
         self.stats.points["scored"] += len(keys) - capped
         out = []
-        for i, event in enumerate(obs.events):
-            ident = f"{msg.agent}:{msg.batch_id}:{msg.part}.{i}"
+        for event in obs.events:
             try:
-                anomaly = anomaly_message(ident, msg.agent, event)
+                anomaly = anomaly_message(source, event)
             except MessageError:
                 self.stats.refused_anomalies += 1
                 continue
@@ -216,27 +223,40 @@ class PushScoringJob:
         return out
 
     def _in_order(
-        self, bank: DetectorBank, msg: PointsPushed
-    ) -> tuple[list[SeriesKey], np.ndarray, np.ndarray]:
-        """The message's points to score, each series' in time order: one value per timestamp (the last
-        sent), none older than or as old as the bank's latest point of that series."""
+        self, bank: DetectorBank, msgs: list[PointsPushed]
+    ) -> tuple[list[SeriesKey], np.ndarray, np.ndarray, np.ndarray]:
+        """The messages' points to score, each series' in time order (with each point's rank in its
+        series): one value per timestamp (the last sent), none older than or as old as the bank's latest
+        point of that series. A message whose columns disagree is dropped whole (counted)."""
         ids: dict[SeriesKey, int] = {}
-        per_series = [ids.setdefault(SeriesKey(s.metric, s.labels), len(ids)) for s in msg.series]
-        lengths = [len(s.ts_ms) for s in msg.series]
-        total = sum(lengths)
-        kid = np.repeat(np.asarray(per_series, dtype=np.intp), lengths)
-        ts = np.fromiter(itertools.chain.from_iterable(s.ts_ms for s in msg.series), np.int64, total)
-        x = np.fromiter(itertools.chain.from_iterable(s.values for s in msg.series), np.float64, total)
+        kids, stamps, values = [], [], []
+        for msg in msgs:
+            try:
+                keys = _keys(msg)
+            except (ValueError, TypeError):
+                self.stats.malformed_messages += 1
+                continue
+            per_series = [ids.setdefault(key, len(ids)) for key in keys]
+            kids.append(np.repeat(np.asarray(per_series, dtype=np.intp), msg.counts))
+            stamps.append(np.asarray(msg.ts_ms, dtype=np.int64))
+            values.append(np.asarray(msg.values, dtype=np.float64))
+        if not kids:
+            return [], np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.intp)
+        kid, ts, x = np.concatenate(kids), np.concatenate(stamps), np.concatenate(values)
+        total = kid.shape[0]
         order = np.lexsort((np.arange(total), ts, kid))  # by series, then time, then as sent
         kid, ts, x = kid[order], ts[order], x[order]
         repeated = np.zeros(total, dtype=np.bool_)
         repeated[:-1] = (kid[:-1] == kid[1:]) & (ts[:-1] == ts[1:])  # a later copy follows: keep that one
-        keys = list(ids)
-        late = ~repeated & (ts <= bank.last_seen_ms(keys)[kid])
+        key_list = list(ids)
+        late = ~repeated & (ts <= bank.last_seen_ms(key_list)[kid])
         self.stats.points["duplicate"] += int(repeated.sum())
         self.stats.points["late"] += int(late.sum())
         keep = ~(repeated | late)
-        return [keys[i] for i in kid[keep].tolist()], ts[keep], x[keep]
+        kid = kid[keep]
+        first = np.flatnonzero(np.r_[True, kid[1:] != kid[:-1]]) if kid.shape[0] else np.zeros(0, np.intp)
+        ranks = np.arange(kid.shape[0]) - np.repeat(first, np.diff(np.r_[first, kid.shape[0]]))
+        return [key_list[i] for i in kid.tolist()], ts[keep], x[keep], ranks
 
     def _bank(self, source: str) -> DetectorBank | None:
         bank = self._banks.get(source)
@@ -267,3 +287,25 @@ class PushScoringJob:
                     self.stats.snapshot_failures += 1
                     log.warning("could not save detector state of %s: %s", source, exc.strerror)
             self._banks.clear()
+
+
+def _keys(msg: PointsPushed) -> list[SeriesKey]:
+    """The series of a message, checked against its point columns.
+
+    Raises:
+        ValueError, TypeError: the key text is not a list of `[metric, [[label, value], ...]]`, or the
+            counts do not add up to the points.
+    """
+    if len(msg.ts_ms) != len(msg.values) or sum(msg.counts) != len(msg.ts_ms):
+        raise ValueError("point columns disagree")
+    raw = json.loads(msg.series)
+    if not isinstance(raw, list) or len(raw) != len(msg.counts):
+        raise ValueError("one key per count expected")
+    keys = []
+    for item in raw:
+        metric, labels = item
+        pairs = tuple(sorted((k, v) for k, v in labels))
+        if not (isinstance(metric, str) and all(isinstance(k, str) and isinstance(v, str) for k, v in pairs)):
+            raise ValueError("keys are strings")
+        keys.append(SeriesKey(metric, pairs))
+    return keys

@@ -15,11 +15,15 @@ re-sent after a lost ack publishes the same ids again and every consumer skips w
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
+
+import numpy as np
 
 from hub.bus.errors import MessageError
 from hub.bus.messages import (
@@ -31,16 +35,19 @@ from hub.bus.messages import (
     LimitCrossed,
     Message,
     PointsPushed,
-    PushedSeries,
 )
 from shared.model import Batch, Event, Heartbeat, SeriesPoints
 
 ANOMALY_KINDS = {"anomaly.onset": "onset", "anomaly.end": "end"}
 HEALTH_METRIC = "hw_health"  # 0 OK, 1 Warning, 2 Critical (agent/collect/redfish)
-# A part of pushed points is filled to this estimate (plain string lengths), then measured once.
-PART_BUDGET_BYTES = 40_000
+# A part of pushed points is filled to this estimate (plain string lengths), then bounded exactly.
+PART_BUDGET_BYTES = 48_000
 # JSON bytes of one point at most: an int64 timestamp (20) and a float's repr (24), with separators.
 POINT_BYTES = 46
+# Points of one series in one part at most: a long series spans several parts.
+SLICE_POINTS = 512
+# Series whose keys estimate the key size of a pushed batch.
+KEY_SAMPLE = 64
 
 
 @dataclass(slots=True)
@@ -79,98 +86,124 @@ def messages(agent: str, batch_id: str, batch: Batch, pushed: bool = False) -> P
         if len(s) and (s.limits is not None or s.key.metric == HEALTH_METRIC):
             add(partial(_limits, f"limit:{agent}:{batch_id}:{j}", agent, s))
     if pushed:
-        part = 0
-        for series in _parts(batch.series):
-            part = _add_parts(out, agent, batch_id, series, part)
+        _pushed_parts(out, agent, batch_id, batch.series)
     return out
 
 
-def anomaly_message(ident: str, agent: str, e: Event) -> AnomalyReported | None:
-    """The `AnomalyReported` of an `anomaly.onset`/`anomaly.end` event (None for other kinds): the one
-    way an anomaly enters the hub, whether an agent's bank or the hub's (`hub.detect`) raised it.
+def anomaly_message(agent: str, e: Event) -> AnomalyReported | None:
+    """The `AnomalyReported` of an `anomaly.onset`/`anomaly.end` event the hub's own bank raised
+    (`hub.detect`), None for other kinds: the fields an agent's event gets, and the id derived from them
+    (the series, time and phase), since the event has no batch of its own.
 
     Raises:
-        MessageError: a field the bus refuses.
+        MessageError: a field the bus refuses (or an id past its length limit).
     """
     phase = ANOMALY_KINDS.get(e.kind)
-    return _anomaly(ident, agent, e, phase) if phase else None
+    return AnomalyReported.create(**_anomaly_fields(agent, e, phase)) if phase else None
 
 
-def _parts(series: tuple[SeriesPoints, ...]) -> list[list[PushedSeries]]:
-    """The batch's finite points as lists of series slices, each list estimated under PART_BUDGET_BYTES."""
-    parts: list[list[PushedSeries]] = []
-    current: list[PushedSeries] = []
-    size = 0
-    for s in series:
-        ts, values = s.timestamps_ms.tolist(), s.values.tolist()
-        if not all(map(math.isfinite, values)):  # NaN marks a missing point: nothing to score
-            kept = [i for i, v in enumerate(values) if math.isfinite(v)]
-            ts, values = [ts[i] for i in kept], [values[i] for i in kept]
-        labels = s.key.labels
-        head = 48 + len(s.key.metric) + sum(len(k) + len(v) + 6 for k, v in labels)
-        start = 0
-        while start < len(ts):
-            room = (PART_BUDGET_BYTES - size - head) // POINT_BYTES
-            if room < 1 and current:
-                parts.append(current)
-                current, size = [], 0
-                continue
-            end = start + max(room, 1)
-            current.append(PushedSeries(s.key.metric, labels, tuple(ts[start:end]), tuple(values[start:end])))
-            size += head + POINT_BYTES * (min(end, len(ts)) - start)
-            start = end
-    if current:
-        parts.append(current)
-    return parts
+def _pushed_parts(out: Published, agent: str, batch_id: str, series: tuple[SeriesPoints, ...]) -> None:
+    """Adds the batch's finite points as `PointsPushed` parts, column-wise: numpy over the points and the
+    series, one JSON text of keys per part, no Python step per point."""
+    if not series:
+        return
+    counts = np.fromiter(map(len, (s.values for s in series)), dtype=np.int64, count=len(series))
+    ts = np.concatenate([s.timestamps_ms for s in series]).astype(np.int64, copy=False)
+    values = np.concatenate([s.values for s in series]).astype(np.float64, copy=False)
+    finite = np.isfinite(values)
+    if not finite.all():  # NaN marks a missing point: nothing to score
+        owner = np.repeat(np.arange(len(series)), counts)
+        counts = np.bincount(owner[finite], minlength=len(series))
+        ts, values = ts[finite], values[finite]
+    keys = [(s.key.metric, s.key.labels) for s in series]
+    # Slices of at most SLICE_POINTS points (a long series spans parts), in point order.
+    per = -(-counts // SLICE_POINTS)
+    sid = np.repeat(np.arange(len(series)), per)
+    k = np.arange(sid.shape[0]) - np.repeat(np.cumsum(per) - per, per)
+    starts = np.cumsum(counts) - counts
+    first = starts[sid] + k * SLICE_POINTS
+    end = np.minimum(first + SLICE_POINTS, starts[sid] + counts[sid])
+    # Parts filled to PART_BUDGET_BYTES at the key size of the batch's first series; _add_part bounds
+    # each part from its key text (a batch of much longer keys further on splits there).
+    sample = keys[:KEY_SAMPLE]
+    key_bytes = 2 * len(json.dumps(sample, ensure_ascii=False).encode()) / len(sample)
+    cost = key_bytes + 21 + POINT_BYTES * (end - first)
+    which = ((np.cumsum(cost) - cost) // PART_BUDGET_BYTES).astype(np.int64)
+    bounds = np.flatnonzero(np.r_[True, which[1:] != which[:-1], True]).tolist()
+    part = 0
+    for a, b in itertools.pairwise(bounds):
+        part = _add_part(out, agent, batch_id, part, keys, (sid[a:b], first[a:b], end[a:b]), ts, values)
 
 
-def _add_parts(out: Published, agent: str, batch_id: str, series: list[PushedSeries], part: int) -> int:
-    """Adds the message of `series` as part `part`, measured once: one over the bus's limit (long or
-    escaped labels) is split in halves; a single point that alone is too large is refused (counted).
-    Returns the next free part number."""
+def _add_part(
+    out: Published,
+    agent: str,
+    batch_id: str,
+    part: int,
+    keys: list[tuple[str, tuple[tuple[str, str], ...]]],
+    slices: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ts: np.ndarray,
+    values: np.ndarray,
+) -> int:
+    """Adds the message of `slices` (series index, first and end point) as part `part` and returns the
+    next part number. Its size is bounded from its exact key text: a part over the bus's limit (long or
+    escaped labels) is split in halves; a single point too large alone is refused (counted)."""
+    sid, first, end = slices
+    text = json.dumps([keys[i] for i in sid.tolist()], ensure_ascii=False)
+    lo, hi = int(first[0]), int(end[-1])  # a part's slices are contiguous in point order
+    # The key text as the message's JSON holds it (escaped once more: each byte at most doubles), the id
+    # (quoted: up to 3 bytes a character) and agent fields, a count per slice, the points at their widest.
+    quoted = 2 * len(text.encode()) + 2
+    bound = 128 + 4 * (len(agent) + len(batch_id)) + quoted + 21 * sid.shape[0] + POINT_BYTES * (hi - lo)
+    if bound > MAX_MESSAGE_BYTES:
+        if hi - lo == 1:
+            out.refused += 1
+            return part
+        if sid.shape[0] == 1:
+            mid = (lo + hi) // 2
+            sid, first, end = np.r_[sid, sid], np.r_[lo, mid], np.r_[mid, hi]
+        half = sid.shape[0] // 2
+        part = _add_part(out, agent, batch_id, part, keys, (sid[:half], first[:half], end[:half]), ts, values)
+        return _add_part(out, agent, batch_id, part, keys, (sid[half:], first[half:], end[half:]), ts, values)
     try:
-        msg = PointsPushed.create(agent=agent, batch_id=batch_id, part=part, series=tuple(series))
+        msg = PointsPushed.create(
+            agent=agent,
+            batch_id=batch_id,
+            part=part,
+            series=text,
+            counts=tuple((end - first).tolist()),
+            ts_ms=tuple(ts[lo:hi].tolist()),
+            values=tuple(values[lo:hi].tolist()),
+        )
     except MessageError:
         out.refused += 1
         return part
-    if len(msg.to_bytes()) <= MAX_MESSAGE_BYTES:
-        out.messages.append(msg)
-        return part + 1
-    if len(series) == 1:
-        s = series[0]
-        if len(s.ts_ms) == 1:
-            out.refused += 1
-            return part
-        half = len(s.ts_ms) // 2
-        series = [
-            PushedSeries(s.metric, s.labels, s.ts_ms[:half], s.values[:half]),
-            PushedSeries(s.metric, s.labels, s.ts_ms[half:], s.values[half:]),
-        ]
-    half = len(series) // 2
-    part = _add_parts(out, agent, batch_id, series[:half], part)
-    return _add_parts(out, agent, batch_id, series[half:], part)
+    out.messages.append(msg)
+    return part + 1
 
 
 def _anomaly(ident: str, agent: str, e: Event, phase: str) -> AnomalyReported:
+    return AnomalyReported(id=f"anomaly:{ident}", **_anomaly_fields(agent, e, phase))
+
+
+def _anomaly_fields(agent: str, e: Event, phase: str) -> dict[str, Any]:
     attrs = dict(e.attributes)
     try:
         labels = tuple(sorted(json.loads(attrs.get("labels", "{}")).items()))
     except (ValueError, AttributeError):
         labels = ()
-    value = _float(attrs.get("value"))
-    return AnomalyReported(
-        id=f"anomaly:{ident}",
-        agent=agent,
-        device=dict(labels).get("device", ""),
-        metric=attrs.get("metric", "") or "unknown",
-        labels=labels,
-        ts_ms=e.ts_ms,
-        score=_float(attrs.get("score")) or 0.0,
-        severity=e.severity.name.lower(),
-        phase=phase,  # type: ignore[arg-type]
-        value=value,
-        detector=attrs.get("detector", "")[:64],
-    )
+    return {
+        "agent": agent,
+        "device": dict(labels).get("device", ""),
+        "metric": attrs.get("metric", "") or "unknown",
+        "labels": labels,
+        "ts_ms": e.ts_ms,
+        "score": _float(attrs.get("score")) or 0.0,
+        "severity": e.severity.name.lower(),
+        "phase": phase,
+        "value": _float(attrs.get("value")),
+        "detector": attrs.get("detector", "")[:64],
+    }
 
 
 def _event(ident: str, agent: str, e: Event) -> DeviceEvent:

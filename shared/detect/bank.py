@@ -148,26 +148,32 @@ class DetectorBank:
         ts_ms: np.ndarray,
         values: np.ndarray,
         limits: Mapping[SeriesKey, Limits] | None = None,
+        ranks: npt.NDArray[np.intp] | None = None,
     ) -> Observation:
         """`observe` for points where a series may appear several times (a backlog, a multi-tick source,
         a push): the k-th point of every series goes into step k, in the order given; scores come back
-        in point order. Each series' points must be in time order."""
-        if len(set(keys)) == len(keys):
-            return self.observe(keys, ts_ms, values, limits)
-        seen: dict[SeriesKey, int] = {}
-        rounds: list[list[int]] = []
-        for i, key in enumerate(keys):
-            k = seen.get(key, 0)
-            seen[key] = k + 1
-            if k == len(rounds):
-                rounds.append([])
-            rounds[k].append(i)
+        in point order. Each series' points must be in time order.
+
+        Args:
+            ranks: each point's k, when the caller knows it (saves hashing every key).
+        """
+        if ranks is None:
+            if len(set(keys)) == len(keys):
+                return self.observe(keys, ts_ms, values, limits)
+            seen: dict[SeriesKey, int] = {}
+            counted = []
+            for key in keys:
+                k = seen.get(key, 0)
+                seen[key] = k + 1
+                counted.append(k)
+            ranks = np.asarray(counted, dtype=np.intp)
         ts, x = np.asarray(ts_ms, dtype=np.int64), np.asarray(values, dtype=np.float64)
         scores = np.zeros(len(keys), dtype=np.float32)
         events: list[Event] = []
-        for idx in rounds:
-            sel = np.asarray(idx)
-            obs = self.observe(tuple(keys[i] for i in idx), ts[sel], x[sel], limits)
+        order = np.argsort(ranks, kind="stable")
+        cuts = np.flatnonzero(np.diff(ranks[order])) + 1
+        for sel in np.split(order, cuts) if len(keys) else []:
+            obs = self.observe(tuple(keys[i] for i in sel.tolist()), ts[sel], x[sel], limits)
             scores[sel] = obs.scores
             events.extend(obs.events)
         return Observation(scores, events)

@@ -21,8 +21,6 @@ from hub.bus.messages import (
     BatchStored,
     Labels,
     Message,
-    PushedSeries,
-    PushedSeriesList,
     decode,
 )
 
@@ -31,17 +29,6 @@ pytestmark = pytest.mark.unit
 _floats = st.floats(allow_nan=False, allow_infinity=False)
 _labels = st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4).map(
     lambda d: tuple(sorted(d.items()))
-)
-
-
-_pushed_series = st.integers(0, 4).flatmap(
-    lambda n: st.builds(
-        PushedSeries,
-        st.text(max_size=10),
-        _labels,
-        st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n).map(tuple),
-        st.lists(_floats, min_size=n, max_size=n).map(tuple),
-    )
 )
 
 
@@ -58,8 +45,10 @@ def _strategy(hint: Any) -> st.SearchStrategy[Any]:
         return st.lists(st.text(max_size=10), max_size=4).map(tuple)
     if hint == Labels:
         return _labels
-    if hint == PushedSeriesList:
-        return st.lists(_pushed_series, max_size=3).map(tuple)
+    if hint == tuple[int, ...]:
+        return st.lists(st.integers(-(2**63), 2**63), max_size=4).map(tuple)
+    if hint == tuple[float, ...]:
+        return st.lists(_floats, max_size=4).map(tuple)
     if typing.get_origin(hint) is typing.Literal:
         return st.sampled_from(typing.get_args(hint))
     raise AssertionError(f"no strategy for {hint!r}")

@@ -13,7 +13,7 @@ import pytest
 
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
-from hub.bus.messages import MAX_MESSAGE_BYTES, AnomalyReported, Message, PointsPushed, PushedSeries
+from hub.bus.messages import MAX_MESSAGE_BYTES, AnomalyReported, Message, PointsPushed
 from hub.detect.config import PushDetectConfig
 from hub.detect.service import PushScoringJob
 from hub.ingest.publish import messages
@@ -33,8 +33,15 @@ LABELS = (("host", "web1"),)
 def _msg(
     batch: str, ts: list[int], values: list[float], metric: str = "cpu_idle", part: int = 0
 ) -> PointsPushed:
-    series = (PushedSeries(metric, LABELS, tuple(ts), tuple(values)),)
-    return PointsPushed.create(agent=SOURCE, batch_id=batch, part=part, series=series)
+    return PointsPushed.create(
+        agent=SOURCE,
+        batch_id=batch,
+        part=part,
+        series=json.dumps([[metric, LABELS]]),
+        counts=(len(ts),),
+        ts_ms=tuple(ts),
+        values=tuple(values),
+    )
 
 
 class Harness:
@@ -154,20 +161,30 @@ def test_a_pushed_batch_is_split_into_parts_under_the_bus_limit_holding_every_fi
     assert len(parts) > 1 and out.refused == 0
     assert [p.part for p in parts] == list(range(len(parts)))
     assert all(len(p.to_bytes()) <= MAX_MESSAGE_BYTES for p in parts)
-    big = [
-        (t, v)
-        for p in parts
-        for s in p.series
-        if s.metric == "big"
-        for t, v in zip(s.ts_ms, s.values, strict=True)
-    ]
-    expect = [(int(t), float(v)) for t, v in zip(range(n), long_values, strict=True) if t != 7]
-    assert big == expect
-    (small,) = [s for p in parts for s in p.series if s.metric == "small"]
-    assert json.loads(parts[-1].to_bytes())["series"][-1]["labels"] == {"q": 'quo"te\n'}
-    assert small.values == (1.5,)
+    points: dict[str, list[tuple[int, float]]] = {}
+    for p in parts:
+        keys = json.loads(p.series)
+        owners = [k[0] for k, c in zip(keys, p.counts, strict=True) for _ in range(c)]
+        for metric, t, v in zip(owners, p.ts_ms, p.values, strict=True):
+            points.setdefault(metric, []).append((t, v))
+    assert points["big"] == [(t, float(v)) for t, v in enumerate(long_values) if t != 7]
+    assert points["small"] == [(5, 1.5)]
+    assert json.loads(parts[-1].series)[-1] == ["small", [["q", 'quo"te\n']]]
     # An agent's batch carries no points: its agent scored them.
-    assert not any(
-        isinstance(m, PointsPushed)
-        for m in messages("dc1/edge", "1-1", Batch(boot_epoch=1, seq=1, series=series)).messages
+    agents = messages("dc1/edge", "1-1", Batch(boot_epoch=1, seq=1, series=series))
+    assert not any(isinstance(m, PointsPushed) for m in agents.messages)
+
+
+async def test_a_message_whose_columns_disagree_is_dropped_and_counted(harness: Harness) -> None:
+    bad = PointsPushed.create(
+        agent=SOURCE,
+        batch_id="1-1",
+        part=0,
+        series='[["x", []]]',
+        counts=(3,),
+        ts_ms=(1, 2),
+        values=(1.0, 2.0),
     )
+    await harness.push(bad)
+    await harness.push(_msg("1-2", [1], [1.0]))
+    assert harness.job.stats.malformed_messages == 1 and harness.job.stats.points["scored"] == 1
