@@ -34,8 +34,11 @@ OPERATE_SCOPES = frozenset(
         "maintenance:write",
     }
 )
-# Administering identities and reading who changed what.
-ADMIN_SCOPES = frozenset({"users:read", "users:write", "keys:read", "keys:write", "audit:read"})
+# Administering identities, webhook sources (their secrets sign what other tools push), and reading who
+# changed what.
+ADMIN_SCOPES = frozenset(
+    {"users:read", "users:write", "keys:read", "keys:write", "webhooks:read", "webhooks:write", "audit:read"}
+)
 ALL_SCOPES = READ_SCOPES | OPERATE_SCOPES | ADMIN_SCOPES
 
 

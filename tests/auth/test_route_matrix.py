@@ -20,7 +20,7 @@ from tests.auth.conftest import AuthHub, login
 pytestmark = pytest.mark.integration
 
 # Which scopes each role holds, as the issue states them: viewer reads, operator operates, admin all.
-_ADMIN_ONLY = ("users:", "keys:", "audit:")
+_ADMIN_ONLY = ("users:", "keys:", "webhooks:", "audit:")
 
 
 def _role_allows(role: str, scope: str) -> bool:
