@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from hub.enrich.llm.classify import TemplateClassifier, keyword_class
-from hub.enrich.llm.client import ChatClient, LlmConfig, LlmError
+from hub.enrich.llm.client import ChatClient, LlmError
+from hub.enrich.llm.config import LlmConfig
 from hub.enrich.llm.redact import Redactor
 
 # Loghub's levels on the classifier's scale.

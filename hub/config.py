@@ -12,6 +12,7 @@ from hub.auth.config import AuthConfig
 from hub.bus.config import BusConfig, MemoryBusConfig
 from hub.confirm.config import ConfirmConfig
 from hub.detect.config import PushDetectConfig
+from hub.enrich.llm.config import EnrichConfig
 from hub.enrich.logs.config import LogsConfig
 from hub.forecast.config import ForecastConfig
 from hub.ingest.webhooks.config import WebhooksConfig
@@ -108,6 +109,9 @@ class HubConfig(_Frozen):
     webhooks: WebhooksConfig = WebhooksConfig()
     # The log store: retention, line bounds, template-count series (hub/enrich/logs).
     logs: LogsConfig = LogsConfig()
+
+    # LLM enrichment of incidents (hub/enrich/llm), off by default.
+    enrich: EnrichConfig = EnrichConfig()
 
     @model_validator(mode="after")
     def _roles_share_engines(self) -> HubConfig:

@@ -46,6 +46,8 @@ from hub.db.engine import create_engine
 from hub.db.locks import RunOnce, job_lock
 from hub.detect.metrics import DetectCollector
 from hub.detect.service import PushScoringJob
+from hub.enrich.llm.job import EnrichJob
+from hub.enrich.llm.metrics import EnrichCollector
 from hub.enrich.logs.counts import TemplateCounts
 from hub.enrich.logs.intake import LogIntake
 from hub.enrich.logs.metrics import LogMetrics
@@ -64,6 +66,7 @@ from hub.identity.service import EnrollService
 from hub.ingest.grpc_server import GrpcIngestServer
 from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
+from hub.ingest.sources.repository import WebhookSources
 from hub.live_metrics import StoreCollector
 from hub.notify.dispatcher import Dispatcher
 from hub.notify.metrics import NotifyCollector
@@ -238,6 +241,7 @@ class Hub:
         self.alerts: AlertService | None = None
         self.confirm: ConfirmJob | None = None  # with confirm.enabled, in the roles running jobs
         self.push_scoring: PushScoringJob | None = None  # with detect.enabled, in the roles running jobs
+        self.enrich: EnrichJob | None = None  # with enrich.llm.enabled, in the roles running jobs
         self.jobs: list[RunOnce] = []
         # Forecasts for the API and the forecast job (None: forecasting disabled).
         self.forecast = ForecastService(self.store, config.forecast) if config.forecast.enabled else None
@@ -381,6 +385,17 @@ class Hub:
         run = RunOnce(job, job_lock(self.db, "detect"))
         self.jobs.append(run)
         return [run]
+
+    def _enrich_job(self) -> list[Component]:
+        """LLM enrichment of incidents, when `enrich.llm.enabled`: in every process running jobs (its bus
+        group shares the incidents among them), subscribed before the bus delivers."""
+        if not self.config.enrich.llm.enabled:
+            return []
+        job = self.enrich = EnrichJob(
+            self.config.enrich.llm, self.db, self.store, self.log_store, self.bus, self.clock
+        )
+        self.metrics.registry.register(EnrichCollector(job))
+        return [job]
 
     def _forecast_job(self) -> list[Component]:
         """The forecast job (run once across processes), when forecasting is enabled."""
@@ -532,6 +547,7 @@ class Hub:
                 ingestor=self.ingestor,
                 webhooks=self.config.webhooks,
                 logs=self.log_store,
+                sources=WebhookSources(self.db),
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(
@@ -546,6 +562,7 @@ class Hub:
             ws=self.ws,
             webhooks=self.config.webhooks,
             logs=self.log_store,
+            sources=WebhookSources(self.db),
         )
 
     def _write_admin_token(self) -> None:
@@ -573,6 +590,7 @@ def build_all(hub: Hub) -> list[Component]:
         hub._alert_engine(commands=False),
         *hub._confirm_job(),
         *hub._push_scoring_job(),
+        *hub._enrich_job(),
         hub._bus(),
         hub._api(lambda: hub._context(with_engine=True)),
         hub._streams(),
@@ -605,6 +623,7 @@ def build_worker(hub: Hub) -> list[Component]:
         hub._alert_engine(commands=True),
         *hub._confirm_job(),
         *hub._push_scoring_job(),
+        *hub._enrich_job(),
         hub._bus(),
         hub._probe(),
         *hub._ingest(),

@@ -4,86 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from hub.enrich.llm.classify import TemplateClass, TemplateClassifier, keyword_class
-from hub.enrich.llm.client import ChatClient, LlmConfig, LlmError, Unavailable
+from hub.enrich.llm.client import ChatClient, LlmError, Unavailable
+from hub.enrich.llm.config import LlmConfig
 from hub.enrich.llm.redact import Redactor
 from hub.enrich.llm.service import IncidentEnricher
+from tests.enrich.llm_server import ANSWER, FakeLlm, llm
+
+__all__ = ["llm"]
 
 pytestmark = pytest.mark.integration
-
-ANSWER = '{"summary": "s", "probable_cause": "c", "suggested_actions": [], "confidence": 0.5}'
-
-
-class FakeLlm(ThreadingHTTPServer):
-    """`/v1/chat/completions` answering per `mode`: ok, 429, garbage."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.mode = "ok"
-        self.requests: list[dict[str, Any]] = []
-        self.headers_seen: list[dict[str, str]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeLlm
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(body)
-        self.server.headers_seen.append(dict(self.headers))
-        if self.server.mode == "slow":
-            time.sleep(1.0)
-            self._send(200, b"{}", {})
-        elif self.server.mode == "429":
-            self._send(429, b"{}", {"Retry-After": "120"})
-        elif self.server.mode == "class":
-            out = {"choices": [{"message": {"content": '{"severity": "error", "category": "storage"}'}}]}
-            self._send(200, json.dumps(out).encode(), {})
-        elif self.server.mode == "badjson":
-            out = {"choices": [{"message": {"content": "I think the disk is full"}}]}
-            self._send(200, json.dumps(out).encode(), {})
-        elif self.server.mode == "huge":
-            self._send(200, b" " * (2 << 20), {})
-        elif self.server.mode == "garbage":
-            self._send(200, b"<html>", {})
-        else:
-            out = {"choices": [{"message": {"content": ANSWER}}], "usage": {"total_tokens": 100}}
-            self._send(200, json.dumps(out).encode(), {})
-
-    def _send(self, code: int, data: bytes, headers: dict[str, str]) -> None:
-        self.send_response(code)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLlm]:
-    server = FakeLlm()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class Clock:
@@ -220,3 +153,13 @@ async def test_an_answer_over_the_size_bound_is_an_llm_error_not_a_read_into_mem
     finally:
         await client.aclose()
         await client.aclose()  # safe twice
+
+
+async def test_enricher_without_any_answer_raises_instead_of_inventing_a_fallback() -> None:
+    client = ChatClient(LlmConfig(base_url="http://127.0.0.1:9", timeout_s=2))
+    enricher = IncidentEnricher(client, Redactor.build())
+    try:
+        with pytest.raises(LlmError):
+            await enricher.enrich("Uplink lost", ["link down"])
+    finally:
+        await client.aclose()

@@ -18,6 +18,7 @@ from hub.alerts.service import NotFound
 from hub.api.auth import Caller, require
 from hub.api.deps import Ctx, alerts_of, repo_of, run_command
 from hub.api.routes.alerts import alert_json
+from hub.enrich.llm import repository as enrichments
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
@@ -61,19 +62,54 @@ async def list_incidents(
     }
 
 
-@router.get("/incidents/{incident_id}", dependencies=[require("incidents:read")])
+class ProvenanceOut(BaseModel):
+    """Where an explanation came from: the model, the hash of the (redacted) prompt it answered, when,
+    how long it took and what it cost."""
+
+    model: str
+    prompt_sha256: str
+    created_ms: int
+    latency_ms: int
+    tokens: int
+
+
+class EnrichmentOut(BaseModel):
+    """The LLM's explanation of an incident; `fallback` marks the deterministic summary stored when the
+    model's answers were not valid. Model text: render it as text, never as HTML."""
+
+    summary: str
+    probable_cause: str
+    suggested_actions: list[str]
+    confidence: float
+    fallback: bool
+    provenance: ProvenanceOut
+
+
+class IncidentDetailOut(BaseModel):
+    """An incident with its alerts, timeline and (null until it arrives) its explanation."""
+
+    model_config = ConfigDict(extra="allow")
+    enrichment: EnrichmentOut | None
+
+
+@router.get(
+    "/incidents/{incident_id}", dependencies=[require("incidents:read")], response_model=IncidentDetailOut
+)
 async def get_incident(ctx: Ctx, incident_id: Annotated[str, _ID]) -> dict[str, Any]:
-    """One incident with its alerts and its timeline (alerts joined, state changes, notes)."""
+    """One incident with its alerts, its timeline (alerts joined, state changes, notes) and its LLM
+    explanation (`enrichment`, null until one arrives or with enrichment off)."""
     repo = repo_of(ctx)
     found = await ctx.queries.run("incidents", repo.incident, incident_id)
     if found is None:
         raise HTTPException(404, "no such incident")
     inc, timeline = found
     alerts = await ctx.queries.run("incidents", repo.alerts_by_ids, sorted(inc.alert_ids))
+    stored = await ctx.queries.run("incidents", enrichments.load, repo.engine, incident_id)
     return {
         **incident_json(inc),
         "alerts": [alert_json(a) for a in alerts],
         "timeline": [entry_json(e) for e in timeline],
+        "enrichment": None if stored is None else stored.to_json(),
     }
 
 

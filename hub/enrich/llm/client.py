@@ -18,27 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from hub.enrich.llm.config import LlmConfig
 from hub.notify.http import parse_retry_after, safe_url
 
 # Bigger answers are cut off: a chat answer of `max_tokens` is a few KB, so 1 MiB is a broken server.
 MAX_ANSWER_BYTES = 1 << 20
-
-
-class LlmConfig(BaseModel):
-    """`enrich.llm`: off by default; the key is a SecretStr so it is never logged or returned."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    enabled: bool = False
-    base_url: str = "http://127.0.0.1:8000"
-    model: str = "smollm2-135m"
-    api_key: SecretStr | None = None
-    timeout_s: float = Field(default=30.0, gt=0)
-    failures_to_open: int = Field(default=3, ge=1)
-    open_s: float = Field(default=60.0, gt=0)
-    tokens_per_hour: int = Field(default=200_000, ge=1)
-    max_tokens: int = Field(default=512, ge=1)
 
 
 class LlmError(RuntimeError):
@@ -62,6 +47,11 @@ class ChatClient:
         self._hour_start = clock()
         self._spent = 0
         self._lock = asyncio.Lock()
+        # Since start, for /metrics: requests sent, of those failed, refused unsent, tokens used.
+        self.requests = 0
+        self.failures = 0
+        self.refused = 0
+        self.tokens = 0
 
     @property
     def spent(self) -> int:
@@ -73,12 +63,15 @@ class ChatClient:
             if now - self._hour_start >= 3600:
                 self._hour_start, self._spent = now, 0
             if self._open_until > now or self._probing:
+                self.refused += 1
                 raise Unavailable("circuit open")
             if self._failures >= self.config.failures_to_open:
                 self._probing = True  # half-open: this request is the probe
             if self._spent + estimate > self.config.tokens_per_hour:
                 self._probing = False
+                self.refused += 1
                 raise Unavailable("token budget spent")
+            self.requests += 1
             self._spent += estimate  # reserved now, so concurrent calls cannot overspend
 
     async def _settle(self, estimate: int, used: int | None, retry_after_s: float | None) -> None:
@@ -86,9 +79,11 @@ class ChatClient:
             self._probing = False
             if used is not None:
                 self._spent += used - estimate
+                self.tokens += used
                 self._failures = 0
                 return
             self._spent -= estimate  # nothing was generated
+            self.failures += 1
             self._failures += 1
             if retry_after_s is not None:
                 self._open_until = self._clock() + retry_after_s

@@ -34,12 +34,13 @@ class Provenance:
 
 
 class IncidentEnricher:
-    """Turns an incident's (title, alert lines, context lines) into an `Enrichment`; never raises."""
+    """Turns an incident's (title, alert lines, context lines) into an `Enrichment`."""
 
     def __init__(self, client: ChatClient, redact: Redactor) -> None:
         self._client = client
         self._redact = redact
         self._cache: OrderedDict[str, tuple[Enrichment, Provenance]] = OrderedDict()
+        self.cache_hits = 0  # answered from the cache, for /metrics
 
     def prompt(self, title: str, alerts: Sequence[str], context: Sequence[str] = ()) -> str:
         """The redacted user prompt: what leaves the hub, and the cache key's input."""
@@ -48,26 +49,38 @@ class IncidentEnricher:
             parts += ["Context:", *(f"- {c}" for c in context)]
         return self._redact("\n".join(parts))
 
+    def prompt_sha256(self, prompt: str) -> str:
+        """The cache key of a prompt (with the model that answers it), stored as provenance."""
+        return hashlib.sha256(f"{self._client.config.model}\n{prompt}".encode()).hexdigest()
+
     async def enrich(
         self, title: str, alerts: Sequence[str], context: Sequence[str] = ()
     ) -> tuple[Enrichment, Provenance]:
-        """The model's validated explanation, or the fallback when it gives none valid in two tries."""
+        """The model's validated explanation, or the fallback when its answers are not valid in two tries.
+
+        Raises:
+            LlmError: no answer came at all (server down or slow, breaker open, budget spent): there is
+                nothing to explain the incident with yet, and the caller asks again later.
+        """
         user = self.prompt(title, alerts, context)
-        key = hashlib.sha256(f"{self._client.config.model}\n{user}".encode()).hexdigest()
+        key = self.prompt_sha256(user)
         if key in self._cache:
             self._cache.move_to_end(key)
+            self.cache_hits += 1
             return self._cache[key]
         started, tokens = time.monotonic(), 0
         answer: Enrichment | None = None
+        answered = False
         try:
             for _ in range(2):
                 content, used = await self._client.complete(SYSTEM, user)
-                tokens += used
+                answered, tokens = True, tokens + used
                 answer = parse_answer(content)
                 if answer is not None:
                     break
         except LlmError:
-            answer = None
+            if not answered:
+                raise
         result = answer or fallback(self._redact(title), [self._redact(a) for a in alerts])
         prov = Provenance(
             model=self._client.config.model,
