@@ -89,6 +89,7 @@ bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/confirm.py
 	$(PY) bench/auth.py
 	$(PY) bench/webhooks.py
+	$(PY) bench/push_scoring.py
 	$(PY) bench/ws.py
 	@if [ -d $(NAB_DATA) ]; then rm -rf .outpost/nab && $(PY) bench/nab_run.py --data $(NAB_DATA) --out .outpost/nab && \
 	  $(PY) ../shared/tools/nab_score.py --nab $(NAB_DATA) --results .outpost/nab; \
