@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support.outpost import HubHandle, wait_for
+from tests.support.outpost import HubHandle, start_hub, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,7 @@ def _signed_in(browser: Browser, hub: HubHandle) -> Page:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(15_000)
     page.goto(hub.api_url + "/")
+    page.click("#login summary")  # the API-token form, behind the password one
     page.fill("#token", hub.token)
     page.click("#login-form button[type=submit]")
     return page
@@ -139,3 +140,47 @@ def test_with_no_alerts_the_tables_say_so_and_a_rejected_token_signs_out(
     page.reload()
     expect(page.locator("#status")).to_have_text("token rejected")
     expect(page.locator("#login")).to_be_visible()
+
+
+def test_a_user_signs_in_with_a_password_stays_signed_in_past_the_token_life_and_signs_out(
+    tmp_path: Path, browser: Browser
+) -> None:
+    hub = start_hub(tmp_path, extra={"auth": {"access_ttl_s": 10}})
+    try:
+        r = httpx.post(
+            hub.api_url + "/api/v1/users",
+            json={"username": "noc", "password": "night-shift-7", "role": "operator"},
+            headers={"Authorization": f"Bearer {hub.token}"},
+        )
+        assert r.status_code == 201, r.text
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(hub.api_url + "/")
+        page.fill("#username", "noc")
+        page.fill("#password", "wrong")
+        page.click("#password-form button[type=submit]")
+        expect(page.locator("#login-error")).to_have_text("wrong username or password")
+        page.fill("#password", "night-shift-7")
+        page.click("#password-form button[type=submit]")
+        expect(page.locator("#who")).to_have_text("noc (operator)")
+        first = page.evaluate("sessionStorage.getItem('outpost-token')")
+        # Past the 10 s access token: renewed at 7.5 s, so the tables keep updating and the stream stays up.
+        wait_for(
+            lambda: page.evaluate("sessionStorage.getItem('outpost-token')") != first,
+            timeout=15,
+            what="access token renewed",
+        )
+        page.wait_for_timeout(4_000)  # the first token has now expired
+        expect(page.locator("#main")).to_be_visible()
+        expect(page.locator("#status")).to_contain_text("agents · updated")
+        _post_alerts(hub, [{"labels": {"alertname": "AfterRenewal", "severity": "warning"}}])
+        expect(page.locator("#alerts tbody")).to_contain_text("AfterRenewal")  # over the stream or its poll
+        renewed = page.evaluate("sessionStorage.getItem('outpost-refresh')")
+        page.click("#sign-out")
+        expect(page.locator("#status")).to_have_text("signed out")
+        assert page.evaluate("sessionStorage.length") == 0
+        # the session ended at the hub: its refresh token is spent
+        r = httpx.post(hub.api_url + "/api/v1/auth/refresh", json={"refresh_token": renewed})
+        assert r.status_code == 401
+    finally:
+        hub.stop()

@@ -1,26 +1,64 @@
-// Outpost NOC dashboard: reads the REST API with the token kept in this tab's sessionStorage only.
+// Outpost NOC dashboard: reads the REST API with its credentials kept in this tab's sessionStorage only.
+// Two ways in: a user's password (a short-lived access token, renewed with its refresh token before it
+// expires, so a NOC screen stays signed in all day), or an API token pasted as is.
 "use strict";
 const $ = (sel) => document.querySelector(sel);
 let token = sessionStorage.getItem("outpost-token") || "";
+let refreshToken = sessionStorage.getItem("outpost-refresh") || "";
+let renewTimer = null, renewing = null, started = false;
 let allSeries = [];
 
-async function api(path) {
-  const r = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
-  if (r.status === 401) { signOut("token rejected"); throw new Error("unauthorized"); }
-  if (!r.ok) throw new Error(`${path}: ${r.status}`);
-  return r.json();
+function keep(access, refresh) {
+  token = access; refreshToken = refresh;
+  sessionStorage.setItem("outpost-token", token);
+  if (refresh) sessionStorage.setItem("outpost-refresh", refresh); else sessionStorage.removeItem("outpost-refresh");
 }
 
-async function post(path) {
-  const r = await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+// Renews at three quarters of the access token's life, measured on the hub's clock (its Date header),
+// so a skewed workstation clock neither renews in a loop nor lets the token lapse.
+async function takeTokens(r) {
+  const t = await r.json();
+  const hubNow = Date.parse(r.headers.get("Date") || "") || Date.now();
+  keep(t.access_token, t.refresh_token);
+  clearTimeout(renewTimer);
+  renewTimer = setTimeout(() => renew().catch(() => {}), Math.max(5000, (t.expires_ms - hubNow) * 0.75));
+}
+
+// One renewal at a time: every request that meets a 401 waits for the same one. True when renewed.
+function renew() {
+  if (!refreshToken) return Promise.resolve(false);
+  renewing ??= (async () => {
+    try {
+      const r = await fetch("/api/v1/auth/refresh", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: refreshToken }),
+      });
+      if (r.status === 401) { signOut("session ended: sign in again"); return false; }
+      if (!r.ok) { clearTimeout(renewTimer); renewTimer = setTimeout(() => renew().catch(() => {}), 5000); return false; }
+      await takeTokens(r);
+      return true;
+    } finally { renewing = null; }
+  })();
+  return renewing;
+}
+
+async function authed(path, init = {}) {
+  const send = () => fetch(path, { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } });
+  let r = await send();
+  if (r.status === 401 && (await renew())) r = await send();  // a tab that slept past its token's expiry
   if (r.status === 401) { signOut("token rejected"); throw new Error("unauthorized"); }
   if (!r.ok) throw new Error(`${path}: ${r.status}`);
-  return r.json().catch(() => ({}));
+  return r;
 }
+
+async function api(path) { return (await authed(path)).json(); }
+async function post(path) { return (await authed(path, { method: "POST" })).json().catch(() => ({})); }
 
 function signOut(why) {
-  token = ""; sessionStorage.removeItem("outpost-token");
-  $("#main").hidden = true; $("#login").hidden = false; $("#status").textContent = why;
+  token = ""; refreshToken = ""; clearTimeout(renewTimer);
+  sessionStorage.removeItem("outpost-token"); sessionStorage.removeItem("outpost-refresh");
+  $("#main").hidden = true; $("#login").hidden = false; $("#sign-out").hidden = true;
+  $("#who").textContent = ""; $("#status").textContent = why;
 }
 
 function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
@@ -132,8 +170,9 @@ function streamAlerts(reload) {
   let poll = null, connected = false;
   const open = () => {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/alerts`);
+    const used = token;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "auth", token }));
+      ws.send(JSON.stringify({ type: "auth", token: used }));
       ws.send(JSON.stringify({ type: "subscribe", topics: ["alerts"] }));
     };
     ws.onmessage = (m) => {
@@ -147,6 +186,8 @@ function streamAlerts(reload) {
     };
     ws.onclose = (ev) => {
       if (!token) return;
+      // The hub closes a stream when its token expires: one renewed meanwhile reconnects at once.
+      if (ev.code === 4401 && token !== used) { open(); return; }
       if (ev.code === 4401) { signOut("token rejected"); return; }
       if (!poll) poll = setInterval(reload, 3000);
       setTimeout(open, 2000);
@@ -156,18 +197,42 @@ function streamAlerts(reload) {
 }
 
 async function start() {
-  $("#login").hidden = true; $("#main").hidden = false;
+  $("#login").hidden = true; $("#main").hidden = false; $("#sign-out").hidden = false;
+  api("/api/v1/auth/me").then((me) => { $("#who").textContent = `${me.name} (${me.role})`; }).catch(() => {});
+  if (started) { location.reload(); return; }  // signed in again: start clean, with the stored credential
+  started = true;
   // Alerts on their own: a hub without them (or a failed read) must not blank the rest.
   const alerts = () => refreshAlerts().catch((e) => { if (token) alertsState(`not available: ${e.message}`, true); });
   alerts();
-  try { await refresh(); await loadSeries(); } catch (e) { return; }
+  try { await refresh(); await loadSeries(); } catch (e) { started = false; return; }
   streamAlerts(alerts);
-  setInterval(() => refresh().catch(() => {}), 5000);
-  setInterval(() => loadSeries().catch(() => {}), 30000);
+  setInterval(() => { if (token) refresh().catch(() => {}); }, 5000);
+  setInterval(() => { if (token) loadSeries().catch(() => {}); }, 30000);
 }
 
+$("#password-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const err = $("#login-error"); err.hidden = true;
+  const r = await fetch("/api/v1/auth/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: $("#username").value.trim(), password: $("#password").value }),
+  }).catch(() => null);
+  $("#password").value = "";
+  if (r && r.ok) { await takeTokens(r); start(); return; }
+  err.textContent = !r ? "hub not reachable"
+    : r.status === 401 ? "wrong username or password"
+    : r.status === 429 ? `too many attempts: retry in ${r.headers.get("Retry-After") || "a few"} s`
+    : `sign-in failed (${r.status})`;
+  err.hidden = false;
+});
 $("#login-form").addEventListener("submit", (ev) => {
-  ev.preventDefault(); token = $("#token").value.trim(); sessionStorage.setItem("outpost-token", token); start();
+  ev.preventDefault(); keep($("#token").value.trim(), ""); start();
+});
+$("#sign-out").addEventListener("click", async () => {
+  // A password session is ended at the hub too, so its refresh token cannot be spent later.
+  if (refreshToken) await fetch("/api/v1/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+  signOut("signed out");
 });
 $("#filter").addEventListener("input", renderSeries);
-if (token) start();
+if (refreshToken) renew().then((ok) => { if (ok) start(); });  // a reload: fresh tokens first
+else if (token) start();
