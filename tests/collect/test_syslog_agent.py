@@ -1,8 +1,10 @@
-"""A real agent process with its syslog receiver on: drops show on its /metrics, and lines received while
-the hub is down wait in the spool and reach a real hub once it is back, every batch accounted for."""
+"""A real agent process with its syslog receiver on: lines received while the hub is down wait in the
+spool and reach a real hub once it is back, every batch accounted for; a sender over its rate limit shows
+as drops on the agent's /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -48,37 +50,13 @@ def _agent_tls(ca_root: Path, out: Path) -> dict[str, str]:
     return {"ca_file": str(ca.cert), "cert_file": str(out / "edge.pem"), "key_file": str(out / "edge.key")}
 
 
-async def test_a_sender_over_its_rate_limit_shows_as_drops_on_the_agents_metrics(tmp_path: Path) -> None:
-    port, telemetry = free_port(), free_port()
-    nowhere = SimpleNamespace(grpc_address=f"127.0.0.1:{free_port()}")  # no hub: drops happen before it
-    cfg = write_agent_config(
-        tmp_path / "agent.yaml",
-        nowhere,
-        _agent_tls(tmp_path / "ca", tmp_path / "certs"),
-        devices=[],
-        telemetry={"listen": f"127.0.0.1:{telemetry}"},
-        syslog=_syslog(port, rate_per_source=0.001, burst_per_source=10),
-    )
-    agent = start_agent(cfg, tmp_path / "logs")
-    try:
-        lines = tmp_path / "lines.txt"
-        lines.write_text("".join(f"line {i}\n" for i in range(30)))
-        await logger(
-            "--rfc5424", "-n", "127.0.0.1", "-P", str(port), "--tcp", "-t", "chatty", "-f", str(lines)
-        )
-        url = f"http://127.0.0.1:{telemetry}/metrics"
-
-        def scraped() -> str | None:
-            text = httpx.get(url).text
-            done = _metric(text, "outpost_agent_syslog_messages_received_total", transport="tcp") == 30
-            return text if done else None
-
-        text = wait_for(scraped, what="30 messages counted")
-        assert _metric(text, "outpost_agent_syslog_messages_dropped_total", reason="rate_limited") == 20
-        assert _metric(text, "outpost_agent_syslog_messages_dropped_total", reason="queue_full") == 0
-    finally:
-        agent.kill()  # its spool is of no interest here, and a graceful stop would wait for a hub
-    assert agent.log().count("over its rate limit") == 1  # logged once, not per dropped line
+async def _flood_from(address: str, port: int, n: int) -> None:
+    """`n` LF-framed lines over TCP from another loopback address: a sender of its own for the limiter."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+    writer.write(b"".join(b"<13>1 - flood app - - - line %d\n" % i for i in range(n)))
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
 
 
 async def test_lines_received_while_the_hub_is_down_are_delivered_when_it_is_back(tmp_path: Path) -> None:
@@ -91,18 +69,27 @@ async def test_lines_received_while_the_hub_is_down_are_delivered_when_it_is_bac
         tls,
         devices=[],
         telemetry={"listen": f"127.0.0.1:{telemetry}"},
-        syslog=_syslog(port),
+        # Every sender may send 500 lines at once, then practically nothing.
+        syslog=_syslog(port, rate_per_source=0.001, burst_per_source=500),
     )
     agent = start_agent(cfg, tmp_path / "logs")
+    health, metrics_url = f"http://127.0.0.1:{telemetry}/healthz", f"http://127.0.0.1:{telemetry}/metrics"
     try:
         lines = tmp_path / "lines.txt"
         lines.write_text("".join(f"interface eth{i} changed state to down\n" for i in range(450)))
         await logger(
             "--rfc5424", "--octet-count", "-n", "127.0.0.1", "-P", str(port), "--tcp", "-f", str(lines)
         )
-        health = f"http://127.0.0.1:{telemetry}/healthz"
-        # 450 lines in batches of at most 100: five LOGS batches (and a heartbeat) wait in the spool.
-        wait_for(lambda: httpx.get(health).json()["outbox_pending"] >= 6, what="log batches spooled")
+        await _flood_from("127.0.0.2", port, 530)  # 30 over its burst
+        received = "outpost_agent_syslog_messages_received_total"
+        wait_for(
+            lambda: _metric(httpx.get(metrics_url).text, received, transport="tcp") == 980, what="all counted"
+        )
+        metrics = httpx.get(metrics_url).text
+        assert _metric(metrics, "outpost_agent_syslog_messages_dropped_total", reason="rate_limited") == 30
+        assert _metric(metrics, "outpost_agent_syslog_messages_dropped_total", reason="queue_full") == 0
+        # 950 lines in batches of at most 100: ten LOGS batches (and a heartbeat) wait in the spool.
+        wait_for(lambda: httpx.get(health).json()["outbox_pending"] >= 11, what="log batches spooled")
         assert not httpx.get(health).json()["hub_connected"]
         hub = start_hub(tmp_path, ports=(api_port, grpc_port))
         try:
@@ -115,15 +102,14 @@ async def test_lines_received_while_the_hub_is_down_are_delivered_when_it_is_bac
                 what="every batch counted at the hub",
             )[0]
             # Every seq of this boot arrived (no gaps): the LOGS batches share the sequence with heartbeats.
-            assert info["id"] == "dc1/edge" and info["gaps"] == 0 and sent >= 6
-            metrics = httpx.get(f"http://127.0.0.1:{telemetry}/metrics").text
-            assert _metric(metrics, "outpost_agent_syslog_messages_received_total", transport="tcp") == 450
-            assert (
-                _metric(metrics, "outpost_agent_dropped_batches_total", **{"class": "logs", "reason": "full"})
-                == 0
-            )
+            assert info["id"] == "dc1/edge" and info["gaps"] == 0 and sent >= 11
+            metrics = httpx.get(metrics_url).text
+            shed = {"class": "logs", "reason": "full"}
+            assert _metric(metrics, "outpost_agent_dropped_batches_total", **shed) == 0
+            agent.stop()  # while the hub is up: a graceful stop drains, and would wait 10 s for a hub
         finally:
             hub.stop()
     finally:
-        agent.stop()
-    assert "Traceback" not in agent.log()
+        agent.stop()  # a no-op when already stopped
+    assert agent.proc.returncode == 0 and "Traceback" not in agent.log()
+    assert agent.log().count("over its rate limit") == 1  # logged once, not per dropped line
