@@ -1,7 +1,10 @@
 """InfluxDB line protocol (what Telegraf's influxdb outputs and the InfluxDB clients write) as a Batch.
 
-Lines are parsed by `line_protocol_parser` (a maintained C extension: escaping, quoting and field
-types are its job); this module only groups the parsed fields into columns. Mapping:
+The common case (no escapes, no quotes: what Telegraf writes) is parsed for the whole payload at once
+by `lineprotocol_bulk` (a few regular expressions over joined strings, numpy conversions), with the
+measurement and tags of each distinct series prefix read once and cached across payloads. Every other
+line goes to `line_protocol_parser` (a maintained C extension: escaping, quoting and field types are
+its job), which is the reference the bulk path is property-tested against. Mapping:
 `measurement` + `_` + field key -> metric, tags -> labels. Floats, integers (`i`), unsigned (`u`) and
 booleans (1/0) are stored; string fields are counted and skipped (the store keeps numbers only).
 
@@ -11,13 +14,16 @@ is reported with its 1-based line number and reason.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from line_protocol_parser import LineFormatError, parse_line
 
-from shared.model import F64Array, SeriesKey, SeriesPoints
+from hub.ingest.webhooks.lineprotocol_bulk import NS_PER_MS, Scan, scan
+from shared.model import F64Array, I64Array, SeriesKey, SeriesPoints
 
 # Nanoseconds per unit of each `precision` InfluxDB accepts (v2 spells ns/us/ms/s, v1 also n/u/m/h).
 PRECISION_NS = {
@@ -33,8 +39,12 @@ PRECISION_NS = {
 # InfluxDB's own bounds for a timestamp (int64 nanoseconds less its two reserved values).
 MIN_NS = -9_223_372_036_854_775_806
 MAX_NS = 9_223_372_036_854_775_806
-NS_PER_MS = 1_000_000
 MAX_REASON = 200  # characters of a bad line quoted back in the answer
+# Series prefixes, and the keys of the fields under each, remembered across payloads (Telegraf pushes
+# the same series every interval); past these sizes the prefix cache starts over. Plain dicts: every
+# get and set is atomic under the GIL, and an entry lost between threads is only recomputed.
+MAX_PREFIXES_CACHED = 20_000
+MAX_FIELDS_CACHED = 256  # per prefix
 
 
 class PrecisionError(ValueError):
@@ -79,24 +89,193 @@ def ns_per_unit(precision: str) -> int:
 # Lines of one shape: (measurement, tags as written, field names as written).
 Shape = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]
 Row = tuple[float | int | bool | str, ...]
+Labels = tuple[tuple[str, str], ...]
+MAX_CACHED_BYTES = 512  # longer prefixes are resolved every time, so the caches stay small
+# A series prefix the bulk path takes: a measurement, then tags, every part non-empty (the scan has
+# already refused spaces, escapes and quotes; duplicate tags and the like are the C parser's to judge).
+_PREFIX = re.compile(r"[^,=]+(?:,[^,=]+=[^,=]+)*")
+
+Pair = tuple[str, Labels]  # (metric, labels): the identity of a series, hashed in C
+
+
+class _Prefix:
+    """A series prefix as the C parser reads it, with the keys of the fields seen under it."""
+
+    __slots__ = ("measurement", "labels", "keys")
+
+    def __init__(self, measurement: str, labels: Labels) -> None:
+        self.measurement, self.labels = measurement, labels
+        self.keys: dict[bytes, tuple[SeriesKey, Pair]] = {}
+
+    def key(self, name: bytes) -> tuple[SeriesKey, Pair]:
+        """The series of field `name`: `measurement_name` with the tags as labels."""
+        got = self.keys.get(name)
+        if got is None:
+            key = SeriesKey(f"{self.measurement}_{name.decode('utf-8', 'surrogatepass')}", self.labels)
+            got = (key, (key.metric, key.labels))
+            if len(self.keys) < MAX_FIELDS_CACHED:
+                self.keys[name] = got
+        return got
+
+
+_prefixes: dict[bytes, _Prefix | None] = {}
+_UNRESOLVED = _Prefix("", ())  # a cache miss (None is a cached answer)
+
+
+class _Registry:
+    """The series of one payload, numbered in the order first seen; one key per (metric, labels)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Pair, int] = {}
+        self.keys: list[SeriesKey] = []
+
+    def sid(self, key: SeriesKey, pair: Pair) -> int:
+        sid = self.ids.get(pair)
+        if sid is None:
+            sid = self.ids[pair] = len(self.keys)
+            self.keys.append(key)
+        return sid
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """Numeric fields in the order they count (the last of a series and time wins): per field its
+    series, time, value and the index of its line."""
+
+    sid: I64Array
+    ts: I64Array
+    values: F64Array
+    line: I64Array
+
+    @classmethod
+    def empty(cls) -> _Fields:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, np.zeros(0), none)
 
 
 def parse(text: str, unit_ns: int, now_ms: int) -> ParsedLines:
     """Parses a line-protocol payload; a line without a timestamp is stamped `now_ms`.
 
-    Points of one series at the same timestamp keep the last one written (InfluxDB overwrites too);
-    each series comes out sorted by time. Per line only its timestamp and its tuple of values are kept,
-    under the line's shape; everything per field (conversion, sorting, de-duplicating, cutting into
-    series) is an array operation over a shape's rows or over the whole payload.
+    Points of one series at the same timestamp keep the last one written (InfluxDB overwrites too; of
+    a field named twice in one line the first counts, as the C parser reads it); each series comes out
+    sorted by time.
     """
-    shapes: dict[Shape, tuple[list[int], list[Row]]] = {}
-    lines = bad = 0
+    return _parse(text, unit_ns, now_ms, bulk=True)
+
+
+def parse_per_line(text: str, unit_ns: int, now_ms: int) -> ParsedLines:
+    """`parse` with every line through the C parser: the reference the bulk path is tested against
+    and the bench's baseline."""
+    return _parse(text, unit_ns, now_ms, bulk=False)
+
+
+def _parse(text: str, unit_ns: int, now_ms: int, bulk: bool) -> ParsedLines:
+    data = text.encode("utf-8", "surrogatepass")  # byte offsets for numpy; decoded back exactly
+    registry = _Registry()
+    found = scan(data, unit_ns, now_ms, MAX_NS)
+    if not bulk:
+        found = found.only(np.zeros(found.taken.shape[0], dtype=np.bool_))
+    fast, found = _bulk(registry, data, found)
+    left = np.ones(found.line_starts.shape[0], dtype=np.bool_)
+    left[found.taken] = False
+    index = np.flatnonzero(left)
+    slow, counted, bad, first, strings = _per_line(
+        registry,
+        zip(index.tolist(), found.line_starts[index].tolist(), found.line_ends[index].tolist(), strict=True),
+        data,
+        unit_ns,
+        now_ms,
+    )
+    if slow.sid.shape[0]:  # interleaved by line, so the last value written is the one kept
+        sid = np.concatenate([fast.sid, slow.sid])
+        ts = np.concatenate([fast.ts, slow.ts])
+        vals = np.concatenate([fast.values, slow.values])
+        order = np.lexsort((np.concatenate([fast.line, slow.line]), ts, sid))
+    else:
+        sid, ts, vals = fast.sid, fast.ts, fast.values
+        order = np.lexsort((ts, sid))  # stable: the bulk path's fields are in line order already
+    series = _cut(registry.keys, sid[order], ts[order], vals[order])
+    return ParsedLines(series, int(found.taken.shape[0]) + counted, bad, first, strings)
+
+
+def _bulk(registry: _Registry, data: bytes, found: Scan) -> tuple[_Fields, Scan]:
+    """The fields of the lines the bulk scan took whose series prefix it can use, and that scan.
+
+    Per line this is one dict lookup of its prefix; per distinct prefix one (cached) C parse of it; per
+    distinct (prefix, field name) one registry lookup; everything per field is an array operation.
+    """
+    n = int(found.taken.shape[0])
+    heads = [data[a:b] for a, b in zip(found.head_starts.tolist(), found.head_ends.tolist(), strict=True)]
+    first_of: dict[bytes, int] = {}  # a prefix is numbered by the first line that has it
+    line_head = np.fromiter(map(first_of.setdefault, heads, range(n)), np.int64, n)
+    prefix = {i: _prefix(head) for head, i in first_of.items()}
+    known = np.zeros(n, dtype=np.bool_)
+    known[[i for i, p in prefix.items() if p is not None]] = True
+    usable = known[line_head]
+    if not usable.all():
+        found, line_head = found.only(usable), line_head[usable]
+    if not found.names:
+        return _Fields.empty(), found
+    counts = found.counts
+    line_of = np.repeat(np.arange(found.taken.shape[0]), counts)
+    name_ix = {name: i for i, name in enumerate(dict.fromkeys(found.names))}
+    names = list(name_ix)
+    width = len(names)
+    name_id = np.fromiter(map(name_ix.__getitem__, found.names), np.int64, len(found.names))
+    pairs, inverse = np.unique(line_head[line_of] * width + name_id, return_inverse=True)
+    sids = []
+    for pair in pairs.tolist():
+        h, name = divmod(pair, width)
+        sids.append(registry.sid(*prefix[h].key(names[name])))  # type: ignore[union-attr]
+    sid = np.asarray(sids, dtype=np.int64)[inverse]
+    # Fields of a line in reverse, so that of a name repeated in one line the first written is kept.
+    starts = np.cumsum(counts) - counts
+    reverse = (2 * starts + counts - 1)[line_of] - np.arange(line_of.shape[0])
+    fields = _Fields(
+        sid[reverse], np.repeat(found.stamps_ms, counts), found.values[reverse], found.taken[line_of]
+    )
+    return fields, found
+
+
+def _prefix(head: bytes) -> _Prefix | None:
+    """A series prefix's measurement and sorted tags as the C parser reads them; None when the bulk
+    path leaves its lines to the C parser. Cached: a prefix means the same in every payload."""
+    got = _prefixes.get(head, _UNRESOLVED)  # one get: another thread may empty the cache meanwhile
+    if got is not _UNRESOLVED:
+        return got
+    got = None
+    text = head.decode("utf-8", "surrogatepass")
+    if _PREFIX.fullmatch(text) is not None:
+        try:
+            point = parse_line(text + " _=0")
+        except (LineFormatError, UnicodeError):
+            pass
+        else:
+            got = _Prefix(point["measurement"], tuple(sorted(point["tags"].items())))
+    if len(head) <= MAX_CACHED_BYTES:
+        if len(_prefixes) >= MAX_PREFIXES_CACHED:
+            _prefixes.clear()
+        _prefixes[head] = got
+    return got
+
+
+def _per_line(
+    registry: _Registry, spans: Iterable[tuple[int, int, int]], data: bytes, unit_ns: int, now_ms: int
+) -> tuple[_Fields, int, int, LineError | None, int]:
+    """Lines `(index, start, end)` of `data` parsed one by one by the C parser: their numeric fields,
+    the number of lines (blank ones and comments left out), of bad lines, the first bad one and the
+    number of string values left out."""
+    sids: list[int] = []
+    stamps: list[int] = []
+    values: list[float] = []
+    line_of: list[int] = []
+    counted = bad = strings = 0
     first: LineError | None = None
-    for number, raw in enumerate(text.split("\n"), 1):
-        line = raw.strip()
+    for index, start, end in spans:
+        line = data[start:end].decode("utf-8", "surrogatepass").strip()
         if not line or line[0] == "#":
             continue
-        lines += 1
+        counted += 1
         try:
             point = parse_line(line)
             ts = point["time"]
@@ -107,35 +286,57 @@ def parse(text: str, unit_ns: int, now_ms: int) -> ParsedLines:
                 if not MIN_NS <= ns <= MAX_NS:
                     raise LineFormatError("timestamp out of range.")
                 ts_ms = ns // NS_PER_MS
-        except LineFormatError as exc:
+        except (LineFormatError, UnicodeError) as exc:
             bad += 1
             if first is None:
-                first = LineError(number, f"{exc} (line: {line[:MAX_REASON]!r})")
+                first = LineError(index + 1, f"{exc} (line: {line[:MAX_REASON]!r})")
             continue
-        fields = point["fields"]
-        shape = (point["measurement"], tuple(point["tags"].items()), tuple(fields))
-        rows = shapes.get(shape)
-        if rows is None:
-            rows = shapes[shape] = ([], [])
-        rows[0].append(ts_ms)
-        rows[1].append(tuple(fields.values()))
-    series, strings = series_of(shapes)
-    return ParsedLines(series, lines, bad, first, strings)
+        measurement, labels = point["measurement"], tuple(sorted(point["tags"].items()))
+        for name, value in point["fields"].items():
+            if isinstance(value, str):
+                strings += 1
+                continue
+            key = SeriesKey(f"{measurement}_{name}", labels)
+            sids.append(registry.sid(key, (key.metric, key.labels)))
+            stamps.append(ts_ms)
+            values.append(float(value))
+            line_of.append(index)
+    if not sids:
+        return _Fields.empty(), counted, bad, first, strings
+    fields = _Fields(
+        np.asarray(sids, dtype=np.int64),
+        np.asarray(stamps, dtype=np.int64),
+        np.asarray(values, dtype=np.float64),
+        np.asarray(line_of, dtype=np.int64),
+    )
+    return fields, counted, bad, first, strings
+
+
+def _cut(keys: list[SeriesKey], sid: I64Array, ts: I64Array, vals: F64Array) -> tuple[SeriesPoints, ...]:
+    """Fields sorted by (series, time), in the order they count, as series: per series and time the
+    last one is kept."""
+    if not sid.shape[0]:
+        return ()
+    last = np.append((sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1]), True)
+    sid, ts, vals = sid[last], ts[last], vals[last]
+    cuts = (np.flatnonzero(sid[1:] != sid[:-1]) + 1).tolist()
+    starts, ends = [0, *cuts], [*cuts, int(sid.shape[0])]
+    owners = sid[starts].tolist()
+    return tuple(
+        SeriesPoints(keys[o], ts[a:b], vals[a:b]) for o, a, b in zip(owners, starts, ends, strict=True)
+    )
 
 
 def series_of(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[tuple[SeriesPoints, ...], int]:
-    """The shapes' rows as series (sorted by time, the last value written kept at a repeated time),
-    and the number of string values left out."""
-    # (metric, labels) -> series number; plain tuples hash in C, a SeriesKey's dataclass hash does not.
-    keys: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-    parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64Array]] = []
+    """The shapes' rows (Telegraf's JSON metrics) as series (sorted by time, the last value written
+    kept at a repeated time), and the number of string values left out."""
+    registry = _Registry()
+    parts: list[tuple[I64Array, I64Array, F64Array]] = []
     strings = 0
     for (measurement, tags, names), (stamps, rows) in shapes.items():
         labels = tuple(sorted(tags))
-        sids = np.array(
-            [keys.setdefault((f"{measurement}_{name}", labels), len(keys)) for name in names],
-            dtype=np.int64,
-        )
+        keys = [SeriesKey(f"{measurement}_{name}", labels) for name in names]
+        sids = np.array([registry.sid(k, (k.metric, k.labels)) for k in keys], dtype=np.int64)
         ts = np.asarray(stamps, dtype=np.int64)
         try:
             block = np.asarray(rows, dtype=np.float64)
@@ -155,19 +356,7 @@ def series_of(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[tuple[S
     ts = np.concatenate([p[1] for p in parts])
     vals = np.concatenate([p[2] for p in parts])
     order = np.lexsort((ts, sid))  # stable: equal (series, time) keep the order they were written in
-    sid, ts, vals = sid[order], ts[order], vals[order]
-    last = np.append((sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1]), True)
-    sid, ts, vals = sid[last], ts[last], vals[last]
-    if not sid.shape[0]:
-        return (), strings
-    cuts = (np.flatnonzero(sid[1:] != sid[:-1]) + 1).tolist()
-    starts, ends = [0, *cuts], [*cuts, int(sid.shape[0])]
-    by_sid = list(keys)
-    owners = sid[starts].tolist()
-    return tuple(
-        SeriesPoints(SeriesKey(*by_sid[o]), ts[a:b], vals[a:b])
-        for o, a, b in zip(owners, starts, ends, strict=True)
-    ), strings
+    return _cut(registry.keys, sid[order], ts[order], vals[order]), strings
 
 
 def _numeric(rows: list[Row]) -> tuple[F64Array, npt.NDArray[np.bool_]]:

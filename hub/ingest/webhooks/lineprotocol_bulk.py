@@ -1,0 +1,300 @@
+"""Whole-payload scanning of the common line-protocol case into columns, without an object per line.
+
+Telegraf and the InfluxDB clients write lines like `cpu,host=a usage=1.5,n=3i 1700000000000000000`:
+no backslash, no quote, one space before the fields and one before the timestamp. For such lines the
+payload's bytes are classified and cut by numpy (separator positions, per-line counts by prefix sums)
+and the field values of the whole payload are converted by one `float` pass over one joined buffer;
+Python objects exist per field name and per line's series prefix, whose meaning (measurement and tags)
+the caller decides once per distinct prefix.
+
+Every other line is left to the caller's per-line C parser, which stays the reference: for the lines
+read here the result is the one the C parser gives (property-tested), so this module may leave a line
+to it for any oddity (`1e400`, a 20-digit integer, a tab, a trailing space) but never reads one
+differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.model import F64Array, I64Array
+
+BoolArray = npt.NDArray[np.bool_]
+NS_PER_MS = 1_000_000
+MAX_INT_DIGITS = 18  # an `i` integer of up to 18 digits is within int64, so float() of it is exact
+MAX_UINT_DIGITS = 19  # and a `u` one of up to 19 within uint64
+MAX_STAMP_DIGITS = 19
+BOOLEANS = {b"t": 1.0, b"T": 1.0, b"true": 1.0, b"True": 1.0, b"TRUE": 1.0}
+BOOLEANS |= {b"f": 0.0, b"F": 0.0, b"false": 0.0, b"False": 0.0, b"FALSE": 0.0}
+_NL, _SP, _COMMA, _EQ, _MINUS, _PLUS = 10, 32, 44, 61, 45, 43
+
+
+def _table(chars: bytes | range | list[int]) -> BoolArray:
+    table = np.zeros(256, dtype=np.bool_)
+    table[list(chars)] = True
+    return table
+
+
+_SEP = _table(b"\n ,=")
+# Bytes that make a line the C parser's: escapes, quotes, control characters (tabs, CR, NUL), DEL.
+_ODD = _table([*range(0, 10), *range(11, 32), 0x5C, 0x22, 0x7F])
+# A line's first byte: printable ASCII that starts a measurement (not a comment, nothing Python's
+# str.strip() would take off, which the C path applies first).
+_FIRST = _table(range(33, 127)) & ~_table(b',=#\\"')
+_DIGIT = _table(b"0123456789")
+_FLOATY = _table(b"0123456789.eE+-")
+_TINY = np.finfo(np.float64).tiny  # strtod reports a subnormal or overflowing result: the C parser refuses
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What the bulk path read of a payload split at newlines: the lines it took (ascending indices),
+    for each its series prefix (byte span), field count and time, and per field its name and value."""
+
+    line_starts: I64Array  # every line's byte span, for the caller's per-line path
+    line_ends: I64Array
+    taken: I64Array
+    head_starts: I64Array
+    head_ends: I64Array
+    counts: I64Array
+    stamps_ms: I64Array
+    names: list[bytes]
+    values: F64Array
+
+    def only(self, keep: BoolArray) -> Scan:
+        """The scan with only the taken lines `keep` marks (the others become the caller's)."""
+        per_field = np.repeat(keep, self.counts)
+        names = [x for x, k in zip(self.names, per_field.tolist(), strict=True) if k]
+        return Scan(
+            self.line_starts,
+            self.line_ends,
+            self.taken[keep],
+            self.head_starts[keep],
+            self.head_ends[keep],
+            self.counts[keep],
+            self.stamps_ms[keep],
+            names,
+            self.values[per_field],
+        )
+
+
+def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
+    """Reads the lines of `data` (UTF-8 line protocol) that are in the common case.
+
+    A line is taken when it has no odd byte, exactly one or two spaces (prefix, fields, timestamp),
+    fields of `name=value` with a value the C parser reads like Python's float() (decimal float, `i`
+    integer, `u` unsigned, boolean) and a timestamp, in nanoseconds within `max_ns` either way, of
+    plain digits; a line without one is stamped `now_ms`.
+    """
+    a = np.frombuffer(data + b"\n", dtype=np.uint8)  # every line, the last too, ends in a newline
+    nl = np.flatnonzero(a == _NL)
+    starts = np.concatenate(([0], nl[:-1] + 1))
+    n_lines = nl.shape[0]
+    digits = np.concatenate(([0], np.cumsum(_DIGIT[a], dtype=np.int64)))
+    floaty = np.concatenate(([0], np.cumsum(_FLOATY[a], dtype=np.int64)))
+
+    # Separators in order; the newline closing each line is its last.
+    sep = np.flatnonzero(_SEP[a])
+    kind = a[sep]
+    term = np.flatnonzero(kind == _NL)  # index in `sep` of each line's newline
+    line_of_sep = np.repeat(np.arange(n_lines), np.diff(np.concatenate(([-1], term))))
+    spaces = np.flatnonzero(kind == _SP)
+    n_spaces = np.bincount(line_of_sep[spaces], minlength=n_lines)
+    odd_lines = np.zeros(n_lines, dtype=np.bool_)
+    odd_lines[np.searchsorted(nl, np.flatnonzero(_ODD[a]))] = True
+    ok = (nl > starts) & ~odd_lines & (n_spaces >= 1) & (n_spaces <= 2) & _FIRST[a[starts]]
+    zones = _Zones.of(np.flatnonzero(ok), sep, kind, term, spaces, line_of_sep, n_spaces)
+    zones = zones.only(~zones.malformed())
+
+    # Fields: each '=' of a zone, with the separators either side of it.
+    eq = np.flatnonzero(zones.inner & (zones.rank % 2 == 1))
+    field_line = zones.zone_of_item[eq]
+    pos = zones.pos
+    values, value_bad = _values(a, pos[eq] + 1, pos[eq + 1], digits, floaty)
+    line_bad = np.bincount(field_line[value_bad], minlength=zones.lines.shape[0]) > 0
+
+    # Timestamps: digits after the second space, optionally signed.
+    stamped = n_spaces[zones.lines] == 2
+    stamp_start = np.where(stamped, sep[zones.end], nl[zones.lines]) + 1
+    stamps_ms, stamp_bad = _stamps(a, stamp_start, nl[zones.lines], stamped, digits, unit_ns, now_ms, max_ns)
+    line_bad |= stamp_bad
+
+    full = Scan(
+        starts,
+        nl,
+        zones.lines,
+        starts[zones.lines],
+        sep[zones.begin],
+        (zones.width - 1) // 2,
+        stamps_ms,
+        _cut_bytes(a, pos[eq - 1] + 1, pos[eq]),
+        values,
+    )
+    return full.only(~line_bad) if line_bad.any() else full
+
+
+@dataclass(frozen=True, slots=True)
+class _Zones:
+    """The field zones of lines: from a line's first space to its second space or its newline, the
+    run of separators (indices into the payload's separators) that must read ' ' '=' (',' '=')* then
+    ' ' or newline, with a non-empty token between any two."""
+
+    lines: I64Array
+    begin: I64Array  # per line: its first space
+    end: I64Array  # per line: its second space, or its newline
+    width: I64Array  # per line: separators in the zone, both ends included
+    pos: I64Array  # per item (a separator of a zone): its byte offset
+    kind: npt.NDArray[np.uint8]
+    rank: I64Array  # its place in its zone
+    zone_of_item: I64Array
+    inner: BoolArray  # neither end of its zone
+
+    @classmethod
+    def of(
+        cls,
+        lines: I64Array,
+        sep: I64Array,
+        kind: npt.NDArray[np.uint8],
+        term: I64Array,
+        spaces: I64Array,
+        line_of_sep: I64Array,
+        n_spaces: I64Array,
+    ) -> _Zones:
+        first = np.searchsorted(line_of_sep[spaces], lines)  # into `spaces`: each line's first space
+        begin = spaces[first]
+        two = n_spaces[lines] == 2
+        end = np.where(two, spaces[np.minimum(first + 1, spaces.shape[0] - 1)], term[lines])
+        # After a second space only the newline: a timestamp holds no separator.
+        fine = ~two | (term[lines] == end + 1)
+        lines, begin, end = lines[fine], begin[fine], end[fine]
+        width = end - begin + 1
+        at = _spans(begin, width)
+        rank = np.arange(at.shape[0]) - np.repeat(np.cumsum(width) - width, width)
+        inner = (rank > 0) & (rank < np.repeat(width - 1, width))
+        zone_of_item = np.repeat(np.arange(lines.shape[0]), width)
+        return cls(lines, begin, end, width, sep[at], kind[at], rank, zone_of_item, inner)
+
+    def malformed(self) -> BoolArray:
+        """Per line: its zone does not read `name=value(,name=value)*` with non-empty tokens."""
+        want = np.where(self.rank % 2 == 1, _EQ, _COMMA)
+        spaced = np.append(np.diff(self.pos) > 1, True)
+        spaced[np.cumsum(self.width) - 1] = True  # a zone's last item has no successor in it
+        bad = (self.inner & (self.kind != want)) | ~spaced
+        short = (self.width < 3) | (self.width % 2 == 0)
+        return (np.bincount(self.zone_of_item[bad], minlength=self.lines.shape[0]) > 0) | short
+
+    def only(self, keep: BoolArray) -> _Zones:
+        per_item = np.repeat(keep, self.width)
+        zone_of_item = np.repeat(np.arange(int(np.count_nonzero(keep))), self.width[keep])
+        return _Zones(
+            self.lines[keep],
+            self.begin[keep],
+            self.end[keep],
+            self.width[keep],
+            self.pos[per_item],
+            self.kind[per_item],
+            self.rank[per_item],
+            zone_of_item,
+            self.inner[per_item],
+        )
+
+
+def _spans(starts: I64Array, lengths: I64Array) -> I64Array:
+    """The indices of every element of the spans `[start, start + length)`, span after span."""
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return offsets + np.arange(int(lengths.sum()))
+
+
+def _cut_bytes(a: npt.NDArray[np.uint8], starts: I64Array, ends: I64Array) -> list[bytes]:
+    """The byte strings `a[start:end]`, cut out of one joined buffer in one split."""
+    if not starts.shape[0]:
+        return []
+    idx = _spans(starts, ends - starts + 1)  # each with the separator that ends it
+    buf = a[idx].copy()
+    buf[np.cumsum(ends - starts + 1) - 1] = _COMMA
+    return buf.tobytes().split(b",")[:-1]
+
+
+def _values(
+    a: npt.NDArray[np.uint8], start: I64Array, end: I64Array, digits: I64Array, floaty: I64Array
+) -> tuple[F64Array, BoolArray]:
+    """Field values as floats and which ones the bulk path does not read (left to the C parser)."""
+    length = end - start
+    first, last = a[start], a[end - 1]
+    body_digits = digits[end - 1] - digits[start]  # digits before the last byte
+    signed = first == _MINUS
+    magnitude = length - 1 - signed
+    integer = (
+        (last == ord("i")) & (body_digits == magnitude) & (magnitude >= 1) & (magnitude <= MAX_INT_DIGITS)
+    )
+    unsigned = (
+        (last == ord("u"))
+        & ~signed
+        & (body_digits == magnitude)
+        & (magnitude <= MAX_UINT_DIGITS)
+        & (magnitude >= 1)
+    )
+    boolean = np.isin(first, np.frombuffer(b"tTfF", np.uint8))
+    decimal = (floaty[end] - floaty[start] == length) & (first != _PLUS) & ~integer & ~unsigned
+    bad = ~(integer | unsigned | boolean | decimal)
+    # One buffer of every value: a suffix becomes a space (float() ignores it), booleans are put aside.
+    buf = a[_spans(start, length + 1)].copy()
+    stops = np.cumsum(length + 1) - 1
+    buf[stops] = _COMMA
+    buf[(stops - 1)[integer | unsigned]] = _SP
+    texts = buf.tobytes().split(b",")[:-1]
+    words = np.flatnonzero(boolean | bad).tolist()
+    for i in words:
+        if boolean[i] and texts[i] in BOOLEANS:
+            texts[i] = b"1" if BOOLEANS[texts[i]] else b"0"
+        else:
+            bad[i] = True
+            texts[i] = b"0"
+    try:
+        values = np.fromiter(map(float, texts), np.float64, len(texts))
+    except ValueError:  # a decimal-looking token float() refuses ("1e", "1.2.3", "-"): find which
+        values = np.array([_float_or_nan(t) for t in texts], dtype=np.float64)
+        bad |= np.isnan(values)
+    bad |= ~np.isfinite(values) | ((values != 0) & (np.abs(values) < _TINY))
+    values[integer] += 0.0  # "-0i" is the integer 0, not float -0.0
+    return values, bad
+
+
+def _float_or_nan(text: bytes) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _stamps(
+    a: npt.NDArray[np.uint8],
+    start: I64Array,
+    end: I64Array,
+    stamped: BoolArray,
+    digits: I64Array,
+    unit_ns: int,
+    now_ms: int,
+    max_ns: int,
+) -> tuple[I64Array, BoolArray]:
+    """Timestamps in milliseconds (`now_ms` where a line has none) and which lines the bulk path does
+    not read: a stamp that is not plain digits (one leading minus allowed) or out of range."""
+    length = np.where(stamped, end - start, 0)
+    signed = stamped & (a[np.minimum(start, end)] == _MINUS)
+    magnitude = length - signed
+    count = digits[end] - digits[np.minimum(start, end)]
+    # 19 digits fit int64 up to 9223372036854775806 (the C parser's bound): those from a 9 are its to judge.
+    high = (length == MAX_STAMP_DIGITS) & ~signed & (a[np.minimum(start, end)] > ord("8"))
+    bad = stamped & ((count != magnitude) | (magnitude < 1) | (length > MAX_STAMP_DIGITS) | high)
+    ms = np.full(start.shape[0], now_ms, dtype=np.int64)
+    use = np.flatnonzero(stamped & ~bad)
+    if use.shape[0]:
+        raw = np.array(_cut_bytes(a, start[use], end[use])).astype(np.int64)
+        bound = max_ns // unit_ns
+        inside = (raw >= -bound) & (raw <= bound)
+        bad[use[~inside]] = True
+        ms[use] = np.where(inside, raw, 0) * unit_ns // NS_PER_MS
+    return ms, bad

@@ -1,0 +1,242 @@
+"""The bulk line-protocol path against the C parser's: the same series, points, counts and first error."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.ingest.webhooks import lineprotocol
+from hub.ingest.webhooks.lineprotocol import PRECISION_NS, ParsedLines, parse, parse_per_line
+
+pytestmark = pytest.mark.unit
+NOW_MS = 1_700_000_000_000
+
+
+def outcome(parsed: ParsedLines) -> tuple[object, ...]:
+    """Everything a parse tells, series as a dict (their order is not part of the contract) and values
+    as bits (so -0.0 and 0.0 differ)."""
+    series = {
+        (s.key.metric, s.key.labels): (s.timestamps_ms.tolist(), s.values.tobytes()) for s in parsed.series
+    }
+    assert len(series) == len(parsed.series), "one series per key"
+    return series, parsed.lines, parsed.bad_lines, parsed.first_error, parsed.string_fields
+
+
+# Names: plain, or with what must be escaped (and sometimes is not), unicode, a tab.
+PLAIN = st.text("abcxyz_-.:/0123456789", min_size=1, max_size=6)
+NAME = st.one_of(
+    PLAIN,
+    PLAIN,
+    PLAIN,
+    st.text('ab\\ ,="#é\tΩ', min_size=1, max_size=5),
+    st.sampled_from(["my\\ cpu", "us\\,west", "a\\=b", "x\\\\y", "c\\npu", "#x", "é"]),
+)
+FLOAT = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(lambda f: f"{f:.3f}"),
+    st.sampled_from(
+        [
+            "1",
+            "1.",
+            ".5",
+            "-.5",
+            "-0",
+            "0",
+            "1e5",
+            "1E+5",
+            "2.5e-3",
+            "+1",
+            "1e400",
+            "1e-400",
+            "4.9e-324",
+            "1e",
+            "1.2.3",
+            "-",
+            ".",
+            "e5",
+            "007",
+            "1_0",
+            "inf",
+            "nan",
+            "0x10",
+            "1e308",
+            "2e-308",
+            "-1e-310",
+        ]
+    ),
+)
+INT = st.one_of(
+    st.integers(-(2**63), 2**63 - 1).map(lambda i: f"{i}i"),
+    st.sampled_from(
+        [
+            "0i",
+            "-0i",
+            "007i",
+            "9223372036854775807i",
+            "9223372036854775808i",
+            "i",
+            "-i",
+            "+1i",
+            "123456789012345678i",
+            "-123456789012345678i",
+        ]
+    ),
+)
+UINT = st.one_of(
+    st.integers(0, 2**64 - 1).map(lambda i: f"{i}u"),
+    st.sampled_from(["18446744073709551615u", "18446744073709551616u", "-5u", "u", "0u"]),
+)
+BOOL = st.sampled_from(["t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE", "tRUE", "yes"])
+STRING = st.text('ab ,=\\"x', max_size=6).map(lambda s: '"' + s.replace('"', '\\"') + '"')
+VALUE = st.one_of(FLOAT, FLOAT, INT, UINT, BOOL, STRING)
+STAMP = st.one_of(
+    st.none(),
+    st.integers(0, 2_000_000_000_000_000_000).map(str),
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.sampled_from(
+        [
+            "0",
+            "-0",
+            "007",
+            "9223372036854775806",
+            "9223372036854775807",
+            "8999999999999999999",
+            "9000000000000000000",
+            "9999999999999999999",
+            "99999999999999999999",
+            "1.5",
+            "+5",
+            "5e3",
+            "-",
+        ]
+    ),
+)
+SEP = st.sampled_from([" ", " ", " ", " ", " ", "  ", "\t"])
+
+
+CLEAN_VALUE = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(-(10**18), 10**18).map(lambda i: f"{i}i"),
+    st.integers(0, 2**64 - 1).map(lambda i: f"{i}u"),
+    BOOL,
+)
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> str:
+    """Mostly lines as Telegraf writes them (the bulk path's), the others anything near them."""
+    clean = draw(st.integers(0, 2)) > 0
+    if not clean and draw(st.integers(0, 9)) == 0:
+        return draw(
+            st.sampled_from(
+                [
+                    "",
+                    "   ",
+                    "# a comment",
+                    "#",
+                    "cpu",
+                    "cpu ",
+                    " cpu v=1",
+                    "cpu v=1\r",
+                    "cpu,a=1,a=2 v=1",
+                    "cpu,host v=1",
+                    ",cpu v=1",
+                    "cpu v=1,",
+                    "cpu,=x v=1",
+                ]
+            )
+        )
+    name = PLAIN if clean else NAME
+    # Few measurements, tags and field names, so series, and points at one time, repeat.
+    measurement = draw(st.one_of(st.sampled_from(["cpu", "mem", "a_b", "a"]), name))
+    tags = draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.sampled_from(["host", "cpu", "b_c"]), name),
+                st.one_of(st.sampled_from(["h1", "h2"]), name),
+            ),
+            max_size=3,
+        )
+    )
+    fields = draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.sampled_from(["v", "b_c", "c"]), name),
+                st.one_of(CLEAN_VALUE, CLEAN_VALUE, VALUE) if clean else VALUE,
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    stamp = draw(st.one_of(st.sampled_from([None, "1000000", "2000000", "1700000000000000000"]), STAMP))
+    sep = st.just(" ") if clean else SEP
+    head = measurement + "".join(f",{k}={v}" for k, v in tags)
+    line = head + draw(sep) + ",".join(f"{k}={v}" for k, v in fields)
+    return line if stamp is None else line + draw(sep) + stamp
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(lines(), max_size=12).map("\n".join), st.sampled_from(sorted(PRECISION_NS)))
+def test_bulk_path_reads_every_body_as_the_c_parser_does(text: str, precision: str) -> None:
+    unit_ns = PRECISION_NS[precision]
+    assert outcome(parse(text, unit_ns, NOW_MS)) == outcome(parse_per_line(text, unit_ns, NOW_MS))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_bulk_path_reads_any_text_as_the_c_parser_does(text: str) -> None:
+    assert outcome(parse(text, 1, NOW_MS)) == outcome(parse_per_line(text, 1, NOW_MS))
+
+
+TELEGRAF_LIKE = "\n".join(
+    f"cpu,cpu=cpu{n % 4},host=h{n % 7} usage_user={n / 3:.3f},usage_idle=90.25,n={n}i,up=true "
+    f"{1_700_000_000_000_000_000 + n * 10_000_000_000}"
+    for n in range(200)
+)
+
+
+def test_common_lines_are_all_taken_by_the_bulk_path() -> None:
+    from hub.ingest.webhooks.lineprotocol_bulk import scan
+
+    found = scan(TELEGRAF_LIKE.encode(), 1, NOW_MS, lineprotocol.MAX_NS)
+    assert found.taken.tolist() == list(range(200))
+    assert found.counts.tolist() == [4] * 200
+    assert found.names[:4] == [b"usage_user", b"usage_idle", b"n", b"up"]
+    assert found.values[:4].tolist() == [0.0, 90.25, 0.0, 1.0]
+    parsed = parse(TELEGRAF_LIKE, 1, NOW_MS)
+    assert (parsed.lines, parsed.bad_lines, parsed.points) == (200, 0, 800)
+    assert outcome(parsed) == outcome(parse_per_line(TELEGRAF_LIKE, 1, NOW_MS))
+
+
+def test_a_field_named_twice_in_a_line_keeps_the_first_and_a_later_line_wins() -> None:
+    text = "cpu v=1,v=2 5000000\ncpu v=3 5000000\ncpu v=4,v=5 6000000"
+    (s,) = parse(text, 1, NOW_MS).series
+    assert s.timestamps_ms.tolist() == [5, 6] and s.values.tolist() == [3.0, 4.0]
+
+
+def test_one_series_written_under_two_tag_orders_is_one_series() -> None:
+    parsed = parse("cpu,a=1,b=2 v=1 1000000\ncpu,b=2,a=1 v=2 2000000", 1, NOW_MS)
+    (s,) = parsed.series
+    assert s.key.labels == (("a", "1"), ("b", "2")) and s.values.tolist() == [1.0, 2.0]
+
+
+def test_parsing_from_many_threads_while_the_caches_start_over_gives_the_same_series(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lineprotocol, "MAX_PREFIXES_CACHED", 3)
+    monkeypatch.setattr(lineprotocol, "MAX_FIELDS_CACHED", 2)
+    bodies = [TELEGRAF_LIKE.replace("cpu,", f"cpu{i},") for i in range(8)]
+    expected = [outcome(parse_per_line(b, 1, NOW_MS)) for b in bodies]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: outcome(parse(bodies[i % 8], 1, NOW_MS)), range(64)))
+    assert got == [expected[i % 8] for i in range(64)]
+
+
+def test_a_payload_of_only_blank_lines_and_comments_has_no_lines() -> None:
+    parsed = parse("\n\n# x\n   \n", 1, NOW_MS)
+    assert (parsed.lines, parsed.bad_lines, parsed.series) == (0, 0, ())
+    assert np.asarray(parse("", 1, NOW_MS).series).shape == (0,)
