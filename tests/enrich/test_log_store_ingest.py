@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import stat
 from collections import Counter
@@ -22,6 +23,7 @@ from hub.enrich.logs.counts import METRIC, TemplateCounts
 from hub.enrich.logs.intake import SNAPSHOT_FILE, LogIntake
 from hub.enrich.logs.metrics import LogMetrics
 from hub.enrich.logs.models import log_lines
+from hub.enrich.logs.retention import LogRetention
 from hub.enrich.logs.store import LogQuery, LogStore
 from hub.fleet.agents import Fleet
 from hub.ingest.service import Ingestor
@@ -30,6 +32,7 @@ from hub.store.config import EmbeddedStoreConfig
 from hub.store.embedded.store import EmbeddedStore
 from hub.telemetry import HubMetrics
 from shared import codec
+from shared.clock import FakeClock
 from shared.model import Batch, BatchClass, LogRecord
 from tests.support.hubdb import migrated_engine
 
@@ -49,6 +52,7 @@ class Intake:
     store: EmbeddedStore
     logs: LogStore
     metrics: HubMetrics
+    log_metrics: LogMetrics
     counts: TemplateCounts
     intake: LogIntake
     ingestor: Ingestor
@@ -74,7 +78,7 @@ async def _intake(url: str, tmp_path: Path, cfg: LogsConfig) -> AsyncIterator[In
     await counts.start()
     await intake.start()
     try:
-        yield Intake(engine, store, logs, metrics, counts, intake, ingestor)
+        yield Intake(engine, store, logs, metrics, lm, counts, intake, ingestor)
     finally:
         await intake.aclose()
         await counts.aclose()
@@ -222,3 +226,21 @@ async def test_lines_with_fields_out_of_range_are_counted_and_the_rest_stored(lo
     assert line.message.startswith("a\ufffdb w") and len(line.message) == 8192 and line.host == "h\ufffd"
     assert local.sample("outpost_hub_logs_rejected_total", reason="field") == 3
     assert local.sample("outpost_hub_logs_truncated_total") == 1
+
+
+async def test_a_retention_pass_counts_what_it_pruned_and_says_so_in_one_line(
+    local: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tuple(LogRecord(T0 - 2 * 86_400_000 + i, T0, SHAPES[0](i)) for i in range(12))
+    new = tuple(LogRecord(T0 + i, T0, SHAPES[1](i)) for i in range(15))
+    local.intake.store_batch("s/a", Batch(1, 1, logs=old + new))
+    cfg = LogsConfig(retention_days=1, max_rows=10, prune_chunk=4)
+    retention = LogRetention(local.logs, cfg, local.log_metrics, FakeClock(T0 + 60_000))
+    with caplog.at_level(logging.INFO, logger="hub.enrich.logs.retention"):
+        done = await retention.prune()
+        await retention.prune()  # nothing left to remove: counted as nothing, not logged
+    assert (done.by_age, done.by_rows) == (12, 5) and local.stored_lines() == 10
+    assert local.sample("outpost_hub_logs_pruned_total", reason="age") == 12
+    assert local.sample("outpost_hub_logs_pruned_total", reason="rows") == 5
+    (record,) = caplog.records
+    assert "removed 17 lines (12 older than 1 days, 5 beyond 10 rows)" in record.getMessage()
