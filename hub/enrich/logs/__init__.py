@@ -1,1 +1,1 @@
-"""Log enrichment: templates mined from log lines and their semantic search."""
+"""Log lines at the hub: their store (search, retention), templates mined from them, semantic search."""
