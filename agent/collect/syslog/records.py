@@ -27,6 +27,10 @@ def device_addresses(devices: Iterable[object]) -> dict[str, str]:
     return {address: found[0] for address, found in names.items() if len(found) == 1}
 
 
+_MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
+_HALF_YEAR_MS = 183 * 86_400_000
+
+
 def timestamp_ms(msg: SyslogMessage, received_ms: int) -> int:
     """When the sender says the message happened; the receive time when it did not say or said nonsense.
 
@@ -42,15 +46,28 @@ def timestamp_ms(msg: SyslogMessage, received_ms: int) -> int:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return int(parsed.timestamp() * 1000)
-        year = datetime.fromtimestamp(received_ms / 1000, UTC).year
-        stamps = [_bsd_ms(f"{y} {ts}") for y in (year - 1, year, year + 1)]
-        return min(stamps, key=lambda t: abs(t - received_ms))
-    except (ValueError, OverflowError, OSError):  # Feb 29 in a common year, year 0, ...
+        return _bsd_ms(ts, received_ms)
+    except (ValueError, KeyError, OverflowError, OSError):  # Feb 29 in a common year, year 0, ...
         return received_ms
 
 
-def _bsd_ms(text: str) -> int:
-    return int(datetime.strptime(text, "%Y %b %d %H:%M:%S").replace(tzinfo=UTC).timestamp() * 1000)
+def _bsd_ms(ts: str, received_ms: int) -> int:
+    """`Mmm dd hh:mm:ss` (the parser's grammar guarantees the shape) in the year closest to `received_ms`.
+
+    Hand-split rather than strptime, which took 70 % of a line's receive cost (locale lookups per call).
+    """
+    month, day, clock = ts.split()
+    hh, mm, ss = clock.split(":")
+    fields = (_MONTHS[month], int(day), int(hh), int(mm), int(ss))
+    year = datetime.fromtimestamp(received_ms / 1000, UTC).year
+    stamp = int(datetime(year, *fields, tzinfo=UTC).timestamp() * 1000)
+    if stamp - received_ms > _HALF_YEAR_MS:
+        year -= 1
+    elif received_ms - stamp > _HALF_YEAR_MS:
+        year += 1
+    else:
+        return stamp
+    return int(datetime(year, *fields, tzinfo=UTC).timestamp() * 1000)
 
 
 def to_record(msg: SyslogMessage, received_ms: int, source: str, devices: Mapping[str, str]) -> LogRecord:
