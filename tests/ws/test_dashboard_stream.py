@@ -1,4 +1,4 @@
-"""The dashboard gets alerts over /ws/alerts instead of polling, in a real browser (Debian's chromium
+"""The dashboard gets alerts (and incidents) over /ws instead of polling, in a real browser (Debian's chromium
 through Playwright) against a real hub process: the token goes in the first frame, never in the URL,
 and an alert posted after the page loaded shows without a reload."""
 
@@ -33,6 +33,7 @@ def test_the_dashboard_streams_alerts_with_the_token_in_the_first_frame(
     page.set_default_timeout(15_000)
     page.on("websocket", watch)
     page.goto(hub.api_url + "/")
+    page.click("#login summary")  # the API-token form, behind the password one
     page.fill("#token", hub.token)
     page.click("#login-form button[type=submit]")
     expect(page.locator("#alerts-empty")).to_be_visible()
@@ -40,11 +41,17 @@ def test_the_dashboard_streams_alerts_with_the_token_in_the_first_frame(
         if len(sent) >= 2:
             break
         page.wait_for_timeout(100)
-    assert [s.url for s in sockets] == [f"ws://127.0.0.1:{hub.api_port}/ws/alerts"]  # no token in it
+    assert [s.url for s in sockets] == [f"ws://127.0.0.1:{hub.api_port}/ws"]  # no token in it
     first, second = (json.loads(f) for f in sent[:2])
     assert first == {"type": "auth", "token": hub.token}
-    assert second == {"type": "subscribe", "topics": ["alerts"]}
+    assert second == {"type": "subscribe", "topics": ["alerts", "incidents"]}
 
     _post_alerts(hub, [{"labels": {"alertname": "FanFailed", "device": "srv9", "severity": "critical"}}])
     # No polling any more: only the stream can bring it in.
     expect(page.locator("#alerts tbody tr", has_text="FanFailed")).to_have_count(1, timeout=5000)
+    # The incident it opened, shown under the table: no model configured, so no explanation yet.
+    page.locator("#incidents tbody tr", has_text="srv9").click()
+    expect(page.locator("#incident-title")).to_contain_text("device=srv9")
+    expect(page.locator("#incident-enrichment .hint")).to_have_text(
+        "No explanation yet: it appears here when the model answers."
+    )

@@ -131,9 +131,24 @@ async function refreshAlerts() {
   $("#alerts-empty").hidden = alerts.length > 0;
   const firing = alerts.filter((a) => a.status === "firing").length;
   alertsState(`${firing} firing · ${alerts.length} open`, false);
-  $("#incidents tbody").replaceChildren(...incidents.map((i) => row([cell(i.title), cell(i.status, `st-${i.status}`),
-    cell(`${new Date(i.opened_ms).toLocaleString()} (${ago(i.opened_ms)})`), cell((i.alert_ids || []).length)])));
+  $("#incidents tbody").replaceChildren(...incidents.map((i) => {
+    const tr = row([cell(i.title), cell(i.status, `st-${i.status}`),
+      cell(`${new Date(i.opened_ms).toLocaleString()} (${ago(i.opened_ms)})`), cell((i.alert_ids || []).length)]);
+    tr.dataset.id = i.id; tr.onclick = () => showIncident(i.id).catch(() => {});
+    return tr;
+  }));
   $("#incidents-empty").hidden = incidents.length > 0;
+  if (shownIncident) showIncident(shownIncident).catch(() => {});  // its explanation may have arrived
+}
+
+// One incident under the table, with its LLM explanation (enrichment.js renders it as text only).
+let shownIncident = null;
+async function showIncident(id) {
+  const inc = await api(`/api/v1/incidents/${encodeURIComponent(id)}`);
+  shownIncident = id;
+  $("#incident").hidden = false;
+  $("#incident-title").textContent = `${inc.title} · ${inc.status}`;
+  $("#incident-enrichment").replaceChildren(...buildNodes(document, enrichmentView(inc.enrichment)));
 }
 
 async function loadSeries() {
@@ -163,17 +178,18 @@ async function chart(s) {
   $("#chart").replaceChildren(poly);
 }
 
-// Alerts arrive over /ws/alerts: the table reloads when the hub says something changed (and on each
-// reconnect, so nothing missed while away is lost). The token goes in the first frame, never the URL.
-// While the stream is down the table polls every 3 s, and the stream reconnects after 2 s.
+// Alerts and incidents arrive over /ws: the tables reload when the hub says something changed (an
+// incident's explanation arriving too), and on each reconnect, so nothing missed while away is lost.
+// The token goes in the first frame, never the URL.
+// While the stream is down the tables poll every 3 s, and the stream reconnects after 2 s.
 function streamAlerts(reload) {
   let poll = null, connected = false;
   const open = () => {
-    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/alerts`);
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
     const used = token;
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: "auth", token: used }));
-      ws.send(JSON.stringify({ type: "subscribe", topics: ["alerts"] }));
+      ws.send(JSON.stringify({ type: "subscribe", topics: ["alerts", "incidents"] }));
     };
     ws.onmessage = (m) => {
       const frame = JSON.parse(m.data);
