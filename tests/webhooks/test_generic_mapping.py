@@ -180,7 +180,7 @@ expressions = st.sampled_from(
 
 
 @pytest.mark.unit
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     doc=json_values, fields=st.dictionaries(st.sampled_from(mapping.ALERT_FIELDS), expressions, max_size=9)
 )
@@ -198,7 +198,7 @@ def test_any_payload_and_alert_mapping_give_alerts_or_a_payload_error(
 
 
 @pytest.mark.unit
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     doc=json_values, fields=st.dictionaries(st.sampled_from(mapping.METRIC_FIELDS), expressions, max_size=5)
 )
