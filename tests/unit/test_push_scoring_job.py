@@ -188,3 +188,20 @@ async def test_a_message_whose_columns_disagree_is_dropped_and_counted(harness: 
     await harness.push(bad)
     await harness.push(_msg("1-2", [1], [1.0]))
     assert harness.job.stats.malformed_messages == 1 and harness.job.stats.points["scored"] == 1
+
+
+async def test_a_remembered_key_text_with_columns_that_disagree_is_still_refused(harness: Harness) -> None:
+    await harness.push(_msg("1-1", [1, 2], [1.0, 2.0]))
+    good = _msg("1-2", [3], [1.0])
+    bad = PointsPushed.create(
+        agent=SOURCE,
+        batch_id="1-3",
+        part=0,
+        series=good.series,  # the text the job has parsed before
+        counts=(2,),
+        ts_ms=(4,),
+        values=(1.0,),
+    )
+    await harness.push(good)
+    await harness.push(bad)
+    assert harness.job.stats.malformed_messages == 1 and harness.job.stats.points["scored"] == 3
