@@ -148,7 +148,7 @@ class PushScoringJob:
             await self._clock.sleep(self.config.tick_s)
             try:
                 await self.tick()
-            except Exception as exc:  # a failed tick loses its points (counted); the job keeps ticking
+            except Exception as exc:  # a failed tick's points go unscored (the tick is counted); it ticks on
                 self.stats.failed_ticks += 1
                 self._health.down(f"{type(exc).__name__}: {exc}", exc_info=True)
             else:
