@@ -10,7 +10,8 @@ once, wherever the Processor or its metrics give it). Thresholds, ratings, limit
 statistics (PowerMetrics' min/max/average) and error counts are not readings.
 
 Counted once when several resources point at the same source: an excerpt's `DataSourceUri` names the
-Sensor it copies (`SpeedRPM` rides on its excerpt's source). Legacy Thermal / Power members carry no
+Sensor it copies (`SpeedRPM` rides on its excerpt's source, and is the same reading as the Sensor's own
+`SpeedRPM`). Legacy Thermal / Power members carry no
 such link; one that has the name of a newer resource of its chassis (a Sensor, Fan, PowerSupply,
 Battery, Heater, or a ThermalMetrics / EnvironmentMetrics excerpt's DeviceName) is that resource's
 sensor served twice and is not counted again.
@@ -146,6 +147,8 @@ def held_readings(tree: Path) -> set[str]:
             if key in READING_KEYS and _numeric(value):
                 if is_sensor and key == "Reading":
                     found.add(doc_id)
+                elif is_sensor and key == "SpeedRPM":  # a fan Sensor's RPM beside its percentage
+                    found.add(doc_id + "#SpeedRPM")
                 elif source and key in ("Reading", "SpeedRPM"):
                     found.add(source + ("#SpeedRPM" if key == "SpeedRPM" else ""))
                 else:

@@ -90,6 +90,9 @@ def scrape(c: RedfishCollector) -> str:
         ("dell-idrac9-legacy", []),
         ("openbmc-subsystems", []),
         ("hpe-ilo4", ["ilo4-thermal"]),
+        # DMTF's own mockups (Redfish-Publications, BSD-3-Clause), held out: not written for this collector
+        ("dmtf-public-bladed", []),
+        ("dmtf-public-rackmount1", []),
     ],
 )
 async def test_a_tree_yields_at_least_95_percent_of_the_readings_it_holds_each_once(
@@ -367,3 +370,28 @@ async def test_a_collection_longer_than_the_page_limit_is_read_up_to_it_and_coun
         await c.aclose()
     assert c.stats.truncated_collections == 2
     assert [e.message for e in second.events] == ["seen on the first page"]
+
+
+async def test_dmtfs_rack_mockup_keeps_each_source_once_and_its_parts_identifiable(
+    sushy_static: StartSushy,
+) -> None:
+    """public-rackmount1 as DMTF publishes it: three DIMMs' EnvironmentMetrics all name DIMM1Temp, a
+    processor's fan excerpt names a chassis Sensor, CPU2 and DIMM4 are empty sockets."""
+    result = await poll(sushy_static("dmtf-public-rackmount1").url)
+    assert result.errors == []
+    dimm1 = [
+        s
+        for s in result.samples
+        if s.key.metric == v.TEMPERATURE.name and s.key.label("component") == "memory"
+    ]
+    assert [(s.key.label("id"), s.value) for s in dimm1] == [("DIMM1", 44.0)]
+    fan = series(result, v.FAN_SPEED_RATIO.name, system="437XR1138R2")
+    assert fan == {"CPU #1 Fan Speed/FanSpeedsPercent": pytest.approx(0.8)}
+    for part in ("CPU2", "DIMM4"):
+        of_part = [
+            s for s in result.samples if (s.key.label("system"), s.key.label("id")) == ("437XR1138R2", part)
+        ]
+        assert {s.key.metric: s.value for s in of_part} == {v.STATUS.name: v.STATUS_CODES["Absent"]}
+    # a fan Sensor's own SpeedRPM is the reading its Fan's excerpt carries (DataSourceUri): once
+    assert series(result, v.FAN_SPEED_RPM.name, id="Bay2") == {"Fan Bay 2": 2400.0}
+    assert series(result, v.FAN_SPEED_RPM.name, id="FanBay2") == {}

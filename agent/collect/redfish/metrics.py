@@ -81,7 +81,7 @@ def read_table(out: PollReadings, doc: Resource, who: Component, table: Table, r
             if not isinstance(member, dict):
                 continue
             if member.get("DeviceName"):
-                part, where = Component.of(who.chassis, member, who.component), prop
+                part, where = Component.of(who.chassis, member, who.component, who.system), prop
             else:
                 part, where = who, f"{prop}/{i}"
             out.excerpt(metric, member, part, rank, scale=scale, prop=where)

@@ -91,11 +91,11 @@ class Component:
     system: str = ""  # the ComputerSystem a processor or memory module belongs to (it has no chassis)
 
     @classmethod
-    def of(cls, chassis: str, res: Resource, default_component: str) -> Component:
+    def of(cls, chassis: str, res: Resource, default_component: str, system: str = "") -> Component:
         """A component labelled from its own resource: PhysicalContext, Name, identity."""
         context = res.get("PhysicalContext")
         name = res.get("Name") or res.get("FanName") or res.get("DeviceName") or res.get("Id") or ""
-        return cls(chassis, str(context or default_component), str(name), ident(res))
+        return cls(chassis, str(context or default_component), str(name), ident(res), system)
 
     def labels(self, prop: str = "") -> dict[str, str]:
         pairs = {

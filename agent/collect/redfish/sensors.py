@@ -9,7 +9,7 @@ scale into the metric's base unit: kWh become joules, percentages ratios.
 from __future__ import annotations
 
 from agent.collect import vocabulary as v
-from agent.collect.redfish.readings import Component, PollReadings, Rank, Resource, number, obj
+from agent.collect.redfish.readings import Component, PollReadings, Rank, Resource, number, obj, source_of
 from shared.model import Limits
 
 # ReadingType -> (metric, the unit the schema defines for it)
@@ -125,13 +125,18 @@ def read_sensor(out: PollReadings, chassis: str, sensor: Resource) -> bool:
     if mapped is None:
         return False
     metric, scale = mapped
+    source = source_of(sensor.get("@odata.id"))
     out.reading(
         metric,
         sensor.get("Reading"),
         who,
         Rank.SENSOR,
         scale=scale,
-        source=sensor.get("@odata.id"),
+        source=source,
         limits=sensor_limits(sensor, scale),
     )
+    # Sensor 1.8+: a fan's Percent sensor also gives its RPM, the same reading a Fan's or an
+    # EnvironmentMetrics' SpeedPercent excerpt of this sensor carries (keyed as speed_rpm keys those).
+    rpm_source = f"{source}#SpeedRPM" if source else ""
+    out.reading(v.FAN_SPEED_RPM, sensor.get("SpeedRPM"), who, Rank.SENSOR, prop="SpeedRPM", source=rpm_source)
     return True
