@@ -48,9 +48,12 @@ from hub.detect.metrics import DetectCollector
 from hub.detect.service import PushScoringJob
 from hub.enrich.llm.job import EnrichJob
 from hub.enrich.llm.metrics import EnrichCollector
+from hub.enrich.llm.templates import TemplateClassJob
 from hub.enrich.logs.counts import TemplateCounts
 from hub.enrich.logs.intake import LogIntake
 from hub.enrich.logs.metrics import LogMetrics
+from hub.enrich.logs.pollers.job import LogPollers
+from hub.enrich.logs.pollers.metrics import PollerMetrics
 from hub.enrich.logs.retention import LogRetention
 from hub.enrich.logs.store import LogStore
 from hub.fleet.agents import Fleet
@@ -360,6 +363,23 @@ class Hub:
         self.jobs.append(job)
         return job
 
+    def _log_pollers(self) -> list[Component]:
+        """Datadog and Splunk pollers (run once across processes: one process polls a source), when
+        `logs.pollers` lists any: after the log intake they store through, so they stop before it."""
+        if not self.config.logs.pollers:
+            return []
+        assert self.log_intake is not None, "the ingest components are built before the pollers"
+        job = LogPollers(
+            self.config.logs.pollers,
+            self.log_intake,
+            PollerMetrics(self.metrics.registry),
+            self.config.data_dir / "logs" / "pollers",
+            self.clock,
+        )
+        run = RunOnce(job, job_lock(self.db, "log-pollers"))
+        self.jobs.append(run)
+        return [run]
+
     def _confirm_job(self) -> list[Component]:
         """Confirmation of edge onsets (run once across processes), when `confirm.enabled`: subscribed
         before the bus delivers, like the alert engine that waits for its verdicts."""
@@ -388,14 +408,21 @@ class Hub:
 
     def _enrich_job(self) -> list[Component]:
         """LLM enrichment of incidents, when `enrich.llm.enabled`: in every process running jobs (its bus
-        group shares the incidents among them), subscribed before the bus delivers."""
+        group shares the incidents among them), subscribed before the bus delivers; and the classification
+        of log templates (run once)."""
         if not self.config.enrich.llm.enabled:
             return []
-        job = self.enrich = EnrichJob(
-            self.config.enrich.llm, self.db, self.store, self.log_store, self.bus, self.clock
-        )
-        self.metrics.registry.register(EnrichCollector(job))
-        return [job]
+        cfg = self.config.enrich.llm
+        job = self.enrich = EnrichJob(cfg, self.db, self.store, self.log_store, self.bus, self.clock)
+        out: list[Component] = [job]
+        classify = None
+        if cfg.classify_templates:  # run once across processes; stopped before the client it shares
+            classify = TemplateClassJob(cfg, self.db, self.log_store, job.client, self.clock)
+            run = RunOnce(classify, job_lock(self.db, "classify-templates"))
+            self.jobs.append(run)
+            out.append(run)
+        self.metrics.registry.register(EnrichCollector(job, classify))
+        return out
 
     def _forecast_job(self) -> list[Component]:
         """The forecast job (run once across processes), when forecasting is enabled."""
@@ -595,6 +622,7 @@ def build_all(hub: Hub) -> list[Component]:
         hub._api(lambda: hub._context(with_engine=True)),
         hub._streams(),
         *hub._ingest(),
+        *hub._log_pollers(),
         hub._retention(),
         hub._log_retention(),
         *hub._forecast_job(),
@@ -627,6 +655,7 @@ def build_worker(hub: Hub) -> list[Component]:
         hub._bus(),
         hub._probe(),
         *hub._ingest(),
+        *hub._log_pollers(),
         hub._retention(),
         hub._log_retention(),
         *hub._forecast_job(),

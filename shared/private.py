@@ -34,3 +34,16 @@ def private_dir(path: Path) -> None:
     if mode & 0o077:
         os.chmod(path, 0o700)
         log.warning("data directory %s was mode %04o; made it 0700 (state files are private)", path, mode)
+
+
+def write_private_atomic(path: Path, data: bytes) -> None:
+    """Writes `data` to a 0600 temp file beside `path`, syncs it, then renames it over `path`: a crash
+    leaves the old file or the new one, never a torn one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

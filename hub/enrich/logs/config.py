@@ -5,11 +5,14 @@ logs:
   max_rows: 5000000        # and beyond this many the oldest go first
   prune_interval_s: 300    # how often the prune pass runs (once across hub processes)
   max_template_series: 10000  # distinct log_template_count series written at most
+  pollers: []              # Datadog Logs and Splunk sources pulled into the store (pollers/config.py)
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub.enrich.logs.pollers.config import PollerConfig
 
 
 class LogsConfig(BaseModel):
@@ -31,3 +34,14 @@ class LogsConfig(BaseModel):
     counts_interval_s: float = Field(default=10.0, gt=0, le=3600)
     # How often the template miner's state is saved under data_dir (also at a clean stop).
     snapshot_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    # Remote log platforms polled into the store (run in one hub process: the log-pollers lock).
+    pollers: tuple[PollerConfig, ...] = Field(default=(), max_length=64)
+
+    @field_validator("pollers")
+    @classmethod
+    def _unique_names(cls, pollers: tuple[PollerConfig, ...]) -> tuple[PollerConfig, ...]:
+        names = [p.name for p in pollers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"poller names must be unique (each names its cursor file): {twice}")
+        return pollers
