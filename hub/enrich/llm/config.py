@@ -32,6 +32,11 @@ class LlmConfig(BaseModel):
     context_s: float = Field(default=1800.0, gt=0)
     # Extra RE2 patterns redacted (as <redacted>) besides the built-in addresses, names and credentials.
     redact: tuple[str, ...] = ()
+    # Log templates classified (severity, category): every interval, at most `classify_per_tick` of the
+    # log store's templates not yet classified by the model, newest classes first.
+    classify_templates: bool = True
+    classify_interval_s: float = Field(default=30.0, gt=0)
+    classify_per_tick: int = Field(default=20, ge=1, le=1000)
 
     @field_validator("base_url")
     @classmethod

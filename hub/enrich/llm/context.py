@@ -1,5 +1,6 @@
 """What a prompt says about an incident: its alerts, its series around it and its devices' most frequent
-log templates, read from the state database, the store and the log store (blocking: run in a thread).
+log templates (with their classes), read from the state database, the store and the log store (blocking:
+run in a thread).
 
 Everything here is bounded (alerts, series, points, log lines) so a storm incident makes a prompt of the
 same size as a small one, and best-effort: a store or log store that fails costs that part of the
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from hub.alerts.incidents import IncidentStatus, describe
 from hub.alerts.model import Alert
 from hub.alerts.repository import AlertRepository
+from hub.enrich.llm import repository
+from hub.enrich.llm.classify import TemplateClass
 from hub.enrich.logs.store import LogQuery, LogStore
 from hub.matchers import Matcher, MatchOp
 from hub.store.base import RangeQuery, Store
@@ -112,9 +115,13 @@ class ContextReader:
             for line in page.lines:
                 counts[line.template_id] += 1
                 example.setdefault(line.template_id, line.message[:300])
-        return [
-            f"log line seen {n}x (one template): {example[t]}" for t, n in counts.most_common(MAX_TEMPLATES)
-        ]
+        top = counts.most_common(MAX_TEMPLATES)
+        known = repository.classes(self.alerts.engine, [t for t, _ in top])
+        return [f"log line seen {n}x{_class_of(known.get(t))}: {example[t]}" for t, n in top]
+
+
+def _class_of(c: TemplateClass | None) -> str:
+    return f" ({c.severity}, {c.category})" if c is not None else ""
 
 
 def alert_line(a: Alert) -> str:

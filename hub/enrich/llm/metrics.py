@@ -7,13 +7,15 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from hub.enrich.llm.job import EnrichJob
+from hub.enrich.llm.templates import TemplateClassJob
 
 
 class EnrichCollector:
-    """A prometheus_client custom collector over an `EnrichJob`."""
+    """A prometheus_client custom collector over an `EnrichJob` and its template classification."""
 
-    def __init__(self, job: EnrichJob) -> None:
+    def __init__(self, job: EnrichJob, classify: TemplateClassJob | None = None) -> None:
         self._job = job
+        self._classify = classify
 
     def collect(self) -> Iterable[Metric]:
         job, stats, client = self._job, self._job.stats, self._job.client

@@ -1,4 +1,5 @@
-"""Stored incident explanations: written by the enrichment job, read by the API with the incident.
+"""Stored incident explanations (written by the enrichment job, read by the API with the incident) and
+log template classes (written by the classification job, read into prompts).
 
 Blocking (SQLAlchemy's pool, safe from several threads); callers on the event loop use `asyncio.to_thread`.
 """
@@ -11,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.enrich.llm.models import incident_enrichments
+from hub.enrich.llm.classify import TemplateClass
+from hub.enrich.llm.models import incident_enrichments, log_template_classes
 from hub.enrich.llm.schema import Enrichment
 from hub.enrich.llm.service import Provenance
 
@@ -43,6 +45,16 @@ class StoredEnrichment:
         }
 
 
+def _upsert(engine: sa.Engine, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    ins = dialect.insert(table).values(rows)
+    update = {k: ins.excluded[k] for k in rows[0] if k != key}
+    with engine.begin() as db:
+        db.execute(ins.on_conflict_do_update(index_elements=[key], set_=update))
+
+
 def save(engine: sa.Engine, incident_id: str, enrichment: Enrichment, prov: Provenance) -> None:
     """Stores (or replaces) the incident's explanation."""
     row = {
@@ -58,11 +70,7 @@ def save(engine: sa.Engine, incident_id: str, enrichment: Enrichment, prov: Prov
         "latency_ms": prov.latency_ms,
         "tokens": prov.tokens,
     }
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    ins = dialect.insert(incident_enrichments).values(row)
-    update = {k: ins.excluded[k] for k in row if k != "incident_id"}
-    with engine.begin() as db:
-        db.execute(ins.on_conflict_do_update(index_elements=["incident_id"], set_=update))
+    _upsert(engine, incident_enrichments, "incident_id", [row])
 
 
 def load(engine: sa.Engine, incident_id: str) -> StoredEnrichment | None:
@@ -81,3 +89,23 @@ def load(engine: sa.Engine, incident_id: str) -> StoredEnrichment | None:
     )
     prov = Provenance(r.model, r.prompt_sha256, r.created_ms, r.latency_ms, r.tokens, r.fallback)
     return StoredEnrichment(r.incident_id, enrichment, prov)
+
+
+def save_classes(engine: sa.Engine, classes: dict[str, TemplateClass], now_ms: int) -> None:
+    """Stores (or replaces) the classes of these templates, by template id."""
+    rows = [
+        {"template_id": tid, "severity": c.severity, "category": c.category, "source": c.source,
+         "classified_ms": now_ms}
+        for tid, c in sorted(classes.items())  # one lock order for concurrent writers on PostgreSQL
+    ]  # fmt: skip
+    _upsert(engine, log_template_classes, "template_id", rows)
+
+
+def classes(engine: sa.Engine, template_ids: list[str]) -> dict[str, TemplateClass]:
+    """The stored classes of these templates (those classified), by template id."""
+    if not template_ids:
+        return {}
+    t = log_template_classes
+    with engine.connect() as db:
+        found = db.execute(sa.select(t).where(t.c.template_id.in_(template_ids))).all()
+    return {r.template_id: TemplateClass(r.severity, r.category, r.source) for r in found}
