@@ -8,9 +8,9 @@ PIP := $(VENV)/bin/pip
 AGENT_VENV := .venv-agent
 STAMP := $(VENV)/.installed
 APT_STAMP := .outpost/.apt-installed
-# Debian packages of the real peers the tests start (SNMP, InfluxDB-protocol servers, NATS, browser).
+# Debian packages of the real peers the tests start (SNMP, InfluxDB-protocol servers, NATS, browser, syslog).
 APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server postgresql prometheus-alertmanager prometheus \
-  chromium
+  chromium rsyslog
 
 .PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean
 
@@ -66,8 +66,12 @@ $(AGENT_VENV)/.installed: pyproject.toml $(shell find agent shared -name '*.py' 
 	$(AGENT_VENV)/bin/pip install -q --force-reinstall --no-deps . && $(AGENT_VENV)/bin/pip install -q '.[agent]'
 	touch $@
 
+# Most tests wait on real processes and sockets, not the CPU: three workers halve the suite on two cores.
+# Whole files go to one worker (--dist loadfile), so a module's fixtures and services are started once;
+# each worker takes its fixed ports from its own range (tests/support/procs.py).
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP) $(APT_STAMP) agent-venv
-	$(VENV)/bin/pytest -q -m 'not slow'
+	$(VENV)/bin/pytest -q -m 'not slow' -n $(PYTEST_WORKERS) --dist loadfile
 
 test: $(STAMP) $(APT_STAMP) proto-check lint typecheck buflint pytest
 
@@ -91,6 +95,7 @@ bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/webhooks.py
 	$(PY) bench/push_scoring.py
 	$(PY) bench/ws.py
+	$(PY) bench/syslog.py
 	@if [ -d $(NAB_DATA) ]; then rm -rf .outpost/nab && $(PY) bench/nab_run.py --data $(NAB_DATA) --out .outpost/nab && \
 	  $(PY) ../shared/tools/nab_score.py --nab $(NAB_DATA) --results .outpost/nab; \
 	  else echo "NAB data not found at $(NAB_DATA): skipping the NAB score"; fi
