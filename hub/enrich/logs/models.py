@@ -1,8 +1,9 @@
 """The log store's tables (on the hub's one MetaData): raw lines, their templates, and the batch ids stored.
 
-Full-text search lives beside `log_lines` in objects SQLAlchemy cannot model, which the migration creates
-per dialect: on SQLite an external-content FTS5 table kept in step by triggers, on PostgreSQL a generated
-`tsvector` column with a GIN index. `SEARCH_OBJECTS` names them so the schema drift check skips them.
+Full-text search lives beside `log_lines` in objects SQLAlchemy cannot model, which the migrations create
+per dialect: on SQLite an external-content FTS5 table (filled by the store per batch, emptied by a delete
+trigger), on PostgreSQL a generated `tsvector` column with a GIN index. `SEARCH_OBJECTS` names them so
+the schema drift check skips them.
 """
 
 from __future__ import annotations
