@@ -147,7 +147,7 @@ def test_detector_state_survives_a_restart_warm_so_the_first_spike_after_it_aler
 def test_many_pushers_at_once_have_every_point_scored_exactly_once(scoring: Hub) -> None:
     hub = scoring.handle
     token = add_key(hub, "fleet")
-    clients, pushes, series = 8, 10, 5
+    clients, pushes, series = 8, 5, 5
     start = now_ms() - 3_600_000
     before = detect_points(hub)
     errors: list[BaseException] = []
