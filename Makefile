@@ -96,6 +96,7 @@ bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/push_scoring.py
 	$(PY) bench/ws.py
 	$(PY) bench/syslog.py
+	$(PY) bench/log_store.py
 	@if [ -d $(NAB_DATA) ]; then rm -rf .outpost/nab && $(PY) bench/nab_run.py --data $(NAB_DATA) --out .outpost/nab && \
 	  $(PY) ../shared/tools/nab_score.py --nab $(NAB_DATA) --results .outpost/nab; \
 	  else echo "NAB data not found at $(NAB_DATA): skipping the NAB score"; fi
