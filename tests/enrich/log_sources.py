@@ -211,12 +211,16 @@ class _SplunkHandler(BaseHTTPRequestHandler):
         if self.path != "/services/search/jobs/export":
             self.send_error(404)
             return
-        if self.headers.get("Authorization") != f"Bearer {SPLUNK_TOKEN}":
+        if self.headers.get("Authorization") not in (f"Bearer {SPLUNK_TOKEN}", f"Splunk {SPLUNK_TOKEN}"):
             self._begin(401)
             self.wfile.write(b'{"messages":[{"type":"WARN","text":"call not properly authenticated"}]}')
             return
-        lo, hi = float(form["earliest_time"]), float(form["latest_time"])
-        hits = [r for r in results if lo <= _ms(r["_time"]) / 1000 < hi]
+        if "index_earliest" in form:
+            lo, hi = float(form["index_earliest"]), float(form["index_latest"])
+            hits = [r for r in results if lo <= float(r["_indextime"]) < hi]
+        else:
+            lo, hi = float(form["earliest_time"]), float(form["latest_time"])
+            hits = [r for r in results if lo <= _ms(r["_time"]) / 1000 < hi]
         hits.sort(key=lambda r: r["_time"], reverse=True)  # Splunk streams newest first
         self._begin(200)
         lines = [
