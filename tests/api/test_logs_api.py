@@ -161,3 +161,57 @@ def test_bad_requests_are_counted_and_templates_limit_is_bounded(loghub: LogHub)
     assert loghub.get("/api/v1/logs/templates", limit="100000").status_code == 400
     metrics = loghub.get("/metrics").text
     assert 'outpost_hub_api_rejected_total{endpoint="logs_templates",reason="bad_request"} 1.0' in metrics
+
+
+async def _push_as(hub: HubHandle, name: str, batches: list[Batch]) -> None:
+    pair = pki.issue(hub.ca, name, agent_uri=f"s/{name}")
+    creds = grpc.ssl_channel_credentials(hub.ca.cert.read_bytes(), pair.key_pem, pair.cert_pem)
+    async with grpc.aio.secure_channel(
+        hub.grpc_address, creds, options=[("grpc.ssl_target_name_override", "localhost")]
+    ) as ch:
+        push = ch.unary_unary(codec.PUSH_METHOD, request_serializer=bytes, response_deserializer=bytes)
+        for b in batches:
+            await push(codec.push_request(codec.encode(b)), timeout=20)
+
+
+def test_many_agents_pushing_at_once_while_clients_page_lose_and_double_no_line(loghub: LogHub) -> None:
+    # Runs last in the module: its lines sit after the others' window and carry their own word.
+    t1 = loghub.t0 + 900_000
+    agents, batches, per_batch = 8, 4, 25
+
+    def batch(a: int, b: int) -> Batch:
+        first = (a * batches + b) * per_batch
+        records = tuple(
+            LogRecord(t1 + first + i, t1, f"burst {a} job {first + i} finished in {i} ms")
+            for i in range(per_batch)
+        )
+        return Batch(1, b + 1, logs=records, batch_class=BatchClass.LOGS)
+
+    async def run() -> None:
+        async def page_all() -> None:
+            async with httpx.AsyncClient(base_url=loghub.hub.api_url, headers=loghub.headers) as client:
+                seen: list[int] = []
+                cursor = None
+                while True:
+                    params = {"from": t1, "to": t1 + 60_000, "q": "burst", "limit": 17}
+                    r = await client.get(
+                        "/api/v1/logs", params={**params, **({"cursor": cursor} if cursor else {})}
+                    )
+                    assert r.status_code == 200, r.text
+                    seen += [line["id"] for line in r.json()["logs"]]
+                    cursor = r.json()["next_cursor"]
+                    if cursor is None:
+                        assert len(seen) == len(set(seen))  # pages taken while lines arrive: none twice
+                        return
+
+        pushes = [
+            _push_as(loghub.hub, f"burst-{a}", [batch(a, b) for b in range(batches)]) for a in range(agents)
+        ]
+        await asyncio.gather(*pushes, *(page_all() for _ in range(4)))
+
+    asyncio.run(run())
+    total = agents * batches * per_batch
+    lines = loghub.logs(**{"from": t1, "to": t1 + 60_000}, q="burst", limit=1000)["logs"]
+    assert len(lines) == len({line["id"] for line in lines}) == total
+    assert {line["agent"] for line in lines} == {f"s/burst-{a}" for a in range(agents)}
+    assert sorted(int(line["message"].split()[3]) for line in lines) == list(range(total))
