@@ -143,8 +143,10 @@ async def test_a_slow_model_explains_an_incident_after_its_notification_redacted
         (notified,) = await receiver.until(1, "/hook")
         (inc,) = await incidents(live)
         assert (await incident(live, inc["id"]))["enrichment"] is None  # the model is still thinking
-        received = events_of(await frames(ws, 2))
-        enriched = next(e for e in received if e["kind"] == "incident.enriched")
+        received: list[dict[str, Any]] = []
+        while not [e for e in received if e["kind"] == "incident.enriched"]:
+            received += events_of(await frames(ws, 1))
+        (enriched,) = [e for e in received if e["kind"] == "incident.enriched"]
         assert enriched["topic"] == "incidents" and enriched["data"]["incident_id"] == inc["id"]
         assert enriched["data"]["source"] == "llm"
     (request,) = llm.received
