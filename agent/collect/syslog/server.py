@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Mapping
@@ -34,6 +35,10 @@ from shared.model import LogRecord
 log = logging.getLogger(__name__)
 
 _READ_BYTES = 64 * 1024
+# A burst of UDP syslog (a switch reloading, a link flapping) overflows the kernel's default ~208 KiB
+# socket buffer in milliseconds, and the kernel drops datagrams without anyone counting them; the kernel
+# caps this request at net.core.rmem_max.
+_UDP_RCVBUF = 4 * 1024 * 1024
 _HANDSHAKE_TIMEOUT_S = 10.0
 
 
@@ -118,6 +123,8 @@ class SyslogReceiver:
                 self._udp, _ = await loop.create_datagram_endpoint(
                     lambda: _Datagrams(self), local_addr=(host, port)
                 )
+                sock = self._udp.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_RCVBUF)
             if cfg.tcp_listen:
                 await self._listen("tcp", cfg.tcp_listen, None)
             if cfg.tls is not None:
