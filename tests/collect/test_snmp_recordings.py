@@ -52,6 +52,8 @@ SAMPLE = {
     "network/wifi/sangfor-wac-2": "sangfor",
     "network/wifi/sangfor-wac": "sangfor",  # the same groups under enterprise 45577
     "network/appliance/huawei-ism": "huawei-oceanstor",
+    "network/appliance/tripplite-poweralert": "tripplite+ups-mib",
+    "network/router/brocade-unknown-001": "brocade-fc",  # only its optics' FA-EXT-MIB table
     "network/firewall/fortinet-xcu": "fortinet",
     "os/windows/XP": "windows",
     "storage/netapp-fas3270": "netapp",
@@ -245,6 +247,20 @@ async def test_sangfor_load_averages_are_the_three_numbers_after_the_cpu_model(s
     loads = {s.key.label("period"): s.value for s in readings(result, "device_load_average")}
     assert loads == {"1m": 1.81, "5m": 1.71, "15m": 1.86}  # "1.81", "1.71", "1.86" after the CPU's name
     assert len(readings(result, "device_storage_used_percent")) == 22
+
+
+async def test_brocade_optics_readings_sent_as_padded_text_land_in_base_units(sampled: Recordings) -> None:
+    _, _, result = await sampled.poll_twice("network/router/brocade-unknown-001")
+    first = "16.0.196.245.124.5.186.117.0.0.0.0.0.0.0.0.1"
+    port1 = {s.key.metric: s.value for s in result.samples if s.key.label("index") == first}
+    assert port1 == {
+        "hw_temperature_celsius": 32.0,  # "32     "
+        "hw_voltage_volts": pytest.approx(3.2969),  # "3296.9 " mV
+        "hw_current_amps": pytest.approx(0.006614),  # "6.614  " mA
+        "hw_optical_rx_power_dbm": -26.2,
+        "hw_optical_tx_power_dbm": -3.2,
+    }
+    assert len(readings(result, "hw_temperature_celsius")) == 22
 
 
 async def test_an_oceanstor_array_reports_its_capacity_in_bytes(sampled: Recordings) -> None:
