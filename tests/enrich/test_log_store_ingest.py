@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from hub.enrich.logs import counts as counts_module
 from hub.enrich.logs.config import LogsConfig
 from hub.enrich.logs.counts import METRIC, TemplateCounts
 from hub.enrich.logs.intake import SNAPSHOT_FILE, LogIntake
@@ -244,3 +245,15 @@ async def test_a_retention_pass_counts_what_it_pruned_and_says_so_in_one_line(
     assert local.sample("outpost_hub_logs_pruned_total", reason="rows") == 5
     (record,) = caplog.records
     assert "removed 17 lines (12 older than 1 days, 5 beyond 10 rows)" in record.getMessage()
+
+
+async def test_minutes_waiting_to_be_counted_are_bounded_and_the_excess_counted(
+    local: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(counts_module, "MAX_MARKED", 3)
+    lines = tuple(LogRecord(T0 + m * 60_000, T0, SHAPES[0](m)) for m in range(5))  # five minutes
+    local.intake.store_batch("s/a", Batch(1, 1, logs=lines))
+    assert local.sample("outpost_hub_logs_template_minutes_dropped_total") == 2
+    assert await local.counts.flush() == 3
+    local.counts.mark("s/a", [T0 + 3 * 60_000])  # room again once the marked ones were counted
+    assert await local.counts.flush() == 1

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 METRIC = "log_template_count"
 # Minutes counted per query: a backlog spanning days is written over a few passes, not in one scan.
 MAX_MINUTES_PER_PASS = 1440
+# (agent, minute) pairs waiting to be counted, over all agents: with the series store away for long,
+# newer minutes past this are not marked (counted), so memory stays bounded.
+MAX_MARKED = 200_000
 
 SeriesId = tuple[str, str, str]  # agent, device, template id
 
@@ -64,6 +67,7 @@ class TemplateCounts:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()  # `mark` runs on ingest threads
         self._dirty: dict[str, set[int]] = {}
+        self._marked = 0
         self._known: set[SeriesId] = set()
         self._epoch = -self._clock.now_ms()
         self._seq = itertools.count(1)
@@ -73,7 +77,15 @@ class TemplateCounts:
     def mark(self, agent: str, minutes: Iterable[int]) -> None:
         """Minutes (start ms) that got new lines of `agent`; thread-safe."""
         with self._lock:
-            self._dirty.setdefault(agent, set()).update(minutes)
+            marked = self._dirty.setdefault(agent, set())
+            for m in minutes:
+                if m in marked:
+                    continue
+                if self._marked >= MAX_MARKED:
+                    self._metrics.template_minutes_dropped.inc()
+                    continue
+                marked.add(m)
+                self._marked += 1
 
     async def start(self) -> None:
         """Learns the series already written (the cap holds across restarts), then writes every interval."""
@@ -89,7 +101,7 @@ class TemplateCounts:
     async def flush(self) -> int:
         """Counts the marked minutes and writes them; returns points written. Failures are retried."""
         with self._lock:
-            dirty, self._dirty = self._dirty, {}
+            dirty, self._dirty, self._marked = self._dirty, {}, 0
         written = 0
         for agent, minutes in dirty.items():
             ordered = sorted(minutes)

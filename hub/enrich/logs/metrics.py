@@ -34,6 +34,11 @@ class LogMetrics:
             "log_template_count points written into the series store",
             registry=registry,
         )
+        self.template_minutes_dropped = Counter(
+            "outpost_hub_logs_template_minutes_dropped",
+            "Minutes of lines left uncounted in log_template_count: too many waiting to be counted",
+            registry=registry,
+        )
         self.template_series_capped = Counter(
             "outpost_hub_logs_template_series_capped",
             "log_template_count points not written: a new series past logs.max_template_series",
