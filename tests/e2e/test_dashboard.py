@@ -5,6 +5,7 @@ and Resolve change them through the API, and the incidents they opened are liste
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support.outpost import HubHandle, start_hub, wait_for
+from shared.model import Batch, BatchClass, LogRecord
+from tests.support.outpost import HubHandle, push_batches, start_hub, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +186,34 @@ def test_a_user_signs_in_with_a_password_stays_signed_in_past_the_token_life_and
         assert r.status_code == 401
     finally:
         hub.stop()
+
+
+def test_log_lines_show_newest_first_as_text_and_the_search_narrows_them(
+    hub: HubHandle, browser: Browser
+) -> None:
+    now = int(time.time() * 1000)
+    lines = [
+        ("Interface Ethernet1 changed state to down", 3, "sw-lab"),
+        ("Accepted publickey for noc from 10.0.0.9 port 50022 ssh2", 6, "jump1"),
+        (HOSTILE, 4, "sw-lab"),
+    ]
+    records = tuple(
+        LogRecord(now - 60_000 + i * 1000, now, text, severity=sev, app="demo", device=device)
+        for i, (text, sev, device) in enumerate(lines)
+    )
+    results = push_batches(hub, [Batch(1, 1, logs=records, batch_class=BatchClass.LOGS)], "local/dash-logs")
+    assert not results[0].error_message
+    page = _signed_in(browser, hub)
+    logs = page.locator("#logs tbody tr")
+    expect(logs).to_have_count(3)
+    assert logs.nth(0).inner_text().split("\t")[1:4] == ["warning", "sw-lab", "demo"]  # newest first
+    expect(logs.nth(0).locator("td").nth(4)).to_have_text(HOSTILE)  # shown as text, never run
+    assert page.evaluate("window.__pwned") is None
+    page.fill("#logs-q", "ethernet1 AND down")
+    expect(logs).to_have_count(1)
+    expect(logs.nth(0)).to_contain_text("changed state to down")
+    page.fill("#logs-q", "")
+    page.select_option("#logs-severity", "err")
+    expect(logs).to_have_count(1)
+    page.fill("#logs-q", '"unclosed')
+    expect(page.locator("#logs-state")).to_have_text("search not understood")

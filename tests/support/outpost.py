@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import yaml
 
 from hub.identity import pki
+from shared import codec
+from shared.model import Batch
 from tests.support.procs import Service, free_port, start_service
 
 BIN = Path(sys.executable).parent
@@ -127,3 +133,24 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1, what:
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def push_batches(hub: HubHandle, batches: Sequence[Batch], agent_uri: str) -> list[codec.PushResult]:
+    """Sends `batches` one after another over mTLS gRPC as the agent `agent_uri` (a certificate issued by
+    the hub's CA names it), as an agent's delivery does; the hub's answers in order."""
+    name = agent_uri.rpartition("/")[2] or agent_uri
+    pair = pki.issue(hub.ca, name, agent_uri=agent_uri)
+    creds = grpc.ssl_channel_credentials(hub.ca.cert.read_bytes(), pair.key_pem, pair.cert_pem)
+
+    async def send() -> list[codec.PushResult]:
+        options = [("grpc.ssl_target_name_override", "localhost")]
+        async with grpc.aio.secure_channel(hub.grpc_address, creds, options=options) as ch:
+            push = ch.unary_unary(codec.PUSH_METHOD, request_serializer=bytes, response_deserializer=bytes)
+            return [
+                codec.parse_push_response(await push(codec.push_request(codec.encode(b)), timeout=10))
+                for b in batches
+            ]
+
+    # On a thread of its own: the caller may be inside an event loop (Playwright's sync API runs one).
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, send()).result()

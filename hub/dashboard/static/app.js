@@ -178,6 +178,29 @@ async function chart(s) {
   $("#chart").replaceChildren(poly);
 }
 
+// Log lines of the last hour, newest first, through the hub's full-text search; a query the store
+// cannot parse says so instead of emptying the table.
+const SEVERITY = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+async function loadLogs() {
+  const params = new URLSearchParams({ from: "-1h", limit: "100" });
+  const q = $("#logs-q").value.trim(), sev = $("#logs-severity").value;
+  if (q) params.set("q", q);
+  if (sev) params.set("severity", sev);
+  let body;
+  try { body = await api(`/api/v1/logs?${params}`); } catch (e) {
+    $("#logs-state").textContent = e.message.endsWith(": 400") ? "search not understood" : `not available: ${e.message}`;
+    $("#logs-state").className = "error";
+    return;
+  }
+  $("#logs-state").textContent = `${body.logs.length}${body.next_cursor ? "+" : ""} lines`; $("#logs-state").className = "";
+  $("#logs tbody").replaceChildren(...body.logs.map((l) => row([
+    cell(new Date(l.ts_ms).toLocaleTimeString(), "nowrap"),
+    cell(SEVERITY[l.severity] || String(l.severity), l.severity <= 3 ? "sev-critical" : l.severity === 4 ? "sev-warning" : "sev-info"),
+    cell(l.device || l.host), cell(l.app), cell(l.message),
+  ])));
+  $("#logs-empty").hidden = body.logs.length > 0;
+}
+
 // Alerts and incidents arrive over /ws: the tables reload when the hub says something changed (an
 // incident's explanation arriving too), and on each reconnect, so nothing missed while away is lost.
 // The token goes in the first frame, never the URL.
@@ -224,6 +247,8 @@ async function start() {
   streamAlerts(alerts);
   setInterval(() => { if (token) refresh().catch(() => {}); }, 5000);
   setInterval(() => { if (token) loadSeries().catch(() => {}); }, 30000);
+  loadLogs();
+  setInterval(() => { if (token && !document.hidden) loadLogs(); }, 10000);
 }
 
 $("#password-form").addEventListener("submit", async (ev) => {
@@ -250,5 +275,9 @@ $("#sign-out").addEventListener("click", async () => {
   signOut("signed out");
 });
 $("#filter").addEventListener("input", renderSeries);
+let logsTyping = null;
+$("#logs-q").addEventListener("input", () => { clearTimeout(logsTyping); logsTyping = setTimeout(loadLogs, 300); });
+$("#logs-severity").addEventListener("change", loadLogs);
+$("#logs-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadLogs(); });
 if (refreshToken) renew().then((ok) => { if (ok) start(); });  // a reload: fresh tokens first
 else if (token) start();
