@@ -12,6 +12,7 @@ event loop does. Datadog: `POST /api/v2/logs/events/search` with `filter{query,f
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -162,7 +163,8 @@ class _DatadogHandler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
-        self.wfile.write(raw)
+        with contextlib.suppress(ConnectionError):  # a hub stopping mid-request
+            self.wfile.write(raw)
 
 
 class FakeSplunk(_Recording):
