@@ -54,6 +54,7 @@ SAMPLE = {
     "network/appliance/huawei-ism": "huawei-oceanstor",
     "network/appliance/tripplite-poweralert": "tripplite+ups-mib",
     "network/router/brocade-unknown-001": "brocade-fc",  # only its optics' FA-EXT-MIB table
+    "network/firewall/clavister-amaranten": "clavister",
     "network/firewall/fortinet-xcu": "fortinet",
     "os/windows/XP": "windows",
     "storage/netapp-fas3270": "netapp",
