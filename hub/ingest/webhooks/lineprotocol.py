@@ -15,7 +15,6 @@ is reported with its 1-based line number and reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,15 +175,13 @@ def _parse(text: str, unit_ns: int, now_ms: int, bulk: bool) -> ParsedLines:
     if not bulk:
         found = found.only(np.zeros(found.taken.shape[0], dtype=np.bool_))
     fast, found = _bulk(registry, data, found)
-    left = np.ones(found.line_starts.shape[0], dtype=np.bool_)
+    left = np.ones(found.lines, dtype=np.bool_)
     left[found.taken] = False
     index = np.flatnonzero(left)
+    # The lines left, as the text has them (its lines and the bytes' lines are the same, newline for newline).
+    left_lines = text.split("\n") if index.shape[0] else []
     slow, counted, bad, first, strings = _per_line(
-        registry,
-        zip(index.tolist(), found.line_starts[index].tolist(), found.line_ends[index].tolist(), strict=True),
-        data,
-        unit_ns,
-        now_ms,
+        registry, [(i, left_lines[i]) for i in index.tolist()], unit_ns, now_ms
     )
     if slow.sid.shape[0]:  # interleaved by line, so the last value written is the one kept
         sid = np.concatenate([fast.sid, slow.sid])
@@ -260,19 +257,21 @@ def _prefix(head: bytes) -> _Prefix | None:
 
 
 def _per_line(
-    registry: _Registry, spans: Iterable[tuple[int, int, int]], data: bytes, unit_ns: int, now_ms: int
+    registry: _Registry, lines: list[tuple[int, str]], unit_ns: int, now_ms: int
 ) -> tuple[_Fields, int, int, LineError | None, int]:
-    """Lines `(index, start, end)` of `data` parsed one by one by the C parser: their numeric fields,
+    """Lines `(index, text)` parsed one by one by the C parser: their numeric fields,
     the number of lines (blank ones and comments left out), of bad lines, the first bad one and the
-    number of string values left out."""
-    sids: list[int] = []
-    stamps: list[int] = []
-    values: list[float] = []
-    line_of: list[int] = []
-    counted = bad = strings = 0
+    number of string values left out.
+
+    Per line only its index, time and tuple of values are kept, under the line's shape; everything per
+    field is an array operation over a shape's rows.
+    """
+    shapes: dict[Shape, tuple[list[int], list[Row]]] = {}
+    lines_of: dict[Shape, list[int]] = {}
+    counted = bad = 0
     first: LineError | None = None
-    for index, start, end in spans:
-        line = data[start:end].decode("utf-8", "surrogatepass").strip()
+    for index, raw in lines:
+        line = raw.strip()
         if not line or line[0] == "#":
             continue
         counted += 1
@@ -291,25 +290,53 @@ def _per_line(
             if first is None:
                 first = LineError(index + 1, f"{exc} (line: {line[:MAX_REASON]!r})")
             continue
-        measurement, labels = point["measurement"], tuple(sorted(point["tags"].items()))
-        for name, value in point["fields"].items():
-            if isinstance(value, str):
-                strings += 1
-                continue
-            key = SeriesKey(f"{measurement}_{name}", labels)
-            sids.append(registry.sid(key, (key.metric, key.labels)))
-            stamps.append(ts_ms)
-            values.append(float(value))
-            line_of.append(index)
-    if not sids:
-        return _Fields.empty(), counted, bad, first, strings
-    fields = _Fields(
-        np.asarray(sids, dtype=np.int64),
-        np.asarray(stamps, dtype=np.int64),
-        np.asarray(values, dtype=np.float64),
-        np.asarray(line_of, dtype=np.int64),
-    )
-    return fields, counted, bad, first, strings
+        fields = point["fields"]
+        shape = (point["measurement"], tuple(point["tags"].items()), tuple(fields))
+        rows = shapes.get(shape)
+        if rows is None:
+            rows = shapes[shape] = ([], [])
+            lines_of[shape] = []
+        rows[0].append(ts_ms)
+        rows[1].append(tuple(fields.values()))
+        lines_of[shape].append(index)
+    found, strings = _shape_fields(registry, shapes, lines_of)
+    return found, counted, bad, first, strings
+
+
+def _shape_fields(
+    registry: _Registry,
+    shapes: dict[Shape, tuple[list[int], list[Row]]],
+    lines_of: dict[Shape, list[int]] | None = None,
+) -> tuple[_Fields, int]:
+    """The shapes' rows as fields (with the line of each when `lines_of` is given; else 0), and the
+    number of string values left out."""
+    parts: list[tuple[I64Array, I64Array, F64Array, I64Array]] = []
+    strings = 0
+    for shape, (stamps, rows) in shapes.items():
+        measurement, tags, names = shape
+        labels = tuple(sorted(tags))
+        keys = [SeriesKey(f"{measurement}_{name}", labels) for name in names]
+        sids = np.array([registry.sid(k, (k.metric, k.labels)) for k in keys], dtype=np.int64)
+        width = sids.shape[0]
+        ts = np.asarray(stamps, dtype=np.int64)
+        try:
+            block = np.asarray(rows, dtype=np.float64)
+            keep = None
+        except (ValueError, TypeError):  # a string field among them: those values are left out
+            block, keep = _numeric(rows)
+            strings += int(keep.size - np.count_nonzero(keep))
+        sid = np.broadcast_to(sids, (ts.shape[0], width)).ravel()
+        t, v = np.repeat(ts, width), block.ravel()
+        line = np.repeat(
+            np.asarray(lines_of[shape], dtype=np.int64) if lines_of else np.zeros_like(ts), width
+        )
+        if keep is not None:
+            flat = keep.ravel()
+            sid, t, v, line = sid[flat], t[flat], v[flat], line[flat]
+        parts.append((sid, t, v, line))
+    if not parts:
+        return _Fields.empty(), strings
+    return _Fields(*(np.concatenate([p[i] for p in parts]) for i in range(4))), strings
 
 
 def _cut(keys: list[SeriesKey], sid: I64Array, ts: I64Array, vals: F64Array) -> tuple[SeriesPoints, ...]:
@@ -331,32 +358,9 @@ def series_of(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[tuple[S
     """The shapes' rows (Telegraf's JSON metrics) as series (sorted by time, the last value written
     kept at a repeated time), and the number of string values left out."""
     registry = _Registry()
-    parts: list[tuple[I64Array, I64Array, F64Array]] = []
-    strings = 0
-    for (measurement, tags, names), (stamps, rows) in shapes.items():
-        labels = tuple(sorted(tags))
-        keys = [SeriesKey(f"{measurement}_{name}", labels) for name in names]
-        sids = np.array([registry.sid(k, (k.metric, k.labels)) for k in keys], dtype=np.int64)
-        ts = np.asarray(stamps, dtype=np.int64)
-        try:
-            block = np.asarray(rows, dtype=np.float64)
-            keep = None
-        except (ValueError, TypeError):  # a string field among them: those values are left out
-            block, keep = _numeric(rows)
-            strings += int(keep.size - np.count_nonzero(keep))
-        sid = np.broadcast_to(sids, (ts.shape[0], sids.shape[0])).ravel()
-        t, v = np.repeat(ts, sids.shape[0]), block.ravel()
-        if keep is not None:
-            flat = keep.ravel()
-            sid, t, v = sid[flat], t[flat], v[flat]
-        parts.append((sid, t, v))
-    if not parts:
-        return (), strings
-    sid = np.concatenate([p[0] for p in parts])
-    ts = np.concatenate([p[1] for p in parts])
-    vals = np.concatenate([p[2] for p in parts])
-    order = np.lexsort((ts, sid))  # stable: equal (series, time) keep the order they were written in
-    return _cut(registry.keys, sid[order], ts[order], vals[order]), strings
+    found, strings = _shape_fields(registry, shapes)
+    order = np.lexsort((found.ts, found.sid))  # stable: equal (series, time) keep the order written
+    return _cut(registry.keys, found.sid[order], found.ts[order], found.values[order]), strings
 
 
 def _numeric(rows: list[Row]) -> tuple[F64Array, npt.NDArray[np.bool_]]:

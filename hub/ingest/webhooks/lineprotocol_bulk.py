@@ -2,7 +2,7 @@
 
 Telegraf and the InfluxDB clients write lines like `cpu,host=a usage=1.5,n=3i 1700000000000000000`:
 no backslash, no quote, one space before the fields and one before the timestamp. For such lines the
-payload's bytes are classified and cut by numpy (separator positions, per-line counts by prefix sums)
+payload's bytes are classified and cut by numpy (separator positions, counts per line and per token)
 and the field values of the whole payload are converted by one `float` pass over one joined buffer;
 Python objects exist per field name and per line's series prefix, whose meaning (measurement and tags)
 the caller decides once per distinct prefix.
@@ -27,8 +27,9 @@ NS_PER_MS = 1_000_000
 MAX_INT_DIGITS = 18  # an `i` integer of up to 18 digits is within int64, so float() of it is exact
 MAX_UINT_DIGITS = 19  # and a `u` one of up to 19 within uint64
 MAX_STAMP_DIGITS = 19
-BOOLEANS = {b"t": 1.0, b"T": 1.0, b"true": 1.0, b"True": 1.0, b"TRUE": 1.0}
-BOOLEANS |= {b"f": 0.0, b"F": 0.0, b"false": 0.0, b"False": 0.0, b"FALSE": 0.0}
+# The spellings the C parser takes, as the number stored.
+BOOLEANS = dict.fromkeys([b"t", b"T", b"true", b"True", b"TRUE"], b"1")
+BOOLEANS |= dict.fromkeys([b"f", b"F", b"false", b"False", b"FALSE"], b"0")
 _NL, _SP, _COMMA, _EQ, _MINUS, _PLUS = 10, 32, 44, 61, 45, 43
 
 
@@ -46,6 +47,7 @@ _ODD = _table([*range(0, 10), *range(11, 32), 0x5C, 0x22, 0x7F])
 _FIRST = _table(range(33, 127)) & ~_table(b',=#\\"')
 _DIGIT = _table(b"0123456789")
 _FLOATY = _table(b"0123456789.eE+-")
+_NONZERO = _table(b"123456789")
 _TINY = np.finfo(np.float64).tiny  # strtod reports a subnormal or overflowing result: the C parser refuses
 
 
@@ -54,8 +56,7 @@ class Scan:
     """What the bulk path read of a payload split at newlines: the lines it took (ascending indices),
     for each its series prefix (byte span), field count and time, and per field its name and value."""
 
-    line_starts: I64Array  # every line's byte span, for the caller's per-line path
-    line_ends: I64Array
+    lines: int  # in the payload, split at newlines
     taken: I64Array
     head_starts: I64Array
     head_ends: I64Array
@@ -69,8 +70,7 @@ class Scan:
         per_field = np.repeat(keep, self.counts)
         names = [x for x, k in zip(self.names, per_field.tolist(), strict=True) if k]
         return Scan(
-            self.line_starts,
-            self.line_ends,
+            self.lines,
             self.taken[keep],
             self.head_starts[keep],
             self.head_ends[keep],
@@ -90,22 +90,23 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     plain digits; a line without one is stamped `now_ms`.
     """
     a = np.frombuffer(data + b"\n", dtype=np.uint8)  # every line, the last too, ends in a newline
-    nl = np.flatnonzero(a == _NL)
-    starts = np.concatenate(([0], nl[:-1] + 1))
-    n_lines = nl.shape[0]
-    digits = np.concatenate(([0], np.cumsum(_DIGIT[a], dtype=np.int64)))
-    floaty = np.concatenate(([0], np.cumsum(_FLOATY[a], dtype=np.int64)))
-
     # Separators in order; the newline closing each line is its last.
     sep = np.flatnonzero(_SEP[a])
     kind = a[sep]
     term = np.flatnonzero(kind == _NL)  # index in `sep` of each line's newline
+    nl = sep[term]
+    starts = np.concatenate(([0], nl[:-1] + 1))
+    n_lines = nl.shape[0]
+    odd_lines = np.zeros(n_lines, dtype=np.bool_)
+    odd_lines[np.searchsorted(nl, np.flatnonzero(_ODD[a]))] = True
+    ok = (nl > starts) & ~odd_lines & _FIRST[a[starts]]
+    if not ok.any():  # escapes or quotes everywhere: all the C parser's
+        none = np.zeros(0, dtype=np.int64)
+        return Scan(n_lines, none, none, none, none, none, [], np.zeros(0))
     line_of_sep = np.repeat(np.arange(n_lines), np.diff(np.concatenate(([-1], term))))
     spaces = np.flatnonzero(kind == _SP)
     n_spaces = np.bincount(line_of_sep[spaces], minlength=n_lines)
-    odd_lines = np.zeros(n_lines, dtype=np.bool_)
-    odd_lines[np.searchsorted(nl, np.flatnonzero(_ODD[a]))] = True
-    ok = (nl > starts) & ~odd_lines & (n_spaces >= 1) & (n_spaces <= 2) & _FIRST[a[starts]]
+    ok &= (n_spaces >= 1) & (n_spaces <= 2)
     zones = _Zones.of(np.flatnonzero(ok), sep, kind, term, spaces, line_of_sep, n_spaces)
     zones = zones.only(~zones.malformed())
 
@@ -113,18 +114,17 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     eq = np.flatnonzero(zones.inner & (zones.rank % 2 == 1))
     field_line = zones.zone_of_item[eq]
     pos = zones.pos
-    values, value_bad = _values(a, pos[eq] + 1, pos[eq + 1], digits, floaty)
+    values, value_bad = _values(a, pos[eq] + 1, pos[eq + 1])
     line_bad = np.bincount(field_line[value_bad], minlength=zones.lines.shape[0]) > 0
 
     # Timestamps: digits after the second space, optionally signed.
     stamped = n_spaces[zones.lines] == 2
     stamp_start = np.where(stamped, sep[zones.end], nl[zones.lines]) + 1
-    stamps_ms, stamp_bad = _stamps(a, stamp_start, nl[zones.lines], stamped, digits, unit_ns, now_ms, max_ns)
+    stamps_ms, stamp_bad = _stamps(a, stamp_start, nl[zones.lines], stamped, unit_ns, now_ms, max_ns)
     line_bad |= stamp_bad
 
     full = Scan(
-        starts,
-        nl,
+        n_lines,
         zones.lines,
         starts[zones.lines],
         sep[zones.begin],
@@ -218,38 +218,34 @@ def _cut_bytes(a: npt.NDArray[np.uint8], starts: I64Array, ends: I64Array) -> li
     return buf.tobytes().split(b",")[:-1]
 
 
-def _values(
-    a: npt.NDArray[np.uint8], start: I64Array, end: I64Array, digits: I64Array, floaty: I64Array
-) -> tuple[F64Array, BoolArray]:
+def _values(a: npt.NDArray[np.uint8], start: I64Array, end: I64Array) -> tuple[F64Array, BoolArray]:
     """Field values as floats and which ones the bulk path does not read (left to the C parser)."""
     length = end - start
-    first, last = a[start], a[end - 1]
-    body_digits = digits[end - 1] - digits[start]  # digits before the last byte
-    signed = first == _MINUS
-    magnitude = length - 1 - signed
-    integer = (
-        (last == ord("i")) & (body_digits == magnitude) & (magnitude >= 1) & (magnitude <= MAX_INT_DIGITS)
-    )
-    unsigned = (
-        (last == ord("u"))
-        & ~signed
-        & (body_digits == magnitude)
-        & (magnitude <= MAX_UINT_DIGITS)
-        & (magnitude >= 1)
-    )
-    boolean = np.isin(first, np.frombuffer(b"tTfF", np.uint8))
-    decimal = (floaty[end] - floaty[start] == length) & (first != _PLUS) & ~integer & ~unsigned
-    bad = ~(integer | unsigned | boolean | decimal)
-    # One buffer of every value: a suffix becomes a space (float() ignores it), booleans are put aside.
+    # One buffer of every value with the separator after it (never a digit, never in a float).
     buf = a[_spans(start, length + 1)].copy()
     stops = np.cumsum(length + 1) - 1
+    first, last = a[start], a[end - 1]
+    body_digits = _per_segment(_DIGIT[buf], stops - length) - _DIGIT[last]  # digits before the last byte
+    signed = first == _MINUS
+    magnitude = length - 1 - signed
+    suffixed = (body_digits == magnitude) & (magnitude >= 1)
+    integer = (last == ord("i")) & suffixed & (magnitude <= MAX_INT_DIGITS)
+    unsigned = (last == ord("u")) & suffixed & ~signed & (magnitude <= MAX_UINT_DIGITS)
+    boolean = np.isin(first, np.frombuffer(b"tTfF", np.uint8))
+    floaty = _per_segment(_FLOATY[buf], stops - length) == length
+    # A zero from a token with a digit other than 0 underflowed (strtod says ERANGE), or has an exponent
+    # with one (harmless, but told apart only by reading it): the C parser's.
+    nonzero = _per_segment(_NONZERO[buf], stops - length) > 0
+    decimal = floaty & (first != _PLUS) & ~integer & ~unsigned
+    bad = ~(integer | unsigned | boolean | decimal)
+    # A suffix becomes a space (float() ignores it), booleans are put aside.
     buf[stops] = _COMMA
     buf[(stops - 1)[integer | unsigned]] = _SP
     texts = buf.tobytes().split(b",")[:-1]
     words = np.flatnonzero(boolean | bad).tolist()
     for i in words:
         if boolean[i] and texts[i] in BOOLEANS:
-            texts[i] = b"1" if BOOLEANS[texts[i]] else b"0"
+            texts[i] = BOOLEANS[texts[i]]
         else:
             bad[i] = True
             texts[i] = b"0"
@@ -258,9 +254,16 @@ def _values(
     except ValueError:  # a decimal-looking token float() refuses ("1e", "1.2.3", "-"): find which
         values = np.array([_float_or_nan(t) for t in texts], dtype=np.float64)
         bad |= np.isnan(values)
-    bad |= ~np.isfinite(values) | ((values != 0) & (np.abs(values) < _TINY))
+    bad |= ~np.isfinite(values) | ((values != 0) & (np.abs(values) < _TINY)) | ((values == 0) & nonzero)
     values[integer] += 0.0  # "-0i" is the integer 0, not float -0.0
     return values, bad
+
+
+def _per_segment(mask: BoolArray, starts: I64Array) -> I64Array:
+    """How many of `mask` are set in each of the back-to-back non-empty segments starting at `starts`."""
+    if not starts.shape[0]:
+        return np.zeros(0, dtype=np.int64)
+    return np.add.reduceat(mask.astype(np.int64), starts)
 
 
 def _float_or_nan(text: bytes) -> float:
@@ -275,26 +278,30 @@ def _stamps(
     start: I64Array,
     end: I64Array,
     stamped: BoolArray,
-    digits: I64Array,
     unit_ns: int,
     now_ms: int,
     max_ns: int,
 ) -> tuple[I64Array, BoolArray]:
     """Timestamps in milliseconds (`now_ms` where a line has none) and which lines the bulk path does
     not read: a stamp that is not plain digits (one leading minus allowed) or out of range."""
-    length = np.where(stamped, end - start, 0)
-    signed = stamped & (a[np.minimum(start, end)] == _MINUS)
-    magnitude = length - signed
-    count = digits[end] - digits[np.minimum(start, end)]
-    # 19 digits fit int64 up to 9223372036854775806 (the C parser's bound): those from a 9 are its to judge.
-    high = (length == MAX_STAMP_DIGITS) & ~signed & (a[np.minimum(start, end)] > ord("8"))
-    bad = stamped & ((count != magnitude) | (magnitude < 1) | (length > MAX_STAMP_DIGITS) | high)
     ms = np.full(start.shape[0], now_ms, dtype=np.int64)
-    use = np.flatnonzero(stamped & ~bad)
-    if use.shape[0]:
-        raw = np.array(_cut_bytes(a, start[use], end[use])).astype(np.int64)
-        bound = max_ns // unit_ns
-        inside = (raw >= -bound) & (raw <= bound)
-        bad[use[~inside]] = True
-        ms[use] = np.where(inside, raw, 0) * unit_ns // NS_PER_MS
+    bad = np.zeros(start.shape[0], dtype=np.bool_)
+    have = np.flatnonzero(stamped)
+    if not have.shape[0]:
+        return ms, bad
+    start, end = start[have], end[have]
+    length = end - start  # 0 after a trailing space: refused below, as strip() would change the line
+    buf = a[_spans(start, length + 1)]  # each with its newline
+    signed = a[start] == _MINUS
+    magnitude = length - signed
+    digits = _per_segment(_DIGIT[buf], np.cumsum(length + 1) - (length + 1))
+    # 19 digits fit int64 up to 9223372036854775806 (the C parser's bound): those from a 9 are its to judge.
+    high = (length == MAX_STAMP_DIGITS) & ~signed & (a[start] > ord("8"))
+    wrong = (digits != magnitude) | (magnitude < 1) | (length > MAX_STAMP_DIGITS) | high
+    texts = np.array(buf.tobytes().split(b"\n")[:-1])
+    raw = np.where(wrong, b"0", texts).astype(np.int64)
+    bound = max_ns // unit_ns
+    inside = (raw >= -bound) & (raw <= bound)
+    bad[have] = wrong | ~inside
+    ms[have] = np.where(inside, raw, 0) * unit_ns // NS_PER_MS
     return ms, bad
