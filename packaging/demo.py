@@ -6,13 +6,15 @@ cleaning up (SIGKILL, a crash), so no run leaves a hub, agent or simulator behin
 taken refuses to start, naming the port and what holds it, before it starts anything.
 
 Half a minute in, a simulated fault shows the alerting at work (`demo_faults.py`): the lab switch sends a
-linkDown trap (a LinkDown alert fires, its incident opens) and 90 s later linkUp (both resolve); the BMC's
-inlet temperature climbs past its critical limit and back. They repeat every 10 and 15 minutes.
+linkDown trap and its syslog line (a LinkDown alert fires, its incident opens, the line shows under Logs)
+and 90 s later linkUp (both resolve); the BMC's inlet temperature climbs past its critical limit and
+back. They repeat every 10 and 15 minutes.
 
-OUTPOST_DEMO_STATE, OUTPOST_DEMO_API, OUTPOST_DEMO_GRPC, OUTPOST_DEMO_TELEMETRY and OUTPOST_DEMO_TRAPS (UDP;
-default a free port, printed) move the state and the ports; OUTPOST_DEMO_DEVICES=lab starts only the lab
-switch and the BMC (what the tests use); OUTPOST_DEMO_LINK_FAULT and OUTPOST_DEMO_TEMP_FAULT set the
-faults' timings (`first,duration,every` seconds, or `off`).
+OUTPOST_DEMO_STATE, OUTPOST_DEMO_API, OUTPOST_DEMO_GRPC, OUTPOST_DEMO_TELEMETRY, OUTPOST_DEMO_TRAPS and
+OUTPOST_DEMO_SYSLOG (both UDP; default a free port, printed) move the state and the ports;
+OUTPOST_DEMO_DEVICES=lab starts only the lab switch and the BMC (what the tests use);
+OUTPOST_DEMO_LINK_FAULT and OUTPOST_DEMO_TEMP_FAULT set the faults' timings (`first,duration,every`
+seconds, or `off`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ API = os.environ.get("OUTPOST_DEMO_API") or "127.0.0.1:8080"
 GRPC = os.environ.get("OUTPOST_DEMO_GRPC") or "127.0.0.1:4317"
 TELEMETRY = os.environ.get("OUTPOST_DEMO_TELEMETRY") or "127.0.0.1:9465"
 TRAPS = os.environ.get("OUTPOST_DEMO_TRAPS") or ""  # "" = a free UDP port on 127.0.0.1
+SYSLOG = os.environ.get("OUTPOST_DEMO_SYSLOG") or ""  # the same
 LAB_ONLY = os.environ.get("OUTPOST_DEMO_DEVICES") == "lab"
 CERTS = STATE / "agent" / "certs"
 # Signals that end the demo: Ctrl-C, a service manager's stop, and the terminal closing.
@@ -56,9 +59,10 @@ def _hub_config() -> Path:
     return hub_cfg
 
 
-def _agent_config(devices: list[dict[str, object]], traps: str) -> Path:
+def _agent_config(devices: list[dict[str, object]], traps: str, syslog: str) -> Path:
     """Writes agent.yaml: this host (fast, so the API shows it within seconds) plus the simulated devices,
-    and the trap receiver on `traps` (host:port) for the demo's faults and anyone's `snmptrap`."""
+    the trap receiver on `traps` (host:port) for the demo's faults and anyone's `snmptrap`, and the
+    syslog receiver on UDP `syslog` for the faults' log lines and anyone's `logger`."""
     agent_cfg = STATE / "agent.yaml"
     tls = {
         name: str(CERTS / f)
@@ -70,6 +74,7 @@ def _agent_config(devices: list[dict[str, object]], traps: str) -> Path:
         "devices": [{"kind": "host", "interval_s": 2}, *devices],
         "batch": {"max_age_s": 1},
         "traps": {"enabled": True, "listen": traps, "communities": [TRAP_COMMUNITY]},
+        "syslog": {"enabled": True, "udp_listen": syslog, "tcp_listen": None, "batch_max_age_s": 1},
         "telemetry": {"listen": TELEMETRY},
     }
     agent_cfg.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -152,17 +157,18 @@ def main() -> int:
             print(f"make run: {name}: {exc}", file=sys.stderr)
             return 2
     link_timing, temp_timing = fault_timings
-    busy = busy_ports(
-        {"API": API, "gRPC": GRPC, "agent telemetry": TELEMETRY}, udp={"agent traps": TRAPS} if TRAPS else {}
-    )
+    udp = {name: addr for name, addr in (("agent traps", TRAPS), ("agent syslog", SYSLOG)) if addr}
+    busy = busy_ports({"API": API, "gRPC": GRPC, "agent telemetry": TELEMETRY}, udp=udp)
     if busy:
         print("make run: not starting, its ports are taken:", *busy, sep="\n  ", file=sys.stderr)
         print(
-            "Stop what holds them (an earlier `make run`?) or set OUTPOST_DEMO_API/GRPC/TELEMETRY/TRAPS.",
+            "Stop what holds them (an earlier `make run`?)"
+            " or set OUTPOST_DEMO_API/GRPC/TELEMETRY/TRAPS/SYSLOG.",
             file=sys.stderr,
         )
         return 1
     traps = TRAPS or f"127.0.0.1:{_free_udp_port()}"
+    syslog = SYSLOG or f"127.0.0.1:{_free_udp_port()}"
     STATE.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     device_procs: list[subprocess.Popen[bytes]] = []  # stopped last
@@ -178,7 +184,7 @@ def main() -> int:
         )
         # the simulators start while the hub does
         devices = start_demo_devices(STATE / "devices", device_procs, lab_only=LAB_ONLY)
-        agent_cfg = _agent_config(devices, traps)
+        agent_cfg = _agent_config(devices, traps, syslog)
         if not _wait_http(f"http://{API}/healthz", 30):
             print("hub did not start; see its log above", file=sys.stderr)
             return 1
@@ -191,7 +197,7 @@ def main() -> int:
         )
         runs = []
         if link_timing:
-            runs.append(LinkFault(LAB, LAB_ADDRESS, traps, *link_timing).run)
+            runs.append(LinkFault(LAB, LAB_ADDRESS, traps, *link_timing, syslog=syslog).run)
         if temp_timing:
             runs.append(TempFault(BMC, STATE / "devices" / "redfish", *temp_timing).run)
         faults = Faults(runs)
@@ -204,6 +210,9 @@ def main() -> int:
             f"  Faults: {link} (watch Alerts and Incidents on the dashboard); traps go to {traps}:\n"
             f"    snmptrap -v2c -c {TRAP_COMMUNITY} {traps} '' 1.3.6.1.6.3.1.1.5.3"
             " 1.3.6.1.2.1.2.2.1.1.7 i 7\n"
+            f"  Logs: syslog to UDP {syslog} shows under Logs:\n"
+            f"    logger -n {syslog.rpartition(':')[0]} -P {syslog.rpartition(':')[2]} --udp --rfc5424"
+            " -t myapp 'hello from my host'\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -4,7 +4,8 @@ So that a newcomer sees an alert fire, group into an incident and resolve within
 without touching anything:
 - the link: real SNMPv2c `linkDown` / `linkUp` traps (Debian's `snmptrap`, the tool the demo already
   uses for `snmpget`) sent from the lab switch's own loopback address, which is how the agent tells
-  which configured device sent a trap;
+  which configured device sent a trap, each with the syslog line a switch logs for it (from the same
+  address, so the agent names the same device);
 - the temperature: the BMC's Thermal resource (a file sushy-static reads again on every GET) has its
   inlet reading rewritten, climbing past `UpperThresholdCritical` and back down.
 Both repeat, each on its own period; one console line per fault state change. Timings come from
@@ -72,6 +73,25 @@ class LinkFault:
     first: float
     down: float
     every: float
+    syslog: str = ""  # the agent's syslog receiver (UDP host:port); "" sends no log line
+
+    def log_line(self, up: bool) -> str:
+        """Sends the switch's own syslog line for the change (RFC 5424 over UDP, from its address, as
+        the trap is), so the dashboard's Logs show it beside the alert; returns "" or the error."""
+        if not self.syslog:
+            return ""
+        pri = 23 * 8 + (5 if up else 3)  # local7, notice / err: what switches log a link change at
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        text = f"Interface Ethernet1, changed state to {'up' if up else 'down'}"
+        line = f"<{pri}>1 {stamp} {self.device} IFMGR - LINK_{'UP' if up else 'DOWN'} - {text}"
+        host, _, port = self.syslog.rpartition(":")
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((self.source, 0))
+                s.sendto(line.encode(), (host, int(port)))
+        except OSError as exc:
+            return str(exc)
+        return ""
 
     def trap(self, up: bool) -> str:
         """Sends linkDown or linkUp with the IF-MIB varbinds a switch puts in it; returns "" or the error."""
@@ -95,7 +115,7 @@ class LinkFault:
             return
         while True:
             for up, wait in ((False, self.down), (True, self.every - self.down)):
-                error = self.trap(up)
+                error = self.trap(up) or self.log_line(up)
                 state = "UP again (linkUp" if up else "DOWN (linkDown"
                 if error:
                     say(f"{self.device} Ethernet1: could not send the trap: {error}")

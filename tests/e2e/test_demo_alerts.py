@@ -135,6 +135,20 @@ def test_the_demo_link_fault_fires_a_link_down_alert_groups_it_into_an_incident_
     assert incident["resolved_ms"] >= resolved[0]["ends_ms"]
     assert time.monotonic() - began < 90
 
+    # the switch's syslog lines for the change, from its address: stored under the same device name
+    def link_lines() -> list[dict[str, Any]]:
+        body = demo.get("/api/v1/logs", device="lab-growing", app="IFMGR", **{"from": "-10m"})
+        found: list[dict[str, Any]] = (body or {"logs": []})["logs"]
+        return found if len(found) >= 2 else []
+
+    lines = wait_for(link_lines, timeout=20, interval=0.3, what="the link's two syslog lines")
+    assert [(line["message"], line["severity"]) for line in lines] == [
+        ("Interface Ethernet1, changed state to up", 5),
+        ("Interface Ethernet1, changed state to down", 3),
+    ]  # newest first
+    assert {line["agent"] for line in lines} == {"local/demo"}
+    assert lines[0]["template_id"] == lines[1]["template_id"] != ""  # one template, up/down its parameter
+
     out = demo.output()
     # one console line per fault state change: one down, one up so far
     down, up = "link DOWN (linkDown trap from 127.0.0.2", "link UP again (linkUp trap from 127.0.0.2"
