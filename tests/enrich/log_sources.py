@@ -94,7 +94,12 @@ class FakeDatadog(_Recording):
         self.status = 200
         self.serve_pages: int | None = None  # after this many pages served, answer 503 (source down)
         self.served = 0
+        self.generation = 0  # bump it to expire the cursors given out so far (answered 400, as Datadog does)
         self.arrivals: list[float] = []
+
+    def cursor(self, after: int) -> str:
+        """The opaque `meta.page.after` of the page starting at event `after` of a search."""
+        return base64.b64encode(f"{self.generation}:{after}".encode()).decode()
 
     def add(self, ts_ms: int, message: str, **attrs: Any) -> None:
         with self.lock:
@@ -146,12 +151,16 @@ class _DatadogHandler(BaseHTTPRequestHandler):
             (e for e in events if lo <= _ms(e["attributes"]["timestamp"]) <= hi),
             key=lambda e: e["attributes"]["timestamp"],
         )
-        start = int(base64.b64decode(page["cursor"])) if "cursor" in page else 0
+        start = 0
+        if "cursor" in page:
+            gen, start = map(int, base64.b64decode(page["cursor"]).split(b":"))
+            if gen != srv.generation:
+                return self._send(400, {"errors": ["Invalid cursor"]}, limits)
         chunk = hits[start : start + int(page.get("limit", 10))]
         after = start + len(chunk)
         out: dict[str, Any] = {"data": chunk, "meta": {"page": {}, "status": "done", "elapsed": 12}}
         if after < len(hits):
-            cursor = base64.b64encode(str(after).encode()).decode()
+            cursor = srv.cursor(after)
             out["meta"]["page"]["after"] = cursor
             out["links"] = {"next": f"{srv.url}/api/v2/logs/events?page[cursor]={cursor}"}
         return self._send(200, out, limits | {"X-RateLimit-Remaining": "299"})

@@ -112,9 +112,11 @@ async def test_three_cursor_pages_store_every_line_once_with_the_documented_keys
         assert r.body["filter"]["query"] == "service:shop" and r.body["filter"]["indexes"] == ["main"]
         assert r.body["filter"]["from"].endswith("Z") and r.body["page"]["limit"] == 10
     assert "cursor" not in first.body["page"]
-    assert (
-        second.body["page"]["cursor"] == "MTA=" and third.body["page"]["cursor"] == "MjA="
-    )  # meta.page.after
+    # Each next page asks with the previous answer's meta.page.after.
+    assert (second.body["page"]["cursor"], third.body["page"]["cursor"]) == (
+        datadog.cursor(10),
+        datadog.cursor(20),
+    )
     assert second.body["filter"] == first.body["filter"]  # one window, paged
     page = intake.logs.search(LogQuery(0, TIME_MAX_MS, 1000, agent=AGENT))
     error = next(line for line in page.lines if line.message == messages[3])
@@ -163,7 +165,9 @@ async def test_restart_resumes_at_the_cursor_and_a_page_stored_before_its_cursor
     after_page_1 = tmp_path / "after-page-1.json"
     shutil.copy(state, after_page_1)
     await run_until(20, fail_after=2)  # restarted: page 2 from the saved cursor, then down again
-    assert datadog.requests()[-1].body["page"]["cursor"] == "MjA="  # asked for page 3 before stopping
+    assert datadog.requests()[-1].body["page"]["cursor"] == datadog.cursor(
+        20
+    )  # asked for page 3, then stopped
     # A crash after page 2 was stored but before its cursor was saved: the cursor file says page 1.
     shutil.copy(after_page_1, state)
     more = _events(datadog, 5, first=30, ago_s=20)
@@ -172,6 +176,49 @@ async def test_restart_resumes_at_the_cursor_and_a_page_stored_before_its_cursor
     # Page 2 came again with the same events: the log store's batch ledger refused it.
     assert intake.sample("outpost_hub_logs_duplicate_total") == 10
     assert intake.sample("outpost_hub_log_poller_errors_total", poller="dd", kind="status") >= 2
+
+
+async def test_an_expired_page_cursor_reads_the_window_again_and_skips_what_was_stored(
+    datadog: FakeDatadog, intake: Intake, tmp_path: Path
+) -> None:
+    messages = _events(datadog, 25)
+    metrics = PollerMetrics(intake.metrics.registry)
+    cfg = _config(datadog.url, tmp_path)
+    datadog.serve_pages = 1
+    async with _polling(cfg, intake, metrics, tmp_path):
+        await _until(lambda: len(intake.messages(AGENT)) == 10 and datadog.served == 1, "page 1 stored")
+        await asyncio.sleep(0.1)
+    datadog.serve_pages = None
+    datadog.generation += 1  # the saved cursor of page 2 expired meanwhile
+    async with _polling(cfg, intake, metrics, tmp_path):
+        await _until(lambda: len(intake.messages(AGENT)) == 25, "25 lines stored")
+    assert intake.messages(AGENT) == messages
+    assert intake.sample("outpost_hub_log_poller_errors_total", poller="dd", kind="cursor") >= 1
+    assert (
+        intake.sample("outpost_hub_log_poller_duplicates_total", poller="dd") >= 10
+    )  # page 1 again, skipped
+
+
+async def test_many_pollers_store_through_one_intake_at_once_each_line_once(
+    datadog: FakeDatadog, intake: Intake, tmp_path: Path
+) -> None:
+    messages = _events(datadog, 60)
+    metrics = PollerMetrics(intake.metrics.registry)
+    configs = [_config(datadog.url, tmp_path, name=f"dd{i}", page_limit=7) for i in range(6)]
+    job = LogPollers(configs, intake.intake, metrics, tmp_path / "pollers", SystemClock())
+    await job.start()
+    try:
+        await _until(
+            lambda: all(len(intake.messages(f"poll:dd{i}")) >= 60 for i in range(6)),
+            "every poller's lines",
+            20,
+        )
+    finally:
+        await job.aclose()
+    for i in range(6):  # six tasks storing on the intake's threads at once: nothing twice, nothing lost
+        assert intake.messages(f"poll:dd{i}") == messages
+    assert intake.sample("outpost_hub_logs_stored_total") == 360
+    assert sum(t.count for t in intake.logs.templates(100)) == 360  # template counts exact
 
 
 async def test_keys_never_appear_in_logs_or_metrics_and_the_outage_is_logged_once_each_way(

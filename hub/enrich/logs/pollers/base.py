@@ -51,12 +51,16 @@ POLL_BOOT_EPOCH = 0  # batch ids of polled pages: (poll:<name>, 0, hash of the p
 class PollError(Exception):
     """Raised by a source when a poll fails (no connection, timeout, a non-2xx answer, an answer that is
     not the API's); transient: the poller retries after `retry_after_s` or its backoff. `kind` labels
-    the errors counter."""
+    the errors counter; `reread` says the saved page cursor is no good (expired): the window is read
+    again from its start, its stored lines skipped by id."""
 
-    def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, kind: str, message: str, retry_after_s: float | None = None, *, reread: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry_after_s = retry_after_s
+        self.reread = reread
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,8 @@ class Poller:
                 caught_up = await self.poll_window()
             except PollError as exc:
                 self._metrics.errors.labels(self.config.name, exc.kind).inc()
+                if exc.reread:
+                    self.state.cursor = None
                 self._health.down(scrub(f"{exc.kind}: {exc}", self._source.secrets()))
                 delay = exc.retry_after_s if exc.retry_after_s is not None else self._backoff(failures)
                 failures += 1

@@ -97,6 +97,10 @@ class DatadogSource:
             if resp.status == 429:
                 self._hold(reset if reset is not None else DEFAULT_WAIT_S)
                 continue
+            if resp.status == 400 and "cursor" in body["page"]:  # a cursor kept over a long stop expires
+                raise PollError(
+                    "cursor", f"POST {safe_url(self._url)} refused the page cursor (400)", reread=True
+                )
             if not 200 <= resp.status < 300:
                 raise status_error(
                     safe_url(self._url), resp.status, resp.body.decode(errors="replace").strip()
