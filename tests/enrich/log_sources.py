@@ -91,6 +91,7 @@ class FakeDatadog(_Recording):
         self.events: list[dict[str, Any]] = []
         self.answer_429 = 0
         self.reset_s = 1
+        self.remaining = 299  # X-RateLimit-Remaining of the answers served
         self.status = 200
         self.serve_pages: int | None = None  # after this many pages served, answer 503 (source down)
         self.served = 0
@@ -163,7 +164,7 @@ class _DatadogHandler(BaseHTTPRequestHandler):
             cursor = srv.cursor(after)
             out["meta"]["page"]["after"] = cursor
             out["links"] = {"next": f"{srv.url}/api/v2/logs/events?page[cursor]={cursor}"}
-        return self._send(200, out, limits | {"X-RateLimit-Remaining": "299"})
+        return self._send(200, out, limits | {"X-RateLimit-Remaining": str(srv.remaining)})
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
         raw = json.dumps(body).encode()

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from hub.config import HubConfig
+from hub.enrich.logs.config import LogsConfig
 from hub.enrich.logs.pollers.config import DatadogPollerConfig
-from hub.enrich.logs.pollers.job import LogPollers
+from hub.enrich.logs.pollers.job import SOURCES, LogPollers
 from hub.enrich.logs.pollers.metrics import PollerMetrics
 from hub.enrich.logs.store import LogQuery
 from hub.store.base import TIME_MAX_MS
@@ -144,6 +145,36 @@ async def test_a_429_waits_for_x_ratelimit_reset_then_resumes_and_is_counted(
     assert datadog.requests()[1].body == datadog.requests()[0].body  # the same request again
     assert intake.sample("outpost_hub_log_poller_rate_limited_waits_total", poller="dd") == 1
     assert intake.sample("outpost_hub_log_poller_errors_total", poller="dd", kind="status") == 0
+
+
+async def test_remaining_zero_holds_the_next_page_until_the_reset(
+    datadog: FakeDatadog, intake: Intake, tmp_path: Path
+) -> None:
+    messages = _events(datadog, 12)
+    datadog.remaining, datadog.reset_s = 0, 1
+    metrics = PollerMetrics(intake.metrics.registry)
+    async with _polling(_config(datadog.url, tmp_path), intake, metrics, tmp_path):
+        await _until(lambda: len(intake.messages(AGENT)) == 12, "12 lines stored")
+    assert intake.messages(AGENT) == messages
+    assert datadog.arrivals[1] - datadog.arrivals[0] >= 0.9  # page 2 asked only after the reset
+    assert intake.sample("outpost_hub_log_poller_rate_limited_waits_total", poller="dd") >= 1
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+async def test_every_source_closes_safely_without_start_and_twice(kind: str, tmp_path: Path) -> None:
+    keys = {"api_key": "k", "application_key": "k"} if kind == "datadog" else {"token": "t"}
+    cfg = LogsConfig.model_validate(
+        {"pollers": [{"kind": kind, "name": "x", "url": "http://127.0.0.1:9", **keys}]}
+    )
+    metrics = PollerMetrics(CollectorRegistry())
+    unstarted = SOURCES[kind](cfg.pollers[0], metrics, SystemClock())
+    await unstarted.aclose()
+    await unstarted.aclose()
+    source = SOURCES[kind](cfg.pollers[0], metrics, SystemClock())
+    await source.start()
+    assert source.secrets() == (["k", "k"] if kind == "datadog" else ["t"])
+    await source.aclose()
+    await source.aclose()
 
 
 async def test_restart_resumes_at_the_cursor_and_a_page_stored_before_its_cursor_was_saved_is_kept_once(

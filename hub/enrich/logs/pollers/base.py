@@ -164,13 +164,15 @@ class Poller:
         c, s = self.config, self.state
         if s.window is None:
             limit = self._clock.now_ms() - int(c.lag_s * 1000)
+            span = int(c.max_window_s * 1000)
             if s.watermark_ms is None:
                 start = limit - int(c.initial_lookback_s * 1000)
+                end = min(limit, start + span)
             elif s.watermark_ms >= limit:
                 return True  # nothing new yet
-            else:
-                start = s.watermark_ms - int(c.overlap_s * 1000)
-            s.window, s.cursor = Window(start, min(limit, start + int(c.max_window_s * 1000))), None
+            else:  # the overlap comes on top of the span: a window always ends past the watermark
+                start, end = s.watermark_ms - int(c.overlap_s * 1000), min(limit, s.watermark_ms + span)
+            s.window, s.cursor = Window(start, end), None
         window = s.window
         async with contextlib.aclosing(self._source.pages(window, s.cursor)) as pages:
             async for page in pages:
@@ -200,19 +202,23 @@ class Poller:
                 logs=tuple(e.record for e in fresh.values()),
             )
             try:
-                await asyncio.to_thread(self._intake.store_batch, self.agent, batch)
+                await asyncio.to_thread(self._store_batch, batch)
             except TransientError as exc:
                 raise PollError("store", str(exc)) from None
             except LogsRefused as exc:  # refused for good (the intake counted the lines): skip them
                 self._metrics.errors.labels(self.config.name, "refused").inc()
                 log.error("log store refused a page of %s for good: %s", self._source.name, exc)
-            else:
-                self._metrics.lines.labels(self.config.name).inc(len(fresh))
             for event_id, e in fresh.items():
                 seen[event_id] = e.at_ms
             self._bound_seen()
         self.state.cursor = page.cursor
         await self._save()
+
+    def _store_batch(self, batch: Batch) -> None:
+        """On a worker thread: stores and counts together, so a poller cancelled while the thread runs
+        (the hub stopping) still counts what was stored."""
+        self._intake.store_batch(self.agent, batch)
+        self._metrics.lines.labels(self.config.name).inc(len(batch.logs))
 
     def _bound_seen(self) -> None:
         seen, cap = self.state.seen, self.config.max_seen_ids

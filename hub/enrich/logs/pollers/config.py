@@ -45,7 +45,8 @@ class _PollerBase(BaseModel):
     # Each window starts this long before the previous one ended, so a line indexed late (but within
     # it) is still fetched; lines seen in the overlap are skipped by their event id.
     overlap_s: float = Field(default=120.0, ge=0, le=86_400)
-    # A window spans at most this long (catching up after downtime goes window by window).
+    # A window ends at most this long after the previous one ended (catching up after downtime goes
+    # window by window).
     max_window_s: float = Field(default=3600.0, gt=0, le=86_400)
     # How far back the very first poll reaches (nothing older is fetched).
     initial_lookback_s: float = Field(default=900.0, ge=0, le=30 * 86_400)
