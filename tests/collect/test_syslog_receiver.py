@@ -4,6 +4,7 @@ a TLS client with a test CA, and many raw TCP senders at once; its bounds drop a
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -118,7 +119,10 @@ async def test_a_sender_over_its_rate_limit_loses_the_excess_and_it_is_counted(s
     assert r.take_nowait(100) == [] and r.stats.dropped == {"rate_limited": 15}
 
 
-async def test_connections_past_the_limit_are_refused_and_idle_ones_closed(start_receiver: Start) -> None:
+async def test_connections_past_the_limit_are_refused_and_idle_ones_closed(
+    start_receiver: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.collect.syslog.server")
     r = await start_receiver(max_connections=1, idle_timeout_s=0.5)
     reader1, writer1 = await asyncio.open_connection("127.0.0.1", r.tcp_port)
     writer1.write(b"<13>hold\n")
@@ -128,6 +132,12 @@ async def test_connections_past_the_limit_are_refused_and_idle_ones_closed(start
     assert await asyncio.wait_for(reader1.read(), 5) == b""  # closed after 0.5 s of silence
     assert r.stats.refused_connections == {"max_connections": 1}
     assert r.stats.closed_connections == {"idle": 1} and r.stats.open_connections == 0
+    _, writer3 = await asyncio.open_connection("127.0.0.1", r.tcp_port)  # a slot is free again
+    writer3.write(b"<13>again\n")
+    await take(r, 1)
+    writer3.close()
+    told = [m for m in caplog.messages if "syslog connection slots" in m]
+    assert len(told) == 2 and "refusing" in told[0] and "back after" in told[1]
     writer1.close()
     writer2.close()
 

@@ -91,6 +91,7 @@ class SyslogReceiver:
         self._limiter = RateLimiter(config.rate_per_source, config.burst_per_source, config.max_sources)
         self._queue: asyncio.Queue[LogRecord] = asyncio.Queue(config.queue_size)
         self._queue_health = UpDown(log, "syslog queue", self._clock)
+        self._conn_health = UpDown(log, "syslog connection slots", self._clock)
         self._udp: asyncio.DatagramTransport | None = None
         self._servers: dict[str, asyncio.Server] = {}
         self._conns: set[asyncio.Task[None]] = set()
@@ -164,9 +165,11 @@ class SyslogReceiver:
         source = str(peer[0]) if peer else ""
         if stats.open_connections >= self.config.max_connections:
             stats.refused_connections["max_connections"] += 1
+            self._conn_health.down(f"all {self.config.max_connections} in use, refusing new connections")
             writer.transport.abort()
             return
         stats.open_connections += 1
+        self._conn_health.up()
         try:
             if ctx is not None:
                 try:
