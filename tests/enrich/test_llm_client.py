@@ -163,3 +163,16 @@ async def test_enricher_without_any_answer_raises_instead_of_inventing_a_fallbac
             await enricher.enrich("Uplink lost", ["link down"])
     finally:
         await client.aclose()
+
+
+async def test_a_moved_context_alone_is_answered_from_the_cache(llm: FakeLlm) -> None:
+    client = ChatClient(LlmConfig(base_url=llm.url))
+    enricher = IncidentEnricher(client, Redactor.build())
+    try:
+        first, prov = await enricher.enrich("Uplink lost", ["link down"], ["series x: last 3"])
+        again, prov2 = await enricher.enrich("Uplink lost", ["link down"], ["series x: last 7"])
+        grown, prov3 = await enricher.enrich("Uplink lost", ["link down", "bgp down"], ["series x: last 7"])
+    finally:
+        await client.aclose()
+    assert len(llm.requests) == 2 and (again, prov2) == (first, prov) and enricher.cache_hits == 1
+    assert prov.prompt_sha256 == enricher.cache_key("Uplink lost", ["link down"]) != prov3.prompt_sha256

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from hub.alerts.incidents import Incident, IncidentStatus
 from hub.alerts.model import Alert, AlertStatus
 from hub.alerts.repository import AlertRepository
 from hub.enrich.llm import repository
@@ -122,3 +123,31 @@ async def test_the_incident_prompt_shows_its_devices_log_lines_with_their_classe
         "log line seen 1x (error, storage): Disk 0 write failed on 10.0.0.7",
         "log line seen 1x (error, storage): Fan 2 speed low",
     ]
+
+
+class _OneIncident:
+    """The incident reads `ContextReader.read` makes, for one open incident without alerts."""
+
+    engine: Any = None
+
+    def incident(self, incident_id: str) -> tuple[Incident, list[Any]] | None:
+        labels = (("device", "srv1"), ("site", "dc1"))
+        return (Incident(incident_id, "g", labels, IncidentStatus.OPEN, T0, T0), [])
+
+    def alerts_by_ids(self, ids: list[str]) -> list[Alert]:
+        return []
+
+
+def test_similar_past_incidents_join_the_prompt_context_bounded() -> None:
+    asked: list[str] = []
+
+    def similar(incident_id: str) -> list[str]:
+        asked.append(incident_id)
+        return [
+            f"similar past incident (resolved, similarity 0.9): {n} alerts on device=srv1" for n in range(9)
+        ]
+
+    no_series: Any = object()
+    facts = ContextReader(_OneIncident(), no_series, None, 60_000, similar).read("i1", T0)
+    assert facts is not None and asked == ["i1"]
+    assert facts.context == tuple(similar("i1")[:5])

@@ -228,6 +228,10 @@ async def test_many_incidents_at_once_are_each_explained_exactly_once(
     asked = sorted(
         r.prompt.split("LinkDown on ", 1)[1].split(";", 1)[0].split("\n", 1)[0] for r in llm.received
     )
+    import sys
+
+    for r in llm.received:
+        print("PROMPT", repr(r.prompt), r.body["messages"][0]["content"][:30], file=sys.stderr)
     assert asked == sorted(devices)
 
 

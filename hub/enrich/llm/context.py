@@ -1,6 +1,6 @@
-"""What a prompt says about an incident: its alerts, its series around it and its devices' most frequent
-log templates (with their classes), read from the state database, the store and the log store (blocking:
-run in a thread).
+"""What a prompt says about an incident: its alerts, its series around it, its devices' most frequent
+log templates (with their classes) and similar past incidents where semantic search runs, read from the
+state database, the store, the log store and the semantic index (blocking: run in a thread).
 
 Everything here is bounded (alerts, series, points, log lines) so a storm incident makes a prompt of the
 same size as a small one, and best-effort: a store or log store that fails costs that part of the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hub.alerts.incidents import IncidentStatus, describe
@@ -30,6 +31,7 @@ MAX_SERIES = 5
 MAX_POINTS = 120
 MAX_LOG_LINES = 500
 MAX_TEMPLATES = 5
+MAX_SIMILAR = 5
 _OWN_LABELS = {"alertname", "agent", "site", "device"}
 
 
@@ -49,6 +51,10 @@ class ContextStats:
     log_failures: int = 0
 
 
+# Similar past incidents as prompt lines, by incident id (the semantic search's, where it runs); blocking.
+SimilarLines = Callable[[str], list[str]]
+
+
 @dataclass(slots=True)
 class ContextReader:
     """Reads `IncidentFacts`; `window_ms` is how far before the incident opened series and logs go back."""
@@ -57,6 +63,8 @@ class ContextReader:
     store: Store
     logs: LogStore | None
     window_ms: int
+    # Lines naming similar past incidents (`hub.enrich.logs.semantic`); None without semantic search.
+    similar: SimilarLines | None = None
     stats: ContextStats = field(default_factory=ContextStats)
 
     def read(self, incident_id: str, now_ms: int) -> IncidentFacts | None:
@@ -68,6 +76,8 @@ class ContextReader:
         alerts = sorted(self.alerts.alerts_by_ids(sorted(inc.alert_ids)), key=lambda a: (a.starts_ms, a.id))
         start_ms = max(0, inc.opened_ms - self.window_ms)
         context = self._series(alerts, start_ms, now_ms) + self._templates(alerts, start_ms, now_ms)
+        if self.similar is not None:
+            context += self.similar(inc.id)[:MAX_SIMILAR]
         shown = [alert_line(a) for a in alerts[:MAX_ALERTS]]
         if len(alerts) > MAX_ALERTS:
             shown.append(f"... and {len(alerts) - MAX_ALERTS} more alerts")

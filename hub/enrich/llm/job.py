@@ -8,10 +8,11 @@ publishes the change after its step is written and its notifications handed out,
 cached per prompt), store the answer and publish `IncidentEnriched`, which the /ws incidents topic carries.
 
 An incident is in the queue or being asked about at most once at a time; a change arriving meanwhile asks
-again afterwards (the prompt may have grown). A stored explanation of the same prompt is not asked again,
-after a restart too. No answer at all (server down, breaker open, budget spent) stores nothing: the
-explanation is absent until the model is back and the incident changes. The model going away and coming
-back is logged once each.
+again afterwards (its alerts may have changed). A stored explanation of the same alerts is not asked again,
+after a restart too: the key is the incident's own title and alerts, so a moved series value or a newly
+similar incident alone does not cost another request. No answer at all (server down, breaker open,
+budget spent) stores nothing: the explanation is absent until the model is back and the incident
+changes. The model going away and coming back is logged once each.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class EnrichStats:
     enriched: int = 0  # explanations stored (model answers and fallbacks)
     fallbacks: int = 0  # stored explanations that are the deterministic summary
     unanswered: int = 0  # incidents left without an explanation: no answer came at all
-    unchanged: int = 0  # not asked: the stored explanation is of the same prompt
+    unchanged: int = 0  # not asked: the stored explanation is of the same alerts
     dropped: int = 0  # queue full
     coalesced: int = 0  # a change for an incident already queued
     duplicates: int = 0
@@ -169,7 +170,7 @@ class EnrichJob:
         facts = await asyncio.to_thread(self.context.read, incident_id, self._clock.now_ms())
         if facts is None:
             return False
-        key = self.enricher.prompt_sha256(self.enricher.prompt(facts.title, facts.alerts, facts.context))
+        key = self.enricher.cache_key(facts.title, facts.alerts)
         stored = await asyncio.to_thread(repository.load, self._db, incident_id)
         if stored is not None and stored.provenance.prompt_sha256 == key and not stored.enrichment.fallback:
             self.stats.unchanged += 1

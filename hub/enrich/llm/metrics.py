@@ -32,7 +32,7 @@ class EnrichCollector:
             ("fallbacks", "Stored explanations that are the deterministic summary (no valid answer)",
              stats.fallbacks),
             ("unanswered", "Incidents left without an explanation: no answer came", stats.unanswered),
-            ("unchanged", "Incidents not asked again: the stored explanation is of the same prompt",
+            ("unchanged", "Incidents not asked again: the stored explanation is of the same alerts",
              stats.unchanged),
             ("dropped", "Incident changes dropped: the enrichment queue was full", stats.dropped),
             ("coalesced", "Incident changes folded into one already queued", stats.coalesced),

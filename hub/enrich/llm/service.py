@@ -1,5 +1,5 @@
 """Asks the LLM about an incident: redacts the prompt, validates the answer (one retry, then the
-deterministic fallback), caches per prompt hash and records provenance."""
+deterministic fallback), caches per incident (the hash of its title and alerts) and records provenance."""
 
 from __future__ import annotations
 
@@ -49,9 +49,13 @@ class IncidentEnricher:
             parts += ["Context:", *(f"- {c}" for c in context)]
         return self._redact("\n".join(parts))
 
-    def prompt_sha256(self, prompt: str) -> str:
-        """The cache key of a prompt (with the model that answers it), stored as provenance."""
-        return hashlib.sha256(f"{self._client.config.model}\n{prompt}".encode()).hexdigest()
+    def cache_key(self, title: str, alerts: Sequence[str]) -> str:
+        """SHA-256 of the model and the redacted incident itself (title and alerts), stored as provenance:
+        an incident whose alerts did not change is not asked again because its context moved (a series'
+        last value, a newly similar incident)."""
+        return hashlib.sha256(
+            f"{self._client.config.model}\n{self.prompt(title, alerts)}".encode()
+        ).hexdigest()
 
     async def enrich(
         self, title: str, alerts: Sequence[str], context: Sequence[str] = ()
@@ -63,7 +67,7 @@ class IncidentEnricher:
                 nothing to explain the incident with yet, and the caller asks again later.
         """
         user = self.prompt(title, alerts, context)
-        key = self.prompt_sha256(user)
+        key = self.cache_key(title, alerts)
         if key in self._cache:
             self._cache.move_to_end(key)
             self.cache_hits += 1
