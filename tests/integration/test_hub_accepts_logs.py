@@ -29,6 +29,7 @@ def _stored_batches(api_url: str) -> float:
     return 0.0
 
 
+@pytest.mark.slow  # make test covers the ack in test_syslog_agent.py (a real agent's LOGS batches, no gaps)
 async def test_a_hub_acks_a_batch_of_log_records_and_dedupes_its_replay(tmp_path: Path) -> None:
     logs = tuple(
         LogRecord(
