@@ -55,6 +55,7 @@ from hub.enrich.logs.metrics import LogMetrics
 from hub.enrich.logs.pollers.job import LogPollers
 from hub.enrich.logs.pollers.metrics import PollerMetrics
 from hub.enrich.logs.retention import LogRetention
+from hub.enrich.logs.semantic import SemanticSearch
 from hub.enrich.logs.store import LogStore
 from hub.fleet.agents import Fleet
 from hub.forecast.jobs import ForecastJob
@@ -245,6 +246,7 @@ class Hub:
         self.confirm: ConfirmJob | None = None  # with confirm.enabled, in the roles running jobs
         self.push_scoring: PushScoringJob | None = None  # with detect.enabled, in the roles running jobs
         self.enrich: EnrichJob | None = None  # with enrich.llm.enabled, in the roles running jobs
+        self.semantic: SemanticSearch | None = None  # in the roles answering searches (all, api)
         self.jobs: list[RunOnce] = []
         # Forecasts for the API and the forecast job (None: forecasting disabled).
         self.forecast = ForecastService(self.store, config.forecast) if config.forecast.enabled else None
@@ -406,6 +408,22 @@ class Hub:
         self.jobs.append(run)
         return [run]
 
+    def _semantic(self, incidents: bool) -> Component:
+        """Semantic search of templates and incidents, in the processes answering searches: each keeps its
+        own index under its data dir, filled from the state database. `incidents`: consume incident
+        changes (role `all`, where the engine runs); built before the enrichment job (which asks it for
+        similar incidents), the bus (subscribed before it delivers) and ingest (which tells it templates)."""
+        self.semantic = SemanticSearch(
+            self.config.logs.semantic,
+            self.config.data_dir,
+            self.log_store,
+            self.db,
+            self.bus if incidents else None,
+            self.metrics.registry,
+            self.clock,
+        )
+        return self.semantic
+
     def _enrich_job(self) -> list[Component]:
         """LLM enrichment of incidents, when `enrich.llm.enabled`: in every process running jobs (its bus
         group shares the incidents among them), subscribed before the bus delivers; and the classification
@@ -414,6 +432,8 @@ class Hub:
             return []
         cfg = self.config.enrich.llm
         job = self.enrich = EnrichJob(cfg, self.db, self.store, self.log_store, self.bus, self.clock)
+        if self.semantic is not None:
+            job.context.similar = self.semantic.similar_lines
         out: list[Component] = [job]
         classify = None
         if cfg.classify_templates:  # run once across processes; stopped before the client it shares
@@ -486,6 +506,8 @@ class Hub:
         self.log_intake = LogIntake(
             self.log_store, counts, cfg.logs, self.log_metrics, cfg.data_dir / "logs", self.clock
         )
+        if self.semantic is not None:
+            self.log_intake.on_templates = self.semantic.offer_templates
         ingestor = self.ingestor = Ingestor(
             self.store,
             self.fleet,
@@ -575,6 +597,7 @@ class Hub:
                 webhooks=self.config.webhooks,
                 logs=self.log_store,
                 sources=WebhookSources(self.db),
+                semantic=self.semantic,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
         return HubContext(
@@ -590,6 +613,7 @@ class Hub:
             webhooks=self.config.webhooks,
             logs=self.log_store,
             sources=WebhookSources(self.db),
+            semantic=self.semantic,
         )
 
     def _write_admin_token(self) -> None:
@@ -617,6 +641,7 @@ def build_all(hub: Hub) -> list[Component]:
         hub._alert_engine(commands=False),
         *hub._confirm_job(),
         *hub._push_scoring_job(),
+        hub._semantic(incidents=True),
         *hub._enrich_job(),
         hub._bus(),
         hub._api(lambda: hub._context(with_engine=True)),
@@ -635,6 +660,7 @@ def build_api(hub: Hub) -> list[Component]:
         *hub._setup(),
         hub._admin_token(),
         hub._store(),
+        hub._semantic(incidents=False),
         hub._bus(),
         hub._api(lambda: hub._context(with_engine=False)),
         hub._streams(),

@@ -19,6 +19,7 @@ from hub.alerts.service import AlertService
 from hub.auth.service import AuthService
 from hub.bus.errors import BusError
 from hub.confirm.jobs import ConfirmJob
+from hub.enrich.logs.semantic import SemanticSearch
 from hub.enrich.logs.store import LogStore
 from hub.fleet.agents import Fleet
 from hub.forecast.service import ForecastService
@@ -170,6 +171,8 @@ class HubContext:
     sources: WebhookSources | None = None
     # The log store for GET /api/v1/logs (None: an app serving no logs, e.g. tests of REST alone).
     logs: LogStore | None = None
+    # Semantic search of templates and incidents (None: this process serves none, e.g. a worker).
+    semantic: SemanticSearch | None = None
     queries: QueryRunner = field(init=False)
 
     def __post_init__(self) -> None:

@@ -6,13 +6,42 @@ logs:
   prune_interval_s: 300    # how often the prune pass runs (once across hub processes)
   max_template_series: 10000  # distinct log_template_count series written at most
   pollers: []              # Datadog Logs and Splunk sources pulled into the store (pollers/config.py)
+  semantic:                # semantic search of templates and incidents (semantic.py)
+    enabled: true          # on by default; without chromadb installed the search answers 503
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.enrich.logs.pollers.config import PollerConfig
+
+
+class SemanticConfig(BaseModel):
+    """Semantic search of log templates and incidents (`logs.semantic`).
+
+    On by default: it needs no model and no network (the hashing embedder), only the `semantic` extra
+    (chromadb). A hub without chromadb still starts, logs once that the search is off, and answers its
+    two endpoints with a counted 503; `enabled: false` does the same without trying.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    # The chromadb directory; relative paths are under data_dir (default: data_dir/semantic).
+    path: Path = Path("semantic")
+    embedder: Literal["hashing"] = "hashing"
+    # Templates and incidents waiting to be indexed; beyond this they are dropped (counted) and picked
+    # up by the next resync from the log store and the incidents table.
+    queue: int = Field(default=10_000, ge=1, le=1_000_000)
+    # How often the index is compared with the log store and the newest incidents (and filled where it
+    # lacks them): at start, then at this interval. The only source of updates in an `api` process.
+    resync_interval_s: float = Field(default=300.0, gt=0, le=86_400)
+    # Newest incidents compared at each resync.
+    resync_incidents: int = Field(default=1000, ge=0, le=100_000)
 
 
 class LogsConfig(BaseModel):
@@ -36,6 +65,7 @@ class LogsConfig(BaseModel):
     snapshot_interval_s: float = Field(default=60.0, gt=0, le=86_400)
     # Remote log platforms polled into the store (run in one hub process: the log-pollers lock).
     pollers: tuple[PollerConfig, ...] = Field(default=(), max_length=64)
+    semantic: SemanticConfig = SemanticConfig()
 
     @field_validator("pollers")
     @classmethod

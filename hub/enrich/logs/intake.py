@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "miner.json"
 MAX_LABEL_CHARS = 255  # device, host, app: names, not payload
+# Told the templates (id -> text) of every stored batch and its agent, on the ingest thread; must not block
+# (the semantic index queues what is new or changed, `hub.enrich.logs.semantic`).
+TemplatesSeen = Callable[[Mapping[str, str], str], None]
 
 
 class LogsRefused(Exception):
@@ -70,6 +73,7 @@ class LogIntake:
         self.miner = TemplateMiner()
         self._saved_lines = 0
         self._task: asyncio.Task[None] | None = None
+        self.on_templates: TemplatesSeen | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._restore)
@@ -133,6 +137,8 @@ class LogIntake:
             return
         self._metrics.stored.inc(len(lines))
         self._counts.mark(agent, {m.record.ts_ms - m.record.ts_ms % MINUTE_MS for m in lines})
+        if self.on_templates is not None:
+            self.on_templates({m.template_id: m.template for m in lines}, agent)
 
     def _mined(self, records: Sequence[LogRecord]) -> list[MinedRecord]:
         out = []

@@ -115,6 +115,21 @@ class SemanticIndex:
         ]
         return hits[:k]
 
+    def contents(self, collection: str) -> dict[str, tuple[str, Mapping[str, Any]]]:
+        """Every indexed id with its text and metadata (what a resync compares the source with)."""
+        with self._lock:
+            got = self._collections[collection].get(include=["documents", "metadatas"])
+        return {
+            i: (doc or "", meta or {})
+            for i, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+        }
+
+    def nearest_incidents(
+        self, incident_id: str, title: str, labels: Mapping[str, str], summary: str, k: int
+    ) -> list[Hit]:
+        """The `k` indexed incidents nearest to this one as it is now (indexed or not), never itself."""
+        return self.query(INCIDENTS, incident_text(title, labels, summary), k, incident_id)
+
     def get_text(self, collection: str, item_id: str) -> str | None:
         with self._lock:
             got = self._collections[collection].get(ids=[item_id], include=["documents"])

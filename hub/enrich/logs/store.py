@@ -270,6 +270,14 @@ class LogStore:
         with self._engine.connect() as db:
             return [TemplateStats(**r._mapping) for r in db.execute(stmt)]
 
+    def template_stats(self, template_ids: Sequence[str]) -> dict[str, TemplateStats]:
+        """The rows of these templates by id (ids the store no longer has are absent)."""
+        if not template_ids:
+            return {}
+        stmt = sa.select(log_templates).where(log_templates.c.template_id.in_(list(template_ids)))
+        with self._engine.connect() as db:
+            return {r.template_id: TemplateStats(**r._mapping) for r in db.execute(stmt)}
+
     def minute_counts(self, agent: str, minutes: Sequence[int]) -> list[tuple[str, str, int, int]]:
         """Lines of `agent` per (device, template, minute) for the given minute starts (ms).
 
