@@ -1,7 +1,7 @@
 """InfluxDB line protocol (what Telegraf's influxdb outputs and the InfluxDB clients write) as a Batch.
 
 The common case (no escapes, no quotes: what Telegraf writes) is parsed for the whole payload at once
-by `lineprotocol_bulk` (a few regular expressions over joined strings, numpy conversions), with the
+by `lineprotocol_bulk` (numpy over the payload's bytes, one `float` pass over its values), with the
 measurement and tags of each distinct series prefix read once and cached across payloads. Every other
 line goes to `line_protocol_parser` (a maintained C extension: escaping, quoting and field types are
 its job), which is the reference the bulk path is property-tested against. Mapping:
@@ -205,9 +205,10 @@ def _bulk(registry: _Registry, data: bytes, found: Scan) -> tuple[_Fields, Scan]
     heads = [data[a:b] for a, b in zip(found.head_starts.tolist(), found.head_ends.tolist(), strict=True)]
     first_of: dict[bytes, int] = {}  # a prefix is numbered by the first line that has it
     line_head = np.fromiter(map(first_of.setdefault, heads, range(n)), np.int64, n)
-    prefix = {i: _prefix(head) for head, i in first_of.items()}
+    prefixes = ((i, _prefix(head)) for head, i in first_of.items())
+    resolved = {i: p for i, p in prefixes if p is not None}
     known = np.zeros(n, dtype=np.bool_)
-    known[[i for i, p in prefix.items() if p is not None]] = True
+    known[list(resolved)] = True
     usable = known[line_head]
     if not usable.all():
         found, line_head = found.only(usable), line_head[usable]
@@ -223,7 +224,7 @@ def _bulk(registry: _Registry, data: bytes, found: Scan) -> tuple[_Fields, Scan]
     sids = []
     for pair in pairs.tolist():
         h, name = divmod(pair, width)
-        sids.append(registry.sid(*prefix[h].key(names[name])))  # type: ignore[union-attr]
+        sids.append(registry.sid(*resolved[h].key(names[name])))
     sid = np.asarray(sids, dtype=np.int64)[inverse]
     # Fields of a line in reverse, so that of a name repeated in one line the first written is kept.
     starts = np.cumsum(counts) - counts
