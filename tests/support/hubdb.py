@@ -9,7 +9,7 @@ from hub.db.engine import create_engine
 
 # The newest migration, named once for every test that checks where a database ended up: a new
 # migration changes it here (and `migrate.head()` must agree, tests/db/test_migrations.py checks).
-HEAD = "0011_log_fts_explicit"
+HEAD = "0012_webhook_deliveries"
 
 
 def migrated_engine(url: str) -> sa.Engine:

@@ -1,5 +1,5 @@
-"""The webhook sources' tables (on the hub's one MetaData); other packages reach them through
-`hub.ingest.sources.repository`."""
+"""The webhook sources' tables and the delivery ids signed webhooks have used (on the hub's one
+MetaData); other packages reach them through `hub.ingest.sources.repository` and `.deliveries`."""
 
 from __future__ import annotations
 
@@ -36,4 +36,13 @@ webhook_source_secrets = sa.Table(
     sa.Column("hint", sa.String(8), nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("retired_ms", sa.BigInteger, nullable=True),
+)
+
+# Delivery ids taken within their window (`hub.ingest.sources.deliveries`), as SHA-256 hex of scope and
+# id; shared by every hub process on the database, so a replay is refused by any of them.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    METADATA,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("expires_ms", sa.BigInteger, nullable=False, index=True),
 )
