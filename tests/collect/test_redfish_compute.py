@@ -17,7 +17,7 @@ from agent.collect.redfish.collector import MAX_CHASSIS_DEPTH, RedfishCollector
 from agent.collect.redfish.config import RedfishConfig
 from shared.clock import FakeClock
 from shared.model import CollectResult, MetricKind
-from tests.collect.bmc_server import BmcServer
+from tests.collect.bmc_server import BmcServer, Fault
 from tests.collect.conftest import BMC_PASSWORD, BMC_USER, REDFISH_TREES, RedfishPeer
 from tests.collect.test_redfish_trees import scrape, series, state
 
@@ -215,6 +215,22 @@ async def test_a_service_that_advertises_expand_gives_a_collection_and_its_metri
     assert dimms_read(result) == {f"D{i}" for i in range(DIMMS)}
     assert len(series(result, v.TEMPERATURE.name, component="memory")) == DIMMS
     assert c.stats.skipped_requests == 0
+
+
+async def test_a_service_that_advertises_expand_but_refuses_it_is_asked_plainly_from_then_on(
+    tmp_path: Path, self_signed_cert: tuple[Path, Path]
+) -> None:
+    async with serving(host_with_64_dimms(tmp_path, expand=True), self_signed_cert) as server:
+        server.fail(f"{R}/Systems/1/Processors", Fault(status=400))
+        c = to_bmc(server, self_signed_cert[0], component_requests=400)
+        try:
+            first, second = await c.collect(), await c.collect()
+        finally:
+            await c.aclose()
+        expanded = [s.path for s in server.seen if "$expand" in s.query]
+    assert expanded == [f"{R}/Systems/1/Processors"]  # refused once; Memory is not asked expanded either
+    assert len(first.errors) == 1 and "HTTP 400" in first.errors[0] and second.errors == []
+    assert dimms_read(first) == dimms_read(second) == {f"D{i}" for i in range(DIMMS)}
 
 
 async def test_chassis_reached_only_through_links_are_read_once_each_and_only_so_deep(

@@ -300,7 +300,7 @@ class RedfishCollector(ConfiguredTarget[RedfishConfig]):
                 return list(
                     {source_of(m.get("@odata.id")) or str(i): m for i, m in enumerate(expanded)}.values()
                 )
-            self._expand_failed = True
+            self._expand, self._expand_failed = "", True
         if not budget.take():
             return []
         return [{"@odata.id": m} for m in await self._members(out, path)]
