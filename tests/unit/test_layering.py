@@ -49,12 +49,13 @@ SEAMS = {
     "pysnmp": {"agent/collect/snmp/session.py"},
     "redfish": {"agent/collect/redfish/session.py"},
     # aiohttp: the Redfish client, the agent's /metrics + /healthz server, the hub's outbound notifications
-    # and its LLM client.
+    # its LLM client and its log pollers (Datadog, Splunk).
     "aiohttp": {
         "agent/collect/redfish/session.py",
         "agent/telemetry.py",
         "hub/notify/http.py",
         "hub/enrich/llm/client.py",
+        "hub/enrich/logs/pollers/http.py",
     },
     "nats": {"agent/transport/nats.py", "hub/ingest/nats_consumer.py", "hub/bus/nats.py"},
     "influxdb_client": {"hub/store/influx/store.py"},
