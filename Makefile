@@ -97,6 +97,8 @@ bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/ws.py
 	$(PY) bench/syslog.py
 	$(PY) bench/log_store.py
+	@if [ -d ../shared/data/loghub ]; then $(PY) bench/search.py; \
+	  else echo "Loghub data not found at ../shared/data/loghub: skipping the search relevance bench"; fi
 	@if [ -d $(NAB_DATA) ]; then rm -rf .outpost/nab && $(PY) bench/nab_run.py --data $(NAB_DATA) --out .outpost/nab && \
 	  $(PY) ../shared/tools/nab_score.py --nab $(NAB_DATA) --results .outpost/nab; \
 	  else echo "NAB data not found at $(NAB_DATA): skipping the NAB score"; fi

@@ -5,6 +5,9 @@ dimensions, L2-normalized. It needs no model, no download and no network, is det
 processes (blake2b, not Python's salted `hash`), and matches the vocabulary NOC engineers share with
 log lines. A small curated ops vocabulary adds the usual synonyms ("disk full" ~ "no space left"), so a
 query and a template meet even without common words; it is domain knowledge, not fitted to a query set.
+camelCase identifiers count as their words (isBatteryLow: is, battery, low) and English function words
+("by", "for", "the") are left out, so they do not make unrelated lines look alike; both general text
+handling, not fitted to bench/search.py's queries.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from typing import Protocol
 _WORD = re.compile(r"[a-z][a-z0-9]+")
 # Loghub-style parameter slots and numbers carry no meaning for search.
 _SLOT = re.compile(r"<\*>|\b\d+\b")
+# Identifiers in log lines join words in camelCase (isBatteryLow, allocateBlock): each part is a word.
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+# English function words: with the weight of a content word they would match "Connection closed by <*>" to
+# any query with "by" in it. The usual list's short words, nothing about logs.
+STOPWORDS = frozenset(
+    "a an and are as at be been but by for from has have in into is it its no not of on or that the "
+    "their there this to was were which will with".split()
+)
 
 # Groups of words an operator uses interchangeably; each word also counts as its group's name.
 OPS_SYNONYMS: tuple[tuple[str, ...], ...] = (
@@ -86,7 +97,8 @@ class HashingEmbedder:
         self.dim = dim
 
     def features(self, text: str) -> dict[str, float]:
-        words = _WORD.findall(_SLOT.sub(" ", text.lower()))
+        plain = _SLOT.sub(" ", _CAMEL.sub(" ", text)).lower()
+        words = [w for w in _WORD.findall(plain) if w not in STOPWORDS]
         out: dict[str, float] = {}
         for word in words:
             stem = _stem(word)
