@@ -160,6 +160,23 @@ async def test_remaining_zero_holds_the_next_page_until_the_reset(
     assert intake.sample("outpost_hub_log_poller_rate_limited_waits_total", poller="dd") >= 1
 
 
+async def test_a_log_store_that_fails_keeps_the_cursor_and_the_page_is_stored_once_when_it_is_back(
+    datadog: FakeDatadog, intake: Intake, tmp_path: Path
+) -> None:
+    messages = _events(datadog, 15)
+    with intake.engine.begin() as db:  # the state database loses the table: the write fails for real
+        db.exec_driver_sql("ALTER TABLE log_lines RENAME TO log_lines_away")
+    metrics = PollerMetrics(intake.metrics.registry)
+    async with _polling(_config(datadog.url, tmp_path), intake, metrics, tmp_path):
+        failed = lambda: intake.sample("outpost_hub_log_poller_errors_total", poller="dd", kind="store")  # noqa: E731
+        await _until(lambda: failed() >= 2, "two failed stores")
+        with intake.engine.begin() as db:
+            db.exec_driver_sql("ALTER TABLE log_lines_away RENAME TO log_lines")
+        await _until(lambda: len(intake.messages(AGENT)) == 15, "15 lines stored")
+    assert intake.messages(AGENT) == messages
+    assert all(r.body["page"].get("cursor") in (None, datadog.cursor(10)) for r in datadog.requests())
+
+
 @pytest.mark.parametrize("kind", sorted(SOURCES))
 async def test_every_source_closes_safely_without_start_and_twice(kind: str, tmp_path: Path) -> None:
     keys = {"api_key": "k", "application_key": "k"} if kind == "datadog" else {"token": "t"}

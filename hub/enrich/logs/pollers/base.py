@@ -144,6 +144,12 @@ class Poller:
                 failures += 1
                 await self._clock.sleep(min(delay, self.config.backoff_cap_s))
                 continue
+            except Exception as exc:  # a bug must not end the loop for good: logged once, retried
+                self._metrics.errors.labels(self.config.name, "internal").inc()
+                self._health.down(scrub(f"internal: {exc!r}", self._source.secrets()), exc_info=True)
+                failures += 1
+                await self._clock.sleep(self._backoff(failures))
+                continue
             failures = 0
             self._health.up()
             if caught_up:

@@ -30,8 +30,9 @@ class PollerMetrics:
         self.errors = Counter(
             "outpost_hub_log_poller_errors",
             "Poller failures by kind (connect, timeout, auth, status, parse, search, store, state: the poll"
-            " is retried with backoff; cursor: the window is read again from its start; malformed,"
-            " too_long, refused: that event or line is skipped)",
+            " is retried with backoff; internal: a bug, logged with its traceback, retried; cursor: the"
+            " window is read again from its start; malformed, too_long, refused: that event or line is"
+            " skipped)",
             ["poller", "kind"],
             registry=registry,
         )
