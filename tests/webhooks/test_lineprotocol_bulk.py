@@ -179,11 +179,25 @@ def lines(draw: st.DrawFn) -> str:
     return line if stamp is None else line + draw(sep) + stamp
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(lines(), max_size=12).map("\n".join), st.sampled_from(sorted(PRECISION_NS)))
-def test_bulk_path_reads_every_body_as_the_c_parser_does(text: str, precision: str) -> None:
+BODIES = st.lists(lines(), max_size=12).map("\n".join)
+
+
+def reads_alike(text: str, precision: str) -> None:
     unit_ns = PRECISION_NS[precision]
     assert outcome(parse(text, unit_ns, NOW_MS)) == outcome(parse_per_line(text, unit_ns, NOW_MS))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(BODIES, st.sampled_from(sorted(PRECISION_NS)))
+def test_bulk_path_reads_every_body_as_the_c_parser_does(text: str, precision: str) -> None:
+    reads_alike(text, precision)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(BODIES, st.sampled_from(sorted(PRECISION_NS)))
+def test_bulk_path_reads_thousands_of_bodies_as_the_c_parser_does(text: str, precision: str) -> None:
+    reads_alike(text, precision)
 
 
 @settings(max_examples=100, deadline=None)
