@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from hub.config import HubConfig
 from hub.pipeline import ADMIN_TOKEN_FILE, Hub
 from shared.model import Batch, BatchClass, LogRecord
+from tests.enrich.llm_server import FakeLlm, llm  # noqa: F401 - the fixture
 from tests.support.outpost import HubHandle, push_batches, start_hub, wait_for
 from tests.support.procs import free_port
 
@@ -195,31 +197,71 @@ def test_searches_at_once_while_templates_are_indexed_are_all_answered(sem: SemH
     assert got
 
 
-async def test_a_hub_with_semantic_search_disabled_answers_503_counted(tmp_path: Path) -> None:
-    # In this process (a real hub on a real port): a second hub process would cost ~15 s of start-up here.
+@asynccontextmanager
+async def _hub_here(root: Path, **extra: Any) -> AsyncIterator[tuple[Hub, httpx.AsyncClient]]:
+    """A real hub on real ports in the test process (a second hub process would cost ~15 s to start here)."""
     config = HubConfig.model_validate(
         {
-            "data_dir": str(tmp_path / "hub"),
+            "data_dir": str(root),
             "api": {"listen": f"127.0.0.1:{free_port()}"},
             "grpc": {"listen": f"127.0.0.1:{free_port()}"},
-            "logs": {"semantic": {"enabled": False}},
+            **extra,
         }
     )
     hub = Hub(config)
     try:
         await hub.start()
-        token = (tmp_path / "hub" / ADMIN_TOKEN_FILE).read_text().strip()
+        token = (root / ADMIN_TOKEN_FILE).read_text().strip()
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{hub.api_port}", headers={"Authorization": f"Bearer {token}"}
         ) as c:
-            r = await c.get("/api/v1/logs/search", params={"q": "disk full"})
-            assert r.status_code == 503 and "logs.semantic.enabled: false" in r.json()["detail"]
-            assert (await c.get("/api/v1/incidents/fffffffffff0/similar")).status_code == 503
-            assert (await c.get("/api/v1/logs/search")).status_code == 400  # a bad request is still told so
-            metrics = (await c.get("/metrics")).text
-        assert 'outpost_hub_api_rejected_total{endpoint="logs_search",reason="unavailable"} 1.0' in metrics
-        assert (
-            'outpost_hub_api_rejected_total{endpoint="incidents_similar",reason="unavailable"} 1.0' in metrics
-        )
+            yield hub, c
     finally:
         await hub.aclose()
+
+
+async def _until(probe: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (got := probe()):
+            await asyncio.sleep(0.05)
+    return got
+
+
+async def test_the_llm_prompt_of_an_incident_names_a_similar_past_incident(
+    tmp_path: Path,
+    llm: FakeLlm,  # noqa: F811 - the fixture imported above
+) -> None:
+    llm_cfg = {"enabled": True, "base_url": llm.url, "api_key": "sk-test", "classify_templates": False}
+    async with _hub_here(tmp_path / "hub", enrich={"llm": llm_cfg}) as (hub, c):
+        first = [
+            {"labels": {"alertname": "DiskFull", "device": "db1"}, "annotations": {"summary": "disk full"}}
+        ]
+        assert (await c.post("/api/v1/alerts", json=first)).status_code == 202
+        registry = hub.metrics.registry
+        await _until(
+            lambda: registry.get_sample_value("outpost_hub_semantic_indexed_total", {"kind": "incidents"}),
+            "the first incident indexed",
+        )
+        second = [
+            {
+                "labels": {"alertname": "VolumeSpaceLow", "device": "db2"},
+                "annotations": {"summary": "no space"},
+            }
+        ]
+        assert (await c.post("/api/v1/alerts", json=second)).status_code == 202
+        prompt = await _until(
+            lambda: next((r.prompt for r in list(llm.received) if "VolumeSpaceLow" in r.prompt), None),
+            "the second incident's prompt",
+        )
+    assert "similar past incident (open, similarity" in prompt
+
+
+async def test_a_hub_with_semantic_search_disabled_answers_503_counted(tmp_path: Path) -> None:
+    async with _hub_here(tmp_path / "hub", logs={"semantic": {"enabled": False}}) as (_, c):
+        r = await c.get("/api/v1/logs/search", params={"q": "disk full"})
+        assert r.status_code == 503 and "logs.semantic.enabled: false" in r.json()["detail"]
+        assert (await c.get("/api/v1/incidents/fffffffffff0/similar")).status_code == 503
+        assert (await c.get("/api/v1/logs/search")).status_code == 400  # a bad request is still told so
+        metrics = (await c.get("/metrics")).text
+    assert 'outpost_hub_api_rejected_total{endpoint="logs_search",reason="unavailable"} 1.0' in metrics
+    assert 'outpost_hub_api_rejected_total{endpoint="incidents_similar",reason="unavailable"} 1.0' in metrics
