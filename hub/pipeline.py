@@ -401,7 +401,11 @@ class Hub:
         if not self.config.detect.enabled:
             return []
         job = self.push_scoring = PushScoringJob(
-            self.config.detect, self.bus, self.clock, self.config.data_dir / "detect"
+            self.config.detect,
+            self.bus,
+            self.clock,
+            self.config.data_dir / "detect",
+            ingest_busy=lambda: self.ingestor is not None and self.ingestor.busy(),
         )
         self.metrics.registry.register(DetectCollector(job))
         run = RunOnce(job, job_lock(self.db, "detect"))

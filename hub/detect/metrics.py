@@ -46,6 +46,7 @@ class DetectCollector:
             ("unsent_dropped", "Anomalies dropped: too many waiting for the bus", stats.unsent_dropped),
             ("snapshot_failures", "Detector state saves that failed", stats.snapshot_failures),
             ("failed_ticks", "Scoring ticks that failed", stats.failed_ticks),
+            ("yielded_ticks", "Scoring ticks that waited for ingest", stats.yielded_ticks),
             ("tick_seconds", "Time spent scoring pushed points", stats.tick_seconds),
         ):
             yield CounterMetricFamily(f"{_PREFIX}_{name}", help_text, value=value)

@@ -9,7 +9,9 @@ time order: a tick's points of one source are sorted together (one vectorized ba
 a series, not per message), a repeated timestamp keeps its last value, and a point not newer than what
 the bank learned last (late, or a redelivered message) is skipped and counted, which also makes a
 redelivery after a restart harmless. Queued messages are acknowledged to the bus at once
-(batching needs many in hand), so a worker that dies loses at most one tick of them.
+(batching needs many in hand), so a worker that dies loses at most one tick of them. Scoring runs in
+the process that ingests, so it yields: while pushes are being stored, a tick waits (up to
+`yield_to_ingest_s`, or until the queue is half full), as the API's queries yield to ingest.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +69,7 @@ class DetectStats:
     unsent_dropped: int = 0
     snapshot_failures: int = 0
     failed_ticks: int = 0
+    yielded_ticks: int = 0  # ticks that waited for ingest
     ticks: int = 0
     tick_seconds: float = 0.0
     series: dict[str, int] = field(default_factory=dict)  # by state, after the last tick
@@ -74,12 +78,22 @@ class DetectStats:
 
 class PushScoringJob:
     """`start` subscribes and starts ticking; `aclose` unsubscribes, stops and saves every bank (safe
-    twice, safe unstarted)."""
+    twice, safe unstarted). `ingest_busy` says whether this process is storing pushes right now
+    (`Ingestor.busy`): ticks then wait, up to `yield_to_ingest_s`."""
 
     name = "push scoring"
 
-    def __init__(self, config: PushDetectConfig, bus: Bus, clock: Clock, state_dir: Path) -> None:
+    def __init__(
+        self,
+        config: PushDetectConfig,
+        bus: Bus,
+        clock: Clock,
+        state_dir: Path,
+        ingest_busy: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.config = config
+        self._ingest_busy = ingest_busy
+        self._queued_since: float | None = None  # monotonic time the oldest queued message arrived
         self.stats = DetectStats()
         self._bank_config = config.bank_config()
         self._files = BankFiles(state_dir)
@@ -117,6 +131,7 @@ class PushScoringJob:
         self.stats.points["dropped_stop"] += self._queued_points
         self._pending.clear()
         self._queued_points = 0
+        self._queued_since = None
         await asyncio.to_thread(self._save_all)
 
     @property
@@ -139,6 +154,8 @@ class PushScoringJob:
             self._queue_room.up()  # "back" only once half drained, not at every message near the limit
         self._pending.append(msg)
         self._queued_points += n
+        if self._queued_since is None:
+            self._queued_since = self._clock.monotonic()
         self._seen[msg.id] = None
         while len(self._seen) > _SEEN_IDS:
             self._seen.popitem(last=False)
@@ -146,6 +163,9 @@ class PushScoringJob:
     async def _loop(self) -> None:
         while True:
             await self._clock.sleep(self.config.tick_s)
+            if self._yields():
+                self.stats.yielded_ticks += 1
+                continue
             try:
                 await self.tick()
             except Exception as exc:  # a failed tick's points go unscored (the tick is counted); it ticks on
@@ -154,11 +174,23 @@ class PushScoringJob:
             else:
                 self._health.up()
 
+    def _yields(self) -> bool:
+        """Whether this tick waits for ingest: pushes are being stored, the oldest queued point has
+        waited less than `yield_to_ingest_s` and the queue is less than half full."""
+        since = self._queued_since
+        return (
+            since is not None
+            and self._clock.monotonic() - since < self.config.yield_to_ingest_s
+            and self._queued_points * 2 < self.config.max_queued_points
+            and self._ingest_busy()
+        )
+
     async def tick(self) -> int:
         """Scores everything queued and publishes the anomalies; returns how many were published."""
         batch = list(self._pending)
         self._pending.clear()
         self._queued_points = 0
+        self._queued_since = None
         if batch:
             started = time.perf_counter()
             self._unsent += await asyncio.to_thread(self._score, batch)

@@ -3,9 +3,10 @@ state that survives a restart, and pushed batches split into bus-sized parts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,40 @@ async def test_a_remembered_key_text_with_columns_that_disagree_is_still_refused
     await harness.push(good)
     await harness.push(bad)
     assert harness.job.stats.malformed_messages == 1 and harness.job.stats.points["scored"] == 3
+
+
+async def _ticks(clock: FakeClock, n: int) -> None:
+    for _ in range(n):
+        await clock.advance(1.0)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Waits (up to 5 s) for a tick's scoring thread to finish."""
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the tick did not score in time")
+
+
+async def test_ticks_wait_while_ingest_is_busy_for_at_most_yield_to_ingest_s(tmp_path: Path) -> None:
+    clock = FakeClock()
+    bus = MemoryBus(MemoryBusConfig(), clock)
+    busy = [True]
+    config = CONFIG.model_copy(update={"tick_s": 1.0, "yield_to_ingest_s": 5.0})
+    job = PushScoringJob(config, bus, clock, tmp_path, ingest_busy=lambda: busy[0])
+    await job.start()
+    await asyncio.sleep(0)  # the loop starts its first sleep
+    try:
+        await job.handle(_msg("1-1", [1, 2], [1.0, 2.0]))
+        await _ticks(clock, 4)
+        assert job.stats.points["scored"] == 0 and job.stats.yielded_ticks == 4
+        await _ticks(clock, 1)  # waited yield_to_ingest_s: scored although ingest is still busy
+        await _until(lambda: job.stats.points["scored"] == 2)
+        busy[0] = False
+        await job.handle(_msg("1-2", [3], [1.0]))
+        await _ticks(clock, 1)
+        await _until(lambda: job.stats.points["scored"] == 3)
+        assert job.stats.yielded_ticks == 4
+    finally:
+        await job.aclose()
