@@ -11,10 +11,13 @@ event loop does. Datadog: `POST /api/v2/logs/events/search` with `filter{query,f
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import datetime as dt
 import json
+import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -27,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub.db.engine import create_engine
 from hub.enrich.logs.config import LogsConfig
 from hub.enrich.logs.counts import TemplateCounts
 from hub.enrich.logs.intake import LogIntake
@@ -286,9 +290,27 @@ class Intake:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+_MIGRATED: list[Path] = []  # one migrated state database per test process, copied for each test
+
+
+def _fresh_state(path: Path) -> sa.Engine:
+    """A state database at head at `path`: a copy of one migrated once (migrating costs ~0.5 s a test)."""
+    if not _MIGRATED:
+        where = Path(tempfile.mkdtemp(prefix="outpost-pollers-"))
+        atexit.register(shutil.rmtree, where, ignore_errors=True)
+        template = where / "state.sqlite"
+        engine = migrated_engine(f"sqlite:///{template}")
+        with engine.connect() as db:
+            db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        _MIGRATED.append(template)
+    shutil.copyfile(_MIGRATED[0], path)
+    return create_engine(f"sqlite:///{path}")
+
+
 @asynccontextmanager
 async def log_intake(tmp_path: Path) -> AsyncIterator[Intake]:
-    engine = migrated_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    engine = _fresh_state(tmp_path / "state.sqlite")
     store = EmbeddedStore(tmp_path / "store", EmbeddedStoreConfig())
     store.open()
     metrics = HubMetrics()
