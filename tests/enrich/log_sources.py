@@ -182,13 +182,15 @@ class _DatadogHandler(BaseHTTPRequestHandler):
 
 
 class FakeSplunk(_Recording):
-    """Results are dicts of Splunk fields; `extra_lines` are streamed between the results as they are
-    (malformed lines, an over-long line) to test that they are skipped and counted."""
+    """Results are dicts of Splunk fields; `extra_lines` are streamed after the second result as they are
+    (malformed lines, an over-long line, Splunk's error messages) to test how they are handled;
+    `piece_bytes` writes the body in pieces that small (lines split across network reads)."""
 
     def __init__(self) -> None:
         super().__init__(_SplunkHandler)
         self.results: list[dict[str, Any]] = []
         self.extra_lines: list[bytes] = []
+        self.piece_bytes: int | None = None
 
     def add(self, ts_ms: int, raw: str, **fields: Any) -> None:
         with self.lock:
@@ -242,12 +244,16 @@ class _SplunkHandler(BaseHTTPRequestHandler):
         lines = [
             json.dumps({"preview": False, "offset": i, "result": r}).encode() for i, r in enumerate(hits)
         ]
-        for i, line in enumerate(lines):  # one write per line: the poller reads a real stream
-            self.wfile.write(line + b"\n")
-            if i == 1:
-                for bad in extra:
-                    self.wfile.write(bad + b"\n")
+        body = [line + b"\n" for line in lines[:2]] + [bad + b"\n" for bad in extra]
+        body += [line + b"\n" for line in lines[2:]]
+        if srv.piece_bytes:
+            data = b"".join(body)
+            body = [data[i : i + srv.piece_bytes] for i in range(0, len(data), srv.piece_bytes)]
+        for piece in body:  # one write each: the poller reads a real stream
+            self.wfile.write(piece)
             self.wfile.flush()
+            if srv.piece_bytes:
+                time.sleep(0.0005)  # apart on the wire, so reads see the pieces
 
     def _begin(self, status: int) -> None:
         # HTTP/1.0 and no length: the body ends when the server closes, as a stream of unknown size.

@@ -116,6 +116,41 @@ async def test_streamed_results_are_stored_once_and_malformed_and_overlong_lines
     assert SPLUNK_TOKEN not in caplog.text
 
 
+async def test_lines_split_across_small_network_reads_are_put_back_together(
+    splunk: FakeSplunk, intake: Intake, tmp_path: Path
+) -> None:
+    raws = _results(splunk, 6)
+    splunk.extra_lines = [b"y" * 3000]
+    splunk.piece_bytes = 97
+    metrics = PollerMetrics(intake.metrics.registry)
+    state = tmp_path / "pollers" / "sp.json"
+    async with _polling(_config(splunk.url), intake, metrics, tmp_path):
+        await _until(lambda: state.exists() and b'"window":null' in state.read_bytes(), "the window read")
+    assert intake.messages(AGENT) == raws
+    assert intake.sample("outpost_hub_log_poller_errors_total", poller="sp", kind="too_long") == 1
+    assert intake.sample("outpost_hub_log_poller_errors_total", poller="sp", kind="malformed") == 0
+
+
+async def test_a_search_error_message_in_the_stream_fails_the_poll_and_keeps_the_window(
+    splunk: FakeSplunk, intake: Intake, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _results(splunk, 4)
+    splunk.extra_lines = [
+        b'{"messages":[{"type":"FATAL","text":"Error in \'search\' command: Unable to parse"}]}'
+    ]
+    metrics = PollerMetrics(intake.metrics.registry)
+    cfg = _config(splunk.url, backoff_cap_s=0.1, batch_lines=2)  # the first 2 stored before the error
+    async with _polling(cfg, intake, metrics, tmp_path):
+        failed = lambda: intake.sample("outpost_hub_log_poller_errors_total", poller="sp", kind="search")  # noqa: E731
+        await _until(lambda: failed() >= 2, "two failed searches")
+        splunk.extra_lines = []
+        await _until(lambda: len(intake.messages(AGENT)) == 4, "4 lines once the search passes")
+    assert len(set(intake.messages(AGENT))) == 4  # the 2 stored before each failure were skipped after
+    assert intake.sample("outpost_hub_log_poller_duplicates_total", poller="sp") >= 2
+    downs = [r.getMessage() for r in caplog.records if "down:" in r.getMessage()]
+    assert len(downs) == 1 and "splunk search failed: Error in 'search' command" in downs[0]
+
+
 async def test_a_wrong_token_is_an_auth_error_logged_once_without_the_token(
     splunk: FakeSplunk, intake: Intake, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
