@@ -174,7 +174,7 @@ class _DatadogHandler(BaseHTTPRequestHandler):
         raw = json.dumps(body).encode()
         self.send_response(status)
         for k, v in {"Content-Type": "application/json", **headers}.items():
-            self.send_header(k, v)
+            self.send_header(k.lower(), v)  # as HTTP/2 and many proxies send them: names are case-insensitive
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         with contextlib.suppress(ConnectionError):  # a hub stopping mid-request

@@ -63,7 +63,7 @@ async def post_json(
                 raw += chunk
                 if len(raw) > max_bytes:
                     raise PollError("parse", f"POST {where}: answer longer than {max_bytes} bytes")
-            return Response(resp.status, dict(resp.headers), bytes(raw))
+            return Response(resp.status, resp.headers.copy(), bytes(raw))  # names stay case-insensitive
     except TimeoutError:
         raise PollError("timeout", f"POST {where} timed out after {total_s:g}s") from None
     except aiohttp.ClientError as exc:
