@@ -70,6 +70,7 @@ from hub.identity.service import EnrollService
 from hub.ingest.grpc_server import GrpcIngestServer
 from hub.ingest.nats_consumer import ClientTls, NatsConsumer
 from hub.ingest.service import Ingestor
+from hub.ingest.sources.deliveries import DeliveryLedger
 from hub.ingest.sources.repository import WebhookSources
 from hub.live_metrics import StoreCollector
 from hub.notify.dispatcher import Dispatcher
@@ -601,6 +602,7 @@ class Hub:
                 webhooks=self.config.webhooks,
                 logs=self.log_store,
                 sources=WebhookSources(self.db),
+                deliveries=DeliveryLedger(self.db),
                 semantic=self.semantic,
             )
         commands = CommandClient(self.bus, self.db, self.clock, self.config.alerts.resolve_timeout_s)
@@ -617,6 +619,7 @@ class Hub:
             webhooks=self.config.webhooks,
             logs=self.log_store,
             sources=WebhookSources(self.db),
+            deliveries=DeliveryLedger(self.db),
             semantic=self.semantic,
         )
 

@@ -24,6 +24,7 @@ from hub.enrich.logs.store import LogStore
 from hub.fleet.agents import Fleet
 from hub.forecast.service import ForecastService
 from hub.ingest.service import Ingestor
+from hub.ingest.sources.deliveries import DeliveryLedger
 from hub.ingest.sources.repository import WebhookSources
 from hub.ingest.webhooks.config import WebhooksConfig
 from hub.notify.ws import WsHub
@@ -169,6 +170,7 @@ class HubContext:
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     # The senders of `/webhooks/generic/{source_id}` (None: a process built without the database).
     sources: WebhookSources | None = None
+    deliveries: DeliveryLedger | None = None
     # The log store for GET /api/v1/logs (None: an app serving no logs, e.g. tests of REST alone).
     logs: LogStore | None = None
     # Semantic search of templates and incidents (None: this process serves none, e.g. a worker).

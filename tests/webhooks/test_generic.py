@@ -238,14 +238,16 @@ def test_unknown_source_wrong_type_oversized_and_malformed_bodies_get_their_4xx(
 @pytest.mark.integration
 def test_a_source_over_its_rate_is_answered_429_with_retry_after(hub: HubHandle) -> None:
     source = make_source(hub, mapping=SIMPLE_MAPPING)
+    answers: list[int] = []
     with httpx.Client() as client:
-        answers = [
-            client.post(f"{hub.api_url}/webhooks/generic/{source['id']}", content=b"{}").status_code
-            for _ in range(GENERIC_BURST + 5)
-        ]
-        assert answers.count(429) >= 5 and set(answers) == {415, 429}
-        r = client.post(f"{hub.api_url}/webhooks/generic/{source['id']}", content=b"{}")
-    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        # until the first 429: the burst, plus what the bucket refilled meanwhile (1/s) on a slow machine
+        for _ in range(GENERIC_BURST * 3):
+            r = client.post(f"{hub.api_url}/webhooks/generic/{source['id']}", content=b"{}")
+            answers.append(r.status_code)
+            if r.status_code == 429:
+                break
+    assert answers[-1] == 429 and set(answers[:-1]) == {415}, answers  # limited before anything else
+    assert len(answers) > GENERIC_BURST and int(r.headers["Retry-After"]) >= 1
 
 
 @pytest.mark.integration

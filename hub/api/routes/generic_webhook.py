@@ -24,11 +24,11 @@ from hub.alerts.model import Signal
 from hub.api.auth import client_ip, require
 from hub.api.deps import Ctx, HubContext, submit_signals
 from hub.api.routes.webhook_sources import SLUG, checked_mapping, sources_of
+from hub.api.routes.webhooks import deliveries_of
 from hub.auth.ratelimit import RateLimiter, retry_after
 from hub.ingest.sources.repository import Source
 from hub.ingest.webhooks import mapping, signature
 from hub.ingest.webhooks.config import BucketConfig
-from hub.ingest.webhooks.replay import ReplayCache
 from shared.model import SeriesPoints
 
 router = APIRouter(tags=["webhooks"])
@@ -36,7 +36,9 @@ router = APIRouter(tags=["webhooks"])
 TRANSPORT = "generic"
 AGENT_PREFIX = "webhook:"
 MAX_DELIVERY_ID = 128
-REPLAY_WINDOW_MS = 86_400_000  # the longest `window_s` a source may have
+# How long a delivery id stays taken when the source signs no timestamp (with one: its window, since
+# the timestamp check refuses anything older).
+REPLAY_WINDOW_MS = 86_400_000
 _SLUG = re.compile(SLUG)
 JSON_BODY: dict[str, Any] = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
 
@@ -58,7 +60,7 @@ async def generic_webhook(request: Request, ctx: Ctx, source_id: SourceId) -> Re
     try:
         source, secrets = await _source(request, ctx, source_id)
         body = await _body(request, ctx)
-        delivery = _check_signature(request, ctx, source, secrets, body)
+        delivery = await _check_signature(request, ctx, source, secrets, body)
         compiled = _compiled(source)
         normalized = await asyncio.to_thread(_normalize, compiled, source.id, body, ctx.clock.now_ms())
     except _Refused as exc:
@@ -72,7 +74,7 @@ async def generic_webhook(request: Request, ctx: Ctx, source_id: SourceId) -> Re
         ctx.metrics.webhook_deliveries.labels(TRANSPORT).inc()
         return Response(status_code=204)
     if refused.status_code == 503 and delivery is not None:  # the sender retries with the same id
-        _replays(request, ctx).forget(delivery)
+        await asyncio.to_thread(deliveries_of(ctx).forget, *delivery)
     return refused
 
 
@@ -135,12 +137,13 @@ async def _body(request: Request, ctx: Ctx) -> bytes:
     return bytes(body)
 
 
-def _check_signature(
+async def _check_signature(
     request: Request, ctx: Ctx, source: Source, secrets: list[str], body: bytes
-) -> str | None:
+) -> tuple[str, str] | None:
     """Signature, then timestamp window, then delivery id; refuses with 401 at the first that fails.
 
-    Returns the delivery's key in the replay cache (None: the source names no replay header)."""
+    Returns the delivery's scope and id as taken in the ledger (None: the source names no replay
+    header)."""
     scheme = signature.Scheme.from_settings(source.signature)
     stamp = request.headers.get(scheme.timestamp_header) if scheme.timestamp_header else None
     if not signature.verify(scheme, secrets, body, request.headers.get(scheme.header, ""), stamp):
@@ -158,8 +161,9 @@ def _check_signature(
     delivery = request.headers.get(replay_header, "")
     if not delivery or len(delivery) > MAX_DELIVERY_ID:
         raise _Refused(401, "replayed", f"{replay_header} is required (at most {MAX_DELIVERY_ID} characters)")
-    key = f"{source.id}\n{delivery}"
-    if not _replays(request, ctx).first_time(key, now_ms):
+    key = (f"generic:{source.id}", delivery)
+    window_ms = int(scheme.window_s * 1000) if scheme.timestamp_header else REPLAY_WINDOW_MS
+    if not await asyncio.to_thread(deliveries_of(ctx).first_time, *key, window_ms, now_ms):
         raise _Refused(401, "replayed", f"this {replay_header} was delivered already")
     return key
 
@@ -214,16 +218,6 @@ def _limiters(
         )
         request.app.state.generic_limits = limiters
     return limiters
-
-
-def _replays(request: Request, ctx: Ctx) -> ReplayCache:
-    """The app's one replay cache for every source (ids are kept per source). It remembers ids for the
-    longest window a source may have, so its size, not the number of sources, bounds its memory."""
-    cache: ReplayCache | None = getattr(request.app.state, "generic_replays", None)
-    if cache is None:
-        cache = ReplayCache(REPLAY_WINDOW_MS, ctx.webhooks.generic.replay_cache_entries)
-        request.app.state.generic_replays = cache
-    return cache
 
 
 def _signal_json(s: Signal) -> dict[str, Any]:

@@ -2,22 +2,25 @@
 
 Checked in this order, each refusal counted (`outpost_hub_ingest_rejected_total{transport="sentry"}`)
 and never logged with the body: 429 + Retry-After (the API's per-IP limit), 415 (not JSON), 413 (over
-1 MB), 401 (bad `Sentry-Hook-Signature`, a `Sentry-Hook-Timestamp` outside the window, a replayed
-`Request-ID`), 400 (not JSON, or a field the resource needs is missing); 404 while the integration
-has no secret configured (`webhooks.sentry.client_secret`). Resources other than issue, event_alert,
-metric_alert and error (installation, comment, ...) are acknowledged and ignored.
+1 MB), 401 (bad `Sentry-Hook-Signature`, a `Sentry-Hook-Timestamp` outside the window, a `Request-ID`
+any hub process on the state database took within the window), 400 (not JSON, or a field the resource
+needs is missing); 404 while the integration has no secret configured (`webhooks.sentry.client_secret`).
+Resources other than issue, event_alert, metric_alert and error (installation, comment, ...) are
+acknowledged and ignored.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import asyncio
+
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from hub.api.auth import client_ip, too_many
-from hub.api.deps import Ctx, submit_signals
+from hub.api.deps import Ctx, HubContext, submit_signals
 from hub.auth.service import Limit
+from hub.ingest.sources.deliveries import DeliveryLedger
 from hub.ingest.webhooks import sentry
-from hub.ingest.webhooks.replay import ReplayCache
 
 router = APIRouter(tags=["webhooks"])
 
@@ -60,7 +63,11 @@ async def sentry_webhook(request: Request, ctx: Ctx) -> Response:
     if signal is None:
         ctx.metrics.rejected.labels(TRANSPORT, "ignored_resource").inc()
         return Response(status_code=204)
-    await submit_signals(ctx, [signal], "sentry")
+    try:
+        await submit_signals(ctx, [signal], "sentry")
+    except HTTPException:  # the engine cannot be reached (503): Sentry's retry must not be a replay
+        await asyncio.to_thread(deliveries_of(ctx).forget, "sentry", request.headers.get("request-id", ""))
+        raise
     return Response(status_code=204)
 
 
@@ -87,16 +94,13 @@ async def _checked_body(request: Request, ctx: Ctx, secret: str) -> bytes:
     request_id = request.headers.get("request-id", "")
     if not request_id or len(request_id) > MAX_REQUEST_ID:
         raise _Refused(401, "replayed", f"Request-ID is required (at most {MAX_REQUEST_ID} characters)")
-    if not _replays(request, ctx).first_time(request_id, now_ms):
+    if not await asyncio.to_thread(deliveries_of(ctx).first_time, "sentry", request_id, window_ms, now_ms):
         raise _Refused(401, "replayed", "this Request-ID was delivered already")
     return bytes(body)
 
 
-def _replays(request: Request, ctx: Ctx) -> ReplayCache:
-    """The app's one replay cache (kept on the app, so tests running several hubs keep theirs apart)."""
-    cache: ReplayCache | None = getattr(request.app.state, "sentry_replays", None)
-    if cache is None:
-        cfg = ctx.webhooks.sentry
-        cache = ReplayCache(int(cfg.timestamp_window_s * 1000), cfg.replay_cache_entries)
-        request.app.state.sentry_replays = cache
-    return cache
+def deliveries_of(ctx: HubContext) -> DeliveryLedger:
+    """The delivery ids every hub process on the state database shares (503 in a context without one)."""
+    if ctx.deliveries is None:
+        raise HTTPException(503, "this hub process takes no signed webhooks")
+    return ctx.deliveries

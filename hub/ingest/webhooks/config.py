@@ -13,7 +13,6 @@ class SentryConfig(BaseModel):
     client_secret: SecretStr | None = None
     # `Sentry-Hook-Timestamp` must be this close to the hub's clock; replays are refused inside it.
     timestamp_window_s: float = Field(default=300.0, gt=0, le=3600)
-    replay_cache_entries: int = Field(default=100_000, ge=100, le=10_000_000)
     # An alert Sentry never resolves resolves this long after its last webhook (0: never).
     resolve_after_s: float = Field(default=0.0, ge=0)
 
@@ -37,7 +36,6 @@ class GenericConfig(BaseModel):
     # Per source, whatever address it comes from; per client address over all sources.
     per_source: BucketConfig = BucketConfig(rate=50, burst=200)
     per_ip: BucketConfig = BucketConfig(rate=50, burst=200)
-    replay_cache_entries: int = Field(default=100_000, ge=100, le=10_000_000)
 
 
 class WebhooksConfig(BaseModel):
