@@ -2,6 +2,7 @@
 headers, arrival and answer times) and answers per `mode`, after `delay_s` when told to be slow.
 
 A stdlib `ThreadingHTTPServer` in a thread of its own, so it answers whatever the test's event loop does.
+A test holds every answer by clearing `release` (requests still arrive and are counted in `arrived`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class FakeLlm(ThreadingHTTPServer):
         self.mode = "ok"
         self.answer = ANSWER
         self.delay_s = 0.0
+        self.release = threading.Event()
+        self.release.set()
+        self.arrived = 0
         self.received: list[Received] = []
         self.lock = threading.Lock()
 
@@ -68,6 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
         at = time.monotonic()
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         mode = self.server.mode
+        with self.server.lock:
+            self.server.arrived += 1
+        self.server.release.wait(30)
         if self.server.delay_s:
             time.sleep(self.server.delay_s)
         with self.server.lock:
@@ -114,6 +121,7 @@ def llm() -> Iterator[FakeLlm]:
     try:
         yield server
     finally:
+        server.release.set()  # held answers go out, so the handler threads end
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
