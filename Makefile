@@ -81,6 +81,7 @@ run: $(STAMP)
 # Benchmarks print numbers against a baseline measured in the same run. NAB needs ../shared/data.
 NAB_DATA ?= ../shared/data/nab
 M4_DATA ?= ../shared/data/m4
+LOGHUB_DATA ?= ../shared/data/loghub
 bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/codec.py
 	$(PY) bench/detect.py
@@ -97,8 +98,10 @@ bench: $(STAMP) $(APT_STAMP)
 	$(PY) bench/ws.py
 	$(PY) bench/syslog.py
 	$(PY) bench/log_store.py
-	@if [ -d ../shared/data/loghub ]; then $(PY) bench/search.py; \
-	  else echo "Loghub data not found at ../shared/data/loghub: skipping the search relevance bench"; fi
+	@if [ -d $(LOGHUB_DATA) ]; then $(PY) bench/search.py; \
+	  rm -rf .outpost/loghub && $(PY) bench/loghub.py --data $(LOGHUB_DATA) --out .outpost/loghub && \
+	  $(PY) ../shared/tools/loghub_ga.py --data $(LOGHUB_DATA) --pred .outpost/loghub; \
+	  else echo "Loghub data not found at $(LOGHUB_DATA): skipping the search and template mining benches"; fi
 	@if [ -d $(NAB_DATA) ]; then rm -rf .outpost/nab && $(PY) bench/nab_run.py --data $(NAB_DATA) --out .outpost/nab && \
 	  $(PY) ../shared/tools/nab_score.py --nab $(NAB_DATA) --results .outpost/nab; \
 	  else echo "NAB data not found at $(NAB_DATA): skipping the NAB score"; fi
