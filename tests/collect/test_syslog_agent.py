@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -107,7 +108,9 @@ async def test_lines_received_while_the_hub_is_down_are_delivered_when_it_is_bac
             metrics = httpx.get(metrics_url).text
             shed = {"class": "logs", "reason": "full"}
             assert _metric(metrics, "outpost_agent_dropped_batches_total", **shed) == 0
-            agent.stop()  # while the hub is up: a graceful stop drains, and would wait 10 s for a hub
+            # While the hub is up (a graceful stop drains, and would wait 10 s for a hub); SIGKILL only
+            # after 30 s: a push in flight to a hub slowed by a loaded machine may take its 10 s timeout.
+            agent.kill(signal.SIGTERM, timeout=30)
         finally:
             hub.stop()
     finally:
