@@ -12,7 +12,7 @@ APT_STAMP := .outpost/.apt-installed
 APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server postgresql prometheus-alertmanager prometheus \
   chromium rsyslog
 
-.PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean
+.PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean minilm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -108,6 +108,11 @@ bench: $(STAMP) $(APT_STAMP)
 	@if [ -d $(M4_DATA) ]; then mkdir -p .outpost && $(PY) bench/forecast_m4.py --data $(M4_DATA) --out .outpost/m4.csv && \
 	  $(PY) ../shared/tools/m4_score.py --data $(M4_DATA) --forecasts .outpost/m4.csv; \
 	  else echo "M4 data not found at $(M4_DATA): skipping the forecast bench"; fi
+
+# The optional MiniLM embedder's files (logs.semantic.embedder: minilm), once: bench/search.py and its
+# test use them when present.
+minilm: $(STAMP)
+	$(PY) packaging/fetch_minilm.py .outpost/minilm
 
 soak: $(STAMP) $(APT_STAMP)
 	$(VENV)/bin/pytest -q -m slow

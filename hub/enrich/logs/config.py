@@ -33,7 +33,10 @@ class SemanticConfig(BaseModel):
     enabled: bool = True
     # The chromadb directory; relative paths are under data_dir (default: data_dir/semantic).
     path: Path = Path("semantic")
-    embedder: Literal["hashing"] = "hashing"
+    # hashing: no files needed; minilm: all-MiniLM-L6-v2 int8 ONNX from `model_dir` (`make minilm`).
+    embedder: Literal["hashing", "minilm"] = "hashing"
+    # model.onnx and tokenizer.json of the minilm embedder; relative paths are under data_dir.
+    model_dir: Path = Path("minilm")
     # Templates and incidents waiting to be indexed; beyond this they are dropped (counted) and picked
     # up by the next resync from the log store and the incidents table.
     queue: int = Field(default=10_000, ge=1, le=1_000_000)

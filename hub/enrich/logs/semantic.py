@@ -35,7 +35,7 @@ from hub.alerts.repository import AlertRepository
 from hub.bus.base import Bus
 from hub.bus.messages import IncidentChanged, Message
 from hub.enrich.logs.config import SemanticConfig
-from hub.enrich.logs.embed import EMBEDDERS
+from hub.enrich.logs.embed import EMBEDDERS, Embedder
 from hub.enrich.logs.store import LogStore
 from shared.clock import Clock
 from shared.logging import UpDown
@@ -132,7 +132,8 @@ class SemanticSearch:
     ) -> None:
         self.config = config
         self.metrics = SemanticMetrics(registry)
-        self._path = config.path if config.path.is_absolute() else data_dir / config.path
+        self._data_dir = data_dir
+        self._path = self._under_data(config.path)
         self._logs = logs
         self._repo = AlertRepository(db)
         self._bus = bus  # None: no incident consumer (role api); the resync keeps incidents current
@@ -166,12 +167,13 @@ class SemanticSearch:
             self.unavailable = NO_CHROMADB
             log.warning("%s: %s", NO_CHROMADB, exc)
             return
-        index = SemanticIndex(self._path, EMBEDDERS[self.config.embedder]())
         try:
+            embedder = await asyncio.to_thread(self._embedder)
+            index = SemanticIndex(self._path, embedder)
             await index.start()
-        except Exception as exc:  # a broken index directory costs the search, not the hub
-            self.unavailable = f"semantic index {self._path} cannot be opened: {type(exc).__name__}"
-            log.warning("%s: %s", self.unavailable, exc)
+        except Exception as exc:  # a broken index or missing model files cost the search, not the hub
+            self.unavailable = f"semantic index {self._path} ({self.config.embedder}) cannot be opened: {exc}"
+            log.warning("%s", self.unavailable)
             return
         self._index = index
         self._loop = asyncio.get_running_loop()
@@ -182,6 +184,16 @@ class SemanticSearch:
             asyncio.create_task(self._index_loop(index), name="semantic-index"),
             asyncio.create_task(self._resync_loop(index), name="semantic-resync"),
         ]
+
+    def _embedder(self) -> Embedder:
+        if self.config.embedder == "minilm":  # optional: onnxruntime, tokenizers and the model's files
+            from hub.enrich.logs.minilm import MiniLmEmbedder
+
+            return MiniLmEmbedder(self._under_data(self.config.model_dir))
+        return EMBEDDERS[self.config.embedder]()
+
+    def _under_data(self, path: Path) -> Path:
+        return path if path.is_absolute() else self._data_dir / path
 
     async def aclose(self) -> None:
         if self._subscribed and self._bus is not None:
