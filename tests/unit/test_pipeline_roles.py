@@ -36,6 +36,7 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
         "notify",
         "alerts (run once)",
         "push scoring (run once)",
+        "semantic search",
         "bus",
         "api",
         "websockets",
@@ -51,7 +52,17 @@ def test_role_all_runs_everything_with_the_engine_subscribed_before_the_bus_and_
 
 def test_role_api_serves_the_api_without_engine_ingest_or_notify(tmp_path: Path) -> None:
     hub = Hub(HubConfig(data_dir=tmp_path, role="api", **_SCALE))  # type: ignore[arg-type]
-    assert _names(hub) == ["pki", "state database", "admin token", "store", "bus", "api", "websockets"]
+    assert _names(hub) == [
+        "pki",
+        "state database",
+        "admin token",
+        "store",
+        "semantic search",
+        "bus",
+        "api",
+        "websockets",
+    ]
+    assert hub.semantic is not None  # its index filled by the resync: no incident consumer here
     assert (hub.alerts, hub.dispatcher, hub.jobs) == (None, None, [])
 
 
