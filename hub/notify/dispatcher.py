@@ -31,10 +31,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 import sqlalchemy.exc
 
+from hub.http_client import scrub
 from hub.notify.base import Receiver
 from hub.notify.config import NotifyConfig, ReceiverConfig
 from hub.notify.errors import NotifyError, RetryableNotifyError
-from hub.notify.http import scrub
 from hub.notify.metrics import NotifyStats
 from hub.notify.model import Notification
 from hub.notify.outbox import Claimed, DeadLetter, Lease, Outbox, Outcome

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from hub.http_client import parse_retry_after, safe_url, scrub
 from hub.notify.alertmanager import postable_alert
 from hub.notify.config import NotifyConfig
-from hub.notify.http import parse_retry_after, safe_url, scrub
 from hub.notify.metrics import NotifyCollector, NotifyStats
 from hub.notify.model import AlertView, Notification, rfc3339
 from hub.notify.registry import RECEIVERS, build_receiver

@@ -48,14 +48,12 @@ SEAMS = {
     "line_protocol_parser": {"hub/ingest/webhooks/lineprotocol.py"},
     "pysnmp": {"agent/collect/snmp/session.py"},
     "redfish": {"agent/collect/redfish/session.py"},
-    # aiohttp: the Redfish client, the agent's /metrics + /healthz server, the hub's outbound notifications
-    # its LLM client and its log pollers (Datadog, Splunk).
+    # aiohttp: the Redfish client, the agent's /metrics + /healthz server, and the hub's outbound HTTP
+    # (notifications, log pollers, the LLM client all go through hub/http_client.py).
     "aiohttp": {
         "agent/collect/redfish/session.py",
         "agent/telemetry.py",
-        "hub/notify/http.py",
-        "hub/enrich/llm/client.py",
-        "hub/enrich/logs/pollers/http.py",
+        "hub/http_client.py",
     },
     "nats": {"agent/transport/nats.py", "hub/ingest/nats_consumer.py", "hub/bus/nats.py"},
     "influxdb_client": {"hub/store/influx/store.py"},

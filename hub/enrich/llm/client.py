@@ -1,7 +1,7 @@
 """An OpenAI-compatible chat-completions client (OpenAI, Ollama, vLLM, llama.cpp server) with a circuit
-breaker and a token budget, on aiohttp like the rest of the hub's outbound HTTP (`hub.notify.http`): one
-client stack, one session per client with a connection pool, the same explicit bounds (connect, socket read
-and a total per request), redirects never followed and no proxy or netrc from the environment.
+breaker and a token budget, on the hub's one outbound HTTP stack (`hub.http_client`): one session per
+client with a connection pool, the same explicit bounds (connect, socket read and a total per request),
+redirects never followed, no proxy or netrc from the environment and answers bounded in size.
 
 The breaker opens after `failures_to_open` failures in a row and lets one probe through after
 `open_s`; a 429 opens it for the server's Retry-After. The budget counts the `usage` the server reports
@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 from hub.enrich.llm.config import LlmConfig
-from hub.notify.http import parse_retry_after, safe_url
+from hub.http_client import HttpError, Session, new_session, parse_retry_after, post, safe_url
 
 # Bigger answers are cut off: a chat answer of `max_tokens` is a few KB, so 1 MiB is a broken server.
 MAX_ANSWER_BYTES = 1 << 20
+_USER_AGENT = "outpost-hub-llm/1"
+# How an LlmError names what went wrong (the names it used before hub.http_client; logs are read for them).
+_FAILURES = {"connect": "ClientError", "timeout": "TimeoutError", "too_large": "ValueError"}
 
 
 class LlmError(RuntimeError):
@@ -40,7 +41,7 @@ class ChatClient:
     def __init__(self, config: LlmConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._clock = clock
-        self._http: aiohttp.ClientSession | None = None
+        self._http: Session | None = None
         self._failures = 0
         self._open_until = 0.0
         self._probing = False
@@ -109,13 +110,19 @@ class ChatClient:
         if self.config.api_key is not None:
             headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
         url = self.config.base_url.rstrip("/") + "/v1/chat/completions"
+        if self._http is None:
+            self._http = new_session(self.config.timeout_s, _USER_AGENT)
         try:
-            status, retry_after, raw = await self._post(url, body, headers)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # aiohttp's timeouts are TimeoutErrors
+            resp = await post(
+                self._http, url, headers, json=body, total_s=self.config.timeout_s, max_bytes=MAX_ANSWER_BYTES
+            )
+        except HttpError as exc:
             await self._settle(estimate, None, None)
-            raise LlmError(f"{type(exc).__name__} from the LLM server at {safe_url(url)}") from None
+            failure = _FAILURES.get(exc.kind, exc.kind)
+            raise LlmError(f"{failure} from the LLM server at {safe_url(url)}") from None
+        status, raw = resp.status, resp.body
         if status == 429:
-            wait_s = parse_retry_after(retry_after)
+            wait_s = parse_retry_after(resp.headers.get("Retry-After"))
             await self._settle(estimate, None, 1.0 if wait_s is None else wait_s)
             raise LlmError("rate limited (429)")
         try:
@@ -132,26 +139,6 @@ class ChatClient:
             used = (len(system) + len(user) + len(content)) // 4
         await self._settle(estimate, used, None)
         return content, used
-
-    async def _post(
-        self, url: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, str | None, bytes]:
-        """(status, Retry-After, body) of one POST, bounded in time and size."""
-        if self._http is None:
-            t = self.config.timeout_s
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=t, connect=t, sock_read=t), trust_env=False
-            )
-        async with (
-            asyncio.timeout(self.config.timeout_s),
-            self._http.post(url, json=body, headers=headers, allow_redirects=False) as r,
-        ):
-            raw = bytearray()
-            async for chunk in r.content.iter_chunked(65536):
-                raw += chunk
-                if len(raw) > MAX_ANSWER_BYTES:
-                    raise ValueError(f"answer longer than {MAX_ANSWER_BYTES} bytes")
-            return r.status, r.headers.get("Retry-After"), bytes(raw)
 
     async def aclose(self) -> None:
         """Closes the connection pool; safe without a request and safe twice."""

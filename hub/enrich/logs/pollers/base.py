@@ -29,7 +29,7 @@ from hub.enrich.logs.intake import LogIntake, LogsRefused
 from hub.enrich.logs.pollers.config import DatadogPollerConfig, SplunkPollerConfig
 from hub.enrich.logs.pollers.metrics import PollerMetrics
 from hub.enrich.logs.pollers.state import PollerState, StateFile, Window
-from hub.notify.http import scrub
+from hub.http_client import scrub
 from shared.clock import Clock
 from shared.errors import TransientError
 from shared.logging import UpDown

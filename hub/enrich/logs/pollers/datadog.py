@@ -19,8 +19,8 @@ from hub.enrich.logs.pollers.config import DatadogPollerConfig
 from hub.enrich.logs.pollers.http import Session, new_session, post_json, status_error
 from hub.enrich.logs.pollers.metrics import PollerMetrics
 from hub.enrich.logs.pollers.state import Window
+from hub.http_client import parse_retry_after, safe_url
 from hub.notify.config import read_secret
-from hub.notify.http import parse_retry_after, safe_url
 from shared.clock import Clock
 from shared.model import LogRecord
 
@@ -102,9 +102,7 @@ class DatadogSource:
                     "cursor", f"POST {safe_url(self._url)} refused the page cursor (400)", reread=True
                 )
             if not 200 <= resp.status < 300:
-                raise status_error(
-                    safe_url(self._url), resp.status, resp.body.decode(errors="replace").strip()
-                )
+                raise status_error(resp, self._url)
             if resp.headers.get("X-RateLimit-Remaining", "").strip() == "0":
                 self._hold(reset if reset is not None else DEFAULT_WAIT_S)
             try:

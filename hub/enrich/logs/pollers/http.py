@@ -1,42 +1,26 @@
-"""The pollers' HTTP on aiohttp, like the hub's other outbound HTTP (`hub.notify.http`): one session per
-source with a connection pool, connect and socket-read bounds, a total bound per request (or per stream),
-redirects never followed (a 3xx is an error: credentials never go where they were not configured to), no
-proxy or netrc from the environment. Failures become `PollError`s whose text carries the status, the first
-bytes of the answer and the URL without query; the poller scrubs its secrets from them before logging.
+"""The pollers' HTTP: `hub.http_client` requests whose failures become `PollError`s, labelled for the
+errors counter (`connect`, `timeout`, `parse` for an oversized answer, `auth` for 401/403, else
+`status`). Texts carry the status, the first bytes of the answer and the URL without query; the poller
+scrubs its secrets from them before logging.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
+from hub import http_client
 from hub.enrich.logs.pollers.base import PollError
-from hub.notify.http import parse_retry_after, safe_url
+from hub.http_client import HttpError, Response, Session
 
-Session = aiohttp.ClientSession  # for the sources' type hints: they import no aiohttp themselves
 _USER_AGENT = "outpost-hub-logs/1"
-_SNIPPET = 200
-_CHUNK = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+_KINDS = {"connect": "connect", "timeout": "timeout", "too_large": "parse"}
 
 
 def new_session(timeout_s: float) -> Session:
     """A session whose every connect and socket read is bounded by `timeout_s`."""
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s),
-        headers={"User-Agent": _USER_AGENT},
-        trust_env=False,
-    )
+    return http_client.new_session(timeout_s, _USER_AGENT)
 
 
 async def post_json(
@@ -52,22 +36,10 @@ async def post_json(
     Raises:
         PollError: no connection, a timeout, or an answer longer than `max_bytes`.
     """
-    where = safe_url(url)
     try:
-        async with (
-            asyncio.timeout(total_s),
-            session.post(url, json=body, headers=headers, allow_redirects=False) as resp,
-        ):
-            raw = bytearray()
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                raw += chunk
-                if len(raw) > max_bytes:
-                    raise PollError("parse", f"POST {where}: answer longer than {max_bytes} bytes")
-            return Response(resp.status, resp.headers.copy(), bytes(raw))  # names stay case-insensitive
-    except TimeoutError:
-        raise PollError("timeout", f"POST {where} timed out after {total_s:g}s") from None
-    except aiohttp.ClientError as exc:
-        raise PollError("connect", f"POST {where} failed: {type(exc).__name__}: {exc}") from None
+        return await http_client.post(session, url, headers, json=body, total_s=total_s, max_bytes=max_bytes)
+    except HttpError as exc:
+        raise poll_error(exc) from None
 
 
 async def post_lines(
@@ -78,53 +50,30 @@ async def post_lines(
     total_s: float,
     max_line_bytes: int,
 ) -> AsyncGenerator[bytes | None, None]:
-    """POSTs `form` and yields the answer's lines as they stream in (without the newline); None for each
-    line longer than `max_line_bytes`, which is dropped without being held in memory.
+    """POSTs `form` and yields the answer's lines as they stream in (`http_client.post_lines`).
 
     Raises:
         PollError: no connection, a timeout, or a non-2xx answer.
     """
-    where = safe_url(url)
-    try:
-        async with (
-            asyncio.timeout(total_s),
-            session.post(url, data=dict(form), headers=headers, allow_redirects=False) as resp,
-        ):
-            if not 200 <= resp.status < 300:
-                snippet = (await resp.content.read(_SNIPPET)).decode(errors="replace").strip()
-                raise status_error(where, resp.status, snippet, resp.headers.get("Retry-After"))
-            buf = bytearray()
-            skipping = False  # inside a line already too long: drop until its newline
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                start = 0
-                while (nl := chunk.find(b"\n", start)) >= 0:
-                    part = chunk[start:nl]
-                    if skipping or len(buf) + len(part) > max_line_bytes:
-                        yield None
-                    else:
-                        buf += part
-                        yield bytes(buf)
-                    buf.clear()
-                    skipping = False
-                    start = nl + 1
-                if not skipping:
-                    buf += chunk[start:]
-                    if len(buf) > max_line_bytes:
-                        buf.clear()
-                        skipping = True
-            if skipping:
-                yield None
-            elif buf:
-                yield bytes(buf)
-    except TimeoutError:
-        raise PollError("timeout", f"POST {where} timed out (stream bound {total_s:g}s)") from None
-    except aiohttp.ClientError as exc:
-        raise PollError("connect", f"POST {where} failed: {type(exc).__name__}: {exc}") from None
-
-
-def status_error(where: str, status: int, snippet: str, retry_after: str | None = None) -> PollError:
-    """The error of a non-2xx answer: `auth` for 401/403, else `status` (Retry-After kept)."""
-    kind = "auth" if status in (401, 403) else "status"
-    return PollError(
-        kind, f"POST {where} answered {status}: {snippet[:_SNIPPET]}", parse_retry_after(retry_after)
+    stream = http_client.post_lines(
+        session, url, form, headers, total_s=total_s, max_line_bytes=max_line_bytes
     )
+    try:
+        async with contextlib.aclosing(stream) as lines:  # closes the response when our caller stops early
+            async for line in lines:
+                yield line
+    except HttpError as exc:
+        raise poll_error(exc) from None
+
+
+def status_error(resp: Response, url: str) -> PollError:
+    """The error of a non-2xx answer: `auth` for 401/403, else `status` (Retry-After kept)."""
+    return poll_error(http_client.status_error(url, resp.status, resp.body, resp.headers))
+
+
+def poll_error(exc: HttpError) -> PollError:
+    if exc.kind == "status":
+        kind = "auth" if exc.status in (401, 403) else "status"
+    else:
+        kind = _KINDS[exc.kind]
+    return PollError(kind, str(exc), exc.retry_after_s)
