@@ -1,8 +1,8 @@
 """The notifiers' HTTP: POSTs on `hub.http_client` and the mapping of every outcome to a `NotifyError`.
 
 Status mapping: 2xx ok; 408, 429 and 5xx retryable (Retry-After honoured, seconds or HTTP date);
-any other status permanent; no connection or a timeout retryable. A 2xx whose answer passes the size cap
-was delivered (only the answer is dropped, with its connection); any other oversized answer is retryable.
+any other status permanent; no connection or a timeout retryable. An answer over the size cap is judged
+by its status alone (a 2xx was delivered; only the answer is dropped, with its connection).
 Error texts carry the receiver, the status, the first bytes of the response and the URL without user
 info or query, with every known secret replaced.
 """
@@ -60,16 +60,19 @@ class HttpPoster:
                 secrets=self._secrets,
             )
         except HttpError as exc:
-            if exc.status is not None and 200 <= exc.status < 300:
-                return exc.status
-            raise RetryableNotifyError(self._receiver, f"{self._receiver}: {exc}", exc.status) from None
-        status = resp.status
+            if exc.status is None:  # no connection or a timeout
+                raise RetryableNotifyError(self._receiver, f"{self._receiver}: {exc}") from None
+            status, message, retry_after_s = exc.status, f"{self._receiver}: {exc}", None  # too large
+        else:
+            status = resp.status
+            if 200 <= status < 300:
+                return status
+            err = status_error(url, status, resp.body, resp.headers, self._secrets)
+            message, retry_after_s = f"{self._receiver}: {err}", err.retry_after_s
         if 200 <= status < 300:
             return status
-        err = status_error(url, status, resp.body, resp.headers, self._secrets)
-        message = f"{self._receiver}: {err}"
         if status in _RETRYABLE_STATUSES or status >= 500:
-            raise RetryableNotifyError(self._receiver, message, status, err.retry_after_s)
+            raise RetryableNotifyError(self._receiver, message, status, retry_after_s)
         raise PermanentNotifyError(self._receiver, message, status)
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from hub import http_client
 from hub.http_client import HttpError, Session
+from hub.notify.errors import RetryableNotifyError
 from hub.notify.http import HttpPoster
 from tests.support.procs import free_port
 
@@ -24,9 +25,10 @@ CAP = 1000
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Answers by path: /echo (the request's User-Agent and body), /big (declared length over the cap),
-    /chunked (over the cap, no length), /gzip (small on the wire, over the cap inflated), /redirect,
-    /lines (NDJSON with one over-long line), /denied (401 echoing the secret), /slow (never ends)."""
+    """Answers by path: /echo (the request's User-Agent and body), /big and /big500 (a declared length
+    over the cap), /chunked (over the cap, no length), /gzip (small on the wire, over the cap inflated),
+    /redirect, /lines (NDJSON with one over-long line), /denied (401 echoing the secret), /slow (never
+    ends)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -38,8 +40,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if path == "/echo":
             self._answer(200, f"{self.headers['User-Agent']}|".encode() + body)
-        elif path == "/big":
-            self._answer(200, b"x" * (CAP + 1))
+        elif path in ("/big", "/big500"):
+            self._answer(200 if path == "/big" else 500, b"x" * (CAP + 1))
         elif path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -157,14 +159,18 @@ async def test_a_refused_stream_is_a_status_error_with_retry_after_and_secrets_s
     assert str(err.value) == f"POST {server}/denied answered 401: bad token <redacted>"
 
 
-async def test_a_2xx_whose_answer_is_over_the_notify_cap_counts_as_delivered(
+async def test_notify_judges_an_answer_over_its_cap_by_the_status_alone(
     server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("hub.notify.http._MAX_ANSWER_BYTES", CAP)
     poster = HttpPoster("pager", timeout_s=2)
     try:
-        assert await poster.post(f"{server}/big", b"{}", {}) == 200
+        assert await poster.post(f"{server}/big", b"{}", {}) == 200  # delivered
         assert await poster.post(f"{server}/chunked", b"{}", {}) == 200
+        with pytest.raises(RetryableNotifyError) as err:
+            await poster.post(f"{server}/big500", b"{}", {})
+        assert err.value.status == 500
+        assert str(err.value) == f"pager: POST {server}/big500: answer longer than {CAP} bytes"
     finally:
         await poster.aclose()
 
