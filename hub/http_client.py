@@ -143,7 +143,7 @@ async def post(
                     raw += chunk
                     if len(raw) > max_bytes:
                         break
-            if length is not None and length > max_bytes or len(raw) > max_bytes:
+            if (length is not None and length > max_bytes) or len(raw) > max_bytes:
                 raise HttpError(
                     "too_large", f"POST {safe_url(url)}: answer longer than {max_bytes} bytes", resp.status
                 )
