@@ -144,9 +144,8 @@ async def post(
                     if len(raw) > max_bytes:
                         break
             if (length is not None and length > max_bytes) or len(raw) > max_bytes:
-                raise HttpError(
-                    "too_large", f"POST {safe_url(url)}: answer longer than {max_bytes} bytes", resp.status
-                )
+                text = f"POST {safe_url(url)} answered {resp.status} longer than {max_bytes} bytes"
+                raise HttpError("too_large", text, resp.status)
             return Response(resp.status, resp.headers, bytes(raw))
     except TimeoutError:  # aiohttp's own timeouts (ServerTimeoutError ...) are TimeoutErrors too
         raise HttpError("timeout", f"POST {safe_url(url)} timed out after {total_s:g}s") from None

@@ -117,7 +117,7 @@ async def test_an_answer_over_the_cap_is_too_large_however_it_is_framed(
     with pytest.raises(HttpError) as err:
         await _post(session, f"{server}{path}")
     assert (err.value.kind, err.value.status) == ("too_large", 200)
-    assert str(err.value) == f"POST {server}{path}: answer longer than {CAP} bytes"
+    assert str(err.value) == f"POST {server}{path} answered 200 longer than {CAP} bytes"
 
 
 async def test_a_redirect_is_an_answer_not_followed(session: Session, server: str) -> None:
@@ -170,7 +170,7 @@ async def test_notify_judges_an_answer_over_its_cap_by_the_status_alone(
         with pytest.raises(RetryableNotifyError) as err:
             await poster.post(f"{server}/big500", b"{}", {})
         assert err.value.status == 500
-        assert str(err.value) == f"pager: POST {server}/big500: answer longer than {CAP} bytes"
+        assert str(err.value) == f"pager: POST {server}/big500 answered 500 longer than {CAP} bytes"
     finally:
         await poster.aclose()
 
