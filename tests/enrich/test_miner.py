@@ -96,3 +96,27 @@ def test_concurrent_adds_count_every_line() -> None:
         t.join()
     assert m.counters.lines == 2000
     assert sum(t.count for t in m.templates()) == 2000
+
+
+def test_parameter_runs_of_any_length_keep_one_template() -> None:
+    m = TemplateMiner()
+    one = m.add("ask 10.0.0.1:50010 to delete blk_1 blk_2")
+    many = m.add("ask 10.0.0.9:50010 to delete blk_3 blk_4 blk_5 blk_6 blk_7")
+    assert one.template_id == many.template_id
+    assert many.template == "ask <*> to delete <*>"
+
+
+def test_quantity_annotations_and_units_do_not_split_a_template() -> None:
+    m = TemplateMiner()
+    a = m.add("h:80 close, 403 bytes sent, 426 bytes received, lifetime <1 sec")
+    b = m.add("h:81 close, 1190 bytes (1.16 KB) sent, 1671 bytes (1.63 KB) received, lifetime 00:02")
+    assert a.template_id == b.template_id
+    assert b.template == "h:<*> close, <*> bytes sent, <*> bytes received, lifetime <*>"
+    assert m.add("h:82 close, 5 bytes sent, 6 bytes received, lifetime 2 min").template_id == a.template_id
+
+
+def test_all_parameter_template_takes_lines_of_its_shape() -> None:
+    m = TemplateMiner()
+    ids = {m.add(f"{i} 0x{i * 17:x} 10.0.0.{i}").template_id for i in range(5)}
+    assert len(ids) == 1 and m.templates()[0].template == "<*>" and m.templates()[0].count == 5
+    assert m.add("other words here").template_id not in ids

@@ -1,6 +1,7 @@
 """Online log template miner (Drain-style fixed-depth grouping with generic variable masking).
 
-Lines are masked (numbers, hex, IPs, paths, URLs, key=value values), tokenized on whitespace, grouped by
+Lines are masked (numbers with units, hex, IPs, paths, URLs, key=value values; runs of parameters become
+one wildcard, so lists of any length keep one template), tokenized on whitespace, grouped by
 token count and first token, then matched to the most similar template of that group. A match above
 ``sim_threshold`` generalizes the template (differing tokens become ``<*>``) and keeps its id, so callers
 can store ids. Ids are a short hash of the template text at creation and are never reused.
@@ -19,18 +20,23 @@ WILDCARD = "<*>"
 SNAPSHOT_VERSION = 1
 
 _MASKS = [
+    re.compile(r"\b[A-Za-z]+_-?\d+\b"),  # name_number ids (before hex, which would take the digits alone)
     re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)\S+"),  # URLs
     re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"),  # IPv4[:port]
     re.compile(r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"),  # MAC
     re.compile(r"\b0x[0-9a-fA-F]+\b"),  # hex literal
     re.compile(r"\b[0-9a-fA-F]{8,}\b"),  # long hex ids
     re.compile(r"(?<![\w/])(?:/[\w.\-]+){2,}/?"),  # paths
-    re.compile(r"\bblk_-?\d+\b"),  # block ids
-    re.compile(r"(?<![A-Za-z])[-+]?\d+(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"),  # numbers, sizes, durations
+    re.compile(r"(?<![A-Za-z])[-+<>~]?\d+(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"),  # numbers, sizes, durations
 ]
 _KV = re.compile(r"(\b[\w.\-]+=)([^\s,;]+)")
 _SPLIT = re.compile(r"\s+")
-_KV_TOKEN = re.compile(r"[\w.\-]+=<\*>,?")
+# Parameters of unbounded length must not change the token count (grouping is by count first): a number's
+# unit word joins it, a parenthesized quantity after a value ("1190 bytes (1.16 KB)") is dropped, and a
+# run of wildcards (a list of ids, "<*>:<*>", "<*> <*>") becomes one.
+_UNIT = re.compile(r"<\*> (?:ms|sec|secs|seconds?|min|mins|minutes?|hours?|days?|[KMGT]i?B)\b")
+_ANNOTATION = re.compile(r"(?<!\S)\(<\*>(?: [A-Za-z%]{1,3})?\)(?!\S)")
+_RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 
 
 def _mask(content: str) -> str:
@@ -38,17 +44,14 @@ def _mask(content: str) -> str:
     out = _KV.sub(lambda m: m.group(1) + WILDCARD, content)
     for rx in _MASKS:
         out = rx.sub(WILDCARD, out)
-    return out
+    out = _ANNOTATION.sub("", _UNIT.sub(WILDCARD, out))
+    return _RUN.sub(WILDCARD, out)
 
 
 def _tokens(masked: str) -> list[str]:
-    # Tokens that still contain a wildcard (e.g. "<*>ms", "id<*>") are wholly variable, except "key=<*>"
-    # whose key is the constant part worth keeping.
-    return [
-        WILDCARD if WILDCARD in t and not _KV_TOKEN.fullmatch(t) else t
-        for t in _SPLIT.split(masked.strip())
-        if t
-    ]
+    # A token keeps its constant part around a wildcard ("uid=<*>", "ret:<*>,"): that part tells templates
+    # apart, and a whole token of parameters was already masked to one wildcard.
+    return [t for t in _SPLIT.split(masked.strip()) if t]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +134,10 @@ class TemplateMiner:
     def _similarity(template: list[str], tokens: list[str]) -> float:
         if not tokens:
             return 1.0
+        consts = sum(1 for a in template if a != WILDCARD)
+        if not consts:
+            return 1.0  # an all-parameter template takes any line of its key
         same = sum(1 for a, b in zip(template, tokens, strict=True) if a == b and a != WILDCARD)
-        consts = sum(1 for a in template if a != WILDCARD) or 1
         return same / consts
 
     def _create(self, key: tuple[int, str], tokens: list[str]) -> _Cluster:
