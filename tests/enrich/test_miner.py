@@ -120,3 +120,10 @@ def test_all_parameter_template_takes_lines_of_its_shape() -> None:
     ids = {m.add(f"{i} 0x{i * 17:x} 10.0.0.{i}").template_id for i in range(5)}
     assert len(ids) == 1 and m.templates()[0].template == "<*>" and m.templates()[0].count == 5
     assert m.add("other words here").template_id not in ids
+
+
+def test_one_differing_constant_of_a_short_template_opens_a_new_one() -> None:
+    m = TemplateMiner()
+    a = m.add("updateClipping isOverlap:false, top=3")
+    assert m.add("updateClipping isOverlap:true, top=5").template_id != a.template_id
+    assert m.add("updateClipping isOverlap:false, top=7").template_id == a.template_id

@@ -58,7 +58,9 @@ def _tokens(masked: str) -> list[str]:
 class MinerConfig:
     """Bounds and matching threshold; one configuration is meant for all log sources."""
 
-    sim_threshold: float = 0.5
+    # Share of a template's constant tokens a line must repeat. Chosen once on Loghub-2k's 8 systems: the mean
+    # is flat from 0.73 to 0.75 (3 of 4 constants still match) and falls off on both sides.
+    sim_threshold: float = 0.74
     max_templates: int = 10_000
     max_line_length: int = 4096
 
