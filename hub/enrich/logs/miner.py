@@ -19,32 +19,39 @@ from dataclasses import dataclass
 WILDCARD = "<*>"
 SNAPSHOT_VERSION = 1
 
-_MASKS = [
-    re.compile(r"\b[A-Za-z]+_-?\d+\b"),  # name_number ids (before hex, which would take the digits alone)
-    re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)\S+"),  # URLs
-    re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"),  # IPv4[:port]
-    re.compile(r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"),  # MAC
-    re.compile(r"\b0x[0-9a-fA-F]+\b"),  # hex literal
-    re.compile(r"\b[0-9a-fA-F]{8,}\b"),  # long hex ids
-    re.compile(r"(?<![\w/])(?:/[\w.\-]+){2,}/?"),  # paths
-    re.compile(r"(?<![A-Za-z])[-+<>~]?\d+(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"),  # numbers, sizes, durations
-]
-_KV = re.compile(r"(\b[\w.\-]+=)([^\s,;]+)")
+# One alternation, scanned once per line (the first alternative matching at the leftmost place wins): the
+# order matters where two could start at the same character.
+_MASK = re.compile(
+    "|".join(
+        f"(?:{p})"
+        for p in (
+            r"(?<=[\w.\-]=)[^\s,;]+",  # key=value: the value (the key is the constant part)
+            r"\b[A-Za-z]+_-?\d+\b",  # name_number ids (before hex, which would take the digits alone)
+            r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)\S+",  # URLs
+            r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b",  # IPv4[:port]
+            r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b",  # MAC
+            r"\b0x[0-9a-fA-F]+\b",  # hex literal
+            r"\b[0-9a-fA-F]{8,}\b",  # long hex ids
+            r"(?<![\w/])(?:/[\w.\-]+){2,}/?",  # paths
+            # numbers, with a unit glued on or as the next word ("35ms", "<1 sec", "12 KB")
+            r"(?<![A-Za-z])[-+<>~]?\d+(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"
+            r"(?: (?:ms|sec|secs|seconds?|min|mins|minutes?|hours?|days?|[KMGT]i?B)\b)?",
+        )
+    )
+)
 _SPLIT = re.compile(r"\s+")
 # Parameters of unbounded length must not change the token count (grouping is by count first): a number's
 # unit word joins it, a parenthesized quantity after a value ("1190 bytes (1.16 KB)") is dropped, and a
 # run of wildcards (a list of ids, "<*>:<*>", "<*> <*>") becomes one.
-_UNIT = re.compile(r"<\*> (?:ms|sec|secs|seconds?|min|mins|minutes?|hours?|days?|[KMGT]i?B)\b")
 _ANNOTATION = re.compile(r"(?<!\S)\(<\*>(?: [A-Za-z%]{1,3})?\)(?!\S)")
 _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 
 
 def _mask(content: str) -> str:
     """Replace variable-looking substrings with the wildcard, so they never split templates."""
-    out = _KV.sub(lambda m: m.group(1) + WILDCARD, content)
-    for rx in _MASKS:
-        out = rx.sub(WILDCARD, out)
-    out = _ANNOTATION.sub("", _UNIT.sub(WILDCARD, out))
+    out = _MASK.sub(WILDCARD, content)
+    if "(<*>" in out:
+        out = _ANNOTATION.sub("", out)
     return _RUN.sub(WILDCARD, out)
 
 
