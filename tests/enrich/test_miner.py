@@ -127,3 +127,14 @@ def test_one_differing_constant_of_a_short_template_opens_a_new_one() -> None:
     a = m.add("updateClipping isOverlap:false, top=3")
     assert m.add("updateClipping isOverlap:true, top=5").template_id != a.template_id
     assert m.add("updateClipping isOverlap:false, top=7").template_id == a.template_id
+
+
+def test_a_line_seen_before_gets_the_latest_template_and_is_counted() -> None:
+    m = TemplateMiner()
+    first = m.add("Accepted password for root from 10.0.0.1 port 22 ssh2")
+    m.add("Accepted password for alice from 10.0.0.2 port 23 ssh2")
+    again = m.add("Accepted password for root from 10.0.0.3 port 24 ssh2")
+    assert again.template_id == first.template_id and not again.is_new
+    assert again.template == "Accepted password for <*> from <*> port <*> ssh2"
+    assert again.params == ("root", "10.0.0.3", "24")
+    assert [t.count for t in m.templates()] == [3]

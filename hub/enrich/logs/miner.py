@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 WILDCARD = "<*>"
 SNAPSHOT_VERSION = 1
+SEEN_LIMIT = 50_000  # distinct masked lines remembered (a few MB at most)
 
 # One alternation, scanned once per line (the first alternative matching at the leftmost place wins): the
 # order matters where two could start at the same character.
@@ -39,7 +40,6 @@ _MASK = re.compile(
         )
     )
 )
-_SPLIT = re.compile(r"\s+")
 # Parameters of unbounded length must not change the token count (grouping is by count first): a number's
 # unit word joins it, a parenthesized quantity after a value ("1190 bytes (1.16 KB)") is dropped, and a
 # run of wildcards (a list of ids, "<*>:<*>", "<*> <*>") becomes one.
@@ -58,7 +58,7 @@ def _mask(content: str) -> str:
 def _tokens(masked: str) -> list[str]:
     # A token keeps its constant part around a wildcard ("uid=<*>", "ret:<*>,"): that part tells templates
     # apart, and a whole token of parameters was already masked to one wildcard.
-    return [t for t in _SPLIT.split(masked.strip()) if t]
+    return masked.split()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,10 @@ class _Cluster:
     tokens: list[str]
     key: tuple[int, str]
     count: int = 0
+    text: str = ""  # " ".join(tokens), kept in step with them
+
+    def __post_init__(self) -> None:
+        self.text = " ".join(self.tokens)
 
 
 @dataclass
@@ -114,6 +118,10 @@ class TemplateMiner:
         self._groups: dict[tuple[int, str], list[_Cluster]] = {}
         self._by_id: dict[str, _Cluster] = {}
         self._used_ids: set[str] = set()
+        # Masked line -> the template it went to. A masked text seen before has every constant of that
+        # template (templates only ever gain wildcards), so the search and the generalization are skipped.
+        # Bounded; cleared when a template is dropped, so it never points at an evicted one.
+        self._seen: dict[str, _Cluster] = {}
 
     def add(self, content: str) -> MinedLine:
         with self._lock:
@@ -121,7 +129,12 @@ class TemplateMiner:
             if len(content) > self.config.max_line_length:
                 content = content[: self.config.max_line_length]
                 self.counters.truncated_lines += 1
-            tokens = _tokens(_mask(content))
+            masked = _mask(content)
+            seen = self._seen.get(masked)
+            if seen is not None:
+                seen.count += 1
+                return MinedLine(seen.template_id, seen.text, _params(seen.tokens, content), False)
+            tokens = _tokens(masked)
             key = (len(tokens), tokens[0] if tokens and WILDCARD not in tokens[0] else WILDCARD)
             group = self._groups.setdefault(key, [])
             best, best_sim = None, -1.0
@@ -134,10 +147,15 @@ class TemplateMiner:
                 best = self._create(key, tokens)
             else:
                 assert best is not None
-                best.tokens = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens, strict=True)]
+                if best_sim < 1.0:  # else every constant matched: nothing to generalize
+                    pairs = zip(best.tokens, tokens, strict=True)
+                    best.tokens = [a if a == b else WILDCARD for a, b in pairs]
+                    best.text = " ".join(best.tokens)
             best.count += 1
-            template = " ".join(best.tokens)
-            return MinedLine(best.template_id, template, _params(best.tokens, content), is_new)
+            if len(self._seen) >= SEEN_LIMIT:
+                self._seen.clear()
+            self._seen[masked] = best
+            return MinedLine(best.template_id, best.text, _params(best.tokens, content), is_new)
 
     @staticmethod
     def _similarity(template: list[str], tokens: list[str]) -> float:
@@ -168,12 +186,13 @@ class TemplateMiner:
 
     def _drop(self, victim: _Cluster) -> None:
         self.counters.templates_evicted += 1
+        self._seen.clear()
         del self._by_id[victim.template_id]
         self._groups[victim.key].remove(victim)
 
     def templates(self) -> list[Template]:
         with self._lock:
-            return [Template(c.template_id, " ".join(c.tokens), c.count) for c in self._by_id.values()]
+            return [Template(c.template_id, c.text, c.count) for c in self._by_id.values()]
 
     def snapshot(self) -> bytes:
         """Versioned JSON (never pickle: snapshots may be read back from shared storage)."""
@@ -210,7 +229,7 @@ class TemplateMiner:
 
 def _params(template: list[str], content: str) -> tuple[str, ...]:
     """Raw tokens at the template's wildcard positions (best effort, whitespace tokenization)."""
-    raw = [t for t in _SPLIT.split(content.strip()) if t]
+    raw = content.split()
     if len(raw) != len(template):
         return ()
     return tuple(r for r, t in zip(raw, template, strict=True) if t == WILDCARD)
