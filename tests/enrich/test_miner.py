@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -138,3 +139,23 @@ def test_a_line_seen_before_gets_the_latest_template_and_is_counted() -> None:
     assert again.template == "Accepted password for <*> from <*> port <*> ssh2"
     assert again.params == ("root", "10.0.0.3", "24")
     assert [t.count for t in m.templates()] == [3]
+
+
+def test_lines_differing_in_their_second_token_are_different_events() -> None:
+    m = TemplateMiner()
+    a = m.add("Failed password for invalid user bob from 10.0.0.1 port 22 ssh2")
+    assert m.add("Failed none for invalid user eve from 10.0.0.2 port 23 ssh2").template_id != a.template_id
+    again = m.add("Failed password for invalid user ann from 10.0.0.3 port 24 ssh2")
+    assert again.template_id == a.template_id
+
+
+def test_restore_of_a_snapshot_keyed_by_first_token_only_still_matches() -> None:
+    old = {
+        "version": 1,
+        "config": {"sim_threshold": 0.5, "max_templates": 100, "max_line_length": 4096},
+        "used_ids": ["abc"],
+        "templates": [{"id": "abc", "tokens": ["Link", "up", "on", "<*>"], "key": [4, "Link"], "count": 3}],
+    }
+    m = TemplateMiner.restore(json.dumps(old).encode())
+    hit = m.add("Link up on eth7")
+    assert hit.template_id == "abc" and not hit.is_new and m.templates()[0].count == 4

@@ -2,7 +2,7 @@
 
 Lines are masked (numbers with units, hex, IPs, paths, URLs, key=value values; runs of parameters become
 one wildcard, so lists of any length keep one template), tokenized on whitespace, grouped by
-token count and first token, then matched to the most similar template of that group. A match above
+token count and first two tokens, then matched to the most similar template of that group. A match above
 ``sim_threshold`` generalizes the template (differing tokens become ``<*>``) and keeps its id, so callers
 can store ids. Ids are a short hash of the template text at creation and are never reused.
 Thread-safe: one lock guards all state.
@@ -27,7 +27,7 @@ _MASK = re.compile(
         f"(?:{p})"
         for p in (
             r"(?<=[\w.\-]=)[^\s,;]+",  # key=value: the value (the key is the constant part)
-            r"\b[A-Za-z]+_-?\d+\b",  # name_number ids (before hex, which would take the digits alone)
+            r"\b[A-Za-z]+_-?\d\w*",  # ids "blk_-42", "task_1_m_3" (before hex: it takes the digits)
             r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)\S+",  # URLs
             r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b",  # IPv4[:port]
             r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b",  # MAC
@@ -61,6 +61,24 @@ def _tokens(masked: str) -> list[str]:
     return masked.split()
 
 
+_Key = tuple[int, str, str]
+_DIGIT = re.compile(r"\d")
+
+
+def _key(tokens: list[str]) -> _Key:
+    """Token count and the first two tokens (one with a wildcard or digit counts as any), as Drain's depth 4.
+
+    Lines of a key share these tokens, so a template's key follows from its tokens (restore() relies on it).
+    Events of one source often differ only there ("Failed password ..." / "Failed none ...", "Link ok").
+    """
+    first, second = (tokens + [WILDCARD, WILDCARD])[:2]
+    return (len(tokens), _prefix(first), _prefix(second))
+
+
+def _prefix(token: str) -> str:
+    return WILDCARD if WILDCARD in token or _DIGIT.search(token) else token
+
+
 @dataclass(frozen=True, slots=True)
 class MinerConfig:
     """Bounds and matching threshold; one configuration is meant for all log sources."""
@@ -91,7 +109,7 @@ class Template:
 class _Cluster:
     template_id: str
     tokens: list[str]
-    key: tuple[int, str]
+    key: _Key
     count: int = 0
     text: str = ""  # " ".join(tokens), kept in step with them
 
@@ -115,7 +133,7 @@ class TemplateMiner:
         self.config = config or MinerConfig()
         self.counters = MinerCounters()
         self._lock = threading.Lock()
-        self._groups: dict[tuple[int, str], list[_Cluster]] = {}
+        self._groups: dict[_Key, list[_Cluster]] = {}
         self._by_id: dict[str, _Cluster] = {}
         self._used_ids: set[str] = set()
         # Masked line -> the template it went to. A masked text seen before has every constant of that
@@ -135,7 +153,7 @@ class TemplateMiner:
                 seen.count += 1
                 return MinedLine(seen.template_id, seen.text, _params(seen.tokens, content), False)
             tokens = _tokens(masked)
-            key = (len(tokens), tokens[0] if tokens and WILDCARD not in tokens[0] else WILDCARD)
+            key = _key(tokens)
             group = self._groups.setdefault(key, [])
             best, best_sim = None, -1.0
             for c in group:
@@ -167,7 +185,7 @@ class TemplateMiner:
         same = sum(1 for a, b in zip(template, tokens, strict=True) if a == b and a != WILDCARD)
         return same / consts
 
-    def _create(self, key: tuple[int, str], tokens: list[str]) -> _Cluster:
+    def _create(self, key: _Key, tokens: list[str]) -> _Cluster:
         if len(self._by_id) >= self.config.max_templates:
             victim = min(self._by_id.values(), key=lambda c: c.count)
             self._drop(victim)
@@ -220,7 +238,7 @@ class TemplateMiner:
         miner = cls(MinerConfig(**doc["config"]))
         miner._used_ids = set(doc["used_ids"])
         for t in doc["templates"]:
-            key = (int(t["key"][0]), str(t["key"][1]))
+            key = _key(t["tokens"])
             cluster = _Cluster(t["id"], list(t["tokens"]), key, int(t["count"]))
             miner._by_id[cluster.template_id] = cluster
             miner._groups.setdefault(key, []).append(cluster)
