@@ -159,3 +159,18 @@ def test_restore_of_a_snapshot_keyed_by_first_token_only_still_matches() -> None
     m = TemplateMiner.restore(json.dumps(old).encode())
     hit = m.add("Link up on eth7")
     assert hit.template_id == "abc" and not hit.is_new and m.templates()[0].count == 4
+
+
+def test_a_quoted_string_is_one_parameter_whatever_its_spaces() -> None:
+    m = TemplateMiner()
+    a = m.add('acquire lock=17, tag="WakeLocks", uid=1000')
+    b = m.add('acquire lock=18, tag="Window Manager Lock", uid=1001')
+    assert a.template_id == b.template_id and b.template == "acquire lock=<*>, tag=<*>, uid=<*>"
+
+
+def test_a_flipped_flag_is_another_event() -> None:
+    m = TemplateMiner()
+    a = m.add("interceptKey keycode=4 interactive=true down true canceled false")
+    b = m.add("interceptKey keycode=5 interactive=true down false canceled false")
+    c = m.add("interceptKey keycode=6 interactive=true down true canceled false")
+    assert b.template_id != a.template_id and c.template_id == a.template_id

@@ -26,6 +26,7 @@ _MASK = re.compile(
     "|".join(
         f"(?:{p})"
         for p in (
+            r'"[^"]*"',  # quoted strings, spaces and all
             r"(?<=[\w.\-]=)[^\s,;]+",  # key=value: the value (the key is the constant part)
             r"\b[A-Za-z]+_-?\d\w*",  # ids "blk_-42", "task_1_m_3" (before hex: it takes the digits)
             r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)\S+",  # URLs
@@ -182,7 +183,12 @@ class TemplateMiner:
         consts = sum(1 for a in template if a != WILDCARD)
         if not consts:
             return 1.0  # an all-parameter template takes any line of its key
-        same = sum(1 for a, b in zip(template, tokens, strict=True) if a == b and a != WILDCARD)
+        same = 0
+        for a, b in zip(template, tokens, strict=True):
+            if a == b:
+                same += a != WILDCARD
+            elif a != WILDCARD and a.replace("true", "false") == b.replace("true", "false"):
+                return 0.0  # a flag that flipped ("ret:true" / "ret:false") names another event
         return same / consts
 
     def _create(self, key: _Key, tokens: list[str]) -> _Cluster:
