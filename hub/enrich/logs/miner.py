@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 WILDCARD = "<*>"
 SNAPSHOT_VERSION = 1
-SEEN_LIMIT = 50_000  # distinct masked lines remembered (a few MB at most)
+# Distinct masked lines remembered, and the longest remembered: at most ~10 MB of keys.
+SEEN_LIMIT = 20_000
+SEEN_MAX_CHARS = 512
 
 # One alternation, scanned once per line (the first alternative matching at the leftmost place wins): the
 # order matters where two could start at the same character.
@@ -171,9 +173,10 @@ class TemplateMiner:
                     best.tokens = [a if a == b else WILDCARD for a, b in pairs]
                     best.text = " ".join(best.tokens)
             best.count += 1
-            if len(self._seen) >= SEEN_LIMIT:
-                self._seen.clear()
-            self._seen[masked] = best
+            if len(masked) <= SEEN_MAX_CHARS:
+                if len(self._seen) >= SEEN_LIMIT:
+                    self._seen.clear()
+                self._seen[masked] = best
             return MinedLine(best.template_id, best.text, _params(best.tokens, content), is_new)
 
     @staticmethod
