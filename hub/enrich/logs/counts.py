@@ -68,7 +68,9 @@ class TemplateCounts:
         self._lock = threading.Lock()  # `mark` runs on ingest threads
         self._dirty: dict[str, set[int]] = {}
         self._marked = 0
-        self._known: set[SeriesId] = set()
+        # The series already written (the cap holds across restarts); learned with the first write, since
+        # the series store may be away when the hub starts (InfluxDB down must not stop the hub).
+        self._known: set[SeriesId] | None = None
         self._epoch = -self._clock.now_ms()
         self._seq = itertools.count(1)
         self._health = UpDown(log, "log template counts", self._clock)
@@ -88,9 +90,7 @@ class TemplateCounts:
                 self._marked += 1
 
     async def start(self) -> None:
-        """Learns the series already written (the cap holds across restarts), then writes every interval."""
-        keys = await asyncio.to_thread(self._store.series, METRIC)
-        self._known = {(k.label(AGENT_LABEL), k.label("device"), k.label("template_id")) for k in keys}
+        """Writes the marked minutes every interval."""
         self._task = asyncio.create_task(self._loop(), name="log-template-counts")
 
     async def _loop(self) -> None:
@@ -121,6 +121,10 @@ class TemplateCounts:
         return written
 
     def _write_agent(self, agent: str, minutes: list[int]) -> int:
+        if self._known is None:  # raises like a write while the store is away: marked again, next pass
+            keys = self._store.series(METRIC)
+            self._known = {(k.label(AGENT_LABEL), k.label("device"), k.label("template_id")) for k in keys}
+        known = self._known
         per_series: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for device, template_id, minute, n in self._logs.minute_counts(agent, minutes):
             per_series.setdefault((device, template_id), []).append((minute, n))
@@ -128,11 +132,11 @@ class TemplateCounts:
         capped = 0
         for (device, template_id), points in sorted(per_series.items()):
             sid = (agent, device, template_id)
-            if sid not in self._known:
-                if len(self._known) >= self._config.max_template_series:
+            if sid not in known:
+                if len(known) >= self._config.max_template_series:
                     capped += len(points)
                     continue
-                self._known.add(sid)
+                known.add(sid)
             points.sort()
             labels = {"template_id": template_id, **({"device": device} if device else {})}
             series.append(
