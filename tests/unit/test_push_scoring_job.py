@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -214,8 +215,9 @@ async def _ticks(clock: FakeClock, n: int) -> None:
 
 
 async def _until(check: Callable[[], bool]) -> None:
-    """Waits (up to 5 s) for a tick's scoring thread to finish."""
-    for _ in range(1000):
+    """Waits (up to 30 s of wall time: the scoring thread shares a loaded CI machine) for a tick to score."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         if check():
             return
         await asyncio.sleep(0.005)
