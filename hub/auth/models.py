@@ -87,3 +87,16 @@ audit_log = sa.Table(
     sa.Column("before", sa.Text, nullable=True),
     sa.Column("after", sa.Text, nullable=True),
 )
+
+# Token buckets every hub process on the database shares (`hub.auth.ratelimit.SharedRateLimiter`): the
+# login limits, so a password guesser spreading tries over several `api` replicas still meets one budget.
+# `key` is a SHA-256 hex of limit name and key, so no user name or address is stored here; `name` is the
+# limit's, so each limit prunes only its own idle buckets (their refill times differ).
+rate_buckets = sa.Table(
+    "rate_buckets",
+    METADATA,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False, index=True),
+)

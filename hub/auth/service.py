@@ -18,7 +18,7 @@ from hub.auth.keys import ApiKeyInfo, ApiKeys
 from hub.auth.metrics import AuthMetrics
 from hub.auth.passwords import PasswordPool, check_policy, needs_rehash
 from hub.auth.principal import Principal, PrincipalKind
-from hub.auth.ratelimit import RateLimiter
+from hub.auth.ratelimit import RateLimiter, SharedRateLimiter
 from hub.auth.rbac import Role, scopes_of
 from hub.auth.sessions import RefreshOutcome, Sessions
 from hub.auth.tokens import hash_secret
@@ -46,6 +46,11 @@ class Limit(StrEnum):
     API_PER_IP = "api_per_ip"
     READ_PER_PRINCIPAL = "read_per_principal"
     WRITE_PER_PRINCIPAL = "write_per_principal"
+
+
+# Kept in the state database for every hub process at once: a guesser must not get a budget per replica.
+# The rest are checked on every request, where a database write each would cost more than they save.
+SHARED_LIMITS = (Limit.LOGIN_PER_IP, Limit.LOGIN_PER_USER)
 
 
 class AuthError(Exception):
@@ -93,6 +98,10 @@ class AuthService:
         self._tokens_seen: dict[str, AccessClaims] = {}
         limits = config.rate_limits
         self._limits = {limit: _limiter(getattr(limits, limit.value), clock) for limit in Limit}
+        self._shared = {
+            limit: _shared_limiter(engine, limit, getattr(limits, limit.value), clock)
+            for limit in SHARED_LIMITS
+        }
 
     # ---- credentials ----------------------------------------------------------------------------------
 
@@ -160,8 +169,13 @@ class AuthService:
         self._sessions_seen.clear()
 
     def limit(self, limit: Limit, key: str) -> float:
-        """Takes one request from `key`'s bucket of `limit`: 0 when allowed, else seconds to wait."""
+        """Takes one request from `key`'s bucket of `limit` in this process: 0 when allowed, else
+        seconds to wait. For the per-request limits (`limit_shared` for the login ones)."""
         return self._limits[limit].take(key)
+
+    async def limit_shared(self, limit: Limit, key: str) -> float:
+        """Like `limit`, from the one bucket every hub process on the database shares (login limits)."""
+        return await asyncio.to_thread(self._shared[limit].take, key)
 
     # ---- sessions -------------------------------------------------------------------------------------
 
@@ -393,3 +407,7 @@ def _user(claims: AccessClaims) -> Principal:
 
 def _limiter(bucket: BucketConfig, clock: Clock) -> RateLimiter:
     return RateLimiter(bucket.rate, bucket.burst, clock.monotonic)
+
+
+def _shared_limiter(engine: sa.Engine, limit: Limit, bucket: BucketConfig, clock: Clock) -> SharedRateLimiter:
+    return SharedRateLimiter(engine, limit.value, bucket.rate, bucket.burst, clock.now_ms)

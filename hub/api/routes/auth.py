@@ -69,7 +69,7 @@ async def login(ctx: Ctx, request: Request, body: LoginIn) -> TokensOut:
     peer = client_ip(request)
     request.state.audited = True  # the auth service records logins itself, with their outcome
     for limit, key, by in ((Limit.LOGIN_PER_IP, peer, "ip"), (Limit.LOGIN_PER_USER, body.username, "user")):
-        wait = ctx.auth.limit(limit, key)
+        wait = await ctx.auth.limit_shared(limit, key)
         if wait:
             ctx.auth.metrics.logins.labels("limited").inc()
             raise too_many(ctx, wait, "login", by)
@@ -111,7 +111,7 @@ async def change_password(ctx: Ctx, caller: Caller, request: Request, body: Pass
     """Changes the caller's own password (the current one is asked again); other sessions end. Limited
     like logins of that user: a stolen access token must not become a way to guess the password."""
     request.state.audited = True
-    wait = ctx.auth.limit(Limit.LOGIN_PER_USER, caller.name)
+    wait = await ctx.auth.limit_shared(Limit.LOGIN_PER_USER, caller.name)
     if wait:
         raise too_many(ctx, wait, "login", "user")
     try:
