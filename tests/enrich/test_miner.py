@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from hub.enrich.logs.miner import MinerConfig, TemplateMiner
+from hub.enrich.logs import miner as miner_module
+from hub.enrich.logs.miner import _MASK, WILDCARD, MinerConfig, TemplateMiner, _collapse, _TokenMasker
 
 SAMPLE = [
     "Accepted password for root from 10.0.0.1 port 2201 ssh2",
@@ -174,3 +175,31 @@ def test_a_flipped_flag_is_another_event() -> None:
     b = m.add("interceptKey keycode=5 interactive=true down false canceled false")
     c = m.add("interceptKey keycode=6 interactive=true down true canceled false")
     assert b.template_id != a.template_id and c.template_id == a.template_id
+
+
+TRICKY = [
+    "fpr29=0xffffffff ffffffff ffffffff deadbeefcafe",  # letters-only tokens that are hex ids
+    'user "John  Smith" logged in after 12 KB/s',  # quote with two spaces, unit with a tail
+    "h:82 close, 1190 bytes (1.16 KB) sent, lifetime <1 sec",  # unit words after numbers
+    "took 3  ms then 4\tmin, msg 5 minimum",  # unit words not after a single space, unit-like words
+    "job " + "x9" * 40 + " done at 10.0.0.1:80 - 10.0.0.2:81",  # token longer than the cache keeps
+]
+
+
+def _line_scan(line: str) -> str:
+    return _collapse(_MASK.sub(WILDCARD, line))
+
+
+def test_token_by_token_masking_equals_the_line_scan() -> None:
+    masker = _TokenMasker()
+    for line in TRICKY * 2:  # twice: the second pass reads the token cache
+        assert _collapse(masker.mask(line, line.split())).split() == _line_scan(line).split(), line
+
+
+def test_token_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(miner_module, "TOKEN_CACHE_LIMIT", 10)
+    masker = _TokenMasker()
+    for i in range(100):
+        masker.mask(f"n{i} id{i}", [f"n{i}", f"id{i}"])
+        assert len(masker._cache) <= 10
+    assert masker.mask("n99 id99", ["n99", "id99"]) == _MASK.sub(WILDCARD, "n99 id99")

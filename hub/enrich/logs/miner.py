@@ -15,6 +15,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 WILDCARD = "<*>"
 SNAPSHOT_VERSION = 1
@@ -22,6 +23,8 @@ SNAPSHOT_VERSION = 1
 SEEN_LIMIT = 20_000
 SEEN_MAX_CHARS = 512
 
+# A unit word that joins the number before it ("12 KB", "<1 sec").
+_UNIT = r"(?:ms|sec|secs|seconds?|min|mins|minutes?|hours?|days?|[KMGT]i?B)\b"
 # One alternation, scanned once per line (the first alternative matching at the leftmost place wins): the
 # order matters where two could start at the same character.
 _MASK = re.compile(
@@ -39,7 +42,7 @@ _MASK = re.compile(
             r"(?<![\w/])(?:/[\w.\-]+){2,}/?",  # paths
             # numbers, with a unit glued on or as the next word ("35ms", "<1 sec", "12 KB")
             r"(?<![A-Za-z])[-+<>~]?\d+(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"
-            r"(?: (?:ms|sec|secs|seconds?|min|mins|minutes?|hours?|days?|[KMGT]i?B)\b)?",
+            rf"(?: {_UNIT})?",
         )
     )
 )
@@ -50,12 +53,57 @@ _ANNOTATION = re.compile(r"(?<!\S)\(<\*>(?: [A-Za-z%]{1,3})?\)(?!\S)")
 _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 
 
-def _mask(content: str) -> str:
-    """Replace variable-looking substrings with the wildcard, so they never split templates."""
-    out = _MASK.sub(WILDCARD, content)
-    if "(<*>" in out:
-        out = _ANNOTATION.sub("", out)
-    return _RUN.sub(WILDCARD, out)
+# Every mask but two stays inside one whitespace token, and its look-arounds see only that token's
+# characters or the space before it, so masking token by token (each distinct token once, then a dict
+# lookup) gives the line scan's result. The two that span tokens need a quote in the line or a token led
+# by a unit word ("12 KB"); such lines take the line scan.
+_UNIT_LED = re.compile(_UNIT)
+# Distinct raw tokens remembered with their masked form, and the longest remembered (~8 MB at most).
+TOKEN_CACHE_LIMIT = 100_000
+TOKEN_CACHE_MAX_CHARS = 64
+
+
+def _collapse(masked: str) -> str:
+    """Drop parenthesized quantities and fold wildcard runs, the two rules that look across tokens."""
+    if "(<*>" in masked:
+        masked = _ANNOTATION.sub("", masked)
+    return _RUN.sub(WILDCARD, masked)
+
+
+class _TokenMasker:
+    """Masks a line token by token through a bounded raw-token -> masked-token map.
+
+    A line's tokens mostly repeat (constants, small numbers, hosts), so the common line costs a split,
+    a dict lookup per token and a join instead of a regex scan of the whole line. Not thread-safe: the
+    miner calls it under its lock.
+    """
+
+    __slots__ = ("_cache", "_spans")
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+        self._spans = False
+
+    def mask(self, content: str, raw: list[str]) -> str:
+        """``content`` (whose whitespace tokens are ``raw``) masked but not yet collapsed.
+
+        ``_collapse`` of it equals the line scan ``_collapse(_MASK.sub(WILDCARD, content))`` up to
+        whitespace, so it can key a seen-line map and the collapse can wait for a miss.
+        """
+        self._spans = '"' in content
+        get = self._cache.get
+        masked = " ".join([get(t) or self._miss(t) for t in raw])
+        return _MASK.sub(WILDCARD, content) if self._spans else masked
+
+    def _miss(self, token: str) -> str:
+        masked = _MASK.sub(WILDCARD, token)
+        if _UNIT_LED.match(token):
+            self._spans = True  # never cached, so every line holding it takes the line scan
+        elif len(token) <= TOKEN_CACHE_MAX_CHARS:
+            if len(self._cache) >= TOKEN_CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[token] = masked
+        return masked
 
 
 def _tokens(masked: str) -> list[str]:
@@ -93,8 +141,9 @@ class MinerConfig:
     max_line_length: int = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class MinedLine:
+class MinedLine(NamedTuple):
+    """One line's result (a tuple: built once per line, the cheapest immutable record)."""
+
     template_id: str
     template: str
     params: tuple[str, ...]
@@ -114,10 +163,22 @@ class _Cluster:
     tokens: list[str]
     key: _Key
     count: int = 0
-    text: str = ""  # " ".join(tokens), kept in step with them
+    text: str = ""  # " ".join(tokens), kept in step with them by set_tokens
+    _wild: tuple[int, ...] = ()  # positions of the wildcards, likewise
 
     def __post_init__(self) -> None:
-        self.text = " ".join(self.tokens)
+        self.set_tokens(self.tokens)
+
+    def set_tokens(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.text = " ".join(tokens)
+        self._wild = tuple(i for i, t in enumerate(tokens) if t == WILDCARD)
+
+    def params(self, raw: list[str]) -> tuple[str, ...]:
+        """Raw tokens at the wildcard positions (best effort: whitespace tokens of the unmasked line)."""
+        if len(raw) != len(self.tokens):
+            return ()
+        return tuple([raw[i] for i in self._wild])
 
 
 @dataclass
@@ -143,6 +204,7 @@ class TemplateMiner:
         # template (templates only ever gain wildcards), so the search and the generalization are skipped.
         # Bounded; cleared when a template is dropped, so it never points at an evicted one.
         self._seen: dict[str, _Cluster] = {}
+        self._masker = _TokenMasker()
 
     def add(self, content: str) -> MinedLine:
         with self._lock:
@@ -150,12 +212,13 @@ class TemplateMiner:
             if len(content) > self.config.max_line_length:
                 content = content[: self.config.max_line_length]
                 self.counters.truncated_lines += 1
-            masked = _mask(content)
+            raw = content.split()
+            masked = self._masker.mask(content, raw)
             seen = self._seen.get(masked)
             if seen is not None:
                 seen.count += 1
-                return MinedLine(seen.template_id, seen.text, _params(seen.tokens, content), False)
-            tokens = _tokens(masked)
+                return MinedLine(seen.template_id, seen.text, seen.params(raw), False)
+            tokens = _tokens(_collapse(masked))
             key = _key(tokens)
             group = self._groups.setdefault(key, [])
             best, best_sim = None, -1.0
@@ -170,14 +233,13 @@ class TemplateMiner:
                 assert best is not None
                 if best_sim < 1.0:  # else every constant matched: nothing to generalize
                     pairs = zip(best.tokens, tokens, strict=True)
-                    best.tokens = [a if a == b else WILDCARD for a, b in pairs]
-                    best.text = " ".join(best.tokens)
+                    best.set_tokens([a if a == b else WILDCARD for a, b in pairs])
             best.count += 1
             if len(masked) <= SEEN_MAX_CHARS:
                 if len(self._seen) >= SEEN_LIMIT:
                     self._seen.clear()
                 self._seen[masked] = best
-            return MinedLine(best.template_id, best.text, _params(best.tokens, content), is_new)
+            return MinedLine(best.template_id, best.text, best.params(raw), is_new)
 
     @staticmethod
     def _similarity(template: list[str], tokens: list[str]) -> float:
@@ -252,11 +314,3 @@ class TemplateMiner:
             miner._by_id[cluster.template_id] = cluster
             miner._groups.setdefault(key, []).append(cluster)
         return miner
-
-
-def _params(template: list[str], content: str) -> tuple[str, ...]:
-    """Raw tokens at the template's wildcard positions (best effort, whitespace tokenization)."""
-    raw = content.split()
-    if len(raw) != len(template):
-        return ()
-    return tuple(r for r, t in zip(raw, template, strict=True) if t == WILDCARD)
