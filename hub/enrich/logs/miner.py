@@ -55,8 +55,8 @@ _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 
 # Every mask but two stays inside one whitespace token, and its look-arounds see only that token's
 # characters or the space before it, so masking token by token (each distinct token once, then a dict
-# lookup) gives the line scan's result. The two that span tokens need a quote in the line or a token led
-# by a unit word ("12 KB"); such lines take the line scan.
+# lookup) gives the line scan's result. The two that span tokens: a quoted string (such lines take the
+# line scan) and a number's unit word, so a token led by a unit word is scanned with the one before it.
 _UNIT_LED = re.compile(_UNIT)
 # Distinct raw tokens remembered with their masked form, and the longest remembered (~8 MB at most).
 TOKEN_CACHE_LIMIT = 100_000
@@ -78,11 +78,14 @@ class _TokenMasker:
     miner calls it under its lock.
     """
 
-    __slots__ = ("_cache", "_spans")
+    __slots__ = ("_cache", "_led", "_unsure")
 
     def __init__(self) -> None:
         self._cache: dict[str, str] = {}
-        self._spans = False
+        self._led: set[str] = set()  # the cached tokens led by a unit word
+        # Set while masking a line when one of its tokens may be unit-led without being in _led (too
+        # long to cache, or cached before a clear).
+        self._unsure = False
 
     def mask(self, content: str, raw: list[str]) -> str:
         """``content`` (whose whitespace tokens are ``raw``) masked but not yet collapsed.
@@ -90,19 +93,49 @@ class _TokenMasker:
         ``_collapse`` of it equals the line scan ``_collapse(_MASK.sub(WILDCARD, content))`` up to
         whitespace, so it can key a seen-line map and the collapse can wait for a miss.
         """
-        self._spans = '"' in content
+        self._unsure = False
         get = self._cache.get
         masked = " ".join([get(t) or self._miss(t) for t in raw])
-        return _MASK.sub(WILDCARD, content) if self._spans else masked
+        if '"' not in content:
+            if not self._unsure and self._led.isdisjoint(raw):
+                return masked
+            if " ".join(raw) == content:  # one space between tokens, as the unit alternative wants
+                return self._mask_with_units(raw)
+        return _MASK.sub(WILDCARD, content)
+
+    def _mask_with_units(self, raw: list[str]) -> str:
+        """Scans each unit-led token together with the token before it; the rest come from the map."""
+        groups: list[list[str]] = []
+        for t in raw:
+            if groups and self._is_led(t):
+                groups[-1].append(t)
+            else:
+                groups.append([t])
+        get = self._cache.get
+        return " ".join(
+            [
+                get(g[0]) or self._miss(g[0]) if len(g) == 1 else _MASK.sub(WILDCARD, " ".join(g))
+                for g in groups
+            ]
+        )
+
+    def _is_led(self, token: str) -> bool:
+        if token in self._cache:
+            return token in self._led
+        return _UNIT_LED.match(token) is not None
 
     def _miss(self, token: str) -> str:
         masked = _MASK.sub(WILDCARD, token)
+        if len(token) > TOKEN_CACHE_MAX_CHARS:
+            self._unsure = True
+            return masked
+        if len(self._cache) >= TOKEN_CACHE_LIMIT:
+            self._cache.clear()
+            self._led.clear()
+            self._unsure = True
+        self._cache[token] = masked
         if _UNIT_LED.match(token):
-            self._spans = True  # never cached, so every line holding it takes the line scan
-        elif len(token) <= TOKEN_CACHE_MAX_CHARS:
-            if len(self._cache) >= TOKEN_CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[token] = masked
+            self._led.add(token)
         return masked
 
 
