@@ -182,7 +182,9 @@ TRICKY = [
     'user "John  Smith" logged in after 12 KB/s',  # quote with two spaces, unit with a tail
     "h:82 close, 1190 bytes (1.16 KB) sent, lifetime <1 sec",  # unit words after numbers
     "took 3  ms then 4\tmin, msg 5 minimum",  # unit words not after a single space, unit-like words
-    "job " + "x9" * 40 + " done at 10.0.0.1:80 - 10.0.0.2:81",  # token longer than the cache keeps
+    "job " + "x9" * 40 + " done at 10.0.0.1:80 - 10.0.0.2:81",  # a long token, cached
+    "sent 5 KB" + "/x9" * 100 + " then 6 sec",  # a unit-led token longer than the cache keeps
+    "Failed to renew lease for [c_1] for 161 seconds.  Will retry shortly ...",  # two spaces later on
 ]
 
 

@@ -34,7 +34,7 @@ _MASK = re.compile(
             r'"[^"]*"',  # quoted strings, spaces and all
             r"(?<=[\w.\-]=)[^\s,;]+",  # key=value: the value (the key is the constant part)
             r"\b[A-Za-z]+_-?\d\w*",  # ids "blk_-42", "task_1_m_3" (before hex: it takes the digits)
-            r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)\S+",  # URLs
+            r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://\S+",  # URLs (scheme tried once a word)
             r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b",  # IPv4[:port]
             r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b",  # MAC
             r"\b0x[0-9a-fA-F]+\b",  # hex literal
@@ -58,9 +58,11 @@ _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 # lookup) gives the line scan's result. The two that span tokens: a quoted string (such lines take the
 # line scan) and a number's unit word, so a token led by a unit word is scanned with the one before it.
 _UNIT_LED = re.compile(_UNIT)
-# Distinct raw tokens remembered with their masked form, and the longest remembered (~8 MB at most).
-TOKEN_CACHE_LIMIT = 100_000
-TOKEN_CACHE_MAX_CHARS = 64
+# Distinct raw tokens remembered with their masked form, and the longest remembered (~20 MB at most):
+# long enough for Java frames ("com.android.server.wm.WindowManagerService.removeWindowInnerLocked:2739")
+# and comma-joined key=value lists.
+TOKEN_CACHE_LIMIT = 50_000
+TOKEN_CACHE_MAX_CHARS = 256
 
 
 def _collapse(masked: str) -> str:
@@ -83,8 +85,8 @@ class _TokenMasker:
     def __init__(self) -> None:
         self._cache: dict[str, str] = {}
         self._led: set[str] = set()  # the cached tokens led by a unit word
-        # Set while masking a line when one of its tokens may be unit-led without being in _led (too
-        # long to cache, or cached before a clear).
+        # Set while masking a line when one of its tokens may be unit-led without being in _led (a long
+        # unit-led one, or one cached before a clear).
         self._unsure = False
 
     def mask(self, content: str, raw: list[str]) -> str:
@@ -99,18 +101,21 @@ class _TokenMasker:
         if '"' not in content:
             if not self._unsure and self._led.isdisjoint(raw):
                 return masked
-            if " ".join(raw) == content:  # one space between tokens, as the unit alternative wants
-                return self._mask_with_units(raw)
+            return self._mask_with_units(content, raw)
         return _MASK.sub(WILDCARD, content)
 
-    def _mask_with_units(self, raw: list[str]) -> str:
-        """Scans each unit-led token together with the token before it; the rest come from the map."""
+    def _mask_with_units(self, content: str, raw: list[str]) -> str:
+        """Scans each unit-led token one space after the token before it together with that token (the
+        unit alternative wants exactly one space); the rest come from the map."""
         groups: list[list[str]] = []
+        end = 0
         for t in raw:
-            if groups and self._is_led(t):
+            start = content.find(t, end)
+            if groups and content[end:start] == " " and self._is_led(t):
                 groups[-1].append(t)
             else:
                 groups.append([t])
+            end = start + len(t)
         get = self._cache.get
         return " ".join(
             [
@@ -127,7 +132,8 @@ class _TokenMasker:
     def _miss(self, token: str) -> str:
         masked = _MASK.sub(WILDCARD, token)
         if len(token) > TOKEN_CACHE_MAX_CHARS:
-            self._unsure = True
+            if _UNIT_LED.match(token):
+                self._unsure = True
             return masked
         if len(self._cache) >= TOKEN_CACHE_LIMIT:
             self._cache.clear()
