@@ -58,6 +58,7 @@ _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 # lookup) gives the line scan's result. The two that span tokens: a quoted string (such lines take the
 # line scan) and a number's unit word, so a token led by a unit word is scanned with the one before it.
 _UNIT_LED = re.compile(_UNIT)
+_UNIT_FIRST = frozenset("msdhKMGT")  # the letters a unit word starts with: most tokens skip the regex
 # Distinct raw tokens remembered with their masked form, and the longest remembered (~20 MB at most):
 # long enough for Java frames ("com.android.server.wm.WindowManagerService.removeWindowInnerLocked:2739")
 # and comma-joined key=value lists.
@@ -105,24 +106,20 @@ class _TokenMasker:
         return _MASK.sub(WILDCARD, content)
 
     def _mask_with_units(self, content: str, raw: list[str]) -> str:
-        """Scans each unit-led token one space after the token before it together with that token (the
-        unit alternative wants exactly one space); the rest come from the map."""
-        groups: list[list[str]] = []
+        """Masks each unit-led token one space after the token before it together with that token (the
+        unit alternative wants exactly one space), as one key of the map ("(1.16 KB)"); a key with a
+        space never equals a token."""
+        groups: list[str] = []
         end = 0
         for t in raw:
             start = content.find(t, end)
             if groups and content[end:start] == " " and self._is_led(t):
-                groups[-1].append(t)
+                groups[-1] += " " + t
             else:
-                groups.append([t])
+                groups.append(t)
             end = start + len(t)
         get = self._cache.get
-        return " ".join(
-            [
-                get(g[0]) or self._miss(g[0]) if len(g) == 1 else _MASK.sub(WILDCARD, " ".join(g))
-                for g in groups
-            ]
-        )
+        return " ".join([get(g) or self._miss(g) for g in groups])
 
     def _is_led(self, token: str) -> bool:
         if token in self._cache:
@@ -132,7 +129,7 @@ class _TokenMasker:
     def _miss(self, token: str) -> str:
         masked = _MASK.sub(WILDCARD, token)
         if len(token) > TOKEN_CACHE_MAX_CHARS:
-            if _UNIT_LED.match(token):
+            if token[0] in _UNIT_FIRST and _UNIT_LED.match(token):
                 self._unsure = True
             return masked
         if len(self._cache) >= TOKEN_CACHE_LIMIT:
@@ -140,7 +137,7 @@ class _TokenMasker:
             self._led.clear()
             self._unsure = True
         self._cache[token] = masked
-        if _UNIT_LED.match(token):
+        if token[0] in _UNIT_FIRST and _UNIT_LED.match(token):
             self._led.add(token)
         return masked
 
