@@ -5,6 +5,8 @@ one wildcard, so lists of any length keep one template), tokenized on whitespace
 token count and first two tokens, then matched to the most similar template of that group. A match above
 ``sim_threshold`` generalizes the template (differing tokens become ``<*>``) and keeps its id, so callers
 can store ids. Ids are a short hash of the template text at creation and are never reused.
+Masking goes token by token through a map of tokens seen before and a masked line seen before goes
+straight to its template, so the common line takes no regex scan at all (Drain3's speed with masks).
 Thread-safe: one lock guards all state.
 """
 
