@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from agent.collect import vocabulary as v
 from agent.collect.redfish.metrics import ENVIRONMENT, Table, read_table
-from agent.collect.redfish.readings import Component, PollReadings, Rank, Resource, ident, obj
+from agent.collect.redfish.readings import Component, PollReadings, Rank, Resource, ident, number, obj
 from shared.model import MetricKind
 
 PROCESSOR_METRICS: Table = {
@@ -73,7 +73,7 @@ def _speed(out: PollReadings, docs: tuple[Resource, ...], who: Component) -> Non
     """The first current speed any of `docs` (metrics first) gives, in hertz."""
     for doc in docs:
         for key in SPEED_KEYS:
-            if isinstance(doc.get(key), int | float) and not isinstance(doc.get(key), bool):
+            if number(doc.get(key)) is not None:
                 out.reading(v.FREQUENCY, doc[key], who, Rank.COMPONENT, scale=1e6, prop=key)
                 return
 
