@@ -173,34 +173,36 @@ class LiveCollector:
         )
 
 
+def _labelled(name: str, doc: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:
+    """A counter family with one sample per key of `counts`."""
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for key, n in counts.items():
+        family.add_metric([key], n)
+    return family
+
+
 def _syslog_metrics(st: SyslogStats) -> Iterable[Metric]:
-    received = CounterMetricFamily(
-        "outpost_agent_syslog_messages_received", "Syslog messages received", labels=["transport"]
+    yield _labelled(
+        "outpost_agent_syslog_messages_received", "Syslog messages received", "transport", st.received
     )
-    for transport, n in st.received.items():
-        received.add_metric([transport], n)
-    dropped = CounterMetricFamily(
+    yield _labelled(
         "outpost_agent_syslog_messages_dropped",
         "Syslog messages dropped (rate_limited: sender over its limit; queue_full: batcher behind)",
-        labels=["reason"],
+        "reason",
+        st.dropped,
     )
-    for reason, n in st.dropped.items():
-        dropped.add_metric([reason], n)
-    refused = CounterMetricFamily(
+    yield _labelled(
         "outpost_agent_syslog_connections_refused",
         "Syslog TCP/TLS connections refused (max_connections, tls_handshake)",
-        labels=["reason"],
+        "reason",
+        st.refused_connections,
     )
-    for reason, n in st.refused_connections.items():
-        refused.add_metric([reason], n)
-    closed = CounterMetricFamily(
+    yield _labelled(
         "outpost_agent_syslog_connections_closed",
         "Syslog connections the agent closed (idle, framing_error)",
-        labels=["reason"],
+        "reason",
+        st.closed_connections,
     )
-    for reason, n in st.closed_connections.items():
-        closed.add_metric([reason], n)
-    yield from (received, dropped, refused, closed)
     yield CounterMetricFamily(
         "outpost_agent_syslog_messages_truncated",
         "Syslog messages cut at max_message_bytes",
