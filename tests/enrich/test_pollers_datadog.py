@@ -26,7 +26,7 @@ from hub.enrich.logs.pollers.metrics import PollerMetrics
 from hub.enrich.logs.store import LogQuery
 from hub.store.base import TIME_MAX_MS
 from shared.clock import SystemClock
-from tests.enrich.log_sources import DD_API_KEY, DD_APP_KEY, FakeDatadog, Intake, log_intake, serving
+from tests.enrich.log_sources import DD_API_KEY, DD_APP_KEY, FakeDatadog, Intake, serving
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +38,6 @@ def datadog() -> Iterator[FakeDatadog]:
     with serving(FakeDatadog()) as server:
         assert isinstance(server, FakeDatadog)
         yield server
-
-
-@pytest.fixture
-async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
-    async with log_intake(tmp_path) as it:
-        yield it
 
 
 def _config(url: str, tmp_path: Path, **over: Any) -> DatadogPollerConfig:

@@ -21,7 +21,7 @@ from hub.enrich.logs.pollers.metrics import PollerMetrics
 from hub.enrich.logs.store import LogQuery
 from hub.store.base import TIME_MAX_MS
 from shared.clock import SystemClock
-from tests.enrich.log_sources import SPLUNK_TOKEN, FakeSplunk, Intake, log_intake, serving
+from tests.enrich.log_sources import SPLUNK_TOKEN, FakeSplunk, Intake, serving
 
 pytestmark = pytest.mark.integration
 
@@ -33,12 +33,6 @@ def splunk() -> Iterator[FakeSplunk]:
     with serving(FakeSplunk()) as server:
         assert isinstance(server, FakeSplunk)
         yield server
-
-
-@pytest.fixture
-async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
-    async with log_intake(tmp_path) as it:
-        yield it
 
 
 def _config(url: str, **over: Any) -> SplunkPollerConfig:
