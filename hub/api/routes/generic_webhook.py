@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse
 from hub.alerts.model import Signal
 from hub.api.auth import client_ip, require
 from hub.api.deps import Ctx, HubContext, submit_signals
+from hub.api.routes.signed_push import Refused, answer, deliveries_of, json_body, take_delivery
 from hub.api.routes.webhook_sources import SLUG, checked_mapping, sources_of
-from hub.api.routes.webhooks import deliveries_of
 from hub.auth.ratelimit import RateLimiter, retry_after
 from hub.ingest.sources.repository import Source
 from hub.ingest.webhooks import mapping, signature
@@ -35,7 +35,6 @@ router = APIRouter(tags=["webhooks"])
 
 TRANSPORT = "generic"
 AGENT_PREFIX = "webhook:"
-MAX_DELIVERY_ID = 128
 # How long a delivery id stays taken when the source signs no timestamp (with one: its window, since
 # the timestamp check refuses anything older).
 REPLAY_WINDOW_MS = 86_400_000
@@ -44,12 +43,6 @@ JSON_BODY: dict[str, Any] = {"requestBody": {"content": {"application/json": {"s
 
 SourceId = Annotated[str, Path(max_length=200)]
 Normalized = list[Signal] | tuple[SeriesPoints, ...]
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message, self.headers = status, reason, message, headers
 
 
 @router.post(
@@ -63,9 +56,8 @@ async def generic_webhook(request: Request, ctx: Ctx, source_id: SourceId) -> Re
         delivery = await _check_signature(request, ctx, source, secrets, body)
         compiled = _compiled(source)
         normalized = await asyncio.to_thread(_normalize, compiled, source.id, body, ctx.clock.now_ms())
-    except _Refused as exc:
-        ctx.metrics.rejected.labels(TRANSPORT, exc.reason).inc()
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
+    except Refused as exc:
+        return answer(ctx, TRANSPORT, exc)
     try:
         refused = await _hand_over(ctx, source.id, normalized)
     except HTTPException as exc:  # the alert engine cannot be reached (503)
@@ -93,7 +85,7 @@ async def test_mapping(request: Request, ctx: Ctx, source_id: SourceId) -> dict[
         normalized = await asyncio.to_thread(
             _normalize, _compiled(source), source.id, body, ctx.clock.now_ms()
         )
-    except _Refused as exc:
+    except Refused as exc:
         raise HTTPException(exc.status, exc.message) from None
     if isinstance(normalized, list):
         return {"kind": source.kind, "alerts": [_signal_json(s) for s in normalized]}
@@ -106,35 +98,23 @@ async def _source(request: Request, ctx: Ctx, source_id: str) -> tuple[Source, l
     per_ip, per_source = _limiters(request, ctx, cfg.per_ip, cfg.per_source)
     wait = per_ip.take(client_ip(request))
     if wait:
-        raise _Refused(
+        raise Refused(
             429, "rate_limited", "too many requests; retry later", {"Retry-After": retry_after(wait)}
         )
     found = await asyncio.to_thread(sources_of(ctx).signing, source_id) if _SLUG.match(source_id) else None
     if found is None:
-        raise _Refused(404, "unknown_source", "no such webhook source")
+        raise Refused(404, "unknown_source", "no such webhook source")
     wait = per_source.take(found[0].id)
     if wait:
-        raise _Refused(
+        raise Refused(
             429, "rate_limited", "too many requests; retry later", {"Retry-After": retry_after(wait)}
         )
     return found
 
 
 async def _body(request: Request, ctx: Ctx) -> bytes:
-    """The raw JSON body, refused with 413 as soon as it passes the limit (never read whole first)."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/json":
-        raise _Refused(415, "unsupported_media_type", "webhook deliveries are application/json")
-    limit = ctx.webhooks.generic.max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _Refused(413, "request_too_large", f"body over {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _Refused(413, "request_too_large", f"body over {limit} bytes")
-    return bytes(body)
+    """The delivery's raw JSON body, within the generic sources' size limit."""
+    return await json_body(request, ctx.webhooks.generic.max_body_bytes, "webhook deliveries")
 
 
 async def _check_signature(
@@ -147,24 +127,20 @@ async def _check_signature(
     scheme = signature.Scheme.from_settings(source.signature)
     stamp = request.headers.get(scheme.timestamp_header) if scheme.timestamp_header else None
     if not signature.verify(scheme, secrets, body, request.headers.get(scheme.header, ""), stamp):
-        raise _Refused(401, "bad_signature", "invalid signature")
+        raise Refused(401, "bad_signature", "invalid signature")
     now_ms = ctx.clock.now_ms()
     if scheme.timestamp_header:
         sent_ms = signature.timestamp_ms(stamp or "")
         if sent_ms is None:
-            raise _Refused(401, "stale", f"{scheme.timestamp_header} is required")
+            raise Refused(401, "stale", f"{scheme.timestamp_header} is required")
         if abs(now_ms - sent_ms) > scheme.window_s * 1000:
-            raise _Refused(401, "stale", f"{scheme.timestamp_header} is outside the accepted window")
+            raise Refused(401, "stale", f"{scheme.timestamp_header} is outside the accepted window")
     replay_header = source.signature.get("replay_header")
     if not replay_header:
         return None
-    delivery = request.headers.get(replay_header, "")
-    if not delivery or len(delivery) > MAX_DELIVERY_ID:
-        raise _Refused(401, "replayed", f"{replay_header} is required (at most {MAX_DELIVERY_ID} characters)")
-    key = (f"generic:{source.id}", delivery)
+    key = (f"generic:{source.id}", request.headers.get(replay_header, ""))
     window_ms = int(scheme.window_s * 1000) if scheme.timestamp_header else REPLAY_WINDOW_MS
-    if not await asyncio.to_thread(deliveries_of(ctx).first_time, *key, window_ms, now_ms):
-        raise _Refused(401, "replayed", f"this {replay_header} was delivered already")
+    await take_delivery(ctx, key[0], replay_header, key[1], window_ms, now_ms)
     return key
 
 
@@ -172,7 +148,7 @@ def _compiled(source: Source) -> mapping.CompiledMapping:
     try:
         return checked_mapping(source.kind, source.preset, source.mapping)
     except HTTPException:  # saved valid; only a changed JMESPath library could make it fail now
-        raise _Refused(400, "bad_mapping", "the source's mapping no longer compiles: save it again") from None
+        raise Refused(400, "bad_mapping", "the source's mapping no longer compiles: save it again") from None
 
 
 def _normalize(compiled: mapping.CompiledMapping, source_id: str, body: bytes, now_ms: int) -> Normalized:
@@ -183,7 +159,7 @@ def _normalize(compiled: mapping.CompiledMapping, source_id: str, body: bytes, n
             return mapping.alerts_of(compiled, source_id, doc, now_ms)
         return mapping.points_of(compiled, doc, now_ms)
     except mapping.PayloadError as exc:
-        raise _Refused(400, "invalid", str(exc)) from None
+        raise Refused(400, "invalid", str(exc)) from None
 
 
 async def _hand_over(ctx: HubContext, source_id: str, normalized: Normalized) -> Response | None:

@@ -17,22 +17,15 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from hub.api.auth import client_ip, too_many
-from hub.api.deps import Ctx, HubContext, submit_signals
+from hub.api.deps import Ctx, submit_signals
+from hub.api.routes.signed_push import Refused, answer, deliveries_of, json_body, take_delivery
 from hub.auth.service import Limit
-from hub.ingest.sources.deliveries import DeliveryLedger
 from hub.ingest.webhooks import sentry
 
 router = APIRouter(tags=["webhooks"])
 
 TRANSPORT = "sentry"
 MAX_BODY_BYTES = 1_000_000
-MAX_REQUEST_ID = 128
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
 
 
 @router.post(
@@ -56,10 +49,9 @@ async def sentry_webhook(request: Request, ctx: Ctx) -> Response:
         try:
             signal = sentry.signal(resource, body, ctx.clock.now_ms(), resolve_after)
         except sentry.SentryPayloadError as exc:
-            raise _Refused(400, "invalid", str(exc)) from None
-    except _Refused as exc:
-        ctx.metrics.rejected.labels(TRANSPORT, exc.reason).inc()
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+            raise Refused(400, "invalid", str(exc)) from None
+    except Refused as exc:
+        return answer(ctx, TRANSPORT, exc)
     if signal is None:
         ctx.metrics.rejected.labels(TRANSPORT, "ignored_resource").inc()
         return Response(status_code=204)
@@ -73,34 +65,16 @@ async def sentry_webhook(request: Request, ctx: Ctx) -> Response:
 
 async def _checked_body(request: Request, ctx: Ctx, secret: str) -> bytes:
     """The raw body once its type, size, signature, timestamp and request id have passed."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/json":
-        raise _Refused(415, "unsupported_media_type", "Sentry webhooks are application/json")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _Refused(413, "request_too_large", f"body over {MAX_BODY_BYTES} bytes")
-    if not sentry.signature_ok(bytes(body), request.headers.get("sentry-hook-signature", ""), secret):
-        raise _Refused(401, "bad_signature", "invalid signature")
+    body = await json_body(request, MAX_BODY_BYTES, "Sentry webhooks")
+    if not sentry.signature_ok(body, request.headers.get("sentry-hook-signature", ""), secret):
+        raise Refused(401, "bad_signature", "invalid signature")
     now_ms = ctx.clock.now_ms()
     window_ms = int(ctx.webhooks.sentry.timestamp_window_s * 1000)
     try:
         sent_ms = int(float(request.headers.get("sentry-hook-timestamp", "")) * 1000)
     except ValueError:
-        raise _Refused(401, "stale", "Sentry-Hook-Timestamp is required") from None
+        raise Refused(401, "stale", "Sentry-Hook-Timestamp is required") from None
     if abs(now_ms - sent_ms) > window_ms:
-        raise _Refused(401, "stale", "Sentry-Hook-Timestamp is outside the accepted window")
-    request_id = request.headers.get("request-id", "")
-    if not request_id or len(request_id) > MAX_REQUEST_ID:
-        raise _Refused(401, "replayed", f"Request-ID is required (at most {MAX_REQUEST_ID} characters)")
-    if not await asyncio.to_thread(deliveries_of(ctx).first_time, "sentry", request_id, window_ms, now_ms):
-        raise _Refused(401, "replayed", "this Request-ID was delivered already")
-    return bytes(body)
-
-
-def deliveries_of(ctx: HubContext) -> DeliveryLedger:
-    """The delivery ids every hub process on the state database shares (503 in a context without one)."""
-    if ctx.deliveries is None:
-        raise HTTPException(503, "this hub process takes no signed webhooks")
-    return ctx.deliveries
+        raise Refused(401, "stale", "Sentry-Hook-Timestamp is outside the accepted window")
+    await take_delivery(ctx, "sentry", "Request-ID", request.headers.get("request-id", ""), window_ms, now_ms)
+    return body
