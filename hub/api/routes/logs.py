@@ -9,7 +9,6 @@ page after, and stays exact while lines are being stored. Reads run on the API's
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -18,7 +17,7 @@ from pydantic import BaseModel
 from hub.api.auth import require
 from hub.api.deps import Ctx, HubContext
 from hub.api.routes.params import parse_int, time_range
-from hub.enrich.logs.store import Cursor, LogQuery, LogStore
+from hub.enrich.logs.store import Cursor, LogLine, LogQuery, LogStore, TemplateStats
 from hub.store.base import MAX_NAME_LEN
 
 router = APIRouter(prefix="/api/v1/logs", dependencies=[require("logs:read")], tags=["logs"])
@@ -32,38 +31,14 @@ SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "deb
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class LogLineOut(BaseModel):
-    """One stored line; `severity` and `facility` are syslog numbers (0 emergency .. 7 debug)."""
-
-    id: int
-    ts_ms: int
-    received_ms: int
-    agent: str
-    device: str
-    host: str
-    app: str
-    facility: int
-    severity: int
-    template_id: str
-    message: str
-
-
 class LogPageOut(BaseModel):
-    logs: list[LogLineOut]
+    logs: list[LogLine]
     # Pass as `cursor` (with the same filters) for the next page; null on the last one.
     next_cursor: str | None
 
 
-class TemplateOut(BaseModel):
-    template_id: str
-    template: str
-    first_seen_ms: int
-    last_seen_ms: int
-    count: int
-
-
 class TemplatesOut(BaseModel):
-    templates: list[TemplateOut]
+    templates: list[TemplateStats]
 
 
 def _text(name: str, value: str | None, most: int) -> str | None:
@@ -131,7 +106,7 @@ async def list_logs(
     except ValueError as exc:  # LogQueryError too: a query FTS5 cannot parse
         raise ctx.queries.bad_request("logs", str(exc)) from None
     return LogPageOut(
-        logs=[LogLineOut(**asdict(line)) for line in page.lines],
+        logs=page.lines,
         next_cursor=page.next.encode() if page.next else None,
     )
 
@@ -145,4 +120,4 @@ async def list_templates(ctx: Ctx, limit: str | None = None) -> TemplatesOut:
     except ValueError as exc:
         raise ctx.queries.bad_request("logs_templates", str(exc)) from None
     rows = await ctx.queries.run("logs_templates", store.templates, most)
-    return TemplatesOut(templates=[TemplateOut(**asdict(t)) for t in rows])
+    return TemplatesOut(templates=rows)

@@ -7,7 +7,6 @@ not installed, an index that could not be opened) answers a counted 503 saying w
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
@@ -18,7 +17,7 @@ from hub.api.deps import Ctx, HubContext
 from hub.api.routes.incidents import _ID
 from hub.api.routes.logs import _text
 from hub.api.routes.params import parse_int
-from hub.enrich.logs.semantic import SemanticSearch
+from hub.enrich.logs.semantic import IncidentHit, SemanticSearch, TemplateHit
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -26,30 +25,12 @@ MAX_QUERY_CHARS = 512
 MAX_LIMIT = 50
 
 
-class TemplateHitOut(BaseModel):
-    """A template and its cosine similarity to the query (higher is nearer); `count` and `last_seen_ms`
-    from the log store, null when it no longer has the template."""
-
-    template_id: str
-    template: str
-    score: float
-    count: int | None
-    last_seen_ms: int | None
-
-
 class TemplateSearchOut(BaseModel):
-    hits: list[TemplateHitOut]
-
-
-class SimilarIncidentOut(BaseModel):
-    incident_id: str
-    title: str
-    status: str
-    score: float
+    hits: list[TemplateHit]
 
 
 class SimilarIncidentsOut(BaseModel):
-    hits: list[SimilarIncidentOut]
+    hits: list[IncidentHit]
 
 
 def _search_of(ctx: HubContext, endpoint: str) -> SemanticSearch:
@@ -73,7 +54,7 @@ async def search_templates(ctx: Ctx, q: str | None = None, limit: str | None = N
         raise ctx.queries.bad_request("logs_search", str(exc)) from None
     search = _search_of(ctx, "logs_search")
     hits = await ctx.queries.run("logs_search", search.search, text, k)
-    return TemplateSearchOut(hits=[TemplateHitOut(**asdict(h)) for h in hits])
+    return TemplateSearchOut(hits=hits)
 
 
 @router.get(
@@ -93,4 +74,4 @@ async def similar_incidents(
     hits = await ctx.queries.run("incidents_similar", search.similar, incident_id, k)
     if hits is None:
         raise HTTPException(404, "no such incident")
-    return SimilarIncidentsOut(hits=[SimilarIncidentOut(**asdict(h)) for h in hits])
+    return SimilarIncidentsOut(hits=hits)

@@ -56,7 +56,8 @@ NO_CHROMADB = "semantic search needs chromadb, which is not installed (pip insta
 
 @dataclass(frozen=True, slots=True)
 class TemplateHit:
-    """A template found by a search, with its store row's count and last time (None: not in the store)."""
+    """A template found by a search and its cosine similarity to the query (higher is nearer), with its
+    store row's count and last time (None: no longer in the store)."""
 
     template_id: str
     template: str
@@ -67,6 +68,8 @@ class TemplateHit:
 
 @dataclass(frozen=True, slots=True)
 class IncidentHit:
+    """A past incident near the asked one, by the cosine similarity of their texts (higher is nearer)."""
+
     incident_id: str
     title: str
     status: str

@@ -55,7 +55,8 @@ class MinedRecord:
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One stored line as the API returns it."""
+    """One stored line as the API returns it; `severity` and `facility` are syslog numbers (0 emergency
+    .. 7 debug)."""
 
     id: int
     ts_ms: int
@@ -119,6 +120,8 @@ class LogPage:
 
 @dataclass(frozen=True, slots=True)
 class TemplateStats:
+    """A template as `/api/v1/logs/templates` lists it: its lines in the store and when they came."""
+
     template_id: str
     template: str
     first_seen_ms: int
