@@ -177,6 +177,26 @@ def test_a_flipped_flag_is_another_event() -> None:
     assert b.template_id != a.template_id and c.template_id == a.template_id
 
 
+def test_a_key_value_keeps_its_brackets_and_its_word_values() -> None:
+    m = TemplateMiner()
+    a = m.add("destroy Surface(name=com.app/.Main) force=false id[0]=7")
+    assert a.template == "destroy Surface(name=<*>) force=false id[<*>]=<*>"
+
+
+def test_an_empty_value_is_another_event() -> None:
+    m = TemplateMiner()
+    a = m.add("auth failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1")
+    assert m.add("auth failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=").template_id != a.template_id
+    assert m.add("auth failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=h.example").template_id == a.template_id
+
+
+def test_a_constant_glued_on_a_parameter_frame_is_another_event() -> None:
+    m = TemplateMiner()
+    a = m.add("session opened for user root by (uid=0)")
+    assert m.add("session opened for user root by LOGIN(uid=0)").template_id != a.template_id
+    assert m.add("session opened for user cyrus by (uid=6)").template_id == a.template_id
+
+
 TRICKY = [
     "fpr29=0xffffffff ffffffff ffffffff deadbeefcafe",  # letters-only tokens that are hex ids
     'user "John  Smith" logged in after 12 KB/s',  # quote with two spaces, unit with a tail
@@ -185,6 +205,7 @@ TRICKY = [
     "job " + "x9" * 40 + " done at 10.0.0.1:80 - 10.0.0.2:81",  # a long token, cached
     "sent 5 KB" + "/x9" * 100 + " then 6 sec",  # a unit-led token longer than the cache keeps
     "Failed to renew lease for [c_1] for 161 seconds.  Will retry shortly ...",  # two spaces later on
+    "Surface(name=Input) {a=b} x=1) tty=:0 rhost= [k=v1]",  # key=value values: words, brackets, empty
 ]
 
 

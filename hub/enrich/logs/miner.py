@@ -1,10 +1,10 @@
 """Online log template miner (Drain-style fixed-depth grouping with generic variable masking).
 
-Lines are masked (numbers with units, hex, IPs, paths, URLs, key=value values; runs of parameters become
-one wildcard, so lists of any length keep one template), tokenized on whitespace, grouped by
+Lines are masked (numbers with units, hex, IPs, paths, URLs, key=value values but words; runs of parameters
+become one wildcard, so lists of any length keep one template), tokenized on whitespace, grouped by
 token count and first two tokens, then matched to the most similar template of that group. A match above
 ``sim_threshold`` generalizes the template (differing tokens become ``<*>``) and keeps its id, so callers
-can store ids. Ids are a short hash of the template text at creation and are never reused.
+can store ids; a few differences always open another template (a flag flipped, a value left empty). Ids are a short hash of the template text at creation and are never reused.
 Masking goes token by token through a map of tokens seen before and a masked line seen before goes
 straight to its template, so the common line takes no regex scan at all (Drain3's speed with masks).
 Thread-safe: one lock guards all state.
@@ -34,7 +34,9 @@ _MASK = re.compile(
         f"(?:{p})"
         for p in (
             r'"[^"]*"',  # quoted strings, spaces and all
-            r"(?<=[\w.\-]=)[^\s,;]+",  # key=value: the value (the key is the constant part)
+            # key=value: the value (the key is the constant part), up to a closing bracket, unless it is a
+            # word ("force=false", "user=root"): a word value is a state that names the event
+            r"(?<=[\w.\-]=)(?![A-Za-z_]+(?![^\s,;)\]}]))[^\s,;)\]}]+",
             r"\b[A-Za-z]+_-?\d\w*",  # ids "blk_-42", "task_1_m_3" (before hex: it takes the digits)
             r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://\S+",  # URLs (scheme tried once a word)
             r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b",  # IPv4[:port]
@@ -168,6 +170,18 @@ def _prefix(token: str) -> str:
     return WILDCARD if WILDCARD in token or _DIGIT.search(token) else token
 
 
+def _names_another_event(a: str, b: str) -> bool:
+    """Whether a template's constant token ``a`` and a line's differing token ``b`` tell two events apart,
+    however many other constants match: a value left empty ("rhost=" / "rhost=<*>"), a parameter's frame
+    with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), or a flipped flag ("ret:true" / "ret:false").
+    """
+    if a.replace(WILDCARD, "") == b or b.replace(WILDCARD, "") == a:
+        return True
+    if WILDCARD in a and WILDCARD in b and b != WILDCARD and (a.endswith(b) or b.endswith(a)):
+        return True
+    return a.replace("true", "false") == b.replace("true", "false")
+
+
 @dataclass(frozen=True, slots=True)
 class MinerConfig:
     """Bounds and matching threshold; one configuration is meant for all log sources."""
@@ -290,8 +304,8 @@ class TemplateMiner:
         for a, b in zip(template, tokens, strict=True):
             if a == b:
                 same += a != WILDCARD
-            elif a != WILDCARD and a.replace("true", "false") == b.replace("true", "false"):
-                return 0.0  # a flag that flipped ("ret:true" / "ret:false") names another event
+            elif a != WILDCARD and _names_another_event(a, b):
+                return 0.0
         return same / consts
 
     def _create(self, key: _Key, tokens: list[str]) -> _Cluster:
