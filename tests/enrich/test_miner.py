@@ -185,9 +185,10 @@ def test_a_key_value_keeps_its_brackets_and_its_word_values() -> None:
 
 def test_an_empty_value_is_another_event() -> None:
     m = TemplateMiner()
-    a = m.add("auth failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1")
-    assert m.add("auth failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=").template_id != a.template_id
-    assert m.add("auth failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=h.example").template_id == a.template_id
+    head = "auth failure; logname= uid=0 euid=0 tty=ssh ruser="
+    a = m.add(f"{head} rhost=10.0.0.1")
+    assert m.add(f"{head} rhost=").template_id != a.template_id
+    assert m.add(f"{head} rhost=h.example").template_id == a.template_id
 
 
 def test_a_constant_glued_on_a_parameter_frame_is_another_event() -> None:

@@ -4,7 +4,8 @@ Lines are masked (numbers with units, hex, IPs, paths, URLs, key=value values bu
 become one wildcard, so lists of any length keep one template), tokenized on whitespace, grouped by
 token count and first two tokens, then matched to the most similar template of that group. A match above
 ``sim_threshold`` generalizes the template (differing tokens become ``<*>``) and keeps its id, so callers
-can store ids; a few differences always open another template (a flag flipped, a value left empty). Ids are a short hash of the template text at creation and are never reused.
+can store ids; a few differences always open another template (a flag flipped, a value left empty).
+Ids are a short hash of the template text at creation and are never reused.
 Masking goes token by token through a map of tokens seen before and a masked line seen before goes
 straight to its template, so the common line takes no regex scan at all (Drain3's speed with masks).
 Thread-safe: one lock guards all state.
