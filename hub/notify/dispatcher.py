@@ -54,11 +54,11 @@ _MIN_LEASE_S = 60.0
 @dataclass(frozen=True, slots=True)
 class Submitted:
     """What `submit_all_in` wrote: per notification whether it was new, the rows leased to this hub, and
-    every receiver named (for `committed`)."""
+    the receivers it wrote rows for without leasing them (their loaders look for them in `committed`)."""
 
     added: list[bool]
     leased: list[Claimed]
-    receivers: frozenset[str] = frozenset()
+    unleased: frozenset[str] = frozenset()
 
 
 class _Refused(Exception):
@@ -67,7 +67,13 @@ class _Refused(Exception):
 
 @dataclass
 class _Lane:
-    """One receiver: its config, the rows it holds the lease of, and the tasks sending them."""
+    """One receiver: its config, the rows it holds the lease of, and the tasks sending them.
+
+    `unleased`: the outbox may hold pending rows of this receiver that nobody leased (written without a
+    lease, behind their group's earlier row, or waiting for a retry). Only then can a freed slot or a
+    sent row make a row claimable, so only then does a send wake the loader: at 1,000 notifications/s,
+    all leased as written, a claim per send was most of the outbox's transactions.
+    """
 
     cfg: ReceiverConfig
     receiver: Receiver
@@ -76,6 +82,7 @@ class _Lane:
     queue: asyncio.Queue[Claimed] = field(default_factory=asyncio.Queue)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     held: dict[int, Claimed] = field(default_factory=dict)
+    unleased: bool = True  # until a claim has looked
 
     @property
     def capacity(self) -> int:
@@ -180,15 +187,18 @@ class Dispatcher:
                 self.stats.dropped(n.receiver, reason)
                 raise ValueError(f"notification {n.id!r} refused: {reason}")
         added, leased = self.outbox.insert_leasing(conn, ns, self._clock.now_ms(), lease)
+        mine = {(c.receiver, c.id) for c in leased}
+        unleased: set[str] = set()
         for n, new in zip(ns, added, strict=True):
             if not new:
                 self.stats.duplicate(n.receiver)
-        receivers = frozenset(n.receiver for n in ns)
+            elif (n.receiver, n.id) not in mine:
+                unleased.add(n.receiver)
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            for receiver in receivers:
-                loop.call_soon_threadsafe(self._lanes[receiver].wake.set)
-        return Submitted(added, leased, receivers)
+            for receiver in unleased:
+                loop.call_soon_threadsafe(self._wake_loader, self._lanes[receiver])
+        return Submitted(added, leased, frozenset(unleased))
 
     def _lease(self, now_ms: int) -> Lease | None:
         """What this hub can take on at once: each running lane's free slots (read from the caller's
@@ -209,10 +219,16 @@ class Dispatcher:
             if lane is not None and not self._closed:
                 lane.held[c.seq] = c
                 lane.queue.put_nowait(c)
-        for receiver in {c.receiver for c in submitted.leased} | submitted.receivers:
+        for receiver in submitted.unleased:
             lane = self._lanes.get(receiver)
             if lane is not None:
-                lane.wake.set()
+                self._wake_loader(lane)
+
+    @staticmethod
+    def _wake_loader(lane: _Lane) -> None:
+        """The lane's outbox may hold a row nobody leased: its loader claims now, not at the next poll."""
+        lane.unleased = True
+        lane.wake.set()
 
     def _refusal(self, n: Notification) -> str | None:
         if self._closed:
@@ -363,17 +379,21 @@ class Dispatcher:
         """Writes attempt outcomes in batches (one commit for many sends), then counts them.
 
         Outcomes live in a queue of their own, so cancelling a worker never loses one; a counter moves
-        once the row says so (stats and table agree), and the lane's loader is woken: a retry may fall
-        due, or a group's next notification become sendable, before the next poll.
+        once the row says so (stats and table agree). A retry or a dead letter wakes the lane's loader
+        (the retry falls due later; the group's next notification may be sendable now), and so does a
+        row sent while the lane's outbox holds rows nobody leased, before the next poll.
         """
         while True:
             batch = [await self._outcomes.get()]
             while len(batch) < _WRITE_BATCH and not self._outcomes.empty():
                 batch.append(self._outcomes.get_nowait())
             await self._db(self.outbox.record, [o for o, _, _ in batch])
-            for _, lane, count in batch:
+            for outcome, lane, count in batch:
                 count()
-                lane.wake.set()
+                if outcome.state != "sent":
+                    self._wake_loader(lane)
+                elif lane.unleased:
+                    lane.wake.set()
                 self._outcomes.task_done()
 
     def _outcome(self, lane: _Lane, outcome: Outcome, count: Callable[[], None]) -> None:
@@ -397,18 +417,19 @@ class Dispatcher:
             wait_s = poll_s
             if free > 0 and (free >= lane.capacity // 2 or lane.queue.empty()):
                 now, token = self._clock.now_ms(), uuid.uuid4().hex
-                rows = await self._db(
+                claims = await self._db(
                     self.outbox.claim, lane.cfg.name, now, free, lane.lease_ms, self.owner, token
                 )
-                for c in rows:
+                lane.unleased = claims.unleased
+                for c in claims.rows:
                     lane.held[c.seq] = c
                     lane.queue.put_nowait(c)
-                if len(rows) == free:
+                due = claims.next_due_ms
+                if due is not None and due <= now:
                     continue  # more may be due; the workers wake us when they free a slot
-                due = await self._db(self.outbox.next_due_ms, lane.cfg.name)
                 now = self._clock.now_ms()
-                if due is not None and due > now:
-                    wait_s = min(poll_s, (due - now) / 1000)
+                if due is not None:
+                    wait_s = min(poll_s, max(0, due - now) / 1000)
             await self._wait(lane.wake, wait_s)
 
     async def _wait(self, event: asyncio.Event, seconds: float) -> None:
@@ -430,7 +451,8 @@ class Dispatcher:
                 self._guard.down(f"{type(exc).__name__}: {exc}", logging.ERROR, exc_info=True)
             finally:
                 lane.held.pop(c.seq, None)
-                lane.wake.set()
+                if lane.unleased:  # a freed slot can take a row nobody leased
+                    lane.wake.set()
 
     async def _attempt(self, lane: _Lane, c: Claimed) -> None:
         name = lane.cfg.name

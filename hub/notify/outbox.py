@@ -9,10 +9,11 @@ expires, and a restarted hub with the same `owner` takes its own leases back at 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +39,17 @@ class Claimed:
     enqueued_ms: int
     lease_token: str
     notification: Notification | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What one `claim` leased, and what it left: when the next row first in its group falls due (None:
+    none; the claim's own `now_ms` when `limit` rows were due, so more may be), and whether a pending row
+    is leased to nobody (a loader has to look again when a slot or that row's group frees up)."""
+
+    rows: list[Claimed]
+    next_due_ms: int | None
+    unleased: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +87,7 @@ class DeadLetter:
     dead_ms: int
 
 
-def _group_head(o: NamedFromClause, receiver: str) -> sa.ColumnElement[bool]:
+def _group_head(o: NamedFromClause, receiver: str | sa.BindParameter[str]) -> sa.ColumnElement[bool]:
     """Pending rows of `receiver` that no older pending row of their alert group is ahead of."""
     p = t.alias("p")
     older_pending = sa.select(sa.literal(1)).where(
@@ -85,6 +97,48 @@ def _group_head(o: NamedFromClause, receiver: str) -> sa.ColumnElement[bool]:
         p.c.seq < o.c.seq,
     )
     return sa.and_(o.c.receiver == receiver, o.c.state == "pending", ~sa.exists(older_pending))
+
+
+@functools.cache
+def _due_query() -> sa.Select[Any]:
+    """Due rows first in their group, oldest first (binds: receiver, now, limit)."""
+    o = t.alias("o")
+    return (
+        sa.select(o.c.seq)
+        .where(_group_head(o, sa.bindparam("receiver")), o.c.next_attempt_ms <= sa.bindparam("now"))
+        .order_by(o.c.seq)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+
+
+@functools.cache
+def _leased_query() -> sa.Select[Any]:
+    return (
+        sa.select(t.c.seq, t.c.receiver, t.c.id, t.c.payload, t.c.attempts, t.c.enqueued_ms)
+        .where(t.c.lease_token == sa.bindparam("token"), t.c.state == "pending")
+        .order_by(t.c.seq)
+    )
+
+
+@functools.cache
+def _next_due_query() -> sa.Select[Any]:
+    """When the earliest row first in its group falls due after `now`: a row waiting behind its group's
+    earlier one is not due before that one is done, and counting it made the loader sleep a whole poll
+    past a retry falling due."""
+    o = t.alias("o")
+    return sa.select(sa.func.min(o.c.next_attempt_ms)).where(
+        _group_head(o, sa.bindparam("receiver")), o.c.next_attempt_ms > sa.bindparam("now")
+    )
+
+
+@functools.cache
+def _unleased_query() -> sa.Select[Any]:
+    """Whether a pending row is leased to nobody: one behind its group's earlier row, a retry, or one
+    written without a lease (binds: receiver)."""
+    unleased = sa.select(t.c.seq).where(
+        t.c.receiver == sa.bindparam("receiver"), t.c.state == "pending", t.c.lease_token.is_(None)
+    )
+    return sa.select(sa.exists(unleased))
 
 
 def group_hash(group_key: str) -> str:
@@ -199,34 +253,39 @@ class Outbox:
         stmt = self._dialect.insert(t).on_conflict_do_nothing().returning(t.c.receiver, t.c.id, t.c.seq)
         return {(r[0], r[1]): int(r[2]) for r in conn.execute(stmt, rows)}
 
-    def claim(
-        self, receiver: str, now_ms: int, limit: int, lease_ms: int, owner: str, token: str
-    ) -> list[Claimed]:
-        """Leases up to `limit` due rows of `receiver`, oldest first, at most one per alert group."""
-        o = t.alias("o")
-        due = (
-            sa.select(o.c.seq)
-            .where(_group_head(o, receiver), o.c.next_attempt_ms <= now_ms)
-            .order_by(o.c.seq)
-            .limit(limit)
-        )
-        with self._engine.begin() as conn:
-            conn.execute(
-                t.update()
-                # Re-checked on the locked row (PostgreSQL): a row another hub just leased is skipped.
-                .where(
-                    t.c.seq.in_(due.scalar_subquery()), t.c.state == "pending", t.c.next_attempt_ms <= now_ms
-                )
-                .values(
-                    next_attempt_ms=now_ms + lease_ms, lease_owner=owner, lease_token=token, updated_ms=now_ms
-                )
-            )
-            rows = conn.execute(
-                sa.select(t.c.seq, t.c.receiver, t.c.id, t.c.payload, t.c.attempts, t.c.enqueued_ms)
-                .where(t.c.lease_token == token, t.c.state == "pending")
-                .order_by(t.c.seq)
-            ).all()
-        return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], token) for r in rows]
+    def claim(self, receiver: str, now_ms: int, limit: int, lease_ms: int, owner: str, token: str) -> Claims:
+        """Leases up to `limit` due rows of `receiver`, oldest first, at most one per alert group, and
+        says what is left (when the next falls due, whether any pending row is leased to nobody).
+
+        Reads first, in a transaction of its own: a loader woken with nothing due takes no write lock
+        (on SQLite the database's one writer lock, which the alert path's commits wait for).
+        """
+        with self._engine.connect() as conn:
+            due_now = {"receiver": receiver, "now": now_ms, "limit": limit}
+            seqs = list(conn.execute(_due_query(), due_now).scalars())
+            conn.rollback()
+            rows: list[Claimed] = []
+            if seqs:
+                with conn.begin():
+                    conn.execute(
+                        t.update()
+                        # Re-checked on the locked row: a row another hub leased since the read is skipped.
+                        .where(t.c.seq.in_(seqs), t.c.state == "pending", t.c.next_attempt_ms <= now_ms)
+                        .values(
+                            next_attempt_ms=now_ms + lease_ms,
+                            lease_owner=owner,
+                            lease_token=token,
+                            updated_ms=now_ms,
+                        )
+                    )
+                    found = conn.execute(_leased_query(), {"token": token}).all()
+                rows = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], token) for r in found]
+            if len(seqs) == limit:
+                return Claims(rows, now_ms, True)  # more may be due: the caller claims again at once
+            due = conn.execute(_next_due_query(), {"receiver": receiver, "now": now_ms}).scalar()
+            unleased = conn.execute(_unleased_query(), {"receiver": receiver}).scalar()
+            conn.rollback()
+        return Claims(rows, None if due is None else int(due), bool(unleased))
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Writes what attempts ended in, in one transaction (one commit for many sends).
@@ -295,17 +354,6 @@ class Outbox:
                 .values(next_attempt_ms=now_ms, lease_owner=None, lease_token=None, updated_ms=now_ms)
             )
         return int(res.rowcount or 0)
-
-    def next_due_ms(self, receiver: str) -> int | None:
-        """When the earliest pending row of `receiver` that is first in its group falls due (None when
-        there is none): a row waiting behind its group's earlier one is not due before that one is
-        done, and counting it made the loader sleep a whole poll past a retry falling due."""
-        o = t.alias("o")
-        with self._engine.connect() as conn:
-            value = conn.execute(
-                sa.select(sa.func.min(o.c.next_attempt_ms)).where(_group_head(o, receiver))
-            ).scalar()
-        return None if value is None else int(value)
 
     def dead_letters(self, receiver: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The newest dead-lettered notifications, for the API and for operators."""

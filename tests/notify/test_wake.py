@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from hub.notify.config import NotifyConfig
 from hub.notify.dispatcher import Dispatcher, Submitted
 from hub.notify.model import Notification
+from hub.notify.outbox import Claims
 from tests.notify.conftest import note
 from tests.notify.recorder import Recorder
 from tests.support.hubdb import migrated_engine
@@ -84,5 +86,39 @@ async def test_a_groups_next_row_is_not_leased_while_its_earlier_one_is_pending_
         order = [r.headers["idempotency-key"] for r in got if r.status == 200]
         assert [k for k in order if k != "n-pager-3"] == ["n-pager-1", "n-pager-2", "n-pager-4"]
         assert len(got) == 5  # four notifications, one of them twice (after its 503)
+    finally:
+        await d.aclose()
+
+
+async def test_rows_leased_as_written_go_out_without_the_loader_claiming_after_each_step_or_send(
+    db: sa.Engine, recorder: Recorder
+) -> None:
+    receiver = {"kind": "webhook", "name": "pager", "url": recorder.url()}
+    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
+    claims = 0
+    claim = d.outbox.claim
+
+    def counted(*args: Any) -> Claims:
+        nonlocal claims
+        claims += 1
+        return claim(*args)
+
+    d.outbox.claim = counted  # type: ignore[method-assign]
+    await d.start()
+    try:
+
+        def step(i: int) -> Submitted:
+            with db.begin() as conn:
+                return d.submit_all_in(conn, [note(i)])
+
+        for i in range(30):
+            submitted = await asyncio.to_thread(step, i)
+            assert len(submitted.leased) == 1 and not submitted.unleased
+            d.committed(submitted)
+        await recorder.until(30, timeout=10.0)
+        await asyncio.sleep(0.2)  # the outcomes recorded, their wakes (if any) handled
+        # The loader's first look at start; a claim per step or per send (a write transaction each,
+        # competing with the alert path's commits) was 60 here.
+        assert claims <= 2
     finally:
         await d.aclose()
