@@ -91,7 +91,7 @@ async def test_a_groups_next_row_is_not_leased_while_its_earlier_one_is_pending_
 
 
 async def test_rows_leased_as_written_go_out_without_the_loader_claiming_after_each_step_or_send(
-    db: sa.Engine, recorder: Recorder
+    db: sa.Engine, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receiver = {"kind": "webhook", "name": "pager", "url": recorder.url()}
     d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
@@ -103,7 +103,7 @@ async def test_rows_leased_as_written_go_out_without_the_loader_claiming_after_e
         claims += 1
         return claim(*args)
 
-    d.outbox.claim = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(d.outbox, "claim", counted)
     await d.start()
     try:
 
