@@ -8,7 +8,15 @@ import threading
 import pytest
 
 from hub.enrich.logs import miner as miner_module
-from hub.enrich.logs.miner import _MASK, WILDCARD, MinerConfig, TemplateMiner, _collapse, _TokenMasker
+from hub.enrich.logs.miner import (
+    _MASK,
+    WILDCARD,
+    MinerConfig,
+    TemplateMiner,
+    _collapse,
+    _line_shape,
+    _TokenMasker,
+)
 
 SAMPLE = [
     "Accepted password for root from 10.0.0.1 port 2201 ssh2",
@@ -218,6 +226,30 @@ def test_token_by_token_masking_equals_the_line_scan() -> None:
     masker = _TokenMasker()
     for line in TRICKY * 2:  # twice: the second pass reads the token cache
         assert _collapse(masker.mask(line, line.split())).split() == _line_scan(line).split(), line
+
+
+def test_lines_of_one_digit_shape_mask_alike() -> None:
+    lines = [
+        "read 0x1f at 10.0.0.1:80 in 35ms",
+        "read 1x1f at 10.0.0.1:80 in 35ms",  # "1x1f" is no hex literal: its digits stay
+        "read 0x7f at 92.4.5.3:81 in 99ms",
+        "link alt0 up",
+        "link alt7 up",
+    ] + TRICKY
+    for a in lines:
+        for b in lines:
+            if _line_shape(a) == _line_shape(b) and not any(ch.isdigit() for ch in _line_scan(a)):
+                assert _line_scan(a) == _line_scan(b), (a, b)
+    assert _line_shape(lines[0]) != _line_shape(lines[1])
+    assert _line_shape(lines[0]) == _line_shape(lines[2]) and _line_shape(lines[3]) == _line_shape(lines[4])
+
+
+def test_a_line_of_a_known_shape_keeps_the_digits_its_mask_keeps() -> None:
+    m = TemplateMiner()
+    a = m.add("link alt0 up on port 5")
+    b = m.add("link alt7 up on port 6")
+    assert b.template == "link <*> up on port <*>" and b.template_id == a.template_id
+    assert b.params == ("alt7", "6")
 
 
 def test_token_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,10 @@ token count and first two tokens, then matched to the most similar template of t
 ``sim_threshold`` generalizes the template (differing tokens become ``<*>``) and keeps its id, so callers
 can store ids; a few differences always open another template (a flag flipped, a value left empty).
 Ids are a short hash of the template text at creation and are never reused.
-Masking goes token by token through a map of tokens seen before and a masked line seen before goes
-straight to its template, so the common line takes no regex scan at all (Drain3's speed with masks).
+A line that differs from one seen before only in masked digits goes straight to its template by its digit
+shape; other lines are masked token by token through a map of tokens seen before, and a masked line seen
+before goes straight to its template, so the common line takes no regex scan at all (faster than Drain3,
+which masks nothing).
 Thread-safe: one lock guards all state.
 """
 
@@ -78,6 +80,18 @@ def _collapse(masked: str) -> str:
     return _RUN.sub(WILDCARD, masked)
 
 
+# A line's digit shape: every ASCII digit made "1", and "0x" made one 0xff byte (which UTF-8 never holds),
+# because no mask tells digits apart except the "0x" of a hex literal. Two lines of one shape have the same
+# masked spans, so when one's mask keeps no digit, the other's mask is the same text.
+_ALL_DIGITS = bytes.maketrans(b"0123456789", b"1111111111")
+_ANY_DIGIT = re.compile(r"[0-9]")
+_SPACES = re.compile(r"\s+")  # the runs str.split() splits at
+
+
+def _line_shape(content: str) -> bytes:
+    return content.encode().replace(b"0x", b"\xff").translate(_ALL_DIGITS)
+
+
 class _TokenMasker:
     """Masks a line token by token through a bounded raw-token -> masked-token map.
 
@@ -103,28 +117,28 @@ class _TokenMasker:
         """
         self._unsure = False
         get = self._cache.get
-        masked = " ".join([get(t) or self._miss(t) for t in raw])
-        if '"' not in content:
-            if not self._unsure and self._led.isdisjoint(raw):
-                return masked
-            return self._mask_with_units(content, raw)
-        return _MASK.sub(WILDCARD, content)
-
-    def _mask_with_units(self, content: str, raw: list[str]) -> str:
-        """Masks each unit-led token one space after the token before it together with that token (the
-        unit alternative wants exactly one space), as one key of the map ("(1.16 KB)"); a key with a
-        space never equals a token."""
-        groups: list[str] = []
-        end = 0
-        for t in raw:
-            start = content.find(t, end)
-            if groups and content[end:start] == " " and self._is_led(t):
-                groups[-1] += " " + t
-            else:
-                groups.append(t)
-            end = start + len(t)
-        get = self._cache.get
-        return " ".join([get(g) or self._miss(g) for g in groups])
+        out = [get(t) or self._miss(t) for t in raw]
+        if '"' in content:
+            return _MASK.sub(WILDCARD, content)
+        if self._unsure:
+            joins = [i for i in range(1, len(raw)) if self._is_led(raw[i])]
+        elif self._led.isdisjoint(raw):
+            return " ".join(out)
+        else:
+            led = self._led
+            joins = [i for i in range(1, len(raw)) if raw[i] in led]
+        # A unit-led token exactly one space after the token before it (the unit alternative wants one
+        # space) is masked together with that token, as one key of the map ("(1.16 KB)"); a key with a
+        # space never equals a token.
+        if joins and " ".join(raw) != content:
+            spaces = _SPACES.findall(content.strip())
+            joins = [i for i in joins if spaces[i - 1] == " "]
+        groups = list(raw)
+        for i in reversed(joins):
+            groups[i - 1] += " " + groups.pop(i)
+            del out[i]
+            out[i - 1] = ""
+        return " ".join([m or get(g) or self._miss(g) for m, g in zip(out, groups, strict=True)])
 
     def _is_led(self, token: str) -> bool:
         if token in self._cache:
@@ -257,6 +271,11 @@ class TemplateMiner:
         # template (templates only ever gain wildcards), so the search and the generalization are skipped.
         # Bounded; cleared when a template is dropped, so it never points at an evicted one.
         self._seen: dict[str, _Cluster] = {}
+        # Digit shape of a raw line -> its template, for lines whose every digit was masked away: most
+        # lines of a source differ from one seen before only in such digits (ids, counts, addresses), and
+        # they then take a translate and one lookup instead of a lookup per token. Bounded and cleared
+        # like _seen.
+        self._by_shape: dict[bytes, _Cluster] = {}
         self._masker = _TokenMasker()
 
     def add(self, content: str) -> MinedLine:
@@ -265,11 +284,17 @@ class TemplateMiner:
             if len(content) > self.config.max_line_length:
                 content = content[: self.config.max_line_length]
                 self.counters.truncated_lines += 1
+            shape = _line_shape(content)
+            seen = self._by_shape.get(shape)
+            if seen is not None:
+                seen.count += 1
+                return MinedLine(seen.template_id, seen.text, seen.params(content.split()), False)
             raw = content.split()
             masked = self._masker.mask(content, raw)
             seen = self._seen.get(masked)
             if seen is not None:
                 seen.count += 1
+                self._remember_shape(shape, masked, seen)
                 return MinedLine(seen.template_id, seen.text, seen.params(raw), False)
             tokens = _tokens(_collapse(masked))
             key = _key(tokens)
@@ -292,7 +317,14 @@ class TemplateMiner:
                 if len(self._seen) >= SEEN_LIMIT:
                     self._seen.clear()
                 self._seen[masked] = best
+            self._remember_shape(shape, masked, best)
             return MinedLine(best.template_id, best.text, best.params(raw), is_new)
+
+    def _remember_shape(self, shape: bytes, masked: str, cluster: _Cluster) -> None:
+        if len(shape) <= SEEN_MAX_CHARS and _ANY_DIGIT.search(masked) is None:
+            if len(self._by_shape) >= SEEN_LIMIT:
+                self._by_shape.clear()
+            self._by_shape[shape] = cluster
 
     @staticmethod
     def _similarity(template: list[str], tokens: list[str]) -> float:
@@ -329,6 +361,7 @@ class TemplateMiner:
     def _drop(self, victim: _Cluster) -> None:
         self.counters.templates_evicted += 1
         self._seen.clear()
+        self._by_shape.clear()
         del self._by_id[victim.template_id]
         self._groups[victim.key].remove(victim)
 
