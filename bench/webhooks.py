@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hub.ingest.webhooks import lineprotocol, remote_write  # noqa: E402
 from hub.store.config import EmbeddedStoreConfig  # noqa: E402
 from hub.store.embedded.store import EmbeddedStore  # noqa: E402
-from shared.model import Batch  # noqa: E402
 from tests.support.influxd import start_influxd  # noqa: E402
 from tests.support.outpost import start_hub  # noqa: E402
 
@@ -154,7 +153,7 @@ def stages(bodies: list[bytes], points: int, root: Path) -> dict[str, float]:
     try:
         began = time.process_time()
         for seq, p in enumerate(parsed, 1):
-            store.write("push:bench", Batch(boot_epoch=1, seq=seq, series=p.series))
+            store.write_columns("push:bench", 1, seq, p.columns)
         out["store write (embedded)"] = points / (time.process_time() - began)
     finally:
         store.close()

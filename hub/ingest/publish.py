@@ -36,6 +36,7 @@ from hub.bus.messages import (
     Message,
     PointsPushed,
 )
+from hub.store.base import SeriesColumns
 from shared.model import Batch, Event, Heartbeat, SeriesPoints
 
 ANOMALY_KINDS = {"anomaly.onset": "onset", "anomaly.end": "end"}
@@ -57,11 +58,14 @@ class Published:
     refused: int = 0
 
 
-def messages(agent: str, batch_id: str, batch: Batch, pushed: bool = False) -> Published:
+def messages(
+    agent: str, batch_id: str, batch: Batch, pushed: bool = False, columns: SeriesColumns | None = None
+) -> Published:
     """Every message `batch` (stored for `agent`) publishes, in order; one bad item never stops the rest.
 
     Args:
         pushed: the batch is points a source pushed, to be scored at the hub (`PointsPushed` parts).
+        columns: the batch's points when a receiver gave them as columns (then `batch.series` is empty).
     """
     out = Published()
 
@@ -73,8 +77,11 @@ def messages(agent: str, batch_id: str, batch: Batch, pushed: bool = False) -> P
             return
         out.messages += built if isinstance(built, list) else [built]
 
-    max_ts = max((int(s.timestamps_ms[-1]) for s in batch.series if len(s)), default=0)
-    points = sum(len(s) for s in batch.series)
+    if columns is None:
+        max_ts = max((int(s.timestamps_ms[-1]) for s in batch.series if len(s)), default=0)
+        points = sum(len(s) for s in batch.series)
+    else:
+        max_ts, points = int(columns.timestamps_ms.max(initial=0)), len(columns)
     add(lambda: BatchStored(f"batch:{agent}:{batch_id}", agent, batch_id, points, max(max_ts, 0)))
     for i, e in enumerate(batch.events):
         ident = f"{agent}:{batch_id}:{i}"
@@ -82,11 +89,32 @@ def messages(agent: str, batch_id: str, batch: Batch, pushed: bool = False) -> P
         add(partial(_anomaly, ident, agent, e, phase) if phase else partial(_event, ident, agent, e))
     if batch.heartbeat is not None:
         add(partial(_seen, f"seen:{agent}:{batch_id}", agent, batch.heartbeat))
-    for j, s in enumerate(batch.series):
-        if len(s) and (s.limits is not None or s.key.metric == HEALTH_METRIC):
-            add(partial(_limits, f"limit:{agent}:{batch_id}:{j}", agent, s))
+    for j, s in _limited(batch.series) if columns is None else _health(columns):
+        add(partial(_limits, f"limit:{agent}:{batch_id}:{j}", agent, s))
     if pushed:
-        _pushed_parts(out, agent, batch_id, batch.series)
+        _pushed_parts(
+            out, agent, batch_id, SeriesColumns.of_series(batch.series) if columns is None else columns
+        )
+    return out
+
+
+def _limited(series: tuple[SeriesPoints, ...]) -> list[tuple[int, SeriesPoints]]:
+    """The series (with their index) whose state against limits is published."""
+    return [
+        (j, s)
+        for j, s in enumerate(series)
+        if len(s) and (s.limits is not None or s.key.metric == HEALTH_METRIC)
+    ]
+
+
+def _health(columns: SeriesColumns) -> list[tuple[int, SeriesPoints]]:
+    """`_limited` of columns: pushed series carry no device limits, so only health gauges (by name)."""
+    out = []
+    for j, key in enumerate(columns.keys):
+        if key.metric == HEALTH_METRIC:
+            a, b = int(columns.offsets[j]), int(columns.offsets[j + 1])
+            if b > a:
+                out.append((j, SeriesPoints(key, columns.timestamps_ms[a:b], columns.values[a:b])))
     return out
 
 
@@ -102,23 +130,22 @@ def anomaly_message(agent: str, e: Event) -> AnomalyReported | None:
     return AnomalyReported.create(**_anomaly_fields(agent, e, phase)) if phase else None
 
 
-def _pushed_parts(out: Published, agent: str, batch_id: str, series: tuple[SeriesPoints, ...]) -> None:
+def _pushed_parts(out: Published, agent: str, batch_id: str, columns: SeriesColumns) -> None:
     """Adds the batch's finite points as `PointsPushed` parts, column-wise: numpy over the points and the
     series, one JSON text of keys per part, no Python step per point."""
-    if not series:
+    if not columns.keys:
         return
-    counts = np.fromiter(map(len, (s.values for s in series)), dtype=np.int64, count=len(series))
-    ts = np.concatenate([s.timestamps_ms for s in series]).astype(np.int64, copy=False)
-    values = np.concatenate([s.values for s in series]).astype(np.float64, copy=False)
+    counts, ts, values = columns.counts, columns.timestamps_ms, columns.values
+    n_series = len(columns.keys)
     finite = np.isfinite(values)
     if not finite.all():  # NaN marks a missing point: nothing to score
-        owner = np.repeat(np.arange(len(series)), counts)
-        counts = np.bincount(owner[finite], minlength=len(series))
+        owner = np.repeat(np.arange(n_series), counts)
+        counts = np.bincount(owner[finite], minlength=n_series)
         ts, values = ts[finite], values[finite]
-    keys = [(s.key.metric, s.key.labels) for s in series]
+    keys = [(k.metric, k.labels) for k in columns.keys]
     # Slices of at most SLICE_POINTS points (a long series spans parts), in point order.
     per = -(-counts // SLICE_POINTS)
-    sid = np.repeat(np.arange(len(series)), per)
+    sid = np.repeat(np.arange(n_series), per)
     k = np.arange(sid.shape[0]) - np.repeat(np.cumsum(per) - per, per)
     starts = np.cumsum(counts) - counts
     first = starts[sid] + k * SLICE_POINTS

@@ -20,7 +20,7 @@ from hub.bus.errors import BusError
 from hub.enrich.logs.intake import LogIntake, LogsRefused
 from hub.fleet.agents import Fleet
 from hub.ingest.publish import messages
-from hub.store.base import Store
+from hub.store.base import SeriesColumns, Store
 from hub.store.errors import StoreError
 from hub.telemetry import HubMetrics
 from shared import codec
@@ -93,24 +93,23 @@ class Ingestor:
         return await self._admitted(transport, functools.partial(self._ingest, agent, data, transport))
 
     async def ingest_series(
-        self, agent: str, series: tuple[SeriesPoints, ...], transport: str
+        self, agent: str, series: tuple[SeriesPoints, ...] | SeriesColumns, transport: str
     ) -> IngestOutcome:
         """Stores series a receiver decoded itself (pushed line protocol, remote write) for `agent`,
         through the same admission, durable write, fleet bookkeeping and bus announcements as envelopes.
 
         The batch id is this ingestor's start time and a counter per source: no restart or other hub
         reuses it."""
+        columns = series if isinstance(series, SeriesColumns) else SeriesColumns.of_series(series)
         return await self._admitted(
-            transport, functools.partial(self._write_pushed, agent, series, transport)
+            transport, functools.partial(self._write_pushed, agent, columns, transport)
         )
 
-    async def _write_pushed(
-        self, agent: str, series: tuple[SeriesPoints, ...], transport: str
-    ) -> IngestOutcome:
+    async def _write_pushed(self, agent: str, columns: SeriesColumns, transport: str) -> IngestOutcome:
         # Numbered once admitted, so a throttled push leaves no hole in the source's sequence.
         seq = next(self._push_seq.setdefault(agent, itertools.count(1)))
-        batch = Batch(boot_epoch=self._push_epoch, seq=seq, series=series)
-        return await self._write(agent, batch.point_count, batch, transport, pushed=True)
+        batch = Batch(boot_epoch=self._push_epoch, seq=seq)  # its id; the points travel as columns
+        return await self._write(agent, len(columns), batch, transport, pushed=columns)
 
     async def _admitted(self, transport: str, work: Callable[[], Awaitable[IngestOutcome]]) -> IngestOutcome:
         if self._inflight >= self._max_inflight:
@@ -141,11 +140,17 @@ class Ingestor:
         return await self._write(agent, header.point_count, batch, transport)
 
     async def _write(
-        self, agent: str, point_count: int, batch: Batch, transport: str, pushed: bool = False
+        self, agent: str, point_count: int, batch: Batch, transport: str, pushed: SeriesColumns | None = None
     ) -> IngestOutcome:
+        """Stores `batch` (its points in `pushed` when a source pushed them), then counts and announces it."""
         try:
             with self._metrics.write_seconds.time():
-                result = await self.in_pool(self._store.write, agent, batch)
+                if pushed is None:
+                    result = await self.in_pool(self._store.write, agent, batch)
+                else:
+                    result = await self.in_pool(
+                        self._store.write_columns, agent, batch.boot_epoch, batch.seq, pushed
+                    )
         except StoreError as exc:  # the backend refuses this batch for good: count it, never retry it
             self._metrics.store_errors.labels("permanent").inc()
             log.error("store refused batch %s of %s for good: %s", batch.batch_id, agent, exc)
@@ -175,10 +180,10 @@ class Ingestor:
             # Published before the ack, also for a duplicate (the first copy's messages may not have gone
             # out before a crash): ids are per batch, so consumers skip what they have seen. Pushed points
             # go out too, for the hub's detector bank (hub.detect): every pushed metric passes here.
-            if pushed and self._score_pushed:  # every point becomes message data: built off the loop
-                published = await self.in_pool(messages, agent, batch.batch_id, batch, True)
+            if pushed is not None and self._score_pushed:  # every point becomes message data: off the loop
+                published = await self.in_pool(messages, agent, batch.batch_id, batch, True, pushed)
             else:
-                published = messages(agent, batch.batch_id, batch)
+                published = messages(agent, batch.batch_id, batch, columns=pushed)
             if published.refused:
                 self._metrics.rejected.labels(transport, "bus_message").inc(published.refused)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -10,7 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from hub.matchers import MAX_MATCHERS, MAX_NAME_LEN, Matcher
-from shared.model import Batch, Event, F64Array, I64Array, SeriesKey
+from shared.model import Batch, Event, F64Array, I64Array, SeriesKey, SeriesPoints
 
 # Label the store adds to every series: the agent identity taken from its client certificate.
 AGENT_LABEL = "agent"
@@ -82,6 +83,69 @@ class SeriesResult:
     values: F64Array
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SeriesColumns:
+    """Points of many series in columns: series `i` is `keys[i]` with the points `offsets[i]` up to
+    `offsets[i + 1]` of `timestamps_ms` and `values`, each series sorted by time (strictly increasing).
+
+    What a receiver's parser hands the store for one push: a Telegraf push is thousands of series of
+    three or four points each, and as `SeriesPoints` that is an object (and a length call, a slice, a
+    concatenation) per series on every step from the parser to the journal; as columns it is array work.
+
+    Raises:
+        ValueError: the columns do not agree (one offset more than keys, from 0 to the point count).
+    """
+
+    keys: tuple[SeriesKey, ...]
+    offsets: I64Array
+    timestamps_ms: I64Array
+    values: F64Array
+
+    def __post_init__(self) -> None:
+        n = self.timestamps_ms.shape[0]
+        if (
+            self.offsets.shape != (len(self.keys) + 1,)
+            or self.timestamps_ms.shape != self.values.shape
+            or self.timestamps_ms.ndim != 1
+            or int(self.offsets[0]) != 0
+            or int(self.offsets[-1]) != n
+        ):
+            raise ValueError("series columns disagree")
+
+    def __len__(self) -> int:
+        return int(self.timestamps_ms.shape[0])
+
+    @property
+    def counts(self) -> I64Array:
+        """Points per series."""
+        return np.diff(self.offsets)
+
+    @classmethod
+    def of_series(cls, series: Sequence[SeriesPoints]) -> SeriesColumns:
+        """The series as columns.
+
+        Raises:
+            TypeError, ValueError: a series whose columns are not 1-d or differ in length.
+        """
+        counts = np.fromiter(map(len, (s.timestamps_ms for s in series)), np.int64, len(series))
+        ts = np.concatenate([np.zeros(0, np.int64), *(s.timestamps_ms for s in series)])
+        values = np.concatenate([np.zeros(0), *(s.values for s in series)])
+        return cls(
+            tuple(s.key for s in series),
+            np.concatenate(([0], np.cumsum(counts))).astype(np.int64, copy=False),
+            ts.astype(np.int64, copy=False),
+            values.astype(np.float64, copy=False),
+        )
+
+    def series(self) -> tuple[SeriesPoints, ...]:
+        """The columns as one `SeriesPoints` per series (views, not copies), for consumers of those."""
+        bounds = self.offsets.tolist()
+        return tuple(
+            SeriesPoints(key, self.timestamps_ms[a:b], self.values[a:b])
+            for key, a, b in zip(self.keys, bounds[:-1], bounds[1:], strict=True)
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """Outcome of a durable write: how many points were stored, or that the batch was a duplicate."""
@@ -100,6 +164,11 @@ class Store(Protocol):
     def open(self) -> None: ...
 
     def write(self, agent: str, batch: Batch) -> WriteResult: ...
+
+    def write_columns(self, agent: str, boot_epoch: int, seq: int, columns: SeriesColumns) -> WriteResult:
+        """`write` of a batch of points only (no events, no logs), given as columns: the same
+        durability and the same batch id (agent, boot_epoch, seq)."""
+        ...
 
     def query(self, q: RangeQuery) -> list[SeriesResult]: ...
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hub.matchers import Matcher, MatchOp
-from hub.store.base import Agg, RangeQuery, SeriesResult
+from hub.store.base import Agg, RangeQuery, SeriesColumns, SeriesResult
 from shared.model import Batch, BatchClass, Event, SeriesKey, SeriesPoints, Severity
 from tests.store.conftest import T0, Backend
 
@@ -146,6 +146,21 @@ def test_a_resent_batch_is_a_duplicate_and_changes_nothing_even_after_reopening(
     got = as_dict(reopened.query(RangeQuery("cpu", T0, T0 + 2 * HOUR, (Matcher("host", MatchOp.EQ, "a"),))))
     assert got['cpu{agent="edge-1",host="a"}'][1] == points(0.0)[1].tolist()
     assert got['cpu{agent="edge-3",host="a"}'][1] == points(99.0)[1].tolist()
+
+
+def test_points_written_as_columns_read_back_as_written_and_share_the_batch_id(backend: Backend) -> None:
+    store = backend.open()
+    pushed = (series("cpu", {"host": "a"}, 0.0), series("cpu", {"host": "b"}, 10.0, n=3))
+    columns = SeriesColumns.of_series(pushed)
+    assert store.write_columns("push:telegraf", 5, 1, columns).accepted_points == N + 3
+    # The same id as a batch of series (or as columns again) is the same batch.
+    assert store.write("push:telegraf", Batch(5, 1, pushed)).duplicate is True
+    assert store.write_columns("push:telegraf", 5, 1, columns).duplicate is True
+    got = as_dict(store.query(RangeQuery("cpu", T0, T0 + 2 * HOUR)))
+    assert got == {
+        'cpu{agent="push:telegraf",host="a"}': (points(0.0)[0].tolist(), points(0.0)[1].tolist()),
+        'cpu{agent="push:telegraf",host="b"}': (points(10.0, n=3)[0].tolist(), points(10.0, n=3)[1].tolist()),
+    }
 
 
 def test_a_later_batch_overwrites_points_with_the_same_timestamp(backend: Backend) -> None:

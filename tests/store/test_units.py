@@ -12,7 +12,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from hub.store import ledger
-from hub.store.base import RangeQuery, effective_step
+from hub.store.base import RangeQuery, SeriesColumns, effective_step
 from hub.store.config import EmbeddedStoreConfig, InfluxStoreConfig, StoreConfig
 from hub.store.embedded.head import Head
 from hub.store.embedded.journal import Journal
@@ -190,3 +190,23 @@ def test_the_head_returns_each_series_sorted_with_the_latest_arrival_winning() -
         assert got is not None and list(zip(got[0].tolist(), got[1].tolist(), strict=True)) == want[sid]
     assert {sid: list(zip(t.tolist(), v.tolist(), strict=True)) for sid, t, v in head.items()} == want
     assert head.get(9) is None
+
+
+def test_series_columns_round_trip_series_and_refuse_columns_that_disagree() -> None:
+    series = (
+        SeriesPoints(SeriesKey.of("a"), np.array([1, 2], np.int64), np.array([0.5, 1.5])),
+        SeriesPoints(SeriesKey.of("b", {"x": "y"}), np.array([3], np.int64), np.array([2.5])),
+    )
+    columns = SeriesColumns.of_series(series)
+    assert (len(columns), columns.counts.tolist(), columns.offsets.tolist()) == (3, [2, 1], [0, 2, 3])
+    back = columns.series()
+    assert [(s.key, s.timestamps_ms.tolist(), s.values.tolist()) for s in back] == [
+        (s.key, s.timestamps_ms.tolist(), s.values.tolist()) for s in series
+    ]
+    with pytest.raises(ValueError, match="disagree"):
+        SeriesColumns(columns.keys, np.array([0, 3], np.int64), columns.timestamps_ms, columns.values)
+    with pytest.raises(ValueError, match="disagree"):
+        SeriesColumns(columns.keys, columns.offsets, columns.timestamps_ms, columns.values[:2])
+    skewed = SeriesPoints(SeriesKey.of("c"), np.array([1, 2], np.int64), np.array([1.0]))
+    with pytest.raises(ValueError):
+        SeriesColumns.of_series([skewed])

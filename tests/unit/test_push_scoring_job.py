@@ -19,6 +19,7 @@ from hub.bus.messages import MAX_MESSAGE_BYTES, AnomalyReported, Message, Points
 from hub.detect.config import PushDetectConfig
 from hub.detect.service import PushScoringJob
 from hub.ingest.publish import messages
+from hub.store.base import SeriesColumns
 from shared.clock import FakeClock
 from shared.detect import snapshot
 from shared.model import Batch, SeriesKey, SeriesPoints
@@ -175,6 +176,21 @@ def test_a_pushed_batch_is_split_into_parts_under_the_bus_limit_holding_every_fi
     # An agent's batch carries no points: its agent scored them.
     agents = messages("dc1/edge", "1-1", Batch(boot_epoch=1, seq=1, series=series))
     assert not any(isinstance(m, PointsPushed) for m in agents.messages)
+
+
+def test_a_push_given_as_columns_publishes_what_the_same_series_publish() -> None:
+    series = (
+        SeriesPoints(
+            SeriesKey.of("cpu_usage", {"host": "a"}), np.array([1, 2], np.int64), np.array([1.0, 2.0])
+        ),
+        SeriesPoints(SeriesKey.of("hw_health", {"host": "a"}), np.array([3], np.int64), np.array([2.0])),
+    )
+    columns = SeriesColumns.of_series(series)
+    for pushed in (True, False):
+        as_series = messages(SOURCE, "1-1", Batch(boot_epoch=1, seq=1, series=series), pushed=pushed)
+        as_columns = messages(SOURCE, "1-1", Batch(boot_epoch=1, seq=1), pushed=pushed, columns=columns)
+        assert [m.to_json() for m in as_columns.messages] == [m.to_json() for m in as_series.messages]
+        assert {type(m).__name__ for m in as_columns.messages} >= {"BatchStored", "LimitCrossed"}
 
 
 async def test_a_message_whose_columns_disagree_is_dropped_and_counted(harness: Harness) -> None:

@@ -29,6 +29,7 @@ from hub.api.deps import Ctx
 from hub.auth.principal import Principal
 from hub.ingest.service import Ingestor
 from hub.ingest.webhooks import lineprotocol, remote_write, telegraf_json
+from hub.store.base import SeriesColumns
 from shared.model import SeriesPoints
 
 router = APIRouter(tags=["push"])
@@ -167,7 +168,7 @@ async def _write(
         ctx.metrics.rejected.labels(transport, "bad_line").inc(parsed.bad_lines)
     if parsed.string_fields:
         ctx.metrics.rejected.labels(transport, "string_field").inc(parsed.string_fields)
-    refused = await _store(ingestor, principal, parsed.series, transport)
+    refused = await _store(ingestor, principal, parsed.columns, transport)
     if refused is not None:
         return refused
     if parsed.first_error is not None:
@@ -218,10 +219,10 @@ async def prometheus_remote_write(request: Request, ctx: Ctx, caller: Caller) ->
 
 
 async def _store(
-    ingestor: Ingestor, principal: Principal, series: tuple[SeriesPoints, ...], transport: str
+    ingestor: Ingestor, principal: Principal, series: tuple[SeriesPoints, ...] | SeriesColumns, transport: str
 ) -> Response | None:
     """Stores the series as the pushing source's batch; the answer to give when that failed."""
-    if not series:
+    if not len(series):
         return None
     outcome = await ingestor.ingest_series(PUSH_AGENT_PREFIX + principal.name, series, transport)
     if outcome.retry_after_ms:  # InfluxDB's and Prometheus's clients back off and retry on 503

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from line_protocol_parser import LineFormatError, parse_line
 
 from hub.ingest.webhooks.lineprotocol_bulk import NS_PER_MS, Scan, scan
+from hub.store.base import SeriesColumns
 from shared.model import F64Array, I64Array, SeriesKey, SeriesPoints
 
 # Nanoseconds per unit of each `precision` InfluxDB accepts (v2 spells ns/us/ms/s, v1 also n/u/m/h).
@@ -60,17 +61,22 @@ class LineError:
 
 @dataclass(frozen=True, slots=True)
 class ParsedLines:
-    """The good lines of a payload as series, and what was left out."""
+    """The good lines of a payload as series (in columns), and what was left out."""
 
-    series: tuple[SeriesPoints, ...]
+    columns: SeriesColumns
     lines: int  # lines parsed (blank lines and comments excluded)
     bad_lines: int
     first_error: LineError | None
     string_fields: int  # skipped: the store holds numbers
 
     @property
+    def series(self) -> tuple[SeriesPoints, ...]:
+        """One `SeriesPoints` per series, built on each call (the write path takes `columns`)."""
+        return self.columns.series()
+
+    @property
     def points(self) -> int:
-        return sum(len(s) for s in self.series)
+        return len(self.columns)
 
 
 def ns_per_unit(precision: str) -> int:
@@ -340,22 +346,19 @@ def _shape_fields(
     return _Fields(*(np.concatenate([p[i] for p in parts]) for i in range(4))), strings
 
 
-def _cut(keys: list[SeriesKey], sid: I64Array, ts: I64Array, vals: F64Array) -> tuple[SeriesPoints, ...]:
-    """Fields sorted by (series, time), in the order they count, as series: per series and time the
+def _cut(keys: list[SeriesKey], sid: I64Array, ts: I64Array, vals: F64Array) -> SeriesColumns:
+    """Fields sorted by (series, time), in the order they count, as columns: per series and time the
     last one is kept."""
     if not sid.shape[0]:
-        return ()
+        return SeriesColumns((), np.zeros(1, np.int64), sid, vals)
     last = np.append((sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1]), True)
     sid, ts, vals = sid[last], ts[last], vals[last]
-    cuts = (np.flatnonzero(sid[1:] != sid[:-1]) + 1).tolist()
-    starts, ends = [0, *cuts], [*cuts, int(sid.shape[0])]
-    owners = sid[starts].tolist()
-    return tuple(
-        SeriesPoints(keys[o], ts[a:b], vals[a:b]) for o, a, b in zip(owners, starts, ends, strict=True)
-    )
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    owners = tuple(map(keys.__getitem__, sid[starts].tolist()))
+    return SeriesColumns(owners, np.append(starts, sid.shape[0]), ts, vals)
 
 
-def series_of(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[tuple[SeriesPoints, ...], int]:
+def series_of(shapes: dict[Shape, tuple[list[int], list[Row]]]) -> tuple[SeriesColumns, int]:
     """The shapes' rows (Telegraf's JSON metrics) as series (sorted by time, the last value written
     kept at a repeated time), and the number of string values left out."""
     registry = _Registry()

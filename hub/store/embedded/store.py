@@ -34,6 +34,7 @@ from hub.store import ledger
 from hub.store.base import (
     AGENT_LABEL,
     RangeQuery,
+    SeriesColumns,
     SeriesResult,
     WriteResult,
     aggregate,
@@ -190,15 +191,31 @@ class EmbeddedStore:
             OSError: when the journal cannot be written or synced (do not acknowledge). After a failed
                 sync the store refuses further writes: what the kernel dropped is unknowable.
         """
+        return self._write(agent, batch.boot_epoch, batch.seq, batch.series, batch.events)
+
+    def write_columns(self, agent: str, boot_epoch: int, seq: int, columns: SeriesColumns) -> WriteResult:
+        """`write` of points given as columns (a push): the same journal record, durability and id."""
+        return self._write(agent, boot_epoch, seq, columns, ())
+
+    def _write(
+        self,
+        agent: str,
+        boot_epoch: int,
+        seq: int,
+        points: tuple[SeriesPoints, ...] | SeriesColumns,
+        events: tuple[Event, ...],
+    ) -> WriteResult:
         with self._lock:
             self._conn()
             if self._broken is not None:
                 raise OSError(f"store journal failed earlier: {self._broken}")
-            if (agent, batch.boot_epoch, batch.seq) in self._seen:
+            if (agent, boot_epoch, seq) in self._seen:
                 # The first copy may still be on its way to disk: wait for it like its writer does.
                 accepted, duplicate, lsn = 0, True, self._journal.last_lsn
             else:
-                record = self._record(agent, batch)
+                if not isinstance(points, SeriesColumns):
+                    points = self._columns(agent, f"{boot_epoch}-{seq}", points)
+                record = self._record(agent, boot_epoch, seq, points, events)
                 lsn = self._journal.append(record.encode())
                 self._apply(record)
                 accepted, duplicate = int(record.ts.shape[0]), False
@@ -222,46 +239,48 @@ class EmbeddedStore:
             self._conn()
             self._flush()
 
-    def _record(self, agent: str, batch: Batch) -> IngestRecord:
-        """The batch as columns with series ids; ids for new series are reserved, not yet indexed.
+    def _columns(self, agent: str, batch_id: str, series: tuple[SeriesPoints, ...]) -> SeriesColumns:
+        """An agent batch's series as columns; malformed ones (never from the codec) dropped and counted."""
+        try:
+            return SeriesColumns.of_series(series)
+        except (TypeError, ValueError):  # 0-d arrays have no len(); mixed dimensions do not concatenate
+            return SeriesColumns.of_series([s for s in series if self._valid(agent, batch_id, s)])
 
-        Per series this is one dict lookup on a plain tuple (cheaper to hash than a SeriesKey) and a
-        few list entries; everything per point is an array operation.
+    def _record(
+        self, agent: str, boot_epoch: int, seq: int, columns: SeriesColumns, events: tuple[Event, ...]
+    ) -> IngestRecord:
+        """The points with series ids; ids for new series are reserved, not yet indexed.
+
+        Per series this is one dict lookup on a plain tuple (cheaper to hash than a SeriesKey);
+        everything per point is an array operation.
         """
-        series = list(batch.series)
-        columns = _columns(series)
-        if columns is None:  # malformed series (never from the codec): find and drop them one by one
-            series = [s for s in series if self._valid(agent, batch, s)]
-            columns = _columns(series) or (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-        lengths, ts, vals = columns
+        keys, ts, vals = columns.keys, columns.timestamps_ms, columns.values
         known = self._agent_keys.setdefault(agent, {})
-        sids = [known.get((s.key.metric, s.key.labels), 0) for s in series]
+        sids = [known.get((k.metric, k.labels), 0) for k in keys]
         new: dict[SeriesKey, int] = {}
         if 0 in sids:
-            for i, s in enumerate(series):
+            for i, key in enumerate(keys):
                 if sids[i] == 0:
-                    full = _with_agent(s.key, agent)
+                    full = _with_agent(key, agent)
                     sid = self._ids.get(full) or new.get(full)
                     if sid is None:
                         sid = new[full] = self._next_sid + len(new)
                     else:
-                        known[(s.key.metric, s.key.labels)] = sid
+                        known[(key.metric, key.labels)] = sid
                     sids[i] = sid
-        point_sids = np.repeat(np.asarray(sids, dtype=np.int32), lengths)
+        point_sids = np.repeat(np.asarray(sids, dtype=np.int32), columns.counts)
         if ts.shape[0] and ts.min() < self._raw_horizon_ms:
             # Raw blocks before the horizon were deleted; merging into them would corrupt rollups.
             keep = ts >= self._raw_horizon_ms
             self.stats.points_below_retention += int(ts.shape[0] - np.count_nonzero(keep))
             point_sids, ts, vals = point_sids[keep], ts[keep], vals[keep]
         new_series = tuple((sid, key) for key, sid in new.items())
-        return IngestRecord(
-            agent, batch.boot_epoch, batch.seq, new_series, point_sids, ts, vals, batch.events
-        )
+        return IngestRecord(agent, boot_epoch, seq, new_series, point_sids, ts, vals, events)
 
-    def _valid(self, agent: str, batch: Batch, s: SeriesPoints) -> bool:
+    def _valid(self, agent: str, batch_id: str, s: SeriesPoints) -> bool:
         if s.timestamps_ms.ndim == 1 and s.timestamps_ms.shape == s.values.shape:
             return True
-        self._reject(f"series {s.key} of batch {agent}/{batch.batch_id}: columns differ in length")
+        self._reject(f"series {s.key} of batch {agent}/{batch_id}: columns differ in length")
         return False
 
     def _apply(self, record: IngestRecord) -> None:
@@ -704,21 +723,6 @@ def _rollup_extent(rolled: list[Rollup], res: int, start: int, end: int) -> tupl
     lo = max(start, min(int(r.ts[0]) for r in present))
     hi = min(end, max(int(r.ts[-1]) for r in present) + res - 1)
     return lo, hi, max(int(r.count.sum()) for r in present)
-
-
-def _columns(series: list[SeriesPoints]) -> tuple[I64Array, I64Array, F64Array] | None:
-    """Per-series lengths and all points as two columns, or None if any series is malformed."""
-    ts_cols = [s.timestamps_ms for s in series]
-    val_cols = [s.values for s in series]
-    try:
-        lengths = np.fromiter(map(len, ts_cols), np.int64, len(series))
-        ts = np.concatenate([np.zeros(0, np.int64), *ts_cols]).astype(np.int64, copy=False)
-        vals = np.concatenate([np.zeros(0), *val_cols]).astype(np.float64, copy=False)
-    except (TypeError, ValueError):  # 0-d arrays have no len(); mixed dimensions do not concatenate
-        return None
-    if ts.ndim != 1 or ts.shape != vals.shape or ts.shape[0] != int(lengths.sum()):
-        return None
-    return lengths, ts, vals
 
 
 def _resolution(step: int | None) -> int:

@@ -24,7 +24,7 @@ from influxdb_client.client.write_api import WriteApi, WritePrecision
 
 from hub.matchers import Matcher
 from hub.store import ledger
-from hub.store.base import RangeQuery, SeriesResult, WriteResult, millis
+from hub.store.base import RangeQuery, SeriesColumns, SeriesResult, WriteResult, millis
 from hub.store.config import InfluxStoreConfig
 from hub.store.influx import lineproto
 from hub.store.influx.http import InfluxHttp, status_error
@@ -183,6 +183,10 @@ class InfluxStore:
                 self._seen.save(db)
             self._seen.mark_saved()
         return WriteResult(points)
+
+    def write_columns(self, agent: str, boot_epoch: int, seq: int, columns: SeriesColumns) -> WriteResult:
+        """`write` of points given as columns: line protocol is written per series, so they become series."""
+        return self.write(agent, Batch(boot_epoch=boot_epoch, seq=seq, series=columns.series()))
 
     def _send_v2(self, write_api: WriteApi, bodies: list[bytes]) -> None:
         if not bodies:
