@@ -39,6 +39,12 @@ class _Plan:
     hang_s: float = 0.0
 
 
+class _Server(ThreadingHTTPServer):
+    # A hub opens a connection per concurrent send at once (32 by default): the stdlib's listen backlog
+    # of 5 dropped the SYNs over it, and those sends came in a second late (TCP's first retransmit).
+    request_queue_size = 128
+
+
 class Recorder:
     """Start with `start()`, stop with `stop()` (a fixture does both)."""
 
@@ -76,7 +82,7 @@ class Recorder:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self.port = int(self._server.server_address[1])
