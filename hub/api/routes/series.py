@@ -8,14 +8,13 @@ API's own bounded pool (`deps.QueryRunner`); too many at once is a 429 with Retr
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Query, Response
 
 from hub.api.auth import require
 from hub.api.deps import Ctx
+from hub.api.query_json import query_answer
 from hub.api.routes.params import parse_agg, parse_int, parse_metric, time_range
 from hub.api.timeparse import parse_duration_ms
 from hub.matchers import parse_matchers
@@ -23,7 +22,6 @@ from hub.store.base import (
     MAX_POINTS_LIMIT,
     Agg,
     RangeQuery,
-    SeriesResult,
     Store,
 )
 from shared.model import SeriesKey
@@ -57,37 +55,9 @@ async def list_series(
 
 
 def _query_body(store: Store, q: RangeQuery) -> bytes:
-    """Runs the query and serializes the answer as compact JSON, both in the query pool.
-
-    Why by hand: FastAPI's encoder ran on the event loop (taking it from gRPC intake), and building a
-    list per point (100k of them for a dashboard) made the garbage collector walk the whole heap while
-    holding the interpreter lock. Strings are not tracked by the collector; `repr` of a float is
-    exactly what `json` writes.
-    """
-    results: list[SeriesResult] = store.query(q)
-    parts = []
-    for r in results:
-        meta = json.dumps(_key_json(r.key), separators=(",", ":"), ensure_ascii=False)
-        parts.append(f'{meta[:-1]},"points":{_points_json(r.timestamps_ms, r.values)}}}')
-    return f'{{"start_ms":{q.start_ms},"end_ms":{q.end_ms},"series":[{",".join(parts)}]}}'.encode()
-
-
-def _points_json(ts: np.ndarray, values: np.ndarray) -> str:
-    """`[[ts,value],...]` as JSON text, NaN/inf as null (JSON has no such numbers).
-
-    Each column is encoded by `json` in one C call and split into (untracked) strings; `zip` reuses its
-    tuple, so no object per point is left for the collector.
-    """
-    if ts.shape[0] == 0:
-        return "[]"
-    times = json.dumps(ts.tolist())[1:-1].split(", ")
-    vals = json.dumps(values.tolist())[1:-1].split(", ")
-    if not bool(np.isfinite(values).all()):
-        vals = [v if v not in _NON_FINITE else "null" for v in vals]
-    return "[[" + "],[".join(map(",".join, zip(times, vals, strict=True))) + "]]"
-
-
-_NON_FINITE = frozenset(("NaN", "Infinity", "-Infinity"))
+    """Runs the query and serializes the answer, both in the query pool: the event loop (which gRPC
+    intake shares) only writes the bytes out."""
+    return query_answer(q.start_ms, q.end_ms, store.query(q))
 
 
 @router.get("/query")
