@@ -245,11 +245,16 @@ async def run_command(
     return outcome
 
 
+def context_of(request: Request) -> HubContext:
+    """The running hub's context, for code that has the request but is no dependency of its own."""
+    ctx: HubContext = request.app.state.ctx
+    return ctx
+
+
 async def get_context(request: Request) -> HubContext:
     """Async on purpose: FastAPI runs a plain `def` dependency on a worker thread, and that hop (not the
     lookup) was most of what an authenticated request cost on a busy machine (bench/auth.py)."""
-    ctx: HubContext = request.app.state.ctx
-    return ctx
+    return context_of(request)
 
 
 Ctx = Annotated[HubContext, Depends(get_context)]

@@ -17,7 +17,11 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 
 
 class ApiRequestMetrics:
-    """The two series; made once per hub registry and handed to the middleware."""
+    """The two series; made once per hub registry and handed to the middleware.
+
+    `observe` keeps each label set's bound children: `.labels()` hashes and takes a lock on every call,
+    twice per request otherwise. The map holds no more entries than the registry already has series.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["route", "method", "status"]
@@ -31,6 +35,16 @@ class ApiRequestMetrics:
             buckets=_BUCKETS,
             registry=registry,
         )
+        self._bound: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def observe(self, route: str, method: str, status: str, seconds: float) -> None:
+        """Counts one answered request and its latency."""
+        labels = (route, method, status)
+        bound = self._bound.get(labels)
+        if bound is None:
+            bound = self._bound[labels] = (self.requests.labels(*labels), self.seconds.labels(*labels))
+        bound[0].inc()
+        bound[1].observe(seconds)
 
 
 def route_template(scope: Scope, root_path: str) -> str:
@@ -73,6 +87,5 @@ class RequestMetricsMiddleware:
         try:
             await self._app(scope, receive, send_and_note)
         finally:
-            labels = (route_template(scope, root_path), scope["method"], str(status))
-            self._metrics.requests.labels(*labels).inc()
-            self._metrics.seconds.labels(*labels).observe(time.perf_counter() - began)
+            elapsed = time.perf_counter() - began
+            self._metrics.observe(route_template(scope, root_path), scope["method"], str(status), elapsed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from hub.auth.principal import PrincipalKind
+
 AUTH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 
 
@@ -40,6 +42,8 @@ class AuthMetrics:
             buckets=AUTH_BUCKETS,
             registry=registry,
         )
+        # Bound once: `.labels()` hashes and locks on every call, and this is observed on every request.
+        self.seconds_by_kind = {kind: self.seconds.labels(kind.value) for kind in PrincipalKind}
         self.audit_failures = Counter(
             "outpost_hub_audit_write_failures",
             "Changes made through the API whose audit entry could not be written (the database failed)",
