@@ -23,11 +23,14 @@ from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote
 
 from hub.bus.errors import MessageError, UnknownTopic
+from shared.model import SeriesKey
 
 Labels = tuple[tuple[str, str], ...]
 Phase = Literal["onset", "end"]
 Verdict = Literal["confirmed", "dismissed", "unscored"]
 
+# Field metadata of a value that stays in the process: not on the wire, not checked, not compared.
+_LOCAL: Mapping[str, bool] = {"local": True}
 # Messages are references, not payloads: anything bigger than this on the wire is refused.
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ID_CHARS = 512
@@ -122,6 +125,9 @@ class PointsPushed(_Message):
     counts: tuple[int, ...]
     ts_ms: tuple[int, ...]
     values: tuple[float, ...]
+    # The same series already parsed, never on the wire: the memory bus hands consumers this object, so
+    # the scorer in the publishing process skips reading `series` back (a message from NATS has None).
+    keys: tuple[SeriesKey, ...] | None = dataclasses.field(default=None, compare=False, metadata=_LOCAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,8 +532,9 @@ def _converter(hint: Any) -> Convert:
 
 
 def _spec(cls: type) -> dict[str, Convert]:
+    """The wire fields of `cls` with their checks (in-process fields, `_LOCAL`, are neither)."""
     hints = typing.get_type_hints(cls)
-    return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+    return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls) if not f.metadata.get("local")}
 
 
 _SPECS: dict[type, dict[str, Convert]] = {cls: _spec(cls) for cls in MESSAGES.values()}

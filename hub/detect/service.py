@@ -294,8 +294,12 @@ class PushScoringJob:
         ranks = np.arange(kid.shape[0]) - np.repeat(first, np.diff(np.r_[first, kid.shape[0]]))
         return [key_list[i] for i in kid.tolist()], ts[keep], x[keep], ranks
 
-    def _keys(self, msg: PointsPushed) -> list[SeriesKey]:
-        """`_keys`, remembered by key text (least recently used forgotten first)."""
+    def _keys(self, msg: PointsPushed) -> list[SeriesKey] | tuple[SeriesKey, ...]:
+        """The message's own parsed keys when it carries them (published in this process), else
+        `_keys`, remembered by key text (least recently used forgotten first)."""
+        if msg.keys is not None:
+            _check_columns(msg, len(msg.keys))
+            return msg.keys
         keys = self._key_cache.get(msg.series)
         if keys is None:
             keys = self._key_cache[msg.series] = _keys(msg)

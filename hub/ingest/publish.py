@@ -37,7 +37,7 @@ from hub.bus.messages import (
     PointsPushed,
 )
 from hub.store.base import SeriesColumns
-from shared.model import Batch, Event, Heartbeat, SeriesPoints
+from shared.model import Batch, Event, Heartbeat, SeriesKey, SeriesPoints
 
 ANOMALY_KINDS = {"anomaly.onset": "onset", "anomaly.end": "end"}
 HEALTH_METRIC = "hw_health"  # 0 OK, 1 Warning, 2 Critical (agent/collect/redfish)
@@ -142,7 +142,7 @@ def _pushed_parts(out: Published, agent: str, batch_id: str, columns: SeriesColu
         owner = np.repeat(np.arange(n_series), counts)
         counts = np.bincount(owner[finite], minlength=n_series)
         ts, values = ts[finite], values[finite]
-    keys = [(k.metric, k.labels) for k in columns.keys]
+    keys = columns.keys
     # Slices of at most SLICE_POINTS points (a long series spans parts), in point order.
     per = -(-counts // SLICE_POINTS)
     sid = np.repeat(np.arange(n_series), per)
@@ -152,7 +152,7 @@ def _pushed_parts(out: Published, agent: str, batch_id: str, columns: SeriesColu
     end = np.minimum(first + SLICE_POINTS, starts[sid] + counts[sid])
     # Parts filled to PART_BUDGET_BYTES at the key size of the batch's first series; _add_part bounds
     # each part from its key text (a batch of much longer keys further on splits there).
-    sample = keys[:KEY_SAMPLE]
+    sample = [(k.metric, k.labels) for k in keys[:KEY_SAMPLE]]
     key_bytes = 2 * len(json.dumps(sample, ensure_ascii=False).encode()) / len(sample)
     cost = key_bytes + 21 + POINT_BYTES * (end - first)
     which = ((np.cumsum(cost) - cost) // PART_BUDGET_BYTES).astype(np.int64)
@@ -167,7 +167,7 @@ def _add_part(
     agent: str,
     batch_id: str,
     part: int,
-    keys: list[tuple[str, tuple[tuple[str, str], ...]]],
+    keys: tuple[SeriesKey, ...],
     slices: tuple[np.ndarray, np.ndarray, np.ndarray],
     ts: np.ndarray,
     values: np.ndarray,
@@ -176,7 +176,8 @@ def _add_part(
     next part number. Its size is bounded from its exact key text: a part over the bus's limit (long or
     escaped labels) is split in halves; a single point too large alone is refused (counted)."""
     sid, first, end = slices
-    text = json.dumps([keys[i] for i in sid.tolist()], ensure_ascii=False)
+    mine = tuple(map(keys.__getitem__, sid.tolist()))
+    text = json.dumps([(k.metric, k.labels) for k in mine], ensure_ascii=False)
     lo, hi = int(first[0]), int(end[-1])  # a part's slices are contiguous in point order
     # The key text as the message's JSON holds it (escaped once more: each byte at most doubles), the id
     # (quoted: up to 3 bytes a character) and agent fields, a count per slice, the points at their widest.
@@ -201,6 +202,7 @@ def _add_part(
             counts=tuple((end - first).tolist()),
             ts_ms=tuple(ts[lo:hi].tolist()),
             values=tuple(values[lo:hi].tolist()),
+            keys=mine,
         )
     except MessageError:
         out.refused += 1

@@ -56,7 +56,10 @@ def _strategy(hint: Any) -> st.SearchStrategy[Any]:
 
 def _message(cls: type[Message]) -> st.SearchStrategy[Message]:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: _strategy(hints[f.name]) for f in dataclasses.fields(cls)}
+    # Wire fields only: an in-process field (`local` metadata) is the publisher's to fill.
+    fields = {
+        f.name: _strategy(hints[f.name]) for f in dataclasses.fields(cls) if not f.metadata.get("local")
+    }
     fields["id"] = st.text(min_size=1, max_size=60)
     return st.builds(cls, **fields)
 

@@ -15,7 +15,7 @@ import pytest
 
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
-from hub.bus.messages import MAX_MESSAGE_BYTES, AnomalyReported, Message, PointsPushed
+from hub.bus.messages import MAX_MESSAGE_BYTES, AnomalyReported, Message, PointsPushed, decode
 from hub.detect.config import PushDetectConfig
 from hub.detect.service import PushScoringJob
 from hub.ingest.publish import messages
@@ -223,6 +223,28 @@ async def test_a_remembered_key_text_with_columns_that_disagree_is_still_refused
     await harness.push(good)
     await harness.push(bad)
     assert harness.job.stats.malformed_messages == 1 and harness.job.stats.points["scored"] == 3
+
+
+async def test_pushed_parts_carry_their_parsed_keys_in_process_and_score_the_same_from_the_wire(
+    harness: Harness,
+) -> None:
+    def parts(batch: int) -> list[PointsPushed]:
+        t = np.array([2 * batch, 2 * batch + 1], np.int64)
+        series = tuple(
+            SeriesPoints(SeriesKey.of(f"m{i}", {"host": "a"}), t, np.array([1.0, 2.0])) for i in range(3)
+        )
+        out = messages(SOURCE, f"1-{batch}", Batch(1, batch, series), pushed=True).messages
+        return [m for m in out if isinstance(m, PointsPushed)]
+
+    (local,) = parts(1)
+    assert local.keys == tuple(SeriesKey.of(f"m{i}", {"host": "a"}) for i in range(3))
+    assert json.loads(local.series) == [[k.metric, [list(p) for p in k.labels]] for k in local.keys]
+    (wire,) = [decode(m.TOPIC, m.to_bytes()) for m in parts(2)]
+    assert isinstance(wire, PointsPushed) and wire.keys is None
+    await harness.push(local)
+    await harness.push(wire)  # its key text is read: the same series, scored on
+    assert harness.job.stats.points["scored"] == 12 and harness.job.stats.malformed_messages == 0
+    assert sum(harness.job.stats.series.values()) == 3  # one series each, however its keys came
 
 
 async def _ticks(clock: FakeClock, n: int) -> None:
