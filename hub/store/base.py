@@ -247,13 +247,32 @@ def _round_step(ms: int) -> int:
 
 def aggregate(ts: I64Array, vals: F64Array, step_ms: int, agg: Agg) -> tuple[I64Array, F64Array]:
     """Buckets points by `step_ms` (aligned to multiples of it) and aggregates each bucket, vectorized."""
-    if ts.shape[0] == 0:
-        return ts, vals
+    out_ts, out, _ = aggregate_series(ts, vals, np.asarray([0, ts.shape[0]]), step_ms, agg)
+    return out_ts, out
+
+
+def aggregate_series(
+    ts: I64Array, vals: F64Array, offsets: I64Array, step_ms: int, agg: Agg
+) -> tuple[I64Array, F64Array, I64Array]:
+    """`aggregate` of many series at once: series i is points `offsets[i]` up to `offsets[i + 1]`.
+
+    Why at once: a dashboard asks for a hundred series of a few hundred buckets each, and a dozen numpy
+    calls per series cost more than the arithmetic; here they are made once for all of them.
+
+    Returns:
+        the buckets' start times and aggregates, and the offsets of each series' buckets in them.
+    """
+    n = ts.shape[0]
+    if n == 0:
+        return ts, vals, np.zeros_like(offsets)
     buckets = (ts // step_ms) * step_ms
-    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-    out_ts = buckets[starts]
+    first = np.ones(n, bool)
+    first[1:] = buckets[1:] != buckets[:-1]
+    first[offsets[offsets < n]] = True  # a bucket never spans two series
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], n)
     if agg is Agg.AVG:
-        out = np.add.reduceat(vals, starts) / np.diff(np.r_[starts, vals.shape[0]])
+        out = np.add.reduceat(vals, starts) / (ends - starts)
     elif agg is Agg.SUM:
         out = np.add.reduceat(vals, starts)
     elif agg is Agg.MIN:
@@ -261,10 +280,10 @@ def aggregate(ts: I64Array, vals: F64Array, step_ms: int, agg: Agg) -> tuple[I64
     elif agg is Agg.MAX:
         out = np.maximum.reduceat(vals, starts)
     elif agg is Agg.COUNT:
-        out = np.diff(np.r_[starts, vals.shape[0]]).astype(np.float64)
+        out = (ends - starts).astype(np.float64)
     else:
-        out = vals[np.r_[starts[1:] - 1, vals.shape[0] - 1]]
-    return out_ts.astype(np.int64), out.astype(np.float64)
+        out = vals[ends - 1]
+    return buckets[starts].astype(np.int64), out.astype(np.float64), np.searchsorted(starts, offsets)
 
 
 def millis(d: timedelta) -> int:
