@@ -49,6 +49,11 @@ POINT_BYTES = 46
 SLICE_POINTS = 512
 # Series whose keys estimate the key size of a pushed batch.
 KEY_SAMPLE = 64
+# JSON texts of pushed keys, by key object: receivers hand over the same SeriesKey objects for a series
+# push after push (the line-protocol parser caches them), so a key is encoded once, not once a part.
+# Each entry holds its key, so an id() is never mistaken for that of a later object; cleared when full.
+MAX_KEY_TEXTS = 50_000
+_key_texts: dict[int, tuple[SeriesKey, str]] = {}
 
 
 @dataclass(slots=True)
@@ -177,7 +182,7 @@ def _add_part(
     escaped labels) is split in halves; a single point too large alone is refused (counted)."""
     sid, first, end = slices
     mine = tuple(map(keys.__getitem__, sid.tolist()))
-    text = json.dumps([(k.metric, k.labels) for k in mine], ensure_ascii=False)
+    text = "[" + ", ".join(map(_key_text, mine)) + "]"  # json.dumps of the list of keys, piece by piece
     lo, hi = int(first[0]), int(end[-1])  # a part's slices are contiguous in point order
     # The key text as the message's JSON holds it (escaped once more: each byte at most doubles), the id
     # (quoted: up to 3 bytes a character) and agent fields, a count per slice, the points at their widest.
@@ -209,6 +214,18 @@ def _add_part(
         return part
     out.messages.append(msg)
     return part + 1
+
+
+def _key_text(key: SeriesKey) -> str:
+    """`[metric, [[label, value], ...]]` as JSON (thread-safe: one dict get and set, both atomic)."""
+    got = _key_texts.get(id(key))
+    if got is not None and got[0] is key:
+        return got[1]
+    text = json.dumps((key.metric, key.labels), ensure_ascii=False)
+    if len(_key_texts) >= MAX_KEY_TEXTS:
+        _key_texts.clear()
+    _key_texts[id(key)] = (key, text)
+    return text
 
 
 def _anomaly(ident: str, agent: str, e: Event, phase: str) -> AnomalyReported:
