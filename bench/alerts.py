@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing as mp
 import random
@@ -434,7 +435,17 @@ async def latency(args: argparse.Namespace, path: Path) -> tuple[np.ndarray, np.
         total = int(args.rate * args.seconds)
         handed: dict[str, float] = {}
         durable: dict[str, float] = {}
-        tasks: list[asyncio.Task[Any]] = []
+        # Only the calls still running: holding every finished one (and the step it returned) kept 10,000
+        # steps alive, and the collector's full passes over them stalled the loop for up to 300 ms.
+        tasks: set[asyncio.Task[Any]] = set()
+        failed: list[BaseException] = []
+
+        def finished(task: asyncio.Task[Any], device: str) -> None:
+            durable[device] = time.monotonic()
+            tasks.discard(task)
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failed.append(error)
 
         def offer(i: int) -> None:
             device = f"lat{i:06d}"
@@ -452,8 +463,8 @@ async def latency(args: argparse.Namespace, path: Path) -> tuple[np.ndarray, np.
             assert service is not None
             handed[device] = time.monotonic()
             task = asyncio.create_task(service.apply([sig]))
-            task.add_done_callback(lambda _t, d=device: durable.__setitem__(d, time.monotonic()))
-            tasks.append(task)
+            task.add_done_callback(functools.partial(finished, device=device))
+            tasks.add(task)
 
         t0 = time.monotonic()
         last = t0
@@ -478,6 +489,8 @@ async def latency(args: argparse.Namespace, path: Path) -> tuple[np.ndarray, np.
                 print(f"  … received {count.value:,}/{total:,}", flush=True)
             await asyncio.sleep(0.05)
         await asyncio.gather(*tasks)
+        if failed:
+            raise BenchFailed(f"latency: {len(failed)} apply calls failed, the first: {failed[0]!r}")
         stop.set()
         got = await asyncio.to_thread(out.get, True, 60)
         print(f"  offered {total:,} events in {offered_s:.2f} s ({total / offered_s:,.0f}/s)")
