@@ -14,7 +14,7 @@ from hub.enrich.logs.miner import (
     MinerConfig,
     TemplateMiner,
     _collapse,
-    _line_shape,
+    _digit_shape,
     _TokenMasker,
 )
 
@@ -238,10 +238,12 @@ def test_lines_of_one_digit_shape_mask_alike() -> None:
     ] + TRICKY
     for a in lines:
         for b in lines:
-            if _line_shape(a) == _line_shape(b) and not any(ch.isdigit() for ch in _line_scan(a)):
+            if _digit_shape(a) == _digit_shape(b) and not any(ch.isdigit() for ch in _line_scan(a)):
                 assert _line_scan(a) == _line_scan(b), (a, b)
-    assert _line_shape(lines[0]) != _line_shape(lines[1])
-    assert _line_shape(lines[0]) == _line_shape(lines[2]) and _line_shape(lines[3]) == _line_shape(lines[4])
+    assert _digit_shape(lines[0]) != _digit_shape(lines[1])
+    assert _digit_shape(lines[0]) == _digit_shape(lines[2]) and _digit_shape(lines[3]) == _digit_shape(
+        lines[4]
+    )
 
 
 def test_a_line_of_a_known_shape_keeps_the_digits_its_mask_keeps() -> None:
@@ -250,6 +252,15 @@ def test_a_line_of_a_known_shape_keeps_the_digits_its_mask_keeps() -> None:
     b = m.add("link alt7 up on port 6")
     assert b.template == "link <*> up on port <*>" and b.template_id == a.template_id
     assert b.params == ("alt7", "6")
+
+
+def test_lines_of_one_shape_keep_apart_by_the_digits_their_mask_keeps() -> None:
+    m = TemplateMiner()
+    a, b = m.add("alt0 up 5"), m.add("alt1 up 6")
+    assert a.template_id != b.template_id
+    assert m.add("alt1 up 7").template_id == b.template_id
+    assert m.add("alt0 up 8").template_id == a.template_id
+    assert m.add("alt0 up 9").params == ("9",)
 
 
 def test_token_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

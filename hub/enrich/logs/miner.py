@@ -19,7 +19,10 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from typing import NamedTuple
 
 WILDCARD = "<*>"
@@ -65,6 +68,7 @@ _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 # lookup) gives the line scan's result. The two that span tokens: a quoted string (such lines take the
 # line scan) and a number's unit word, so a token led by a unit word is scanned with the one before it.
 _UNIT_LED = re.compile(_UNIT)
+_HEX_LETTERS = "abcdefABCDEF"
 _UNIT_FIRST = frozenset("msdhKMGT")  # the letters a unit word starts with: most tokens skip the regex
 # Distinct raw tokens remembered with their masked form, and the longest remembered (~20 MB at most):
 # long enough for Java frames ("com.android.server.wm.WindowManagerService.removeWindowInnerLocked:2739")
@@ -80,15 +84,15 @@ def _collapse(masked: str) -> str:
     return _RUN.sub(WILDCARD, masked)
 
 
-# A line's digit shape: every ASCII digit made "1", and "0x" made one 0xff byte (which UTF-8 never holds),
-# because no mask tells digits apart except the "0x" of a hex literal. Two lines of one shape have the same
-# masked spans, so when one's mask keeps no digit, the other's mask is the same text.
+# A line's (or token's) digit shape: every ASCII digit made "1", and "0x" made one 0xff byte (which UTF-8
+# never holds), because no mask tells digits apart except the "0x" of a hex literal. Two lines of one shape
+# have the same masked spans, so when one's mask keeps no digit, the other's mask is the same text.
 _ALL_DIGITS = bytes.maketrans(b"0123456789", b"1111111111")
 _ANY_DIGIT = re.compile(r"[0-9]")
 _SPACES = re.compile(r"\s+")  # the runs str.split() splits at
 
 
-def _line_shape(content: str) -> bytes:
+def _digit_shape(content: str) -> bytes:
     return content.encode().replace(b"0x", b"\xff").translate(_ALL_DIGITS)
 
 
@@ -96,15 +100,17 @@ class _TokenMasker:
     """Masks a line token by token through a bounded raw-token -> masked-token map.
 
     A line's tokens mostly repeat (constants, small numbers, hosts), so the common line costs a split,
-    a dict lookup per token and a join instead of a regex scan of the whole line. Not thread-safe: the
-    miner calls it under its lock.
+    a dict lookup per token and a join instead of a regex scan of the whole line; a token seen for the
+    first time is scanned once per digit shape. Not thread-safe: the miner calls it under its lock.
     """
 
-    __slots__ = ("_cache", "_led", "_unsure")
+    __slots__ = ("_cache", "_digits", "_led", "_shapes", "_unsure")
 
     def __init__(self) -> None:
         self._cache: dict[str, str] = {}
         self._led: set[str] = set()  # the cached tokens led by a unit word
+        self._digits: set[str] = set()  # the cached tokens whose mask keeps a digit
+        self._shapes: dict[bytes, str] = {}  # digit shape -> masked text, "" when the shape cannot tell
         # Set while masking a line when one of its tokens may be unit-led without being in _led (a long
         # unit-led one, or one cached before a clear).
         self._unsure = False
@@ -145,8 +151,32 @@ class _TokenMasker:
             return token in self._led
         return _UNIT_LED.match(token) is not None
 
+    def _mask_token(self, token: str) -> tuple[str, bool]:
+        """``_MASK.sub(WILDCARD, token)`` and whether it keeps a digit, answered without a scan for whole
+        numbers and plain words, and once per digit shape for the rest ("(18.4 KB)" and "(29.7 KB)")."""
+        if token.isascii():
+            if token.isdigit():
+                return WILDCARD, False
+            if token.isalpha():
+                # a word is masked only as a long hex id ("deadbeefcafe")
+                return (WILDCARD if len(token) >= 8 and not token.strip(_HEX_LETTERS) else token), False
+        if len(token) > TOKEN_CACHE_MAX_CHARS:
+            return _MASK.sub(WILDCARD, token), False  # not cached, so whether it keeps a digit never matters
+        shape = _digit_shape(token)
+        known = self._shapes.get(shape)
+        if known is None:
+            masked = _MASK.sub(WILDCARD, token)
+            if len(self._shapes) >= TOKEN_CACHE_LIMIT:
+                self._shapes.clear()
+            # "" when a digit stays: then the shape does not tell the masked text
+            known = self._shapes[shape] = "" if _ANY_DIGIT.search(masked) else masked
+            return masked, not known
+        if known:
+            return known, False
+        return _MASK.sub(WILDCARD, token), True
+
     def _miss(self, token: str) -> str:
-        masked = _MASK.sub(WILDCARD, token)
+        masked, keeps_digit = self._mask_token(token)
         if len(token) > TOKEN_CACHE_MAX_CHARS:
             if token[0] in _UNIT_FIRST and _UNIT_LED.match(token):
                 self._unsure = True
@@ -154,11 +184,23 @@ class _TokenMasker:
         if len(self._cache) >= TOKEN_CACHE_LIMIT:
             self._cache.clear()
             self._led.clear()
+            self._digits.clear()
             self._unsure = True
         self._cache[token] = masked
         if token[0] in _UNIT_FIRST and _UNIT_LED.match(token):
             self._led.add(token)
+        if keeps_digit:
+            self._digits.add(token)
         return masked
+
+    def kept_digits(self, raw: list[str]) -> tuple[int, ...] | None:
+        """Positions of the tokens whose mask keeps a digit ("alt0", "tcpconn6.qq.com:<*>"), or None when
+        one of them is not in the map (so it cannot tell). A token's mask keeps the digits it keeps in
+        the line's (a unit word joining it only widens a number's mask over letters)."""
+        if not all(map(self._cache.__contains__, raw)):
+            return None
+        digits = self._digits
+        return tuple([i for i, t in enumerate(raw) if t in digits])
 
 
 def _tokens(masked: str) -> list[str]:
@@ -217,6 +259,10 @@ class MinedLine(NamedTuple):
     is_new: bool
 
 
+# Builds a MinedLine from one tuple without NamedTuple's __new__, a Python function (half a hit's build).
+_mined_line: Callable[[tuple[str, str, tuple[str, ...], bool]], MinedLine] = partial(tuple.__new__, MinedLine)
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     template_id: str
@@ -231,7 +277,8 @@ class _Cluster:
     key: _Key
     count: int = 0
     text: str = ""  # " ".join(tokens), kept in step with them by set_tokens
-    _wild: tuple[int, ...] = ()  # positions of the wildcards, likewise
+    # Picks the raw tokens at the wildcards, likewise (an itemgetter is ~3x a comprehension).
+    _pick: Callable[[list[str]], tuple[str, ...] | str] | None = None
 
     def __post_init__(self) -> None:
         self.set_tokens(self.tokens)
@@ -239,13 +286,15 @@ class _Cluster:
     def set_tokens(self, tokens: list[str]) -> None:
         self.tokens = tokens
         self.text = " ".join(tokens)
-        self._wild = tuple(i for i, t in enumerate(tokens) if t == WILDCARD)
+        wild = [i for i, t in enumerate(tokens) if t == WILDCARD]
+        self._pick = itemgetter(*wild) if wild else None
 
     def params(self, raw: list[str]) -> tuple[str, ...]:
         """Raw tokens at the wildcard positions (best effort: whitespace tokens of the unmasked line)."""
-        if len(raw) != len(self.tokens):
+        if self._pick is None or len(raw) != len(self.tokens):
             return ()
-        return tuple([raw[i] for i in self._wild])
+        picked = self._pick(raw)
+        return picked if isinstance(picked, tuple) else (picked,)
 
 
 @dataclass
@@ -271,11 +320,12 @@ class TemplateMiner:
         # template (templates only ever gain wildcards), so the search and the generalization are skipped.
         # Bounded; cleared when a template is dropped, so it never points at an evicted one.
         self._seen: dict[str, _Cluster] = {}
-        # Digit shape of a raw line -> its template, for lines whose every digit was masked away: most
-        # lines of a source differ from one seen before only in such digits (ids, counts, addresses), and
-        # they then take a translate and one lookup instead of a lookup per token. Bounded and cleared
-        # like _seen.
-        self._by_shape: dict[bytes, _Cluster] = {}
+        # Digit shape of a raw line -> the positions of its tokens whose mask keeps a digit, and per text
+        # of those tokens, the template. Most lines of a source differ from one seen before only in digits
+        # that are masked away (ids, counts, addresses); they then take a translate and a lookup or two
+        # instead of a lookup per token. Bounded (SEEN_LIMIT lines) and cleared like _seen.
+        self._by_shape: dict[bytes, tuple[tuple[int, ...], dict[tuple[str, ...], _Cluster]]] = {}
+        self._by_shape_size = 0
         self._masker = _TokenMasker()
 
     def add(self, content: str) -> MinedLine:
@@ -284,18 +334,21 @@ class TemplateMiner:
             if len(content) > self.config.max_line_length:
                 content = content[: self.config.max_line_length]
                 self.counters.truncated_lines += 1
-            shape = _line_shape(content)
-            seen = self._by_shape.get(shape)
-            if seen is not None:
-                seen.count += 1
-                return MinedLine(seen.template_id, seen.text, seen.params(content.split()), False)
             raw = content.split()
+            shape = _digit_shape(content)
+            known = self._by_shape.get(shape)
+            if known is not None:
+                kept, clusters = known
+                seen = clusters.get(tuple([raw[i] for i in kept]) if kept else ())
+                if seen is not None:
+                    seen.count += 1
+                    return _mined_line((seen.template_id, seen.text, seen.params(raw), False))
             masked = self._masker.mask(content, raw)
             seen = self._seen.get(masked)
             if seen is not None:
                 seen.count += 1
-                self._remember_shape(shape, masked, seen)
-                return MinedLine(seen.template_id, seen.text, seen.params(raw), False)
+                self._remember_shape(shape, content, raw, masked, seen)
+                return _mined_line((seen.template_id, seen.text, seen.params(raw), False))
             tokens = _tokens(_collapse(masked))
             key = _key(tokens)
             group = self._groups.setdefault(key, [])
@@ -317,14 +370,36 @@ class TemplateMiner:
                 if len(self._seen) >= SEEN_LIMIT:
                     self._seen.clear()
                 self._seen[masked] = best
-            self._remember_shape(shape, masked, best)
-            return MinedLine(best.template_id, best.text, best.params(raw), is_new)
+            self._remember_shape(shape, content, raw, masked, best)
+            return _mined_line((best.template_id, best.text, best.params(raw), is_new))
 
-    def _remember_shape(self, shape: bytes, masked: str, cluster: _Cluster) -> None:
-        if len(shape) <= SEEN_MAX_CHARS and _ANY_DIGIT.search(masked) is None:
-            if len(self._by_shape) >= SEEN_LIMIT:
+    def _remember_shape(
+        self, shape: bytes, content: str, raw: list[str], masked: str, cluster: _Cluster
+    ) -> None:
+        """Lines of this shape whose tokens that keep digits are these ones mask to ``masked``: the rest of
+        their digits is masked away at the same places."""
+        if len(shape) > SEEN_MAX_CHARS:
+            return
+        if _ANY_DIGIT.search(masked) is None:
+            kept: tuple[int, ...] | None = ()
+        elif '"' in content:
+            return  # a quoted string's mask spans tokens, so the tokens' masks do not tell
+        else:
+            kept = self._masker.kept_digits(raw)
+        known = self._by_shape.get(shape)
+        if known is None:
+            if kept is None:
+                return
+            if self._by_shape_size >= SEEN_LIMIT:
                 self._by_shape.clear()
-            self._by_shape[shape] = cluster
+                self._by_shape_size = 0
+            known = self._by_shape[shape] = (kept, {})
+        elif known[0] != kept:
+            return
+        clusters, at = known[1], tuple([raw[i] for i in known[0]])
+        if at not in clusters:
+            self._by_shape_size += 1
+        clusters[at] = cluster
 
     @staticmethod
     def _similarity(template: list[str], tokens: list[str]) -> float:
@@ -362,6 +437,7 @@ class TemplateMiner:
         self.counters.templates_evicted += 1
         self._seen.clear()
         self._by_shape.clear()
+        self._by_shape_size = 0
         del self._by_id[victim.template_id]
         self._groups[victim.key].remove(victim)
 
