@@ -59,7 +59,8 @@ _MASK = re.compile(
 # Parameters of unbounded length must not change the token count (grouping is by count first): a number's
 # unit word joins it, a parenthesized quantity after a value ("1190 bytes (1.16 KB)") is dropped, and a
 # run of wildcards (a list of ids, "<*>:<*>", "<*> <*>") becomes one.
-_ANNOTATION = re.compile(r"(?<!\S)\(<\*>(?: [A-Za-z%]{1,3})?\)(?!\S)")
+# (The "(" comes before its look-behind so that the scan jumps from one "(<*>" to the next.)
+_ANNOTATION = re.compile(r"\((?<!\S\()<\*>(?: [A-Za-z%]{1,3})?\)(?!\S)")
 _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 
 
@@ -277,6 +278,7 @@ class _Cluster:
     key: _Key
     count: int = 0
     text: str = ""  # " ".join(tokens), kept in step with them by set_tokens
+    consts: int = 0  # how many tokens are not wildcards, likewise
     # Picks the raw tokens at the wildcards, likewise (an itemgetter is ~3x a comprehension).
     _pick: Callable[[list[str]], tuple[str, ...] | str] | None = None
 
@@ -287,6 +289,7 @@ class _Cluster:
         self.tokens = tokens
         self.text = " ".join(tokens)
         wild = [i for i, t in enumerate(tokens) if t == WILDCARD]
+        self.consts = len(tokens) - len(wild)
         self._pick = itemgetter(*wild) if wild else None
 
     def params(self, raw: list[str]) -> tuple[str, ...]:
@@ -354,7 +357,7 @@ class TemplateMiner:
             group = self._groups.setdefault(key, [])
             best, best_sim = None, -1.0
             for c in group:
-                sim = self._similarity(c.tokens, tokens)
+                sim = self._similarity(c, tokens)
                 if sim > best_sim:
                     best, best_sim = c, sim
             is_new = best is None or best_sim < self.config.sim_threshold
@@ -402,14 +405,12 @@ class TemplateMiner:
         clusters[at] = cluster
 
     @staticmethod
-    def _similarity(template: list[str], tokens: list[str]) -> float:
-        if not tokens:
-            return 1.0
-        consts = sum(1 for a in template if a != WILDCARD)
+    def _similarity(cluster: _Cluster, tokens: list[str]) -> float:
+        consts = cluster.consts
         if not consts:
-            return 1.0  # an all-parameter template takes any line of its key
+            return 1.0  # an all-parameter (or empty) template takes any line of its key
         same = 0
-        for a, b in zip(template, tokens, strict=True):
+        for a, b in zip(cluster.tokens, tokens, strict=True):
             if a == b:
                 same += a != WILDCARD
             elif a != WILDCARD and _names_another_event(a, b):
