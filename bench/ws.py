@@ -11,7 +11,11 @@ Two phases in the same run:
   1. baseline: one client, onsets only, no ingest load;
   2. loaded: every client, with the ingest load.
 Prints p50/p99 onset → client of both, deliveries/s (events handed to clients), the achieved ingest
-rate, clients the hub cut, and the goal (issue 13: p99 ≤ 1 s). Exits non-zero when a run cannot
+rate, clients the hub cut, and the goal (issue 13: p99 ≤ 1 s). Then the hops of the loaded phase:
+onset → hub ack (ingest: decode, durable write, bookkeeping, bus publish), the stream tick's wait and
+its flush (the hub's `outpost_hub_ws_tick_wait_seconds` / `_flush_seconds`, bucket bounds), and per
+onset its first and last client (their difference is the sending to 1,000 sockets and the clients'
+own parsing, which share the machine's 2 cores with the hub). Exits non-zero when a run cannot
 complete: clients that cannot connect, an onset that reaches no client, streams closed by the hub.
 """
 
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -139,7 +144,7 @@ def _client_process(url: str, token: str, clients: int, ready: Any, stop: Any, o
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    latencies: list[float] = []
+    latencies: list[tuple[int, float]] = []  # (event id, seconds from the onset's stamp)
     events = 0
     closed: list[str] = []
 
@@ -160,7 +165,7 @@ def _client_process(url: str, token: str, clients: int, ready: Any, stop: Any, o
                         events += 1
                         d = e["data"]
                         if d.get("metric") == ONSET_METRIC and d.get("phase") == "onset":
-                            latencies.append(now - d["ts_ms"] / 1000)
+                            latencies.append((e["id"], now - d["ts_ms"] / 1000))
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code != 1000 and not stop.is_set():
                     closed.append(f"{exc.rcvd.code} {exc.rcvd.reason}")
@@ -214,9 +219,9 @@ class Clients:
             if not ready.wait(max(0.0, deadline - time.monotonic())):
                 raise RuntimeError("client processes did not connect every stream in time")
 
-    def finish(self) -> tuple[list[float], int, list[str], list[str]]:
+    def finish(self) -> tuple[list[tuple[int, float]], int, list[str], list[str]]:
         self._stop.set()
-        latencies: list[float] = []
+        latencies: list[tuple[int, float]] = []
         events = 0
         closed: list[str] = []
         errors: list[str] = []
@@ -236,13 +241,44 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+WS_HISTOGRAMS = ("outpost_hub_ws_tick_wait_seconds", "outpost_hub_ws_flush_seconds")
+FRAMES = "outpost_hub_ws_frames_total"
+
+
+def _scrape(hub: HubHandle) -> dict[str, float]:
+    """The hub's stream histograms' buckets (as `name le`) and the frames counter, from /metrics."""
+    out = {}
+    for line in httpx.get(f"{hub.api_url}/metrics", timeout=30).text.splitlines():
+        series, _, value = line.rpartition(" ")
+        name, _, labels = series.partition("_bucket{le=")
+        if name in WS_HISTOGRAMS:
+            out[name + " " + labels.strip('"}')] = float(value)
+        elif series == FRAMES:
+            out[series] = float(value)
+    return out
+
+
+def _bucket_pcts(before: dict[str, float], after: dict[str, float], name: str) -> tuple[float, float]:
+    """Bucket bounds (s) holding the p50 and p99 of what `name` observed between the two scrapes."""
+    rows = sorted(
+        (float(k.split()[1]), after[k] - before.get(k, 0.0)) for k in after if k.startswith(f"{name} ")
+    )
+    total = rows[-1][1] if rows else 0.0
+    if not total:
+        return float("nan"), float("nan")
+    p50, p99 = (next(le for le, n in rows if n >= q * total) for q in (0.5, 0.99))
+    return p50, p99
+
+
 async def phase(
     hub: HubHandle, agent: Agent, clients: int, procs: int, seconds: float, onsets: float, points: float
 ) -> dict[str, Any]:
     load = Clients(hub, clients, procs)
+    before: dict[str, float] = {}
     try:
         load.wait_ready(180)
         await asyncio.sleep(1.0)
+        before = await asyncio.to_thread(_scrape, hub)
         t = time.monotonic()
         acks: list[float] = []
         tasks = [onsets_for(agent, seconds, onsets, acks)]
@@ -251,13 +287,24 @@ async def phase(
         counts = await asyncio.gather(*tasks)
         await asyncio.sleep(2.0)  # the last onsets reach the clients
         elapsed = time.monotonic() - t
+        after = await asyncio.to_thread(_scrape, hub)
     finally:
-        latencies, events, closed, errors = load.finish()
+        arrivals, events, closed, errors = load.finish()
     sent = counts[0]
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for event_id, latency in arrivals:
+        first[event_id] = min(latency, first.get(event_id, latency))
+        last[event_id] = max(latency, last.get(event_id, latency))
     return {
         "clients": clients,
         "onsets": sent,
-        "latencies": latencies,
+        "latencies": [latency for _, latency in arrivals],
+        "first": list(first.values()),
+        "last": list(last.values()),
+        "tick_wait": _bucket_pcts(before, after, WS_HISTOGRAMS[0]),
+        "flush": _bucket_pcts(before, after, WS_HISTOGRAMS[1]),
+        "frames_per_s": (after[FRAMES] - before[FRAMES]) / elapsed,
         "acks": acks,
         "expected": sent * clients,
         "deliveries_per_s": events / elapsed,
@@ -280,6 +327,16 @@ def report(name: str, r: dict[str, Any]) -> None:
     print(
         f"{'':9s} onset -> hub ack (ingest, which publishes before it acks):"
         f" p50={_pct(acks, 50) * 1000:7.1f} ms  p99={_pct(acks, 99) * 1000:7.1f} ms"
+    )
+    for hop, key in (("stream tick wait", "tick_wait"), ("tick flush (all clients)", "flush")):
+        p50, p99 = r[key]
+        print(f"{'':9s} {hop} (hub buckets): p50 <= {p50 * 1000:6.1f} ms  p99 <= {p99 * 1000:6.1f} ms")
+    spread = [b - a for a, b in zip(r["first"], r["last"], strict=True)]
+    for hop, values in (("onset -> first client", r["first"]), ("onset -> last client", r["last"])):
+        print(f"{'':9s} {hop}: p50={_pct(values, 50) * 1000:7.1f} ms  p99={_pct(values, 99) * 1000:7.1f} ms")
+    print(
+        f"{'':9s} first -> last client of an onset: p50={_pct(spread, 50) * 1000:7.1f} ms"
+        f"  p99={_pct(spread, 99) * 1000:7.1f} ms  frames/s={r['frames_per_s']:7.0f}"
     )
 
 

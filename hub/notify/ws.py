@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.bus.base import Bus
 from hub.bus.messages import AlertChanged, Message
@@ -43,9 +43,13 @@ log = logging.getLogger(__name__)
 
 # Replayed history goes out in frames of at most this many events.
 REPLAY_CHUNK = 1000
+# Seconds, for the tick's wait and its flush (both observed once per tick, never per client).
+TICK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
-# Reads the current JSON of alerts by id (blocking; run in a thread once per tick).
+# Reads the current JSON of alerts by id (blocking; run in a thread once or twice per tick).
 DescribeAlerts = Callable[[Sequence[str]], dict[str, dict[str, Any]]]
+# A read of alert details started during a tick's wait, and how many of the pending events it covers.
+_Prefetch = tuple["asyncio.Task[dict[str, dict[str, Any]]]", int]
 
 
 class Client:
@@ -119,6 +123,7 @@ class WsHub:
         self._describe = describe_alerts
         self._clients: set[Client] = set()
         self._pending: list[tuple[int, Message]] = []
+        self._oldest_pending = 0.0  # when the first event of `_pending` arrived (monotonic)
         self._arrived = asyncio.Event()
         self._history: deque[tuple[float, Event]] = deque()
         # Every event with an id above `_floor` is in the history (None: nothing flushed yet).
@@ -158,6 +163,20 @@ class WsHub:
         )
         self.flush_failures = Counter(
             "outpost_hub_ws_flush_failures", "Ticks whose events could not be streamed", registry=registry
+        )
+        # The two hub-side parts of an event's way to the clients (bench/ws.py reads them): how long a
+        # tick's oldest event waited for its flush, and what reading, building and queuing its frames took.
+        self.tick_wait = Histogram(
+            "outpost_hub_ws_tick_wait_seconds",
+            "Time the oldest event of a tick waited between reaching the streams and its flush",
+            buckets=TICK_BUCKETS,
+            registry=registry,
+        )
+        self.flush_seconds = Histogram(
+            "outpost_hub_ws_flush_seconds",
+            "Time one tick took to read its alerts' details, build its frames and queue them to every client",
+            buckets=TICK_BUCKETS,
+            registry=registry,
         )
         clients = Gauge("outpost_hub_ws_clients", "Stream clients connected now", registry=registry)
         clients.set_function(lambda: len(self._clients))
@@ -221,6 +240,8 @@ class WsHub:
             self._dropped_to = seq
             self.dropped.inc()
             return
+        if not self._pending:
+            self._oldest_pending = self._clock.monotonic()
         self._pending.append((seq, msg))
         self._arrived.set()
 
@@ -229,28 +250,54 @@ class WsHub:
             await self._arrived.wait()
             # The first event after a quiet spell goes out at once; a burst waits for the tick.
             wait_s = self._last_flush + self.config.tick_s - self._clock.monotonic()
+            early: _Prefetch | None = None
             if wait_s > 0:
-                await self._clock.sleep(wait_s)
+                early = self._prefetch()
+                try:
+                    await self._clock.sleep(wait_s)
+                except asyncio.CancelledError:
+                    if early is not None:
+                        early[0].cancel()
+                    raise
             self._arrived.clear()
             batch, self._pending = self._pending, []
             self._last_flush = self._clock.monotonic()
+            if batch:
+                self.tick_wait.observe(self._last_flush - self._oldest_pending)
             try:
-                await self._flush(batch)
+                await self._flush(batch, early)
             except Exception:  # a bug in one tick must not end the streams
                 self.flush_failures.inc()
                 log.exception("websocket streams: flushing %d events failed", len(batch))
+            if batch:
+                self.flush_seconds.observe(self._clock.monotonic() - self._last_flush)
             if self._dropped_to is not None:
                 self._lost(self._dropped_to)
                 self._dropped_to = None
             else:
                 self._fell_behind.up()
 
-    async def _flush(self, batch: list[tuple[int, Message]]) -> None:
+    def _prefetch(self) -> _Prefetch | None:
+        """Starts reading the details of the alerts waiting for the tick now, so that read overlaps
+        the tick's wait instead of following it (under ingest load the read took up to 0.5 s,
+        bench/ws.py); returns the read and how many pending events it covers."""
+        ids = [m.alert_id for _, m in self._pending if isinstance(m, AlertChanged)]
+        if not ids or self._describe is None:
+            return None
+        return asyncio.create_task(self._alert_details(ids)), len(self._pending)
+
+    async def _flush(self, batch: list[tuple[int, Message]], early: _Prefetch | None = None) -> None:
+        read, covered = early if early is not None else (None, 0)
+        # An alert changed again after the early read started is read again: its details are newer.
+        late = [m.alert_id for _, m in batch[covered:] if isinstance(m, AlertChanged)]
         if self._last_id is not None:  # a tail restarted from an older position: skip what went out
             batch = [(seq, m) for seq, m in batch if seq > self._last_id]
         if not batch:
+            if read is not None:
+                read.cancel()
             return
-        alerts = await self._alert_details([m.alert_id for _, m in batch if isinstance(m, AlertChanged)])
+        alerts = await read if read is not None else {}
+        alerts.update(await self._alert_details(late))
         events = [
             event_of(seq, m, alerts.get(m.alert_id) if isinstance(m, AlertChanged) else None)
             for seq, m in batch

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
+from hub.bus.messages import AlertChanged
 from hub.notify.ws import Client, WsHub
 from hub.notify.ws_config import WsConfig
 from hub.notify.ws_protocol import Filter, Subscription
@@ -147,3 +149,57 @@ async def test_a_stalled_fan_out_drops_past_its_bound_and_resets_everyone(
     assert frames[1]["last_event_id"] == start + 150
     resumed = await _drain(hub.join(Subscription(ANOMALIES.topics, ANOMALIES.filter, start + 10)))
     assert [f["type"] for f in resumed] == ["subscribed", "reset"]  # no resume across the dropped events
+
+
+def _alert(n: int, ts_ms: int) -> AlertChanged:
+    return AlertChanged.create(
+        alert_id=f"alert-{n}",
+        fingerprint=f"f{n}",
+        status="firing",
+        severity="critical",
+        change="created",
+        ts_ms=ts_ms,
+    )
+
+
+async def test_alert_details_are_read_while_the_tick_waits_and_again_for_a_change_after_that_read() -> None:
+    clock = FakeClock()
+    bus = MemoryBus(MemoryBusConfig(), clock)
+    reads: list[tuple[float, list[str]]] = []
+
+    def describe(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        reads.append((clock.monotonic(), list(ids)))
+        return {i: {"read": len(reads)} for i in ids}
+
+    hub = WsHub(WsConfig(tick_s=0.1), bus, CollectorRegistry(), clock, describe)
+    await hub.start()
+    await bus.start()
+    try:
+        client = hub.join(Subscription(frozenset({"alerts", "anomalies"}), Filter()))
+        await _drain(client)
+        await bus.publish(anomaly(0))  # after a quiet spell: out at once, so the next event waits a tick
+        await clock.advance(0)
+        started = clock.monotonic()
+        await bus.publish(_alert(1, 1))
+        for _ in range(500):  # the read runs on a thread; the fake clock stands still meanwhile
+            if reads:
+                break
+            await asyncio.sleep(0.01)
+        assert reads == [(started, ["alert-1"])]  # read during the tick's wait, not after it
+        await bus.publish(_alert(1, 2))  # changed again after that read: read again
+        await clock.advance(0.1)
+        for _ in range(500):  # the flush reads again on a thread
+            if client.queued:
+                break
+            await asyncio.sleep(0.01)
+        frames = await _drain(client)
+        assert [
+            e["data"]["alert"] for f in frames for e in f.get("events", ()) if e["topic"] == "alerts"
+        ] == [
+            {"read": 2},
+            {"read": 2},
+        ]
+        assert reads[1][1] == ["alert-1"]
+    finally:
+        await hub.aclose()
+        await bus.aclose()
