@@ -251,6 +251,13 @@ def test_mask_looks_behind_each_alternative_first_character(text: str, masked: s
     assert _MASK.sub(WILDCARD, text) == masked
 
 
+def test_short_hex_ids_are_masked_but_not_words_or_names() -> None:
+    masked = _MASK.sub(
+        WILDCARD, "Skipping AppWindowToken{df0798e ActivityRecord{3b04890 f39182} ee0 abcdef scip0"
+    )
+    assert masked == "Skipping AppWindowToken{<*> ActivityRecord{<*> <*>} ee0 abcdef scip0"
+
+
 def test_lines_of_one_digit_shape_mask_alike() -> None:
     lines = [
         "read 0x1f at 10.0.0.1:80 in 35ms",

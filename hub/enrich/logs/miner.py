@@ -53,6 +53,9 @@ _MASK = re.compile(
             r"[0-9a-fA-F](?<!\w[0-9a-fA-F])[0-9a-fA-F]:(?:[0-9a-fA-F]{2}:){4}[0-9a-fA-F]{2}\b",  # MAC
             r"0(?<!\w0)x[0-9a-fA-F]+\b",  # hex literal
             r"[0-9a-fA-F](?<!\w[0-9a-fA-F])[0-9a-fA-F]{7,}\b",  # long hex ids
+            # shorter lower-case hex ids of a digit and a letter at least ("d1c8e63", Java object hashes)
+            r"\d(?<!\w\d)(?=[0-9a-f]*[a-f])[0-9a-f]{5,}\b",
+            r"[a-f](?<!\w[a-f])(?=[0-9a-f]*\d)[0-9a-f]{5,}\b",
             r"/(?<![\w/]/)[\w.\-]+(?:/[\w.\-]+)+/?",  # paths
             # numbers, with a unit glued on or as the next word ("35ms", "<1 sec", "12 KB"), not right
             # after a letter
