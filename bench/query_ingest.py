@@ -7,8 +7,10 @@ durable). First the hub is seeded with the queried data: 119 series × 6 h at 10
   2. the same workload again while 20 clients query all 119 series (6 h, `max_points=400`, as the
      dashboard does) back to back, the whole time.
 Prints both rates, the ratio, query latency p50/p99, and the goal (issue: ≥ 80 % of the ingest rate
-kept under that load, every query answered, none refused with 429). Exits non-zero when a run cannot
-complete or any query failed.
+kept under that load, every query answered, none refused with 429). Also the hub's CPU time (from
+/proc): per million points stored alone, and per query answered (the loaded round's CPU less what its
+points cost alone): other engineers' load moves these much less than it moves the rates. Exits non-zero
+when a run cannot complete or any query failed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import itertools
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -66,6 +69,12 @@ def heavy_seed(first_seq: int, start_ms: int) -> list[bytes]:
         codec.encode(Batch(1, first_seq + k, tuple(series[i : i + 17])))
         for k, i in enumerate(range(0, HEAVY_SERIES, 17))
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def push_all(
@@ -185,6 +194,9 @@ async def run(args: argparse.Namespace) -> int:
             )
             rates_alone: list[float] = []
             rates_loaded: list[float] = []
+            cpu_per_mpoint: list[float] = []
+            cpu_per_query: list[float] = []
+            pid = hub.service.pid
             load = QueryLoad(hub, args.clients, heavy_start)
             for r in range(args.rounds):
                 off = base + 2 * r * args.batches * 100_000
@@ -192,22 +204,35 @@ async def run(args: argparse.Namespace) -> int:
                 loaded = workload(
                     args.batches, next(seq) + 20 + (2 * r + 1) * args.batches, off + args.batches * 100_000
                 )
+                cpu0 = cpu_seconds(pid)
                 t_alone = await push_all(hub, creds, alone, args.senders)
+                cpu1 = cpu_seconds(pid)
+                answered = len(load.latencies)
                 load.start()
                 await asyncio.sleep(1.0)  # every client has a query in flight before ingest starts
                 t_loaded = await push_all(hub, creds, loaded, args.senders)
                 load.stop()
+                cpu2 = cpu_seconds(pid)
+                answered = len(load.latencies) - answered
                 rates_alone.append(points / t_alone)
                 rates_loaded.append(points / t_loaded)
+                cpu_per_mpoint.append((cpu1 - cpu0) / points * 1e6)
+                cpu_per_query.append(((cpu2 - cpu1) - (cpu1 - cpu0)) / max(answered, 1))
                 kept = rates_loaded[-1] / rates_alone[-1]
                 print(
                     f"round {r + 1}: alone {rates_alone[-1]:>10,.0f} points/s,"
-                    f" under queries {rates_loaded[-1]:>10,.0f} points/s ({kept:.0%})"
+                    f" under queries {rates_loaded[-1]:>10,.0f} points/s ({kept:.0%});"
+                    f" hub CPU {cpu_per_mpoint[-1]:.2f} s per 1M points alone,"
+                    f" {cpu_per_query[-1] * 1000:.0f} ms per query ({answered} answered)"
                 )
             rate_alone, rate_loaded = float(np.median(rates_alone)), float(np.median(rates_loaded))
             ratio = rate_loaded / rate_alone
             print(f"ingest alone (median):         {rate_alone:>10,.0f} points/s (gRPC mTLS, zstd)")
             print(f"ingest under queries (median): {rate_loaded:>10,.0f} points/s")
+            print(
+                f"hub CPU (median): {np.median(cpu_per_mpoint):.2f} s per 1M points alone,"
+                f" {np.median(cpu_per_query) * 1000:.0f} ms per query answered under ingest"
+            )
             lat = np.asarray(load.latencies) * 1000
             if lat.shape[0]:
                 print(

@@ -66,6 +66,9 @@ class QueryRunner:
         idle_share: float = QUERY_IDLE_SHARE,
     ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="api-query")
+        # A query takes its budget only once a thread is free to run it: admitted earlier, it would sit
+        # in the pool's queue and run later on a budget taken while ingest was idle.
+        self._slots = asyncio.Semaphore(threads)
         self._max = max_concurrent
         self._busy_share, self._idle_share = cpu_share, idle_share
         self._share = cpu_share
@@ -104,26 +107,34 @@ class QueryRunner:
             )
         self._running += 1
         try:
-            while self._refill() <= 0:
-                wait_s = min(0.25, -self._budget / self._share + 0.001)
-                self.throttled.inc(wait_s)
-                await asyncio.sleep(wait_s)
-            charged = self._estimate
-            self._budget -= charged
-            cpu = charged
-            try:
-                result, cpu = await asyncio.get_running_loop().run_in_executor(self._pool, _timed, fn, args)
-            finally:
-                self._budget += charged - cpu
-                self._estimate = 0.8 * self._estimate + 0.2 * cpu
-            return result
+            async with self._slots:
+                return await self._run_budgeted(fn, args)
         finally:
             self._running -= 1
+
+    async def _run_budgeted(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        while self._refill() <= 0:
+            wait_s = min(0.25, -self._budget / self._share + 0.001)
+            self.throttled.inc(wait_s)
+            await asyncio.sleep(wait_s)
+        charged = self._estimate
+        self._budget -= charged
+        cpu = charged
+        try:
+            result, cpu = await asyncio.get_running_loop().run_in_executor(self._pool, _timed, fn, args)
+        finally:
+            self._budget += charged - cpu
+            self._estimate = 0.8 * self._estimate + 0.2 * cpu
+        return result
 
     def _refill(self) -> float:
         """Adds what the budget earned since the last call, at the busy or the idle share."""
         now = time.monotonic()
-        self._share = self._busy_share if self._ingest_busy() else self._idle_share
+        share = self._busy_share if self._ingest_busy() else self._idle_share
+        if share < self._share:
+            # Ingest just got busy: what the budget earned at the idle share is not spent now.
+            self._budget = min(self._budget, 0.0)
+        self._share = share
         self._budget = min(self._burst, self._budget + (now - self._refilled) * self._share)
         self._refilled = now
         return self._budget

@@ -81,3 +81,42 @@ async def test_queries_run_at_full_speed_while_ingest_is_idle_and_yield_while_it
         waited = runner.throttled._value.get()
         # Busy: 0.08 s of CPU at 5 % of a core, less the burst, is about 1.2 s of waiting; idle: none.
         assert (waited > 0.5) is busy, (busy, waited)
+
+
+async def test_budget_earned_while_ingest_was_idle_is_not_spent_once_it_is_busy() -> None:
+    busy = False
+    runner = QueryRunner(
+        CollectorRegistry(), threads=1, cpu_share=0.05, burst_s=0.5, ingest_busy=lambda: busy
+    )
+    try:
+        for _ in range(8):  # idle: at full speed, the budget full (a whole burst) and the estimate learnt
+            await runner.run("query", _spin, 0.01)
+        busy = True
+        t = time.monotonic()
+        for _ in range(3):
+            await runner.run("query", _spin, 0.01)
+        took = time.monotonic() - t
+    finally:
+        runner.close()
+    # The idle burst would have let all three start at once; at 5 % of a core the budget goes from 0 to
+    # 0.01 s of CPU in 0.2 s, so the second and the third each wait about that long.
+    assert took >= 0.25
+
+
+async def test_queries_waiting_for_a_thread_take_their_budget_when_they_can_start() -> None:
+    busy = False
+    runner = QueryRunner(
+        CollectorRegistry(), threads=1, cpu_share=0.05, burst_s=0.05, ingest_busy=lambda: busy
+    )
+    try:
+        await runner.run("query", _spin, 0.01)  # learns a little of the estimate
+        t = time.monotonic()
+        queued = [asyncio.create_task(runner.run("query", _spin, 0.05)) for _ in range(3)]
+        await asyncio.sleep(0.02)  # the first is running, two wait for the thread...
+        busy = True  # ...when ingest starts: they must now wait for the busy share, not run at once
+        await asyncio.gather(*queued)
+        took = time.monotonic() - t
+    finally:
+        runner.close()
+    # Admitted while idle, all three would be done in ~0.15 s; at 5 % of a core the last two wait ~1 s each.
+    assert took >= 0.6
