@@ -215,6 +215,7 @@ TRICKY = [
     "sent 5 KB" + "/x9" * 100 + " then 6 sec",  # a unit-led token longer than the cache keeps
     "Failed to renew lease for [c_1] for 161 seconds.  Will retry shortly ...",  # two spaces later on
     "Surface(name=Input) {a=b} x=1) tty=:0 rhost= [k=v1]",  # key=value values: words, brackets, empty
+    "sec waited 5 sec sec min, then 2 KB KB) and 7  min",  # chains of unit words, one at the start
 ]
 
 

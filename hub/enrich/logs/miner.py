@@ -148,12 +148,16 @@ class _TokenMasker:
         if joins and " ".join(raw) != content:
             spaces = _SPACES.findall(content.strip())
             joins = [i for i in joins if spaces[i - 1] == " "]
-        groups = list(raw)
-        for i in reversed(joins):
-            groups[i - 1] += " " + groups.pop(i)
-            del out[i]
-            out[i - 1] = ""
-        return " ".join([m or get(g) or self._miss(g) for m, g in zip(out, groups, strict=True)])
+        k = len(joins) - 1
+        while k >= 0:  # from the right, so that the positions left of a joined group stay put
+            end = start = joins[k]
+            while k and joins[k - 1] == start - 1:  # a chain of unit-led tokens is one group
+                k -= 1
+                start -= 1
+            group = " ".join(raw[start - 1 : end + 1])
+            out[start - 1 : end + 1] = [get(group) or self._miss(group)]
+            k -= 1
+        return " ".join(out)
 
     def _is_led(self, token: str) -> bool:
         if token in self._cache:
