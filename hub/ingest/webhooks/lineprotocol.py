@@ -1,4 +1,4 @@
-"""InfluxDB line protocol (what Telegraf's influxdb outputs and the InfluxDB clients write) as a Batch.
+"""InfluxDB line protocol (what Telegraf's influxdb outputs and the InfluxDB clients write) as columns.
 
 The common case (no escapes, no quotes: what Telegraf writes) is parsed for the whole payload at once
 by `lineprotocol_bulk` (numpy over the payload's bytes, one `float` pass over its values), with the
