@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -121,6 +122,9 @@ class WsHub:
         self._bus = bus
         self._clock = clock or SystemClock()
         self._describe = describe_alerts
+        # The alert reads' own thread: on the default pool they queued behind the alert engine's and the
+        # dispatcher's database work, which grows with the very onsets the streams are waiting to show.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ws-alerts")
         self._clients: set[Client] = set()
         self._pending: list[tuple[int, Message]] = []
         self._oldest_pending = 0.0  # when the first event of `_pending` arrived (monotonic)
@@ -312,7 +316,7 @@ class WsHub:
         if not ids or self._describe is None:
             return {}
         try:
-            found = await asyncio.to_thread(self._describe, ids)
+            found = await asyncio.get_running_loop().run_in_executor(self._reader, self._describe, ids)
         except Exception as exc:  # the database away: stream what the bus said rather than nothing
             self._alerts_db.down(f"{type(exc).__name__}: {exc}; streaming alerts without their labels")
             return {}
@@ -373,3 +377,4 @@ class WsHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._reader.shutdown(wait=False, cancel_futures=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -54,6 +54,17 @@ def _total(counter: Counter) -> float:
 
 def _ids(frames: list[dict[str, Any]]) -> list[int]:
     return [e["id"] for f in frames for e in f.get("events", ())]
+
+
+async def _until(client: Client, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """The client's frames from now until `done` says they are complete (reads run on threads)."""
+    frames: list[dict[str, Any]] = []
+    for _ in range(500):
+        frames += await _drain(client)
+        if done(frames):
+            break
+        await asyncio.sleep(0.01)
+    return frames
 
 
 async def test_events_within_a_tick_share_one_frame_and_clients_alike_share_its_text(
@@ -179,6 +190,7 @@ async def test_alert_details_are_read_while_the_tick_waits_and_again_for_a_chang
         await _drain(client)
         await bus.publish(anomaly(0))  # after a quiet spell: out at once, so the next event waits a tick
         await clock.advance(0)
+        assert len(_ids(await _until(client, lambda frames: bool(_ids(frames))))) == 1
         started = clock.monotonic()
         await bus.publish(_alert(1, 1))
         for _ in range(500):  # the read runs on a thread; the fake clock stands still meanwhile
@@ -188,17 +200,8 @@ async def test_alert_details_are_read_while_the_tick_waits_and_again_for_a_chang
         assert reads == [(started, ["alert-1"])]  # read during the tick's wait, not after it
         await bus.publish(_alert(1, 2))  # changed again after that read: read again
         await clock.advance(0.1)
-        for _ in range(500):  # the flush reads again on a thread
-            if client.queued:
-                break
-            await asyncio.sleep(0.01)
-        frames = await _drain(client)
-        assert [
-            e["data"]["alert"] for f in frames for e in f.get("events", ()) if e["topic"] == "alerts"
-        ] == [
-            {"read": 2},
-            {"read": 2},
-        ]
+        frames = await _until(client, lambda frames: len(_ids(frames)) >= 2)
+        assert [e["data"]["alert"] for f in frames for e in f["events"]] == [{"read": 2}, {"read": 2}]
         assert reads[1][1] == ["alert-1"]
     finally:
         await hub.aclose()
