@@ -43,48 +43,37 @@ def query_answer(start_ms: int, end_ms: int, results: Sequence[SeriesResult]) ->
 def _pairs_text(ts: np.ndarray, values: np.ndarray) -> tuple[bytes, np.ndarray]:
     """`[t0,v0],[t1,v1],...,` (every pair followed by a comma) and where pair k starts (then the end).
 
-    The column texts are `[t0,t1,...]` and `[v0,v1,...]`; each token is copied in one scatter to its
-    place in the output, and the comma after token k lands exactly where pair k needs one (inside it
-    for a timestamp; for a value, where its closing bracket is then written).
+    Each pair is laid out as "[", the timestamp and a comma, the value and a comma (which becomes the
+    "]"), and a comma. Every byte's part in that layout is one `repeat`, so each column's text, commas
+    and all, is copied to its places in one masked assignment, in order: no index per byte.
     """
     n = ts.shape[0]
     if n == 0:
         return b"", np.zeros(1, np.int64)
     t_text, v_text = _column_text(ts, np.int64), _column_text(values, np.float64)
-    t_start, t_len = _tokens(t_text, n)
-    v_start, v_len = _tokens(v_text, n)
-    pair_starts = np.concatenate(([0], np.cumsum(t_len + v_len + 4)))  # "[", ",", "]" and a comma
-    starts = pair_starts[:-1]
-    out = np.full(int(pair_starts[-1]), _COMMA, np.uint8)
-    out[starts] = _OPEN
-    _scatter(out, t_text, t_start, starts + 1 - t_start)
-    _scatter(out, v_text, v_start, starts + t_len + 2 - v_start)
+    sizes = np.ones((n, 4), np.int64)
+    sizes[:, 1], sizes[:, 2] = _token_sizes(t_text, n), _token_sizes(v_text, n)
+    pair_starts = np.concatenate(([0], np.cumsum(sizes.sum(axis=1))))
+    part = np.repeat(np.tile(np.arange(4, dtype=np.uint8), n), sizes.reshape(-1))
+    out = np.full(part.shape[0], _COMMA, np.uint8)
+    out[part == 1] = t_text
+    out[part == 2] = v_text
+    out[pair_starts[:-1]] = _OPEN
     out[pair_starts[1:] - 2] = _CLOSE
     return out.tobytes(), pair_starts
 
 
 def _column_text(column: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
-    """The column's JSON text as bytes, without the enclosing brackets."""
+    """The column's JSON text without its brackets, every number followed by a comma (the last too)."""
     text = orjson.dumps(np.ascontiguousarray(column, dtype), option=_NUMPY)
-    return np.frombuffer(text, np.uint8)[1:-1]
+    out = np.frombuffer(text, np.uint8, offset=1).copy()
+    out[-1] = _COMMA
+    return out
 
 
-def _tokens(text: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start and length of each of the `n` comma-separated tokens of `text` (numbers: no commas inside)."""
+def _token_sizes(text: np.ndarray, n: int) -> np.ndarray:
+    """Bytes of each of the `n` numbers in `text`, each with its comma (numbers hold no commas)."""
     commas = np.flatnonzero(text == _COMMA)
-    start = np.concatenate(([0], commas + 1))
-    length = np.concatenate((commas, [text.shape[0]])) - start
-    if start.shape[0] != n:
-        raise ValueError(f"expected {n} numbers, the encoder wrote {start.shape[0]}")
-    return start, length
-
-
-def _scatter(out: np.ndarray, text: np.ndarray, start: np.ndarray, shift: np.ndarray) -> None:
-    """Copies every byte of `text` to its index plus its token's `shift` (a token's trailing comma too).
-
-    The destinations are one running sum: +1 per byte, plus the change of shift where a token starts.
-    """
-    step = np.ones(text.shape[0], np.int64)
-    step[0] = shift[0]
-    step[start[1:]] += np.diff(shift)
-    out[np.cumsum(step)] = text
+    if commas.shape[0] != n:
+        raise ValueError(f"expected {n} numbers, the encoder wrote {commas.shape[0]}")
+    return np.diff(commas, prepend=-1)
