@@ -77,13 +77,13 @@ _RUN = re.compile(r"<\*>(?:[\s:.,-]*<\*>)+")
 # lookup) gives the line scan's result. The two that span tokens: a quoted string (such lines take the
 # line scan) and a number's unit word, so a token led by a unit word is scanned with the one before it.
 _UNIT_LED = re.compile(_UNIT)
-_HEX_LETTERS = "abcdefABCDEF"
 _UNIT_FIRST = frozenset("msdhKMGT")  # the letters a unit word starts with: most tokens skip the regex
 # Distinct raw tokens remembered with their masked form, and the longest remembered (~20 MB at most):
 # long enough for Java frames ("com.android.server.wm.WindowManagerService.removeWindowInnerLocked:2739")
 # and comma-joined key=value lists.
 TOKEN_CACHE_LIMIT = 50_000
 TOKEN_CACHE_MAX_CHARS = 256
+_HEX_LETTERS = "abcdefABCDEF"  # a word of only these, 8 or more, is a hex id
 
 
 def _collapse(masked: str) -> str:
