@@ -199,6 +199,21 @@ def test_an_empty_value_is_another_event() -> None:
     assert m.add(f"{head} rhost=h.example").template_id == a.template_id
 
 
+def test_another_device_is_another_event_but_another_numbered_user_is_not() -> None:
+    m = TemplateMiner()
+    a = m.add("NIFF: node node-1 has a connection on network 10.0.0.0 via interface ee0")
+    assert (
+        m.add("NIFF: node node-2 has a connection on network 10.1.0.0 via interface alt0").template_id
+        != a.template_id
+    )
+    assert (
+        m.add("NIFF: node node-3 has a connection on network 10.2.0.0 via interface ee0").template_id
+        == a.template_id
+    )
+    b = m.add("Invalid user test123 from 10.0.0.1")
+    assert m.add("Invalid user admin456 from 10.0.0.2").template_id == b.template_id
+
+
 def test_a_constant_glued_on_a_parameter_frame_is_another_event() -> None:
     m = TemplateMiner()
     a = m.add("session opened for user root by (uid=0)")
@@ -279,10 +294,10 @@ def test_lines_of_one_digit_shape_mask_alike() -> None:
 
 def test_a_line_of_a_known_shape_keeps_the_digits_its_mask_keeps() -> None:
     m = TemplateMiner()
-    a = m.add("link alt0 up on port 5")
-    b = m.add("link alt7 up on port 6")
+    a = m.add("link u0 up on port 5")
+    b = m.add("link u7 up on port 6")
     assert b.template == "link <*> up on port <*>" and b.template_id == a.template_id
-    assert b.params == ("alt7", "6")
+    assert b.params == ("u7", "6")
 
 
 def test_lines_of_one_shape_keep_apart_by_the_digits_their_mask_keeps() -> None:

@@ -240,14 +240,21 @@ def _prefix(token: str) -> str:
     return WILDCARD if WILDCARD in token or _DIGIT.search(token) else token
 
 
+# A device name: a word and one digit ("eth0", "sda1", "alt0"); the masks keep it, as a constant.
+_DEVICE = re.compile(r"[A-Za-z]{2,}\d")
+
+
 def _names_another_event(a: str, b: str) -> bool:
     """Whether a template's constant token ``a`` and a line's differing token ``b`` tell two events apart,
     however many other constants match: a value left empty ("rhost=" / "rhost=<*>"), a parameter's frame
-    with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), or a flipped flag ("ret:true" / "ret:false").
+    with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), another device ("ee0" / "alt0") or a flipped
+    flag ("ret:true" / "ret:false").
     """
     if a.replace(WILDCARD, "") == b or b.replace(WILDCARD, "") == a:
         return True
     if WILDCARD in a and WILDCARD in b and b != WILDCARD and (a.endswith(b) or b.endswith(a)):
+        return True
+    if _DEVICE.fullmatch(a) and _DEVICE.fullmatch(b):
         return True
     return a.replace("true", "false") == b.replace("true", "false")
 
