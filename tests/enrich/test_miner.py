@@ -214,6 +214,16 @@ def test_another_device_is_another_event_but_another_numbered_user_is_not() -> N
     assert m.add("Invalid user admin456 from 10.0.0.2").template_id == b.template_id
 
 
+def test_the_opposite_state_is_another_event() -> None:
+    m = TemplateMiner()
+    a = m.add("The change in focus caused us to need to do a layout begin")
+    assert m.add("The change in focus caused us to need to do a layout end").template_id != a.template_id
+    b = m.add("bond0: link status definitely Up for interface 10.0.0.1, 1000 Mbps full duplex")
+    assert m.add(
+        "bond0: link status definitely Down for interface 10.0.0.2, 1000 Mbps full duplex"
+    ).template_id != (b.template_id)
+
+
 def test_a_constant_glued_on_a_parameter_frame_is_another_event() -> None:
     m = TemplateMiner()
     a = m.add("session opened for user root by (uid=0)")

@@ -244,17 +244,25 @@ def _prefix(token: str) -> str:
 _DEVICE = re.compile(r"[A-Za-z]{2,}\d")
 
 
+# Words of a state and its opposite: "Link up" and "Link down" are two events, whatever else they share.
+_OPPOSITE = {
+    w: o
+    for a, b in (("begin", "end"), ("up", "down"), ("on", "off"), ("start", "stop"), ("open", "close"))
+    for w, o in ((a, b), (b, a), (a.capitalize(), b.capitalize()), (b.capitalize(), a.capitalize()))
+}
+
+
 def _names_another_event(a: str, b: str) -> bool:
     """Whether a template's constant token ``a`` and a line's differing token ``b`` tell two events apart,
     however many other constants match: a value left empty ("rhost=" / "rhost=<*>"), a parameter's frame
-    with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), another device ("ee0" / "alt0") or a flipped
-    flag ("ret:true" / "ret:false").
+    with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), another device ("ee0" / "alt0"), the opposite
+    state ("up" / "down") or a flipped flag ("ret:true" / "ret:false").
     """
     if a.replace(WILDCARD, "") == b or b.replace(WILDCARD, "") == a:
         return True
     if WILDCARD in a and WILDCARD in b and b != WILDCARD and (a.endswith(b) or b.endswith(a)):
         return True
-    if _DEVICE.fullmatch(a) and _DEVICE.fullmatch(b):
+    if (_DEVICE.fullmatch(a) and _DEVICE.fullmatch(b)) or _OPPOSITE.get(a) == b:
         return True
     return a.replace("true", "false") == b.replace("true", "false")
 
