@@ -224,6 +224,14 @@ def test_the_opposite_state_is_another_event() -> None:
     ).template_id != (b.template_id)
 
 
+def test_a_plural_is_another_event() -> None:
+    m = TemplateMiner()
+    tail = "logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1"
+    a = m.add(f"PAM 1 more authentication failure; {tail}")
+    assert m.add(f"PAM 4 more authentication failures; {tail}").template_id != a.template_id
+    assert m.add(f"PAM 1 more authentication failure; {tail}").template_id == a.template_id
+
+
 def test_a_constant_glued_on_a_parameter_frame_is_another_event() -> None:
     m = TemplateMiner()
     a = m.add("session opened for user root by (uid=0)")

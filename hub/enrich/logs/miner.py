@@ -252,11 +252,15 @@ _OPPOSITE = {
 }
 
 
+_PUNCTUATION = ".,;:!?)]}'\""
+
+
 def _names_another_event(a: str, b: str) -> bool:
     """Whether a template's constant token ``a`` and a line's differing token ``b`` tell two events apart,
     however many other constants match: a value left empty ("rhost=" / "rhost=<*>"), a parameter's frame
     with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), another device ("ee0" / "alt0"), the opposite
-    state ("up" / "down") or a flipped flag ("ret:true" / "ret:false").
+    state ("up" / "down"), a plural ("failure;" / "failures;": Loghub's templates tell them apart) or a
+    flipped flag ("ret:true" / "ret:false").
     """
     if a.replace(WILDCARD, "") == b or b.replace(WILDCARD, "") == a:
         return True
@@ -264,6 +268,10 @@ def _names_another_event(a: str, b: str) -> bool:
         return True
     if (_DEVICE.fullmatch(a) and _DEVICE.fullmatch(b)) or _OPPOSITE.get(a) == b:
         return True
+    if abs(len(a) - len(b)) == 1:
+        wa, wb = a.rstrip(_PUNCTUATION), b.rstrip(_PUNCTUATION)
+        if a[len(wa) :] == b[len(wb) :] and (wa + "s" == wb or wb + "s" == wa):
+            return True
     return a.replace("true", "false") == b.replace("true", "false")
 
 
