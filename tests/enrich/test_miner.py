@@ -224,6 +224,20 @@ def test_the_opposite_state_is_another_event() -> None:
     ).template_id != (b.template_id)
 
 
+def test_another_case_or_upper_case_value_is_another_event_but_another_lower_case_value_is_not() -> None:
+    m = TemplateMiner()
+    a = m.add("disable: < expand ICONS* alerts SYSTEM_INFO* back home recent clock >")
+    assert m.add("disable: < expand icons* alerts system_info* back home recent clock >").template_id != (
+        a.template_id
+    )
+    b = m.add("onInterceptTouchEvent MotionEvent { action=ACTION_DOWN, actionButton=0, id[0]=0, flags=0x0 }")
+    c = m.add("onInterceptTouchEvent MotionEvent { action=ACTION_UP, actionButton=0, id[0]=0, flags=0x0 }")
+    assert c.template_id != b.template_id
+    tail = "logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1"
+    d = m.add(f"pam_unix(sshd:auth): authentication failure; {tail} user=root")
+    assert m.add(f"pam_unix(sshd:auth): authentication failure; {tail} user=git").template_id == d.template_id
+
+
 def test_a_plural_is_another_event() -> None:
     m = TemplateMiner()
     tail = "logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1"

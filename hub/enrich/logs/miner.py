@@ -255,18 +255,28 @@ _OPPOSITE = {
 _PUNCTUATION = ".,;:!?)]}'\""
 
 
+_ENUM_VALUE = re.compile(r"([\w.\-\[\]]+=)[A-Z][A-Z0-9_]*\W*")  # a key and an upper-case word value
+
+
 def _names_another_event(a: str, b: str) -> bool:
     """Whether a template's constant token ``a`` and a line's differing token ``b`` tell two events apart,
     however many other constants match: a value left empty ("rhost=" / "rhost=<*>"), a parameter's frame
     with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), another device ("ee0" / "alt0"), the opposite
-    state ("up" / "down"), a plural ("failure;" / "failures;": Loghub's templates tell them apart) or a
-    flipped flag ("ret:true" / "ret:false").
+    state ("up" / "down"), another upper-case value of one key ("action=ACTION_UP" / "action=ACTION_DOWN"),
+    another case ("ICONS*" / "icons*") or number ("failure;" / "failures;"), or a flipped flag ("ret:true" /
+    "ret:false"). Loghub's templates tell all of these apart; a lower-case word value ("user=root" /
+    "user=git") may be a name, so it is left to the similarity.
     """
     if a.replace(WILDCARD, "") == b or b.replace(WILDCARD, "") == a:
         return True
     if WILDCARD in a and WILDCARD in b and b != WILDCARD and (a.endswith(b) or b.endswith(a)):
         return True
     if (_DEVICE.fullmatch(a) and _DEVICE.fullmatch(b)) or _OPPOSITE.get(a) == b:
+        return True
+    if a.lower() == b.lower():
+        return True
+    ka, kb = _ENUM_VALUE.fullmatch(a), _ENUM_VALUE.fullmatch(b)
+    if ka and kb and ka[1] == kb[1]:
         return True
     if abs(len(a) - len(b)) == 1:
         wa, wb = a.rstrip(_PUNCTUATION), b.rstrip(_PUNCTUATION)
