@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def _aggregate_one(ts: np.ndarray, vals: np.ndarray, step: int, agg: Agg) -> tup
     return buckets, [_FOLDS[agg](vals[(ts // step * step) == b]) for b in buckets]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.lists(st.integers(0, 10_000), max_size=30, unique=True).map(sorted), max_size=6),
     st.integers(1, 4000),
@@ -102,3 +103,29 @@ def test_a_block_rewritten_by_a_flush_is_read_with_its_new_points(tmp_path: Path
         assert answer.timestamps_ms.tolist() == sorted([*ts.tolist(), *(ts[5:] + 5_000).tolist()])
     finally:
         store.close()
+
+
+def test_queries_from_many_threads_at_once_share_decoded_chunks_and_agree(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, EmbeddedStoreConfig())
+    store.open()
+    ts = T0 + np.arange(2160, dtype=np.int64) * 10_000
+    series = tuple(
+        SeriesPoints(SeriesKey.of("heavy", {"port": str(i)}), ts, np.sin(ts / 5e5) + i) for i in range(20)
+    )
+    q = RangeQuery("heavy", T0, T0 + 6 * 3_600_000, max_points=400)
+    try:
+        store.write("site/a", Batch(1, 1, series))
+        store.flush()
+        want = [(r.key, r.timestamps_ms.tolist(), r.values.tolist()) for r in store.query(q)]
+
+        def answers(_: int) -> list[list[tuple[SeriesKey, list[int], list[float]]]]:
+            return [
+                [(r.key, r.timestamps_ms.tolist(), r.values.tolist()) for r in store.query(q)]
+                for _ in range(10)
+            ]
+
+        with ThreadPoolExecutor(8) as pool:
+            got = [a for batch in pool.map(answers, range(8)) for a in batch]
+    finally:
+        store.close()
+    assert len(want) == 20 and all(a == want for a in got)
