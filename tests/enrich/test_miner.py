@@ -199,7 +199,7 @@ def test_an_empty_value_is_another_event() -> None:
     assert m.add(f"{head} rhost=h.example").template_id == a.template_id
 
 
-def test_another_device_is_another_event_but_another_numbered_user_is_not() -> None:
+def test_another_kind_of_device_is_another_event_but_another_of_one_kind_or_user_is_not() -> None:
     m = TemplateMiner()
     a = m.add("NIFF: node node-1 has a connection on network 10.0.0.0 via interface ee0")
     assert (
@@ -210,6 +210,8 @@ def test_another_device_is_another_event_but_another_numbered_user_is_not() -> N
         m.add("NIFF: node node-3 has a connection on network 10.2.0.0 via interface ee0").template_id
         == a.template_id
     )
+    e = m.add("link eth0 changed state to down after 5 ms")
+    assert m.add("link eth3 changed state to down after 7 ms").template_id == e.template_id
     b = m.add("Invalid user test123 from 10.0.0.1")
     assert m.add("Invalid user admin456 from 10.0.0.2").template_id == b.template_id
 

@@ -240,7 +240,8 @@ def _prefix(token: str) -> str:
     return WILDCARD if WILDCARD in token or _DIGIT.search(token) else token
 
 
-# A device name: a word and one digit ("eth0", "sda1", "alt0"); the masks keep it, as a constant.
+# A device name: a word and one digit ("eth0", "sda1", "alt0"); the masks keep it, as a constant. Devices of
+# two kinds ("ee0" / "alt0") name two events; two of one kind ("eth0" / "eth3") are one event's parameter.
 _DEVICE = re.compile(r"[A-Za-z]{2,}\d")
 
 
@@ -261,17 +262,17 @@ _ENUM_VALUE = re.compile(r"([\w.\-\[\]]+=)[A-Z][A-Z0-9_]*\W*")  # a key and an u
 def _names_another_event(a: str, b: str) -> bool:
     """Whether a template's constant token ``a`` and a line's differing token ``b`` tell two events apart,
     however many other constants match: a value left empty ("rhost=" / "rhost=<*>"), a parameter's frame
-    with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), another device ("ee0" / "alt0"), the opposite
-    state ("up" / "down"), another upper-case value of one key ("action=ACTION_UP" / "action=ACTION_DOWN"),
-    another case ("ICONS*" / "icons*") or number ("failure;" / "failures;"), or a flipped flag ("ret:true" /
-    "ret:false"). Loghub's templates tell all of these apart; a lower-case word value ("user=root" /
-    "user=git") may be a name, so it is left to the similarity.
+    with a constant glued on ("(uid=<*>)" / "LOGIN(uid=<*>)"), another kind of device ("ee0" / "alt0"),
+    the opposite state ("up" / "down"), another upper-case value of one key ("action=ACTION_UP" /
+    "action=ACTION_DOWN"), another case ("ICONS*" / "icons*") or number ("failure;" / "failures;"), or a
+    flipped flag ("ret:true" / "ret:false"). Loghub's templates tell all of these apart; a lower-case word
+    value ("user=root" / "user=git") may be a name, so it is left to the similarity.
     """
     if a.replace(WILDCARD, "") == b or b.replace(WILDCARD, "") == a:
         return True
     if WILDCARD in a and WILDCARD in b and b != WILDCARD and (a.endswith(b) or b.endswith(a)):
         return True
-    if (_DEVICE.fullmatch(a) and _DEVICE.fullmatch(b)) or _OPPOSITE.get(a) == b:
+    if (_DEVICE.fullmatch(a) and _DEVICE.fullmatch(b) and a[:-1] != b[:-1]) or _OPPOSITE.get(a) == b:
         return True
     if a.lower() == b.lower():
         return True
