@@ -122,3 +122,31 @@ async def test_rows_leased_as_written_go_out_without_the_loader_claiming_after_e
         assert claims <= 2
     finally:
         await d.aclose()
+
+
+async def test_a_steps_rows_are_written_once_each_and_leased_by_the_seq_the_database_gave_them(
+    db: sa.Engine, recorder: Recorder
+) -> None:
+    receiver = {"kind": "webhook", "name": "pager", "url": recorder.url()}
+    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
+    await d.start()
+    try:
+
+        def step(*ns: Notification) -> Submitted:
+            with db.begin() as conn:
+                return d.submit_all_in(conn, list(ns))
+
+        first = await asyncio.to_thread(step, note(1), note(1), note(2))
+        assert first.added == [True, False, True]  # the same id twice in one step: written once
+        again = await asyncio.to_thread(step, note(2), note(3))
+        assert again.added == [False, True]
+        with db.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, seq FROM notify_outbox")).all()
+        seqs: dict[str, int] = {str(r[0]): int(r[1]) for r in rows}
+        assert {c.id: c.seq for c in first.leased + again.leased} == seqs
+        d.committed(first)
+        d.committed(again)
+        got = await recorder.until(3, timeout=10.0)
+        assert sorted(r.headers["idempotency-key"] for r in got) == ["n-pager-1", "n-pager-2", "n-pager-3"]
+    finally:
+        await d.aclose()
