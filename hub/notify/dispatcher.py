@@ -93,6 +93,13 @@ class _Lane:
         return self.cfg.concurrency * 4
 
     @property
+    def can_claim(self) -> bool:
+        """Whether the loader claims now: half its slots free (a claim per freed slot would be a query per
+        send), or its workers idle."""
+        free = self.capacity - len(self.held)
+        return free > 0 and (free >= self.capacity // 2 or self.queue.empty())
+
+    @property
     def lease_ms(self) -> int:
         return int(max(_MIN_LEASE_S, 6 * self.cfg.timeout_s) * 1000)
 
@@ -397,7 +404,7 @@ class Dispatcher:
                 count()
                 if outcome.state != "sent":
                     self._wake_loader(lane)
-                elif lane.unleased:
+                elif lane.unleased and lane.can_claim:
                     lane.wake.set()
                 self._outcomes.task_done()
 
@@ -420,7 +427,7 @@ class Dispatcher:
             lane.wake.clear()
             free = lane.capacity - len(lane.held)
             wait_s = poll_s
-            if free > 0 and (free >= lane.capacity // 2 or lane.queue.empty()):
+            if lane.can_claim:
                 now, token = self._clock.now_ms(), uuid.uuid4().hex
                 claims = await self._db(
                     self.outbox.claim, lane.cfg.name, now, free, lane.lease_ms, self.owner, token
@@ -456,7 +463,7 @@ class Dispatcher:
                 self._guard.down(f"{type(exc).__name__}: {exc}", logging.ERROR, exc_info=True)
             finally:
                 lane.held.pop(c.seq, None)
-                if lane.unleased:  # a freed slot can take a row nobody leased
+                if lane.unleased and lane.can_claim:  # the freed slots can take rows nobody leased
                     lane.wake.set()
 
     async def _attempt(self, lane: _Lane, c: Claimed) -> None:
