@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hub.bus.base import Bus
 from hub.bus.errors import BusError
+from hub.bus.job import JobTasks
 from hub.bus.messages import AnomalyReported, AnomalyVerdict, Message
 from hub.confirm.config import ConfirmConfig
 from hub.confirm.devices import DeviceKey, DeviceModels
@@ -81,23 +82,15 @@ class ConfirmJob:
         self._clock = clock
         self._pending: deque[AnomalyReported] = deque()
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = False
+        self._running = JobTasks()
         self._health = UpDown(log, "edge onset confirmation", clock)  # logs a failing tick once
 
     async def start(self) -> None:
-        self._bus.subscribe(AnomalyReported.TOPIC, GROUP, self.handle)
-        self._subscribed = True
-        self._task = asyncio.create_task(self._loop(), name="confirm")
+        self._running.subscribe(self._bus, AnomalyReported.TOPIC, GROUP, self.handle)
+        self._running.spawn("confirm", self._loop())
 
     async def aclose(self) -> None:
-        if self._subscribed:
-            self._subscribed = False
-            await self._bus.unsubscribe(AnomalyReported.TOPIC, GROUP, self.handle)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._running.stop()
 
     @property
     def queued(self) -> int:

@@ -30,6 +30,7 @@ import numpy as np
 
 from hub.bus.base import Bus
 from hub.bus.errors import BusError, MessageError
+from hub.bus.job import JobTasks
 from hub.bus.messages import AnomalyReported, Message, PointsPushed
 from hub.detect.config import PushDetectConfig
 from hub.detect.state import BankFiles
@@ -107,26 +108,18 @@ class PushScoringJob:
         self._key_cache: OrderedDict[str, list[SeriesKey]] = OrderedDict()  # scoring thread only
         # One scoring thread at a time: a tick cancelled at stop may still be running when aclose saves.
         self._lock = threading.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = False
+        self._running = JobTasks()
         self._queue_room = UpDown(log, "push scoring queue", clock)
         self._health = UpDown(log, "push scoring", clock)
         self._snapshots = UpDown(log, "push scoring snapshots", clock)
         self._sources_full_logged = False
 
     async def start(self) -> None:
-        self._bus.subscribe(PointsPushed.TOPIC, GROUP, self.handle)
-        self._subscribed = True
-        self._task = asyncio.create_task(self._loop(), name="push-scoring")
+        self._running.subscribe(self._bus, PointsPushed.TOPIC, GROUP, self.handle)
+        self._running.spawn("push-scoring", self._loop())
 
     async def aclose(self) -> None:
-        if self._subscribed:
-            self._subscribed = False
-            await self._bus.unsubscribe(PointsPushed.TOPIC, GROUP, self.handle)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._running.stop()
         # The bus stops before this job (pipeline order): what is queued could not be announced.
         self.stats.points["dropped_stop"] += self._queued_points
         self._pending.clear()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from hub.bus.base import Bus
+from hub.bus.job import JobTasks
 from hub.bus.messages import ForecastCrossing, LimitCrossed
 from hub.forecast.crossing import CrossingTracker, Phase
 from hub.forecast.metrics import ForecastMetrics
@@ -55,12 +56,12 @@ class ForecastJob:
         self._fitted: dict[SeriesKey, int] = {}  # series -> when it was last fitted (ms)
         self._tracker = CrossingTracker()
         self._pool: ThreadPoolExecutor | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._running = JobTasks()
 
     async def start(self) -> None:
         # Device limits are learnt while leading, so the one process that forecasts sees every state.
-        self._bus.subscribe(LimitCrossed.TOPIC, GROUP, self._service.limits.handle)
-        self._task = asyncio.create_task(self._loop(), name="forecast")
+        self._running.subscribe(self._bus, LimitCrossed.TOPIC, GROUP, self._service.limits.handle)
+        self._running.spawn("forecast", self._loop())
         log.info(
             "forecast job: refitting series with a threshold every %.0f s within %.0f %% of a core",
             self._cfg.interval_s,
@@ -68,11 +69,7 @@ class ForecastJob:
         )
 
     async def aclose(self) -> None:
-        await self._bus.unsubscribe(LimitCrossed.TOPIC, GROUP, self._service.limits.handle)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._running.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

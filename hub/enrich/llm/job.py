@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from hub.alerts.repository import AlertRepository
 from hub.bus.base import Bus
 from hub.bus.errors import BusError
+from hub.bus.job import JobTasks
 from hub.bus.messages import IncidentChanged, IncidentEnriched, Message
 from hub.enrich.llm import repository
 from hub.enrich.llm.client import ChatClient, LlmError
@@ -88,8 +89,7 @@ class EnrichJob:
         self._again: set[str] = set()
         self._ready = asyncio.Event()
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._subscribed = False
+        self._running = JobTasks()
         self._health = UpDown(log, f"LLM server {config.model!r}", clock)
         self._db_health = UpDown(log, "LLM enrichment state database", clock)
 
@@ -98,21 +98,12 @@ class EnrichJob:
         return len(self._queue)
 
     async def start(self) -> None:
-        self._bus.subscribe(IncidentChanged.TOPIC, GROUP, self.handle)
-        self._subscribed = True
-        self._tasks = [
-            asyncio.create_task(self._ask_loop(), name=f"llm-enrich-{i}")
-            for i in range(self.config.concurrency)
-        ]
+        self._running.subscribe(self._bus, IncidentChanged.TOPIC, GROUP, self.handle)
+        for i in range(self.config.concurrency):
+            self._running.spawn(f"llm-enrich-{i}", self._ask_loop())
 
     async def aclose(self) -> None:
-        if self._subscribed:
-            self._subscribed = False
-            await self._bus.unsubscribe(IncidentChanged.TOPIC, GROUP, self.handle)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self._running.stop()
         await self.client.aclose()
 
     async def handle(self, msg: Message) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from hub.bus.job import JobTasks
 from hub.enrich.llm import repository
 from hub.enrich.llm.classify import TemplateClass, TemplateClassifier
 from hub.enrich.llm.client import ChatClient
@@ -53,17 +54,14 @@ class TemplateClassJob:
         self._db = db
         self._logs = logs
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._running = JobTasks()
         self._health = UpDown(log, "log template classification", clock)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="llm-classify")
+        self._running.spawn("llm-classify", self._loop())
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._running.stop()
 
     async def _loop(self) -> None:
         while True:

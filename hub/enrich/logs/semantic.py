@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hub.alerts.repository import AlertRepository
 from hub.bus.base import Bus
+from hub.bus.job import JobTasks
 from hub.bus.messages import IncidentChanged, Message
 from hub.enrich.logs.config import SemanticConfig
 from hub.enrich.logs.embed import EMBEDDERS, Embedder
@@ -150,8 +151,7 @@ class SemanticSearch:
         self._incidents: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._subscribed = False
+        self._running = JobTasks()
         self._health = UpDown(log, "semantic index", clock)
         self.metrics.pending.set_function(self._pending)
 
@@ -181,12 +181,9 @@ class SemanticSearch:
         self._index = index
         self._loop = asyncio.get_running_loop()
         if self._bus is not None:
-            self._bus.subscribe(IncidentChanged.TOPIC, GROUP, self.handle)
-            self._subscribed = True
-        self._tasks = [
-            asyncio.create_task(self._index_loop(index), name="semantic-index"),
-            asyncio.create_task(self._resync_loop(index), name="semantic-resync"),
-        ]
+            self._running.subscribe(self._bus, IncidentChanged.TOPIC, GROUP, self.handle)
+        self._running.spawn("semantic-index", self._index_loop(index))
+        self._running.spawn("semantic-resync", self._resync_loop(index))
 
     def _embedder(self) -> Embedder:
         if self.config.embedder == "minilm":  # optional: onnxruntime, tokenizers and the model's files
@@ -199,13 +196,7 @@ class SemanticSearch:
         return path if path.is_absolute() else self._data_dir / path
 
     async def aclose(self) -> None:
-        if self._subscribed and self._bus is not None:
-            self._subscribed = False
-            await self._bus.unsubscribe(IncidentChanged.TOPIC, GROUP, self.handle)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self._running.stop()
         if self._index is not None:
             await self._index.aclose()
             self._index = None
