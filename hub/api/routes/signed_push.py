@@ -12,6 +12,7 @@ import asyncio
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from hub.api.body import bounded_body
 from hub.api.deps import HubContext
 from hub.ingest.sources.deliveries import DeliveryLedger
 
@@ -34,20 +35,13 @@ def answer(ctx: HubContext, transport: str, refused: Refused) -> JSONResponse:
 
 
 async def json_body(request: Request, limit: int, what: str) -> bytes:
-    """The raw `application/json` body (415 otherwise), refused with 413 as soon as it passes `limit`:
-    a declared length over it is refused unread, a streamed one at the first chunk past it."""
+    """The raw `application/json` body (415 otherwise), refused with 413 as soon as it passes `limit`."""
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind != "application/json":
         raise Refused(415, "unsupported_media_type", f"{what} are application/json")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(413, "request_too_large", f"body over {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, "request_too_large", f"body over {limit} bytes")
-    return bytes(body)
+    return await bounded_body(
+        request, limit, lambda: Refused(413, "request_too_large", f"body over {limit} bytes")
+    )
 
 
 async def take_delivery(

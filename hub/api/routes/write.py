@@ -25,6 +25,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from hub.api.auth import Caller, authorize_token, require
+from hub.api.body import bounded_body
 from hub.api.deps import Ctx
 from hub.auth.principal import Principal
 from hub.ingest.service import Ingestor
@@ -152,7 +153,10 @@ async def _write(
     try:
         unit_ns = lineprotocol.ns_per_unit(precision)
         _content_type(request, body_format)
-        text = _text(await _body(request), request.headers.get("content-encoding", ""))
+        text = _text(
+            await bounded_body(request, MAX_BODY_BYTES, _too_large),
+            request.headers.get("content-encoding", ""),
+        )
     except lineprotocol.PrecisionError as exc:
         ctx.metrics.rejected.labels(transport, "precision").inc()
         return _influx_error(400, "invalid", str(exc))
@@ -203,7 +207,7 @@ async def prometheus_remote_write(request: Request, ctx: Ctx, caller: Caller) ->
             raise PushRejected(
                 415, "unsupported media type", "remote write is application/x-protobuf with snappy encoding"
             )
-        body = await _body(request)
+        body = await bounded_body(request, MAX_BODY_BYTES, _too_large)
         try:
             parsed = await ingestor.in_pool(remote_write.parse, body, MAX_BODY_BYTES)
         except remote_write.RemoteWriteError as exc:
@@ -245,19 +249,6 @@ def _content_type(request: Request, body_format: BodyFormat) -> None:
         raise PushRejected(
             415, "unsupported media type", f"content type {kind[:64]!r} is not {body_format.name}"
         )
-
-
-async def _body(request: Request) -> bytes:
-    """The body as sent, refused with 413 as soon as it passes the limit (never read whole first)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _too_large()
-    return bytes(body)
 
 
 def _text(body: bytes, encoding: str) -> str:
