@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import signal
@@ -275,6 +276,10 @@ async def _run(config: HubConfig) -> int:
         log.error("cannot start: %s: %s", type(exc).__name__, exc)
         await hub.aclose()
         return 1
+    # What start-up made (modules, routes, schemas, models, config: ~215k objects) lives as long as the
+    # process. Moved out of the collector's generations, it is no longer rescanned by every full pass,
+    # which stalled the event loop ~80 ms each on a fresh hub (0.1 ms once frozen).
+    gc.freeze()
     log.info("hub running (role %s)", config.role)
     await stop.wait()
     log.info("shutting down")
