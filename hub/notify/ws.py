@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -46,8 +47,10 @@ REPLAY_CHUNK = 1000
 # Seconds, for the tick's wait and its flush (both observed once per tick, never per client).
 TICK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
-# Reads the current JSON of alerts by id (blocking; run in a thread once per tick).
+# Reads the current JSON of alerts by id (blocking; run in a thread once or twice per tick).
 DescribeAlerts = Callable[[Sequence[str]], dict[str, dict[str, Any]]]
+# A read of alert details started during a tick's wait, and how many of the pending events it covers.
+_Prefetch = tuple["asyncio.Task[dict[str, dict[str, Any]]]", int]
 
 
 class Client:
@@ -119,6 +122,9 @@ class WsHub:
         self._bus = bus
         self._clock = clock or SystemClock()
         self._describe = describe_alerts
+        # The alert reads' own thread: on the default pool they queued behind the alert engine's and the
+        # dispatcher's database work, which grows with the very onsets the streams are waiting to show.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ws-alerts")
         self._clients: set[Client] = set()
         self._pending: list[tuple[int, Message]] = []
         self._oldest_pending = 0.0  # when the first event of `_pending` arrived (monotonic)
@@ -248,15 +254,22 @@ class WsHub:
             await self._arrived.wait()
             # The first event after a quiet spell goes out at once; a burst waits for the tick.
             wait_s = self._last_flush + self.config.tick_s - self._clock.monotonic()
+            early: _Prefetch | None = None
             if wait_s > 0:
-                await self._clock.sleep(wait_s)
+                early = self._prefetch()
+                try:
+                    await self._clock.sleep(wait_s)
+                except asyncio.CancelledError:
+                    if early is not None:
+                        early[0].cancel()
+                    raise
             self._arrived.clear()
             batch, self._pending = self._pending, []
             self._last_flush = self._clock.monotonic()
             if batch:
                 self.tick_wait.observe(self._last_flush - self._oldest_pending)
             try:
-                await self._flush(batch)
+                await self._flush(batch, early)
             except Exception:  # a bug in one tick must not end the streams
                 self.flush_failures.inc()
                 log.exception("websocket streams: flushing %d events failed", len(batch))
@@ -268,12 +281,27 @@ class WsHub:
             else:
                 self._fell_behind.up()
 
-    async def _flush(self, batch: list[tuple[int, Message]]) -> None:
+    def _prefetch(self) -> _Prefetch | None:
+        """Starts reading the details of the alerts waiting for the tick now, so that read overlaps
+        the tick's wait instead of following it (under ingest load the read took up to 0.5 s,
+        bench/ws.py); returns the read and how many pending events it covers."""
+        ids = [m.alert_id for _, m in self._pending if isinstance(m, AlertChanged)]
+        if not ids or self._describe is None:
+            return None
+        return asyncio.create_task(self._alert_details(ids)), len(self._pending)
+
+    async def _flush(self, batch: list[tuple[int, Message]], early: _Prefetch | None = None) -> None:
+        read, covered = early if early is not None else (None, 0)
+        # An alert changed again after the early read started is read again: its details are newer.
+        late = [m.alert_id for _, m in batch[covered:] if isinstance(m, AlertChanged)]
         if self._last_id is not None:  # a tail restarted from an older position: skip what went out
             batch = [(seq, m) for seq, m in batch if seq > self._last_id]
         if not batch:
+            if read is not None:
+                read.cancel()
             return
-        alerts = await self._alert_details([m.alert_id for _, m in batch if isinstance(m, AlertChanged)])
+        alerts = await read if read is not None else {}
+        alerts.update(await self._alert_details(late))
         events = [
             event_of(seq, m, alerts.get(m.alert_id) if isinstance(m, AlertChanged) else None)
             for seq, m in batch
@@ -288,7 +316,7 @@ class WsHub:
         if not ids or self._describe is None:
             return {}
         try:
-            found = await asyncio.to_thread(self._describe, ids)
+            found = await asyncio.get_running_loop().run_in_executor(self._reader, self._describe, ids)
         except Exception as exc:  # the database away: stream what the bus said rather than nothing
             self._alerts_db.down(f"{type(exc).__name__}: {exc}; streaming alerts without their labels")
             return {}
@@ -349,3 +377,4 @@ class WsHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._reader.shutdown(wait=False, cancel_futures=True)

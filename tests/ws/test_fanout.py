@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
+from hub.bus.messages import AlertChanged
 from hub.notify.ws import Client, WsHub
 from hub.notify.ws_config import WsConfig
 from hub.notify.ws_protocol import Filter, Subscription
@@ -52,6 +54,17 @@ def _total(counter: Counter) -> float:
 
 def _ids(frames: list[dict[str, Any]]) -> list[int]:
     return [e["id"] for f in frames for e in f.get("events", ())]
+
+
+async def _until(client: Client, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """The client's frames from now until `done` says they are complete (reads run on threads)."""
+    frames: list[dict[str, Any]] = []
+    for _ in range(500):
+        frames += await _drain(client)
+        if done(frames):
+            break
+        await asyncio.sleep(0.01)
+    return frames
 
 
 async def test_events_within_a_tick_share_one_frame_and_clients_alike_share_its_text(
@@ -147,3 +160,49 @@ async def test_a_stalled_fan_out_drops_past_its_bound_and_resets_everyone(
     assert frames[1]["last_event_id"] == start + 150
     resumed = await _drain(hub.join(Subscription(ANOMALIES.topics, ANOMALIES.filter, start + 10)))
     assert [f["type"] for f in resumed] == ["subscribed", "reset"]  # no resume across the dropped events
+
+
+def _alert(n: int, ts_ms: int) -> AlertChanged:
+    return AlertChanged.create(
+        alert_id=f"alert-{n}",
+        fingerprint=f"f{n}",
+        status="firing",
+        severity="critical",
+        change="created",
+        ts_ms=ts_ms,
+    )
+
+
+async def test_alert_details_are_read_while_the_tick_waits_and_again_for_a_change_after_that_read() -> None:
+    clock = FakeClock()
+    bus = MemoryBus(MemoryBusConfig(), clock)
+    reads: list[tuple[float, list[str]]] = []
+
+    def describe(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        reads.append((clock.monotonic(), list(ids)))
+        return {i: {"read": len(reads)} for i in ids}
+
+    hub = WsHub(WsConfig(tick_s=0.1), bus, CollectorRegistry(), clock, describe)
+    await hub.start()
+    await bus.start()
+    try:
+        client = hub.join(Subscription(frozenset({"alerts", "anomalies"}), Filter()))
+        await _drain(client)
+        await bus.publish(anomaly(0))  # after a quiet spell: out at once, so the next event waits a tick
+        await clock.advance(0)
+        assert len(_ids(await _until(client, lambda frames: bool(_ids(frames))))) == 1
+        started = clock.monotonic()
+        await bus.publish(_alert(1, 1))
+        for _ in range(500):  # the read runs on a thread; the fake clock stands still meanwhile
+            if reads:
+                break
+            await asyncio.sleep(0.01)
+        assert reads == [(started, ["alert-1"])]  # read during the tick's wait, not after it
+        await bus.publish(_alert(1, 2))  # changed again after that read: read again
+        await clock.advance(0.1)
+        frames = await _until(client, lambda frames: len(_ids(frames)) >= 2)
+        assert [e["data"]["alert"] for f in frames for e in f["events"]] == [{"read": 2}, {"read": 2}]
+        assert reads[1][1] == ["alert-1"]
+    finally:
+        await hub.aclose()
+        await bus.aclose()
