@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 
 import pytest
@@ -15,6 +16,7 @@ from hub.enrich.logs.miner import (
     TemplateMiner,
     _collapse,
     _digit_shape,
+    _mask_unscanned,
     _TokenMasker,
 )
 
@@ -350,3 +352,36 @@ def test_token_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         masker.mask(f"n{i} id{i}", [f"n{i}", f"id{i}"])
         assert len(masker._cache) <= 10
     assert masker.mask("n99 id99", ["n99", "id99"]) == _MASK.sub(WILDCARD, "n99 id99")
+
+
+@pytest.mark.parametrize(
+    ("token", "masked"),
+    [
+        ("www.google.com:443", "www.google.com:<*>"),
+        ("r1---sn-i3beln.googlevideo.com:443", None),  # a digit in the name: scanned
+        ("double-hummer", "double-hummer"),
+        ("failed:", "failed:"),
+        ("cafebabe.com:80", None),  # eight hex letters: a hex id
+        ("ab:cd:ef:ab:cd:ef", None),  # five colons: a MAC
+        ("http://host", None),
+        ("rhost=", None),
+        ("host:\u0663", None),  # a non-ASCII digit: the masks see a digit
+    ],
+)
+def test_tokens_the_masks_cannot_start_on_skip_the_scan(token: str, masked: str | None) -> None:
+    assert _mask_unscanned(token) == masked
+    if masked is not None:
+        assert _MASK.sub(WILDCARD, token) == masked
+
+
+def test_a_token_masked_without_the_scan_is_masked_as_the_scan_does() -> None:
+    rng = random.Random(6)
+    alphabet = 'abcdefABCFxyz_-.:=/"09<+~%\u00e9\u0663'
+    answered = 0
+    for _ in range(20_000):
+        token = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14)))
+        masked = _mask_unscanned(token)
+        if masked is not None:
+            answered += 1
+            assert masked == _MASK.sub(WILDCARD, token), token
+    assert answered > 2_000  # the fast path is taken, not only declined

@@ -20,8 +20,8 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -90,7 +90,24 @@ def _collapse(masked: str) -> str:
     """Drop parenthesized quantities and fold wildcard runs, the two rules that look across tokens."""
     if "(<*>" in masked:
         masked = _ANNOTATION.sub("", masked)
-    return _RUN.sub(WILDCARD, masked)
+    return _RUN.sub(WILDCARD, masked) if masked.count(WILDCARD) > 1 else masked  # a run takes two
+
+
+# What some mask alternative needs in a token: a digit, a quote, "=", "/" (paths, URLs) or eight hex letters
+# in a row (or five colons, a MAC's). A token without them is its own mask ("failed:", "double-hummer"), and
+# a host name without them and a port ("www.google.com:443") masks only the port. Most tokens seen for the
+# first time are new host names, so they take a search of the name instead of the scan (~5x cheaper).
+_SCAN_NEEDS = re.compile(r'[\d"=/]|[a-fA-F]{8}')
+
+
+def _mask_unscanned(token: str) -> str | None:
+    """``_MASK.sub(WILDCARD, token)`` for a token of the two kinds above, else None."""
+    name, colon, port = token.rpartition(":")
+    if colon and port.isascii() and port.isdigit() and ":" not in name and not _SCAN_NEEDS.search(name):
+        return f"{name}:{WILDCARD}"
+    if token.count(":") < 5 and not _SCAN_NEEDS.search(token):
+        return token
+    return None
 
 
 # A line's (or token's) digit shape: every ASCII digit made "1", and "0x" made one 0xff byte (which UTF-8
@@ -178,7 +195,9 @@ class _TokenMasker:
         shape = _digit_shape(token)
         known = self._shapes.get(shape)
         if known is None:
-            masked = _MASK.sub(WILDCARD, token)
+            masked = _mask_unscanned(token)
+            if masked is None:
+                masked = _MASK.sub(WILDCARD, token)
             if len(self._shapes) >= TOKEN_CACHE_LIMIT:
                 self._shapes.clear()
             # "" when a digit stays: then the shape does not tell the masked text
@@ -259,6 +278,9 @@ _PUNCTUATION = ".,;:!?)]}'\""
 _ENUM_VALUE = re.compile(r"([\w.\-\[\]]+=)[A-Z][A-Z0-9_]*\W*")  # a key and an upper-case word value
 
 
+# A pure test, asked again for the same pair by every line of two templates' key; 1024 pairs of tokens of a
+# line (4 KB at most) keep it under ~8 MB.
+@lru_cache(maxsize=1024)
 def _names_another_event(a: str, b: str) -> bool:
     """Whether a template's constant token ``a`` and a line's differing token ``b`` tell two events apart,
     however many other constants match: a value left empty ("rhost=" / "rhost=<*>"), a parameter's frame
@@ -325,6 +347,8 @@ class _Cluster:
     count: int = 0
     text: str = ""  # " ".join(tokens), kept in step with them by set_tokens
     consts: int = 0  # how many tokens are not wildcards, likewise
+    # The constant tokens with their positions, likewise: the similarity visits only these.
+    const_at: list[tuple[int, str]] = field(default_factory=list)
     # Picks the raw tokens at the wildcards, likewise (an itemgetter is ~3x a comprehension).
     _pick: Callable[[list[str]], tuple[str, ...] | str] | None = None
 
@@ -335,7 +359,8 @@ class _Cluster:
         self.tokens = tokens
         self.text = " ".join(tokens)
         wild = [i for i, t in enumerate(tokens) if t == WILDCARD]
-        self.consts = len(tokens) - len(wild)
+        self.const_at = [(i, t) for i, t in enumerate(tokens) if t != WILDCARD]
+        self.consts = len(self.const_at)
         self._pick = itemgetter(*wild) if wild else None
 
     def params(self, raw: list[str]) -> tuple[str, ...]:
@@ -406,6 +431,8 @@ class TemplateMiner:
                 sim = self._similarity(c, tokens)
                 if sim > best_sim:
                     best, best_sim = c, sim
+                    if sim == 1.0:
+                        break  # no later template can beat it (the first of equals wins)
             is_new = best is None or best_sim < self.config.sim_threshold
             if is_new:
                 best = self._create(key, tokens)
@@ -456,10 +483,11 @@ class TemplateMiner:
         if not consts:
             return 1.0  # an all-parameter (or empty) template takes any line of its key
         same = 0
-        for a, b in zip(cluster.tokens, tokens, strict=True):
+        for i, a in cluster.const_at:
+            b = tokens[i]
             if a == b:
-                same += a != WILDCARD
-            elif a != WILDCARD and _names_another_event(a, b):
+                same += 1
+            elif _names_another_event(a, b):
                 return 0.0
         return same / consts
 
