@@ -20,7 +20,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from operator import itemgetter
 from typing import NamedTuple
@@ -93,21 +93,21 @@ def _collapse(masked: str) -> str:
     return _RUN.sub(WILDCARD, masked) if masked.count(WILDCARD) > 1 else masked  # a run takes two
 
 
-# What some mask alternative needs in a token: a digit, a quote, "=", "/" (paths, URLs) or eight hex letters
-# in a row (or five colons, a MAC's). A token without them is its own mask ("failed:", "double-hummer"), and
-# a host name without them and a port ("www.google.com:443") masks only the port. Most tokens seen for the
-# first time are new host names, so they take a search of the name instead of the scan (~5x cheaper).
-_SCAN_NEEDS = re.compile(r'[\d"=/]|[a-fA-F]{8}')
+# What some mask alternative needs in a token: a digit, a quote, "=", "/" (paths, URLs), five colons (a MAC)
+# or eight hex letters in a row. A token without them is its own mask ("failed:", "double-hummer"), and a
+# host name without them and a port ("www.google.com:443") masks only the port. Most tokens seen for the
+# first time are new host names, so they take one match instead of the scan (~4x cheaper); a token with a
+# digit elsewhere fails the match at that digit.
+_SCAN_FREE = re.compile(r'([^\d"=/:]*)(?::([0-9]+)|(?::[^\d"=/:]*){0,4})')
+_HEX_RUN = re.compile("[a-fA-F]{8}")
 
 
 def _mask_unscanned(token: str) -> str | None:
     """``_MASK.sub(WILDCARD, token)`` for a token of the two kinds above, else None."""
-    name, colon, port = token.rpartition(":")
-    if colon and port.isascii() and port.isdigit() and ":" not in name and not _SCAN_NEEDS.search(name):
-        return f"{name}:{WILDCARD}"
-    if token.count(":") < 5 and not _SCAN_NEEDS.search(token):
-        return token
-    return None
+    m = _SCAN_FREE.fullmatch(token)
+    if m is None or _HEX_RUN.search(token):
+        return None
+    return token if m[2] is None else f"{m[1]}:{WILDCARD}"
 
 
 # A line's (or token's) digit shape: every ASCII digit made "1", and "0x" made one 0xff byte (which UTF-8
@@ -347,8 +347,9 @@ class _Cluster:
     count: int = 0
     text: str = ""  # " ".join(tokens), kept in step with them by set_tokens
     consts: int = 0  # how many tokens are not wildcards, likewise
-    # The constant tokens with their positions, likewise: the similarity visits only these.
-    const_at: list[tuple[int, str]] = field(default_factory=list)
+    # The constant tokens with their positions, which the similarity visits: built by its first call after
+    # set_tokens (most templates of a source are never compared again once made).
+    const_at: list[tuple[int, str]] | None = None
     # Picks the raw tokens at the wildcards, likewise (an itemgetter is ~3x a comprehension).
     _pick: Callable[[list[str]], tuple[str, ...] | str] | None = None
 
@@ -359,8 +360,8 @@ class _Cluster:
         self.tokens = tokens
         self.text = " ".join(tokens)
         wild = [i for i, t in enumerate(tokens) if t == WILDCARD]
-        self.const_at = [(i, t) for i, t in enumerate(tokens) if t != WILDCARD]
-        self.consts = len(self.const_at)
+        self.consts = len(tokens) - len(wild)
+        self.const_at = None
         self._pick = itemgetter(*wild) if wild else None
 
     def params(self, raw: list[str]) -> tuple[str, ...]:
@@ -482,8 +483,11 @@ class TemplateMiner:
         consts = cluster.consts
         if not consts:
             return 1.0  # an all-parameter (or empty) template takes any line of its key
+        const_at = cluster.const_at
+        if const_at is None:
+            const_at = cluster.const_at = [(i, t) for i, t in enumerate(cluster.tokens) if t != WILDCARD]
         same = 0
-        for i, a in cluster.const_at:
+        for i, a in const_at:
             b = tokens[i]
             if a == b:
                 same += 1
