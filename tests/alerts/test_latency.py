@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,21 +17,11 @@ from hub.bus.memory import MemoryBus
 from hub.notify.config import NotifyConfig, WebhookConfig
 from hub.notify.dispatcher import Dispatcher
 from tests.notify.recorder import Recorder
-from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
 # Far longer than the test waits: a notification that arrives in time was not found by a poll.
 POLL_S = 30.0
-
-
-@pytest.fixture
-async def db(state_url: str) -> AsyncIterator[sa.Engine]:
-    engine = migrated_engine(state_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _signal(device: str) -> Signal:

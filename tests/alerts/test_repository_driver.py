@@ -3,8 +3,6 @@ exactly as SQLAlchemy's own `execute` writes them, on SQLite and on PostgreSQL."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -15,18 +13,8 @@ from hub.alerts.grouping import LogEntry
 from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
 from hub.alerts.model import Alert, AlertStatus
 from hub.alerts.repository import AlertRepository, _driver_plan, _upsert_stmt, alert_row
-from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def db(state_url: str) -> Iterator[sa.Engine]:
-    engine = migrated_engine(state_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _alert(i: int, **kw: object) -> Alert:

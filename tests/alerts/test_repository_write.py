@@ -3,8 +3,6 @@ and a known alert whose row is missing (never written, deleted by hand) upserted
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -13,18 +11,8 @@ from hub.alerts.core import Step
 from hub.alerts.engine import Change, ChangeKind
 from hub.alerts.model import Alert, AlertStatus
 from hub.alerts.repository import AlertRepository
-from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def db(state_url: str) -> Iterator[sa.Engine]:
-    engine = migrated_engine(state_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _alert(i: int) -> Alert:

@@ -8,7 +8,6 @@ import dataclasses
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +21,6 @@ from hub.bus.messages import AgentSeen, DeviceEvent
 from hub.notify.config import NotifyConfig, WebhookConfig
 from hub.notify.dispatcher import Dispatcher
 from tests.notify.recorder import Recorder
-from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
@@ -79,15 +77,6 @@ class Running:
 
     def hooks(self) -> list[dict]:  # type: ignore[type-arg]
         return [json.loads(r.body) for r in self.recorder.requests("/hook")]
-
-
-@pytest.fixture
-async def db(state_url: str) -> AsyncIterator[sa.Engine]:
-    engine = migrated_engine(state_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 async def _until(cond: object, timeout: float = 10.0) -> None:
@@ -214,4 +203,3 @@ async def test_an_agent_that_stops_heartbeating_raises_one_offline_alert_and_inh
         await _until(lambda: run.rows()[0].status == "resolved", timeout=5)
     finally:
         await run.stop()
-

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -19,18 +18,8 @@ from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
 from hub.notify.dispatcher import Submitted
 from hub.notify.model import Notification
-from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(state_url: str) -> AsyncIterator[sa.Engine]:
-    engine = migrated_engine(state_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _signal(device: str) -> Signal:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,20 +18,10 @@ from hub.notify.model import Notification
 from hub.notify.outbox import Claims
 from tests.notify.conftest import note
 from tests.notify.recorder import Recorder
-from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
 
 POLL_S = 30.0  # far longer than the test waits
-
-
-@pytest.fixture
-async def db(state_url: str) -> AsyncIterator[sa.Engine]:
-    engine = migrated_engine(state_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 async def test_a_row_committed_after_the_wake_is_sent_once_the_caller_says_it_committed(

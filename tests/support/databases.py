@@ -1,8 +1,8 @@
 """Database fixtures for the whole suite: one PostgreSQL server per run, a fresh database per test.
 
 `state_url` is parametrized over SQLite (a file under tmp_path) and PostgreSQL, so every test that takes it
-runs on both; `postgres` is the running server for tests that need it directly. Registered for every
-test module by `tests/conftest.py`.
+runs on both; `db` is that database migrated to the newest schema; `postgres` is the running server for
+tests that need it directly. Registered for every test module by `tests/conftest.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from tests.support.hubdb import migrated_engine
 from tests.support.postgres import Postgres
 
 _names = itertools.count(1)
@@ -34,3 +36,13 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'state.sqlite'}"
     pg: Postgres = request.getfixturevalue("postgres")
     return pg.create_database(f"t{next(_names)}")
+
+
+@pytest.fixture
+def db(state_url: str) -> Iterator[sa.Engine]:
+    """An engine on `state_url` migrated to the newest schema, disposed after the test."""
+    engine = migrated_engine(state_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
