@@ -206,7 +206,7 @@ def main() -> int:
         link = f"in {link_timing[0]:g} s the lab switch's link goes down" if link_timing else "no link fault"
         print(
             f"\n  Outpost is running.\n  Dashboard: http://{API}/   API token: in {token_file} (0600)\n"
-            f"  Try: curl -H \"Authorization: Bearer $(cat {token_file})\" http://{API}/api/v1/agents\n"
+            f'  Try: curl -H "Authorization: Bearer $(cat {token_file})" http://{API}/api/v1/agents\n'
             f"  Faults: {link} (watch Alerts and Incidents on the dashboard); traps go to {traps}:\n"
             f"    snmptrap -v2c -c {TRAP_COMMUNITY} {traps} '' 1.3.6.1.6.3.1.1.5.3"
             " 1.3.6.1.2.1.2.2.1.1.7 i 7\n"

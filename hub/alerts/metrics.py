@@ -35,7 +35,8 @@ class AlertsCollector:
             open_alerts.add_metric([status, severity], n)
         yield open_alerts
         yield GaugeMetricFamily(
-            "outpost_hub_alerts_flapping", "Open alerts that are flapping",
+            "outpost_hub_alerts_flapping",
+            "Open alerts that are flapping",
             value=sum(1 for a in engine.open.values() if a.flapping),
         )
         incidents = len(svc.core.incidents.open)
@@ -44,11 +45,13 @@ class AlertsCollector:
             "outpost_hub_agents_offline", "Agents whose heartbeats stopped", value=len(svc.offline.offline())
         )
         yield CounterMetricFamily(
-            "outpost_hub_alert_write_failures", "Alert steps the state database refused (retried)",
+            "outpost_hub_alert_write_failures",
+            "Alert steps the state database refused (retried)",
             value=svc.failed_writes,
         )
         yield CounterMetricFamily(
-            "outpost_hub_alert_duplicate_messages", "Bus messages seen twice and skipped",
+            "outpost_hub_alert_duplicate_messages",
+            "Bus messages seen twice and skipped",
             value=svc.duplicate_messages,
         )
         yield CounterMetricFamily(

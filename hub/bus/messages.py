@@ -222,7 +222,13 @@ class LimitCrossed(_Message):
     TOPIC: ClassVar[str] = "limit.crossed"
     ID_PREFIX: ClassVar[str] = "limit"
     ID_FIELDS: ClassVar[tuple[str, ...]] = (
-        "agent", "device", "metric", "labels", "limit_name", "ts_ms", "phase"
+        "agent",
+        "device",
+        "metric",
+        "labels",
+        "limit_name",
+        "ts_ms",
+        "phase",
     )
 
     id: str

@@ -179,7 +179,14 @@ def _window(
     kind: WindowKind, start: int, end: int | None, matchers: str = 'device="sw1"', **kw: object
 ) -> Window:
     return Window(
-        new_id(start), kind, parse_matchers([matchers]), start, end, "noc", start, **kw  # type: ignore[arg-type]
+        new_id(start),
+        kind,
+        parse_matchers([matchers]),
+        start,
+        end,
+        "noc",
+        start,
+        **kw,  # type: ignore[arg-type]
     )
 
 

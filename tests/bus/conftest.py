@@ -127,4 +127,3 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "co
 async def settle(seconds: float = 0.3) -> None:
     """Gives any extra (duplicate) delivery time to show up before asserting exact counts."""
     await asyncio.sleep(seconds)
-

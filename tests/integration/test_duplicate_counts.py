@@ -30,8 +30,6 @@ pytestmark = pytest.mark.integration
 POINTS = 10
 
 
-
-
 @dataclass
 class Setup:
     hub: HubHandle

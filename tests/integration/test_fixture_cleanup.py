@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 # time out after that.
 TIMEOUT_S = 12
 
-INNER = '''
+INNER = """
 import os
 import time
 from pathlib import Path
@@ -50,7 +50,7 @@ def test_hub_nobody_stops(tmp_path):
     hub = start_hub(tmp_path)
     (OUT / "forgotten.pid").write_text(str(hub.service.pid))
     time.sleep(60)
-'''
+"""
 
 
 def _alive(pid: int) -> bool:

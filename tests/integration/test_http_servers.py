@@ -151,7 +151,12 @@ async def test_enroll_body_that_stops_arriving_is_answered_408(enroll_hub: Enrol
         (_post(5, b"\xff\xff\xff\xff\xff"), 400),
     ],
     ids=[
-        "no-request-line", "bad-content-length", "huge-header", "wrong-method", "unknown-path", "not-protobuf"
+        "no-request-line",
+        "bad-content-length",
+        "huge-header",
+        "wrong-method",
+        "unknown-path",
+        "not-protobuf",
     ],
 )
 async def test_enroll_bad_requests_get_a_4xx_and_a_closed_connection(

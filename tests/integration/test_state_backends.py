@@ -21,10 +21,6 @@ pytestmark = pytest.mark.integration
 NOW = 1_800_000_000_000
 
 
-
-
-
-
 def test_concurrent_repeated_and_out_of_order_batches_are_counted_exactly_once(state_url: str) -> None:
     engines = [migrated_engine(state_url), create_engine(state_url)]  # two hub processes, one database
     workers = [Fleet(e) for e in engines]

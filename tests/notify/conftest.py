@@ -30,8 +30,6 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hub.sqlite'}"
 
 
-
-
 @pytest.fixture
 async def engine(sqlite_url: str) -> AsyncIterator[sa.Engine]:
     eng = migrated_engine(sqlite_url)

@@ -214,7 +214,12 @@ def test_limit_columns_that_do_not_match_the_series_are_refused() -> None:
 
 def test_a_heartbeat_travels_alone_in_a_heartbeat_batch() -> None:
     hb = Heartbeat(
-        1_700_000_000_000, "1.2.3", 10_000, 4, 8_192, 1_800_000_000_000,
+        1_700_000_000_000,
+        "1.2.3",
+        10_000,
+        4,
+        8_192,
+        1_800_000_000_000,
         (TargetState("bmc1", True, 250), TargetState("sw1", False, 2_000)),
     )
     data = codec.encode(Batch(9, 5, batch_class=BatchClass.HEARTBEAT, heartbeat=hb))

@@ -28,21 +28,44 @@ def signals(msg: DeviceEvent) -> list[Signal]:
         labels = base_labels("LinkDown", msg.agent, msg.device) | {"ifIndex": _if_index(attrs)}
         severity = "critical" if msg.severity == "critical" else "warning"
         return [
-            Signal(labels_of(labels), _LINK[msg.message], msg.ts_ms, severity, annotations, "snmp-trap",
-                   links=(("event", msg.id),))
+            Signal(
+                labels_of(labels),
+                _LINK[msg.message],
+                msg.ts_ms,
+                severity,
+                annotations,
+                "snmp-trap",
+                links=(("event", msg.id),),
+            )
         ]
     if msg.severity not in ("warning", "critical"):
         return []
     if msg.kind == "redfish.sel":
         labels = base_labels("BmcEvent", msg.agent, msg.device) | {"message": msg.message[:200]}
         return [
-            Signal(labels_of(labels), True, msg.ts_ms, msg.severity, annotations, "redfish-sel",
-                   links=(("event", msg.id),), resolve_after_ms=SEL_RESOLVE_AFTER_MS)
+            Signal(
+                labels_of(labels),
+                True,
+                msg.ts_ms,
+                msg.severity,
+                annotations,
+                "redfish-sel",
+                links=(("event", msg.id),),
+                resolve_after_ms=SEL_RESOLVE_AFTER_MS,
+            )
         ]
     if msg.kind == "snmp.trap":
         labels = base_labels("SnmpTrap", msg.agent, msg.device) | {"trap": msg.message[:200]}
         return [
-            Signal(labels_of(labels), True, msg.ts_ms, msg.severity, annotations, "snmp-trap",
-                   links=(("event", msg.id),), resolve_after_ms=TRAP_RESOLVE_AFTER_MS)
+            Signal(
+                labels_of(labels),
+                True,
+                msg.ts_ms,
+                msg.severity,
+                annotations,
+                "snmp-trap",
+                links=(("event", msg.id),),
+                resolve_after_ms=TRAP_RESOLVE_AFTER_MS,
+            )
         ]
     return []
