@@ -50,6 +50,7 @@ proto-check: proto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check agent hub shared tests bench packaging
+	$(VENV)/bin/ruff format --check agent hub shared tests bench packaging
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
