@@ -22,50 +22,37 @@ def _if_index(attributes: dict[str, str]) -> str:
 
 
 def signals(msg: DeviceEvent) -> list[Signal]:
-    attrs = dict(msg.attributes)
-    annotations = labels_of({"summary": msg.message[:500]})
     if msg.kind == "snmp.trap" and msg.message in _LINK:
-        labels = base_labels("LinkDown", msg.agent, msg.device) | {"ifIndex": _if_index(attrs)}
+        labels = base_labels("LinkDown", msg.agent, msg.device) | {"ifIndex": _if_index(dict(msg.attributes))}
         severity = "critical" if msg.severity == "critical" else "warning"
-        return [
-            Signal(
-                labels_of(labels),
-                _LINK[msg.message],
-                msg.ts_ms,
-                severity,
-                annotations,
-                "snmp-trap",
-                links=(("event", msg.id),),
-            )
-        ]
+        return [_signal(msg, labels, _LINK[msg.message], severity, "snmp-trap")]
     if msg.severity not in ("warning", "critical"):
         return []
     if msg.kind == "redfish.sel":
         labels = base_labels("BmcEvent", msg.agent, msg.device) | {"message": msg.message[:200]}
-        return [
-            Signal(
-                labels_of(labels),
-                True,
-                msg.ts_ms,
-                msg.severity,
-                annotations,
-                "redfish-sel",
-                links=(("event", msg.id),),
-                resolve_after_ms=SEL_RESOLVE_AFTER_MS,
-            )
-        ]
+        return [_signal(msg, labels, True, msg.severity, "redfish-sel", SEL_RESOLVE_AFTER_MS)]
     if msg.kind == "snmp.trap":
         labels = base_labels("SnmpTrap", msg.agent, msg.device) | {"trap": msg.message[:200]}
-        return [
-            Signal(
-                labels_of(labels),
-                True,
-                msg.ts_ms,
-                msg.severity,
-                annotations,
-                "snmp-trap",
-                links=(("event", msg.id),),
-                resolve_after_ms=TRAP_RESOLVE_AFTER_MS,
-            )
-        ]
+        return [_signal(msg, labels, True, msg.severity, "snmp-trap", TRAP_RESOLVE_AFTER_MS)]
     return []
+
+
+def _signal(
+    msg: DeviceEvent,
+    labels: dict[str, str],
+    firing: bool,
+    severity: str,
+    source: str,
+    resolve_after_ms: int | None = None,
+) -> Signal:
+    """The event's signal: its message as the summary, linked to the event it came from."""
+    return Signal(
+        labels_of(labels),
+        firing,
+        msg.ts_ms,
+        severity,
+        labels_of({"summary": msg.message[:500]}),
+        source,
+        links=(("event", msg.id),),
+        resolve_after_ms=resolve_after_ms,
+    )
