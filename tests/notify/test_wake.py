@@ -24,11 +24,16 @@ pytestmark = pytest.mark.integration
 POLL_S = 30.0  # far longer than the test waits
 
 
+def _pager(db: sa.Engine, recorder: Recorder, poll_s: float = POLL_S, **receiver: Any) -> Dispatcher:
+    """A dispatcher whose one receiver, the webhook `pager`, posts to the recorder."""
+    pager = {"kind": "webhook", "name": "pager", "url": recorder.url(), **receiver}
+    return Dispatcher(db, NotifyConfig.model_validate({"receivers": [pager], "poll_interval_s": poll_s}))
+
+
 async def test_a_row_committed_after_the_wake_is_sent_once_the_caller_says_it_committed(
     db: sa.Engine, recorder: Recorder
 ) -> None:
-    receiver = {"kind": "webhook", "name": "pager", "url": recorder.url()}
-    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
+    d = _pager(db, recorder)
     await d.start()
     try:
 
@@ -52,10 +57,9 @@ async def test_a_row_committed_after_the_wake_is_sent_once_the_caller_says_it_co
 async def test_a_groups_next_row_is_not_leased_while_its_earlier_one_is_pending_and_goes_out_after_it(
     db: sa.Engine, recorder: Recorder
 ) -> None:
-    receiver = {"kind": "webhook", "name": "pager", "url": recorder.url(), "backoff_base_s": 0.1}
     # Order is what this checks, not how soon a lane wakes (the test above): a short poll keeps a wake
     # that a loaded machine delivers late from failing it.
-    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": 1.0}))
+    d = _pager(db, recorder, poll_s=1.0, backoff_base_s=0.1)
     await d.start()
     try:
         recorder.answer("/hook", 503)  # the first attempt is retried: its row stays pending a while
@@ -82,8 +86,7 @@ async def test_a_groups_next_row_is_not_leased_while_its_earlier_one_is_pending_
 async def test_rows_leased_as_written_go_out_without_the_loader_claiming_after_each_step_or_send(
     db: sa.Engine, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    receiver = {"kind": "webhook", "name": "pager", "url": recorder.url()}
-    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
+    d = _pager(db, recorder)
     claims = 0
     claim = d.outbox.claim
 
@@ -116,8 +119,7 @@ async def test_rows_leased_as_written_go_out_without_the_loader_claiming_after_e
 async def test_a_steps_rows_are_written_once_each_and_leased_by_the_seq_the_database_gave_them(
     db: sa.Engine, recorder: Recorder
 ) -> None:
-    receiver = {"kind": "webhook", "name": "pager", "url": recorder.url()}
-    d = Dispatcher(db, NotifyConfig.model_validate({"receivers": [receiver], "poll_interval_s": POLL_S}))
+    d = _pager(db, recorder)
     await d.start()
     try:
 
