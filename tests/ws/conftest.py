@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hub.bus.messages import AnomalyReported, DeviceEvent
+from hub.bus.messages import AlertChanged, AnomalyReported, DeviceEvent
 from hub.config import HubConfig
 from hub.pipeline import ADMIN_TOKEN_FILE, Hub
 from tests.bus.conftest import bus_nats, make_bus
@@ -162,4 +162,16 @@ def device_event(n: int, message: str) -> DeviceEvent:
         message=message,
         attributes={},
         ts_ms=1_800_000_000_000 + n,
+    )
+
+
+def alert_created(n: int, ts_ms: int) -> AlertChanged:
+    """Alert `alert-{n}` created, firing and critical."""
+    return AlertChanged.create(
+        alert_id=f"alert-{n}",
+        fingerprint=f"f{n}",
+        status="firing",
+        severity="critical",
+        change="created",
+        ts_ms=ts_ms,
     )

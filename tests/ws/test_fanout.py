@@ -13,12 +13,11 @@ from prometheus_client import CollectorRegistry, Counter
 
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
-from hub.bus.messages import AlertChanged
 from hub.notify.ws import Client, WsHub
 from hub.notify.ws_config import WsConfig
 from hub.notify.ws_protocol import Filter, Subscription
 from shared.clock import FakeClock
-from tests.ws.conftest import anomaly
+from tests.ws.conftest import alert_created, anomaly
 
 pytestmark = pytest.mark.unit
 
@@ -162,17 +161,6 @@ async def test_a_stalled_fan_out_drops_past_its_bound_and_resets_everyone(
     assert [f["type"] for f in resumed] == ["subscribed", "reset"]  # no resume across the dropped events
 
 
-def _alert(n: int, ts_ms: int) -> AlertChanged:
-    return AlertChanged.create(
-        alert_id=f"alert-{n}",
-        fingerprint=f"f{n}",
-        status="firing",
-        severity="critical",
-        change="created",
-        ts_ms=ts_ms,
-    )
-
-
 async def test_alert_details_are_read_while_the_tick_waits_and_again_for_a_change_after_that_read() -> None:
     clock = FakeClock()
     bus = MemoryBus(MemoryBusConfig(), clock)
@@ -192,13 +180,13 @@ async def test_alert_details_are_read_while_the_tick_waits_and_again_for_a_chang
         await clock.advance(0)
         assert len(_ids(await _until(client, lambda frames: bool(_ids(frames))))) == 1
         started = clock.monotonic()
-        await bus.publish(_alert(1, 1))
+        await bus.publish(alert_created(1, 1))
         for _ in range(500):  # the read runs on a thread; the fake clock stands still meanwhile
             if reads:
                 break
             await asyncio.sleep(0.01)
         assert reads == [(started, ["alert-1"])]  # read during the tick's wait, not after it
-        await bus.publish(_alert(1, 2))  # changed again after that read: read again
+        await bus.publish(alert_created(1, 2))  # changed again after that read: read again
         await clock.advance(0.1)
         frames = await _until(client, lambda frames: len(_ids(frames)) >= 2)
         assert [e["data"]["alert"] for f in frames for e in f["events"]] == [{"read": 2}, {"read": 2}]

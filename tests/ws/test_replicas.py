@@ -15,14 +15,13 @@ import pytest
 
 from hub.bus.config import NatsBusConfig
 from hub.bus.factory import build_bus
-from hub.bus.messages import AlertChanged
 from hub.identity import pki
 from hub.identity.nats_auth import HUB_NATS_CN
 from hub.ingest.nats_consumer import ClientTls
 from tests.support.outpost import HubHandle, start_hub
 from tests.support.postgres import Postgres
 from tests.transport.natsd import start_nats
-from tests.ws.conftest import events_of, frames, open_stream
+from tests.ws.conftest import alert_created, events_of, frames, open_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -67,17 +66,6 @@ def replicas(tmp_path: Path, postgres: Postgres) -> Iterator[Replicas]:
             svc.stop()
 
 
-def _alert(n: int) -> AlertChanged:
-    return AlertChanged.create(
-        alert_id=f"alert-{n}",
-        fingerprint=f"f{n}",
-        status="firing",
-        severity="critical",
-        change="created",
-        ts_ms=n,
-    )
-
-
 def _ws(api: HubHandle) -> str:
     return f"ws://127.0.0.1:{api.api_port}"
 
@@ -98,11 +86,11 @@ async def test_each_api_replica_streams_every_alert_and_a_client_resumes_on_anot
         b, _ = await open_stream(_ws(api2), token, "/ws/alerts")
         async with a:
             async with b:
-                await bus.publish(_alert(1))
+                await bus.publish(alert_created(1, 1))
                 on_a, on_b = _ids_of(await frames(a, 1, timeout=20)), _ids_of(await frames(b, 1, timeout=20))
                 assert on_a == on_b and on_a[0][1] == "alert-1"  # the same event with the same id on both
             for n in (2, 3, 4):  # while b is away
-                await bus.publish(_alert(n))
+                await bus.publish(alert_created(n, n))
             seen_by_a = _ids_of(await frames(a, 3, timeout=20))
             assert [alert for _, alert in seen_by_a] == ["alert-2", "alert-3", "alert-4"]
         # b comes back on the other replica with the last id it saw: exactly what it missed, same ids.
