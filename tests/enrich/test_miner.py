@@ -193,12 +193,52 @@ def test_a_key_value_keeps_its_brackets_and_its_word_values() -> None:
     assert a.template == "destroy Surface(name=<*>) force=false id[<*>]=<*>"
 
 
-def test_an_empty_value_is_another_event() -> None:
+_AUTH = "logname= uid=0 euid=0 tty=ssh ruser="
+
+
+@pytest.mark.parametrize(
+    ("first", "another_event", "same_event"),
+    [
+        pytest.param(  # a value left empty
+            f"auth failure; {_AUTH} rhost=10.0.0.1",
+            f"auth failure; {_AUTH} rhost=",
+            f"auth failure; {_AUTH} rhost=h.example",
+            id="empty-value",
+        ),
+        pytest.param(
+            "The change in focus caused us to need to do a layout begin",
+            "The change in focus caused us to need to do a layout end",
+            None,
+            id="opposite-state",
+        ),
+        pytest.param(
+            "bond0: link status definitely Up for interface 10.0.0.1, 1000 Mbps full duplex",
+            "bond0: link status definitely Down for interface 10.0.0.2, 1000 Mbps full duplex",
+            None,
+            id="opposite-state-capitalized",
+        ),
+        pytest.param(
+            f"PAM 1 more authentication failure; {_AUTH} rhost=10.0.0.1",
+            f"PAM 4 more authentication failures; {_AUTH} rhost=10.0.0.1",
+            f"PAM 1 more authentication failure; {_AUTH} rhost=10.0.0.1",
+            id="plural",
+        ),
+        pytest.param(
+            "session opened for user root by (uid=0)",
+            "session opened for user root by LOGIN(uid=0)",
+            "session opened for user cyrus by (uid=6)",
+            id="constant-glued-on-a-parameter-frame",
+        ),
+    ],
+)
+def test_a_differing_word_that_names_another_event_opens_another_template(
+    first: str, another_event: str, same_event: str | None
+) -> None:
     m = TemplateMiner()
-    head = "auth failure; logname= uid=0 euid=0 tty=ssh ruser="
-    a = m.add(f"{head} rhost=10.0.0.1")
-    assert m.add(f"{head} rhost=").template_id != a.template_id
-    assert m.add(f"{head} rhost=h.example").template_id == a.template_id
+    a = m.add(first)
+    assert m.add(another_event).template_id != a.template_id
+    if same_event is not None:
+        assert m.add(same_event).template_id == a.template_id
 
 
 def test_another_kind_of_device_is_another_event_but_another_of_one_kind_or_user_is_not() -> None:
@@ -218,16 +258,6 @@ def test_another_kind_of_device_is_another_event_but_another_of_one_kind_or_user
     assert m.add("Invalid user admin456 from 10.0.0.2").template_id == b.template_id
 
 
-def test_the_opposite_state_is_another_event() -> None:
-    m = TemplateMiner()
-    a = m.add("The change in focus caused us to need to do a layout begin")
-    assert m.add("The change in focus caused us to need to do a layout end").template_id != a.template_id
-    b = m.add("bond0: link status definitely Up for interface 10.0.0.1, 1000 Mbps full duplex")
-    assert m.add(
-        "bond0: link status definitely Down for interface 10.0.0.2, 1000 Mbps full duplex"
-    ).template_id != (b.template_id)
-
-
 def test_another_case_or_upper_case_value_is_another_event_but_another_lower_case_value_is_not() -> None:
     m = TemplateMiner()
     a = m.add("disable: < expand ICONS* alerts SYSTEM_INFO* back home recent clock >")
@@ -240,21 +270,6 @@ def test_another_case_or_upper_case_value_is_another_event_but_another_lower_cas
     tail = "logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1"
     d = m.add(f"pam_unix(sshd:auth): authentication failure; {tail} user=root")
     assert m.add(f"pam_unix(sshd:auth): authentication failure; {tail} user=git").template_id == d.template_id
-
-
-def test_a_plural_is_another_event() -> None:
-    m = TemplateMiner()
-    tail = "logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1"
-    a = m.add(f"PAM 1 more authentication failure; {tail}")
-    assert m.add(f"PAM 4 more authentication failures; {tail}").template_id != a.template_id
-    assert m.add(f"PAM 1 more authentication failure; {tail}").template_id == a.template_id
-
-
-def test_a_constant_glued_on_a_parameter_frame_is_another_event() -> None:
-    m = TemplateMiner()
-    a = m.add("session opened for user root by (uid=0)")
-    assert m.add("session opened for user root by LOGIN(uid=0)").template_id != a.template_id
-    assert m.add("session opened for user cyrus by (uid=6)").template_id == a.template_id
 
 
 TRICKY = [
