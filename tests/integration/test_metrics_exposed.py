@@ -76,7 +76,7 @@ def test_requests_are_labelled_by_route_template_and_status_never_by_raw_path(hu
     assert "/no/such/page-7731" not in routes and "/static/app.js" not in routes
 
 
-def test_hub_exports_store_counters_process_and_build_info(hub: HubHandle) -> None:
+def test_hub_exports_store_counters_stream_hops_process_and_build_info(hub: HubHandle) -> None:
     s = _scrape(hub.api_url)
     for name in (
         "outpost_hub_store_flush_failures_total",
@@ -86,6 +86,9 @@ def test_hub_exports_store_counters_process_and_build_info(hub: HubHandle) -> No
     ):
         assert _value(s, name) == 0, name
     assert "outpost_hub_store_flushes_total" in _names(s)
+    # The stream hops bench/ws.py reads: exported before the first tick, empty.
+    assert _value(s, "outpost_hub_ws_tick_wait_seconds_count") == 0
+    assert _value(s, "outpost_hub_ws_flush_seconds_count") == 0
     assert {"process_resident_memory_bytes", "process_start_time_seconds", "python_info"} <= _names(s)
     build = [dict(labels) for name, labels in s if name == "outpost_build_info"]
     assert len(build) == 1 and build[0]["side"] == "hub" and build[0]["version"] == "0.1.0"
