@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.ingest.webhooks import lineprotocol
+from hub.ingest.webhooks import distinct, lineprotocol
 from hub.ingest.webhooks.lineprotocol import PRECISION_NS, ParsedLines, parse, parse_per_line
 
 pytestmark = pytest.mark.unit
@@ -219,7 +219,7 @@ def test_common_lines_are_all_taken_by_the_bulk_path() -> None:
     found = scan(TELEGRAF_LIKE.encode(), 1, NOW_MS, lineprotocol.MAX_NS)
     assert found.taken.tolist() == list(range(200))
     assert found.counts.tolist() == [4] * 200
-    assert found.names[:4] == [b"usage_user", b"usage_idle", b"n", b"up"]
+    assert [found.names[i] for i in found.name_ids[:4]] == [b"usage_user", b"usage_idle", b"n", b"up"]
     assert found.values[:4].tolist() == [0.0, 90.25, 0.0, 1.0]
     parsed = parse(TELEGRAF_LIKE, 1, NOW_MS)
     assert (parsed.lines, parsed.bad_lines, parsed.points) == (200, 0, 800)
@@ -254,3 +254,30 @@ def test_a_payload_of_only_blank_lines_and_comments_has_no_lines() -> None:
     parsed = parse("\n\n# x\n   \n", 1, NOW_MS)
     assert (parsed.lines, parsed.bad_lines, parsed.series) == (0, 0, ())
     assert np.asarray(parse("", 1, NOW_MS).series).shape == (0,)
+
+
+def spans_of(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The strings back to back in one padded buffer: its words view, and each string's start and length."""
+    lengths = np.array([len(s) for s in strings], dtype=np.int64)
+    padded = np.frombuffer(b"".join(strings) + bytes(distinct.PAD), dtype=np.uint8)
+    return distinct.words_view(padded), np.cumsum(lengths) - lengths, lengths
+
+
+@pytest.mark.parametrize("kinds", [3, 5000])  # told apart by hash buckets, and by sorting the hashes
+def test_spans_spelling_one_string_get_one_number(kinds: int) -> None:
+    strings = [f"name_{i % kinds}_{'x' * (i % 23)}".encode()[: 5 + i % kinds % 40] for i in range(6000)]
+    found = distinct.distinct(*spans_of(strings))
+    assert found is not None
+    assert [strings[i] for i in found.first[found.number]] == strings
+    assert len({strings[i] for i in found.first}) == found.first.shape[0]
+
+
+def test_long_or_hash_alike_names_are_numbered_by_their_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    long = "x" * (8 * distinct.MAX_WORDS + 1)
+    assert distinct.distinct(*spans_of([long.encode(), b"v"])) is None
+    text = f"cpu {long}=1,v=2,w=3 1000000\ncpu v=4,{long}=5 2000000"
+    assert outcome(parse(text, 1, NOW_MS)) == outcome(parse_per_line(text, 1, NOW_MS))
+    monkeypatch.setattr(distinct, "_MIX", np.zeros(9, dtype=np.uint64))  # every string hashes alike
+    assert distinct.distinct(*spans_of([b"v", b"w"])) is None
+    text = "cpu v=1,w=2 1000000\ncpu w=3,vv=4 2000000"
+    assert outcome(parse(text, 1, NOW_MS)) == outcome(parse_per_line(text, 1, NOW_MS))

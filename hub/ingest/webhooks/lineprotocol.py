@@ -218,15 +218,13 @@ def _bulk(registry: _Registry, data: bytes, found: Scan) -> tuple[_Fields, Scan]
     usable = known[line_head]
     if not usable.all():
         found, line_head = found.only(usable), line_head[usable]
-    if not found.names:
+    if not found.name_ids.shape[0]:
         return _Fields.empty(), found
     counts = found.counts
     line_of = np.repeat(np.arange(found.taken.shape[0]), counts)
-    name_ix = {name: i for i, name in enumerate(dict.fromkeys(found.names))}
-    names = list(name_ix)
+    names = found.names
     width = len(names)
-    name_id = np.fromiter(map(name_ix.__getitem__, found.names), np.int64, len(found.names))
-    pairs, inverse = np.unique(line_head[line_of] * width + name_id, return_inverse=True)
+    pairs, inverse = np.unique(line_head[line_of] * width + found.name_ids, return_inverse=True)
     sids = []
     for pair in pairs.tolist():
         h, name = divmod(pair, width)

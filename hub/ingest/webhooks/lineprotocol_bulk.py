@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from hub.ingest.webhooks.distinct import PAD, distinct, words_view
 from shared.model import F64Array, I64Array
 
 BoolArray = npt.NDArray[np.bool_]
@@ -64,7 +65,8 @@ def _odd(a: npt.NDArray[np.uint8]) -> BoolArray:
 @dataclass(frozen=True, slots=True)
 class Scan:
     """What the bulk path read of a payload split at newlines: the lines it took (ascending indices),
-    for each its series prefix (byte span), field count and time, and per field its name and value."""
+    for each its series prefix (byte span), field count and time, and per field its name (a number
+    into the distinct `names`) and value."""
 
     lines: int  # in the payload, split at newlines
     taken: I64Array
@@ -72,13 +74,13 @@ class Scan:
     head_ends: I64Array
     counts: I64Array
     stamps_ms: I64Array
-    names: list[bytes]
+    names: list[bytes]  # distinct, possibly some no field of the taken lines has any more
+    name_ids: I64Array
     values: F64Array
 
     def only(self, keep: BoolArray) -> Scan:
         """The scan with only the taken lines `keep` marks (the others become the caller's)."""
         per_field = np.repeat(keep, self.counts)
-        names = [x for x, k in zip(self.names, per_field.tolist(), strict=True) if k]
         return Scan(
             self.lines,
             self.taken[keep],
@@ -86,7 +88,8 @@ class Scan:
             self.head_ends[keep],
             self.counts[keep],
             self.stamps_ms[keep],
-            names,
+            self.names,
+            self.name_ids[per_field],
             self.values[per_field],
         )
 
@@ -99,7 +102,8 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     integer, `u` unsigned, boolean) and a timestamp, in nanoseconds within `max_ns` either way, of
     plain digits; a line without one is stamped `now_ms`.
     """
-    a = np.frombuffer(data + b"\n", dtype=np.uint8)  # every line, the last too, ends in a newline
+    padded = np.frombuffer(data + b"\n" + bytes(PAD), dtype=np.uint8)
+    a = padded[:-PAD]  # every line, the last too, ends in a newline
     # Separators in order; the newline closing each line is its last.
     sep = np.flatnonzero(_separators(a))
     kind = a[sep]
@@ -112,7 +116,7 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     ok = (nl > starts) & ~odd_lines & np.take(_FIRST, a[starts])
     if not ok.any():  # escapes or quotes everywhere: all the C parser's
         none = np.zeros(0, dtype=np.int64)
-        return Scan(n_lines, none, none, none, none, none, [], np.zeros(0))
+        return Scan(n_lines, none, none, none, none, none, [], none, np.zeros(0))
     line_of_sep = np.repeat(np.arange(n_lines), np.diff(np.concatenate(([-1], term))))
     spaces = np.flatnonzero(kind == _SP)
     n_spaces = np.bincount(line_of_sep[spaces], minlength=n_lines)
@@ -133,6 +137,7 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     stamps_ms, stamp_bad = _stamps(a, stamp_start, nl[zones.lines], stamped, unit_ns, now_ms, max_ns)
     line_bad |= stamp_bad
 
+    names, name_ids = _names(padded, pos[eq - 1] + 1, pos[eq])
     full = Scan(
         n_lines,
         zones.lines,
@@ -140,7 +145,8 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
         sep[zones.begin],
         (zones.width - 1) // 2,
         stamps_ms,
-        _cut_bytes(a, pos[eq - 1] + 1, pos[eq]),
+        names,
+        name_ids,
         values,
     )
     return full.only(~line_bad) if line_bad.any() else full
@@ -226,6 +232,17 @@ def _cut_bytes(a: npt.NDArray[np.uint8], starts: I64Array, ends: I64Array) -> li
     buf = a[idx].copy()
     buf[np.cumsum(ends - starts + 1) - 1] = _COMMA
     return buf.tobytes().split(b",")[:-1]
+
+
+def _names(padded: npt.NDArray[np.uint8], starts: I64Array, ends: I64Array) -> tuple[list[bytes], I64Array]:
+    """The distinct field names of the spans `[start, end)` of `padded`, and the number of each span's."""
+    found = distinct(words_view(padded), starts, ends - starts)
+    if found is not None:
+        firsts = zip(starts[found.first].tolist(), ends[found.first].tolist(), strict=True)
+        return [padded[a:b].tobytes() for a, b in firsts], found.number
+    every = _cut_bytes(padded, starts, ends)  # long or hash-alike names: numbered by a dict
+    ids = {name: i for i, name in enumerate(dict.fromkeys(every))}
+    return list(ids), np.fromiter(map(ids.__getitem__, every), np.int64, len(every))
 
 
 def _values(a: npt.NDArray[np.uint8], start: I64Array, end: I64Array) -> tuple[F64Array, BoolArray]:
