@@ -22,10 +22,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote
 
+import numpy as np
+import numpy.typing as npt
+
 from hub.bus.errors import MessageError, UnknownTopic
 from shared.model import SeriesKey
 
 Labels = tuple[tuple[str, str], ...]
+# Point columns (PointsPushed): numpy in the process, JSON arrays on the wire; read-only once checked.
+IntColumn = npt.NDArray[np.int64]
+FloatColumn = npt.NDArray[np.float64]
 Phase = Literal["onset", "end"]
 Verdict = Literal["confirmed", "dismissed", "unscored"]
 
@@ -77,6 +83,8 @@ class _Message:
                 value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, np.ndarray):
+                value = value.tolist()
             out[name] = value
         return out
 
@@ -106,11 +114,12 @@ class PointsPushed(_Message):
     detector bank scores them (`hub.detect`). The one message that carries its points: pushed series have
     no edge detector, and reading them back from the store would race with the source's next write.
 
-    Column-wise, so a push of thousands of series costs no Python object per series on the request path:
+    Column-wise, so a push of thousands of points costs no Python object per point on the request path:
     `series` is a JSON array with one `[metric, [[label, value], ...]]` per series, `counts` how many of
-    the points belong to each in turn, `ts_ms` and `values` the points (finite), series after series.
-    A batch is split into `part`s that each stay under `MAX_MESSAGE_BYTES`; the consumer checks that the
-    columns agree.
+    the points belong to each in turn, `ts_ms` and `values` the points (finite), series after series,
+    kept as read-only numpy columns (JSON arrays on the wire). A batch is split into `part`s that each
+    stay under `MAX_MESSAGE_BYTES`; the consumer checks that the columns agree. Equal when every field
+    is (the columns compared element by element); hashed by id.
     """
 
     TOPIC: ClassVar[str] = "points.pushed"
@@ -122,12 +131,33 @@ class PointsPushed(_Message):
     batch_id: str
     part: int
     series: str
-    counts: tuple[int, ...]
-    ts_ms: tuple[int, ...]
-    values: tuple[float, ...]
+    counts: IntColumn
+    ts_ms: IntColumn
+    values: FloatColumn
     # The same series already parsed, never on the wire: the memory bus hands consumers this object, so
     # the scorer in the publishing process skips reading `series` back (a message from NATS has None).
     keys: tuple[SeriesKey, ...] | None = dataclasses.field(default=None, compare=False, metadata=_LOCAL)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PointsPushed):
+            return NotImplemented
+        return (self.id, self.agent, self.batch_id, self.part, self.series) == (
+            other.id,
+            other.agent,
+            other.batch_id,
+            other.part,
+            other.series,
+        ) and all(
+            np.array_equal(a, b)
+            for a, b in (
+                (self.counts, other.counts),
+                (self.ts_ms, other.ts_ms),
+                (self.values, other.values),
+            )
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,27 +513,45 @@ def _labels(v: Any) -> Labels:
 
 
 _INT_ONLY = {int}
-_FLOAT_ONLY = {float}
 
 
-def _ints(v: Any) -> tuple[int, ...]:
-    """A column of integers, its types checked at C speed (a push can carry many thousand points)."""
+def _int_column(v: Any) -> IntColumn:
+    """A column of integers (a numpy integer array, or a list from the wire whose types are checked at C
+    speed: a push can carry many thousand points) as a read-only int64 array of its own."""
+    if isinstance(v, np.ndarray):
+        if v.ndim != 1 or v.dtype.kind not in "iu":
+            raise TypeError(f"expected a column of integers, got {v.ndim}-d {v.dtype}")
+        return _frozen(np.array(v, dtype=np.int64))
     if not isinstance(v, tuple | list):
         raise TypeError(f"expected a list of integers, got {type(v).__name__}")
     if v and set(map(type, v)) != _INT_ONLY:
         raise TypeError("expected a list of integers")
-    return v if isinstance(v, tuple) else tuple(v)
+    try:
+        return _frozen(np.array(v, dtype=np.int64))
+    except OverflowError:
+        raise ValueError("integers must fit 64 bits") from None
 
 
-def _finite_floats(v: Any) -> tuple[float, ...]:
-    """A column of finite numbers as floats, checked in one pass when they already are floats."""
-    if not isinstance(v, tuple | list):
+def _finite_column(v: Any) -> FloatColumn:
+    """A column of finite numbers (a numpy float array, or a list) as a read-only float64 array of its own."""
+    if isinstance(v, np.ndarray):
+        if v.ndim != 1 or v.dtype.kind != "f":
+            raise TypeError(f"expected a column of numbers, got {v.ndim}-d {v.dtype}")
+        column = np.array(v, dtype=np.float64)
+    elif isinstance(v, tuple | list):
+        column = np.array([_float(x) for x in v] if set(map(type, v)) - {float} else v, dtype=np.float64)
+    else:
         raise TypeError(f"expected a list of numbers, got {type(v).__name__}")
-    if not v or set(map(type, v)) == _FLOAT_ONLY:
-        if not all(map(math.isfinite, v)):
-            raise ValueError("values must be finite")
-        return v if isinstance(v, tuple) else tuple(v)
-    return tuple(_float(x) for x in v)
+    if not np.isfinite(column).all():
+        raise ValueError("values must be finite")
+    return _frozen(column)
+
+
+def _frozen(column: np.ndarray) -> np.ndarray:
+    """A column the message owns, made read-only: a message never changes, and the array it was built
+    from may (a copy costs microseconds per part; sharing would tie the message to its source)."""
+    column.flags.writeable = False
+    return column
 
 
 def _literal(allowed: tuple[str, ...]) -> Convert:
@@ -528,10 +576,10 @@ def _converter(hint: Any) -> Convert:
         return _strings
     if hint == Labels:
         return _labels
-    if hint == tuple[int, ...]:
-        return _ints
-    if hint == tuple[float, ...]:
-        return _finite_floats
+    if hint == IntColumn:
+        return _int_column
+    if hint == FloatColumn:
+        return _finite_column
     if typing.get_origin(hint) is Literal:
         return _literal(typing.get_args(hint))
     raise TypeError(f"no bus converter for {hint!r}")  # a programming error, caught at import

@@ -204,9 +204,9 @@ def _add_part(
             batch_id=batch_id,
             part=part,
             series=text,
-            counts=tuple((end - first).tolist()),
-            ts_ms=tuple(ts[lo:hi].tolist()),
-            values=tuple(values[lo:hi].tolist()),
+            counts=end - first,
+            ts_ms=ts[lo:hi],
+            values=values[lo:hi],
             keys=mine,
         )
     except MessageError:

@@ -7,6 +7,7 @@ import json
 import typing
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,8 +20,11 @@ from hub.bus.messages import (
     AlertCommand,
     AnomalyReported,
     BatchStored,
+    FloatColumn,
+    IntColumn,
     Labels,
     Message,
+    PointsPushed,
     decode,
 )
 
@@ -45,10 +49,10 @@ def _strategy(hint: Any) -> st.SearchStrategy[Any]:
         return st.lists(st.text(max_size=10), max_size=4).map(tuple)
     if hint == Labels:
         return _labels
-    if hint == tuple[int, ...]:
-        return st.lists(st.integers(-(2**63), 2**63), max_size=4).map(tuple)
-    if hint == tuple[float, ...]:
-        return st.lists(_floats, max_size=4).map(tuple)
+    if hint == IntColumn:
+        return st.lists(st.integers(-(2**63), 2**63 - 1), max_size=4)
+    if hint == FloatColumn:
+        return st.lists(_floats, max_size=4)
     if typing.get_origin(hint) is typing.Literal:
         return st.sampled_from(typing.get_args(hint))
     raise AssertionError(f"no strategy for {hint!r}")
@@ -74,6 +78,46 @@ def test_every_message_round_trips_through_its_bytes(msg: Message) -> None:
     assert back == msg
     assert type(back) is type(msg)
     assert hash(back) == hash(msg)
+
+
+def _pushed(**over: Any) -> PointsPushed:
+    fields: dict[str, Any] = {
+        "agent": "push:telegraf",
+        "batch_id": "1-2",
+        "part": 0,
+        "series": '[["cpu_idle", []]]',
+        "counts": [2],
+        "ts_ms": [1000, 2000],
+        "values": [1.0, 2.5],
+    }
+    return PointsPushed.create(**{**fields, **over})
+
+
+def test_point_columns_from_numpy_equal_those_from_lists_and_are_read_only() -> None:
+    ts = np.array([1000, 2000], dtype=np.int64)
+    msg = _pushed(counts=np.array([2]), ts_ms=ts, values=np.array([1.0, 2.5]))
+    assert msg == _pushed() and hash(msg) == hash(_pushed())
+    assert msg != _pushed(values=[1.0, 2.6])
+    assert msg.ts_ms.dtype == np.int64 and not msg.ts_ms.flags.writeable
+    ts[0] = 5  # the publisher's column stays its own: the message holds a copy
+    assert msg.ts_ms.tolist() == [1000, 2000] and json.loads(msg.to_bytes())["ts_ms"] == [1000, 2000]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ts_ms", [1, True]),
+        ("ts_ms", [2**63]),
+        ("ts_ms", np.array([1.5, 2.0])),
+        ("values", [1.0, float("nan")]),
+        ("values", np.array([np.inf, 1.0])),
+        ("values", ["1", 2.0]),
+        ("counts", np.zeros((1, 2), dtype=np.int64)),
+    ],
+)
+def test_a_point_column_of_the_wrong_kind_is_one_message_error(field: str, value: object) -> None:
+    with pytest.raises(MessageError, match=field):
+        _pushed(**{field: value})
 
 
 def test_registry_names_each_class_by_its_own_topic() -> None:
