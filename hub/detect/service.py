@@ -218,7 +218,7 @@ class PushScoringJob:
             for source, msgs in by_source.items():
                 bank = self._bank(source)
                 if bank is None:
-                    self.stats.points["dropped_source"] += sum(len(m.ts_ms) for m in msgs)
+                    self.stats.points["dropped_source"] += sum(m.ts_ms.shape[0] for m in msgs)
                     continue
                 out += self._score_source(source, bank, msgs)
                 try:
@@ -234,12 +234,12 @@ class PushScoringJob:
     def _score_source(
         self, source: str, bank: DetectorBank, msgs: list[PointsPushed]
     ) -> list[AnomalyReported]:
-        keys, ts, values, ranks = self._in_order(bank, msgs)
+        series, index, ts, values, ranks = self._in_order(bank, msgs)
         capped = bank.dropped_series
-        obs = bank.observe_rounds(keys, ts, values, ranks=ranks)
+        obs = bank.observe_series(series, index, ts, values, ranks=ranks)
         capped = bank.dropped_series - capped  # one per point of a series the bank had no room for
         self.stats.points["capped"] += capped
-        self.stats.points["scored"] += len(keys) - capped
+        self.stats.points["scored"] += index.shape[0] - capped
         out = []
         for event in obs.events:
             try:
@@ -253,11 +253,15 @@ class PushScoringJob:
 
     def _in_order(
         self, bank: DetectorBank, msgs: list[PointsPushed]
-    ) -> tuple[list[SeriesKey], np.ndarray, np.ndarray, np.ndarray]:
-        """The messages' points to score, each series' in time order (with each point's rank in its
-        series): one value per timestamp (the last sent), none older than or as old as the bank's latest
-        point of that series. A message whose columns disagree is dropped whole (counted)."""
-        ids: dict[SeriesKey, int] = {}
+    ) -> tuple[list[SeriesKey], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The messages' points to score: their distinct series, then per point its series' number, time,
+        value and rank in its series, each series' points in time order: one value per timestamp (the
+        last sent), none older than or as old as the bank's latest point of that series. A message whose
+        columns disagree is dropped whole (counted)."""
+        # Series numbered by key object first: receivers hand over the same SeriesKey objects push after
+        # push (the parser caches them), so a tick of many pushes hashes each key once, not once a push.
+        numbers: dict[int, int] = {}
+        key_list: list[SeriesKey] = []
         kids, stamps, values = [], [], []
         for msg in msgs:
             try:
@@ -265,19 +269,28 @@ class PushScoringJob:
             except (ValueError, TypeError):
                 self.stats.malformed_messages += 1
                 continue
-            per_series = [ids.setdefault(key, len(ids)) for key in keys]
+            known = len(numbers)
+            per_series = [numbers.setdefault(id(key), len(numbers)) for key in keys]
+            if len(numbers) > known:  # new objects, in number order (one appearing twice counted once)
+                key_list += {n: key for key, n in zip(keys, per_series, strict=True) if n >= known}.values()
             kids.append(np.repeat(np.asarray(per_series, dtype=np.intp), msg.counts))
-            stamps.append(np.asarray(msg.ts_ms, dtype=np.int64))
-            values.append(np.asarray(msg.values, dtype=np.float64))
+            stamps.append(msg.ts_ms)
+            values.append(msg.values)
         if not kids:
-            return [], np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.intp)
+            none = np.zeros(0, np.intp)
+            return [], none, np.zeros(0, np.int64), np.zeros(0, np.float64), none
         kid, ts, x = np.concatenate(kids), np.concatenate(stamps), np.concatenate(values)
+        if len(set(key_list)) < len(key_list):  # equal keys in different objects (from NATS): one number
+            canonical: dict[SeriesKey, int] = {}
+            renumber = np.fromiter(
+                (canonical.setdefault(key, len(canonical)) for key in key_list), np.intp, len(key_list)
+            )
+            kid, key_list = renumber[kid], list(canonical)
         total = kid.shape[0]
         order = np.lexsort((np.arange(total), ts, kid))  # by series, then time, then as sent
         kid, ts, x = kid[order], ts[order], x[order]
         repeated = np.zeros(total, dtype=np.bool_)
         repeated[:-1] = (kid[:-1] == kid[1:]) & (ts[:-1] == ts[1:])  # a later copy follows: keep that one
-        key_list = list(ids)
         late = ~repeated & (ts <= bank.last_seen_ms(key_list)[kid])
         self.stats.points["duplicate"] += int(repeated.sum())
         self.stats.points["late"] += int(late.sum())
@@ -285,7 +298,7 @@ class PushScoringJob:
         kid = kid[keep]
         first = np.flatnonzero(np.r_[True, kid[1:] != kid[:-1]]) if kid.shape[0] else np.zeros(0, np.intp)
         ranks = np.arange(kid.shape[0]) - np.repeat(first, np.diff(np.r_[first, kid.shape[0]]))
-        return [key_list[i] for i in kid.tolist()], ts[keep], x[keep], ranks
+        return key_list, kid, ts[keep], x[keep], ranks
 
     def _keys(self, msg: PointsPushed) -> list[SeriesKey] | tuple[SeriesKey, ...]:
         """The message's own parsed keys when it carries them (published in this process), else
@@ -357,5 +370,11 @@ def _keys(msg: PointsPushed) -> list[SeriesKey]:
 
 def _check_columns(msg: PointsPushed, n_keys: int) -> None:
     """Raises ValueError unless there is one count per key and the counts add up to the points."""
-    if n_keys != len(msg.counts) or len(msg.ts_ms) != len(msg.values) or sum(msg.counts) != len(msg.ts_ms):
+    counts = msg.counts
+    if (
+        n_keys != counts.shape[0]
+        or msg.ts_ms.shape != msg.values.shape
+        or int(counts.sum()) != msg.ts_ms.shape[0]
+        or (counts.shape[0] and int(counts.min()) < 0)
+    ):
         raise ValueError("point columns disagree")

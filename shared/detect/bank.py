@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,32 +111,8 @@ class DetectorBank:
         plan = self._plan_for(keys, int(ts.max()))
         if limits:
             self._set_limits(limits)
-        finite = np.isfinite(x)
-        all_finite = bool(finite.all())
-        if not all_finite and (n_inf := int(np.isinf(x).sum())):
-            self._reject(n_inf, "inf", f"{n_inf} infinite values dropped (counted in rejected_points)")
-        events: list[Event] = []
-        for gi, pos, rows in plan.parts:
-            group = self._groups[gi]
-            if not all_finite:  # missing points are neither scored nor learned
-                sel = finite[pos]
-                rows = np.arange(group.gate.columns.n)[rows][sel] if isinstance(rows, slice) else rows[sel]
-                pos = pos[sel]
-                if pos.shape[0] == 0:
-                    continue
-            raw, reported, verdict = group.step(rows, ts[pos], x[pos])
-            scores[pos] = reported
-            for j in np.flatnonzero(verdict.level).tolist():
-                p = int(pos[j])
-                level, limit = int(verdict.level[j]), int(verdict.limit_reason[j])
-                point = (int(ts[p]), float(x[p]), float(raw[j]))
-                onset = self._event(group, keys[p], *point, level, limit)
-                self._open[keys[p]] = onset
-                events.append(onset)
-            if verdict.end is not None:
-                for j in np.flatnonzero(verdict.end).tolist():
-                    p = int(pos[j])
-                    events.append(self._end(group, keys[p], int(ts[p]), float(x[p]), float(raw[j])))
+        finite = self._finite(x)
+        events = self._step(plan.parts, keys.__getitem__, ts, x, finite, scores)
         self._now_ms = max(self._now_ms, int(ts.max()))
         if self._now_ms >= self._next_sweep_ms:
             self._sweep()
@@ -148,35 +124,109 @@ class DetectorBank:
         ts_ms: np.ndarray,
         values: np.ndarray,
         limits: Mapping[SeriesKey, Limits] | None = None,
+    ) -> Observation:
+        """`observe` for points where a series may appear several times (a backlog, a multi-tick source):
+        the k-th point of every series goes into step k, in the order given; scores come back in point
+        order. Each series' points must be in time order."""
+        if len(set(keys)) == len(keys):
+            return self.observe(keys, ts_ms, values, limits)
+        ids: dict[SeriesKey, int] = {}
+        index = np.fromiter(map(lambda k: ids.setdefault(k, len(ids)), keys), np.intp, len(keys))
+        return self.observe_series(list(ids), index, ts_ms, values, limits)
+
+    def observe_series(
+        self,
+        series: Sequence[SeriesKey],
+        index: npt.NDArray[np.intp],
+        ts_ms: np.ndarray,
+        values: np.ndarray,
+        limits: Mapping[SeriesKey, Limits] | None = None,
         ranks: npt.NDArray[np.intp] | None = None,
     ) -> Observation:
-        """`observe` for points where a series may appear several times (a backlog, a multi-tick source,
-        a push): the k-th point of every series goes into step k, in the order given; scores come back
-        in point order. Each series' points must be in time order.
+        """`observe_rounds` of points given by series number: `series` holds each key once and point i
+        belongs to `series[index[i]]`. Each key is looked up once per call, not once per point (a push
+        of thousands of series, several points each); stale series are swept after the last step.
 
         Args:
-            ranks: each point's k, when the caller knows it (saves hashing every key).
+            ranks: each point's k (its place among its series' points), when the caller knows it.
         """
-        if ranks is None:
-            if len(set(keys)) == len(keys):
-                return self.observe(keys, ts_ms, values, limits)
-            seen: dict[SeriesKey, int] = {}
-            counted = []
-            for key in keys:
-                k = seen.get(key, 0)
-                seen[key] = k + 1
-                counted.append(k)
-            ranks = np.asarray(counted, dtype=np.intp)
         ts, x = np.asarray(ts_ms, dtype=np.int64), np.asarray(values, dtype=np.float64)
-        scores = np.zeros(len(keys), dtype=np.float32)
-        events: list[Event] = []
+        m = index.shape[0]
+        scores = np.zeros(m, dtype=np.float32)
+        if ts.shape != (m,) or x.shape != (m,):
+            self._reject(m, "shape", f"observe got {m} points, {ts.shape} timestamps and {x.shape} values")
+            return Observation(scores, [])
+        if m == 0:
+            return Observation(scores, [])
+        present = np.bincount(index, minlength=len(series)) > 0
+        if not present.all():  # a series without points is not added
+            index = (np.cumsum(present) - 1)[index]
+            series = [key for key, p in zip(series, present.tolist(), strict=True) if p]
+        group_of, row_of = self._locate(series, int(ts.max()))
+        point_group, point_row = group_of[index], row_of[index]
+        self.dropped_series += int(np.count_nonzero(point_group < 0))  # per point, as `observe` counts
+        if limits:
+            self._set_limits(limits)
+        finite = self._finite(x)
+        ranks = _ranks(index) if ranks is None else ranks
         order = np.argsort(ranks, kind="stable")
         cuts = np.flatnonzero(np.diff(ranks[order])) + 1
-        for sel in np.split(order, cuts) if len(keys) else []:
-            obs = self.observe(tuple(keys[i] for i in sel.tolist()), ts[sel], x[sel], limits)
-            scores[sel] = obs.scores
-            events.extend(obs.events)
+        events: list[Event] = []
+        for sel in np.split(order, cuts):
+            groups = point_group[sel]
+            parts = []
+            for gi in np.flatnonzero(np.bincount(groups[groups >= 0])).tolist():
+                pos = sel[groups == gi]
+                parts.append((gi, pos, point_row[pos]))
+            events += self._step(tuple(parts), lambda p: series[index[p]], ts, x, finite, scores)
+        self._now_ms = max(self._now_ms, int(ts.max()))
+        if self._now_ms >= self._next_sweep_ms:
+            self._sweep()
         return Observation(scores, events)
+
+    def _finite(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_] | None:
+        """Which values are finite (None when all are); infinite ones are counted as rejected."""
+        finite = np.isfinite(x)
+        if bool(finite.all()):
+            return None
+        if n_inf := int(np.isinf(x).sum()):
+            self._reject(n_inf, "inf", f"{n_inf} infinite values dropped (counted in rejected_points)")
+        return finite
+
+    def _step(
+        self,
+        parts: tuple[tuple[int, npt.NDArray[np.intp], npt.NDArray[np.intp] | slice], ...],
+        key_at: Callable[[int], SeriesKey],
+        ts: npt.NDArray[np.int64],
+        x: npt.NDArray[np.float64],
+        finite: npt.NDArray[np.bool_] | None,
+        scores: npt.NDArray[np.float32],
+    ) -> list[Event]:
+        """One step of each group over its part of the points (positions `pos`, rows `rows`, at most one
+        point per series): reported scores into `scores`, the onsets and ends it brought."""
+        events: list[Event] = []
+        for gi, pos, rows in parts:
+            group = self._groups[gi]
+            if finite is not None:  # missing points are neither scored nor learned
+                sel = finite[pos]
+                rows = np.arange(group.gate.columns.n)[rows][sel] if isinstance(rows, slice) else rows[sel]
+                pos = pos[sel]
+                if pos.shape[0] == 0:
+                    continue
+            raw, reported, verdict = group.step(rows, ts[pos], x[pos])
+            scores[pos] = reported
+            for j in np.flatnonzero(verdict.level).tolist():
+                p = int(pos[j])
+                level, limit = int(verdict.level[j]), int(verdict.limit_reason[j])
+                key = key_at(p)
+                onset = self._event(group, key, int(ts[p]), float(x[p]), float(raw[j]), level, limit)
+                self._open[key] = onset
+                events.append(onset)
+            if verdict.end is not None:
+                for j in np.flatnonzero(verdict.end).tolist():
+                    p = int(pos[j])
+                    events.append(self._end(group, key_at(p), int(ts[p]), float(x[p]), float(raw[j])))
+        return events
 
     def last_seen_ms(self, keys: Sequence[SeriesKey]) -> npt.NDArray[np.int64]:
         """Time of each key's latest point (-1 for series the bank does not hold), so a caller fed out of
@@ -287,47 +337,56 @@ class DetectorBank:
             keys is plan.keys or (len(keys) == len(plan.keys) and tuple(keys) == plan.keys)
         ):
             return plan
-        positions: dict[int, list[int]] = {}
-        rows: dict[int, list[int]] = {}
-        new: dict[int, list[tuple[int, SeriesKey]]] = {}
+        first: list[int] = []
         seen: set[SeriesKey] = set()
         for i, key in enumerate(keys):
             if key in seen:
                 self._reject(1, "duplicate", f"series {key} appeared twice in one poll; extra points dropped")
                 continue
             seen.add(key)
-            loc = self._where.get(key)
-            if loc is None:
-                gi = self._group_index(key.metric)
-                new.setdefault(gi, []).append((i, key))
-                continue
-            positions.setdefault(loc[0], []).append(i)
-            rows.setdefault(loc[0], []).append(loc[1])
-        room = self.config.max_series - len(self._where)
-        for gi, items in new.items():
-            if len(items) > room:
-                self.dropped_series += len(items) - room
-                self._log_once(
-                    "max_series", f"max_series={self.config.max_series} reached; new series dropped"
-                )
-                items = items[: max(room, 0)]
-            room -= len(items)
-            added = self._groups[gi].add([k for _, k in items])
-            # Seen now even if its first value is missing, so the next sweep does not forget it at once.
-            self._groups[gi].gate.columns.a["last_ts"][added] = now_ms
-            for (i, key), row in zip(items, added.tolist(), strict=True):
-                self._where[key] = (gi, row)
-                positions.setdefault(gi, []).append(i)
-                rows.setdefault(gi, []).append(row)
+            first.append(i)
+        distinct = keys if len(first) == len(keys) else [keys[i] for i in first]
+        group_of, row_of = self._locate(distinct, now_ms)
+        self.dropped_series += int(np.count_nonzero(group_of < 0))
+        positions = np.asarray(first, dtype=np.intp)
         parts = []
-        for gi in sorted(positions):
-            p = np.asarray(positions[gi], dtype=np.intp)
-            r = np.asarray(rows[gi], dtype=np.intp)
+        for gi in np.unique(group_of[group_of >= 0]).tolist():
+            mine = group_of == gi
+            p, r = positions[mine], row_of[mine]
             n = self._groups[gi].gate.columns.n
             contiguous = r.shape[0] == n and bool(np.array_equal(r, np.arange(n)))
             parts.append((gi, p, slice(0, n) if contiguous else r))
         self._plan = _Plan(tuple(keys), tuple(parts))
         return self._plan
+
+    def _locate(
+        self, keys: Sequence[SeriesKey], now_ms: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """The group and row of each of `keys` (distinct), adding new series while `max_series` leaves
+        room (-1 for those left out, logged once; callers count them)."""
+        found = [self._where.get(key) for key in keys]
+        group_of = np.fromiter((-1 if loc is None else loc[0] for loc in found), np.intp, len(keys))
+        row_of = np.fromiter((-1 if loc is None else loc[1] for loc in found), np.intp, len(keys))
+        new: dict[int, list[int]] = {}
+        for i in np.flatnonzero(group_of < 0).tolist():
+            new.setdefault(self._group_index(keys[i].metric), []).append(i)
+        room = self.config.max_series - len(self._where)
+        for gi, items in new.items():
+            if len(items) > room:
+                self._log_once(
+                    "max_series", f"max_series={self.config.max_series} reached; new series dropped"
+                )
+                items = items[: max(room, 0)]
+            room -= len(items)
+            if not items:
+                continue
+            added = self._groups[gi].add([keys[i] for i in items])
+            # Seen now even if its first value is missing, so the next sweep does not forget it at once.
+            self._groups[gi].gate.columns.a["last_ts"][added] = now_ms
+            for i, row in zip(items, added.tolist(), strict=True):
+                self._where[keys[i]] = (gi, row)
+            group_of[items], row_of[items] = gi, added
+        return group_of, row_of
 
     def _group_index(self, metric: str) -> int:
         gi = self._group_of_metric.get(metric)
@@ -433,3 +492,13 @@ def _event_of_json(item: list[object]) -> tuple[SeriesKey, Event]:
 def _count_keys(header: dict[str, object]) -> int:
     groups = header.get("groups")
     return sum(len(g["keys"]) for g in groups) if isinstance(groups, list) else 0
+
+
+def _ranks(index: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Each point's place among the points of its series (0 for the first given), vectorized."""
+    order = np.argsort(index, kind="stable")
+    owners = index[order]
+    first = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    ranks = np.empty_like(index)
+    ranks[order] = np.arange(index.shape[0]) - np.repeat(first, np.diff(np.r_[first, index.shape[0]]))
+    return ranks

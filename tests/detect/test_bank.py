@@ -74,6 +74,31 @@ def test_max_series_drops_and_counts_new_series() -> None:
     assert obs.scores.tolist() == [0.0, 0.0, 0.0]
 
 
+def test_points_given_by_series_number_score_as_one_poll_per_round_does() -> None:
+    """`observe_series` (a push: each key once, points by number, several a series) gives the scores and
+    events of feeding the same points poll by poll, and counts points of series it has no room for."""
+    ts = ticks(300)
+    values = _signal(300)
+    reference = feed(bank_for(), KEYS, ts, values)
+    bank = bank_for()
+    events = []
+    for lo in range(0, 300, 60):  # 60 polls of every series in one call, series interleaved
+        index = np.tile(np.arange(3), 60)
+        obs = bank.observe_series(KEYS, index, np.repeat(ts[lo : lo + 60], 3), values[lo : lo + 60].ravel())
+        np.testing.assert_array_equal(obs.scores, reference.scores[lo : lo + 60].ravel())
+        events += obs.events
+    assert [(e.kind, e.source, e.ts_ms) for e in events] == [
+        (e.kind, e.source, e.ts_ms) for e in reference.events
+    ]
+    assert {e.kind for e in events} == {"anomaly.onset", "anomaly.end"}
+
+    capped = DetectorBank(DetectConfig(max_series=2))
+    extra = SeriesKey.of("if.in", {"port": "unused"})
+    obs = capped.observe_series([*KEYS, extra], np.array([0, 1, 2, 2, 2]), np.arange(5) + T0_MS, np.ones(5))
+    assert len(capped) == 2 and capped.dropped_series == 3  # one per point of the series left out
+    assert capped.last_seen_ms([extra]).tolist() == [-1]  # a key without points is not added
+
+
 def test_infinite_values_and_mismatched_shapes_are_rejected_and_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

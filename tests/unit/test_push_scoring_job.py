@@ -247,6 +247,31 @@ async def test_pushed_parts_carry_their_parsed_keys_in_process_and_score_the_sam
     assert sum(harness.job.stats.series.values()) == 3  # one series each, however its keys came
 
 
+async def test_one_tick_numbers_a_series_once_however_many_objects_and_parts_carry_its_key(
+    harness: Harness,
+) -> None:
+    """Keys are numbered by object first (cheap), then by value: the same key object twice in one part
+    (a long series in two slices), and an equal key decoded from the wire, are all one series."""
+    key = SeriesKey.of("cpu_idle", {"host": "web1"})
+    twice = PointsPushed.create(
+        agent=SOURCE,
+        batch_id="1-1",
+        part=0,
+        series=json.dumps([[key.metric, key.labels]] * 2),
+        counts=(2, 2),
+        ts_ms=(1_000, 2_000, 3_000, 4_000),
+        values=(1.0, 2.0, 3.0, 4.0),
+        keys=(key, key),
+    )
+    wire = decode(PointsPushed.TOPIC, _msg("1-2", [5_000, 6_000], [5.0, 6.0]).to_bytes())
+    assert isinstance(wire, PointsPushed) and wire.keys is None
+    await harness.job.handle(twice)
+    await harness.job.handle(wire)
+    await harness.job.tick()
+    assert harness.job.stats.points["scored"] == 6 and harness.job.stats.malformed_messages == 0
+    assert harness.job.stats.series == {"learning": 1, "active": 0, "stale": 0}
+
+
 async def _ticks(clock: FakeClock, n: int) -> None:
     for _ in range(n):
         await clock.advance(1.0)
