@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.ingest.webhooks import distinct, lineprotocol
+from hub.ingest.webhooks import distinct, lineprotocol, series_cache
 from hub.ingest.webhooks.lineprotocol import PRECISION_NS, ParsedLines, parse, parse_per_line
 
 pytestmark = pytest.mark.unit
@@ -242,12 +244,41 @@ def test_parsing_from_many_threads_while_the_caches_start_over_gives_the_same_se
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(lineprotocol, "MAX_PREFIXES_CACHED", 3)
-    monkeypatch.setattr(lineprotocol, "MAX_FIELDS_CACHED", 2)
+    monkeypatch.setattr(lineprotocol._series, "limit", 5)  # every payload starts a new generation
     bodies = [TELEGRAF_LIKE.replace("cpu,", f"cpu{i},") for i in range(8)]
     expected = [outcome(parse_per_line(b, 1, NOW_MS)) for b in bodies]
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda i: outcome(parse(bodies[i % 8], 1, NOW_MS)), range(64)))
     assert got == [expected[i % 8] for i in range(64)]
+
+
+class StartsOverFirst:
+    """The series cache's lock, letting `before` run (another payload) just before it is first taken."""
+
+    def __init__(self, real: AbstractContextManager[object], before: Callable[[], object]) -> None:
+        self.real, self.before = real, before
+
+    def __enter__(self) -> None:
+        before, self.before = self.before, lambda: None
+        before()
+        self.real.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.real.__exit__(None, None, None)
+
+
+def test_a_payload_whose_series_cache_starts_over_while_it_adds_series_takes_all_from_the_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = series_cache.SeriesCache(150)  # the 112 series of one body fit, those of two do not
+    monkeypatch.setattr(lineprotocol, "_series", cache)
+    parse(TELEGRAF_LIKE, 1, NOW_MS)
+    other = TELEGRAF_LIKE.replace("cpu,", "gpu,")
+    grown = TELEGRAF_LIKE + "\ncpu,host=new v=1 1000000"  # known series and one new: only that one misses
+    first_generation = cache._now.keys
+    monkeypatch.setattr(cache, "_lock", StartsOverFirst(cache._lock, lambda: parse(other, 1, NOW_MS)))
+    assert outcome(parse(grown, 1, NOW_MS)) == outcome(parse_per_line(grown, 1, NOW_MS))
+    assert cache._now.keys is not first_generation and len(cache._now.keys) == 113
 
 
 def test_a_payload_of_only_blank_lines_and_comments_has_no_lines() -> None:

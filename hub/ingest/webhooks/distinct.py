@@ -86,3 +86,14 @@ def _by_bucket(hashed: U64Array, n: int) -> Distinct | None:
 def _by_sort(hashed: U64Array) -> Distinct:
     _, first, number = np.unique(hashed, return_index=True, return_inverse=True)
     return Distinct(first.astype(np.int64), number.astype(np.int64).ravel())
+
+
+def small_ints(values: I64Array, bound: int) -> tuple[I64Array, I64Array]:
+    """The distinct `values` (all in `[0, bound)`), ascending, and the index of each value among them
+    (`np.unique`'s inverse): by marking when `bound` is within a few times their number, else sorted."""
+    if bound > 4 * values.shape[0] + 1024:
+        found, inverse = np.unique(values, return_inverse=True)
+        return found, inverse.ravel()
+    seen = np.zeros(bound, dtype=np.bool_)
+    seen[values] = True
+    return np.flatnonzero(seen), (np.cumsum(seen) - 1)[values]

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from line_protocol_parser import LineFormatError, parse_line
 
+from hub.ingest.webhooks import series_cache
+from hub.ingest.webhooks.distinct import small_ints
 from hub.ingest.webhooks.lineprotocol_bulk import NS_PER_MS, Scan, scan
 from hub.store.base import SeriesColumns
 from shared.model import F64Array, I64Array, SeriesKey, SeriesPoints
@@ -40,11 +42,11 @@ PRECISION_NS = {
 MIN_NS = -9_223_372_036_854_775_806
 MAX_NS = 9_223_372_036_854_775_806
 MAX_REASON = 200  # characters of a bad line quoted back in the answer
-# Series prefixes, and the keys of the fields under each, remembered across payloads (Telegraf pushes
-# the same series every interval); past these sizes the prefix cache starts over. Plain dicts: every
+# Series prefixes, and the series under them, remembered across payloads (Telegraf pushes the same
+# series every interval); past these sizes a cache starts over. The prefixes are a plain dict: every
 # get and set is atomic under the GIL, and an entry lost between threads is only recomputed.
 MAX_PREFIXES_CACHED = 20_000
-MAX_FIELDS_CACHED = 256  # per prefix
+MAX_SERIES_CACHED = 200_000
 
 
 class PrecisionError(ValueError):
@@ -104,40 +106,40 @@ Pair = tuple[str, Labels]  # (metric, labels): the identity of a series, hashed 
 
 
 class _Prefix:
-    """A series prefix as the C parser reads it, with the keys of the fields seen under it."""
+    """A series prefix as the C parser reads it, with its number in the series cache."""
 
-    __slots__ = ("measurement", "labels", "keys")
+    __slots__ = ("measurement", "labels", "id")
 
     def __init__(self, measurement: str, labels: Labels) -> None:
         self.measurement, self.labels = measurement, labels
-        self.keys: dict[bytes, tuple[SeriesKey, Pair]] = {}
+        self.id = series_cache.new_id()
 
-    def key(self, name: bytes) -> tuple[SeriesKey, Pair]:
+    def key(self, name: bytes) -> SeriesKey:
         """The series of field `name`: `measurement_name` with the tags as labels."""
-        got = self.keys.get(name)
-        if got is None:
-            key = SeriesKey(f"{self.measurement}_{name.decode('utf-8', 'surrogatepass')}", self.labels)
-            got = (key, (key.metric, key.labels))
-            if len(self.keys) < MAX_FIELDS_CACHED:
-                self.keys[name] = got
-        return got
+        return SeriesKey(f"{self.measurement}_{name.decode('utf-8', 'surrogatepass')}", self.labels)
 
 
 _prefixes: dict[bytes, _Prefix | None] = {}
 _UNRESOLVED = _Prefix("", ())  # a cache miss (None is a cached answer)
+_series = series_cache.SeriesCache(MAX_SERIES_CACHED)
 
 
 class _Registry:
-    """The series of one payload, numbered in the order first seen; one key per (metric, labels)."""
+    """The series of one payload, numbered in the order first seen; one key per (metric, labels).
 
-    def __init__(self) -> None:
-        self.ids: dict[Pair, int] = {}
-        self.keys: list[SeriesKey] = []
+    The bulk path's series come first, as a list of distinct keys; their numbers by (metric, labels)
+    are only made when a line of the C parser's asks for one."""
+
+    def __init__(self, keys: list[SeriesKey] | None = None) -> None:
+        self.keys: list[SeriesKey] = keys or []
+        self._ids: dict[Pair, int] | None = None
 
     def sid(self, key: SeriesKey, pair: Pair) -> int:
-        sid = self.ids.get(pair)
+        if self._ids is None:
+            self._ids = {(k.metric, k.labels): i for i, k in enumerate(self.keys)}
+        sid = self._ids.get(pair)
         if sid is None:
-            sid = self.ids[pair] = len(self.keys)
+            sid = self._ids[pair] = len(self.keys)
             self.keys.append(key)
         return sid
 
@@ -176,11 +178,10 @@ def parse_per_line(text: str, unit_ns: int, now_ms: int) -> ParsedLines:
 
 def _parse(text: str, unit_ns: int, now_ms: int, bulk: bool) -> ParsedLines:
     data = text.encode("utf-8", "surrogatepass")  # byte offsets for numpy; decoded back exactly
-    registry = _Registry()
     found = scan(data, unit_ns, now_ms, MAX_NS)
     if not bulk:
         found = found.only(np.zeros(found.taken.shape[0], dtype=np.bool_))
-    fast, found = _bulk(registry, data, found)
+    fast, found, registry = _bulk(data, found)
     left = np.ones(found.lines, dtype=np.bool_)
     left[found.taken] = False
     index = np.flatnonzero(left)
@@ -201,42 +202,51 @@ def _parse(text: str, unit_ns: int, now_ms: int, bulk: bool) -> ParsedLines:
     return ParsedLines(series, int(found.taken.shape[0]) + counted, bad, first, strings)
 
 
-def _bulk(registry: _Registry, data: bytes, found: Scan) -> tuple[_Fields, Scan]:
-    """The fields of the lines the bulk scan took whose series prefix it can use, and that scan.
+def _bulk(data: bytes, found: Scan) -> tuple[_Fields, Scan, _Registry]:
+    """The fields of the lines the bulk scan took whose series prefix it can use, that scan, and the
+    registry of their series.
 
-    Per line this is one dict lookup of its prefix; per distinct prefix one (cached) C parse of it; per
-    distinct (prefix, field name) one registry lookup; everything per field is an array operation.
+    Per line this is one dict lookup of its prefix; per distinct prefix one (cached) C parse of it; the
+    series of the distinct (prefix, field name) pairs are one lookup in the series cache; everything
+    per field is an array operation.
     """
     n = int(found.taken.shape[0])
     heads = [data[a:b] for a, b in zip(found.head_starts.tolist(), found.head_ends.tolist(), strict=True)]
     first_of: dict[bytes, int] = {}  # a prefix is numbered by the first line that has it
     line_head = np.fromiter(map(first_of.setdefault, heads, range(n)), np.int64, n)
-    prefixes = ((i, _prefix(head)) for head, i in first_of.items())
-    resolved = {i: p for i, p in prefixes if p is not None}
+    resolved = {i: p for head, i in first_of.items() if (p := _prefix(head)) is not None}
     known = np.zeros(n, dtype=np.bool_)
     known[list(resolved)] = True
     usable = known[line_head]
     if not usable.all():
         found, line_head = found.only(usable), line_head[usable]
     if not found.name_ids.shape[0]:
-        return _Fields.empty(), found
+        return _Fields.empty(), found, _Registry()
     counts = found.counts
     line_of = np.repeat(np.arange(found.taken.shape[0]), counts)
-    names = found.names
-    width = len(names)
-    pairs, inverse = np.unique(line_head[line_of] * width + found.name_ids, return_inverse=True)
-    sids = []
-    for pair in pairs.tolist():
-        h, name = divmod(pair, width)
-        sids.append(registry.sid(*resolved[h].key(names[name])))
-    sid = np.asarray(sids, dtype=np.int64)[inverse]
+    firsts, line_head = small_ints(line_head, n)  # prefixes numbered 0, 1, ... by their first line
+    prefixes = [resolved[i] for i in firsts.tolist()]
+    width = len(found.names)
+    pairs, inverse = small_ints(line_head[line_of] * width + found.name_ids, len(prefixes) * width)
+    head, name = np.divmod(pairs, width)
+    prefix_ids = np.array([p.id for p in prefixes], dtype=np.int64)
+    codes = series_cache.codes(prefix_ids[head], series_cache.name_ids(found.names)[name])
+
+    def keys_of(missing: I64Array) -> list[SeriesKey]:
+        pairs_missing = zip(head[missing].tolist(), name[missing].tolist(), strict=True)
+        return [prefixes[h].key(found.names[m]) for h, m in pairs_missing]
+
+    numbers, keys = _series.numbers(codes, keys_of)
+    used, sid_of_pair = small_ints(numbers, len(keys))
+    registry = _Registry([keys[i] for i in used.tolist()])
+    sid = sid_of_pair[inverse]
     # Fields of a line in reverse, so that of a name repeated in one line the first written is kept.
     starts = np.cumsum(counts) - counts
     reverse = (2 * starts + counts - 1)[line_of] - np.arange(line_of.shape[0])
     fields = _Fields(
         sid[reverse], np.repeat(found.stamps_ms, counts), found.values[reverse], found.taken[line_of]
     )
-    return fields, found
+    return fields, found, registry
 
 
 def _prefix(head: bytes) -> _Prefix | None:
