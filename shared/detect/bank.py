@@ -99,15 +99,11 @@ class DetectorBank:
             values: float value per point.
             limits: device limits of (some of) these series; remembered until replaced.
         """
-        m = len(keys)
-        ts = np.asarray(ts_ms, dtype=np.int64)
-        x = np.asarray(values, dtype=np.float64)
-        scores = np.zeros(m, dtype=np.float32)
-        if ts.shape != (m,) or x.shape != (m,):
-            self._reject(m, "shape", f"observe got {m} keys, {ts.shape} timestamps and {x.shape} values")
+        scores = np.zeros(len(keys), dtype=np.float32)
+        columns = self._columns(scores.shape[0], ts_ms, values)
+        if columns is None or not scores.shape[0]:
             return Observation(scores, [])
-        if m == 0:
-            return Observation(scores, [])
+        ts, x = columns
         plan = self._plan_for(keys, int(ts.max()))
         if limits:
             self._set_limits(limits)
@@ -150,14 +146,11 @@ class DetectorBank:
         Args:
             ranks: each point's k (its place among its series' points), when the caller knows it.
         """
-        ts, x = np.asarray(ts_ms, dtype=np.int64), np.asarray(values, dtype=np.float64)
-        m = index.shape[0]
-        scores = np.zeros(m, dtype=np.float32)
-        if ts.shape != (m,) or x.shape != (m,):
-            self._reject(m, "shape", f"observe got {m} points, {ts.shape} timestamps and {x.shape} values")
+        scores = np.zeros(index.shape[0], dtype=np.float32)
+        columns = self._columns(scores.shape[0], ts_ms, values)
+        if columns is None or not scores.shape[0]:
             return Observation(scores, [])
-        if m == 0:
-            return Observation(scores, [])
+        ts, x = columns
         present = np.bincount(index, minlength=len(series)) > 0
         if not present.all():  # a series without points is not added
             index = (np.cumsum(present) - 1)[index]
@@ -183,6 +176,17 @@ class DetectorBank:
         if self._now_ms >= self._next_sweep_ms:
             self._sweep()
         return Observation(scores, events)
+
+    def _columns(
+        self, m: int, ts_ms: np.ndarray, values: np.ndarray
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+        """The `m` points as int64 times and float values; None (rejected: counted, logged once) when
+        either column has another shape."""
+        ts, x = np.asarray(ts_ms, dtype=np.int64), np.asarray(values, dtype=np.float64)
+        if ts.shape != (m,) or x.shape != (m,):
+            self._reject(m, "shape", f"observe got {m} keys, {ts.shape} timestamps and {x.shape} values")
+            return None
+        return ts, x
 
     def _finite(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_] | None:
         """Which values are finite (None when all are); infinite ones are counted as rejected."""
