@@ -128,7 +128,7 @@ class Wal:
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         size = os.fstat(self._fd).st_size
         found = scan(os.pread(self._fd, size, 0) if size else b"", self._max)
         self._end = size
@@ -216,7 +216,8 @@ class Wal:
         return self._fd
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Makes the creates, renames and deletes of entries in directory `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -94,17 +94,38 @@ class SeenBatches:
 
     def save(self, db: sqlite3.Connection) -> None:
         """Writes the keys changed since the last `mark_saved`; the caller owns the transaction."""
-        for agent, boot in self._dirty:
-            db.execute("DELETE FROM batch_ranges WHERE agent=? AND boot_epoch=?", (agent, boot))
-            db.executemany(
-                "INSERT INTO batch_ranges VALUES (?, ?, ?, ?, ?)",
-                [(agent, boot, lo, hi, last) for lo, hi, last in self._ranges.get((agent, boot), [])],
-            )
+        save_seen(db, self._rows(self._dirty))
 
     def mark_saved(self) -> None:
         """Call once the transaction that ran `save` has committed (a rolled-back save stays dirty)."""
         self._dirty.clear()
         self._ranges = {k: r for k, r in self._ranges.items() if r}
+
+    def take_dirty(self) -> SeenRows:
+        """A copy of the ranges of every key changed since the last save, which are then no longer dirty:
+        a flush running without the caller's lock saves the copy (`save_seen`) while ids are added. Give
+        them back with `restore_dirty` if that save is not committed."""
+        rows = self._rows(self._dirty)
+        self.mark_saved()
+        return rows
+
+    def restore_dirty(self, rows: SeenRows) -> None:
+        """Marks the keys of a `take_dirty` whose save was rolled back as changed again."""
+        self._dirty.update(key for key, _ in rows)
+
+    def _rows(self, keys: Iterable[BootKey]) -> SeenRows:
+        return [(key, [(lo, hi, last) for lo, hi, last in self._ranges.get(key, [])]) for key in keys]
+
+
+# Per (agent, boot epoch): its ranges (lo, hi, last extended ms) as saved.
+SeenRows = list[tuple[BootKey, list[tuple[int, int, int]]]]
+
+
+def save_seen(db: sqlite3.Connection, rows: SeenRows) -> None:
+    """Replaces the stored ranges of each key in `rows`; the caller owns the transaction."""
+    for (agent, boot), ranges in rows:
+        db.execute("DELETE FROM batch_ranges WHERE agent=? AND boot_epoch=?", (agent, boot))
+        db.executemany("INSERT INTO batch_ranges VALUES (?, ?, ?, ?, ?)", [(agent, boot, *r) for r in ranges])
 
 
 def insert_events(db: sqlite3.Connection, events: Iterable[tuple[str, Event]]) -> None:

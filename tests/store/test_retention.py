@@ -14,6 +14,7 @@ from hub.store.config import EmbeddedStoreConfig
 from hub.store.embedded.store import EmbeddedStore
 from shared.clock import FakeClock
 from shared.model import Batch, SeriesKey, SeriesPoints
+from tests.support.outpost import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -144,8 +145,9 @@ async def test_the_head_is_flushed_once_the_flush_interval_has_passed(
         assert store.stats.flushes == 0
         await clock.advance(600)
         store.write("edge-1", Batch(1, 2, (SeriesPoints(key, np.array([T0 + 10_000]), np.array([2.0])),)))
-        assert store.stats.flushes == 1
+        wait_for(lambda: store.stats.flushes == 1, what="the background flush")  # a thread of its own
         assert (tmp_path / "ingest.journal").stat().st_size == 0
+        assert not (tmp_path / "ingest.journal.sealed").exists()
     finally:
         store.close()
 

@@ -89,6 +89,44 @@ def test_journal_cuts_a_torn_tail_and_keeps_every_complete_record(tmp_path: Path
     reopened.close()
 
 
+def test_a_sealed_journal_is_read_back_first_until_dropped_and_its_records_count_as_synced(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j"
+    journal = Journal(path)
+    journal.open(after_lsn=0)
+    journal.append(b"one")
+    journal.append(b"two")
+    journal.seal()
+    assert journal.has_sealed and path.with_name("j.sealed").exists() and path.stat().st_size == 0
+    assert journal.append(b"three") == 3
+    journal.sync(2)  # in the sealed file: durable already
+    journal.sync(3)
+    journal.close()
+    reopened = Journal(path)  # a crash before the flush dropped the sealed file
+    assert reopened.open(after_lsn=1) == [(2, b"two"), (3, b"three")]
+    assert reopened.has_sealed
+    reopened.drop_sealed()
+    assert not path.with_name("j.sealed").exists() and not reopened.has_sealed
+    assert reopened.append(b"four") == 4
+    reopened.seal()  # a second seal: the new sealed file holds the active one's records
+    reopened.close()
+    again = Journal(path)
+    assert again.open(after_lsn=0) == [(3, b"three"), (4, b"four")]
+    again.close()
+
+
+def test_the_head_view_of_a_sealed_and_a_newer_head_lets_the_newer_point_win() -> None:
+    sealed, newer = Head(run_points=2), Head(run_points=2)
+    sealed.append(np.array([1, 1, 1]), np.array([10, 20, 30]), np.array([1.0, 2.0, 3.0]))
+    newer.append(np.array([1, 2]), np.array([20, 5]), np.array([9.0, 7.0]))
+    got = sealed.view().then(newer.view()).get_many([1, 2, 3])
+    assert {sid: (t.tolist(), v.tolist()) for sid, (t, v) in got.items()} == {
+        1: ([10, 20, 30], [1.0, 9.0, 3.0]),
+        2: ([5], [7.0]),
+    }
+
+
 def test_ingest_records_round_trip_with_new_series_and_events() -> None:
     ev = Event.of(5, "trap", Severity.CRITICAL, "sw1", "down", {"if": "3"})
     rec = IngestRecord(

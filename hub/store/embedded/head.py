@@ -74,7 +74,7 @@ class Head:
     def view(self) -> HeadView:
         """A snapshot for reading without the store lock: copies of the run and tail lists (the arrays in
         them are never changed once appended), so later appends and `clear()` do not affect it."""
-        return HeadView(list(self._runs), list(self._tail))
+        return HeadView([(list(self._runs), list(self._tail))])
 
     def items(self) -> Iterator[tuple[int, I64Array, F64Array]]:
         """Every series' head points (as `get` gives them), in series id order."""
@@ -135,31 +135,39 @@ def merge_newer(
 
 
 class HeadView:
-    """Read-only snapshot of a head (see `Head.view`): series looked up many at once, vectorized."""
+    """Read-only snapshot of one or more heads (see `Head.view`, `then`): series looked up many at once,
+    vectorized."""
 
-    def __init__(self, runs: list[_Run], tail: list[tuple[np.ndarray, I64Array, F64Array]]) -> None:
-        self._runs = runs
-        self._tail = tail
+    def __init__(
+        self, segments: list[tuple[list[_Run], list[tuple[np.ndarray, I64Array, F64Array]]]]
+    ) -> None:
+        self._segments = segments  # (runs, tail) per head, oldest first
+
+    def then(self, newer: HeadView) -> HeadView:
+        """This view followed by a newer head's (a head being flushed, then the one taking writes): of a
+        repeated timestamp the newer head's point wins."""
+        return HeadView(self._segments + newer._segments)
 
     def get_many(self, sids: list[int]) -> dict[int, tuple[I64Array, F64Array]]:
         """Head points of each of `sids` that has any, as `Head.get` gives them: one binary search per
         run and one membership test per tail part for all series, not one per series."""
         want = np.asarray(sorted(sids), dtype=np.int64)
         parts: dict[int, list[tuple[I64Array, F64Array]]] = {}
-        for run in self._runs:
-            los = np.searchsorted(run.sids, want)
-            his = np.searchsorted(run.sids, want + 1)
-            for i in np.flatnonzero(his > los).tolist():
-                lo, hi = int(los[i]), int(his[i])
-                parts.setdefault(int(want[i]), []).append((run.ts[lo:hi], run.vals[lo:hi]))
-        for tail_sids, ts, vals in self._tail:
-            hit = np.isin(tail_sids, want)
-            if not hit.any():
-                continue
-            sub_sids, sub_ts, sub_vals = tail_sids[hit], ts[hit], vals[hit]
-            for sid in np.unique(sub_sids).tolist():
-                mine = sub_sids == sid
-                parts.setdefault(int(sid), []).append((sub_ts[mine], sub_vals[mine]))
+        for runs, tail in self._segments:
+            for run in runs:
+                los = np.searchsorted(run.sids, want)
+                his = np.searchsorted(run.sids, want + 1)
+                for i in np.flatnonzero(his > los).tolist():
+                    lo, hi = int(los[i]), int(his[i])
+                    parts.setdefault(int(want[i]), []).append((run.ts[lo:hi], run.vals[lo:hi]))
+            for tail_sids, ts, vals in tail:
+                hit = np.isin(tail_sids, want)
+                if not hit.any():
+                    continue
+                sub_sids, sub_ts, sub_vals = tail_sids[hit], ts[hit], vals[hit]
+                for sid in np.unique(sub_sids).tolist():
+                    mine = sub_sids == sid
+                    parts.setdefault(int(sid), []).append((sub_ts[mine], sub_vals[mine]))
         out = {}
         for sid, chunks in parts.items():
             t = np.concatenate([c[0] for c in chunks])

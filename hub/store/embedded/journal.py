@@ -6,6 +6,11 @@ cut on open (it was never acknowledged); a damaged record in the middle is skipp
 (`skipped_records`) and every record after it is replayed. LSNs rise forever, so the store can note in
 its database which records a flush already made redundant.
 
+Sealing lets the store flush its head while writes go on: `seal()` syncs the file, renames it
+`<name>.sealed` and starts an empty one; the sealed file is kept (and read back on open, before the
+active one) until the flush that covers it has committed and calls `drop_sealed()`. At most one file
+is sealed at a time.
+
 A journal written by the previous format (`length, crc32, lsn`, no magic) is read once and rewritten in
 this one; a file that is neither is moved aside (`<name>.unreadable`), never deleted.
 """
@@ -18,7 +23,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from shared.wal import Wal
+from shared.wal import Scan, Wal, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +33,62 @@ MAX_RECORD_BYTES = 1 << 30
 
 
 class Journal:
-    """One journal file. `append` and `reset` need the caller's lock; `sync` is thread-safe."""
+    """One journal file (and at most one sealed one). `append`, `seal`, `drop_sealed` and `reset` need the
+    caller's lock; `sync` is thread-safe."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._wal = Wal(path, MAX_RECORD_BYTES + _LSN.size)
-        self._base_lsn = 0  # last_lsn at open: wal append n carries lsn base + n
+        self._sealed_path = path.with_name(path.name + ".sealed")
+        # The active file and its base (last_lsn when it was opened: wal append n carries lsn base + n),
+        # swapped as one tuple by `seal`, so `sync` never pairs one file with the other's base.
+        self._active = (Wal(path, MAX_RECORD_BYTES + _LSN.size), 0)
+        # Kept open until dropped: a writer may still be inside its fdatasync.
+        self._sealed: Wal | None = None
         self.last_lsn = 0
         self.skipped_records = 0
 
+    @property
+    def has_sealed(self) -> bool:
+        """A sealed file exists (one a flush has not yet dropped, or one found on open)."""
+        return self._sealed is not None
+
     def open(self, after_lsn: int) -> list[tuple[int, bytes]]:
-        """Opens the file and returns every intact record with lsn > `after_lsn`, in order.
+        """Opens the file(s) and returns every intact record with lsn > `after_lsn`, in order: a sealed
+        file left by a crash first, then the active one.
 
         Damaged records are skipped (counted in `skipped_records`); a torn tail is cut off.
         """
-        found = self._wal.open()
-        if found.unreadable:
-            self._wal.close()
-            self._migrate_or_move_aside(after_lsn)
-            found = self._wal.open()
-        if found.tail:
-            log.warning("journal %s: cut %d bytes of torn tail", self._path, found.tail)
         self.last_lsn = after_lsn
-        self.skipped_records = found.skipped
+        self.skipped_records = 0
+        records: list[tuple[int, bytes]] = []
+        if self._sealed_path.exists():
+            self._sealed = Wal(self._sealed_path, MAX_RECORD_BYTES + _LSN.size)
+            records += self._read(self._sealed, after_lsn)
+        wal = self._active[0]
+        found = wal.open()
+        if found.unreadable:
+            wal.close()
+            self._migrate_or_move_aside(after_lsn)
+            found = wal.open()
+        records += self._records(wal, found, after_lsn)
+        if self.skipped_records:
+            log.error(
+                "journal %s: skipped %d damaged records, replaying the %d after them",
+                self._path,
+                self.skipped_records,
+                len(records),
+            )
+        self._active = (wal, self.last_lsn)
+        return records
+
+    def _read(self, wal: Wal, after_lsn: int) -> list[tuple[int, bytes]]:
+        return self._records(wal, wal.open(), after_lsn)
+
+    def _records(self, wal: Wal, found: Scan, after_lsn: int) -> list[tuple[int, bytes]]:
+        """The records of a scanned file past `after_lsn`; raises `last_lsn` to the highest seen."""
+        if found.tail:
+            log.warning("journal %s: cut %d bytes of torn tail", wal.path, found.tail)
+        self.skipped_records += found.skipped
         records: list[tuple[int, bytes]] = []
         for rec in found.records:
             if len(rec.body) < _LSN.size:
@@ -60,43 +98,65 @@ class Journal:
             self.last_lsn = max(self.last_lsn, lsn)
             if lsn > after_lsn:
                 records.append((lsn, rec.body[_LSN.size :]))
-        if self.skipped_records:
-            log.error(
-                "journal %s: skipped %d damaged records, replaying the %d after them",
-                self._path,
-                self.skipped_records,
-                len(records),
-            )
-        self._base_lsn = self.last_lsn
         return records
 
     def append(self, payload: bytes) -> int:
         """Writes one record (not yet durable: see `sync`) and returns its lsn.
 
-        Callers serialise `append` and `reset`; `sync` may run concurrently with both.
-
         Raises:
             OSError: when the record could not be written (disk full...); the file is unchanged.
         """
         lsn = self.last_lsn + 1
-        self._wal.append(_LSN.pack(lsn) + payload)
+        self._active[0].append(_LSN.pack(lsn) + payload)
         self.last_lsn = lsn
         return lsn
 
     def sync(self, lsn: int) -> None:
         """Returns once every record up to `lsn` is on stable storage (group commit, see `Wal.sync`).
+        Records of a sealed file are durable already: `seal` synced it.
 
         Raises:
             OSError: when fdatasync fails; the journal must then be treated as broken.
         """
-        self._wal.sync(max(0, lsn - self._base_lsn))
+        wal, base = self._active
+        if lsn > base:
+            wal.sync(lsn - base)
+
+    def seal(self) -> None:
+        """Makes the file durable, renames it `<name>.sealed` and continues in an empty file; records up
+        to today's `last_lsn` are then in the sealed file. A sealed file still there is replaced: the
+        caller seals only once the flush of the previous one has committed.
+
+        Raises:
+            OSError: when the sync, rename or new file fails (the journal must then be treated as broken).
+        """
+        old, _ = self._active
+        old.sync()
+        os.replace(self._path, self._sealed_path)
+        fresh = Wal(self._path, MAX_RECORD_BYTES + _LSN.size)
+        fresh.open()  # creating it syncs the directory, which also makes the rename durable
+        if self._sealed is not None:
+            self._sealed.close()
+        self._sealed = old
+        self._active = (fresh, self.last_lsn)
+
+    def drop_sealed(self) -> None:
+        """Deletes the sealed file once a committed flush covers every record in it."""
+        if self._sealed is None:
+            return
+        self._sealed.close()
+        self._sealed = None
+        self._sealed_path.unlink(missing_ok=True)
+        fsync_dir(self._path.parent)
 
     def reset(self) -> None:
-        """Empties the file once everything in it is durable elsewhere; lsns keep rising."""
-        self._wal.reset()
+        """Empties the active file once everything in it is durable elsewhere; lsns keep rising."""
+        self._active[0].reset()
 
     def close(self) -> None:
-        self._wal.close()
+        self._active[0].close()
+        if self._sealed is not None:
+            self._sealed.close()
 
     def _migrate_or_move_aside(self, after_lsn: int) -> None:
         """Rewrites a previous-format journal in this format (atomically), or moves another file aside."""

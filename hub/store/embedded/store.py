@@ -2,11 +2,14 @@
 
 Write path: a batch becomes columns (a series id per point), is appended to the ingest journal, added
 to the head, and acknowledged once an fdatasync covers it (concurrent writers share one: group commit).
-Every `head_max_points` points or `flush_interval` the head is flushed in one SQLite transaction (WAL,
-synchronous=FULL): each series' raw chunks are merged and re-encoded, completed blocks are rolled up,
-and the batch ids, events and the journal position are recorded; only then is the journal emptied. On
-open the journal is replayed past that position, so a SIGKILL at any moment loses nothing acknowledged
-and duplicates nothing.
+Every `head_max_points` points or `flush_interval` the head is sealed: the journal file is synced and
+set aside (`Journal.seal`), a new head and journal file take the writes, and a background thread
+flushes the sealed head in one SQLite transaction (WAL, synchronous=FULL): each series' raw chunks are
+merged and re-encoded, completed blocks are rolled up, and the batch ids, events and the journal
+position are recorded; only then is the sealed file deleted. So a flush of millions of points no
+longer stops ingest; writers wait only when a second head fills up before the first is flushed.
+Reads see the sealed head and the new one. On open the journal (a sealed file first) is replayed past
+the recorded position, so a SIGKILL at any moment loses nothing acknowledged and duplicates nothing.
 
 Layout: one row per (series, resolution, block). Raw blocks span 2 h (720 points at 10 s), 5 min rollups
 1 day, 1 h rollups 30 days; each block size is a multiple of the next finer one, so a raw block always
@@ -89,8 +92,21 @@ class EmbeddedStats:
     journal_records_skipped: int = 0
 
 
+@dataclass(eq=False, slots=True)
+class _Sealed:
+    """A head set aside for flushing, with what its flush records: the series first seen in it, the
+    batch ids changed since the previous flush, and the journal position it covers."""
+
+    head: Head
+    lsn: int
+    series: list[tuple[int, SeriesKey]]
+    seen: ledger.SeenRows
+
+
 class EmbeddedStore:
-    """Implements `Store`. Thread-safe: one lock serialises writes, flushes and reads."""
+    """Implements `Store`. Thread-safe: one lock serialises writes and the in-memory state reads copy;
+    a second one, always taken first, serialises use of the writing SQLite connection (a background
+    flush's transaction, events, retention, close)."""
 
     def __init__(self, path: Path, config: EmbeddedStoreConfig, clock: Clock | None = None) -> None:
         """
@@ -103,6 +119,10 @@ class EmbeddedStore:
         self._cfg = config
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
+        self._db_lock = threading.Lock()
+        self._flushed = threading.Condition(self._lock)  # a background flush ended (writers may wait)
+        self._sealed: _Sealed | None = None
+        self._flusher: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         self._journal = Journal(path / "ingest.journal")
         self._head = Head()
@@ -132,7 +152,7 @@ class EmbeddedStore:
 
     def open(self) -> None:
         """Opens (creating if needed) the database and replays the journal into the head."""
-        with self._lock:
+        with self._db_lock, self._lock:
             self._dir.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._dir / "store.sqlite", check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
@@ -161,6 +181,8 @@ class EmbeddedStore:
                 replayed += 1
             self.stats.journal_records_skipped += self._journal.skipped_records  # damaged, not replayable
             self._last_flush_ms = self._clock.now_ms()
+            if self._journal.has_sealed:  # a crash during a flush: its records are in the head again
+                self._flush()
             if replayed:
                 log.info(
                     "store %s: replayed %d journal records (%d points)",
@@ -170,8 +192,11 @@ class EmbeddedStore:
                 )
 
     def close(self) -> None:
-        """Flushes the head and closes; safe without open and safe twice."""
-        with self._lock:
+        """Waits for a background flush, flushes the head and closes; safe without open and safe twice."""
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join()
+        with self._db_lock, self._lock:
             if self._db is None:
                 return
             self._flush()
@@ -210,6 +235,8 @@ class EmbeddedStore:
     ) -> WriteResult:
         with self._lock:
             self._conn()
+            while self._flushing() and self._head.points >= self._cfg.head_max_points:
+                self._flushed.wait(1.0)  # the next head is full too: wait for the flush (bounded memory)
             if self._broken is not None:
                 raise OSError(f"store journal failed earlier: {self._broken}")
             if (agent, boot_epoch, seq) in self._seen:
@@ -222,12 +249,7 @@ class EmbeddedStore:
                 lsn = self._journal.append(record.encode())
                 self._apply(record)
                 accepted, duplicate = int(record.ts.shape[0]), False
-                now = self._clock.now_ms()
-                due = self._head.points >= self._cfg.head_max_points or now - self._last_flush_ms >= millis(
-                    self._cfg.flush_interval
-                )
-                if due and now >= self._flush_retry_at_ms:
-                    self._flush_or_keep()
+                self._maybe_seal()
         try:
             self._journal.sync(lsn)
         except OSError as exc:
@@ -237,8 +259,8 @@ class EmbeddedStore:
         return WriteResult(accepted, duplicate)
 
     def flush(self) -> None:
-        """Moves the head into chunks now (the hub may call this on a timer and before shutdown)."""
-        with self._lock:
+        """Moves every head into chunks now, before returning (tests, and before shutdown)."""
+        with self._db_lock, self._lock:
             self._conn()
             self._flush()
 
@@ -310,43 +332,120 @@ class EmbeddedStore:
 
     # -- flush ------------------------------------------------------------------------------------
 
-    def _flush_or_keep(self) -> None:
-        """Flushes from the write path; a failure keeps the head (still journaled) for the next try."""
-        try:
-            self._flush()
-        except sqlite3.Error as exc:
-            if self.stats.flush_failures == 0:
-                log.error("store flush failed, head kept in memory and journal: %s", exc)
-            self.stats.flush_failures += 1
-            # Not on every write (a full disk would make each one pay for a failing flush): a minute later.
-            self._flush_retry_at_ms = self._clock.now_ms() + FLUSH_RETRY_MS
+    def _flushing(self) -> bool:
+        """A sealed head's flush is running (not failed and waiting for its retry)."""
+        return self._sealed is not None and self._flusher is not None and self._flusher.is_alive()
+
+    def _maybe_seal(self) -> None:
+        """From the write path (store lock held): seals the head when it is due and starts its flush in
+        the background; retries a sealed head whose flush failed once the retry time has come."""
+        now = self._clock.now_ms()
+        if now < self._flush_retry_at_ms or self._flushing():
+            return
+        if self._sealed is None:
+            due = self._head.points >= self._cfg.head_max_points or now - self._last_flush_ms >= millis(
+                self._cfg.flush_interval
+            )
+            if not due:
+                return
+            sealed = self._current()
+            try:
+                self._journal.seal()
+            except OSError as exc:
+                self._seen.restore_dirty(sealed.seen)
+                self._broken = exc
+                log.critical("store journal could not be sealed; refusing writes: %s", exc)
+                raise
+            self._sealed, self._head, self._unsaved_series = sealed, Head(), []
+        self._flusher = threading.Thread(
+            target=self._flush_sealed, args=(self._sealed,), name="store-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def _flush_sealed(self, sealed: _Sealed) -> None:
+        """The background flush of a sealed head: its transaction runs without the store lock (writes and
+        reads go on), under the connection lock; a failure keeps it sealed (still journaled) for a retry
+        a minute later."""
+        with self._db_lock:  # `_sealed` changes only under this lock once set, so it is read safely here
+            db = self._db
+            if db is None or self._sealed is not sealed:  # closed, or flushed by `flush()` meanwhile
+                return
+            try:
+                rolled = self._commit(db, sealed)
+            except sqlite3.Error as exc:
+                with self._lock:
+                    self._flush_failed(exc)
+                return
+            # No seal can replace the file meanwhile: a new seal waits for `_sealed` to be cleared. Should
+            # the delete fail, its records are all flushed: they replay as no-ops, the next seal replaces it.
+            try:
+                self._journal.drop_sealed()
+            except OSError as exc:
+                log.error("store: sealed journal not deleted: %s", exc)
+            with self._lock:
+                self._rolled_until.update(rolled)
+                self._sealed = None
+                self._flushed_now()
+                self._flushed.notify_all()
 
     def _flush(self) -> None:
+        """Flushes every head now (the caller holds both locks): the sealed one, then the current one."""
         db = self._conn()
+        if self._sealed is not None:
+            self._rolled_until.update(self._commit(db, self._sealed))
+            self._sealed = None  # a background flush of it that was still waiting now finds nothing to do
+        current = self._current()
+        try:
+            self._rolled_until.update(self._commit(db, current))
+        except BaseException:
+            self._seen.restore_dirty(current.seen)
+            raise
+        self._unsaved_series.clear()
+        self._head.clear()
+        self._journal.reset()
+        self._journal.drop_sealed()
+        self._flushed_now()
+
+    def _current(self) -> _Sealed:
+        """The current head with what its flush records (the batch ids changed since the last flush are
+        taken: give them back with `restore_dirty` if that flush is not committed)."""
+        return _Sealed(
+            self._head,
+            self._journal.last_lsn,
+            [(sid, self._keys[sid]) for sid in self._unsaved_series],
+            self._seen.take_dirty(),
+        )
+
+    def _flush_failed(self, exc: sqlite3.Error) -> None:
+        if self.stats.flush_failures == 0:
+            log.error("store flush failed, head kept in memory and journal: %s", exc)
+        self.stats.flush_failures += 1
+        # Not on every write (a full disk would make each one pay for a failing flush): a minute later.
+        self._flush_retry_at_ms = self._clock.now_ms() + FLUSH_RETRY_MS
+
+    def _flushed_now(self) -> None:
+        self._last_flush_ms = self._clock.now_ms()
+        self.stats.flushes += 1
+
+    def _commit(self, db: sqlite3.Connection, sealed: _Sealed) -> dict[int, int]:
+        """Writes a head in one transaction: new series, chunks and rollups, events, batch ids and the
+        journal position it covers. Changes no in-memory state; returns each series' new `rolled_until`.
+        """
         rolled: dict[int, int] = {}
         with ledger.transaction(db):
             db.executemany(
                 "INSERT INTO series (id, metric, labels) VALUES (?, ?, ?)",
-                [
-                    (sid, self._keys[sid].metric, json.dumps(self._keys[sid].labels))
-                    for sid in self._unsaved_series
-                ],
+                [(sid, key.metric, json.dumps(key.labels)) for sid, key in sealed.series],
             )
-            for sid, ts, vals in self._head.items():
+            for sid, ts, vals in sealed.head.items():
                 rolled[sid] = self._flush_series(db, sid, ts, vals)
             db.executemany(
                 "UPDATE series SET rolled_until=? WHERE id=?", [(r, sid) for sid, r in rolled.items()]
             )
-            ledger.insert_events(db, self._head.events)
-            self._seen.save(db)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('flushed_lsn', ?)", (self._journal.last_lsn,))
-        self._rolled_until.update(rolled)
-        self._seen.mark_saved()
-        self._unsaved_series.clear()
-        self._head.clear()
-        self._journal.reset()
-        self._last_flush_ms = self._clock.now_ms()
-        self.stats.flushes += 1
+            ledger.insert_events(db, sealed.head.events)
+            ledger.save_seen(db, sealed.seen)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('flushed_lsn', ?)", (sealed.lsn,))
+        return rolled
 
     def _flush_series(self, db: sqlite3.Connection, sid: int, ts: I64Array, vals: F64Array) -> int:
         """Merges one series' head points into its raw chunks and rolls up blocks that completed.
@@ -551,6 +650,8 @@ class EmbeddedStore:
             return [_Target(sid, key, None, None) for sid, key in hits]
         with self._lock:  # only list copies under the lock; head lookups run on the snapshot
             head = self._head.view()
+            if self._sealed is not None:
+                head = self._sealed.head.view().then(head)
             rolled = [self._rolled_until.get(sid) for sid, _ in hits]
         found = head.get_many([sid for sid, _ in hits])
         return [_Target(sid, key, found.get(sid), r) for (sid, key), r in zip(hits, rolled, strict=True)]
@@ -610,13 +711,15 @@ class EmbeddedStore:
     ) -> list[tuple[str, Event]]:
         """Events in [start_ms, end_ms], newest first, flushed and still in the head alike.
 
-        Under the lock, so a flush cannot move events between the two halves while they are read.
+        Under both locks, so a flush cannot move events between the two halves while they are read.
         """
-        with self._lock:
+        with self._db_lock, self._lock:
             stored = ledger.select_events(self._conn(), start_ms, end_ms, limit, kind)
+            heads = [self._head] if self._sealed is None else [self._sealed.head, self._head]
             fresh = [
                 (a, e)
-                for a, e in self._head.events
+                for head in heads
+                for a, e in head.events
                 if start_ms <= e.ts_ms <= end_ms and (kind is None or e.kind.startswith(kind))
             ]
         merged = sorted(stored + fresh[::-1], key=lambda ae: ae[1].ts_ms, reverse=True)
@@ -636,7 +739,7 @@ class EmbeddedStore:
             RES_1H: self._cfg.rollup_1h_retention,
         }
         deleted = 0
-        with self._lock:
+        with self._db_lock, self._lock:
             db = self._conn()
             self._flush()
             with ledger.transaction(db):
