@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.ingest.webhooks import distinct, lineprotocol, series_cache
+from hub.ingest.webhooks import decimals, distinct, lineprotocol, series_cache, spans
 from hub.ingest.webhooks.lineprotocol import PRECISION_NS, ParsedLines, parse, parse_per_line
 
 pytestmark = pytest.mark.unit
@@ -290,8 +290,7 @@ def test_a_payload_of_only_blank_lines_and_comments_has_no_lines() -> None:
 def spans_of(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The strings back to back in one padded buffer: its words view, and each string's start and length."""
     lengths = np.array([len(s) for s in strings], dtype=np.int64)
-    padded = np.frombuffer(b"".join(strings) + bytes(distinct.PAD), dtype=np.uint8)
-    return distinct.words_view(padded), np.cumsum(lengths) - lengths, lengths
+    return spans.words_view(spans.padded(b"".join(strings))), np.cumsum(lengths) - lengths, lengths
 
 
 @pytest.mark.parametrize("kinds", [3, 5000])  # told apart by hash buckets, and by sorting the hashes
@@ -312,3 +311,70 @@ def test_long_or_hash_alike_names_are_numbered_by_their_bytes(monkeypatch: pytes
     assert distinct.distinct(*spans_of([b"v", b"w"])) is None
     text = "cpu v=1,w=2 1000000\ncpu w=3,vv=4 2000000"
     assert outcome(parse(text, 1, NOW_MS)) == outcome(parse_per_line(text, 1, NOW_MS))
+
+
+# Where the array reading of values stops and float() or the C parser takes over: 2**53 and 16 digits,
+# 19 bytes, 22 and 23 digits after the dot, -0.0 against the integer 0, 18/19-digit i and 19/20-digit u.
+EDGE_VALUES = [
+    "123456789012345",
+    "1234567890123456",
+    "9007199254740992",
+    "9007199254740993",
+    "0.9007199254740993",
+    "12345678.12345678",
+    "1234567890.12345678",
+    "0.123456789012345678",
+    "0.1234567890123456789",
+    "0.0000000000000000000001",
+    "0.00000000000000000000001",
+    "1.0000000000000000000001",
+    "-0.0",
+    "-0",
+    "-.0",
+    "-0.",
+    "0.0",
+    "-0i",
+    "0i",
+    "00000000000000000000000001.5",
+    "999999999999999999i",
+    "-999999999999999999i",
+    "1000000000000000000i",
+    "9007199254740993i",
+    "9999999999999999999u",
+    "9007199254740993u",
+    "12345678901234567u",
+    "18446744073709551615u",
+    "1.5.",
+    "..5",
+    "1-5",
+    "--5",
+]
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES)
+def test_values_at_the_edges_of_the_array_reading_read_as_the_c_parser_reads_them(value: str) -> None:
+    text = f"cpu v={value} 1000000\ncpu,host=b v={value}"
+    assert outcome(parse(text, 1, NOW_MS)) == outcome(parse_per_line(text, 1, NOW_MS))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10**19), st.integers(0, 20), st.booleans()), min_size=1, max_size=30)
+)
+def test_plain_decimals_read_by_words_are_what_float_reads(numbers: list[tuple[int, int, bool]]) -> None:
+    texts = []
+    for digits, fraction, negative in numbers:
+        body = str(digits).zfill(fraction + 1)
+        texts.append(
+            ("-" if negative else "") + (f"{body[:-fraction]}.{body[-fraction:]}" if fraction else body)
+        )
+    data = ",".join(texts).encode()
+    ends = np.cumsum([len(t) + 1 for t in texts]) - 1
+    starts = ends - [len(t) for t in texts]
+    signed = np.array([t.startswith("-") for t in texts])
+    read = decimals.digits(spans.words_view(spans.padded(data)), starts + signed, ends)
+    plain = read.plain(ends - starts - signed)
+    assert read.value(signed)[plain].tobytes() == np.array([float(t) for t in texts])[plain].tobytes()
+    assert plain.tolist() == [
+        len(t) - (t[0] == "-") <= 19 and int(t.replace(".", "").replace("-", "")) <= 2**53 for t in texts
+    ]

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from hub.ingest.webhooks.spans import U64Array, first_word
 from shared.model import I64Array
 
-U64Array = npt.NDArray[np.uint64]
-PAD = 8  # bytes the buffer must have after its last span, so a word starting in it stays inside
 MAX_WORDS = 8  # spans longer than 64 bytes are the caller's to cut
 _BUCKET_BITS = 12  # a first, sort-free pass: a few dozen distinct strings rarely share a bucket of 4096
 # Odd multipliers (splitmix64's), one per word of a span and one for its length.
@@ -25,8 +23,6 @@ _MIX = np.array(
     + [0xA0761D6478BD642F, 0xE7037ED1A0B428DB, 0x8EBC6AF09C88C6E3, 0x589965CC75374CC3, 0x1D8E4E27C47D124F],
     dtype=np.uint64,
 )
-# The low k bytes of a word, k = 0..8.
-_KEEP = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +34,8 @@ class Distinct:
     number: I64Array
 
 
-def words_view(padded: npt.NDArray[np.uint8]) -> U64Array:
-    """The little-endian uint64 starting at every byte of `padded` but its last `PAD - 1`
-    (a view: nothing is copied)."""
-    return np.ndarray((padded.shape[0] - PAD + 1,), dtype="<u8", buffer=padded, strides=(1,))
-
-
 def distinct(words: U64Array, starts: I64Array, lengths: I64Array) -> Distinct | None:
-    """The distinct strings among the spans `[start, start + length)` of the buffer `words` views.
+    """The distinct strings among the spans `[start, start + length)` of the text `words` views.
 
     Returns:
         None when a span is longer than `MAX_WORDS` words or two distinct strings hash alike (the
@@ -57,7 +47,7 @@ def distinct(words: U64Array, starts: I64Array, lengths: I64Array) -> Distinct |
     width = -(-int(lengths.max()) // 8)
     if width > MAX_WORDS:
         return None
-    rows = [words[starts + 8 * j] & _KEEP[np.clip(lengths - 8 * j, 0, 8)] for j in range(width)]
+    rows = [first_word(words, starts, lengths, j) for j in range(width)]
     hashed = lengths.astype(np.uint64) * _MIX[-1]
     for j, row in enumerate(rows):
         hashed ^= row * _MIX[j]

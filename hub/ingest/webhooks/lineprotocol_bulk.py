@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from hub.ingest.webhooks.distinct import PAD, distinct, words_view
+from hub.ingest.webhooks.decimals import digits
+from hub.ingest.webhooks.distinct import distinct
+from hub.ingest.webhooks.spans import PAD, U64Array, first_word, padded, spans, words_view
 from shared.model import F64Array, I64Array
 
 BoolArray = npt.NDArray[np.bool_]
@@ -28,9 +30,6 @@ NS_PER_MS = 1_000_000
 MAX_INT_DIGITS = 18  # an `i` integer of up to 18 digits is within int64, so float() of it is exact
 MAX_UINT_DIGITS = 19  # and a `u` one of up to 19 within uint64
 MAX_STAMP_DIGITS = 19
-# The spellings the C parser takes, as the number stored.
-BOOLEANS = dict.fromkeys([b"t", b"T", b"true", b"True", b"TRUE"], b"1")
-BOOLEANS |= dict.fromkeys([b"f", b"F", b"false", b"False", b"FALSE"], b"0")
 _NL, _SP, _COMMA, _EQ, _MINUS, _PLUS = 10, 32, 44, 61, 45, 43
 _BACKSLASH, _QUOTE, _DEL = 0x5C, 0x22, 0x7F
 
@@ -45,10 +44,18 @@ def _table(chars: bytes | range | list[int]) -> BoolArray:
 # A line's first byte: printable ASCII that starts a measurement (not a comment, nothing Python's
 # str.strip() would take off, which the C path applies first).
 _FIRST = _table(range(33, 127)) & ~_table(b',=#\\"')
-_DIGIT = _table(b"0123456789")
-_FLOATY = _table(b"0123456789.eE+-")
-_NONZERO = _table(b"123456789")
+_FLOATY = b"0123456789.eE+-"
 _TINY = np.finfo(np.float64).tiny  # strtod reports a subnormal or overflowing result: the C parser refuses
+
+
+def _words(*spellings: bytes) -> U64Array:
+    return np.array([int.from_bytes(w, "little") for w in spellings], dtype=np.uint64)
+
+
+# The spellings of true and false the C parser takes, as `word_of` reads them.
+_BOOLISH = _table(b"tTfF")
+_TRUE = _words(b"t", b"T", b"true", b"True", b"TRUE")
+_FALSE = _words(b"f", b"F", b"false", b"False", b"FALSE")
 
 
 def _separators(a: npt.NDArray[np.uint8]) -> BoolArray:
@@ -102,8 +109,8 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     integer, `u` unsigned, boolean) and a timestamp, in nanoseconds within `max_ns` either way, of
     plain digits; a line without one is stamped `now_ms`.
     """
-    padded = np.frombuffer(data + b"\n" + bytes(PAD), dtype=np.uint8)
-    a = padded[:-PAD]  # every line, the last too, ends in a newline
+    buffer = padded(data + b"\n")  # every line, the last too, ends in a newline
+    a = buffer[PAD:-PAD]
     # Separators in order; the newline closing each line is its last.
     sep = np.flatnonzero(_separators(a))
     kind = a[sep]
@@ -128,16 +135,17 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     eq = np.flatnonzero(zones.inner & (zones.rank % 2 == 1))
     field_line = zones.zone_of_item[eq]
     pos = zones.pos
-    values, value_bad = _values(a, pos[eq] + 1, pos[eq + 1])
+    words = words_view(buffer)
+    values, value_bad = _values(a, words, pos[eq] + 1, pos[eq + 1])
     line_bad = np.bincount(field_line[value_bad], minlength=zones.lines.shape[0]) > 0
 
     # Timestamps: digits after the second space, optionally signed.
     stamped = n_spaces[zones.lines] == 2
     stamp_start = np.where(stamped, sep[zones.end], nl[zones.lines]) + 1
-    stamps_ms, stamp_bad = _stamps(a, stamp_start, nl[zones.lines], stamped, unit_ns, now_ms, max_ns)
+    stamps_ms, stamp_bad = _stamps(a, words, stamp_start, nl[zones.lines], stamped, unit_ns, now_ms, max_ns)
     line_bad |= stamp_bad
 
-    names, name_ids = _names(padded, pos[eq - 1] + 1, pos[eq])
+    names, name_ids = _names(a, words, pos[eq - 1] + 1, pos[eq])
     full = Scan(
         n_lines,
         zones.lines,
@@ -187,7 +195,7 @@ class _Zones:
         fine = ~two | (term[lines] == end + 1)
         lines, begin, end = lines[fine], begin[fine], end[fine]
         width = end - begin + 1
-        at = _spans(begin, width)
+        at = spans(begin, width)
         rank = np.arange(at.shape[0]) - np.repeat(np.cumsum(width) - width, width)
         inner = (rank > 0) & (rank < np.repeat(width - 1, width))
         zone_of_item = np.repeat(np.arange(lines.shape[0]), width)
@@ -218,79 +226,74 @@ class _Zones:
         )
 
 
-def _spans(starts: I64Array, lengths: I64Array) -> I64Array:
-    """The indices of every element of the spans `[start, start + length)`, span after span."""
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return offsets + np.arange(int(lengths.sum()))
-
-
 def _cut_bytes(a: npt.NDArray[np.uint8], starts: I64Array, ends: I64Array) -> list[bytes]:
     """The byte strings `a[start:end]`, cut out of one joined buffer in one split."""
     if not starts.shape[0]:
         return []
-    idx = _spans(starts, ends - starts + 1)  # each with the separator that ends it
+    idx = spans(starts, ends - starts + 1)  # each with the separator that ends it
     buf = a[idx].copy()
     buf[np.cumsum(ends - starts + 1) - 1] = _COMMA
     return buf.tobytes().split(b",")[:-1]
 
 
-def _names(padded: npt.NDArray[np.uint8], starts: I64Array, ends: I64Array) -> tuple[list[bytes], I64Array]:
-    """The distinct field names of the spans `[start, end)` of `padded`, and the number of each span's."""
-    found = distinct(words_view(padded), starts, ends - starts)
+def _names(
+    a: npt.NDArray[np.uint8], words: U64Array, starts: I64Array, ends: I64Array
+) -> tuple[list[bytes], I64Array]:
+    """The distinct field names of the spans `a[start:end]` (`words` viewing `a`'s buffer), and the
+    number of each span's."""
+    found = distinct(words, starts, ends - starts)
     if found is not None:
         firsts = zip(starts[found.first].tolist(), ends[found.first].tolist(), strict=True)
-        return [padded[a:b].tobytes() for a, b in firsts], found.number
-    every = _cut_bytes(padded, starts, ends)  # long or hash-alike names: numbered by a dict
+        return [a[i:j].tobytes() for i, j in firsts], found.number
+    every = _cut_bytes(a, starts, ends)  # long or hash-alike names: numbered by a dict
     ids = {name: i for i, name in enumerate(dict.fromkeys(every))}
     return list(ids), np.fromiter(map(ids.__getitem__, every), np.int64, len(every))
 
 
-def _values(a: npt.NDArray[np.uint8], start: I64Array, end: I64Array) -> tuple[F64Array, BoolArray]:
-    """Field values as floats and which ones the bulk path does not read (left to the C parser)."""
+def _values(
+    a: npt.NDArray[np.uint8], words: U64Array, start: I64Array, end: I64Array
+) -> tuple[F64Array, BoolArray]:
+    """Field values as floats and which ones the bulk path does not read (left to the C parser).
+
+    Integers, booleans and plain decimals are read by array operations (`decimals`); only the other
+    decimal-looking values (an exponent, many digits) go through `float()`, one by one."""
     length = end - start
-    # One buffer of every value with the separator after it (never a digit, never in a float).
-    buf = a[_spans(start, length + 1)].copy()
-    stops = np.cumsum(length + 1) - 1
     first, last = a[start], a[end - 1]
-    body_digits = _per_segment(np.take(_DIGIT, buf), stops - length) - np.take(_DIGIT, last)  # but the last
     signed = first == _MINUS
-    magnitude = length - 1 - signed
-    suffixed = (body_digits == magnitude) & (magnitude >= 1)
-    integer = (last == ord("i")) & suffixed & (magnitude <= MAX_INT_DIGITS)
-    unsigned = (last == ord("u")) & suffixed & ~signed & (magnitude <= MAX_UINT_DIGITS)
-    boolean = np.isin(first, np.frombuffer(b"tTfF", np.uint8))
-    floaty = _per_segment(np.take(_FLOATY, buf), stops - length) == length
-    # A zero from a token with a digit other than 0 underflowed (strtod says ERANGE), or has an exponent
-    # with one (harmless, but told apart only by reading it): the C parser's.
-    nonzero = _per_segment(np.take(_NONZERO, buf), stops - length) > 0
-    decimal = floaty & (first != _PLUS) & ~integer & ~unsigned
-    bad = ~(integer | unsigned | boolean | decimal)
-    # A suffix becomes a space (float() ignores it), booleans are put aside.
-    buf[stops] = _COMMA
-    buf[(stops - 1)[integer | unsigned]] = _SP
-    texts = buf.tobytes().split(b",")[:-1]
-    words = np.flatnonzero(boolean | bad).tolist()
-    for i in words:
-        if boolean[i] and texts[i] in BOOLEANS:
-            texts[i] = BOOLEANS[texts[i]]
-        else:
-            bad[i] = True
-            texts[i] = b"0"
-    try:
-        values = np.fromiter(map(float, texts), np.float64, len(texts))
-    except ValueError:  # a decimal-looking token float() refuses ("1e", "1.2.3", "-"): find which
-        values = np.array([_float_or_nan(t) for t in texts], dtype=np.float64)
-        bad |= np.isnan(values)
-    bad |= ~np.isfinite(values) | ((values != 0) & (np.abs(values) < _TINY)) | ((values == 0) & nonzero)
+    suffixed = (last == ord("i")) | (last == ord("u"))
+    body = length - signed - suffixed
+    read = digits(words, start + signed, end - suffixed)
+    whole = (read.digits == body) & (body >= 1)
+    integer = (last == ord("i")) & whole & (body <= MAX_INT_DIGITS)
+    unsigned = (last == ord("u")) & whole & ~signed & (body <= MAX_UINT_DIGITS)
+    values = read.value(signed)
     values[integer] += 0.0  # "-0i" is the integer 0, not float -0.0
+    known = integer | unsigned | (~suffixed & read.plain(body))
+    maybe = np.flatnonzero(np.take(_BOOLISH, first))
+    word = first_word(words, start[maybe], length[maybe])
+    values[maybe] = np.isin(word, _TRUE)
+    known[maybe] = np.isin(word, _TRUE) | np.isin(word, _FALSE)
+    bad = np.zeros(length.shape[0], dtype=np.bool_)
+    rest = np.flatnonzero(~known)
+    if rest.shape[0]:
+        values[rest], bad[rest] = _floats(_cut_bytes(a, start[rest], end[rest]))
     return values, bad
 
 
-def _per_segment(mask: BoolArray, starts: I64Array) -> I64Array:
-    """How many of `mask` are set in each of the back-to-back non-empty segments starting at `starts`."""
-    if not starts.shape[0]:
-        return np.zeros(0, dtype=np.int64)
-    return np.add.reduceat(mask.astype(np.int64), starts)
+def _floats(texts: list[bytes]) -> tuple[F64Array, BoolArray]:
+    """`float()` of the texts that look decimal (digits, dots, e, E, signs, not a leading +), and
+    which texts are not the bulk path's: the others, those `float()` refuses ("1e", "1.2.3", "-"),
+    and those not finite, subnormal, or a zero with a digit but 0 (strtod's underflow, which the C
+    parser refuses, or an exponent like "0e5", harmless but told apart only by reading it)."""
+    texts = [t if not t.translate(None, _FLOATY) and t[:1] != b"+" else b"nan" for t in texts]
+    try:
+        values = np.fromiter(map(float, texts), np.float64, len(texts))
+    except ValueError:
+        values = np.array([_float_or_nan(t) for t in texts], dtype=np.float64)
+    bad = np.isnan(values) | ~np.isfinite(values) | ((values != 0) & (np.abs(values) < _TINY))
+    for i in np.flatnonzero(values == 0).tolist():
+        bad[i] |= bool(texts[i].strip(b"0.+-eE"))  # what is left of a decimal-looking text is a digit
+    return values, bad
 
 
 def _float_or_nan(text: bytes) -> float:
@@ -302,6 +305,7 @@ def _float_or_nan(text: bytes) -> float:
 
 def _stamps(
     a: npt.NDArray[np.uint8],
+    words: U64Array,
     start: I64Array,
     end: I64Array,
     stamped: BoolArray,
@@ -318,15 +322,14 @@ def _stamps(
         return ms, bad
     start, end = start[have], end[have]
     length = end - start  # 0 after a trailing space: refused below, as strip() would change the line
-    buf = a[_spans(start, length + 1)]  # each with its newline
     signed = a[start] == _MINUS
     magnitude = length - signed
-    digits = _per_segment(np.take(_DIGIT, buf), np.cumsum(length + 1) - (length + 1))
+    read = digits(words, start + signed, end)
     # 19 digits fit int64 up to 9223372036854775806 (the C parser's bound): those from a 9 are its to judge.
     high = (length == MAX_STAMP_DIGITS) & ~signed & (a[start] > ord("8"))
-    wrong = (digits != magnitude) | (magnitude < 1) | (length > MAX_STAMP_DIGITS) | high
-    texts = np.array(buf.tobytes().split(b"\n")[:-1])
-    raw = np.where(wrong, b"0", texts).astype(np.int64)
+    wrong = (read.digits != magnitude) | (magnitude < 1) | (length > MAX_STAMP_DIGITS) | high
+    raw = np.where(wrong, 0, read.mantissa.astype(np.int64))
+    np.negative(raw, out=raw, where=signed)
     bound = max_ns // unit_ns
     inside = (raw >= -bound) & (raw <= bound)
     bad[have] = wrong | ~inside
