@@ -1,9 +1,10 @@
 """Numbering the distinct byte strings among many spans of one buffer, without a bytes object per span.
 
-A payload's 25,000 field names are usually a dozen distinct ones. Each span is read as the 8-byte words
-it covers (one gather per word from an overlapping view of the buffer), the words are hashed into one
-uint64, and spans whose hashes meet are checked to be equal word for word, so a hash collision can
-never merge two strings: the caller is told to cut the bytes instead.
+A payload's 25,000 field names are usually a dozen distinct ones, and its 5,000 series prefixes a
+few thousand. Each span is read as the 8-byte words it covers (one gather per word from an
+overlapping view of the buffer, see `spans`), the words are hashed into one uint64, and each span is
+checked to be equal word for word to the first span of its hash, so a hash collision can never merge
+two strings: the caller is told to compare the bytes instead.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ import numpy as np
 from hub.ingest.webhooks.spans import U64Array, first_word
 from shared.model import I64Array
 
-MAX_WORDS = 8  # spans longer than 64 bytes are the caller's to cut
+MAX_WORDS = 32  # spans longer than 256 bytes are the caller's to compare
 _BUCKET_BITS = 12  # a first, sort-free pass: a few dozen distinct strings rarely share a bucket of 4096
-# Odd multipliers (splitmix64's), one per word of a span and one for its length.
-_MIX = np.array(
-    [0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93]
-    + [0xA0761D6478BD642F, 0xE7037ED1A0B428DB, 0x8EBC6AF09C88C6E3, 0x589965CC75374CC3, 0x1D8E4E27C47D124F],
-    dtype=np.uint64,
-)
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it loses nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +40,22 @@ def distinct(words: U64Array, starts: I64Array, lengths: I64Array) -> Distinct |
     n = starts.shape[0]
     if not n:
         return Distinct(np.zeros(0, np.int64), np.zeros(0, np.int64))
-    width = -(-int(lengths.max()) // 8)
-    if width > MAX_WORDS:
+    if int(lengths.max()) > 8 * MAX_WORDS:
         return None
-    rows = [first_word(words, starts, lengths, j) for j in range(width)]
-    hashed = lengths.astype(np.uint64) * _MIX[-1]
-    for j, row in enumerate(rows):
-        hashed ^= row * _MIX[j]
-    hashed ^= hashed >> np.uint64(31)
+    rows = [first_word(words, starts, lengths, j) for j in range(-(-int(lengths.max()) // 8))]
+    hashed = lengths.astype(np.uint64)
+    for row in rows:
+        hashed ^= row
+        hashed *= _MIX
+    hashed ^= hashed >> np.uint64(29)
     found = _by_bucket(hashed, n) or _by_sort(hashed)
     rep = found.first[found.number]
     same = lengths == lengths[rep]
     for row in rows:
         same &= row == row[rep]
-    return found if same.all() else None
+    if not same.all():
+        return None
+    return found
 
 
 def _by_bucket(hashed: U64Array, n: int) -> Distinct | None:

@@ -1,8 +1,9 @@
 """InfluxDB line protocol (what Telegraf's influxdb outputs and the InfluxDB clients write) as columns.
 
 The common case (no escapes, no quotes: what Telegraf writes) is parsed for the whole payload at once
-by `lineprotocol_bulk` (numpy over the payload's bytes, one `float` pass over its values), with the
-measurement and tags of each distinct series prefix read once and cached across payloads. Every other
+by `lineprotocol_bulk` (numpy over the payload's bytes and words), with the measurement and tags of
+each distinct series prefix read once and cached across payloads, and the series of each (prefix,
+field name) numbered once in `series_cache`. Every other
 line goes to `line_protocol_parser` (a maintained C extension: escaping, quoting and field types are
 its job), which is the reference the bulk path is property-tested against. Mapping:
 `measurement` + `_` + field key -> metric, tags -> labels. Floats, integers (`i`), unsigned (`u`) and
@@ -206,28 +207,21 @@ def _bulk(data: bytes, found: Scan) -> tuple[_Fields, Scan, _Registry]:
     """The fields of the lines the bulk scan took whose series prefix it can use, that scan, and the
     registry of their series.
 
-    Per line this is one dict lookup of its prefix; per distinct prefix one (cached) C parse of it; the
-    series of the distinct (prefix, field name) pairs are one lookup in the series cache; everything
-    per field is an array operation.
+    Per distinct prefix this is one dict lookup (and one C parse of it the first time); the series of
+    the distinct (prefix, field name) pairs are one lookup in the series cache; everything per line
+    and per field is an array operation.
     """
-    n = int(found.taken.shape[0])
-    heads = [data[a:b] for a, b in zip(found.head_starts.tolist(), found.head_ends.tolist(), strict=True)]
-    first_of: dict[bytes, int] = {}  # a prefix is numbered by the first line that has it
-    line_head = np.fromiter(map(first_of.setdefault, heads, range(n)), np.int64, n)
-    resolved = {i: p for head, i in first_of.items() if (p := _prefix(head)) is not None}
-    known = np.zeros(n, dtype=np.bool_)
-    known[list(resolved)] = True
-    usable = known[line_head]
+    # A prefix left to the C parser stands as _UNRESOLVED: its lines are dropped here, never keyed.
+    prefixes = [_prefix(head) or _UNRESOLVED for head in found.heads]
+    usable = np.array([p is not _UNRESOLVED for p in prefixes], dtype=np.bool_)[found.head_ids]
     if not usable.all():
-        found, line_head = found.only(usable), line_head[usable]
+        found = found.only(usable)
     if not found.name_ids.shape[0]:
         return _Fields.empty(), found, _Registry()
     counts = found.counts
     line_of = np.repeat(np.arange(found.taken.shape[0]), counts)
-    firsts, line_head = small_ints(line_head, n)  # prefixes numbered 0, 1, ... by their first line
-    prefixes = [resolved[i] for i in firsts.tolist()]
     width = len(found.names)
-    pairs, inverse = small_ints(line_head[line_of] * width + found.name_ids, len(prefixes) * width)
+    pairs, inverse = small_ints(found.head_ids[line_of] * width + found.name_ids, len(prefixes) * width)
     head, name = np.divmod(pairs, width)
     prefix_ids = np.array([p.id for p in prefixes], dtype=np.int64)
     codes = series_cache.codes(prefix_ids[head], series_cache.name_ids(found.names)[name])

@@ -2,10 +2,11 @@
 
 Telegraf and the InfluxDB clients write lines like `cpu,host=a usage=1.5,n=3i 1700000000000000000`:
 no backslash, no quote, one space before the fields and one before the timestamp. For such lines the
-payload's bytes are classified and cut by numpy (separator positions, counts per line and per token)
-and the field values of the whole payload are converted by one `float` pass over one joined buffer;
-Python objects exist per field name and per line's series prefix, whose meaning (measurement and tags)
-the caller decides once per distinct prefix.
+payload's bytes are classified and cut by numpy (separator positions, counts per line and per token),
+numbers are read from the 8-byte words that end them (`decimals`; `float()` only for exponents and
+long ones), and series prefixes and field names are numbered by hashing their words (`distinct`):
+Python objects exist per distinct prefix and name, whose meaning (measurement and tags) the caller
+decides once.
 
 Every other line is left to the caller's per-line C parser, which stays the reference: for the lines
 read here the result is the one the C parser gives (property-tested), so this module may leave a line
@@ -72,16 +73,16 @@ def _odd(a: npt.NDArray[np.uint8]) -> BoolArray:
 @dataclass(frozen=True, slots=True)
 class Scan:
     """What the bulk path read of a payload split at newlines: the lines it took (ascending indices),
-    for each its series prefix (byte span), field count and time, and per field its name (a number
-    into the distinct `names`) and value."""
+    for each its series prefix, field count and time, and per field its name and value; prefixes and
+    names as numbers into the distinct ones (`heads`, `names`: some may be no taken line's any more)."""
 
     lines: int  # in the payload, split at newlines
     taken: I64Array
-    head_starts: I64Array
-    head_ends: I64Array
+    heads: list[bytes]
+    head_ids: I64Array
     counts: I64Array
     stamps_ms: I64Array
-    names: list[bytes]  # distinct, possibly some no field of the taken lines has any more
+    names: list[bytes]
     name_ids: I64Array
     values: F64Array
 
@@ -91,8 +92,8 @@ class Scan:
         return Scan(
             self.lines,
             self.taken[keep],
-            self.head_starts[keep],
-            self.head_ends[keep],
+            self.heads,
+            self.head_ids[keep],
             self.counts[keep],
             self.stamps_ms[keep],
             self.names,
@@ -123,7 +124,7 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     ok = (nl > starts) & ~odd_lines & np.take(_FIRST, a[starts])
     if not ok.any():  # escapes or quotes everywhere: all the C parser's
         none = np.zeros(0, dtype=np.int64)
-        return Scan(n_lines, none, none, none, none, none, [], none, np.zeros(0))
+        return Scan(n_lines, none, [], none, none, none, [], none, np.zeros(0))
     line_of_sep = np.repeat(np.arange(n_lines), np.diff(np.concatenate(([-1], term))))
     spaces = np.flatnonzero(kind == _SP)
     n_spaces = np.bincount(line_of_sep[spaces], minlength=n_lines)
@@ -145,12 +146,13 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     stamps_ms, stamp_bad = _stamps(a, words, stamp_start, nl[zones.lines], stamped, unit_ns, now_ms, max_ns)
     line_bad |= stamp_bad
 
-    names, name_ids = _names(a, words, pos[eq - 1] + 1, pos[eq])
+    heads, head_ids = _strings(data, words, starts[zones.lines], sep[zones.begin])
+    names, name_ids = _strings(data, words, pos[eq - 1] + 1, pos[eq])
     full = Scan(
         n_lines,
         zones.lines,
-        starts[zones.lines],
-        sep[zones.begin],
+        heads,
+        head_ids,
         (zones.width - 1) // 2,
         stamps_ms,
         names,
@@ -236,18 +238,15 @@ def _cut_bytes(a: npt.NDArray[np.uint8], starts: I64Array, ends: I64Array) -> li
     return buf.tobytes().split(b",")[:-1]
 
 
-def _names(
-    a: npt.NDArray[np.uint8], words: U64Array, starts: I64Array, ends: I64Array
-) -> tuple[list[bytes], I64Array]:
-    """The distinct field names of the spans `a[start:end]` (`words` viewing `a`'s buffer), and the
-    number of each span's."""
+def _strings(data: bytes, words: U64Array, starts: I64Array, ends: I64Array) -> tuple[list[bytes], I64Array]:
+    """The distinct byte strings `data[start:end]` (`words` viewing `data`), and the number of each."""
     found = distinct(words, starts, ends - starts)
-    if found is not None:
-        firsts = zip(starts[found.first].tolist(), ends[found.first].tolist(), strict=True)
-        return [a[i:j].tobytes() for i, j in firsts], found.number
-    every = _cut_bytes(a, starts, ends)  # long or hash-alike names: numbered by a dict
-    ids = {name: i for i, name in enumerate(dict.fromkeys(every))}
-    return list(ids), np.fromiter(map(ids.__getitem__, every), np.int64, len(every))
+    if found is None:  # long or hash-alike strings: numbered by a dict
+        every = [data[i:j] for i, j in zip(starts.tolist(), ends.tolist(), strict=True)]
+        ids = {name: i for i, name in enumerate(dict.fromkeys(every))}
+        return list(ids), np.fromiter(map(ids.__getitem__, every), np.int64, len(every))
+    firsts = zip(starts[found.first].tolist(), ends[found.first].tolist(), strict=True)
+    return [data[i:j] for i, j in firsts], found.number
 
 
 def _values(

@@ -30,8 +30,12 @@ def words_view(buffer: npt.NDArray[np.uint8]) -> U64Array:
 
 
 def first_word(words: U64Array, starts: I64Array, lengths: I64Array, j: int = 0) -> U64Array:
-    """The `j`-th 8-byte word from the start of each span, its bytes past the span's end zeroed."""
-    return words[starts + PAD + 8 * j] & LOW[np.clip(lengths - 8 * j, 0, 8)]
+    """The `j`-th 8-byte word from the start of each span, its bytes past the span's end zeroed (all
+    of them for a span that ends before it)."""
+    at = starts + PAD + 8 * j
+    if j:
+        np.minimum(at, words.shape[0] - 1, out=at)  # the last spans' words past the buffer read as 0
+    return words[at] & LOW[np.clip(lengths - 8 * j, 0, 8)]
 
 
 def last_word(words: U64Array, ends: I64Array, lengths: I64Array, j: int = 0) -> U64Array:
