@@ -234,6 +234,12 @@ def test_a_field_named_twice_in_a_line_keeps_the_first_and_a_later_line_wins() -
     assert s.timestamps_ms.tolist() == [5, 6] and s.values.tolist() == [3.0, 4.0]
 
 
+def test_a_series_written_back_in_time_comes_out_sorted_by_time() -> None:
+    text = "cpu v=1 3000000\nmem v=9 1000000\ncpu v=2 1000000\ncpu v=3 2000000\ncpu v=4 2000000"
+    cpu = next(s for s in parse(text, 1, NOW_MS).series if s.key.metric == "cpu_v")
+    assert cpu.timestamps_ms.tolist() == [1, 2, 3] and cpu.values.tolist() == [2.0, 4.0, 1.0]
+
+
 def test_one_series_written_under_two_tag_orders_is_one_series() -> None:
     parsed = parse("cpu,a=1,b=2 v=1 1000000\ncpu,b=2,a=1 v=2 2000000", 1, NOW_MS)
     (s,) = parsed.series

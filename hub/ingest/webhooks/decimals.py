@@ -72,20 +72,23 @@ def digits(words: U64Array, start: I64Array, end: I64Array) -> Digits:
     n_dots = np.zeros(n, dtype=np.int64)
     fraction = np.zeros(n, dtype=np.int64)
     for k in range(min(MAX_WORDS, -(-int(length.max(initial=0)) // 8))):
-        at: slice | I64Array = np.flatnonzero(length > 8 * k) if k else slice(None)  # spans in word k
-        word = last_word(words, end[at], length[at], k)
+        at = np.flatnonzero(length > 8 * k) if k else np.arange(n)  # the spans that reach word k
+        word = last_word(words, end[at], length[at], k) if k else last_word(words, end, length)
         byte = word.view(np.uint8) - np.uint8(ord("0"))
         is_digit = byte < 10
-        is_dot = (byte == _DOT).view(_U64)
         raw[at] += _eight_digits((byte * is_digit).view(_U64)) * _POW10[8 * k]
         n_digits[at] += np.bitwise_count(is_digit.view(_U64))
-        n_dots[at] += np.bitwise_count(is_dot)
-        # A dot's place from the word's end: 7 less the index of its lowest byte (8 when none).
-        dot = 7 - (np.bitwise_count((is_dot & (~is_dot + _U64(1))) - _U64(1)).astype(np.int64) >> 3)
-        fraction[at] = np.where(dot >= 0, 8 * k + dot, fraction[at])
-    scale = _POW10[np.minimum(fraction, MAX_DIGITS - 1)]
-    mantissa = np.where(n_dots > 0, raw // (scale * _U64(10)) * scale + raw % scale, raw)
-    return Digits(mantissa, n_digits, n_dots, np.where(n_dots > 0, fraction, 0))
+        is_dot = (byte == _DOT).view(_U64)
+        dotted = np.flatnonzero(is_dot)
+        if dotted.shape[0]:
+            lowest = is_dot[dotted] & (~is_dot[dotted] + _U64(1))
+            # bytes after the dot: 7 less the index of its lowest byte in the word, and 8 per word after
+            fraction[at[dotted]] = 8 * k + 7 - (np.bitwise_count(lowest - _U64(1)).astype(np.int64) >> 3)
+            n_dots[at[dotted]] += np.bitwise_count(is_dot[dotted])
+    dotted = np.flatnonzero(n_dots)
+    scale = _POW10[np.minimum(fraction[dotted], MAX_DIGITS - 1)]
+    raw[dotted] = raw[dotted] // (scale * _U64(10)) * scale + raw[dotted] % scale  # the dot's 0 taken out
+    return Digits(raw, n_digits, n_dots, fraction)
 
 
 def _eight_digits(word: U64Array) -> U64Array:

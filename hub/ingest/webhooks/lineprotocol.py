@@ -182,7 +182,7 @@ def _parse(text: str, unit_ns: int, now_ms: int, bulk: bool) -> ParsedLines:
     found = scan(data, unit_ns, now_ms, MAX_NS)
     if not bulk:
         found = found.only(np.zeros(found.taken.shape[0], dtype=np.bool_))
-    fast, found, registry = _bulk(data, found)
+    fast, found, registry = _bulk(found)
     left = np.ones(found.lines, dtype=np.bool_)
     left[found.taken] = False
     index = np.flatnonzero(left)
@@ -198,12 +198,23 @@ def _parse(text: str, unit_ns: int, now_ms: int, bulk: bool) -> ParsedLines:
         order = np.lexsort((np.concatenate([fast.line, slow.line]), ts, sid))
     else:
         sid, ts, vals = fast.sid, fast.ts, fast.values
-        order = np.lexsort((ts, sid))  # stable: the bulk path's fields are in line order already
+        order = _by_series_and_time(sid, ts, len(registry.keys))  # the bulk path's are in line order
     series = _cut(registry.keys, sid[order], ts[order], vals[order])
     return ParsedLines(series, int(found.taken.shape[0]) + counted, bad, first, strings)
 
 
-def _bulk(data: bytes, found: Scan) -> tuple[_Fields, Scan, _Registry]:
+def _by_series_and_time(sid: I64Array, ts: I64Array, n_series: int) -> I64Array:
+    """`np.lexsort((ts, sid))`, stable; by one radix sort on the series alone when their numbers fit
+    16 bits and each series' times already ascend in the order given (as Telegraf writes them)."""
+    if n_series <= 1 << 16:
+        order = np.argsort(sid.astype(np.uint16), kind="stable")
+        s, t = sid[order], ts[order]
+        if ((t[1:] >= t[:-1]) | (s[1:] != s[:-1])).all():
+            return order
+    return np.lexsort((ts, sid))
+
+
+def _bulk(found: Scan) -> tuple[_Fields, Scan, _Registry]:
     """The fields of the lines the bulk scan took whose series prefix it can use, that scan, and the
     registry of their series.
 

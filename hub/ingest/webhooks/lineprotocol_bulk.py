@@ -110,7 +110,7 @@ def scan(data: bytes, unit_ns: int, now_ms: int, max_ns: int) -> Scan:
     integer, `u` unsigned, boolean) and a timestamp, in nanoseconds within `max_ns` either way, of
     plain digits; a line without one is stamped `now_ms`.
     """
-    buffer = padded(data + b"\n")  # every line, the last too, ends in a newline
+    buffer = padded(data, b"\n")  # every line, the last too, ends in a newline
     a = buffer[PAD:-PAD]
     # Separators in order; the newline closing each line is its last.
     sep = np.flatnonzero(_separators(a))

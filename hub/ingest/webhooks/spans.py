@@ -17,9 +17,12 @@ LOW = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)  # a wor
 HIGH = ~LOW[8 - np.arange(9)]  # a word's last k bytes
 
 
-def padded(data: bytes) -> npt.NDArray[np.uint8]:
-    """`data` with `PAD` zero bytes either side, for `words_view`."""
-    return np.frombuffer(bytes(PAD) + data + bytes(PAD), dtype=np.uint8)
+def padded(data: bytes, end: bytes = b"") -> npt.NDArray[np.uint8]:
+    """`data` and `end` with `PAD` zero bytes either side, for `words_view` (one copy of `data`)."""
+    buffer = np.zeros(PAD + len(data) + len(end) + PAD, dtype=np.uint8)
+    buffer[PAD : PAD + len(data)] = np.frombuffer(data, dtype=np.uint8)
+    buffer[PAD + len(data) : PAD + len(data) + len(end)] = np.frombuffer(end, dtype=np.uint8)
+    return buffer
 
 
 def words_view(buffer: npt.NDArray[np.uint8]) -> U64Array:
@@ -32,15 +35,17 @@ def words_view(buffer: npt.NDArray[np.uint8]) -> U64Array:
 def first_word(words: U64Array, starts: I64Array, lengths: I64Array, j: int = 0) -> U64Array:
     """The `j`-th 8-byte word from the start of each span, its bytes past the span's end zeroed (all
     of them for a span that ends before it)."""
-    at = starts + PAD + 8 * j
-    if j:
-        np.minimum(at, words.shape[0] - 1, out=at)  # the last spans' words past the buffer read as 0
-    return words[at] & LOW[np.clip(lengths - 8 * j, 0, 8)]
+    if not j:
+        return words[starts + PAD] & LOW[np.minimum(lengths, 8)]
+    at = np.minimum(
+        starts + PAD + 8 * j, words.shape[0] - 1
+    )  # the last spans' words past the buffer read as 0
+    return words[at] & LOW[np.minimum(np.maximum(lengths - 8 * j, 0), 8)]
 
 
 def last_word(words: U64Array, ends: I64Array, lengths: I64Array, j: int = 0) -> U64Array:
     """The `j`-th 8-byte word from the end of each span, its bytes before the span's start zeroed."""
-    return words[ends - 8 * j] & HIGH[np.clip(lengths - 8 * j, 0, 8)]
+    return words[ends - 8 * j] & HIGH[np.minimum(np.maximum(lengths - 8 * j, 0), 8)]
 
 
 def spans(starts: I64Array, lengths: I64Array) -> I64Array:
