@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hub.ingest.webhooks import decimals, distinct, lineprotocol, series_cache, spans
 from hub.ingest.webhooks.lineprotocol import PRECISION_NS, ParsedLines, parse, parse_per_line
+from shared.model import SeriesKey
 
 pytestmark = pytest.mark.unit
 NOW_MS = 1_700_000_000_000
@@ -285,6 +286,16 @@ def test_a_payload_whose_series_cache_starts_over_while_it_adds_series_takes_all
     monkeypatch.setattr(cache, "_lock", StartsOverFirst(cache._lock, lambda: parse(other, 1, NOW_MS)))
     assert outcome(parse(grown, 1, NOW_MS)) == outcome(parse_per_line(grown, 1, NOW_MS))
     assert cache._now.keys is not first_generation and len(cache._now.keys) == 113
+
+
+def test_the_series_cache_starts_over_past_its_limit_of_codes_even_when_they_share_keys() -> None:
+    cache = series_cache.SeriesCache(4)
+    key = SeriesKey("cpu_v", ())
+    for code in range(10):  # a prefix read again after its cache started over: a new code, the same key
+        numbers, keys = cache.numbers(np.array([code, 100]), lambda missing: [key] * missing.shape[0])
+        assert [keys[i] for i in numbers.tolist()] == [key, key] and cache._now.codes.shape[0] <= 4
+    numbers, _ = cache.numbers(np.array([100, 9, 7]), lambda missing: [SeriesKey("x", ())] * missing.shape[0])
+    assert cache._now.codes.tolist() == sorted(cache._now.codes.tolist())
 
 
 def test_a_payload_of_only_blank_lines_and_comments_has_no_lines() -> None:

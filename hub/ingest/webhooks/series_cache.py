@@ -6,7 +6,7 @@ key a number; a payload looks up its distinct pairs' codes in one sorted array i
 and hashing a key per pair (7,500 pairs a payload cost about 4 ms that way).
 
 Many threads parse at once. What a payload reads is one published `Numbering`, never changed after;
-new pairs are added under a lock into a new one. Past `limit` keys the numbering starts over (a new
+new pairs are added under a lock into a new one. Past `limit` codes the numbering starts over (a new
 generation): a payload that meets that while adding its pairs takes every number from the new one,
 so the numbers of one payload always come from one generation and one key has one number there.
 """
@@ -101,7 +101,7 @@ class SeriesCache:
             found, missing = now.find(codes)  # another payload may have added them, or started over
             if not missing.shape[0]:
                 return found, now.keys
-            if len(now.keys) + missing.shape[0] > self.limit:
+            if now.codes.shape[0] + missing.shape[0] > self.limit:  # codes: a key may have stale ones
                 now, found, missing = Numbering.empty(), np.full_like(codes, -1), np.arange(codes.shape[0])
             keys, ids = now.keys, now.ids
             for i, key in zip(missing.tolist(), keys_of(missing), strict=True):
@@ -111,8 +111,9 @@ class SeriesCache:
                     number = ids[pair] = len(keys)
                     keys.append(key)
                 found[i] = number
-            all_codes = np.concatenate([now.codes, codes[missing]])
-            order = np.argsort(all_codes, kind="stable")
-            numbers = np.concatenate([now.numbers, found[missing]])
-            self._now = Numbering(all_codes[order], numbers[order], keys, ids)
+            new = missing[np.argsort(codes[missing])]  # merged in, not all sorted again
+            at = np.searchsorted(now.codes, codes[new])
+            self._now = Numbering(
+                np.insert(now.codes, at, codes[new]), np.insert(now.numbers, at, found[new]), keys, ids
+            )
             return found, keys
