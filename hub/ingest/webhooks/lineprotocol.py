@@ -222,8 +222,10 @@ def _bulk(found: Scan) -> tuple[_Fields, Scan, _Registry]:
     the distinct (prefix, field name) pairs are one lookup in the series cache; everything per line
     and per field is an array operation.
     """
-    # A prefix left to the C parser stands as _UNRESOLVED: its lines are dropped here, never keyed.
-    prefixes = [_prefix(head) or _UNRESOLVED for head in found.heads]
+    # One C-level get per prefix, a call only for those not cached (or cached as the C parser's). A
+    # prefix left to the C parser stands as _UNRESOLVED: its lines are dropped here, never keyed.
+    cached = map(_prefixes.get, found.heads)
+    prefixes = [p or _prefix(h) or _UNRESOLVED for p, h in zip(cached, found.heads, strict=True)]
     usable = np.array([p is not _UNRESOLVED for p in prefixes], dtype=np.bool_)[found.head_ids]
     if not usable.all():
         found = found.only(usable)
@@ -243,7 +245,7 @@ def _bulk(found: Scan) -> tuple[_Fields, Scan, _Registry]:
 
     numbers, keys = _series.numbers(codes, keys_of)
     used, sid_of_pair = small_ints(numbers, len(keys))
-    registry = _Registry([keys[i] for i in used.tolist()])
+    registry = _Registry(list(map(keys.__getitem__, used.tolist())))
     sid = sid_of_pair[inverse]
     # Fields of a line in reverse, so that of a name repeated in one line the first written is kept.
     starts = np.cumsum(counts) - counts
