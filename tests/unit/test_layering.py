@@ -45,7 +45,7 @@ SEAMS = {
     # Prometheus remote write: its protobuf and its snappy codec, in the receiver's parser.
     "shared.pb.prometheus.v1": {"hub/ingest/webhooks/remote_write.py"},
     "cramjam": {"hub/ingest/webhooks/remote_write.py"},
-    "line_protocol_parser": {"hub/ingest/webhooks/lineprotocol.py"},
+    "line_protocol_parser": {"hub/ingest/webhooks/lineprotocol/__init__.py"},
     "pysnmp": {"agent/collect/snmp/session.py"},
     "redfish": {"agent/collect/redfish/session.py"},
     # aiohttp: the Redfish client, the agent's /metrics + /healthz server, and the hub's outbound HTTP

@@ -11,8 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.ingest.webhooks import decimals, distinct, lineprotocol, series_cache, spans
-from hub.ingest.webhooks.lineprotocol import PRECISION_NS, ParsedLines, parse, parse_per_line
+from hub.ingest.webhooks import lineprotocol
+from hub.ingest.webhooks.lineprotocol import (
+    PRECISION_NS,
+    ParsedLines,
+    decimals,
+    distinct,
+    parse,
+    parse_per_line,
+    series_cache,
+    spans,
+)
 from shared.model import SeriesKey
 
 pytestmark = pytest.mark.unit
@@ -217,7 +226,7 @@ TELEGRAF_LIKE = "\n".join(
 
 
 def test_common_lines_are_all_taken_by_the_bulk_path() -> None:
-    from hub.ingest.webhooks.lineprotocol_bulk import scan
+    from hub.ingest.webhooks.lineprotocol.bulk import scan
 
     found = scan(TELEGRAF_LIKE.encode(), 1, NOW_MS, lineprotocol.MAX_NS)
     assert found.taken.tolist() == list(range(200))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hub.ingest.webhooks.spans import U64Array, first_word
+from hub.ingest.webhooks.lineprotocol.spans import U64Array, first_word
 from shared.model import I64Array
 
 MAX_WORDS = 32  # spans longer than 256 bytes are the caller's to compare

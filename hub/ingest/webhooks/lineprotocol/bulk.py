@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from hub.ingest.webhooks.decimals import digits
-from hub.ingest.webhooks.distinct import distinct
-from hub.ingest.webhooks.spans import PAD, U64Array, first_word, padded, spans, words_view
+from hub.ingest.webhooks.lineprotocol.decimals import digits
+from hub.ingest.webhooks.lineprotocol.distinct import distinct
+from hub.ingest.webhooks.lineprotocol.spans import PAD, U64Array, first_word, padded, spans, words_view
 from shared.model import F64Array, I64Array
 
 BoolArray = npt.NDArray[np.bool_]

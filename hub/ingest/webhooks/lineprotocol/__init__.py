@@ -1,7 +1,7 @@
 """InfluxDB line protocol (what Telegraf's influxdb outputs and the InfluxDB clients write) as columns.
 
 The common case (no escapes, no quotes: what Telegraf writes) is parsed for the whole payload at once
-by `lineprotocol_bulk` (numpy over the payload's bytes and words), with the measurement and tags of
+by `bulk` (numpy over the payload's bytes and words), with the measurement and tags of
 each distinct series prefix read once and cached across payloads, and the series of each (prefix,
 field name) numbered once in `series_cache`. Every other
 line goes to `line_protocol_parser` (a maintained C extension: escaping, quoting and field types are
@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 from line_protocol_parser import LineFormatError, parse_line
 
-from hub.ingest.webhooks import series_cache
-from hub.ingest.webhooks.distinct import small_ints
-from hub.ingest.webhooks.lineprotocol_bulk import NS_PER_MS, Scan, scan
+from hub.ingest.webhooks.lineprotocol import series_cache
+from hub.ingest.webhooks.lineprotocol.bulk import NS_PER_MS, Scan, scan
+from hub.ingest.webhooks.lineprotocol.distinct import small_ints
 from hub.store.base import SeriesColumns
 from shared.model import F64Array, I64Array, SeriesKey, SeriesPoints
 

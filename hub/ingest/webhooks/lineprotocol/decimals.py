@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from hub.ingest.webhooks.spans import U64Array, last_word
+from hub.ingest.webhooks.lineprotocol.spans import U64Array, last_word
 from shared.model import F64Array, I64Array
 
 BoolArray = npt.NDArray[np.bool_]
