@@ -18,10 +18,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,9 +52,13 @@ SLICE_POINTS = 512
 KEY_SAMPLE = 64
 # JSON texts of pushed keys, by key object: receivers hand over the same SeriesKey objects for a series
 # push after push (the line-protocol parser caches them), so a key is encoded once, not once a part.
-# Each entry holds its key, so an id() is never mistaken for that of a later object; cleared when full.
+# A text is filed under its key's id() only while `_held_keys` keeps that key alive, so no other object
+# can have that id meanwhile and a lookup is one C-level dict get (entries are added and the cache is
+# emptied under `_texts_lock`, in an order that never leaves an entry without its key held).
 MAX_KEY_TEXTS = 50_000
-_key_texts: dict[int, tuple[SeriesKey, str]] = {}
+_key_texts: dict[int, str] = {}
+_held_keys: list[SeriesKey] = []
+_texts_lock = threading.Lock()
 
 
 @dataclass(slots=True)
@@ -147,7 +152,7 @@ def _pushed_parts(out: Published, agent: str, batch_id: str, columns: SeriesColu
         owner = np.repeat(np.arange(n_series), counts)
         counts = np.bincount(owner[finite], minlength=n_series)
         ts, values = ts[finite], values[finite]
-    keys = columns.keys
+    keys = _Keys(columns.keys, _texts_of(columns.keys))
     # Slices of at most SLICE_POINTS points (a long series spans parts), in point order.
     per = -(-counts // SLICE_POINTS)
     sid = np.repeat(np.arange(n_series), per)
@@ -157,8 +162,8 @@ def _pushed_parts(out: Published, agent: str, batch_id: str, columns: SeriesColu
     end = np.minimum(first + SLICE_POINTS, starts[sid] + counts[sid])
     # Parts filled to PART_BUDGET_BYTES at the key size of the batch's first series; _add_part bounds
     # each part from its key text (a batch of much longer keys further on splits there).
-    sample = [(k.metric, k.labels) for k in keys[:KEY_SAMPLE]]
-    key_bytes = 2 * len(json.dumps(sample, ensure_ascii=False).encode()) / len(sample)
+    sample = keys.texts[:KEY_SAMPLE]
+    key_bytes = 2 * len(", ".join(sample).encode()) / len(sample)
     cost = key_bytes + 21 + POINT_BYTES * (end - first)
     which = ((np.cumsum(cost) - cost) // PART_BUDGET_BYTES).astype(np.int64)
     bounds = np.flatnonzero(np.r_[True, which[1:] != which[:-1], True]).tolist()
@@ -172,7 +177,7 @@ def _add_part(
     agent: str,
     batch_id: str,
     part: int,
-    keys: tuple[SeriesKey, ...],
+    keys: _Keys,
     slices: tuple[np.ndarray, np.ndarray, np.ndarray],
     ts: np.ndarray,
     values: np.ndarray,
@@ -181,8 +186,9 @@ def _add_part(
     next part number. Its size is bounded from its exact key text: a part over the bus's limit (long or
     escaped labels) is split in halves; a single point too large alone is refused (counted)."""
     sid, first, end = slices
-    mine = tuple(map(keys.__getitem__, sid.tolist()))
-    text = "[" + ", ".join(map(_key_text, mine)) + "]"  # json.dumps of the list of keys, piece by piece
+    order = sid.tolist()
+    mine = tuple(map(keys.keys.__getitem__, order))
+    text = "[" + ", ".join(map(keys.texts.__getitem__, order)) + "]"  # json.dumps of the keys' list
     lo, hi = int(first[0]), int(end[-1])  # a part's slices are contiguous in point order
     # The key text as the message's JSON holds it (escaped once more: each byte at most doubles), the id
     # (quoted: up to 3 bytes a character) and agent fields, a count per slice, the points at their widest.
@@ -216,16 +222,28 @@ def _add_part(
     return part + 1
 
 
-def _key_text(key: SeriesKey) -> str:
-    """`[metric, [[label, value], ...]]` as JSON (thread-safe: one dict get and set, both atomic)."""
-    got = _key_texts.get(id(key))
-    if got is not None and got[0] is key:
-        return got[1]
-    text = json.dumps((key.metric, key.labels), ensure_ascii=False)
-    if len(_key_texts) >= MAX_KEY_TEXTS:
-        _key_texts.clear()
-    _key_texts[id(key)] = (key, text)
-    return text
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """A pushed batch's series keys and the JSON text of each, `[metric, [[label, value], ...]]`."""
+
+    keys: tuple[SeriesKey, ...]
+    texts: list[str]
+
+
+def _texts_of(keys: tuple[SeriesKey, ...]) -> list[str]:
+    """The JSON text of each key, from the cache (thread-safe: the caller holds `keys`, so their ids
+    are theirs while it runs)."""
+    texts = list(map(_key_texts.get, map(id, keys)))
+    if None in texts:
+        with _texts_lock:
+            if len(_key_texts) + len(keys) > MAX_KEY_TEXTS:
+                _key_texts.clear()  # before the keys are let go: an entry never outlives its key
+                _held_keys.clear()
+            for i, key in enumerate(keys):
+                if texts[i] is None:
+                    _held_keys.append(key)
+                    texts[i] = _key_texts[id(key)] = json.dumps((key.metric, key.labels), ensure_ascii=False)
+    return cast(list[str], texts)  # every None was filled
 
 
 def _anomaly(ident: str, agent: str, e: Event, phase: str) -> AnomalyReported:

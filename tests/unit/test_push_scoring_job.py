@@ -8,6 +8,7 @@ import json
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from hub.bus.memory import MemoryBus
 from hub.bus.messages import MAX_MESSAGE_BYTES, AnomalyReported, Message, PointsPushed, decode
 from hub.detect.config import PushDetectConfig
 from hub.detect.service import PushScoringJob
+from hub.ingest import publish
 from hub.ingest.publish import messages
 from hub.store.base import SeriesColumns
 from shared.clock import FakeClock
@@ -176,6 +178,30 @@ def test_a_pushed_batch_is_split_into_parts_under_the_bus_limit_holding_every_fi
     # An agent's batch carries no points: its agent scored them.
     agents = messages("dc1/edge", "1-1", Batch(boot_epoch=1, seq=1, series=series))
     assert not any(isinstance(m, PointsPushed) for m in agents.messages)
+
+
+def test_key_texts_from_many_threads_while_keys_come_and_go_are_always_their_own_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key-text cache files texts by id(): with the cache starting over every few batches and key
+    objects freed and their ids reused by new ones, every part still names exactly its own series."""
+    monkeypatch.setattr(publish, "MAX_KEY_TEXTS", 40)
+
+    def push(worker: int) -> list[str]:
+        wrong = []
+        for round_ in range(40):
+            keys = [SeriesKey.of("m", {"w": str(worker), "r": str(round_), "i": str(i)}) for i in range(12)]
+            series = tuple(SeriesPoints(k, np.array([1], np.int64), np.array([1.0])) for k in keys)
+            out = messages(SOURCE, f"{worker}-{round_}", Batch(1, round_, series), pushed=True)
+            for part in (m for m in out.messages if isinstance(m, PointsPushed)):
+                named = [SeriesKey(m, tuple(map(tuple, labels))) for m, labels in json.loads(part.series)]
+                if part.keys is None or named != list(part.keys):
+                    wrong.append(part.id)
+            del keys, series, out  # their ids are free for the next round's keys
+        return wrong
+
+    with ThreadPoolExecutor(6) as pool:
+        assert [w for ws in pool.map(push, range(6)) for w in ws] == []
 
 
 def test_a_push_given_as_columns_publishes_what_the_same_series_publish() -> None:
