@@ -8,6 +8,7 @@ backfill closes its gap by itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -103,26 +104,40 @@ def _record_batch(db: sa.Connection, agent: str, boot_epoch: int, seq: int, poin
     if seq % PRUNE_EVERY == 0:
         prune_seen(db, now_ms)
     if not new:
-        db.execute(
-            agents.update()
-            .where(agents.c.id == agent)
-            .values(last_seen_ms=now_ms, duplicates=agents.c.duplicates + 1)
-        )
+        db.execute(_SEEN_AGAIN, {"b_agent": agent, "b_now": now_ms})
         return False
-    db.execute(
-        agents.update()
-        .where(agents.c.id == agent)
-        .values(
-            last_seen_ms=now_ms,
-            points_received=agents.c.points_received + points,
-            batches_received=agents.c.batches_received + 1,
-        )
-    )
+    db.execute(_COUNTED, {"b_agent": agent, "b_now": now_ms, "b_points": points})
     if not insert_ignore(db, agent_epochs, agent=agent, boot_epoch=boot_epoch, max_seq=seq, received=1):
-        greatest = sa.func.max if db.dialect.name == "sqlite" else sa.func.greatest
-        db.execute(
-            agent_epochs.update()
-            .where((agent_epochs.c.agent == agent) & (agent_epochs.c.boot_epoch == boot_epoch))
-            .values(max_seq=greatest(agent_epochs.c.max_seq, seq), received=agent_epochs.c.received + 1)
-        )
+        epoch = _EPOCH_SEEN_POSTGRES if db.dialect.name == "postgresql" else _EPOCH_SEEN_SQLITE
+        db.execute(epoch, {"b_agent": agent, "b_boot": boot_epoch, "b_seq": seq})
     return True
+
+
+# Built once (values as parameters): every stored batch runs them.
+_SEEN_AGAIN = (
+    agents.update()
+    .where(agents.c.id == sa.bindparam("b_agent"))
+    .values(last_seen_ms=sa.bindparam("b_now"), duplicates=agents.c.duplicates + 1)
+)
+_COUNTED = (
+    agents.update()
+    .where(agents.c.id == sa.bindparam("b_agent"))
+    .values(
+        last_seen_ms=sa.bindparam("b_now"),
+        points_received=agents.c.points_received + sa.bindparam("b_points"),
+        batches_received=agents.c.batches_received + 1,
+    )
+)
+
+
+def _epoch_seen(greatest: Callable[..., sa.ColumnElement[int]]) -> sa.Update:
+    epoch = agent_epochs.c
+    return (
+        agent_epochs.update()
+        .where((epoch.agent == sa.bindparam("b_agent")) & (epoch.boot_epoch == sa.bindparam("b_boot")))
+        .values(max_seq=greatest(epoch.max_seq, sa.bindparam("b_seq")), received=epoch.received + 1)
+    )
+
+
+_EPOCH_SEEN_SQLITE = _epoch_seen(sa.func.max)  # SQLite's max() of two arguments is GREATEST
+_EPOCH_SEEN_POSTGRES = _epoch_seen(sa.func.greatest)
