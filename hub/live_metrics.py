@@ -29,6 +29,11 @@ class StoreCollector:
             for name, doc, value in (
                 ("flushes", "Head flushes into chunks", st.flushes),
                 ("flush_failures", "Head flushes that failed (retried a minute later)", st.flush_failures),
+                (
+                    "flush_waits",
+                    "Writes that waited for a background head flush (the next head filled first)",
+                    st.flush_waits,
+                ),
                 ("rejected_series", "Malformed series refused in a batch; logged once", st.rejected_series),
                 ("points_below_retention", "Points past raw retention, dropped", st.points_below_retention),
                 (

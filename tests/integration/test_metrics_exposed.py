@@ -80,6 +80,7 @@ def test_hub_exports_store_counters_stream_hops_process_and_build_info(hub: HubH
     s = _scrape(hub.api_url)
     for name in (
         "outpost_hub_store_flush_failures_total",
+        "outpost_hub_store_flush_waits_total",
         "outpost_hub_store_rejected_series_total",
         "outpost_hub_store_points_below_retention_total",
         "outpost_hub_store_journal_records_skipped_total",

@@ -82,7 +82,7 @@ def test_writes_and_reads_go_on_while_a_flush_waits_and_the_next_full_head_waits
             blocked.join(0.5)
             assert blocked.is_alive()
         blocked.join(10)
-        assert not blocked.is_alive()
+        assert not blocked.is_alive() and store.stats.flush_waits == 1
         wait_for(lambda: store.stats.flushes >= 1, what="the background flush")
         assert_holds(store, 7)
         assert store.write("edge", batch(2)).duplicate is True  # ids of a flushed head are remembered

@@ -87,6 +87,8 @@ class EmbeddedStats:
 
     flushes: int = 0
     flush_failures: int = 0
+    # Writes that waited for a background flush (the next head filled before the sealed one was written).
+    flush_waits: int = 0
     rejected_series: int = 0
     points_below_retention: int = 0
     journal_records_skipped: int = 0
@@ -235,8 +237,12 @@ class EmbeddedStore:
     ) -> WriteResult:
         with self._lock:
             self._conn()
-            while self._flushing() and self._head.points >= self._cfg.head_max_points:
-                self._flushed.wait(1.0)  # the next head is full too: wait for the flush (bounded memory)
+            if self._flushing() and self._head.points >= self._cfg.head_max_points:
+                if self.stats.flush_waits == 0:
+                    log.warning("store: a write waits for a background flush (further waits only counted)")
+                self.stats.flush_waits += 1
+                while self._flushing() and self._head.points >= self._cfg.head_max_points:
+                    self._flushed.wait(1.0)  # the next head is full too: wait for the flush (bounded memory)
             if self._broken is not None:
                 raise OSError(f"store journal failed earlier: {self._broken}")
             if (agent, boot_epoch, seq) in self._seen:
