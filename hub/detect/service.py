@@ -234,9 +234,9 @@ class PushScoringJob:
     def _score_source(
         self, source: str, bank: DetectorBank, msgs: list[PointsPushed]
     ) -> list[AnomalyReported]:
-        series, index, ts, values, ranks = self._in_order(bank, msgs)
+        series, index, ts, values = self._in_order(bank, msgs)
         capped = bank.dropped_series
-        obs = bank.observe_series(series, index, ts, values, ranks=ranks)
+        obs = bank.observe_series(series, index, ts, values)
         capped = bank.dropped_series - capped  # one per point of a series the bank had no room for
         self.stats.points["capped"] += capped
         self.stats.points["scored"] += index.shape[0] - capped
@@ -253,11 +253,11 @@ class PushScoringJob:
 
     def _in_order(
         self, bank: DetectorBank, msgs: list[PointsPushed]
-    ) -> tuple[list[SeriesKey], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The messages' points to score: their distinct series, then per point its series' number, time,
-        value and rank in its series, each series' points in time order: one value per timestamp (the
-        last sent), none older than or as old as the bank's latest point of that series. A message whose
-        columns disagree is dropped whole (counted)."""
+    ) -> tuple[list[SeriesKey], np.ndarray, np.ndarray, np.ndarray]:
+        """The messages' points to score: their distinct series, then per point its series' number, time
+        and value, each series' points in time order: one value per timestamp (the last sent), none older
+        than or as old as the bank's latest point of that series. A message whose columns disagree is
+        dropped whole (counted)."""
         # Series numbered by key object first: receivers hand over the same SeriesKey objects push after
         # push (the parser caches them), so a tick of many pushes hashes each key once, not once a push.
         numbers: dict[int, int] = {}
@@ -277,8 +277,7 @@ class PushScoringJob:
             stamps.append(msg.ts_ms)
             values.append(msg.values)
         if not kids:
-            none = np.zeros(0, np.intp)
-            return [], none, np.zeros(0, np.int64), np.zeros(0, np.float64), none
+            return [], np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0, np.float64)
         kid, ts, x = np.concatenate(kids), np.concatenate(stamps), np.concatenate(values)
         if len(set(key_list)) < len(key_list):  # equal keys in different objects (from NATS): one number
             canonical: dict[SeriesKey, int] = {}
@@ -295,10 +294,7 @@ class PushScoringJob:
         self.stats.points["duplicate"] += int(repeated.sum())
         self.stats.points["late"] += int(late.sum())
         keep = ~(repeated | late)
-        kid = kid[keep]
-        first = np.flatnonzero(np.r_[True, kid[1:] != kid[:-1]]) if kid.shape[0] else np.zeros(0, np.intp)
-        ranks = np.arange(kid.shape[0]) - np.repeat(first, np.diff(np.r_[first, kid.shape[0]]))
-        return key_list, kid, ts[keep], x[keep], ranks
+        return key_list, kid[keep], ts[keep], x[keep]
 
     def _keys(self, msg: PointsPushed) -> list[SeriesKey] | tuple[SeriesKey, ...]:
         """The message's own parsed keys when it carries them (published in this process), else
@@ -375,6 +371,6 @@ def _check_columns(msg: PointsPushed, n_keys: int) -> None:
         n_keys != counts.shape[0]
         or msg.ts_ms.shape != msg.values.shape
         or int(counts.sum()) != msg.ts_ms.shape[0]
-        or (counts.shape[0] and int(counts.min()) < 0)
+        or bool((counts < 0).any())
     ):
         raise ValueError("point columns disagree")

@@ -241,8 +241,11 @@ def _texts_of(keys: tuple[SeriesKey, ...]) -> list[str]:
                 _held_keys.clear()
             for i, key in enumerate(keys):
                 if texts[i] is None:
-                    _held_keys.append(key)
-                    texts[i] = _key_texts[id(key)] = json.dumps((key.metric, key.labels), ensure_ascii=False)
+                    text = _key_texts.get(id(key))  # another thread may have added it meanwhile
+                    if text is None:
+                        _held_keys.append(key)
+                        text = _key_texts[id(key)] = json.dumps((key.metric, key.labels), ensure_ascii=False)
+                    texts[i] = text
     return cast(list[str], texts)  # every None was filled
 
 

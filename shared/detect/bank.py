@@ -137,14 +137,10 @@ class DetectorBank:
         ts_ms: np.ndarray,
         values: np.ndarray,
         limits: Mapping[SeriesKey, Limits] | None = None,
-        ranks: npt.NDArray[np.intp] | None = None,
     ) -> Observation:
         """`observe_rounds` of points given by series number: `series` holds each key once and point i
         belongs to `series[index[i]]`. Each key is looked up once per call, not once per point (a push
         of thousands of series, several points each); stale series are swept after the last step.
-
-        Args:
-            ranks: each point's k (its place among its series' points), when the caller knows it.
         """
         scores = np.zeros(index.shape[0], dtype=np.float32)
         columns = self._columns(scores.shape[0], ts_ms, values)
@@ -161,7 +157,7 @@ class DetectorBank:
         if limits:
             self._set_limits(limits)
         finite = self._finite(x)
-        ranks = _ranks(index) if ranks is None else ranks
+        ranks = _ranks(index)
         order = np.argsort(ranks, kind="stable")
         cuts = np.flatnonzero(np.diff(ranks[order])) + 1
         events: list[Event] = []
