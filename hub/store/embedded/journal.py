@@ -63,7 +63,7 @@ class Journal:
         records: list[tuple[int, bytes]] = []
         if self._sealed_path.exists():
             self._sealed = Wal(self._sealed_path, MAX_RECORD_BYTES + _LSN.size)
-            records += self._read(self._sealed, after_lsn)
+            records += self._records(self._sealed, self._sealed.open(), after_lsn)
         wal = self._active[0]
         found = wal.open()
         if found.unreadable:
@@ -80,9 +80,6 @@ class Journal:
             )
         self._active = (wal, self.last_lsn)
         return records
-
-    def _read(self, wal: Wal, after_lsn: int) -> list[tuple[int, bytes]]:
-        return self._records(wal, wal.open(), after_lsn)
 
     def _records(self, wal: Wal, found: Scan, after_lsn: int) -> list[tuple[int, bytes]]:
         """The records of a scanned file past `after_lsn`; raises `last_lsn` to the highest seen."""
