@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import secrets
 import typing
 from collections.abc import Callable, Mapping
@@ -40,6 +41,9 @@ _LOCAL: Mapping[str, bool] = {"local": True}
 # Messages are references, not payloads: anything bigger than this on the wire is refused.
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ID_CHARS = 512
+# The characters `quote(..., safe=_ID_SAFE)` never escapes.
+_ID_SAFE = "/=.-_@+"
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/=@+-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +56,10 @@ class _Message:
     ID_FIELDS: ClassVar[tuple[str, ...]]
 
     def __post_init__(self) -> None:
-        for name, convert in _SPECS[type(self)].items():
+        for name, convert, plain in _CHECKS[type(self)]:
             raw = getattr(self, name)
+            if type(raw) is plain:
+                continue  # a str for a str field, an int for an int one: nothing to check or convert
             try:
                 value = convert(raw)
             except (TypeError, ValueError) as exc:
@@ -449,11 +455,15 @@ def _reject_constant(name: str) -> None:
 
 def _id_part(value: object) -> str:
     """One id component; ':' and '%' are escaped so two different sources never share an id."""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and _UNQUOTED.fullmatch(value):
+        return value  # what `quote` would leave as it is: most ids, at a tenth of its cost
     if isinstance(value, tuple):
         return ",".join(f"{_id_part(k)}={_id_part(v)}" for k, v in value)
     if isinstance(value, Mapping):
         return _id_part(tuple(sorted(value.items())))
-    return quote(str(value), safe="/=.-_@+")
+    return quote(str(value), safe=_ID_SAFE)
 
 
 # --- field checks, built once from the annotations -------------------------------------------------
@@ -592,6 +602,13 @@ def _spec(cls: type) -> dict[str, Convert]:
 
 
 _SPECS: dict[type, dict[str, Convert]] = {cls: _spec(cls) for cls in MESSAGES.values()}
+# Per field: its check, and the one type whose values that check returns as they are (str, int), so
+# the common case costs a type test instead of a call; floats always go through theirs (finite?).
+_PLAIN: dict[Convert, type] = {_str: str, _int: int}
+_CHECKS: dict[type, tuple[tuple[str, Convert, type | None], ...]] = {
+    cls: tuple((name, convert, _PLAIN.get(convert)) for name, convert in spec.items())
+    for cls, spec in _SPECS.items()
+}
 _DEFAULTED: dict[type, frozenset[str]] = {
     cls: frozenset(f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING)
     for cls in MESSAGES.values()

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import typing
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from hub.bus.errors import MessageError, UnknownTopic
 from hub.bus.messages import (
+    _ID_SAFE,
     MAX_MESSAGE_BYTES,
     MESSAGES,
     AgentSeen,
@@ -25,6 +27,7 @@ from hub.bus.messages import (
     Labels,
     Message,
     PointsPushed,
+    _id_part,
     decode,
 )
 
@@ -160,6 +163,13 @@ def test_separators_inside_fields_cannot_make_two_sources_share_an_id() -> None:
     b = _anomaly(device="fe80:", metric=":1:x")
     assert a.id != b.id
     assert _anomaly(phase="end").id != _anomaly(phase="onset").id
+
+
+@given(st.one_of(st.text(), st.text(alphabet="abcXYZ019_.~/=@+-:% é"), st.integers()))
+def test_an_id_part_is_what_url_quoting_makes_of_it_so_ids_stay_as_older_hubs_made_them(
+    value: str | int,
+) -> None:
+    assert _id_part(value) == quote(str(value), safe=_ID_SAFE)
 
 
 def test_an_integer_where_a_float_is_expected_is_accepted_as_a_float() -> None:
