@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.alerts import models
-from hub.alerts.core import Step
-from hub.alerts.engine import ChangeKind
 from hub.alerts.grouping import LogEntry
 from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
 from hub.alerts.model import Alert, AlertStatus, Labels
@@ -33,41 +31,95 @@ def _pairs(value: Any) -> Labels:
     return tuple(sorted((str(k), str(v)) for k, v in dict(value).items()))
 
 
-def alert_row(a: Alert) -> dict[str, Any]:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _pair_lists(pairs: Labels) -> list[list[str]]:
+    """Pairs as JSON arrays, in their order (a verdict's features: largest share first)."""
+    return [list(p) for p in pairs]
+
+
+def _status_value(status: AlertStatus | IncidentStatus) -> str:
+    return status.value
+
+
+# What a step can change of an alert, as (column, encoder to the column's value) in the order of
+# `alert_state`: the two a repeat moves first (`Written` compares the rest in one go).
+ALERT_STATE: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("count", _same),
+    ("last_seen_ms", _same),
+    ("status", _status_value),
+    ("severity", _same),
+    ("annotations", dict),
+    ("ends_ms", _same),
+    ("active", _same),
+    ("flapping", _same),
+    ("transitions", list),
+    ("eligible_ms", _same),
+    ("notified", sorted),
+    ("resolved_notified", sorted),
+    ("silenced_by", _same),
+    ("ack_by", _same),
+    ("ack_ms", _same),
+    ("resolved_by", _same),
+    ("incident_id", _same),
+    ("verdict", _same),
+    ("verdict_features", _pair_lists),
+)
+ALERT_VOLATILE = 2  # count, last_seen_ms
+# `resolve_owed` is derived from status and the notified sets: written whenever one of them is.
+_OWED_FROM = frozenset({2, 10, 11})
+
+
+def alert_state(a: Alert) -> tuple[Any, ...]:
+    """An immutable copy of what a step can change of `a` (see `ALERT_STATE`); cheap to compare."""
+    return (
+        a.count,
+        a.last_seen_ms,
+        a.status,
+        a.severity,
+        a.annotations,
+        a.ends_ms,
+        a.active,
+        a.flapping,
+        tuple(a.transitions),
+        a.eligible_ms,
+        frozenset(a.notified),
+        frozenset(a.resolved_notified),
+        a.silenced_by,
+        a.ack_by,
+        a.ack_ms,
+        a.resolved_by,
+        a.incident_id,
+        a.verdict,
+        a.verdict_features,
+    )
+
+
+def alert_columns(state: tuple[Any, ...], moved: Iterable[int]) -> dict[str, Any]:
+    """The columns of `state` at the `moved` positions, encoded for the table."""
+    moved = tuple(moved)
+    out = {ALERT_STATE[i][0]: ALERT_STATE[i][1](state[i]) for i in moved}
+    if _OWED_FROM.intersection(moved):
+        status, notified, told_resolved = state[2], state[10], state[11]
+        out["resolve_owed"] = status is AlertStatus.RESOLVED and bool(notified - told_resolved)
+    return out
+
+
+def alert_row(a: Alert, state: tuple[Any, ...] | None = None) -> dict[str, Any]:
+    """Every column of `a`; `state` is `alert_state(a)` when the caller has taken it already."""
     return {
         "id": a.id,
         "fingerprint": a.fingerprint,
-        "status": a.status.value,
-        "severity": a.severity,
         "labels": dict(a.labels),
-        "annotations": dict(a.annotations),
         "source": a.source,
         "links": [list(p) for p in a.links],
-        "count": a.count,
         "first_seen_ms": a.first_seen_ms,
-        "last_seen_ms": a.last_seen_ms,
         "starts_ms": a.starts_ms,
-        "ends_ms": a.ends_ms,
-        "active": a.active,
-        "flapping": a.flapping,
-        "transitions": list(a.transitions),
         "resolve_after_ms": a.resolve_after_ms,
-        "eligible_ms": a.eligible_ms,
-        "notified": sorted(a.notified),
-        "resolved_notified": sorted(a.resolved_notified),
-        "resolve_owed": not a.is_open and bool(a.notified - a.resolved_notified),
-        "silenced_by": a.silenced_by,
-        "ack_by": a.ack_by,
-        "ack_ms": a.ack_ms,
-        "resolved_by": a.resolved_by,
-        "incident_id": a.incident_id,
-        **_verdict_row(a),
+        **alert_columns(alert_state(a) if state is None else state, range(len(ALERT_STATE))),
     }
-
-
-def _verdict_row(a: Alert) -> dict[str, Any]:
-    """Features as a list of pairs: their order (largest share first) is part of the verdict."""
-    return {"verdict": a.verdict, "verdict_features": [list(p) for p in a.verdict_features]}
 
 
 def alert_of(r: Any) -> Alert:
@@ -102,20 +154,44 @@ def alert_of(r: Any) -> Alert:
     )
 
 
-def incident_row(i: Incident) -> dict[str, Any]:
+# What a step can change of an incident, in the order of `incident_state`; updated_ms moves most.
+INCIDENT_STATE: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("updated_ms", _same),
+    ("status", _status_value),
+    ("resolved_ms", _same),
+    ("assignee", _same),
+    ("ack_by", _same),
+    ("ack_ms", _same),
+    ("alert_ids", sorted),
+    ("open_alerts", sorted),
+)
+INCIDENT_VOLATILE = 1
+
+
+def incident_state(i: Incident) -> tuple[Any, ...]:
+    return (
+        i.updated_ms,
+        i.status,
+        i.resolved_ms,
+        i.assignee,
+        i.ack_by,
+        i.ack_ms,
+        frozenset(i.alert_ids),
+        frozenset(i.open_alerts),
+    )
+
+
+def incident_columns(state: tuple[Any, ...], moved: Iterable[int]) -> dict[str, Any]:
+    return {INCIDENT_STATE[k][0]: INCIDENT_STATE[k][1](state[k]) for k in moved}
+
+
+def incident_row(i: Incident, state: tuple[Any, ...] | None = None) -> dict[str, Any]:
     return {
         "id": i.id,
         "group_key": i.group_key,
         "labels": dict(i.labels),
-        "status": i.status.value,
         "opened_ms": i.opened_ms,
-        "updated_ms": i.updated_ms,
-        "resolved_ms": i.resolved_ms,
-        "assignee": i.assignee,
-        "ack_by": i.ack_by,
-        "ack_ms": i.ack_ms,
-        "alert_ids": sorted(i.alert_ids),
-        "open_alerts": sorted(i.open_alerts),
+        **incident_columns(incident_state(i) if state is None else state, range(len(INCIDENT_STATE))),
     }
 
 
@@ -169,61 +245,10 @@ def window_of(r: Any) -> Window:
     )
 
 
-# Set once, when the engine creates an alert: a row already written is updated without them (its labels
-# are not encoded again, its fingerprint index entry is left alone).
-_ALERT_FIXED = frozenset(
-    {"id", "fingerprint", "labels", "source", "links", "first_seen_ms", "starts_ms", "resolve_after_ms"}
-)
-
-
-def alert_update_row(a: Alert) -> dict[str, Any]:
-    """`alert_row` without the columns in `_ALERT_FIXED`, keyed for `_alert_update`."""
-    return {
-        "b_id": a.id,
-        "status": a.status.value,
-        "severity": a.severity,
-        "annotations": dict(a.annotations),
-        "count": a.count,
-        "last_seen_ms": a.last_seen_ms,
-        "ends_ms": a.ends_ms,
-        "active": a.active,
-        "flapping": a.flapping,
-        "transitions": list(a.transitions),
-        "eligible_ms": a.eligible_ms,
-        "notified": sorted(a.notified),
-        "resolved_notified": sorted(a.resolved_notified),
-        "resolve_owed": not a.is_open and bool(a.notified - a.resolved_notified),
-        "silenced_by": a.silenced_by,
-        "ack_by": a.ack_by,
-        "ack_ms": a.ack_ms,
-        "resolved_by": a.resolved_by,
-        "incident_id": a.incident_id,
-        **_verdict_row(a),
-    }
-
-
-def alert_repeat_row(a: Alert) -> dict[str, Any]:
-    """What a repeat (`UPDATED`: a dedup hit, a flapping alert's condition flipping) can change, keyed for
-    `_alert_update`: most of a busy step's rows. Leaving out status, resolve_owed and the notified sets
-    keeps SQLite from rewriting their index entries (a 100-row update: ~7.4 ms whole, ~4.3 ms this)."""
-    return {
-        "b_id": a.id,
-        "count": a.count,
-        "last_seen_ms": a.last_seen_ms,
-        "annotations": dict(a.annotations),
-        "severity": a.severity,
-        "active": a.active,
-        "flapping": a.flapping,
-        "transitions": list(a.transitions),
-        "incident_id": a.incident_id,  # a repeat joins an incident when its own was closed
-        **_verdict_row(a),  # a repeat's verdict is the latest word
-    }
-
-
 @functools.cache
-def _alert_update() -> sa.Update:
-    # SET comes from the parameter keys (every one but b_id): executemany, one statement per step.
-    return models.alerts.update().where(models.alerts.c.id == sa.bindparam("b_id"))
+def _update_by_id(table: sa.Table) -> sa.Update:
+    # SET comes from the parameter keys (every one but b_id): executemany, one statement per key set.
+    return table.update().where(table.c.id == sa.bindparam("b_id"))
 
 
 @functools.cache
@@ -237,7 +262,7 @@ def _upsert_stmt(table: sa.Table, key: str, dialect_name: str) -> sa.Insert:
 
 
 @functools.cache
-def _timeline_insert() -> sa.Insert:
+def timeline_insert() -> sa.Insert:
     return sa.insert(models.timeline)
 
 
@@ -246,7 +271,7 @@ def _driver_plan(
     stmt: sa.Insert | sa.Update, keys: tuple[str, ...], dialect: sa.Dialect
 ) -> tuple[str, tuple[tuple[str, bool], ...], bool] | None:
     """`stmt` compiled once for rows with these keys: (SQL, (bind name, is JSON) in parameter order,
-    positional); None when the driver's paramstyle or the binds are not ones `_executemany` can feed."""
+    positional); None when the driver's paramstyle or the binds are not ones `executemany` can feed."""
     compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
     table = stmt.table
     assert isinstance(table, sa.Table)
@@ -264,7 +289,7 @@ def _driver_plan(
     return compiled.string, tuple((n, n in json_cols) for n in names), positional
 
 
-def _executemany(conn: sa.Connection, stmt: sa.Insert | sa.Update, rows: list[dict[str, Any]]) -> int:
+def executemany(conn: sa.Connection, stmt: sa.Insert | sa.Update, rows: list[dict[str, Any]]) -> int:
     """Runs `stmt` for every row through the driver directly; the rows affected.
 
     The per-row work SQLAlchemy does in `execute` (building each parameter set, a bind processor call per
@@ -284,87 +309,32 @@ def _executemany(conn: sa.Connection, stmt: sa.Insert | sa.Update, rows: list[di
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
-def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str) -> None:
+def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str) -> None:
     if not rows:
         return
-    _executemany(conn, _upsert_stmt(table, key, conn.dialect.name), rows)
+    executemany(conn, _upsert_stmt(table, key, conn.dialect.name), rows)
 
 
-@dataclass(frozen=True, slots=True)
-class StepRows:
-    """A step's rows, taken on the event loop when the step is made.
+def update_moved(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    whole: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """Updates `rows` (`b_id` and the columns that moved), one statement per set of columns.
 
-    The service writes a step in a worker thread while the next step is already being made from the same
-    alert, incident and group objects, so the values are copied out first; the thread only runs SQL.
+    When a row is missing (its database was replaced under the hub), or the driver cannot count the rows
+    an executemany touched, `whole()` is upserted instead: the live objects, every column. A step being
+    made meanwhile may already have moved some of their values; its own write follows and sets them again.
     """
-
-    created: list[dict[str, Any]]
-    updated: list[dict[str, Any]]  # without the columns fixed at creation
-    repeated: list[dict[str, Any]]  # just what a repeat changes
-    changed: list[Alert]  # behind `updated` and `repeated`: the whole-row fallback reads them (see below)
-    incidents: list[dict[str, Any]]
-    timeline: list[dict[str, Any]]
-    log: list[dict[str, Any]]
-    gone_groups: list[str]
-
-
-def step_rows(step: Step) -> StepRows:
-    """Alerts created in `step` are inserted whole; those only repeated in it get the columns a repeat
-    changes (`alert_repeat_row`); the others are updated without their fixed columns."""
-    created = {c.alert.id for c in step.changes if c.kind is ChangeKind.CREATED}
-    repeat_only: dict[str, bool] = {}  # alert id -> every change of it in this step was a repeat
-    for c in step.changes:
-        repeat_only[c.alert.id] = repeat_only.get(c.alert.id, True) and c.kind is ChangeKind.UPDATED
-    for a in step.notified:  # its notified sets moved
-        repeat_only[a.id] = False
-    new: list[dict[str, Any]] = []
-    known: list[dict[str, Any]] = []
-    repeats: list[dict[str, Any]] = []
-    changed: list[Alert] = []
-    for a in step.alerts:
-        if a.id in created:
-            new.append(alert_row(a))
-            continue
-        if repeat_only[a.id]:
-            repeats.append(alert_repeat_row(a))
-        else:
-            known.append(alert_update_row(a))
-        changed.append(a)
-    log = [
-        {
-            "group_key": e.group_key,
-            "receiver": e.receiver,
-            "firing": sorted(e.firing),
-            "last_notify_ms": e.last_notify_ms,
-        }
-        for e in step.log
-    ]
-    return StepRows(
-        new,
-        known,
-        repeats,
-        changed,
-        [incident_row(x) for x in step.incidents],
-        [_entry_row(e) for e in step.timeline],
-        log,
-        list(step.gone_groups),
-    )
-
-
-def _write_alerts(conn: sa.Connection, rows: StepRows) -> None:
-    _upsert(conn, models.alerts, rows.created, "id")
-    if not rows.changed:
+    if not rows:
         return
-    updated = 0
-    if rows.updated:
-        updated += _executemany(conn, _alert_update(), rows.updated)
-    if rows.repeated:
-        updated += _executemany(conn, _alert_update(), rows.repeated)
-    if not conn.dialect.supports_sane_multi_rowcount or updated != len(rows.changed):
-        # An alert thought written has no row (its database was replaced under the hub): upserted whole
-        # from the live objects. A step being made meanwhile may already have moved some of their values;
-        # its own write follows this one and sets them again.
-        _upsert(conn, models.alerts, [alert_row(a) for a in rows.changed], "id")
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        by_columns.setdefault(tuple(r), []).append(r)
+    updated = sum(executemany(conn, _update_by_id(table), same) for same in by_columns.values())
+    if not conn.dialect.supports_sane_multi_rowcount or updated != len(rows):
+        upsert(conn, table, whole(), "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,26 +377,10 @@ class AlertRepository:
             ]
         return Loaded(alerts, windows, incidents, log)
 
-    def write(self, conn: sa.Connection, step: Step) -> None:
-        """Writes one step inside the caller's transaction."""
-        self.write_rows(conn, step_rows(step))
-
-    def write_rows(self, conn: sa.Connection, rows: StepRows) -> None:
-        """Writes a step's rows (taken by `step_rows`) inside the caller's transaction."""
-        _write_alerts(conn, rows)
-        _upsert(conn, models.incidents, rows.incidents, "id")
-        if rows.timeline:
-            _executemany(conn, _timeline_insert(), rows.timeline)
-        _upsert(conn, models.notify_log, rows.log, "group_key")
-        if rows.gone_groups:
-            conn.execute(
-                sa.delete(models.notify_log).where(models.notify_log.c.group_key.in_(rows.gone_groups))
-            )
-
     def write_incident(self, conn: sa.Connection, inc: Incident, entries: Sequence[TimelineEntry]) -> None:
-        _upsert(conn, models.incidents, [incident_row(inc)], "id")
+        upsert(conn, models.incidents, [incident_row(inc)], "id")
         if entries:
-            _executemany(conn, _timeline_insert(), [_entry_row(e) for e in entries])
+            executemany(conn, timeline_insert(), [entry_row(e) for e in entries])
 
     def add_window(self, w: Window) -> None:
         with self.engine.begin() as conn:
@@ -517,7 +471,7 @@ class AlertRepository:
         return [alert_of(r) for r in rows]
 
 
-def _entry_row(e: TimelineEntry) -> dict[str, Any]:
+def entry_row(e: TimelineEntry) -> dict[str, Any]:
     return {
         "incident_id": e.incident_id,
         "ts_ms": e.ts_ms,

@@ -25,10 +25,11 @@ from hub.alerts.core import AlertCore, Step
 from hub.alerts.engine import Change
 from hub.alerts.incidents import Incident, TimelineEntry
 from hub.alerts.model import Alert, Signal
-from hub.alerts.repository import AlertRepository, StepRows, step_rows
+from hub.alerts.repository import AlertRepository
 from hub.alerts.rules import RULES, Rule
 from hub.alerts.rules.agent_offline import OfflineTracker
 from hub.alerts.windows import Window, WindowKind
+from hub.alerts.written import StepRows, StepWriter
 from hub.bus.base import Bus
 from hub.bus.errors import BusError, BusUnavailable
 from hub.bus.messages import AgentSeen, AlertChanged, IncidentChanged, Message
@@ -79,6 +80,7 @@ class AlertService:
         self._topics = (*rules, AgentSeen.TOPIC)
         self.clock = clock or SystemClock()
         self.repo = AlertRepository(db)
+        self._rows = StepWriter()
         self._db = db
         self._bus = bus
         self._dispatcher = dispatcher
@@ -131,6 +133,7 @@ class AlertService:
         for agent, devices in self.offline.offline().items():
             core.engine.set_offline(agent, devices)
         self.core = core
+        self._rows.forget_all()  # the rows may hold what another process (the previous leader) wrote
 
     # ---- inputs ---------------------------------------------------------------------------------------
 
@@ -187,7 +190,7 @@ class AlertService:
             step = fn(self.core, self.clock.now_ms())
             if not step and not step.notified:
                 return step, None  # an empty step writes nothing, so it can be made on any state
-            rows = step_rows(step)  # copied now: the next step changes the same objects
+            rows = self._rows.rows(step)  # copied now: the next step changes the same objects
             announce = self._announcements(step)
             if previous is not None:
                 await asyncio.wait([previous])
@@ -208,6 +211,8 @@ class AlertService:
             self._db_health.down(f"{type(exc).__name__}: {exc}; state reloaded, the input will be retried")
             with contextlib.suppress(Exception):
                 await self._reload()
+            # Also what the steps made meanwhile on the lost state (they are dropped) took as written.
+            self._rows.forget_all()
             raise
         self._db_health.up()
         if self._dispatcher is not None and submitted is not None:
@@ -237,7 +242,7 @@ class AlertService:
 
     def _write(self, rows: StepRows, notifications: list[Notification]) -> Submitted | None:
         with self._db.begin() as conn:
-            self.repo.write_rows(conn, rows)
+            rows.write(conn)
             if self._dispatcher is not None and notifications:
                 return self._dispatcher.submit_all_in(conn, notifications)
         return None
@@ -387,6 +392,7 @@ class AlertService:
                 inc = found[0]
                 self.core.incidents.by_id[inc.id] = inc
             entries = act(inc, self.clock.now_ms())
+            self._rows.forget_incident(inc.id)
             await asyncio.to_thread(self._write_incident, inc, entries)
         await self._bus.publish(
             IncidentChanged.create(

@@ -15,10 +15,11 @@ import sqlalchemy as sa
 
 from hub.alerts.config import AlertsConfig, RouteConfig
 from hub.alerts.model import Signal, labels_of
-from hub.alerts.service import AlertService, StepDiscarded
+from hub.alerts.service import MAX_IDLE_S, AlertService, StepDiscarded
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
 from hub.bus.messages import AlertChanged, Message
+from shared.clock import FakeClock
 from tests.support.hubdb import migrated_engine
 
 pytestmark = pytest.mark.integration
@@ -100,6 +101,31 @@ async def test_a_step_made_while_the_write_before_it_fails_is_dropped_with_it_an
         await svc.apply([_signal("sw1")])  # the input, retried, applies on the reloaded state
         assert [a.label("device") for a in svc.core.engine.open.values()] == ["sw1"]
         assert [status for _, status in _rows(db)] == ["firing"]
+    finally:
+        await svc.aclose()
+
+
+async def test_what_a_failed_step_would_have_written_is_written_when_its_input_is_retried(
+    db: sa.Engine,
+) -> None:
+    # The writer writes only the columns that moved since its last write; what a failed step moved was
+    # never written, so after the failure nothing of it may count as written. With time standing still
+    # the retried resolve moves exactly what the failed one did: status, ends, active, transitions.
+    clock = FakeClock(int(time.time() * 1000))
+    config = AlertsConfig(routes=(RouteConfig(receiver="noc"),))
+    svc = AlertService(config, db, MemoryBus(MemoryBusConfig()), None, clock=clock)
+    await svc.start(subscribe=False)
+    try:
+        labels = labels_of({"alertname": "LinkDown", "site": "dc1", "device": "sw1"})
+        await svc.apply([Signal(labels, True, clock.now_ms())])
+        end = Signal(labels, False, clock.now_ms())
+        (failed,) = await asyncio.gather(svc.apply([end, _signal("poison")]), return_exceptions=True)
+        assert isinstance(failed, sa.exc.SQLAlchemyError) and "poison refused" in str(failed)
+        assert [status for _, status in _rows(db)] == ["firing"]
+        await clock.advance(MAX_IDLE_S)  # the loop pauses this long after a failed write
+        await svc.apply([end])
+        assert [a.status.value for a in svc.core.engine.by_id.values()] == ["resolved"]
+        assert [status for _, status in _rows(db)] == ["resolved"]
     finally:
         await svc.aclose()
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from hub.alerts.config import AlertsConfig, RouteConfig
 from hub.alerts.model import Signal, labels_of
-from hub.alerts.repository import StepRows
 from hub.alerts.service import STEP_INTERVAL_S, AlertService
+from hub.alerts.written import StepRows
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
 from hub.notify.dispatcher import Submitted
