@@ -49,6 +49,10 @@ def compile_routes(config: AlertsConfig) -> tuple[Route, ...]:
     )
 
 
+# Label sets whose routes and groups `Grouper` remembers; beyond this it starts again from none.
+_MAX_PLACED = 100_000
+
+
 def group_labels(labels: Labels, group_by: tuple[str, ...]) -> Labels:
     return tuple((k, v) for k, v in labels if k in group_by)
 
@@ -123,6 +127,7 @@ class Grouper:
         # not look at every group; an entry no longer matching its group is dropped when it comes up.
         self._due: list[tuple[int, int, str]] = []
         self._order = itertools.count(1)
+        self._placed: dict[Labels, list[tuple[Route, Labels, str]]] = {}
 
     def restore(self, entries: Iterable[LogEntry]) -> None:
         """Loads the notification log before the first `observe` after a restart."""
@@ -137,12 +142,24 @@ class Grouper:
                     break
         return out
 
+    def _placements(self, labels: Labels) -> list[tuple[Route, Labels, str]]:
+        """The routes of an alert with these labels, each with its group labels and key (remembered:
+        a busy step places the same few thousand label sets again and again)."""
+        found = self._placed.get(labels)
+        if found is None:
+            if len(self._placed) >= _MAX_PLACED:
+                self._placed.clear()
+            found = []
+            for route in self.routes_for(labels):
+                glabels = group_labels(labels, route.group_by)
+                found.append((route, glabels, group_key(route.receiver, glabels)))
+            self._placed[labels] = found
+        return found
+
     def observe(self, alerts: Iterable[Alert], now_ms: int) -> None:
         """Puts each alert into the groups of its routes; a new group flushes after its group_wait."""
         for alert in alerts:
-            for route in self.routes_for(alert.labels):
-                glabels = group_labels(alert.labels, route.group_by)
-                key = group_key(route.receiver, glabels)
+            for route, glabels, key in self._placements(alert.labels):
                 group = self.groups.get(key)
                 if group is None:
                     group = Group(route.receiver, key, glabels, route.timers, order=next(self._order))
