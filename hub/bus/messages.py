@@ -73,10 +73,11 @@ class _Message:
     @classmethod
     def create(cls, **fields: Any) -> Self:
         """Builds the message with its deterministic id (`ID_PREFIX` and the `ID_FIELDS` values)."""
-        missing = [f for f in cls.ID_FIELDS if f not in fields]
-        if missing:
-            raise MessageError(cls.TOPIC, f"create() needs {', '.join(missing)}")
-        parts = [_id_part(fields[f]) for f in cls.ID_FIELDS]
+        try:
+            parts = [_id_part(fields[f]) for f in cls.ID_FIELDS]
+        except KeyError:
+            missing = [f for f in cls.ID_FIELDS if f not in fields]
+            raise MessageError(cls.TOPIC, f"create() needs {', '.join(missing)}") from None
         build: Callable[..., Self] = cls  # the subclasses' generated __init__ takes the fields
         return build(id=":".join([cls.ID_PREFIX, *parts]), **fields)
 
