@@ -9,7 +9,7 @@ from hub.db.engine import create_engine
 
 # The newest migration, named once for every test that checks where a database ended up: a new
 # migration changes it here (and `migrate.head()` must agree, tests/db/test_migrations.py checks).
-HEAD = "0013_rate_buckets"
+HEAD = "0014_alert_indexes_unused"
 
 
 def migrated_engine(url: str) -> sa.Engine:
