@@ -114,8 +114,8 @@ class AlertEngine:
     def apply(self, signals: Sequence[Signal], now_ms: int) -> list[Change]:
         """Applies signals in order; returns every change (a repeat of an open alert is one UPDATED)."""
         changes: list[Change] = []
+        self.stats["signals"] += len(signals)
         for s in signals:
-            self.stats["signals"] += 1
             fp = s.fingerprint or fingerprint(s.labels, self.config.fingerprint_labels)
             change = self._fire(fp, s, now_ms) if s.firing else self._end(fp, s, now_ms)
             if change is not None:

@@ -283,7 +283,8 @@ class AlertService:
                 dues = [d for d in (self.core.next_due_ms(), self.offline.next_check_ms()) if d is not None]
                 wait_s = min([MAX_IDLE_S] + [max(0.0, (d - now) / 1000) for d in dues])
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+                    async with asyncio.timeout(wait_s):  # no task per wait, as wait_for makes
+                        await self._wake.wait()
             self._wake.clear()
             await self._pace()
             try:

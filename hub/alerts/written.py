@@ -14,7 +14,6 @@ held the alerts job before this one.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +57,8 @@ class Written:
     def __init__(self, fields: int, volatile: int, limit: int = MAX_ROWS) -> None:
         self._fields = fields
         self._volatile = volatile
-        self._rows: OrderedDict[Hashable, tuple[Any, ...]] = OrderedDict()
+        # Insertion-ordered: a key written again is popped and put back at the end.
+        self._rows: dict[Hashable, tuple[Any, ...]] = {}
         self._limit = limit
 
     def moved(self, key: Hashable, state: tuple[Any, ...]) -> list[int]:
@@ -67,7 +67,7 @@ class Written:
         before = self._rows.pop(key, None)
         self._rows[key] = state
         if len(self._rows) > self._limit:
-            self._rows.popitem(last=False)
+            del self._rows[next(iter(self._rows))]
         if before is None:
             return list(range(self._fields))
         v = self._volatile
