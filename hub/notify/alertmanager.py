@@ -12,8 +12,9 @@ Credentials: basic auth or a bearer token (inline `SecretStr` or `*_file`), only
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
+
+import orjson
 
 from hub.notify.config import AlertmanagerConfig, read_secret
 from hub.notify.http import HttpPoster
@@ -85,7 +86,7 @@ class AlertmanagerReceiver:
         size = self._cfg.batch_size
         for i in range(0, len(n.alerts), size):
             batch = [postable_alert(a, now, self._cfg.resend_interval_s) for a in n.alerts[i : i + size]]
-            body = json.dumps(batch, separators=(",", ":")).encode()
+            body = orjson.dumps(batch)
             await self._http.post(self._url, body, headers)
 
     async def aclose(self) -> None:

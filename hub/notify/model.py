@@ -7,11 +7,12 @@ Both types round-trip through JSON, which is how the outbox keeps them across a 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
+
+import orjson
 
 Status = Literal["firing", "resolved"]
 Pairs = tuple[tuple[str, str], ...]
@@ -154,7 +155,7 @@ class Notification:
         return cls(id, receiver, group_key, pairs(group_labels), group_status(alerts), alerts, created_ms)
 
     def to_json(self) -> str:
-        return json.dumps(
+        return orjson.dumps(
             {
                 "v": PAYLOAD_VERSION,
                 "id": self.id,
@@ -165,9 +166,8 @@ class Notification:
                 "alerts": [a.to_dict() for a in self.alerts],
                 "created_ms": self.created_ms,
             },
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+            option=orjson.OPT_SORT_KEYS,
+        ).decode()
 
     @classmethod
     def from_json(cls, text: str) -> Notification:
@@ -177,7 +177,7 @@ class Notification:
             ValueError: not JSON, an unknown payload version, or fields missing or of the wrong type.
         """
         try:
-            d = json.loads(text)
+            d = orjson.loads(text)
             if not isinstance(d, dict):
                 raise ValueError("notification payload is not a JSON object")
             if d.get("v") != PAYLOAD_VERSION:
@@ -191,7 +191,7 @@ class Notification:
                 alerts=tuple(AlertView.from_dict(a) for a in d["alerts"]),
                 created_ms=int(d["created_ms"]),
             )
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
             raise ValueError(f"bad notification payload: {type(exc).__name__}: {exc}") from None
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
+
+import orjson
 
 from hub.notify.config import WebhookConfig, read_secret
 from hub.notify.http import HttpPoster
@@ -113,7 +114,7 @@ class WebhookReceiver:
 
     async def send(self, n: Notification) -> None:
         await self.start()
-        body = json.dumps(payload(n, self._external_url), separators=(",", ":")).encode()
+        body = orjson.dumps(payload(n, self._external_url))  # compact UTF-8, as Alertmanager's Go sends
         headers = {k: v.get_secret_value() for k, v in self._cfg.headers.items()}
         headers["Content-Type"] = "application/json"
         headers["Idempotency-Key"] = n.id
