@@ -1,4 +1,5 @@
-"""Alerts in SQL: loading the engine's state at start, writing each step, and the reads the API serves.
+"""Alerts in SQL: rows both ways, loading the engine's state at start, the statements a step is written
+with (`written.py` decides which rows and columns), and the reads the API serves.
 
 SQLAlchemy Core on the hub's state database (SQLite by default, PostgreSQL at scale). A step is written
 in one transaction together with the notifications it produced (the notify outbox joins it), so a crash
