@@ -28,6 +28,8 @@ def pairs(mapping: Mapping[str, str] | Iterable[tuple[str, str]]) -> Pairs:
     Raises:
         ValueError: a name appears twice, or a name or value is not a string.
     """
+    if type(mapping) is tuple and _canonical(mapping):
+        return mapping  # the engine's labels already are: every alert of every notification
     items = list(mapping.items()) if isinstance(mapping, Mapping) else list(mapping)
     for item in items:
         if len(item) != 2 or not all(isinstance(s, str) for s in item):
@@ -37,6 +39,19 @@ def pairs(mapping: Mapping[str, str] | Iterable[tuple[str, str]]) -> Pairs:
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate label names in {names}")
     return out
+
+
+def _canonical(items: tuple[Any, ...]) -> bool:
+    """Already (str, str) pairs with names strictly increasing: what `pairs` would return as it is."""
+    previous = None
+    for item in items:
+        if type(item) is not tuple or len(item) != 2:
+            return False
+        name, value = item
+        if type(name) is not str or type(value) is not str or (previous is not None and name <= previous):
+            return False
+        previous = name
+    return True
 
 
 @dataclass(frozen=True, slots=True)

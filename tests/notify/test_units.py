@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
@@ -15,7 +17,7 @@ from hub.http_client import parse_retry_after, safe_url, scrub
 from hub.notify.alertmanager import postable_alert
 from hub.notify.config import NotifyConfig
 from hub.notify.metrics import NotifyCollector, NotifyStats
-from hub.notify.model import AlertView, Notification, rfc3339
+from hub.notify.model import AlertView, Notification, pairs, rfc3339
 from hub.notify.registry import RECEIVERS, build_receiver
 from hub.notify.webhook import payload, sign, verify_signature
 from shared.config_errors import format_validation_error
@@ -111,6 +113,26 @@ def test_labels_are_sorted_pairs_whatever_order_they_came_in() -> None:
     assert a.routing_labels() == {"a": "2", "z": "1", "severity": "warning"}
     with pytest.raises(ValueError, match="alert status"):
         AlertView("a", "f", "ok", "", (), (), T0)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "z", "é"]), st.sampled_from(["1", "2", ""]))))
+def test_pairs_already_in_order_come_back_as_they_are_and_any_other_input_as_before(
+    items: list[tuple[str, str]],
+) -> None:
+    def reference(values: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        out = tuple(sorted(values))
+        if len({k for k, _ in out}) != len(out):
+            raise ValueError("duplicate label names")
+        return out
+
+    for given_as in (items, tuple(items), tuple(sorted(items))):
+        try:
+            expected = reference(list(given_as))
+        except ValueError:
+            with pytest.raises(ValueError, match="duplicate label names"):
+                pairs(given_as)
+        else:
+            assert pairs(given_as) == expected
 
 
 def test_a_notification_round_trips_through_its_outbox_json_and_bad_payloads_are_refused() -> None:
