@@ -3,7 +3,7 @@
 One instance owns alert state at a time (with several hub processes it runs in the worker that holds the
 alerts job lock). Every mutation (a message, a tick, an operator action) is made under one asyncio lock
 into a step, written with its notifications in one transaction, and then announced on the bus as
-`AlertChanged` / `IncidentChanged`. Making and writing overlap: the next step is made on the loop while
+`AlertsChanged` / `IncidentChanged`. Making and writing overlap: the next step is made on the loop while
 the SQL of the one before runs in a thread (one step written at a time, in order). If a write fails the
 in-memory state is reloaded from the database, the step made on top of it is dropped too, and the error
 goes back to the inputs (the bus redelivers the message): nothing is half-applied.
@@ -32,7 +32,7 @@ from hub.alerts.windows import Window, WindowKind
 from hub.alerts.written import StepRows, StepWriter
 from hub.bus.base import Bus
 from hub.bus.errors import BusError, BusUnavailable
-from hub.bus.messages import AgentSeen, AlertChanged, IncidentChanged, Message
+from hub.bus.messages import AgentSeen, AlertsChanged, IncidentChanged, Message
 from hub.notify.dispatcher import Dispatcher, Submitted
 from hub.notify.model import Notification
 from shared.clock import Clock, SystemClock
@@ -253,21 +253,16 @@ class AlertService:
             await asyncio.wait([self._writing])
 
     def _announcements(self, step: Step) -> list[Message]:
-        """One AlertChanged per alert per step (its last change; a storm of repeats is one message) and one
-        IncidentChanged per incident, as they are when the step is made: published once it is durable."""
+        """Each changed alert's last change in the step (a storm of repeats is one entry), in
+        `AlertsChanged` messages, and one IncidentChanged per incident, as they are when the step is
+        made: published once it is durable."""
         now = self.clock.now_ms()
         last = {c.alert.id: c for c in step.changes}
-        out: list[Message] = [
-            AlertChanged.create(
-                alert_id=c.alert.id,
-                fingerprint=c.alert.fingerprint,
-                status=c.alert.status.value,
-                severity=c.alert.severity,
-                change=c.kind.value,
-                ts_ms=now,
-            )
+        alerts = [
+            (c.alert.id, c.alert.fingerprint, c.alert.status.value, c.alert.severity, c.kind.value)
             for c in last.values()
         ]
+        out: list[Message] = list(AlertsChanged.of(alerts, now))
         out += [
             IncidentChanged.create(incident_id=inc.id, status=inc.status.value, change="updated", ts_ms=now)
             for inc in step.incidents

@@ -13,12 +13,13 @@ On the wire a message is a JSON object of exactly its fields (label sets as obje
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
 import secrets
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote
@@ -311,21 +312,63 @@ class ForecastCrossing(_Message):
     phase: Phase
 
 
-@dataclass(frozen=True, slots=True)
-class AlertChanged(_Message):
-    """An alert was created or changed state (firing, acknowledged, resolved...); notify reacts."""
+# Alerts per `AlertsChanged`: a step that changed more is announced in parts, each well under
+# `MAX_MESSAGE_BYTES` even with 128-character source fingerprints.
+ALERTS_PER_MESSAGE = 200
 
-    TOPIC: ClassVar[str] = "alert.changed"
-    ID_PREFIX: ClassVar[str] = "alert"
-    ID_FIELDS: ClassVar[tuple[str, ...]] = ("alert_id", "change", "ts_ms")
+
+@dataclass(frozen=True, slots=True)
+class AlertsChanged(_Message):
+    """Alerts created or changed in one step of the alert path (firing, acknowledged, resolved, a
+    repeat...), column-wise: alert `i` is `alert_ids[i]`, `fingerprints[i]` and so on.
+
+    One message per step (a step of more than `ALERTS_PER_MESSAGE` alerts in parts) rather than one
+    per alert: building those was an eighth of the alert path's CPU, and on NATS each was a round trip.
+    `digest` is of the step's alert ids and changes, so the same step announced again has the same id.
+    """
+
+    TOPIC: ClassVar[str] = "alerts.changed"
+    ID_PREFIX: ClassVar[str] = "alerts"
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("digest", "ts_ms")
 
     id: str
-    alert_id: str
-    fingerprint: str
-    status: str
-    severity: str
-    change: str
+    digest: str
+    alert_ids: tuple[str, ...]
+    fingerprints: tuple[str, ...]
+    statuses: tuple[str, ...]
+    severities: tuple[str, ...]
+    changes: tuple[str, ...]
     ts_ms: int
+
+    def __post_init__(self) -> None:
+        _Message.__post_init__(self)
+        n = len(self.alert_ids)
+        columns = (self.fingerprints, self.statuses, self.severities, self.changes)
+        if not 1 <= n <= ALERTS_PER_MESSAGE or any(len(c) != n for c in columns):
+            raise MessageError(
+                self.TOPIC, f"1..{ALERTS_PER_MESSAGE} alerts, every column as long as alert_ids"
+            )
+
+    @classmethod
+    def of(cls, alerts: Sequence[tuple[str, str, str, str, str]], ts_ms: int) -> list[AlertsChanged]:
+        """The messages announcing `alerts` ((alert id, fingerprint, status, severity, change) each)."""
+        out = []
+        for i in range(0, len(alerts), ALERTS_PER_MESSAGE):
+            part = alerts[i : i + ALERTS_PER_MESSAGE]
+            ids, fps, statuses, severities, changes = (tuple(c) for c in zip(*part, strict=True))
+            digest = hashlib.sha256("\x1f".join(ids + changes).encode()).hexdigest()[:24]
+            out.append(
+                cls.create(
+                    digest=digest,
+                    alert_ids=ids,
+                    fingerprints=fps,
+                    statuses=statuses,
+                    severities=severities,
+                    changes=changes,
+                    ts_ms=ts_ms,
+                )
+            )
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +439,7 @@ Message = (
     | AgentSeen
     | LimitCrossed
     | ForecastCrossing
-    | AlertChanged
+    | AlertsChanged
     | IncidentChanged
     | IncidentEnriched
     | AlertCommand
@@ -411,7 +454,7 @@ MESSAGES: dict[str, type[Message]] = {
     AgentSeen.TOPIC: AgentSeen,
     LimitCrossed.TOPIC: LimitCrossed,
     ForecastCrossing.TOPIC: ForecastCrossing,
-    AlertChanged.TOPIC: AlertChanged,
+    AlertsChanged.TOPIC: AlertsChanged,
     IncidentChanged.TOPIC: IncidentChanged,
     IncidentEnriched.TOPIC: IncidentEnriched,
     AlertCommand.TOPIC: AlertCommand,

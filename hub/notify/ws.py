@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.bus.base import Bus
-from hub.bus.messages import AlertChanged, Message
+from hub.bus.messages import AlertsChanged, Message
 from hub.notify.ws_config import WsConfig
 from hub.notify.ws_protocol import (
     STREAM_TOPIC,
@@ -33,8 +33,8 @@ from hub.notify.ws_protocol import (
     Event,
     StreamRequestError,
     Subscription,
-    event_of,
     events_frame,
+    events_of,
     reply,
 )
 from shared.clock import Clock, SystemClock
@@ -285,7 +285,7 @@ class WsHub:
         """Starts reading the details of the alerts waiting for the tick now, so that read overlaps
         the tick's wait instead of following it (under ingest load the read took up to 0.5 s,
         bench/ws.py); returns the read and how many pending events it covers."""
-        ids = [m.alert_id for _, m in self._pending if isinstance(m, AlertChanged)]
+        ids = _alert_ids(self._pending)
         if not ids or self._describe is None:
             return None
         return asyncio.create_task(self._alert_details(ids)), len(self._pending)
@@ -293,7 +293,7 @@ class WsHub:
     async def _flush(self, batch: list[tuple[int, Message]], early: _Prefetch | None = None) -> None:
         read, covered = early if early is not None else (None, 0)
         # An alert changed again after the early read started is read again: its details are newer.
-        late = [m.alert_id for _, m in batch[covered:] if isinstance(m, AlertChanged)]
+        late = _alert_ids(batch[covered:])
         if self._last_id is not None:  # a tail restarted from an older position: skip what went out
             batch = [(seq, m) for seq, m in batch if seq > self._last_id]
         if not batch:
@@ -302,10 +302,7 @@ class WsHub:
             return
         alerts = await read if read is not None else {}
         alerts.update(await self._alert_details(late))
-        events = [
-            event_of(seq, m, alerts.get(m.alert_id) if isinstance(m, AlertChanged) else None)
-            for seq, m in batch
-        ]
+        events = [e for seq, m in batch for e in events_of(seq, m, alerts)]
         for e in events:
             self.events.labels(e.topic).inc()
         self._remember(events)
@@ -378,3 +375,8 @@ class WsHub:
                 await self._task
             self._task = None
         self._reader.shutdown(wait=False, cancel_futures=True)
+
+
+def _alert_ids(batch: Sequence[tuple[int, Message]]) -> list[str]:
+    """The alerts whose current JSON the events of `batch` carry."""
+    return [a for _, m in batch if isinstance(m, AlertsChanged) for a in m.alert_ids]

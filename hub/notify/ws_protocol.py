@@ -10,13 +10,14 @@ one frame per tick however many events the tick carried. Every field a client se
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from hub.bus.messages import (
     AgentSeen,
-    AlertChanged,
+    AlertsChanged,
     AnomalyReported,
     DeviceEvent,
     IncidentChanged,
@@ -28,7 +29,7 @@ from shared.errors import OutpostError
 
 # Stream topics and the bus topics each carries.
 TOPICS: dict[str, tuple[str, ...]] = {
-    "alerts": (AlertChanged.TOPIC,),
+    "alerts": (AlertsChanged.TOPIC,),
     "incidents": (IncidentChanged.TOPIC, IncidentEnriched.TOPIC),
     "anomalies": (AnomalyReported.TOPIC, LimitCrossed.TOPIC),
     "events": (DeviceEvent.TOPIC,),
@@ -103,8 +104,15 @@ class Event:
     json: str
 
 
-def event_of(seq: int, msg: Message, alert: dict[str, Any] | None = None) -> Event:
-    """The stream event of bus message `msg`; `alert` is the alert's current JSON (alerts topic)."""
+# The event kind of one alert's change, as clients have always seen it (the bus carries them by step).
+ALERT_CHANGED = "alert.changed"
+
+
+def events_of(seq: int, msg: Message, alerts: Mapping[str, dict[str, Any]]) -> list[Event]:
+    """The stream events of bus message `msg`, all numbered `seq`: one per alert of an `AlertsChanged`
+    (with the alert's current JSON from `alerts`, by id, under `alert`), one for any other message."""
+    if isinstance(msg, AlertsChanged):
+        return [_alert_event(seq, msg, i, alerts.get(alert_id)) for i, alert_id in enumerate(msg.alert_ids)]
     data = msg.to_json()
     del data["id"]  # the bus's key; clients resume from the event id
     labels: dict[str, str] = {}
@@ -114,12 +122,30 @@ def event_of(seq: int, msg: Message, alert: dict[str, Any] | None = None) -> Eve
         labels = {**dict(msg.attributes), "agent": msg.agent, "device": msg.device, "kind": msg.kind}
     elif isinstance(msg, AgentSeen):
         labels = {"agent": msg.agent}
-    elif isinstance(msg, AlertChanged) and alert is not None:
+    severity = getattr(msg, "severity", None)
+    return [_event(seq, STREAM_TOPIC[msg.TOPIC], msg.TOPIC, severity, labels, data)]
+
+
+def _alert_event(seq: int, msg: AlertsChanged, i: int, alert: dict[str, Any] | None) -> Event:
+    data: dict[str, Any] = {
+        "alert_id": msg.alert_ids[i],
+        "fingerprint": msg.fingerprints[i],
+        "status": msg.statuses[i],
+        "severity": msg.severities[i],
+        "change": msg.changes[i],
+        "ts_ms": msg.ts_ms,
+    }
+    labels: dict[str, str] = {}
+    if alert is not None:
         data["alert"] = alert
         labels = dict(alert.get("labels", {}))
-    severity = getattr(msg, "severity", None)
-    topic = STREAM_TOPIC[msg.TOPIC]
-    body = {"id": seq, "topic": topic, "kind": msg.TOPIC, "data": data}
+    return _event(seq, STREAM_TOPIC[msg.TOPIC], ALERT_CHANGED, msg.severities[i], labels, data)
+
+
+def _event(
+    seq: int, topic: str, kind: str, severity: str | None, labels: dict[str, str], data: dict[str, Any]
+) -> Event:
+    body = {"id": seq, "topic": topic, "kind": kind, "data": data}
     return Event(seq, topic, severity, frozenset(labels.items()), _dumps(body))
 
 

@@ -18,7 +18,7 @@ from hub.alerts.model import Signal, labels_of
 from hub.alerts.service import MAX_IDLE_S, AlertService, StepDiscarded
 from hub.bus.config import MemoryBusConfig
 from hub.bus.memory import MemoryBus
-from hub.bus.messages import AlertChanged, Message
+from hub.bus.messages import AlertsChanged, Message
 from shared.clock import FakeClock
 from tests.support.hubdb import migrated_engine
 
@@ -137,10 +137,10 @@ async def test_each_step_is_announced_in_order_as_it_was_when_made_even_while_th
     seen: list[tuple[str, str]] = []
 
     async def on_change(msg: Message) -> None:
-        assert isinstance(msg, AlertChanged)
-        seen.append((msg.change, msg.status))
+        assert isinstance(msg, AlertsChanged)
+        seen.extend(zip(msg.changes, msg.statuses, strict=True))
 
-    bus.subscribe(AlertChanged.TOPIC, "test", on_change)
+    bus.subscribe(AlertsChanged.TOPIC, "test", on_change)
     await bus.start()
     svc = await _started(db, bus)
     try:

@@ -10,7 +10,7 @@ import pytest
 
 from hub.bus.errors import BusClosed, BusError, UnknownTopic
 from hub.bus.memory import MemoryBus
-from hub.bus.messages import AlertChanged, BatchStored, Message
+from hub.bus.messages import AlertsChanged, BatchStored, Message
 from tests.bus.conftest import MakeBus, settle, until
 
 pytestmark = pytest.mark.integration
@@ -32,13 +32,13 @@ async def test_lifecycle_is_safe_in_any_order(make_bus: MakeBus) -> None:
     await bus.start()  # a second start is a no-op
     await bus.publish(batch(1))
     assert bus.stats.published == {"batch.stored": 1}
-    await bus.unsubscribe("alert.changed", "notify", _noop)  # never subscribed: a no-op
+    await bus.unsubscribe("alerts.changed", "notify", _noop)  # never subscribed: a no-op
     await bus.aclose()
     await bus.aclose()
     with pytest.raises(BusClosed):
         await bus.publish(batch(2))
     with pytest.raises(BusError, match="after aclose"):
-        bus.subscribe("alert.changed", "notify", _noop)
+        bus.subscribe("alerts.changed", "notify", _noop)
 
 
 async def test_a_handler_subscribed_after_start_gets_messages_and_its_successor_the_rest_after_it_left(
@@ -89,14 +89,12 @@ async def test_every_group_gets_every_message_once_and_a_group_shares_them(make_
     bus.subscribe("batch.stored", "alerts", into("alerts-a"))
     bus.subscribe("batch.stored", "alerts", into("alerts-b"))
     bus.subscribe("batch.stored", "forecast", into("forecast"))
-    bus.subscribe("alert.changed", "notify", into("notify"))
+    bus.subscribe("alerts.changed", "notify", into("notify"))
     await bus.start()
     ids = [batch(n).id for n in range(200)]
     for n in range(200):
         await bus.publish(batch(n))
-    change = AlertChanged.create(
-        alert_id="a1", fingerprint="f", status="firing", severity="critical", change="opened", ts_ms=5
-    )
+    (change,) = AlertsChanged.of([("a1", "f", "firing", "critical", "opened")], 5)
     await bus.publish(change)
     await until(lambda: len(seen["alerts-a"]) + len(seen["alerts-b"]) >= 200 and len(seen["forecast"]) >= 200)
     await until(lambda: seen["notify"] == [change.id])
@@ -105,11 +103,11 @@ async def test_every_group_gets_every_message_once_and_a_group_shares_them(make_
     assert sorted(shared) == sorted(ids) and set(shared.values()) == {1}  # none lost, none twice
     assert seen["alerts-a"] and seen["alerts-b"]  # both members took part
     assert sorted(seen["forecast"]) == sorted(ids) and len(seen["forecast"]) == 200
-    assert bus.stats.published == {"batch.stored": 200, "alert.changed": 1}
+    assert bus.stats.published == {"batch.stored": 200, "alerts.changed": 1}
     assert bus.stats.delivered == {
         ("batch.stored", "alerts"): 200,
         ("batch.stored", "forecast"): 200,
-        ("alert.changed", "notify"): 1,
+        ("alerts.changed", "notify"): 1,
     }
 
 

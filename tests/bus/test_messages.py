@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 from hub.bus.errors import MessageError, UnknownTopic
 from hub.bus.messages import (
     _ID_SAFE,
+    ALERTS_PER_MESSAGE,
     MAX_MESSAGE_BYTES,
     MESSAGES,
     AgentSeen,
     AlertCommand,
+    AlertsChanged,
     AnomalyReported,
     BatchStored,
     FloatColumn,
@@ -68,7 +70,32 @@ def _message(cls: type[Message]) -> st.SearchStrategy[Message]:
         f.name: _strategy(hints[f.name]) for f in dataclasses.fields(cls) if not f.metadata.get("local")
     }
     fields["id"] = st.text(min_size=1, max_size=60)
+    if cls is AlertsChanged:  # its columns are one alert per row: as long as each other
+        return st.lists(st.tuples(*[st.text(max_size=10)] * 5), min_size=1, max_size=4).flatmap(
+            lambda rows: st.builds(cls, **{**fields, **_alert_columns(rows)})
+        )
     return st.builds(cls, **fields)
+
+
+def _alert_columns(rows: list[tuple[str, ...]]) -> dict[str, st.SearchStrategy[tuple[str, ...]]]:
+    columns = zip(*rows, strict=True)
+    return {name: st.just(tuple(c)) for name, c in zip(_ALERT_COLUMNS, columns, strict=True)}
+
+
+_ALERT_COLUMNS = ("alert_ids", "fingerprints", "statuses", "severities", "changes")
+
+
+def test_alerts_changed_refuses_columns_of_different_lengths_and_splits_a_big_step() -> None:
+    rows = [(f"a{i}", f"f{i}", "firing", "warning", "created") for i in range(ALERTS_PER_MESSAGE + 1)]
+    big = AlertsChanged.of(rows, 5)
+    assert [len(m.alert_ids) for m in big] == [ALERTS_PER_MESSAGE, 1]
+    assert all(len(m.to_bytes()) < MAX_MESSAGE_BYTES for m in big)
+    assert AlertsChanged.of(rows, 5) == big and big[0].id != big[1].id  # the same step, the same ids
+    (one,) = AlertsChanged.of(rows[:1], 5)
+    data = json.loads(one.to_bytes())
+    data["statuses"] = ["firing", "firing"]
+    with pytest.raises(MessageError, match="every column as long as alert_ids"):
+        decode(AlertsChanged.TOPIC, json.dumps(data).encode())
 
 
 any_message = st.one_of(*(_message(cls) for cls in MESSAGES.values()))

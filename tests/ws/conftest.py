@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hub.bus.messages import AlertChanged, AnomalyReported, DeviceEvent
+from hub.bus.messages import AlertsChanged, AnomalyReported, DeviceEvent
 from hub.config import HubConfig
 from hub.pipeline import ADMIN_TOKEN_FILE, Hub
 from tests.bus.conftest import bus_nats, make_bus
@@ -165,13 +165,7 @@ def device_event(n: int, message: str) -> DeviceEvent:
     )
 
 
-def alert_created(n: int, ts_ms: int) -> AlertChanged:
-    """Alert `alert-{n}` created, firing and critical."""
-    return AlertChanged.create(
-        alert_id=f"alert-{n}",
-        fingerprint=f"f{n}",
-        status="firing",
-        severity="critical",
-        change="created",
-        ts_ms=ts_ms,
-    )
+def alert_created(n: int, ts_ms: int) -> AlertsChanged:
+    """Alert `alert-{n}` created, firing and critical: a step of one alert."""
+    (msg,) = AlertsChanged.of([(f"alert-{n}", f"f{n}", "firing", "critical", "created")], ts_ms)
+    return msg

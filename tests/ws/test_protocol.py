@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from hub.bus.messages import AgentSeen, IncidentChanged
+from hub.bus.messages import AgentSeen, AlertsChanged, IncidentChanged, Message
 from hub.notify.ws_protocol import (
     TOPICS,
     CloseCode,
+    Event,
     Filter,
     StreamRequestError,
-    event_of,
     events_frame,
+    events_of,
     subprotocol_token,
     subscription,
 )
@@ -22,6 +23,11 @@ from tests.ws.conftest import anomaly
 pytestmark = pytest.mark.unit
 
 ALL = frozenset(TOPICS)
+
+
+def event_of(seq: int, msg: Message) -> Event:
+    (event,) = events_of(seq, msg, {})
+    return event
 
 
 def test_a_bearer_subprotocol_counts_only_beside_the_protocol_name() -> None:
@@ -51,6 +57,32 @@ def test_an_events_frame_is_json_with_the_events_in_order() -> None:
     frame = json.loads(events_frame([event_of(1, anomaly(1)), event_of(2, anomaly(2))]))
     assert frame["type"] == "events" and [e["id"] for e in frame["events"]] == [1, 2]
     assert "id" not in frame["events"][0]["data"]  # the bus key is not the event id
+
+
+def test_each_alert_of_a_step_is_its_own_event_numbered_as_its_bus_message() -> None:
+    (msg,) = AlertsChanged.of(
+        [("a1", "f1", "firing", "critical", "created"), ("a2", "f2", "resolved", "warning", "resolved")], 7
+    )
+    alerts = {"a1": {"id": "a1", "labels": {"device": "sw1"}}}  # a2's details could not be read
+    events = events_of(42, msg, alerts)
+    assert [(e.id, e.topic, e.severity) for e in events] == [
+        (42, "alerts", "critical"),
+        (42, "alerts", "warning"),
+    ]
+    bodies = [json.loads(e.json) for e in events]
+    assert [b["kind"] for b in bodies] == ["alert.changed", "alert.changed"]
+    assert bodies[0]["data"] == {
+        "alert_id": "a1",
+        "fingerprint": "f1",
+        "status": "firing",
+        "severity": "critical",
+        "change": "created",
+        "ts_ms": 7,
+        "alert": alerts["a1"],
+    }
+    assert "alert" not in bodies[1]["data"] and bodies[1]["data"]["change"] == "resolved"
+    assert Filter(labels=frozenset({("device", "sw1")})).matches(events[0])
+    assert not Filter(labels=frozenset({("device", "sw1")})).matches(events[1])
 
 
 def test_a_subscription_is_validated_field_by_field() -> None:

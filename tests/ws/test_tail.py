@@ -7,16 +7,15 @@ import pytest
 
 from hub.bus.errors import UnknownTopic
 from hub.bus.factory import build_bus
-from hub.bus.messages import AgentSeen, AlertChanged, BatchStored, Message
+from hub.bus.messages import AgentSeen, AlertsChanged, BatchStored, Message
 from tests.bus.conftest import BusNats, MakeBus, until
 
 pytestmark = pytest.mark.integration
 
 
-def _alert(n: int) -> AlertChanged:
-    return AlertChanged.create(
-        alert_id=f"a{n}", fingerprint=f"f{n}", status="firing", severity="critical", change="new", ts_ms=n
-    )
+def _alert(n: int) -> AlertsChanged:
+    (msg,) = AlertsChanged.of([(f"a{n}", f"f{n}", "firing", "critical", "new")], n)
+    return msg
 
 
 def _batch(n: int) -> BatchStored:
@@ -28,14 +27,14 @@ async def test_two_tails_see_the_same_messages_with_the_same_increasing_numbers(
     seen_a: list[tuple[int, Message]] = []
     seen_b: list[tuple[int, Message]] = []
     # replay_s: a nats tail starts in the background; what was published meanwhile is replayed.
-    a.tail({AlertChanged.TOPIC, AgentSeen.TOPIC}, lambda seq, m: seen_a.append((seq, m)), replay_s=60)
-    a.tail({AlertChanged.TOPIC}, lambda seq, m: seen_b.append((seq, m)), replay_s=60)
+    a.tail({AlertsChanged.TOPIC, AgentSeen.TOPIC}, lambda seq, m: seen_a.append((seq, m)), replay_s=60)
+    a.tail({AlertsChanged.TOPIC}, lambda seq, m: seen_b.append((seq, m)), replay_s=60)
     await a.start()
     for n in range(20):
         await a.publish(_alert(n))
         await a.publish(_batch(n))  # not tailed: numbered (a gap on nats) but never handed over
     await until(lambda: len(seen_a) == 20 and len(seen_b) == 20, what="20 alerts on both tails")
-    assert [m.alert_id for _, m in seen_a if isinstance(m, AlertChanged)] == [f"a{n}" for n in range(20)]
+    assert [m.alert_ids for _, m in seen_a if isinstance(m, AlertsChanged)] == [(f"a{n}",) for n in range(20)]
     assert [s for s, _ in seen_a] == [s for s, _ in seen_b]
     seqs = [s for s, _ in seen_a]
     assert seqs == sorted(set(seqs)) and seqs[0] > 0
@@ -46,11 +45,11 @@ async def test_a_tail_that_raises_is_counted_and_the_feed_goes_on(make_bus: Make
     got: list[int] = []
 
     def flaky(seq: int, m: Message) -> None:
-        if isinstance(m, AlertChanged) and m.alert_id == "a1":
+        if isinstance(m, AlertsChanged) and m.alert_ids == ("a1",):
             raise RuntimeError("bug")
         got.append(seq)
 
-    bus.tail({AlertChanged.TOPIC}, flaky, replay_s=60)
+    bus.tail({AlertsChanged.TOPIC}, flaky, replay_s=60)
     await bus.start()
     for n in range(3):
         await bus.publish(_alert(n))
@@ -70,15 +69,15 @@ async def test_nats_tails_in_two_processes_number_alike_and_a_late_one_replays_t
     first, second, late = buses
     seen: dict[str, list[int]] = {"first": [], "second": [], "late": []}
     try:
-        first.tail({AlertChanged.TOPIC}, lambda seq, m: seen["first"].append(seq), replay_s=60)
-        second.tail({AlertChanged.TOPIC}, lambda seq, m: seen["second"].append(seq), replay_s=60)
+        first.tail({AlertsChanged.TOPIC}, lambda seq, m: seen["first"].append(seq), replay_s=60)
+        second.tail({AlertsChanged.TOPIC}, lambda seq, m: seen["second"].append(seq), replay_s=60)
         await first.start()
         await second.start()
         for n in range(10):
             await (first if n % 2 else second).publish(_alert(n))
         await until(lambda: len(seen["first"]) == len(seen["second"]) == 10, what="10 alerts on both")
         assert seen["first"] == seen["second"] == sorted(seen["first"])
-        late.tail({AlertChanged.TOPIC}, lambda seq, m: seen["late"].append(seq), replay_s=60)
+        late.tail({AlertsChanged.TOPIC}, lambda seq, m: seen["late"].append(seq), replay_s=60)
         await late.start()
         await until(lambda: len(seen["late"]) == 10, what="the late tail's replay")
         assert seen["late"] == seen["first"]
