@@ -9,6 +9,7 @@ can neither lose a resolve nor send a page whose alert state was never saved.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,71 +46,82 @@ def _status_value(status: AlertStatus | IncidentStatus) -> str:
     return status.value
 
 
-# What a step can change of an alert, as (column, encoder to the column's value) in the order of
-# `alert_state`: the two a repeat moves first (`Written` compares the rest in one go).
-ALERT_STATE: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("count", _same),
-    ("last_seen_ms", _same),
-    ("status", _status_value),
-    ("severity", _same),
-    ("annotations", dict),
-    ("ends_ms", _same),
-    ("active", _same),
-    ("flapping", _same),
-    ("transitions", list),
-    ("eligible_ms", _same),
-    ("notified", sorted),
-    ("resolved_notified", sorted),
-    ("silenced_by", _same),
-    ("ack_by", _same),
-    ("ack_ms", _same),
-    ("resolved_by", _same),
-    ("incident_id", _same),
-    ("verdict", _same),
-    ("verdict_features", _pair_lists),
+Convert = Callable[[Any], Any]
+
+
+class StateColumns:
+    """The columns a step can change of a row, named as the attributes of the object behind it.
+
+    `state` reads them into an immutable tuple (mutable values frozen: lists to tuples, sets to
+    frozensets), cheap to keep and compare; `columns` encodes chosen positions of one for the table.
+    """
+
+    def __init__(self, columns: Sequence[tuple[str, Convert | None, Convert]]) -> None:
+        """`columns`: (name, how to freeze its value or None when it is immutable, how to encode it)."""
+        self.names = tuple(name for name, _, _ in columns)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self._read = operator.attrgetter(*self.names)
+        self._freeze = tuple((i, freeze) for i, (_, freeze, _) in enumerate(columns) if freeze is not None)
+        self._encode = tuple(encode for _, _, encode in columns)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def state(self, obj: object) -> tuple[Any, ...]:
+        values = list(self._read(obj))
+        for i, freeze in self._freeze:
+            values[i] = freeze(values[i])
+        return tuple(values)
+
+    def columns(self, state: tuple[Any, ...], moved: Iterable[int]) -> dict[str, Any]:
+        return {self.names[i]: self._encode[i](state[i]) for i in moved}
+
+
+# What a step can change of an alert; the two a repeat moves come first (`Written` compares the rest in
+# one go).
+ALERT_STATE = StateColumns(
+    (
+        ("count", None, _same),
+        ("last_seen_ms", None, _same),
+        ("status", None, _status_value),
+        ("severity", None, _same),
+        ("annotations", None, dict),
+        ("ends_ms", None, _same),
+        ("active", None, _same),
+        ("flapping", None, _same),
+        ("transitions", tuple, list),
+        ("eligible_ms", None, _same),
+        ("notified", frozenset, sorted),
+        ("resolved_notified", frozenset, sorted),
+        ("silenced_by", None, _same),
+        ("ack_by", None, _same),
+        ("ack_ms", None, _same),
+        ("resolved_by", None, _same),
+        ("incident_id", None, _same),
+        ("verdict", None, _same),
+        ("verdict_features", None, _pair_lists),
+    )
 )
 ALERT_VOLATILE = 2  # count, last_seen_ms
 # `resolve_owed` is derived from status and the notified sets: written whenever one of them is.
-_OWED_FROM = frozenset({2, 10, 11})
-
-
-def alert_state(a: Alert) -> tuple[Any, ...]:
-    """An immutable copy of what a step can change of `a` (see `ALERT_STATE`); cheap to compare."""
-    return (
-        a.count,
-        a.last_seen_ms,
-        a.status,
-        a.severity,
-        a.annotations,
-        a.ends_ms,
-        a.active,
-        a.flapping,
-        tuple(a.transitions),
-        a.eligible_ms,
-        frozenset(a.notified),
-        frozenset(a.resolved_notified),
-        a.silenced_by,
-        a.ack_by,
-        a.ack_ms,
-        a.resolved_by,
-        a.incident_id,
-        a.verdict,
-        a.verdict_features,
-    )
+_STATUS, _NOTIFIED, _TOLD_RESOLVED = (
+    ALERT_STATE.index[n] for n in ("status", "notified", "resolved_notified")
+)
+_OWED_FROM = frozenset({_STATUS, _NOTIFIED, _TOLD_RESOLVED})
 
 
 def alert_columns(state: tuple[Any, ...], moved: Iterable[int]) -> dict[str, Any]:
-    """The columns of `state` at the `moved` positions, encoded for the table."""
+    """The columns of an alert's `state` at the `moved` positions, encoded for the table."""
     moved = tuple(moved)
-    out = {ALERT_STATE[i][0]: ALERT_STATE[i][1](state[i]) for i in moved}
+    out = ALERT_STATE.columns(state, moved)
     if _OWED_FROM.intersection(moved):
-        status, notified, told_resolved = state[2], state[10], state[11]
-        out["resolve_owed"] = status is AlertStatus.RESOLVED and bool(notified - told_resolved)
+        owed = state[_NOTIFIED] - state[_TOLD_RESOLVED]
+        out["resolve_owed"] = state[_STATUS] is AlertStatus.RESOLVED and bool(owed)
     return out
 
 
 def alert_row(a: Alert, state: tuple[Any, ...] | None = None) -> dict[str, Any]:
-    """Every column of `a`; `state` is `alert_state(a)` when the caller has taken it already."""
+    """Every column of `a`; `state` is `ALERT_STATE.state(a)` when the caller has taken it already."""
     return {
         "id": a.id,
         "fingerprint": a.fingerprint,
@@ -119,7 +131,7 @@ def alert_row(a: Alert, state: tuple[Any, ...] | None = None) -> dict[str, Any]:
         "first_seen_ms": a.first_seen_ms,
         "starts_ms": a.starts_ms,
         "resolve_after_ms": a.resolve_after_ms,
-        **alert_columns(alert_state(a) if state is None else state, range(len(ALERT_STATE))),
+        **alert_columns(ALERT_STATE.state(a) if state is None else state, range(len(ALERT_STATE))),
     }
 
 
@@ -155,35 +167,20 @@ def alert_of(r: Any) -> Alert:
     )
 
 
-# What a step can change of an incident, in the order of `incident_state`; updated_ms moves most.
-INCIDENT_STATE: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("updated_ms", _same),
-    ("status", _status_value),
-    ("resolved_ms", _same),
-    ("assignee", _same),
-    ("ack_by", _same),
-    ("ack_ms", _same),
-    ("alert_ids", sorted),
-    ("open_alerts", sorted),
+# What a step can change of an incident; updated_ms moves most.
+INCIDENT_STATE = StateColumns(
+    (
+        ("updated_ms", None, _same),
+        ("status", None, _status_value),
+        ("resolved_ms", None, _same),
+        ("assignee", None, _same),
+        ("ack_by", None, _same),
+        ("ack_ms", None, _same),
+        ("alert_ids", frozenset, sorted),
+        ("open_alerts", frozenset, sorted),
+    )
 )
 INCIDENT_VOLATILE = 1
-
-
-def incident_state(i: Incident) -> tuple[Any, ...]:
-    return (
-        i.updated_ms,
-        i.status,
-        i.resolved_ms,
-        i.assignee,
-        i.ack_by,
-        i.ack_ms,
-        frozenset(i.alert_ids),
-        frozenset(i.open_alerts),
-    )
-
-
-def incident_columns(state: tuple[Any, ...], moved: Iterable[int]) -> dict[str, Any]:
-    return {INCIDENT_STATE[k][0]: INCIDENT_STATE[k][1](state[k]) for k in moved}
 
 
 def incident_row(i: Incident, state: tuple[Any, ...] | None = None) -> dict[str, Any]:
@@ -192,7 +189,9 @@ def incident_row(i: Incident, state: tuple[Any, ...] | None = None) -> dict[str,
         "group_key": i.group_key,
         "labels": dict(i.labels),
         "opened_ms": i.opened_ms,
-        **incident_columns(incident_state(i) if state is None else state, range(len(INCIDENT_STATE))),
+        **INCIDENT_STATE.columns(
+            INCIDENT_STATE.state(i) if state is None else state, range(len(INCIDENT_STATE))
+        ),
     }
 
 

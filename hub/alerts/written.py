@@ -3,7 +3,7 @@
 Most of a busy step is repeats: a dedup hit moves `count` and `last_seen_ms` and nothing else. Writing
 the whole row anyway cost SQLite three times as much (a column in SET is rewritten in every index on it,
 even when its value is the same) and most of the step's JSON encoding. So the writer remembers, per row,
-an immutable copy of what it last handed to the database (`alert_state`, `incident_state`); a row it does
+an immutable copy of what it last handed to the database (`ALERT_STATE`, `INCIDENT_STATE`); a row it does
 not know (after a start, a failed write, an eviction) is written whole, so a wrong guess can only cost a
 wider UPDATE, never a lost column.
 
@@ -32,12 +32,9 @@ from hub.alerts.repository import (
     INCIDENT_VOLATILE,
     alert_columns,
     alert_row,
-    alert_state,
     entry_row,
     executemany,
-    incident_columns,
     incident_row,
-    incident_state,
     timeline_insert,
     update_moved,
     upsert,
@@ -143,7 +140,7 @@ class StepWriter:
         updated: list[dict[str, Any]] = []
         changed: list[Alert] = []
         for a in step.alerts:
-            state = alert_state(a)
+            state = ALERT_STATE.state(a)
             if a.id in created_ids:
                 self._alerts.remember(a.id, state)
                 created.append(alert_row(a, state))
@@ -154,12 +151,12 @@ class StepWriter:
         inc_updated: list[dict[str, Any]] = []
         inc_changed: list[Incident] = []
         for i in step.incidents:
-            state = incident_state(i)
+            state = INCIDENT_STATE.state(i)
             if not self._incidents.known(i.id):
                 self._incidents.remember(i.id, state)
                 whole.append(incident_row(i, state))
             elif moved := self._incidents.moved(i.id, state):
-                inc_updated.append({"b_id": i.id, **incident_columns(state, moved)})
+                inc_updated.append({"b_id": i.id, **INCIDENT_STATE.columns(state, moved)})
                 inc_changed.append(i)
         log = [
             {
