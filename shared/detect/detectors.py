@@ -13,7 +13,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from shared.detect import rarity, seasonal
+from shared.detect import peaks, rarity, seasonal
 from shared.detect.columns import Column, Columns, Rows, Scratch
 from shared.detect.config import DetectRule
 from shared.detect.river_hst import HalfSpaceTreesDetector
@@ -73,6 +73,8 @@ class ColumnDetector:
     """Shared plumbing: state lives in `self.columns`; growth, compaction and snapshots go through it."""
 
     name: ClassVar[str] = ""
+    # Columns newer than some snapshots: restored with fresh values when a snapshot lacks them.
+    ADDED: ClassVar[tuple[str, ...]] = ()
     columns: Columns
 
     def grow(self, count: int) -> None:
@@ -85,7 +87,7 @@ class ColumnDetector:
         return self.columns.export()
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self.columns.restore(arrays)
+        self.columns.restore(arrays, added=self.ADDED)
 
     @property
     def row_nbytes(self) -> int:
@@ -162,7 +164,9 @@ class RobustDetector(ColumnDetector):
     Spreads are mean absolute deviations updated with clipped residuals, so the outlier itself cannot
     widen them. With seasonality on, a view's spread is also widened by its time-of-day envelope and
     deviations routine for the hour are damped (the step view always; the others where no cycle is on).
-    A deviation of fewer than Z_QUIET spreads never scores, however rare, so pure noise stays quiet.
+    A deviation of fewer than Z_QUIET spreads never scores, however rare, so pure noise stays quiet,
+    and one well below the largest of the last two weeks scores less (see `peaks`), so a bursty series
+    pages for its bursts that stand out, not for every burst.
     After `new_normal_points` consecutive rejected points the baseline jumps to the new level instead
     of flagging forever. A constant series has zero deviations and scores 0 (flat-line guard).
     """
@@ -172,6 +176,7 @@ class RobustDetector(ColumnDetector):
     VIEWS: ClassVar[int] = 3
     # The level view alone is the least specific (it also moves with slow drifts), so it counts half.
     VIEW_WEIGHTS: ClassVar[np.ndarray] = np.array([0.2, 0.4, 0.4])
+    ADDED: ClassVar[tuple[str, ...]] = ("peak", "peak_min")
 
     def __init__(self, rule: DetectRule) -> None:
         self.alpha = rule.alpha
@@ -188,6 +193,8 @@ class RobustDetector(ColumnDetector):
             "fast": Column(np.float64, 0.0),  # short average of the residual x - expected
             "spread": Column(np.float64, NAN, (self.VIEWS,)),
             "hist": Column(np.float32, 0.0, (self.VIEWS, rarity.BINS)),
+            "peak": Column(np.float32, 0.0, (self.VIEWS,)),  # largest recent deviation per view
+            "peak_min": Column(np.int32),  # minute of the series' last point, when the peaks were set
         }
         if nb:
             spec["env"] = Column(np.float32, 0.0, (self.VIEWS, nb))
@@ -243,7 +250,10 @@ class RobustDetector(ColumnDetector):
             env = np.where(on[:, None] & RESIDUAL_VIEWS, 0.0, env)
             width = np.maximum(width, seasonal.WEIGHT * env)
         z = dev / width
-        views = _Views(idx, mu, resid, plain, fast, dev, spread, z, rarity.bin_of(z), sbin, env, cycle, on)
+        peak = peaks.remembered(c["peak"][idx], c["peak_min"][idx], seasonal.minutes(ts_ms))
+        views = _Views(
+            idx, mu, resid, plain, fast, dev, spread, z, rarity.bin_of(z), sbin, env, cycle, on, peak
+        )
         self._cache = (rows, x, views)
         return views
 
@@ -263,6 +273,7 @@ class RobustDetector(ColumnDetector):
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 beyond = np.nan_to_num((v.dev / v.env).max(axis=1), nan=np.inf, posinf=np.inf)
             scores = scores * np.clip(beyond / seasonal.ROUTINE, 0.0, 1.0)
+        scores = scores * peaks.news(v.dev, v.peak)
         if v.cycle is not None:
             # A time of day never seen yet: whether this is its usual level is unknown (a daily step on the
             # first day looks like a shift), so its score counts half.
@@ -293,11 +304,16 @@ class RobustDetector(ColumnDetector):
             np.isnan(old), np.where(has_prev, learned, np.nan), old + a[:, None] * (step - old)
         )
         fast = v.fast
-        if v.sbin is not None and v.env is not None and v.cycle is not None:
-            # The level view's envelope holds residuals from the cycle (none before the bin has an offset):
-            # a first day's plain deviations would otherwise mask a broken day for the envelope's memory.
+        # What the memories of routine (the hour's envelope, the peaks) learn. With seasonality the level
+        # view holds residuals from the cycle (none before the bin has an offset): a first day's plain
+        # deviations would otherwise mask a broken day for as long as those memories last.
+        seen = v.dev
+        if v.cycle is not None:
             seen = v.dev.copy()
             seen[:, 0] = np.where(np.isnan(v.cycle.off), 0.0, np.abs(x - v.mu - v.cycle.off))
+        c["peak"][idx] = peaks.learned(v.peak, seen)
+        c["peak_min"][idx] = seasonal.minutes(ts_ms)
+        if v.sbin is not None and v.env is not None and v.cycle is not None:
             c["env"][idx, :, v.sbin] = np.maximum(v.env, seen).astype(np.float32)
             c["env_min"][idx, v.sbin] = seasonal.minutes(ts_ms)
             weight = seasonal.offset_weight(ts_ms, c["last_ts"][idx], first)
@@ -371,6 +387,7 @@ class _Views:
     env: np.ndarray | None
     cycle: _Cycle | None
     on: Mask  # the cycle is used for this point
+    peak: F64  # (m, views) largest recent deviations, faded to this point's time
 
 
 DETECTORS: dict[str, type[Detector]] = {

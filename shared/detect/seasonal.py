@@ -51,10 +51,12 @@ def minutes(ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
     return (ts_ms // MS_PER_MIN).astype(np.int32)
 
 
-def decayed(env: np.ndarray, last_min: np.ndarray, now_min: np.ndarray) -> np.ndarray:
+def decayed(
+    env: np.ndarray, last_min: np.ndarray, now_min: np.ndarray, memory_min: float = MEMORY_MIN
+) -> np.ndarray:
     """Envelope values decayed for the minutes since the bin was last visited."""
     age = np.maximum(now_min.astype(np.float64) - last_min, 0.0)
-    return np.asarray(env * np.exp(-age / MEMORY_MIN))
+    return np.asarray(env * np.exp(-age / memory_min))
 
 
 # A bin's cycle offset remembers about this many days of that bin's points, whatever the poll interval.
