@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -23,6 +22,7 @@ from hub.alerts.grouping import LogEntry
 from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
 from hub.alerts.model import Alert, AlertStatus, Labels
 from hub.alerts.windows import Window, WindowKind
+from hub.db.sql import executemany
 from hub.matchers import Matcher, all_match, parse_matchers
 
 # A listing never scans more rows than this to apply label matchers (a bound on every query).
@@ -264,54 +264,6 @@ def _upsert_stmt(table: sa.Table, key: str, dialect_name: str) -> sa.Insert:
 @functools.cache
 def timeline_insert() -> sa.Insert:
     return sa.insert(models.timeline)
-
-
-@functools.lru_cache(maxsize=256)
-def _driver_plan(
-    stmt: sa.Insert | sa.Update, keys: tuple[str, ...], dialect: sa.Dialect
-) -> tuple[str, tuple[tuple[str, bool], ...], bool] | None:
-    """`stmt` compiled once for rows with these keys: (SQL, (bind name, is JSON) in parameter order,
-    positional); None when the driver's paramstyle or the binds are not ones `executemany` can feed."""
-    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-    table = stmt.table
-    assert isinstance(table, sa.Table)
-    json_cols = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
-    if dialect.paramstyle == "qmark":
-        names = tuple(compiled.positiontup or ())
-        positional = True
-    elif dialect.paramstyle == "pyformat":
-        names = tuple(compiled.binds)
-        positional = False
-    else:
-        return None
-    if not names or not set(names) <= set(keys):
-        return None
-    return compiled.string, tuple((n, n in json_cols) for n in names), positional
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def executemany(conn: sa.Connection, stmt: sa.Insert | sa.Update, rows: list[dict[str, Any]]) -> int:
-    """Runs `stmt` for every row through the driver directly; the rows affected.
-
-    The per-row work SQLAlchemy does in `execute` (building each parameter set, a bind processor call per
-    value) was most of a step's write: here the statement is compiled once per key set and JSON columns
-    are encoded by orjson (what SQLAlchemy's JSON type reads back is the same value; the text differs
-    only in spacing and in not escaping non-ASCII); nothing else of these tables needs a bind processor
-    on SQLite or psycopg (booleans and integers go to the driver as they are).
-    """
-    plan = _driver_plan(stmt, tuple(rows[0]), conn.dialect)
-    if plan is None:
-        return int(conn.execute(stmt, rows).rowcount)
-    sql, binds, positional = plan
-    dumps = _json_text
-    if positional:
-        params: list[Any] = [tuple(dumps(r[n]) if j else r[n] for n, j in binds) for r in rows]
-    else:
-        params = [{n: dumps(r[n]) if j else r[n] for n, j in binds} for r in rows]
-    return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
 def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str) -> None:

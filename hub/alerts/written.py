@@ -33,12 +33,12 @@ from hub.alerts.repository import (
     alert_columns,
     alert_row,
     entry_row,
-    executemany,
     incident_row,
     timeline_insert,
     update_moved,
     upsert,
 )
+from hub.db.sql import executemany
 
 # Rows remembered per table; beyond it the least recently written is forgotten (its next write is whole).
 MAX_ROWS = 200_000

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from hub.db.sql import executemany
 from hub.notify.model import Notification
 from hub.notify.models import notify_outbox as t
 
@@ -152,6 +153,27 @@ def _busy_groups_query() -> sa.Select[Any]:
         )
         .distinct()
     )
+
+
+@functools.cache
+def _outcome_update(leased: bool) -> sa.Update:
+    """An attempt's outcome, SET from the row's keys (see `hub.db.sql.executemany`); only on a row still
+    pending, and for a retry only while the claim's lease holds (`b_token`)."""
+    pending = (t.c.seq == sa.bindparam("b_seq")) & (t.c.state == sa.literal_column("'pending'"))
+    if leased:
+        pending = pending & (t.c.lease_token == sa.bindparam("b_token"))
+    return t.update().where(pending)
+
+
+def _final(o: Outcome) -> dict[str, object]:
+    """What every outcome writes: the lease handed back, the attempt counted."""
+    return {
+        "b_seq": o.claim.seq,
+        "lease_owner": None,
+        "lease_token": None,
+        "updated_ms": o.now_ms,
+        "attempts": o.attempts,
+    }
 
 
 _INSERT_COLUMNS = (
@@ -326,53 +348,37 @@ class Outbox:
         Sent and dead rows are final whoever holds the lease; a retry is written only while this claim
         still holds it (another hub may have taken the row after the lease ran out).
         """
-        b = sa.bindparam
-        final: dict[str, object] = {
-            "lease_owner": None,
-            "lease_token": None,
-            "updated_ms": b("b_now"),
-            "attempts": b("b_attempts"),
-        }
         sent = [o for o in outcomes if o.state == "sent"]
         retry = [o for o in outcomes if o.state == "pending"]
         dead = [o for o in outcomes if o.state == "dead"]
-        pending_row = (t.c.seq == b("b_seq")) & (t.c.state == "pending")
         with self._engine.begin() as conn:
             if sent:
-                conn.execute(
-                    t.update().where(pending_row).values(state="sent", sent_ms=b("b_now"), **final),
-                    [{"b_seq": o.claim.seq, "b_now": o.now_ms, "b_attempts": o.attempts} for o in sent],
+                executemany(
+                    conn,
+                    _outcome_update(False),
+                    [_final(o) | {"state": "sent", "sent_ms": o.now_ms} for o in sent],
                 )
             if retry:
-                conn.execute(
-                    t.update()
-                    .where(pending_row & (t.c.lease_token == b("b_token")))
-                    .values(next_attempt_ms=b("b_next"), last_error=b("b_error"), **final),
+                executemany(
+                    conn,
+                    _outcome_update(True),
                     [
-                        {
-                            "b_seq": o.claim.seq,
+                        _final(o)
+                        | {
                             "b_token": o.claim.lease_token,
-                            "b_now": o.now_ms,
-                            "b_attempts": o.attempts,
-                            "b_next": o.next_ms,
-                            "b_error": o.error[:MAX_ERROR_TEXT],
+                            "next_attempt_ms": o.next_ms,
+                            "last_error": o.error[:MAX_ERROR_TEXT],
                         }
                         for o in retry
                     ],
                 )
             if dead:
-                conn.execute(
-                    t.update()
-                    .where(pending_row)
-                    .values(state="dead", dead_reason=b("b_reason"), last_error=b("b_error"), **final),
+                executemany(
+                    conn,
+                    _outcome_update(False),
                     [
-                        {
-                            "b_seq": o.claim.seq,
-                            "b_now": o.now_ms,
-                            "b_attempts": o.attempts,
-                            "b_reason": o.reason,
-                            "b_error": o.error[:MAX_ERROR_TEXT],
-                        }
+                        _final(o)
+                        | {"state": "dead", "dead_reason": o.reason, "last_error": o.error[:MAX_ERROR_TEXT]}
                         for o in dead
                     ],
                 )

@@ -12,8 +12,9 @@ from hub.alerts.engine import Change, ChangeKind
 from hub.alerts.grouping import LogEntry
 from hub.alerts.incidents import Incident, IncidentStatus, TimelineEntry
 from hub.alerts.model import Alert, AlertStatus
-from hub.alerts.repository import AlertRepository, _driver_plan, _upsert_stmt, alert_row
+from hub.alerts.repository import AlertRepository, _upsert_stmt, alert_row
 from hub.alerts.written import StepWriter
+from hub.db.sql import _driver_plan
 
 pytestmark = pytest.mark.integration
 
